@@ -1,0 +1,70 @@
+//! Test fixtures shared by berth's crates. Nothing here downloads anything: root
+//! filesystems come from Debian's busybox-static (`/bin/busybox`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The repository's `scripts/` directory (fixture builders shared with README's demo).
+pub fn scripts_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts")
+}
+
+/// Fills `dir` with a busybox root filesystem: static /bin/busybox, its applet links,
+/// /etc/passwd and /etc/group with root and `user` (uid/gid 1000), /tmp, /root.
+pub fn busybox_rootfs(dir: &Path) -> std::io::Result<()> {
+    let status = Command::new("sh")
+        .arg(scripts_dir().join("mkrootfs-busybox.sh"))
+        .arg(dir)
+        .status()?;
+    if !status.success() {
+        return Err(std::io::Error::other(format!(
+            "mkrootfs-busybox.sh {} failed: {status}",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// A scratch directory under /tmp with a short path (unix socket paths are limited to
+/// 108 bytes), removed on drop.
+pub fn short_tempdir(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in("/tmp")
+        .expect("create temp dir in /tmp")
+}
+
+/// True when the test runs as root; root-only tests call this and fail loudly rather
+/// than pass silently without doing anything.
+pub fn require_root() {
+    assert!(
+        nix_is_root(),
+        "this test needs root (real namespaces, cgroups, mounts): run it as root"
+    );
+}
+
+fn nix_is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rootfs_has_busybox_users_and_applets() {
+        let tmp = short_tempdir("bt-rootfs");
+        let root = tmp.path().join("rootfs");
+        busybox_rootfs(&root).unwrap();
+        assert!(root.join("bin/busybox").is_file());
+        assert_eq!(
+            std::fs::read_link(root.join("bin/sh")).unwrap(),
+            PathBuf::from("/bin/busybox")
+        );
+        let passwd = std::fs::read_to_string(root.join("etc/passwd")).unwrap();
+        assert!(passwd.contains("root:x:0:0:"));
+        assert!(passwd.contains(":1000:1000:"));
+        assert!(root.join("tmp").is_dir());
+    }
+}

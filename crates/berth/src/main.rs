@@ -1,0 +1,18 @@
+//! `berth`: one multi-call binary. The first argument picks the part:
+//! `daemon`, `shim` and `runtime` are the server side and internal re-execs; anything
+//! else is the docker-compatible client.
+
+use std::ffi::OsString;
+use std::process::exit;
+
+fn main() {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let sub = args.get(1).and_then(|a| a.to_str()).unwrap_or("");
+    let code = match sub {
+        _ => {
+            eprintln!("usage: berth <command> [args...]");
+            2
+        }
+    };
+    exit(code);
+}
