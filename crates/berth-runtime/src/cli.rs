@@ -1,0 +1,1 @@
+pub fn main(_args: &[std::ffi::OsString]) -> i32 { 0 }

@@ -1,0 +1,702 @@
+//! [`Runtime`]: the lifecycle verbs over a state root, as runc implements them.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{OFlag, open};
+use nix::sched::CloneFlags;
+use nix::sys::stat::Mode;
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxResources, Process};
+
+use crate::cgroups::{self, Layout, Manager, Stats};
+use crate::error::{Context, Error, Result};
+use crate::init::{ChildConfig, ContainerInit, child_main};
+use crate::ipc;
+use crate::namespaces::{self, NamespacePlan};
+use crate::process::{self, ProcessPlan};
+use crate::rootfs::RootfsPlan;
+use crate::state::{self, EXEC_FIFO, Record, State, Status};
+
+/// Options of `create` / `run`.
+#[derive(Default)]
+pub struct CreateOptions {
+    /// runc's --console-socket: a unix socket path that receives the pty master.
+    pub console_socket: Option<PathBuf>,
+    /// An already-connected socket to send the pty master over (instead of a path).
+    pub console_stream: Option<UnixStream>,
+    /// Where to write the init's host pid.
+    pub pid_file: Option<PathBuf>,
+    /// stdin/stdout/stderr of the container's init; None = inherit the caller's.
+    pub stdio: Option<[OwnedFd; 3]>,
+    /// MS_MOVE + chroot instead of pivot_root (for a rootfs on ramfs).
+    pub no_pivot: bool,
+    /// Extra fds (3, 4, ...) passed to the container process.
+    pub preserve_fds: i32,
+}
+
+/// Options of `exec`.
+#[derive(Default)]
+pub struct ExecOptions {
+    pub console_socket: Option<PathBuf>,
+    pub console_stream: Option<UnixStream>,
+    pub pid_file: Option<PathBuf>,
+    pub stdio: Option<[OwnedFd; 3]>,
+    pub preserve_fds: i32,
+}
+
+/// An OCI runtime over a state root (runc's `--root`).
+///
+/// Process model: `create`, `run` and `exec` clone the new process straight from the
+/// calling thread (no re-exec), so it is the caller's child and the caller can `waitpid`
+/// it. They must be called from a single-threaded process (the shim, the CLI). Every other
+/// method only reads state, writes cgroup files or sends signals, and is safe from a
+/// multi-threaded daemon.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    root: PathBuf,
+}
+
+/// Undoes a half-made container when create fails.
+struct CreateGuard<'a> {
+    dir: Option<PathBuf>,
+    cgroup: Option<&'a dyn Manager>,
+    child: Option<i32>,
+}
+
+impl Drop for CreateGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(pid) = self.child.take() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+        }
+        if let Some(cg) = self.cgroup.take() {
+            let _ = cg.destroy();
+        }
+        if let Some(dir) = self.dir.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+impl CreateGuard<'_> {
+    fn disarm(&mut self) {
+        self.dir = None;
+        self.cgroup = None;
+        self.child = None;
+    }
+}
+
+/// The device cgroup rules runc always allows (the standard nodes and ptys), after the
+/// spec's own rules.
+fn default_device_rules() -> Vec<LinuxDeviceCgroup> {
+    let rule = |t: LinuxDeviceType, major: Option<i64>, minor: Option<i64>, access: &str| {
+        let mut b = LinuxDeviceCgroupBuilder::default().allow(true).typ(t).access(access);
+        if let Some(m) = major {
+            b = b.major(m);
+        }
+        if let Some(m) = minor {
+            b = b.minor(m);
+        }
+        b.build().unwrap_or_default()
+    };
+    vec![
+        rule(LinuxDeviceType::C, None, None, "m"),
+        rule(LinuxDeviceType::B, None, None, "m"),
+        rule(LinuxDeviceType::C, Some(1), Some(3), "rwm"),
+        rule(LinuxDeviceType::C, Some(1), Some(5), "rwm"),
+        rule(LinuxDeviceType::C, Some(1), Some(7), "rwm"),
+        rule(LinuxDeviceType::C, Some(1), Some(8), "rwm"),
+        rule(LinuxDeviceType::C, Some(1), Some(9), "rwm"),
+        rule(LinuxDeviceType::C, Some(5), Some(0), "rwm"),
+        rule(LinuxDeviceType::C, Some(5), Some(1), "rwm"),
+        rule(LinuxDeviceType::C, Some(5), Some(2), "rwm"),
+        rule(LinuxDeviceType::C, Some(136), None, "rwm"),
+        rule(LinuxDeviceType::C, Some(10), Some(200), "rwm"),
+    ]
+}
+
+/// clone(2) with fork semantics (no new stack) plus namespace flags.
+///
+/// # Safety
+/// The caller must be single-threaded: the child gets a copy of only the calling thread,
+/// so a lock held by another thread would stay locked forever in the child.
+unsafe fn clone_child(flags: CloneFlags) -> Result<i32> {
+    // SAFETY: raw clone with a null stack behaves like fork: the child continues on a
+    // copy-on-write copy of this stack. Arguments are flags, stack, ptid, ctid, tls.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags.bits() as libc::c_ulong) | libc::SIGCHLD as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if rc < 0 {
+        return Err(Error::io("clone", std::io::Error::last_os_error()));
+    }
+    Ok(rc as i32)
+}
+
+fn connect_console(path: Option<&Path>, stream: Option<UnixStream>) -> Result<Option<OwnedFd>> {
+    if let Some(s) = stream {
+        return Ok(Some(OwnedFd::from(s)));
+    }
+    match path {
+        Some(p) => {
+            let s = UnixStream::connect(p).map_err(|e| Error::io(format!("connect console socket {}", p.display()), e))?;
+            Ok(Some(OwnedFd::from(s)))
+        }
+        None => Ok(None),
+    }
+}
+
+fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    state::write_atomic(path, pid.to_string().as_bytes())
+}
+
+/// Waits for the child's verdict on the sync socket.
+fn await_child(sync: &OwnedFd, what: fn(String) -> Error) -> Result<bool> {
+    match ipc::recv(sync)? {
+        Some((ipc::MSG_READY, _)) => Ok(true),
+        Some((ipc::MSG_ERROR, msg)) => Err(what(String::from_utf8_lossy(&msg).into_owned())),
+        Some((other, _)) => Err(what(format!("unexpected message {other:?} from the child"))),
+        None => Ok(false),
+    }
+}
+
+impl Runtime {
+    /// A runtime keeping its state under `root` (runc's --root; berth uses /run/berth/runtime).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Runtime { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    fn record(&self, id: &str) -> Result<Record> {
+        state::validate_id(id)?;
+        Record::load(&self.dir(id), id)
+    }
+
+    fn manager(rec: &Record) -> Box<dyn Manager> {
+        cgroups::manager(&rec.cgroup_layout, &rec.cgroup_path)
+    }
+
+    fn status_of(&self, rec: &Record) -> Status {
+        if rec.pid <= 0 {
+            return Status::Creating;
+        }
+        if !state::is_alive(rec.pid, rec.start_time) {
+            return Status::Stopped;
+        }
+        if self.dir(&rec.id).join(EXEC_FIFO).exists() {
+            return Status::Created;
+        }
+        if Self::manager(rec).is_frozen().unwrap_or(false) {
+            return Status::Paused;
+        }
+        Status::Running
+    }
+
+    fn state_of(&self, rec: &Record) -> State {
+        let status = self.status_of(rec);
+        State {
+            oci_version: rec.spec.version().clone(),
+            id: rec.id.clone(),
+            pid: if status == Status::Stopped { 0 } else { rec.pid },
+            status,
+            bundle: rec.bundle.clone(),
+            rootfs: rec.rootfs.clone(),
+            created: rec.created.clone(),
+            owner: String::new(),
+            annotations: rec.spec.annotations().clone().unwrap_or_default(),
+        }
+    }
+
+    /// runc create: everything up to the user's process, which waits for [`Runtime::start`].
+    /// The init is a child of the caller. Returns warnings (e.g. clamped rlimits) with the state.
+    pub fn create(&self, id: &str, bundle: &Path, opts: CreateOptions) -> Result<State> {
+        self.create_inner(id, bundle, opts, true)
+    }
+
+    /// create + start in one step (no exec fifo); the caller waits for the returned pid.
+    pub fn run(&self, id: &str, bundle: &Path, opts: CreateOptions) -> Result<State> {
+        self.create_inner(id, bundle, opts, false)
+    }
+
+    fn create_inner(&self, id: &str, bundle: &Path, mut opts: CreateOptions, wait_start: bool) -> Result<State> {
+        state::validate_id(id)?;
+        let bundle = std::fs::canonicalize(bundle)
+            .map_err(|e| Error::InvalidSpec(format!("bundle {}: {e}", bundle.display())))?;
+        let spec = crate::spec::load(&bundle)?;
+        let process_spec = spec.process().as_ref().ok_or_else(|| Error::InvalidSpec("process is missing".into()))?;
+        let (process, warnings) = ProcessPlan::from_spec(process_spec)?;
+        for w in &warnings {
+            eprintln!("berth runtime: warning: {w}");
+        }
+        let ns = NamespacePlan::from_spec(&spec)?;
+        let linux = spec.linux().clone().unwrap_or_default();
+        let seccomp = linux.seccomp().as_ref().map(process::build_seccomp).transpose()?;
+        let mut resources = linux.resources().clone().unwrap_or_default();
+        cgroups::validate(&resources)?;
+        let layout = Layout::detect()?;
+        let cgroup_path = cgroups::normalize_path(linux.cgroups_path().as_deref(), id)?;
+        let cgroup = cgroups::manager(&layout, &cgroup_path);
+        let rootfs = RootfsPlan::from_spec(
+            &spec,
+            &bundle,
+            ns.new_user(),
+            opts.no_pivot,
+            Some(cgroup.view(ns.new_cgroup)),
+        )?;
+        if process.terminal && opts.console_socket.is_none() && opts.console_stream.is_none() {
+            return Err(Error::InvalidSpec(
+                "process.terminal is true but no console socket was given (--console-socket)".into(),
+            ));
+        }
+        if let Some(devs) = resources.devices().clone() {
+            let mut all = devs;
+            for d in &rootfs.devices {
+                let typ = if d.kind == nix::sys::stat::SFlag::S_IFBLK { LinuxDeviceType::B } else { LinuxDeviceType::C };
+                if let Ok(r) = LinuxDeviceCgroupBuilder::default()
+                    .allow(true)
+                    .typ(typ)
+                    .major(d.major as i64)
+                    .minor(d.minor as i64)
+                    .access("rwm")
+                    .build()
+                {
+                    all.push(r);
+                }
+            }
+            all.extend(default_device_rules());
+            resources.set_devices(Some(all));
+        }
+
+        // From here on every step is undone if a later one fails.
+        std::fs::create_dir_all(&self.root).ctx(|| format!("create state root {}", self.root.display()))?;
+        let dir = self.dir(id);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(Error::AlreadyExists(id.into())),
+            Err(e) => return Err(Error::io(format!("create {}", dir.display()), e)),
+        }
+        let mut guard = CreateGuard { dir: Some(dir.clone()), cgroup: None, child: None };
+        if cgroup.exists() {
+            // Somebody else's cgroup: never adopt (and later delete) it.
+            return Err(Error::AlreadyExists(format!("{id} (cgroup {cgroup_path} already exists)")));
+        }
+        cgroup.create()?;
+        guard.cgroup = Some(cgroup.as_ref());
+        cgroup.set(&resources)?;
+
+        let fifo = if wait_start {
+            let p = dir.join(EXEC_FIFO);
+            nix::unistd::mkfifo(&p, Mode::from_bits_truncate(0o622)).ctx(|| "create exec fifo".into())?;
+            Some(open(&p, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).ctx(|| "open exec fifo".into())?)
+        } else {
+            None
+        };
+        let console = if process.terminal {
+            connect_console(opts.console_socket.as_deref(), opts.console_stream.take())?
+        } else {
+            None
+        };
+        let (parent_sock, child_sock) = ipc::pair()?;
+        let hostname = spec.hostname().clone();
+        let domainname = spec.domainname().clone();
+        let own_pidns = match &ns.join_pid {
+            Some(path) => {
+                let own = open("/proc/self/ns/pid", OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+                    .ctx(|| "open own pid namespace".into())?;
+                let target = open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+                    .ctx(|| format!("open pid namespace {}", path.display()))?;
+                nix::sched::setns(&target, CloneFlags::CLONE_NEWPID)
+                    .ctx(|| format!("join pid namespace {}", path.display()))?;
+                Some(own)
+            }
+            None => None,
+        };
+        let oom_score_adj = process.oom_score_adj;
+        let preserve_fds = opts.preserve_fds;
+        let child_cfg = ChildConfig {
+            container: Some(ContainerInit {
+                ns: ns.clone(),
+                rootfs: rootfs.clone(),
+                hostname,
+                domainname,
+                fifo,
+            }),
+            join: Vec::new(),
+            process,
+            seccomp,
+            console,
+            stdio: opts.stdio.take(),
+            preserve_fds,
+            sync: child_sock,
+            is_exec: false,
+        };
+        // SAFETY: create/run are documented as single-threaded-caller only.
+        let pid = unsafe { clone_child(ns.clone_flags) };
+        if let Some(own) = own_pidns {
+            let _ = nix::sched::setns(&own, CloneFlags::CLONE_NEWPID);
+        }
+        let pid = pid?;
+        if pid == 0 {
+            drop(parent_sock);
+            child_main(child_cfg);
+        }
+        guard.child = Some(pid);
+        drop(child_cfg);
+
+        if ns.new_user() {
+            std::fs::write(format!("/proc/{pid}/uid_map"), namespaces::id_map_text(&ns.uid_mappings))
+                .ctx(|| "write uid_map".into())?;
+            std::fs::write(format!("/proc/{pid}/gid_map"), namespaces::id_map_text(&ns.gid_mappings))
+                .ctx(|| "write gid_map".into())?;
+        }
+        cgroup.add(pid)?;
+        if let Some(adj) = oom_score_adj {
+            std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string()).map_err(|e| {
+                if e.raw_os_error() == Some(libc::EACCES) || e.raw_os_error() == Some(libc::EPERM) {
+                    Error::Unsupported(format!("oomScoreAdj {adj}: lowering it needs CAP_SYS_RESOURCE"))
+                } else {
+                    Error::io("write oom_score_adj", e)
+                }
+            })?;
+        }
+        ipc::send(&parent_sock, ipc::MSG_GO, b"")?;
+        if !await_child(&parent_sock, Error::Init)? {
+            return Err(Error::Init("the container init exited during setup".into()));
+        }
+        let start_time = state::proc_stat(pid)
+            .map(|s| s.start_time)
+            .ok_or_else(|| Error::Init("the container init exited during setup".into()))?;
+        let record = Record {
+            id: id.to_string(),
+            bundle: bundle.clone(),
+            rootfs: rootfs.rootfs.clone(),
+            created: state::now_rfc3339(),
+            pid,
+            start_time,
+            cgroup_path,
+            cgroup_layout: layout,
+            spec,
+        };
+        record.save(&dir)?;
+        if let Some(p) = &opts.pid_file {
+            write_pid_file(p, pid)?;
+        }
+        guard.disarm();
+        Ok(self.state_of(&record))
+    }
+
+    /// runc start: lets a created container's init exec the user's process.
+    pub fn start(&self, id: &str) -> Result<()> {
+        let rec = self.record(id)?;
+        let status = self.status_of(&rec);
+        if status != Status::Created {
+            return Err(Error::WrongState {
+                id: id.into(),
+                status: status.to_string(),
+                what: "only a created container can be started",
+            });
+        }
+        let fifo_path = self.dir(id).join(EXEC_FIFO);
+        // Non-blocking open so that an init that died cannot hang us.
+        let fd = open(&fifo_path, OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty())
+            .ctx(|| "open exec fifo".into())?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut b = [0u8; 1];
+            match nix::unistd::read(&fd, &mut b) {
+                Ok(1) => break,
+                Ok(_) | Err(nix::errno::Errno::EAGAIN) => {
+                    if !state::is_alive(rec.pid, rec.start_time) {
+                        let _ = std::fs::remove_file(&fifo_path);
+                        return Err(Error::Init("the container init exited before start".into()));
+                    }
+                    if Instant::now() > deadline {
+                        return Err(Error::Init("the container init did not answer start".into()));
+                    }
+                    let mut pfd = [nix::poll::PollFd::new(fd.as_fd(), nix::poll::PollFlags::POLLIN)];
+                    let _ = nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(10u16));
+                }
+                Err(e) => return Err(Error::errno("read exec fifo", e)),
+            }
+        }
+        std::fs::remove_file(&fifo_path).ctx(|| "remove exec fifo".into())
+    }
+
+    pub fn state(&self, id: &str) -> Result<State> {
+        Ok(self.state_of(&self.record(id)?))
+    }
+
+    /// Every container under the root, sorted by id.
+    pub fn list(&self) -> Result<Vec<State>> {
+        let mut out = Vec::new();
+        let entries = match std::fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(Error::io(format!("read {}", self.root.display()), e)),
+        };
+        for e in entries.flatten() {
+            let Some(id) = e.file_name().to_str().map(str::to_string) else { continue };
+            if let Ok(rec) = Record::load(&e.path(), &id) {
+                out.push(self.state_of(&rec));
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    /// runc kill. `all` signals every process of the container's cgroup.
+    pub fn kill(&self, id: &str, signal: i32, all: bool) -> Result<()> {
+        let rec = self.record(id)?;
+        let status = self.status_of(&rec);
+        if status == Status::Stopped && !all {
+            return Err(Error::WrongState { id: id.into(), status: status.to_string(), what: "cannot signal a stopped container" });
+        }
+        if all {
+            return self.signal_all(&rec, signal);
+        }
+        let Some(fd) = state::pidfd_for(rec.pid, rec.start_time)? else {
+            return Err(Error::WrongState { id: id.into(), status: "stopped".into(), what: "cannot signal a stopped container" });
+        };
+        state::pidfd_signal(&fd, signal).map_err(|e| Error::io(format!("signal {signal} to {id}"), e))
+    }
+
+    fn signal_all(&self, rec: &Record, signal: i32) -> Result<()> {
+        let cg = Self::manager(rec);
+        if signal == libc::SIGKILL && cg.kill_all()? {
+            return Ok(());
+        }
+        // Freeze so nothing forks past us while we walk the list.
+        let froze = signal != libc::SIGKILL && !cg.is_frozen()? && cg.freeze().is_ok();
+        for pid in cg.pids()? {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::try_from(signal).map_err(|e| Error::errno("signal number", e))?,
+            );
+        }
+        if froze {
+            cg.thaw()?;
+        }
+        Ok(())
+    }
+
+    /// runc delete: removes the cgroup and the state. A created container is killed; a
+    /// running or paused one only with `force`.
+    pub fn delete(&self, id: &str, force: bool) -> Result<()> {
+        let rec = self.record(id)?;
+        let status = self.status_of(&rec);
+        let cg = Self::manager(&rec);
+        match status {
+            Status::Stopped => {}
+            Status::Created | Status::Creating => self.kill_and_wait(&rec, cg.as_ref())?,
+            Status::Running | Status::Paused if force => self.kill_and_wait(&rec, cg.as_ref())?,
+            _ => {
+                return Err(Error::WrongState {
+                    id: id.into(),
+                    status: status.to_string(),
+                    what: "cannot delete a container that is not stopped (use force)",
+                });
+            }
+        }
+        // Processes the init left behind (without a pid namespace) go too.
+        if !cg.pids().unwrap_or_default().is_empty() {
+            self.kill_and_wait(&rec, cg.as_ref())?;
+        }
+        cg.destroy()?;
+        std::fs::remove_dir_all(self.dir(id)).ctx(|| format!("remove state of {id}"))
+    }
+
+    fn kill_and_wait(&self, rec: &Record, cg: &dyn Manager) -> Result<()> {
+        if let Ok(Some(fd)) = state::pidfd_for(rec.pid, rec.start_time) {
+            let _ = state::pidfd_signal(&fd, libc::SIGKILL);
+        }
+        let _ = self.signal_all(rec, libc::SIGKILL);
+        if cg.is_frozen().unwrap_or(false) {
+            let _ = cg.thaw();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let init_gone = !state::is_alive(rec.pid, rec.start_time);
+            let procs = cg.pids().unwrap_or_default();
+            let live = procs.iter().any(|p| state::proc_stat(*p).is_some_and(|s| s.state != 'Z'));
+            if init_gone && !live {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(Error::Init(format!("processes of {} did not die after SIGKILL", rec.id)));
+            }
+            if live {
+                let _ = self.signal_all(rec, libc::SIGKILL);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    pub fn pause(&self, id: &str) -> Result<()> {
+        let rec = self.record(id)?;
+        let status = self.status_of(&rec);
+        if status != Status::Running && status != Status::Created {
+            return Err(Error::WrongState { id: id.into(), status: status.to_string(), what: "only a running container can be paused" });
+        }
+        Self::manager(&rec).freeze()
+    }
+
+    pub fn resume(&self, id: &str) -> Result<()> {
+        let rec = self.record(id)?;
+        let status = self.status_of(&rec);
+        if status != Status::Paused {
+            return Err(Error::WrongState { id: id.into(), status: status.to_string(), what: "only a paused container can be resumed" });
+        }
+        Self::manager(&rec).thaw()
+    }
+
+    /// Host pids of every process in the container (runc ps).
+    pub fn processes(&self, id: &str) -> Result<Vec<i32>> {
+        let rec = self.record(id)?;
+        Self::manager(&rec).pids()
+    }
+
+    pub fn stats(&self, id: &str) -> Result<Stats> {
+        let rec = self.record(id)?;
+        Self::manager(&rec).stats()
+    }
+
+    /// runc update: new limits for a live container.
+    pub fn update(&self, id: &str, resources: &LinuxResources) -> Result<()> {
+        let rec = self.record(id)?;
+        cgroups::validate(resources)?;
+        let mut r = resources.clone();
+        // Device rules are fixed at create time (as in runc update).
+        r.set_devices(None);
+        Self::manager(&rec).set(&r)
+    }
+
+    /// Whether the kernel OOM-killed a process of this container (call before delete).
+    pub fn oom_killed(&self, id: &str) -> Result<bool> {
+        let rec = self.record(id)?;
+        Ok(Self::manager(&rec).oom_kills()? > 0)
+    }
+
+    /// The container init's host pid and the caller-visible status, for waiters.
+    pub fn pid(&self, id: &str) -> Result<i32> {
+        Ok(self.record(id)?.pid)
+    }
+
+    /// runc exec: a new process inside a running container. Returns its host pid once it
+    /// has exec'd (it is the caller's child), or why it could not.
+    pub fn exec(&self, id: &str, process: &Process, mut opts: ExecOptions) -> Result<i32> {
+        let rec = self.record(id)?;
+        let status = self.status_of(&rec);
+        if status != Status::Running && status != Status::Created {
+            return Err(Error::WrongState { id: id.into(), status: status.to_string(), what: "exec needs a running container" });
+        }
+        let (plan, warnings) = ProcessPlan::from_spec(process)?;
+        for w in &warnings {
+            eprintln!("berth runtime: warning: {w}");
+        }
+        if plan.terminal && opts.console_socket.is_none() && opts.console_stream.is_none() {
+            return Err(Error::InvalidSpec("terminal exec needs a console socket".into()));
+        }
+        let seccomp = rec
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().as_ref())
+            .map(process::build_seccomp)
+            .transpose()?;
+        let ns = NamespacePlan::from_spec(&rec.spec)?;
+        let mut join = Vec::new();
+        let mut pid_ns = None;
+        for flag in namespaces::EXEC_ORDER {
+            if !ns.has(flag) {
+                continue;
+            }
+            let name = namespaces::proc_name(flag);
+            let theirs = format!("/proc/{}/ns/{name}", rec.pid);
+            let mine = format!("/proc/self/ns/{name}");
+            // Joining the namespace we are already in is an error for user namespaces.
+            let same = match (std::fs::metadata(&theirs), std::fs::metadata(&mine)) {
+                (Ok(a), Ok(b)) => {
+                    use std::os::unix::fs::MetadataExt;
+                    a.ino() == b.ino() && a.dev() == b.dev()
+                }
+                _ => false,
+            };
+            if same {
+                continue;
+            }
+            let fd = open(theirs.as_str(), OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+                .ctx(|| format!("open {theirs}"))?;
+            if flag == CloneFlags::CLONE_NEWPID {
+                pid_ns = Some(fd);
+            } else {
+                join.push((flag, fd));
+            }
+        }
+        // The process must still be ours after opening its namespaces (pid reuse).
+        if !state::is_alive(rec.pid, rec.start_time) {
+            return Err(Error::WrongState { id: id.into(), status: "stopped".into(), what: "exec needs a running container" });
+        }
+        let console = if plan.terminal {
+            connect_console(opts.console_socket.as_deref(), opts.console_stream.take())?
+        } else {
+            None
+        };
+        let (parent_sock, child_sock) = ipc::pair()?;
+        let own_pidns = match &pid_ns {
+            Some(target) => {
+                let own = open("/proc/self/ns/pid", OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+                    .ctx(|| "open own pid namespace".into())?;
+                nix::sched::setns(target, CloneFlags::CLONE_NEWPID).ctx(|| "enter the container's pid namespace".into())?;
+                Some(own)
+            }
+            None => None,
+        };
+        let cfg = ChildConfig {
+            container: None,
+            join,
+            process: plan,
+            seccomp,
+            console,
+            stdio: opts.stdio.take(),
+            preserve_fds: opts.preserve_fds,
+            sync: child_sock,
+            is_exec: true,
+        };
+        // SAFETY: exec is documented as single-threaded-caller only.
+        let pid = unsafe { clone_child(CloneFlags::empty()) };
+        if let Some(own) = own_pidns {
+            let _ = nix::sched::setns(&own, CloneFlags::CLONE_NEWPID);
+        }
+        let pid = pid?;
+        if pid == 0 {
+            drop(parent_sock);
+            child_main(cfg);
+        }
+        drop(cfg);
+        let mut child_guard = CreateGuard { dir: None, cgroup: None, child: Some(pid) };
+        Self::manager(&rec).add(pid)?;
+        ipc::send(&parent_sock, ipc::MSG_GO, b"")?;
+        // Success is silence: the sync socket closes when execve succeeds.
+        await_child(&parent_sock, Error::Exec)?;
+        if let Some(p) = &opts.pid_file {
+            write_pid_file(p, pid)?;
+        }
+        child_guard.disarm();
+        Ok(pid)
+    }
+}

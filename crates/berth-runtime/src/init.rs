@@ -1,0 +1,271 @@
+//! The child side: what runs between clone and execve, for a container's init and for an
+//! exec'd process. It reports failures to the parent over the sync socket and never
+//! returns into the caller's code.
+
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use libseccomp::ScmpFilterContext;
+use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl, open};
+use nix::sched::{CloneFlags, setns, unshare};
+use nix::sys::stat::Mode;
+
+use crate::error::{Context, Error, Result};
+use crate::ipc;
+use crate::namespaces::NamespacePlan;
+use crate::process::{self, ProcessPlan};
+use crate::rootfs::{self, RootfsPlan};
+use crate::syscall::{LinuxSyscall, Syscall};
+
+/// What the container's init must do.
+pub(crate) struct ContainerInit {
+    pub ns: NamespacePlan,
+    pub rootfs: RootfsPlan,
+    pub hostname: Option<String>,
+    pub domainname: Option<String>,
+    /// O_PATH fd of exec.fifo; None for `run` (start right away).
+    pub fifo: Option<OwnedFd>,
+}
+
+/// Everything the child needs; built by the parent before the clone.
+pub(crate) struct ChildConfig {
+    /// None for exec.
+    pub container: Option<ContainerInit>,
+    /// exec: the container's namespaces to enter, in order.
+    pub join: Vec<(CloneFlags, OwnedFd)>,
+    pub process: ProcessPlan,
+    pub seccomp: Option<ScmpFilterContext>,
+    /// A connected unix socket to send the pty master over.
+    pub console: Option<OwnedFd>,
+    pub stdio: Option<[OwnedFd; 3]>,
+    pub preserve_fds: i32,
+    pub sync: OwnedFd,
+    /// exec: stay silent on success so the parent reads EOF when execve closes the socket.
+    pub is_exec: bool,
+}
+
+/// Entry point after clone, in the child. Never returns.
+pub(crate) fn child_main(cfg: ChildConfig) -> ! {
+    let sync = cfg.sync.as_raw_fd();
+    let is_exec = cfg.is_exec;
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cfg)));
+    let msg = match result {
+        Ok(Err(e)) => e.to_string(),
+        Ok(Ok(never)) => match never {},
+        Err(_) => "panic in container init".to_string(),
+    };
+    // SAFETY: sync stays open until _exit; borrowing it for one send is sound.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(sync) };
+    if ipc::send(&fd, ipc::MSG_ERROR, msg.as_bytes()).is_err() || is_exec {
+        // After READY the parent is no longer listening: the only witness is stderr.
+        eprintln!("berth runtime: {msg}");
+    }
+    // SAFETY: _exit ends the process without running the parent's atexit handlers or
+    // destructors, which belong to the caller we were cloned from.
+    unsafe { libc::_exit(127) }
+}
+
+fn run(mut cfg: ChildConfig) -> Result<Infallible> {
+    let sys = LinuxSyscall;
+    match ipc::recv(&cfg.sync)? {
+        Some((ipc::MSG_GO, _)) => {}
+        _ => return Err(Error::Init("runtime went away before the container was set up".into())),
+    }
+    // Exec: enter the running container's namespaces (user first, mount last).
+    for (flag, fd) in cfg.join.drain(..) {
+        setns(&fd, flag).ctx(|| format!("join {} namespace", crate::namespaces::proc_name(flag)))?;
+    }
+    if let Some(c) = cfg.container.as_ref() {
+        setup_container(&sys, c)?;
+    }
+    if let Some(stdio) = cfg.stdio.take() {
+        for (i, fd) in stdio.iter().enumerate() {
+            dup2(fd.as_raw_fd(), i as RawFd).ctx(|| format!("dup2 stdio {i}"))?;
+        }
+    }
+    if cfg.process.terminal {
+        let console = cfg
+            .console
+            .take()
+            .ok_or_else(|| Error::InvalidSpec("process.terminal needs a console socket".into()))?;
+        setup_terminal(&sys, &console, cfg.process.console_size, cfg.container.is_some())?;
+    }
+    if let Some(c) = cfg.container.as_ref() {
+        rootfs::finalize(&sys, &c.rootfs)?;
+    }
+    let p = &cfg.process;
+    process::apply_rlimits(&p.rlimits)?;
+    // Without no_new_privileges, loading a filter needs CAP_SYS_ADMIN: load it before
+    // the capabilities go (runc does the same).
+    if !p.no_new_privileges {
+        if let Some(f) = cfg.seccomp.as_ref() {
+            f.load().map_err(|e| Error::Init(format!("load seccomp filter: {e}")))?;
+        }
+    }
+    let cwd_early = nix::unistd::chdir(&p.cwd);
+    process::apply_identity(p)?;
+    if cwd_early.is_err() {
+        nix::unistd::chdir(&p.cwd).ctx(|| format!("chdir to cwd {}", p.cwd.display()))?;
+    }
+    nix::sys::stat::umask(Mode::from_bits_truncate(p.umask.unwrap_or(0o022) as _));
+    if p.no_new_privileges {
+        process::set_no_new_privs()?;
+        if let Some(f) = cfg.seccomp.as_ref() {
+            f.load().map_err(|e| Error::Init(format!("load seccomp filter: {e}")))?;
+        }
+    }
+    let mut env = p.env.clone();
+    if p.env_value("HOME").is_none() {
+        env.push(format!("HOME={}", home_of(p.uid)));
+    }
+    let path_env = p.env_value("PATH").unwrap_or(process::DEFAULT_PATH).to_string();
+    let exe = resolve_executable(&p.args[0], &path_env)?;
+    let argv = process::cstrings(&p.args)?;
+    let envp = process::cstrings(&env)?;
+    let exe_c = CString::new(exe.as_os_str().as_encoded_bytes())
+        .map_err(|_| Error::InvalidSpec("executable path has a NUL byte".into()))?;
+
+    if !cfg.is_exec {
+        ipc::send(&cfg.sync, ipc::MSG_READY, b"")?;
+    }
+    if let Some(fifo) = cfg.container.as_ref().and_then(|c| c.fifo.as_ref()) {
+        wait_for_start(fifo)?;
+    }
+    close_extra_fds(3 + cfg.preserve_fds, cfg.sync.as_raw_fd())?;
+    let err = nix::unistd::execve(&exe_c, &argv, &envp).unwrap_err();
+    Err(Error::Exec(format!("exec {}: {err}", exe.display())))
+}
+
+fn setup_container(sys: &dyn Syscall, c: &ContainerInit) -> Result<()> {
+    if c.ns.new_user() {
+        // The parent has written our id maps: become the namespace's root.
+        let root_mapped = c.ns.uid_mappings.iter().any(|m| m.container_id() == 0);
+        if root_mapped {
+            nix::unistd::setresgid(0.into(), 0.into(), 0.into()).ctx(|| "setresgid 0 in user namespace".into())?;
+            nix::unistd::setresuid(0.into(), 0.into(), 0.into()).ctx(|| "setresuid 0 in user namespace".into())?;
+        }
+    }
+    for (flag, path) in &c.ns.join {
+        let fd = open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+            .ctx(|| format!("open namespace {}", path.display()))?;
+        setns(&fd, *flag).ctx(|| format!("join namespace {}", path.display()))?;
+    }
+    if c.ns.new_cgroup {
+        unshare(CloneFlags::CLONE_NEWCGROUP).ctx(|| "unshare cgroup namespace".into())?;
+    }
+    // Device nodes and mount points get exactly the modes we ask for.
+    nix::sys::stat::umask(Mode::empty());
+    rootfs::prepare(sys, &c.rootfs)?;
+    rootfs::enter(sys, &c.rootfs)?;
+    if let Some(h) = c.hostname.as_deref().filter(|h| !h.is_empty()) {
+        sys.sethostname(h)?;
+    }
+    if let Some(d) = c.domainname.as_deref().filter(|d| !d.is_empty()) {
+        sys.setdomainname(d)?;
+    }
+    Ok(())
+}
+
+/// Opens a pty from the container's devpts, sends the master to the console socket, and
+/// makes the slave our controlling terminal and stdio.
+fn setup_terminal(sys: &dyn Syscall, console: &OwnedFd, size: Option<(u16, u16)>, bind_console: bool) -> Result<()> {
+    use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
+    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).ctx(|| "open /dev/ptmx".into())?;
+    grantpt(&master).ctx(|| "grantpt".into())?;
+    unlockpt(&master).ctx(|| "unlockpt".into())?;
+    let slave_name = ptsname_r(&master).ctx(|| "ptsname".into())?;
+    if let Some((rows, cols)) = size {
+        let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+        // SAFETY: TIOCSWINSZ reads one winsize from the pointer, which is valid.
+        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    }
+    if bind_console {
+        let console_path = Path::new("/dev/console");
+        if sys.kind(console_path) == crate::syscall::FileKind::Missing {
+            sys.touch(console_path)?;
+        }
+        sys.mount(Some(Path::new(&slave_name)), console_path, None, nix::mount::MsFlags::MS_BIND, None)?;
+    }
+    ipc::send_fd(console.as_raw_fd(), master.as_raw_fd(), "/dev/ptmx")?;
+    drop(master);
+    nix::unistd::setsid().ctx(|| "setsid".into())?;
+    let slave = open(Path::new(&slave_name), OFlag::O_RDWR, Mode::empty()).ctx(|| format!("open {slave_name}"))?;
+    // SAFETY: TIOCSCTTY takes an int argument; slave is an open tty of our session.
+    if unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) } != 0 {
+        return Err(Error::io("make the pty our controlling terminal", std::io::Error::last_os_error()));
+    }
+    for i in 0..3 {
+        dup2(slave.as_raw_fd(), i).ctx(|| format!("dup2 pty onto {i}"))?;
+    }
+    Ok(())
+}
+
+/// Blocks until `start` opens exec.fifo for reading, then tells it we are going.
+fn wait_for_start(fifo: &OwnedFd) -> Result<()> {
+    // Opening through /proc/self/fd works after pivot_root hid the state dir.
+    let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
+    let fd = open(Path::new(&path), OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty()).ctx(|| "open exec fifo".into())?;
+    nix::unistd::write(&fd, &[0]).ctx(|| "write exec fifo".into())?;
+    Ok(())
+}
+
+/// Nothing of the runtime's leaks into the container: every fd past the preserved ones
+/// is closed at execve.
+fn close_extra_fds(first: i32, sync: RawFd) -> Result<()> {
+    let dir = std::fs::read_dir("/proc/self/fd").ctx(|| "list /proc/self/fd".into())?;
+    let fds: Vec<RawFd> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd >= first && *fd != sync)
+        .collect();
+    for fd in fds {
+        // SAFETY: fd is an open descriptor of ours (or already closed, then EBADF is harmless).
+        let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let _ = fcntl(bfd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
+    }
+    Ok(())
+}
+
+/// dup2 onto a fixed stdio number: the target fd is replaced on purpose, so no OwnedFd
+/// may own it.
+fn dup2(from: RawFd, to: RawFd) -> std::io::Result<()> {
+    // SAFETY: both are plain fd numbers; replacing `to` is the intent, and nothing in this
+    // (single-threaded, about-to-exec) child holds an owner of fds 0-2.
+    if unsafe { libc::dup2(from, to) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn home_of(uid: u32) -> String {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() >= 6 && f[2].parse() == Ok(uid)).then(|| f[5].to_string())
+            })
+        })
+        .unwrap_or_else(|| "/".into())
+}
+
+/// Finds args[0] the way execvp would, inside the container, so that a missing binary is
+/// reported at create time rather than lost after start.
+pub(crate) fn resolve_executable(name: &str, path_env: &str) -> Result<PathBuf> {
+    let executable = |p: &Path| nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok() && !p.is_dir();
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        if executable(&p) {
+            return Ok(p);
+        }
+        return Err(Error::Exec(format!("{name}: no such executable file")));
+    }
+    for dir in path_env.split(':').filter(|d| !d.is_empty()) {
+        let p = Path::new(dir).join(name);
+        if executable(&p) {
+            return Ok(p);
+        }
+    }
+    Err(Error::Exec(format!("{name:?}: executable file not found in $PATH")))
+}
