@@ -9,6 +9,7 @@ fn main() {
     let args: Vec<OsString> = std::env::args_os().collect();
     let sub = args.get(1).and_then(|a| a.to_str()).unwrap_or("");
     let code = match sub {
+        "registry" => berth_registry::cli::main(&args[2..]),
         _ => {
             eprintln!("usage: berth <command> [args...]");
             2
