@@ -1,1 +1,2 @@
 //! berth-cli
+pub mod format;
