@@ -1,0 +1,560 @@
+//! The seam between the manager's logic and the kernel. [`LinuxDataplane`] does the
+//! real work over rtnetlink, nft, sockets and sysctls; [`RecordingDataplane`] keeps
+//! the same state in memory so the manager's bookkeeping, validation and rollback
+//! are tested without root.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
+
+use futures_util::TryStreamExt;
+use ipnet::Ipv4Net;
+use netlink_packet_route::address::AddressAttribute;
+use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage};
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteType};
+use rtnetlink::{LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
+
+use crate::error::{NetError, Result};
+use crate::firewall;
+use crate::netns;
+use crate::ports::Proto;
+
+/// A bridge device as the manager wants it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeSpec {
+    pub name: String,
+    /// The ownership tag (IFLA_IFALIAS) identifying this daemon and network.
+    pub alias: String,
+    pub gateway: Ipv4Addr,
+    pub prefix_len: u8,
+    pub mtu: u32,
+}
+
+/// A veth pair joining a namespace to a bridge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VethSpec {
+    pub host_name: String,
+    pub alias: String,
+    pub bridge: String,
+    pub netns: PathBuf,
+    /// Name of the end inside the namespace (eth0, eth1, ...).
+    pub ifname: String,
+    pub mac: [u8; 6],
+    pub ip: Ipv4Addr,
+    pub prefix_len: u8,
+    pub mtu: u32,
+    /// Add the default route through this gateway.
+    pub gateway: Option<Ipv4Addr>,
+}
+
+/// An interface carrying an ownership tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaggedLink {
+    pub name: String,
+    pub alias: String,
+}
+
+/// Everything the manager asks of the kernel.
+pub trait Dataplane: Send + Sync + 'static {
+    /// Holds a host port while a mapping exists; dropping it frees the port.
+    type PortGuard: Send + Sync + 'static;
+
+    /// Creates the bridge if missing (refusing one that is not ours), gives it the
+    /// gateway address, the MTU and route_localnet, and sets it up.
+    fn ensure_bridge(&self, spec: &BridgeSpec) -> impl Future<Output = Result<()>> + Send;
+    /// Deletes a host interface by name; no error if it does not exist.
+    fn delete_link(&self, name: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Host interfaces whose alias starts with `prefix`.
+    fn tagged_links(&self, prefix: &str) -> impl Future<Output = Result<Vec<TaggedLink>>> + Send;
+    /// Creates a veth pair: host end on the bridge, peer inside the namespace with
+    /// its address, MAC, MTU and (optionally) the default route.
+    fn create_veth(&self, spec: &VethSpec) -> impl Future<Output = Result<()>> + Send;
+    /// Replaces the namespace's default route with one through `gateway` on `ifname`.
+    fn set_default_route(&self, netns: &Path, ifname: &str, gateway: Ipv4Addr) -> impl Future<Output = Result<()>> + Send;
+    /// The host's IPv4 routes (to keep new subnets off networks already in use).
+    fn host_routes(&self) -> impl Future<Output = Result<Vec<Ipv4Net>>> + Send;
+    /// Runs an nft script (one atomic transaction).
+    fn apply_nft(&self, script: String) -> impl Future<Output = Result<()>> + Send;
+    /// Binds (without listening) ip:port so nobody else can take it.
+    fn reserve_port(&self, ip: Ipv4Addr, port: u16, proto: Proto) -> std::io::Result<Self::PortGuard>;
+    /// UDP and TCP sockets bound to 127.0.0.11:53 inside the namespace.
+    fn dns_sockets(&self, netns: &Path) -> impl Future<Output = Result<(std::net::UdpSocket, std::net::TcpListener)>> + Send;
+    /// Sets net.ipv4.ip_forward = 1.
+    fn enable_ip_forward(&self) -> Result<()>;
+    /// True when `path` is a live network namespace.
+    fn netns_exists(&self, path: &Path) -> bool;
+}
+
+// ---------------------------------------------------------------------------------
+// The real kernel.
+// ---------------------------------------------------------------------------------
+
+/// rtnetlink, nft, sockets and /proc/sys on the running kernel.
+pub struct LinuxDataplane {
+    handle: rtnetlink::Handle,
+}
+
+fn nl_err(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> NetError {
+    let what = what.into();
+    move |e| NetError::system(what, e)
+}
+
+/// The errno of a netlink error reply, if it is one.
+fn nl_errno(e: &rtnetlink::Error) -> Option<i32> {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => Some(-m.raw_code()),
+        _ => None,
+    }
+}
+
+fn alias_of(link: &LinkMessage) -> Option<&str> {
+    link.attributes.iter().find_map(|a| match a {
+        LinkAttribute::IfAlias(s) => Some(s.as_str()),
+        _ => None,
+    })
+}
+
+fn name_of(link: &LinkMessage) -> Option<&str> {
+    link.attributes.iter().find_map(|a| match a {
+        LinkAttribute::IfName(s) => Some(s.as_str()),
+        _ => None,
+    })
+}
+
+fn write_sysctl(path: &str, value: &str) -> Result<()> {
+    std::fs::write(path, value).map_err(|e| NetError::system(format!("write {path}"), e))
+}
+
+impl LinuxDataplane {
+    /// Opens a netlink connection in the current (host) namespace. Needs a runtime.
+    pub fn new() -> Result<Self> {
+        let (conn, handle, _) = rtnetlink::new_connection().map_err(|e| NetError::system("open netlink", e))?;
+        tokio::spawn(conn);
+        Ok(LinuxDataplane { handle })
+    }
+
+    async fn link_by_name(handle: &rtnetlink::Handle, name: &str) -> Result<Option<LinkMessage>> {
+        let mut s = handle.link().get().match_name(name.to_string()).execute();
+        match s.try_next().await {
+            Ok(l) => Ok(l),
+            Err(e) if nl_errno(&e) == Some(libc::ENODEV) => Ok(None),
+            Err(e) => Err(NetError::system(format!("look up {name}"), e)),
+        }
+    }
+
+    async fn index_of(handle: &rtnetlink::Handle, name: &str) -> Result<u32> {
+        Self::link_by_name(handle, name)
+            .await?
+            .map(|l| l.header.index)
+            .ok_or_else(|| NetError::system_msg(format!("interface {name} does not exist")))
+    }
+
+    async fn ipv4_addrs(handle: &rtnetlink::Handle, index: u32) -> Result<Vec<(Ipv4Addr, u8)>> {
+        let mut out = Vec::new();
+        let mut s = handle.address().get().set_link_index_filter(index).execute();
+        while let Some(msg) = s.try_next().await.map_err(nl_err("list addresses"))? {
+            if msg.header.index != index {
+                continue;
+            }
+            for a in &msg.attributes {
+                if let AddressAttribute::Local(IpAddr::V4(ip)) | AddressAttribute::Address(IpAddr::V4(ip)) = a
+                    && !out.contains(&(*ip, msg.header.prefix_len))
+                {
+                    out.push((*ip, msg.header.prefix_len));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn configure_peer(handle: &rtnetlink::Handle, spec: &VethSpec) -> Result<()> {
+        let idx = Self::index_of(handle, &spec.ifname).await?;
+        handle
+            .address()
+            .add(idx, IpAddr::V4(spec.ip), spec.prefix_len)
+            .execute()
+            .await
+            .map_err(nl_err(format!("add {}/{} to {}", spec.ip, spec.prefix_len, spec.ifname)))?;
+        handle
+            .link()
+            .set(LinkUnspec::new_with_index(idx).up().build())
+            .execute()
+            .await
+            .map_err(nl_err(format!("set {} up", spec.ifname)))?;
+        if let Some(gw) = spec.gateway {
+            let route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(gw).output_interface(idx).build();
+            handle
+                .route()
+                .add(route)
+                .replace()
+                .execute()
+                .await
+                .map_err(nl_err(format!("add default route via {gw}")))?;
+        }
+        Ok(())
+    }
+}
+
+impl Dataplane for LinuxDataplane {
+    type PortGuard = OwnedFd;
+
+    async fn ensure_bridge(&self, spec: &BridgeSpec) -> Result<()> {
+        let h = &self.handle;
+        let index = match Self::link_by_name(h, &spec.name).await? {
+            Some(link) => {
+                if alias_of(&link) != Some(spec.alias.as_str()) {
+                    return Err(NetError::conflict(format!(
+                        "interface {} already exists and is not managed by this daemon",
+                        spec.name
+                    )));
+                }
+                link.header.index
+            }
+            None => {
+                let msg = LinkBridge::new(&spec.name).mtu(spec.mtu).alias(spec.alias.clone()).build();
+                h.link().add(msg).execute().await.map_err(|e| {
+                    if nl_errno(&e) == Some(libc::EEXIST) {
+                        NetError::conflict(format!("interface {} already exists", spec.name))
+                    } else {
+                        NetError::system(format!("create bridge {}", spec.name), e)
+                    }
+                })?;
+                let idx = Self::index_of(h, &spec.name).await?;
+                // The alias is the ownership tag; make sure it is set even on kernels
+                // that ignore IFLA_IFALIAS at creation.
+                h.link()
+                    .set(LinkUnspec::new_with_index(idx).alias(spec.alias.clone()).build())
+                    .execute()
+                    .await
+                    .map_err(nl_err(format!("tag {}", spec.name)))?;
+                idx
+            }
+        };
+        let want = (spec.gateway, spec.prefix_len);
+        let have = Self::ipv4_addrs(h, index).await?;
+        for (ip, plen) in &have {
+            if (*ip, *plen) != want {
+                let mut del = h.address().get().set_link_index_filter(index).set_address_filter(IpAddr::V4(*ip)).execute();
+                while let Some(m) = del.try_next().await.map_err(nl_err("list addresses"))? {
+                    h.address().del(m).execute().await.map_err(nl_err(format!("remove {ip} from {}", spec.name)))?;
+                }
+            }
+        }
+        if !have.contains(&want) {
+            h.address()
+                .add(index, IpAddr::V4(spec.gateway), spec.prefix_len)
+                .execute()
+                .await
+                .map_err(nl_err(format!("add {}/{} to {}", spec.gateway, spec.prefix_len, spec.name)))?;
+        }
+        h.link()
+            .set(LinkUnspec::new_with_index(index).mtu(spec.mtu).up().build())
+            .execute()
+            .await
+            .map_err(nl_err(format!("set {} up", spec.name)))?;
+        // Published ports must answer on 127.0.0.1: DNAT from loopback into the bridge
+        // is only routed when route_localnet is on for the bridge.
+        write_sysctl(&format!("/proc/sys/net/ipv4/conf/{}/route_localnet", spec.name), "1")
+    }
+
+    async fn delete_link(&self, name: &str) -> Result<()> {
+        let Some(link) = Self::link_by_name(&self.handle, name).await? else { return Ok(()) };
+        match self.handle.link().del(link.header.index).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if nl_errno(&e) == Some(libc::ENODEV) => Ok(()),
+            Err(e) => Err(NetError::system(format!("delete {name}"), e)),
+        }
+    }
+
+    async fn tagged_links(&self, prefix: &str) -> Result<Vec<TaggedLink>> {
+        let mut out = Vec::new();
+        let mut s = self.handle.link().get().execute();
+        while let Some(link) = s.try_next().await.map_err(nl_err("list interfaces"))? {
+            if let (Some(alias), Some(name)) = (alias_of(&link), name_of(&link))
+                && alias.starts_with(prefix)
+            {
+                out.push(TaggedLink { name: name.to_string(), alias: alias.to_string() });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn create_veth(&self, spec: &VethSpec) -> Result<()> {
+        let h = &self.handle;
+        let bridge = Self::index_of(h, &spec.bridge).await?;
+        let ns = std::fs::File::open(&spec.netns)
+            .map_err(|e| NetError::system(format!("open {}", spec.netns.display()), e))?;
+        use std::os::fd::AsRawFd;
+        // The peer is created directly inside the container's namespace under its final
+        // name, so no temporary name can clash with a host interface.
+        let peer = LinkMessageBuilder::<LinkUnspec>::new()
+            .name(spec.ifname.clone())
+            .address(spec.mac.to_vec())
+            .mtu(spec.mtu)
+            .setns_by_fd(ns.as_raw_fd())
+            .build();
+        let msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+            .name(spec.host_name.clone())
+            .mtu(spec.mtu)
+            .controller(bridge)
+            .alias(spec.alias.clone())
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+            .build();
+        h.link().add(msg).execute().await.map_err(|e| match nl_errno(&e) {
+            Some(libc::EEXIST) => NetError::conflict(format!(
+                "interface {} or {} already exists",
+                spec.host_name, spec.ifname
+            )),
+            _ => NetError::system(format!("create veth {}", spec.host_name), e),
+        })?;
+        drop(ns);
+        let finish = async {
+            let idx = Self::index_of(h, &spec.host_name).await?;
+            h.link()
+                .set(LinkUnspec::new_with_index(idx).alias(spec.alias.clone()).up().build())
+                .execute()
+                .await
+                .map_err(nl_err(format!("set {} up", spec.host_name)))?;
+            let inner = netns::netlink_in(&spec.netns).await?;
+            Self::configure_peer(&inner, spec).await
+        };
+        if let Err(e) = finish.await {
+            // Deleting one end removes both: nothing is left behind.
+            let _ = self.delete_link(&spec.host_name).await;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    async fn set_default_route(&self, netns_path: &Path, ifname: &str, gateway: Ipv4Addr) -> Result<()> {
+        let inner = netns::netlink_in(netns_path).await?;
+        let idx = Self::index_of(&inner, ifname).await?;
+        let route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(gateway).output_interface(idx).build();
+        inner
+            .route()
+            .add(route)
+            .replace()
+            .execute()
+            .await
+            .map_err(nl_err(format!("set default route via {gateway}")))
+    }
+
+    async fn host_routes(&self) -> Result<Vec<Ipv4Net>> {
+        let mut out = Vec::new();
+        let mut s = self.handle.route().get(RouteMessageBuilder::<Ipv4Addr>::new().build()).execute();
+        while let Some(r) = s.try_next().await.map_err(nl_err("list routes"))? {
+            let plen = r.header.destination_prefix_length;
+            if r.header.kind != RouteType::Unicast || plen == 0 || r.header.table != 254 {
+                continue;
+            }
+            for a in &r.attributes {
+                if let RouteAttribute::Destination(RouteAddress::Inet(ip)) = a
+                    && let Ok(net) = Ipv4Net::new(*ip, plen)
+                {
+                    out.push(net.trunc());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn apply_nft(&self, script: String) -> Result<()> {
+        firewall::run_nft(&script).await
+    }
+
+    fn reserve_port(&self, ip: Ipv4Addr, port: u16, proto: Proto) -> std::io::Result<OwnedFd> {
+        use rustix::net::{AddressFamily, SocketFlags, SocketType};
+        let ty = match proto {
+            Proto::Tcp => SocketType::STREAM,
+            Proto::Udp => SocketType::DGRAM,
+        };
+        let fd = rustix::net::socket_with(AddressFamily::INET, ty, SocketFlags::CLOEXEC, None)?;
+        // No SO_REUSEADDR and no listen(): the port is held, not served. DNAT rewrites
+        // the traffic before it could reach this socket.
+        rustix::net::bind(&fd, &SocketAddrV4::new(ip, port))?;
+        Ok(fd)
+    }
+
+    async fn dns_sockets(&self, netns_path: &Path) -> Result<(std::net::UdpSocket, std::net::TcpListener)> {
+        netns::run_in_netns(netns_path, || {
+            let addr = SocketAddr::from((crate::files::INTERNAL_RESOLVER, 53));
+            let udp = std::net::UdpSocket::bind(addr)?;
+            let tcp = std::net::TcpListener::bind(addr)?;
+            Ok((udp, tcp))
+        })
+        .await
+    }
+
+    fn enable_ip_forward(&self) -> Result<()> {
+        write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")
+    }
+
+    fn netns_exists(&self, path: &Path) -> bool {
+        netns::is_netns(path)
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// In memory.
+// ---------------------------------------------------------------------------------
+
+/// What the recording dataplane holds; tests inspect it.
+#[derive(Debug, Default, Clone)]
+pub struct RecordedState {
+    /// Bridges by name.
+    pub bridges: BTreeMap<String, BridgeSpec>,
+    /// Veth pairs by host-side name.
+    pub veths: BTreeMap<String, VethSpec>,
+    /// Every nft script applied, oldest first.
+    pub nft_scripts: Vec<String>,
+    /// Reserved (ip, port, proto).
+    pub ports: Vec<(Ipv4Addr, u16, Proto)>,
+    /// Default routes set per namespace: (ifname, gateway).
+    pub default_routes: BTreeMap<PathBuf, (String, Ipv4Addr)>,
+    pub ip_forward: bool,
+}
+
+/// An in-memory dataplane for tests without root. Namespaces are any existing path;
+/// `fail_next_veth` makes the next veth creation fail (to test rollbacks).
+#[derive(Debug, Default)]
+pub struct RecordingDataplane {
+    pub state: Mutex<RecordedState>,
+    ports: Arc<Mutex<Vec<(Ipv4Addr, u16, Proto)>>>,
+    pub host_routes: Mutex<Vec<Ipv4Net>>,
+    pub fail_next_veth: Mutex<bool>,
+}
+
+/// A reserved port in the recording dataplane; released on drop.
+#[derive(Debug)]
+pub struct RecordedPort {
+    owner: Weak<Mutex<Vec<(Ipv4Addr, u16, Proto)>>>,
+    key: (Ipv4Addr, u16, Proto),
+}
+
+impl Drop for RecordedPort {
+    fn drop(&mut self) {
+        if let Some(list) = self.owner.upgrade() {
+            let mut l = list.lock().unwrap_or_else(|p| p.into_inner());
+            l.retain(|k| *k != self.key);
+        }
+    }
+}
+
+impl RecordingDataplane {
+    pub fn snapshot(&self) -> RecordedState {
+        let mut s = self.lock().clone();
+        s.ports = self.port_list().lock().unwrap_or_else(|p| p.into_inner()).clone();
+        s
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, RecordedState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn port_list(&self) -> Arc<Mutex<Vec<(Ipv4Addr, u16, Proto)>>> {
+        self.ports.clone()
+    }
+}
+
+impl Dataplane for RecordingDataplane {
+    type PortGuard = RecordedPort;
+
+    async fn ensure_bridge(&self, spec: &BridgeSpec) -> Result<()> {
+        let mut s = self.lock();
+        if let Some(existing) = s.bridges.get(&spec.name)
+            && existing.alias != spec.alias
+        {
+            return Err(NetError::conflict(format!(
+                "interface {} already exists and is not managed by this daemon",
+                spec.name
+            )));
+        }
+        s.bridges.insert(spec.name.clone(), spec.clone());
+        Ok(())
+    }
+
+    async fn delete_link(&self, name: &str) -> Result<()> {
+        let mut s = self.lock();
+        s.bridges.remove(name);
+        if let Some(v) = s.veths.remove(name) {
+            s.default_routes.retain(|ns, (ifname, _)| !(ns == &v.netns && ifname == &v.ifname));
+        }
+        Ok(())
+    }
+
+    async fn tagged_links(&self, prefix: &str) -> Result<Vec<TaggedLink>> {
+        let s = self.lock();
+        let bridges = s.bridges.values().map(|b| TaggedLink { name: b.name.clone(), alias: b.alias.clone() });
+        let veths = s.veths.values().map(|v| TaggedLink { name: v.host_name.clone(), alias: v.alias.clone() });
+        Ok(bridges.chain(veths).filter(|l| l.alias.starts_with(prefix)).collect())
+    }
+
+    async fn create_veth(&self, spec: &VethSpec) -> Result<()> {
+        {
+            let mut fail = self.fail_next_veth.lock().unwrap_or_else(|p| p.into_inner());
+            if *fail {
+                *fail = false;
+                return Err(NetError::system_msg("injected veth failure"));
+            }
+        }
+        let mut s = self.lock();
+        if !s.bridges.contains_key(&spec.bridge) {
+            return Err(NetError::system_msg(format!("interface {} does not exist", spec.bridge)));
+        }
+        let clash = s.veths.contains_key(&spec.host_name)
+            || s.veths.values().any(|v| v.netns == spec.netns && v.ifname == spec.ifname);
+        if clash {
+            return Err(NetError::conflict(format!("interface {} already exists", spec.host_name)));
+        }
+        if let Some(gw) = spec.gateway {
+            s.default_routes.insert(spec.netns.clone(), (spec.ifname.clone(), gw));
+        }
+        s.veths.insert(spec.host_name.clone(), spec.clone());
+        Ok(())
+    }
+
+    async fn set_default_route(&self, netns: &Path, ifname: &str, gateway: Ipv4Addr) -> Result<()> {
+        self.lock().default_routes.insert(netns.to_path_buf(), (ifname.to_string(), gateway));
+        Ok(())
+    }
+
+    async fn host_routes(&self) -> Result<Vec<Ipv4Net>> {
+        Ok(self.host_routes.lock().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+
+    async fn apply_nft(&self, script: String) -> Result<()> {
+        self.lock().nft_scripts.push(script);
+        Ok(())
+    }
+
+    fn reserve_port(&self, ip: Ipv4Addr, port: u16, proto: Proto) -> std::io::Result<RecordedPort> {
+        let list = self.port_list();
+        let mut l = list.lock().unwrap_or_else(|p| p.into_inner());
+        let clash = l.iter().any(|(i, p, pr)| *p == port && *pr == proto && (*i == ip || i.is_unspecified() || ip.is_unspecified()));
+        if clash {
+            return Err(std::io::Error::from_raw_os_error(libc::EADDRINUSE));
+        }
+        l.push((ip, port, proto));
+        Ok(RecordedPort { owner: Arc::downgrade(&list), key: (ip, port, proto) })
+    }
+
+    async fn dns_sockets(&self, _netns: &Path) -> Result<(std::net::UdpSocket, std::net::TcpListener)> {
+        // Served on an ephemeral loopback port: the recording dataplane has no
+        // namespaces, but the server logic still runs.
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| NetError::system("bind dns", e))?;
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| NetError::system("bind dns", e))?;
+        Ok((udp, tcp))
+    }
+
+    fn enable_ip_forward(&self) -> Result<()> {
+        self.lock().ip_forward = true;
+        Ok(())
+    }
+
+    fn netns_exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+}

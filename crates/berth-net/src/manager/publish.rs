@@ -1,0 +1,126 @@
+//! Published ports (`-p`, `-P`): host ports are held by bound sockets (which both
+//! detects a port in use and keeps it ours) and forwarded in-kernel by the nft table
+//! to the container's gateway endpoint.
+
+use std::net::Ipv4Addr;
+
+use super::NetworkManager;
+use crate::dataplane::Dataplane;
+use crate::error::{NetError, Result};
+use crate::ports::{self, HostPort, PortBindingRequest, PortMap, PortMapping, Proto};
+
+impl<D: Dataplane> NetworkManager<D> {
+    /// Publishes `bindings` for a connected container and returns the mappings
+    /// actually made (host ports chosen for `Any` and ranges). All or nothing: if one
+    /// binding fails, none is kept. A container whose networks are all internal gets
+    /// no mappings, as in Docker.
+    pub async fn publish(&self, container_id: &str, bindings: &[PortBindingRequest]) -> Result<Vec<PortMapping>> {
+        let mut st = self.state.lock().await;
+        let Some(sandbox) = st.sandboxes.get(container_id).cloned() else {
+            return Err(NetError::not_found(format!("container {container_id} is not connected to any network")));
+        };
+        let Some(gw) = Self::gateway_endpoint(&st, container_id).cloned() else {
+            return Ok(Vec::new());
+        };
+        let default_ip = st
+            .networks
+            .get(&gw.network_id)
+            .and_then(|n| n.bridge.as_ref())
+            .map(|b| b.host_binding_ipv4)
+            .unwrap_or(self.config.default_binding_ip);
+
+        let mut made: Vec<PortMapping> = Vec::new();
+        let mut guards = Vec::new();
+        for b in bindings {
+            if b.container_port == 0 {
+                return Err(NetError::invalid("invalid container port 0"));
+            }
+            let ip = b.host_ip.unwrap_or(default_ip);
+            let (port, guard) = self.reserve_one(&mut st.port_cursor, ip, b.host_port, b.proto)?;
+            made.push(PortMapping { container_port: b.container_port, proto: b.proto, host_ip: ip, host_port: port });
+            guards.push(guard);
+        }
+        if made.is_empty() {
+            return Ok(made);
+        }
+
+        let mut updated = sandbox.clone();
+        updated.ports.extend(made.iter().copied());
+        st.stores.sandboxes.store(container_id, &updated)?;
+        st.sandboxes.insert(container_id.to_string(), updated);
+        if let Err(e) = self.apply_firewall(&st).await {
+            // Roll back: the old record and rules; the new sockets close on return.
+            let _ = st.stores.sandboxes.store(container_id, &sandbox);
+            st.sandboxes.insert(container_id.to_string(), sandbox);
+            return Err(e);
+        }
+        st.port_guards.entry(container_id.to_string()).or_default().extend(guards);
+        Ok(made)
+    }
+
+    /// Finds and holds one host port for `ip`/`proto` as `want` asks.
+    fn reserve_one(&self, cursor: &mut u16, ip: Ipv4Addr, want: HostPort, proto: Proto) -> Result<(u16, D::PortGuard)> {
+        let start = *cursor;
+        for port in ports::candidates(want, self.ephemeral, start) {
+            match self.dp.reserve_port(ip, port, proto) {
+                Ok(guard) => {
+                    if want == HostPort::Any {
+                        *cursor = if port >= self.ephemeral.1 { self.ephemeral.0 } else { port + 1 };
+                    }
+                    return Ok((port, guard));
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) || e.raw_os_error() == Some(libc::EACCES) => {
+                    continue;
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => {
+                    return Err(NetError::invalid(format!(
+                        "cannot publish on {ip}:{port}/{proto}: {ip} is not an address of this host"
+                    )));
+                }
+                Err(e) => return Err(NetError::system(format!("bind {ip}:{port}/{proto}"), e)),
+            }
+        }
+        Err(match want {
+            HostPort::Single(p) => ports::already_allocated(ip, p),
+            HostPort::Range(a, b) => NetError::conflict(format!("Bind for {ip}:{a}-{b} failed: port is already allocated")),
+            HostPort::Any => NetError::unavailable("all ports are allocated"),
+        })
+    }
+
+    /// Removes every published port of the container.
+    pub async fn unpublish(&self, container_id: &str) -> Result<()> {
+        let mut st = self.state.lock().await;
+        let Some(sandbox) = st.sandboxes.get(container_id).cloned() else { return Ok(()) };
+        if sandbox.ports.is_empty() {
+            return Ok(());
+        }
+        let mut updated = sandbox.clone();
+        updated.ports.clear();
+        st.stores.sandboxes.store(container_id, &updated)?;
+        st.sandboxes.insert(container_id.to_string(), updated);
+        if let Err(e) = self.apply_firewall(&st).await {
+            let _ = st.stores.sandboxes.store(container_id, &sandbox);
+            st.sandboxes.insert(container_id.to_string(), sandbox);
+            return Err(e);
+        }
+        st.port_guards.remove(container_id);
+        Ok(())
+    }
+
+    /// The container's published ports (for `docker port`).
+    pub async fn ports_of(&self, container_id: &str) -> Vec<PortMapping> {
+        let st = self.state.lock().await;
+        st.sandboxes.get(container_id).map(|s| s.ports.clone()).unwrap_or_default()
+    }
+
+    /// NetworkSettings.Ports: `exposed` ("80/tcp" keys of the image and `--expose`)
+    /// with null, published ones with their host bindings.
+    pub async fn port_map(&self, container_id: &str, exposed: &[String]) -> Result<PortMap> {
+        let mut ex = Vec::new();
+        for k in exposed {
+            ex.push(ports::parse_port_key(k)?);
+        }
+        let mappings = self.ports_of(container_id).await;
+        Ok(ports::port_map(ex, mappings.iter()))
+    }
+}

@@ -1,0 +1,459 @@
+//! Data: what is persisted (records) and what the Engine API shows (Docker-shaped,
+//! serialised with Docker's field names so the engine can pass them through).
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{NetError, Result};
+use crate::ipam::SubnetPlan;
+use crate::ports::PortMapping;
+
+// ---------------------------------------------------------------------------------
+// Persisted records (internal).
+// ---------------------------------------------------------------------------------
+
+/// Which driver a network uses. Only `bridge` networks can be created; `host` and
+/// `null` exist once each as the predefined `host` and `none` networks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Driver {
+    Bridge,
+    Host,
+    Null,
+}
+
+impl Driver {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Driver::Bridge => "bridge",
+            Driver::Host => "host",
+            Driver::Null => "null",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct NetworkRecord {
+    pub id: String,
+    pub name: String,
+    pub created: String,
+    pub driver: Driver,
+    pub internal: bool,
+    pub attachable: bool,
+    pub labels: BTreeMap<String, String>,
+    pub options: BTreeMap<String, String>,
+    pub ipam_options: BTreeMap<String, String>,
+    pub bridge: Option<BridgeSettings>,
+}
+
+impl NetworkRecord {
+    pub fn is_predefined(&self) -> bool {
+        self.driver != Driver::Bridge || self.bridge.as_ref().is_some_and(|b| b.default_bridge)
+    }
+
+    /// User-defined bridge networks get the embedded DNS and name resolution; the
+    /// default bridge does not (as in Docker).
+    pub fn has_dns(&self) -> bool {
+        self.bridge.as_ref().is_some_and(|b| !b.default_bridge)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct BridgeSettings {
+    pub ifname: String,
+    pub plan: SubnetPlan,
+    /// Names of the `--aux-address` entries, in `plan.reserved` order.
+    pub aux_names: Vec<String>,
+    /// Subnet given by the user (only then may endpoints ask for a fixed address).
+    pub user_subnet: bool,
+    pub mtu: u32,
+    pub masquerade: bool,
+    pub host_binding_ipv4: Ipv4Addr,
+    pub default_bridge: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct EndpointRecord {
+    pub id: String,
+    pub network_id: String,
+    pub container_id: String,
+    pub container_name: String,
+    pub aliases: Vec<String>,
+    pub requested_ip: Option<Ipv4Addr>,
+    pub ifname: String,
+    pub host_veth: String,
+    pub ip: Ipv4Addr,
+    pub prefix_len: u8,
+    pub gateway: Ipv4Addr,
+    pub mac: String,
+    /// This endpoint carries the sandbox's default route (and its published ports).
+    pub provides_gateway: bool,
+    /// Connect order within the daemon (interfaces, DNS precedence, inspect order).
+    pub seq: u64,
+}
+
+impl EndpointRecord {
+    /// Names other containers on the same network resolve to this endpoint: the
+    /// container name, its network aliases and its short ID (Docker's DNSNames).
+    pub fn dns_names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        if !self.container_name.is_empty() {
+            names.push(self.container_name.clone());
+        }
+        for a in &self.aliases {
+            if !names.contains(a) {
+                names.push(a.clone());
+            }
+        }
+        let short = crate::ids::short_id(&self.container_id).to_string();
+        if !names.contains(&short) {
+            names.push(short);
+        }
+        names
+    }
+}
+
+/// One container's network stack: its namespace, its published ports and its DNS
+/// settings. Its endpoints are the endpoint records naming the container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SandboxRecord {
+    pub container_id: String,
+    pub netns: PathBuf,
+    pub ports: Vec<PortMapping>,
+    pub dns_servers: Vec<IpAddr>,
+}
+
+// ---------------------------------------------------------------------------------
+// Requests.
+// ---------------------------------------------------------------------------------
+
+/// `POST /networks/create` body (Docker's `NetworkCreateRequest`); deserialises from
+/// the API's JSON as is.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkCreateRequest {
+    pub name: String,
+    pub driver: String,
+    pub scope: String,
+    pub internal: bool,
+    pub attachable: bool,
+    pub ingress: bool,
+    pub config_only: bool,
+    #[serde(rename = "IPAM")]
+    pub ipam: Option<Ipam>,
+    #[serde(rename = "EnableIPv4")]
+    pub enable_ipv4: Option<bool>,
+    #[serde(rename = "EnableIPv6")]
+    pub enable_ipv6: Option<bool>,
+    pub options: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl NetworkCreateRequest {
+    /// A bridge network named `name` with everything else defaulted.
+    pub fn named(name: impl Into<String>) -> Self {
+        NetworkCreateRequest { name: name.into(), ..Default::default() }
+    }
+
+    /// Adds one IPAM config entry (`--subnet`, `--gateway`, `--ip-range`).
+    pub fn with_subnet(mut self, subnet: &str, gateway: Option<&str>, ip_range: Option<&str>) -> Self {
+        let ipam = self.ipam.get_or_insert_with(Ipam::default);
+        ipam.config.push(IpamConfig {
+            subnet: subnet.into(),
+            gateway: gateway.unwrap_or_default().into(),
+            ip_range: ip_range.unwrap_or_default().into(),
+            aux_address: BTreeMap::new(),
+        });
+        self
+    }
+}
+
+/// A container joining a network (`--network`, `docker network connect`).
+#[derive(Debug, Clone, Default)]
+pub struct EndpointRequest {
+    /// The container's full ID (64 hex).
+    pub container_id: String,
+    /// The container's name without the leading '/', resolvable by DNS.
+    pub container_name: String,
+    /// The container's network namespace (a bind mount, see [`crate::netns`]).
+    pub netns: PathBuf,
+    /// `--ip`: a fixed address (only on networks with a user-configured subnet).
+    pub ipv4: Option<Ipv4Addr>,
+    /// `--network-alias`: extra DNS names on this network.
+    pub aliases: Vec<String>,
+    /// `--mac-address`.
+    pub mac: Option<String>,
+    /// `--dns`: servers the embedded DNS forwards to instead of the host's.
+    pub dns_servers: Vec<IpAddr>,
+}
+
+// ---------------------------------------------------------------------------------
+// Results and Engine API shapes.
+// ---------------------------------------------------------------------------------
+
+/// What `connect` made: everything the engine shows in NetworkSettings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub endpoint_id: String,
+    pub network_id: String,
+    pub network_name: String,
+    pub container_id: String,
+    pub ip: Ipv4Addr,
+    pub prefix_len: u8,
+    pub gateway: Ipv4Addr,
+    pub mac: String,
+    /// Interface name inside the container (eth0, eth1, ...).
+    pub ifname: String,
+    /// The host side of the veth pair, attached to the bridge.
+    pub host_veth: String,
+    pub bridge: String,
+    pub aliases: Vec<String>,
+    pub dns_names: Vec<String>,
+    pub requested_ip: Option<Ipv4Addr>,
+    pub provides_gateway: bool,
+}
+
+impl Endpoint {
+    pub(crate) fn from_record(rec: &EndpointRecord, net: &NetworkRecord) -> Self {
+        Endpoint {
+            endpoint_id: rec.id.clone(),
+            network_id: rec.network_id.clone(),
+            network_name: net.name.clone(),
+            container_id: rec.container_id.clone(),
+            ip: rec.ip,
+            prefix_len: rec.prefix_len,
+            gateway: rec.gateway,
+            mac: rec.mac.clone(),
+            ifname: rec.ifname.clone(),
+            host_veth: rec.host_veth.clone(),
+            bridge: net.bridge.as_ref().map(|b| b.ifname.clone()).unwrap_or_default(),
+            aliases: rec.aliases.clone(),
+            dns_names: if net.has_dns() { rec.dns_names() } else { Vec::new() },
+            requested_ip: rec.requested_ip,
+            provides_gateway: rec.provides_gateway,
+        }
+    }
+
+    /// The container-inspect `NetworkSettings.Networks[<name>]` entry.
+    pub fn settings(&self) -> EndpointSettings {
+        EndpointSettings {
+            ipam_config: self.requested_ip.map(|ip| EndpointIpamConfig { ipv4_address: ip.to_string() }),
+            links: None,
+            mac_address: self.mac.clone(),
+            aliases: if self.aliases.is_empty() { None } else { Some(self.aliases.clone()) },
+            driver_opts: None,
+            gw_priority: 0,
+            network_id: self.network_id.clone(),
+            endpoint_id: self.endpoint_id.clone(),
+            gateway: self.gateway.to_string(),
+            ip_address: self.ip.to_string(),
+            ip_prefix_len: self.prefix_len,
+            ipv6_gateway: String::new(),
+            global_ipv6_address: String::new(),
+            global_ipv6_prefix_len: 0,
+            dns_names: if self.dns_names.is_empty() { None } else { Some(self.dns_names.clone()) },
+        }
+    }
+}
+
+/// `EndpointSettings` as the Engine API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EndpointSettings {
+    #[serde(rename = "IPAMConfig")]
+    pub ipam_config: Option<EndpointIpamConfig>,
+    pub links: Option<Vec<String>>,
+    pub mac_address: String,
+    pub aliases: Option<Vec<String>>,
+    pub driver_opts: Option<BTreeMap<String, String>>,
+    pub gw_priority: i64,
+    #[serde(rename = "NetworkID")]
+    pub network_id: String,
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    pub gateway: String,
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+    #[serde(rename = "IPPrefixLen")]
+    pub ip_prefix_len: u8,
+    #[serde(rename = "IPv6Gateway")]
+    pub ipv6_gateway: String,
+    #[serde(rename = "GlobalIPv6Address")]
+    pub global_ipv6_address: String,
+    #[serde(rename = "GlobalIPv6PrefixLen")]
+    pub global_ipv6_prefix_len: u8,
+    #[serde(rename = "DNSNames")]
+    pub dns_names: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointIpamConfig {
+    #[serde(rename = "IPv4Address")]
+    pub ipv4_address: String,
+}
+
+/// `IPAM` of a network (request and inspect).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Ipam {
+    pub driver: String,
+    pub options: Option<BTreeMap<String, String>>,
+    pub config: Vec<IpamConfig>,
+}
+
+impl Default for Ipam {
+    fn default() -> Self {
+        Ipam { driver: "default".into(), options: None, config: Vec::new() }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct IpamConfig {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub subnet: String,
+    #[serde(rename = "IPRange", skip_serializing_if = "String::is_empty")]
+    pub ip_range: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub gateway: String,
+    #[serde(rename = "AuxiliaryAddresses", skip_serializing_if = "BTreeMap::is_empty")]
+    pub aux_address: BTreeMap<String, String>,
+}
+
+/// `Containers[<id>]` of a network inspect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkContainer {
+    pub name: String,
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    pub mac_address: String,
+    #[serde(rename = "IPv4Address")]
+    pub ipv4_address: String,
+    #[serde(rename = "IPv6Address")]
+    pub ipv6_address: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ConfigReference {
+    pub network: String,
+}
+
+/// `GET /networks/{id}` (and each entry of `GET /networks`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkInspect {
+    pub name: String,
+    pub id: String,
+    pub created: String,
+    pub scope: String,
+    pub driver: String,
+    #[serde(rename = "EnableIPv4")]
+    pub enable_ipv4: bool,
+    #[serde(rename = "EnableIPv6")]
+    pub enable_ipv6: bool,
+    #[serde(rename = "IPAM")]
+    pub ipam: Ipam,
+    pub internal: bool,
+    pub attachable: bool,
+    pub ingress: bool,
+    pub config_from: ConfigReference,
+    pub config_only: bool,
+    pub containers: BTreeMap<String, NetworkContainer>,
+    pub options: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `POST /networks/create` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkCreateResponse {
+    pub id: String,
+    pub warning: String,
+}
+
+/// Parses "02:42:ac:11:00:02" (a unicast MAC, as the kernel requires).
+pub fn parse_mac(s: &str) -> Result<[u8; 6]> {
+    let bad = || NetError::invalid(format!("invalid MAC address: {s}"));
+    let parts: Vec<&str> = s.split([':', '-']).collect();
+    if parts.len() != 6 {
+        return Err(bad());
+    }
+    let mut mac = [0u8; 6];
+    for (i, p) in parts.iter().enumerate() {
+        if p.len() != 2 {
+            return Err(bad());
+        }
+        mac[i] = u8::from_str_radix(p, 16).map_err(|_| bad())?;
+    }
+    if mac[0] & 1 == 1 || mac == [0; 6] {
+        return Err(NetError::invalid(format!("invalid MAC address: {s}: not a unicast address")));
+    }
+    Ok(mac)
+}
+
+pub fn format_mac(mac: &[u8; 6]) -> String {
+    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+/// Docker's (pre-v26) MAC for an address: 02:42 followed by the four IPv4 bytes, so
+/// a MAC never collides on a bridge while addresses are unique.
+pub fn mac_for_ip(ip: Ipv4Addr) -> [u8; 6] {
+    let o = ip.octets();
+    [0x02, 0x42, o[0], o[1], o[2], o[3]]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_parsing_and_formatting() {
+        assert_eq!(parse_mac("02:42:AC:11:00:02").unwrap(), [2, 0x42, 0xac, 0x11, 0, 2]);
+        assert!(parse_mac("01:00:5e:00:00:01").is_err(), "multicast refused");
+        assert!(parse_mac("02:42:ac:11:00").is_err());
+        assert!(parse_mac("zz:42:ac:11:00:02").is_err());
+        assert_eq!(format_mac(&mac_for_ip("172.18.0.2".parse().unwrap())), "02:42:ac:12:00:02");
+    }
+
+    #[test]
+    fn create_request_reads_the_cli_json() {
+        // What docker CLI 28 sends for `docker network create trace-net` (api-traces).
+        let body = r#"{"Driver":"bridge","Scope":"","IPAM":{"Driver":"default","Options":{},"Config":[]},"Internal":false,"Attachable":false,"Ingress":false,"ConfigOnly":false,"ConfigFrom":null,"Options":{},"Labels":{},"Name":"trace-net","CheckDuplicate":true}"#;
+        let req: NetworkCreateRequest = serde_json::from_str(body).unwrap();
+        assert_eq!(req.name, "trace-net");
+        assert_eq!(req.ipam.unwrap().config.len(), 0);
+    }
+
+    #[test]
+    fn endpoint_settings_serialise_like_docker() {
+        let ep = Endpoint {
+            endpoint_id: "e".repeat(64),
+            network_id: "n".repeat(64),
+            network_name: "trace-net".into(),
+            container_id: "f1ed81748690645ba074a3466ae95512650b750ae1886291b1c2ba7a3ba8d5f1".into(),
+            ip: "172.18.0.2".parse().unwrap(),
+            prefix_len: 16,
+            gateway: "172.18.0.1".parse().unwrap(),
+            mac: "02:42:ac:12:00:02".into(),
+            ifname: "eth0".into(),
+            host_veth: "veth1234567".into(),
+            bridge: "br-x".into(),
+            aliases: vec![],
+            dns_names: vec!["trace-web".into(), "f1ed81748690".into()],
+            requested_ip: None,
+            provides_gateway: true,
+        };
+        let v = serde_json::to_value(ep.settings()).unwrap();
+        assert_eq!(v["IPAddress"], "172.18.0.2");
+        assert_eq!(v["IPPrefixLen"], 16);
+        assert_eq!(v["MacAddress"], "02:42:ac:12:00:02");
+        assert_eq!(v["IPAMConfig"], serde_json::Value::Null);
+        assert_eq!(v["DNSNames"][1], "f1ed81748690");
+        assert_eq!(v["NetworkID"].as_str().unwrap().len(), 64);
+    }
+}
