@@ -68,3 +68,31 @@ mod tests {
         assert!(root.join("tmp").is_dir());
     }
 }
+
+/// Removes a cgroup directory (path relative to each hierarchy's root, e.g.
+/// "berth-test-123") and everything below it from every mounted hierarchy: v1
+/// controllers under /sys/fs/cgroup/<controller> and a v2 mount at /sys/fs/cgroup or
+/// /sys/fs/cgroup/unified. Cgroup directories can only be removed leaf first.
+pub fn remove_cgroup_tree(rel: &str) {
+    let rel = rel.trim_start_matches('/');
+    if rel.is_empty() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") else { return };
+    let mut roots: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    roots.push(PathBuf::from("/sys/fs/cgroup"));
+    for root in roots {
+        remove_leaf_first(&root.join(rel));
+    }
+}
+
+fn remove_leaf_first(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                remove_leaf_first(&e.path());
+            }
+        }
+        let _ = std::fs::remove_dir(dir);
+    }
+}

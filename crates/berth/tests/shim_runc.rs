@@ -1,0 +1,167 @@
+//! The shim driving a real runc: create, attach, stdin, start, exit, exec, tty, log.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use berth_shim::client;
+use berth_shim::protocol::{self, Request};
+use berth_shim::{LogConfig, RuntimeKind, ShimConfig};
+use berth_testutil::{busybox_rootfs, require_root, short_tempdir};
+
+static N: AtomicU32 = AtomicU32::new(0);
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    cfg: ShimConfig,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        // Whatever a failed test left: the container, then its cgroup parent.
+        let _ = std::process::Command::new("runc")
+            .arg("--root")
+            .arg(self.cfg.bundle.join("runc"))
+            .args(["delete", "--force", &self.cfg.id])
+            .output();
+        berth_testutil::remove_cgroup_tree(&cgroup_parent(&self.cfg.id));
+    }
+}
+
+fn cgroup_parent(id: &str) -> String {
+    format!("bt-shim-{id}")
+}
+
+fn fixture(args: &[&str], tty: bool) -> Fixture {
+    require_root();
+    let tmp = short_tempdir("bt-shim");
+    let dir = tmp.path().to_path_buf();
+    busybox_rootfs(&dir.join("rootfs")).unwrap();
+    let st = std::process::Command::new("runc").args(["spec", "--bundle"]).arg(&dir).status().unwrap();
+    assert!(st.success());
+    let id = format!("bt-shim-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
+    let mut spec: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    spec["process"]["args"] = serde_json::json!(args);
+    spec["process"]["terminal"] = serde_json::json!(tty);
+    spec["root"]["readonly"] = serde_json::json!(false);
+    spec["linux"]["cgroupsPath"] = serde_json::json!(format!("/{}/{id}", cgroup_parent(&id)));
+    std::fs::write(dir.join("config.json"), serde_json::to_vec(&spec).unwrap()).unwrap();
+    let cfg = ShimConfig {
+        id,
+        bundle: dir.clone(),
+        state_dir: dir.join("state"),
+        socket: dir.join("s.sock"),
+        runtime: RuntimeKind::Binary { path: PathBuf::from("/usr/sbin/runc"), args: vec![], root: dir.join("runc") },
+        tty,
+        open_stdin: true,
+        log: LogConfig { path: Some(dir.join("ctr-json.log")), max_size: 1 << 20, max_files: 2 },
+        console_size: Some((24, 80)),
+    };
+    Fixture { _tmp: tmp, cfg }
+}
+
+fn exe() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_berth"))
+}
+
+fn write_stdin(stream: &mut std::os::unix::net::UnixStream, data: &[u8]) {
+    stream.write_all(&protocol::frame(protocol::FRAME_STDIN, data)).unwrap();
+}
+
+#[test]
+fn attach_stdin_output_exit_code_and_log() {
+    let f = fixture(&["sh", "-c", "read x; echo got $x; echo oops >&2; exit 3"], false);
+    let (mut child, pid) = berth_shim::spawn::spawn(exe(), &f.cfg).unwrap();
+    assert!(pid > 0);
+    let (resp, mut attach) = client::open(&f.cfg.socket, &Request::Attach { stdin: true, stdout: true, stderr: true }).unwrap();
+    assert!(resp.ok, "{resp:?}");
+    let started = client::call(&f.cfg.socket, &Request::Start).unwrap();
+    assert!(started.ok, "{started:?}");
+    write_stdin(attach.get_mut(), b"hello\n");
+    write_stdin(attach.get_mut(), b"");
+    let out = client::collect(&mut attach).unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "got hello\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "oops\n");
+    assert_eq!(out.exit.as_ref().unwrap().exit_code, 3);
+    assert!(child.wait().unwrap().success());
+    let exit: protocol::ExitStatus = serde_json::from_slice(&std::fs::read(f.cfg.exit_file()).unwrap()).unwrap();
+    assert_eq!(exit.exit_code, 3);
+    let log = std::fs::read_to_string(f.cfg.log.path.as_ref().unwrap()).unwrap();
+    assert!(log.contains(r#""log":"got hello\n","stream":"stdout""#), "{log}");
+    assert!(log.contains(r#""log":"oops\n","stream":"stderr""#), "{log}");
+    // The runtime's record and the cgroup are gone.
+    assert!(!Path::new(&format!("/sys/fs/cgroup/memory/{}/{}", cgroup_parent(&f.cfg.id), f.cfg.id)).exists());
+    assert!(!f.cfg.socket.exists());
+}
+
+#[test]
+fn exec_runs_in_the_container_and_kill_reports_the_signal() {
+    let f = fixture(&["sh", "-c", "echo ready; sleep 1000"], false);
+    let (mut child, _) = berth_shim::spawn::spawn(exe(), &f.cfg).unwrap();
+    let (_, mut attach) = client::open(&f.cfg.socket, &Request::Attach { stdin: false, stdout: true, stderr: true }).unwrap();
+    assert!(client::call(&f.cfg.socket, &Request::Start).unwrap().ok);
+    let (kind, first) = client::read_frame(&mut attach).unwrap().unwrap();
+    assert_eq!((kind, first.as_slice()), (protocol::FRAME_STDOUT, &b"ready\n"[..]));
+
+    let process = serde_json::json!({
+        "terminal": false, "user": {"uid": 0, "gid": 0}, "cwd": "/",
+        "args": ["sh", "-c", "echo in $(hostname); cat; exit 7"],
+        "env": ["PATH=/bin:/usr/bin"]
+    });
+    let (resp, mut ex) = client::open(&f.cfg.socket, &Request::Exec { exec_id: "e1".into(), process, tty: false, stdin: true }).unwrap();
+    assert!(resp.ok, "{resp:?}");
+    write_stdin(ex.get_mut(), b"piped\n");
+    write_stdin(ex.get_mut(), b"");
+    let out = client::collect(&mut ex).unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "in runc\npiped\n");
+    assert_eq!(out.exit.unwrap().exit_code, 7);
+
+    // A bad exec is an error, and the container is still fine.
+    let bad = serde_json::json!({"terminal": false, "user": {"uid": 0, "gid": 0}, "cwd": "/", "args": ["/no/such"], "env": []});
+    let (resp, _) = client::open(&f.cfg.socket, &Request::Exec { exec_id: "e2".into(), process: bad, tty: false, stdin: false }).unwrap();
+    assert!(!resp.ok);
+    assert!(resp.error.contains("no such file") || resp.error.contains("not found"), "{}", resp.error);
+
+    let st = client::call(&f.cfg.socket, &Request::State).unwrap();
+    assert!(st.exit.is_none());
+    assert!(client::call(&f.cfg.socket, &Request::Kill { signal: 9, all: false }).unwrap().ok);
+    let rest = client::collect(&mut attach).unwrap();
+    assert_eq!(rest.exit.unwrap().exit_code, 137);
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn tty_container_with_resize() {
+    let f = fixture(&["sh", "-c", "stty size; read x; echo you said $x"], true);
+    let (mut child, _) = berth_shim::spawn::spawn(exe(), &f.cfg).unwrap();
+    let (_, mut attach) = client::open(&f.cfg.socket, &Request::Attach { stdin: true, stdout: true, stderr: true }).unwrap();
+    assert!(client::call(&f.cfg.socket, &Request::Start).unwrap().ok);
+    // Wait for the first line, then answer.
+    let (kind, first) = client::read_frame(&mut attach).unwrap().unwrap();
+    assert_eq!(kind, protocol::FRAME_STDOUT);
+    assert_eq!(String::from_utf8_lossy(&first), "24 80\r\n");
+    let r = client::call(&f.cfg.socket, &Request::Resize { exec_id: None, height: 40, width: 100 }).unwrap();
+    assert!(r.ok, "{r:?}");
+    write_stdin(attach.get_mut(), b"hi\n");
+    let out = client::collect(&mut attach).unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("you said hi"), "{text}");
+    assert!(out.stderr.is_empty());
+    assert_eq!(out.exit.unwrap().exit_code, 0);
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn create_failure_is_reported_and_leaves_nothing() {
+    let f = fixture(&["/does/not/exist"], false);
+    let mut cfg = f.cfg.clone();
+    // A bundle whose rootfs is missing.
+    cfg.bundle = f.cfg.bundle.join("nope");
+    std::fs::create_dir_all(&cfg.bundle).unwrap();
+    std::fs::copy(f.cfg.bundle.join("config.json"), cfg.bundle.join("config.json")).unwrap();
+    let err = berth_shim::spawn::spawn(exe(), &cfg).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("rootfs") || msg.contains("no such file"), "{msg}");
+    assert!(!cfg.socket.exists());
+    assert!(!Path::new(&format!("/sys/fs/cgroup/memory/{}/{}", cgroup_parent(&cfg.id), cfg.id)).exists());
+}
