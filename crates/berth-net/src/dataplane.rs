@@ -417,14 +417,14 @@ pub struct RecordedState {
     pub ip_forward: bool,
 }
 
-/// An in-memory dataplane for tests without root. Namespaces are any existing path;
-/// `fail_next_veth` makes the next veth creation fail (to test rollbacks).
-#[derive(Debug, Default)]
+/// An in-memory dataplane for tests without root. Clones share one state, so a test
+/// can "restart" a manager over the same kernel. Namespaces are any existing path.
+#[derive(Debug, Default, Clone)]
 pub struct RecordingDataplane {
-    pub state: Mutex<RecordedState>,
+    state: Arc<Mutex<RecordedState>>,
     ports: Arc<Mutex<Vec<(Ipv4Addr, u16, Proto)>>>,
-    pub host_routes: Mutex<Vec<Ipv4Net>>,
-    pub fail_next_veth: Mutex<bool>,
+    host_routes: Arc<Mutex<Vec<Ipv4Net>>>,
+    fail_next_veth: Arc<Mutex<bool>>,
 }
 
 /// A reserved port in the recording dataplane; released on drop.
@@ -444,18 +444,35 @@ impl Drop for RecordedPort {
 }
 
 impl RecordingDataplane {
+    /// A copy of what the "kernel" holds now.
     pub fn snapshot(&self) -> RecordedState {
         let mut s = self.lock().clone();
-        s.ports = self.port_list().lock().unwrap_or_else(|p| p.into_inner()).clone();
+        s.ports = self.ports.lock().unwrap_or_else(|p| p.into_inner()).clone();
         s
+    }
+
+    /// Pretends the host has these routes (for subnet allocation).
+    pub fn set_host_routes(&self, routes: Vec<Ipv4Net>) {
+        *self.host_routes.lock().unwrap_or_else(|p| p.into_inner()) = routes;
+    }
+
+    /// Makes the next veth creation fail, to exercise rollbacks.
+    pub fn fail_next_veth(&self) {
+        *self.fail_next_veth.lock().unwrap_or_else(|p| p.into_inner()) = true;
+    }
+
+    /// Adds an interface as if a crashed daemon had left it behind.
+    pub fn inject_veth(&self, spec: VethSpec) {
+        self.lock().veths.insert(spec.host_name.clone(), spec);
+    }
+
+    /// Removes a veth as if its namespace had died.
+    pub fn vanish_veth(&self, name: &str) {
+        self.lock().veths.remove(name);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, RecordedState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn port_list(&self) -> Arc<Mutex<Vec<(Ipv4Addr, u16, Proto)>>> {
-        self.ports.clone()
     }
 }
 
@@ -531,7 +548,7 @@ impl Dataplane for RecordingDataplane {
     }
 
     fn reserve_port(&self, ip: Ipv4Addr, port: u16, proto: Proto) -> std::io::Result<RecordedPort> {
-        let list = self.port_list();
+        let list = self.ports.clone();
         let mut l = list.lock().unwrap_or_else(|p| p.into_inner());
         let clash = l.iter().any(|(i, p, pr)| *p == port && *pr == proto && (*i == ip || i.is_unspecified() || ip.is_unspecified()));
         if clash {

@@ -13,6 +13,8 @@ mod endpoints;
 mod networks;
 mod publish;
 mod resolver_files;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
