@@ -1,0 +1,212 @@
+//! The crate's error type. Every error carries a [`ErrorKind`] so that the engine can
+//! map it to an API status code in one place (moby's errdefs idea): not found → 404,
+//! invalid → 400, conflict → 409, everything else → 500.
+
+use std::io;
+
+/// What kind of failure an [`ImageError`] is, for the engine's status-code mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The image, reference, blob, layer or snapshot does not exist.
+    NotFound,
+    /// The caller's input is malformed or refused (bad reference, bad archive, unsafe
+    /// layer, digest mismatch, unknown media type...).
+    InvalidArgument,
+    /// The request conflicts with the current state (image in use, ambiguous prefix,
+    /// locked ingest, already exists).
+    Conflict,
+    /// A resource limit was hit (decompression bomb stopped, disk space margin).
+    ResourceExhausted,
+    /// The host failed us (I/O, syscalls).
+    System,
+}
+
+/// Errors of the image store.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// `No such image: busybox:latest` — Docker's wording, which users grep for.
+    #[error("No such image: {0}")]
+    ImageNotFound(String),
+
+    #[error("blob {0} not found")]
+    BlobNotFound(String),
+
+    #[error("layer {0} not found")]
+    LayerNotFound(String),
+
+    #[error("snapshot {0} not found")]
+    SnapshotNotFound(String),
+
+    #[error("ingest {0} not found")]
+    IngestNotFound(String),
+
+    /// Docker's wording: `invalid reference format`, optionally followed by a reason.
+    #[error("{0}")]
+    InvalidReference(String),
+
+    #[error("{0}")]
+    InvalidArgument(String),
+
+    /// A layer tar that would write outside its directory or is otherwise unsafe.
+    #[error("unsafe layer: {0}")]
+    UnsafeLayer(String),
+
+    #[error("digest mismatch for {what}: expected {expected}, got {actual}")]
+    DigestMismatch {
+        what: String,
+        expected: String,
+        actual: String,
+    },
+
+    #[error("size mismatch for {what}: expected {expected} bytes, got {actual}")]
+    SizeMismatch {
+        what: String,
+        expected: u64,
+        actual: u64,
+    },
+
+    #[error("unsupported media type {0:?}")]
+    UnsupportedMediaType(String),
+
+    #[error("invalid archive: {0}")]
+    InvalidArchive(String),
+
+    #[error("invalid image config: {0}")]
+    InvalidConfig(String),
+
+    #[error("invalid manifest: {0}")]
+    InvalidManifest(String),
+
+    /// A Dockerfile-style `--change` instruction that is unknown or malformed.
+    #[error("invalid change {0:?}: {1}")]
+    InvalidChange(String, String),
+
+    #[error("{0}")]
+    Conflict(String),
+
+    #[error("ingest {0} is locked by another writer")]
+    IngestLocked(String),
+
+    /// A layer (or the disk) reached the configured unpack limit: a decompression bomb
+    /// or simply not enough room.
+    #[error("layer too large: {0}")]
+    LimitExceeded(String),
+
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("{0}")]
+    System(String),
+}
+
+impl ImageError {
+    pub fn kind(&self) -> ErrorKind {
+        use ImageError::*;
+        match self {
+            ImageNotFound(_) | BlobNotFound(_) | LayerNotFound(_) | SnapshotNotFound(_)
+            | IngestNotFound(_) => ErrorKind::NotFound,
+            InvalidReference(_)
+            | InvalidArgument(_)
+            | UnsafeLayer(_)
+            | DigestMismatch { .. }
+            | SizeMismatch { .. }
+            | UnsupportedMediaType(_)
+            | InvalidArchive(_)
+            | InvalidConfig(_)
+            | InvalidManifest(_)
+            | InvalidChange(..) => ErrorKind::InvalidArgument,
+            Conflict(_) | IngestLocked(_) => ErrorKind::Conflict,
+            LimitExceeded(_) => ErrorKind::ResourceExhausted,
+            Io { .. } | System(_) => ErrorKind::System,
+        }
+    }
+
+    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
+        ImageError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn io_path(op: &str, path: &std::path::Path, source: io::Error) -> Self {
+        ImageError::Io {
+            context: format!("{op} {}", path.display()),
+            source,
+        }
+    }
+
+    /// Turns an `io::Error` that came out of a reader chain back into our error when it
+    /// wraps one of ours (readers can only return `io::Error`, so the unpacker smuggles
+    /// typed errors through them).
+    pub(crate) fn from_io_chain(context: &str, e: io::Error) -> Self {
+        if e.get_ref().is_some_and(|inner| inner.is::<ImageError>()) {
+            if let Some(inner) = e.into_inner() {
+                if let Ok(ours) = inner.downcast::<ImageError>() {
+                    return *ours;
+                }
+                return ImageError::System(format!("{context}: unknown error"));
+            }
+            return ImageError::System(format!("{context}: unknown error"));
+        }
+        match e.kind() {
+            io::ErrorKind::UnexpectedEof => {
+                ImageError::InvalidArchive(format!("{context}: unexpected end of data (truncated?)"))
+            }
+            io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput => {
+                ImageError::InvalidArchive(format!("{context}: {e}"))
+            }
+            _ => ImageError::io(context, e),
+        }
+    }
+
+    /// Wraps this error into an `io::Error` so it can travel through `Read`/`Write`.
+    pub(crate) fn into_io(self) -> io::Error {
+        io::Error::other(self)
+    }
+}
+
+pub type Result<T, E = ImageError> = std::result::Result<T, E>;
+
+/// Extension to attach a path to `io::Result`s.
+pub(crate) trait IoContext<T> {
+    fn ctx(self, op: &str, path: &std::path::Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn ctx(self, op: &str, path: &std::path::Path) -> Result<T> {
+        self.map_err(|e| ImageError::io_path(op, path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_errors_survive_a_trip_through_io_error() {
+        let e = ImageError::LimitExceeded("x".into()).into_io();
+        let back = ImageError::from_io_chain("ctx", e);
+        assert!(matches!(back, ImageError::LimitExceeded(_)));
+        assert_eq!(back.kind(), ErrorKind::ResourceExhausted);
+    }
+
+    #[test]
+    fn eof_becomes_a_truncation_error() {
+        let e = io::Error::new(io::ErrorKind::UnexpectedEof, "eof");
+        let back = ImageError::from_io_chain("layer", e);
+        assert!(back.to_string().contains("truncated"), "{back}");
+        assert_eq!(back.kind(), ErrorKind::InvalidArgument);
+    }
+
+    #[test]
+    fn not_found_uses_dockers_wording() {
+        assert_eq!(
+            ImageError::ImageNotFound("busybox:latest".into()).to_string(),
+            "No such image: busybox:latest"
+        );
+    }
+}

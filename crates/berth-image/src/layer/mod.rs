@@ -1,0 +1,285 @@
+//! Unpacked layers, one directory per chain ID, shared by every image and container:
+//!
+//! ```text
+//! layers/<chain hex>/diff/        the layer's files, whiteouts in overlay form
+//! layers/<chain hex>/layer.json   LayerInfo (DiffID, parent, sizes, short link)
+//! layers/<chain hex>/link         the short link name
+//! layers/l/<26 chars>             -> ../<chain hex>/diff (keeps overlay's lowerdir short)
+//! layers/.staging/<random>/       unpacks in progress
+//! layers/.trash/<random>/         removals in progress
+//! ```
+//!
+//! A layer is unpacked into `.staging`, its metadata written there, and the whole
+//! directory renamed into place: a `layers/<chain>` directory is always complete. After
+//! a crash, `.staging` and `.trash` are emptied and dangling short links dropped.
+
+pub mod diff;
+pub mod fsops;
+pub mod safepath;
+pub mod unpack;
+pub mod whiteout;
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::{self, Digest};
+use crate::error::{ImageError, IoContext, Result};
+use crate::fsutil::{self, TempPath};
+pub use unpack::{Compression, UnpackLimit, UnpackStats};
+
+/// Length of the short link names (overlay2 uses 26 as well).
+const LINK_LEN: usize = 26;
+
+/// What is recorded about an installed layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerInfo {
+    pub chain_id: Digest,
+    pub diff_id: Digest,
+    pub parent: Option<Digest>,
+    /// Docker's layer size: bytes of the non-directory entries of the diff (each
+    /// hardlinked inode once, a symlink by the length of its target).
+    pub size: u64,
+    /// Length of the uncompressed tar stream (what `docker save` writes for it).
+    pub tar_size: u64,
+    /// Name of the short link in `layers/l/`.
+    pub link: String,
+}
+
+/// A layer unpacked into the staging area, not yet installed. Dropping it removes the
+/// files.
+#[derive(Debug)]
+pub struct StagedLayer {
+    dir: TempPath,
+    pub stats: UnpackStats,
+    pub size: u64,
+}
+
+impl StagedLayer {
+    pub fn diff_id(&self) -> &Digest {
+        &self.stats.diff_id
+    }
+
+    /// The unpacked files.
+    pub fn diff_dir(&self) -> PathBuf {
+        self.dir.path().join("diff")
+    }
+}
+
+/// The layer directories of one data root.
+#[derive(Debug)]
+pub struct LayerStore {
+    root: PathBuf,
+    /// syncfs before a layer becomes visible, so a power loss cannot leave a
+    /// complete-looking layer with missing file data.
+    durable: bool,
+}
+
+impl LayerStore {
+    /// Opens (creating) `root` and cleans what a crash left behind.
+    pub fn open(root: &Path, durable: bool) -> Result<LayerStore> {
+        let s = LayerStore {
+            root: root.to_path_buf(),
+            durable,
+        };
+        for d in [s.links_dir(), s.staging_dir(), s.trash_dir()] {
+            fsutil::ensure_dir(&d)?;
+        }
+        for d in [s.staging_dir(), s.trash_dir()] {
+            for e in fs::read_dir(&d).ctx("read", &d)? {
+                let e = e.ctx("read", &d)?;
+                fsutil::remove_all(&e.path()).ctx("remove", &e.path())?;
+            }
+        }
+        // Short links whose layer never got renamed into place.
+        for e in fs::read_dir(s.links_dir()).ctx("read", &s.links_dir())? {
+            let e = e.ctx("read", &s.links_dir())?;
+            if fs::metadata(e.path()).is_err() {
+                fsutil::remove_all(&e.path()).ctx("remove", &e.path())?;
+            }
+        }
+        Ok(s)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn links_dir(&self) -> PathBuf {
+        self.root.join("l")
+    }
+
+    fn staging_dir(&self) -> PathBuf {
+        self.root.join(".staging")
+    }
+
+    fn trash_dir(&self) -> PathBuf {
+        self.root.join(".trash")
+    }
+
+    fn layer_dir(&self, chain: &Digest) -> PathBuf {
+        self.root.join(chain.hex())
+    }
+
+    /// The directory holding a layer's files.
+    pub fn diff_dir(&self, chain: &Digest) -> PathBuf {
+        self.layer_dir(chain).join("diff")
+    }
+
+    /// A fresh, empty staging directory (removed on drop).
+    pub(crate) fn new_staging(&self) -> Result<TempPath> {
+        let dir = self.staging_dir().join(fsutil::random_id(16));
+        fs::create_dir(&dir).ctx("create", &dir)?;
+        let tmp = TempPath::new(dir);
+        fs::create_dir(tmp.path().join("diff")).ctx("create", tmp.path())?;
+        Ok(tmp)
+    }
+
+    /// Unpacks a (possibly compressed) layer tar into the staging area, in one pass.
+    pub fn unpack(&self, input: impl Read, limit: &UnpackLimit) -> Result<StagedLayer> {
+        let dir = self.new_staging()?;
+        let diff = dir.path().join("diff");
+        let mut lfs = fsops::RealLayerFs::new(&diff).ctx("open", &diff)?;
+        let probe_dir = diff.clone();
+        let free = move || fsutil::available_bytes(&probe_dir);
+        let stats = unpack::unpack_layer(input, &mut lfs, limit, &free)?;
+        let size = dir_size(&diff).ctx("measure", &diff)?;
+        Ok(StagedLayer { dir, stats, size })
+    }
+
+    /// Installs a staged layer on top of `parent` (a chain ID) and returns its record.
+    /// If the chain already exists (another image or a concurrent load installed it),
+    /// the staged copy is dropped and the existing layer returned.
+    pub fn install(&self, staged: StagedLayer, parent: Option<&Digest>) -> Result<LayerInfo> {
+        if let Some(p) = parent {
+            if !self.exists(p) {
+                return Err(ImageError::LayerNotFound(p.to_string()));
+            }
+        }
+        let chain = digest::chain_id(parent, staged.diff_id());
+        if self.exists(&chain) {
+            return self.get(&chain);
+        }
+        let info = LayerInfo {
+            chain_id: chain.clone(),
+            diff_id: staged.stats.diff_id.clone(),
+            parent: parent.cloned(),
+            size: staged.size,
+            tar_size: staged.stats.tar_size,
+            link: fsutil::random_link_id(LINK_LEN),
+        };
+        let sdir = staged.dir.path().to_path_buf();
+        fsutil::atomic_write(&sdir.join("link"), info.link.as_bytes())?;
+        fsutil::atomic_write_json(&sdir.join("layer.json"), &info)?;
+        let link_path = self.links_dir().join(&info.link);
+        std::os::unix::fs::symlink(format!("../{}/diff", chain.hex()), &link_path)
+            .ctx("create", &link_path)?;
+        if self.durable {
+            fsutil::syncfs(&sdir)?;
+        }
+        let target = self.layer_dir(&chain);
+        match fs::rename(&sdir, &target) {
+            Ok(()) => {
+                staged.dir.keep();
+                fsutil::fsync_dir(&self.root).ctx("fsync", &self.root)?;
+                Ok(info)
+            }
+            Err(e)
+                if e.raw_os_error() == Some(libc::ENOTEMPTY)
+                    || e.raw_os_error() == Some(libc::EEXIST) =>
+            {
+                // Lost a race with another installer of the same chain.
+                let _ = fs::remove_file(&link_path);
+                drop(staged);
+                self.get(&chain)
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&link_path);
+                Err(ImageError::io_path("install layer", &target, e))
+            }
+        }
+    }
+
+    pub fn exists(&self, chain: &Digest) -> bool {
+        self.layer_dir(chain).join("layer.json").is_file()
+    }
+
+    pub fn get(&self, chain: &Digest) -> Result<LayerInfo> {
+        let p = self.layer_dir(chain).join("layer.json");
+        let data = match fs::read(&p) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(ImageError::LayerNotFound(chain.to_string()));
+            }
+            Err(e) => return Err(ImageError::io_path("read", &p, e)),
+        };
+        serde_json::from_slice(&data)
+            .map_err(|e| ImageError::System(format!("corrupt layer record {}: {e}", p.display())))
+    }
+
+    /// Every installed layer.
+    pub fn list(&self) -> Result<Vec<LayerInfo>> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(&self.root).ctx("read", &self.root)? {
+            let e = e.ctx("read", &self.root)?;
+            let name = e.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let Ok(chain) = Digest::from_hex(name) else {
+                continue;
+            };
+            match self.get(&chain) {
+                Ok(info) => out.push(info),
+                Err(ImageError::LayerNotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Chain IDs of every installed layer.
+    pub fn chain_ids(&self) -> Result<HashSet<Digest>> {
+        Ok(self.list()?.into_iter().map(|l| l.chain_id).collect())
+    }
+
+    /// Removes a layer: renamed away first (it vanishes atomically), then deleted.
+    pub fn remove(&self, chain: &Digest) -> Result<()> {
+        let info = self.get(chain)?;
+        let dir = self.layer_dir(chain);
+        let trash = self.trash_dir().join(fsutil::random_id(16));
+        fs::rename(&dir, &trash).ctx("remove layer", &dir)?;
+        let _ = fs::remove_file(self.links_dir().join(&info.link));
+        fsutil::remove_all(&trash).ctx("remove", &trash)
+    }
+
+    /// The short-link path (relative to the layers root) used in overlay's lowerdir.
+    pub fn short_link(&self, chain: &Digest) -> Result<String> {
+        Ok(format!("l/{}", self.get(chain)?.link))
+    }
+}
+
+/// Docker's `directory.Size`: the sizes of every non-directory below `root`, each
+/// hardlinked inode once.
+pub fn dir_size(root: &Path) -> io::Result<u64> {
+    let mut seen: HashSet<(u64, u64)> = HashSet::new();
+    let mut total = 0u64;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in fs::read_dir(&dir)? {
+            let e = e?;
+            let m = fs::symlink_metadata(e.path())?;
+            if m.is_dir() {
+                stack.push(e.path());
+                continue;
+            }
+            if m.nlink() > 1 && !seen.insert((m.dev(), m.ino())) {
+                continue;
+            }
+            total += m.len();
+        }
+    }
+    Ok(total)
+}

@@ -1,0 +1,440 @@
+//! Layer extraction in one streaming pass: detect and undo the compression, hash the
+//! uncompressed stream (the DiffID), read the tar entries, check every path, translate
+//! whiteouts, and create the entries through a [`LayerFs`] — all while counting bytes
+//! against the unpack limit, so a decompression bomb stops early.
+
+use std::collections::HashSet;
+use std::io::{self, BufReader, Cursor, Read};
+use std::path::{Path, PathBuf};
+
+use crate::digest::{Digest, HashingReader};
+use crate::error::{ImageError, Result};
+use crate::layer::fsops::{EntryMeta, LayerFs, NodeKind};
+use crate::layer::safepath;
+use crate::layer::whiteout::{self, OVERLAY_XATTR_PREFIX, TarName};
+
+/// How a layer blob is compressed, from its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    /// Detects the compression from the magic bytes at the start of a stream.
+    pub fn detect(head: &[u8]) -> std::result::Result<Compression, ImageError> {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            Ok(Compression::Gzip)
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Ok(Compression::Zstd)
+        } else if head.starts_with(b"BZh") {
+            Err(ImageError::UnsupportedMediaType(
+                "layer compressed with bzip2 (only gzip and zstd are supported)".into(),
+            ))
+        } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+            Err(ImageError::UnsupportedMediaType(
+                "layer compressed with xz (only gzip and zstd are supported)".into(),
+            ))
+        } else {
+            Ok(Compression::None)
+        }
+    }
+}
+
+/// How far a layer may expand. Docker has no limit; berth stops a layer that would
+/// eat the disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnpackLimit {
+    /// Largest uncompressed tar stream accepted for one layer, if any.
+    pub max_layer_bytes: Option<u64>,
+    /// Unpacking stops when the filesystem's free space drops below this.
+    pub min_free_bytes: u64,
+}
+
+impl UnpackLimit {
+    /// No size cap; keep `min_free_bytes` free.
+    pub fn keep_free(min_free_bytes: u64) -> Self {
+        UnpackLimit {
+            max_layer_bytes: None,
+            min_free_bytes,
+        }
+    }
+}
+
+/// What one unpack produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnpackStats {
+    /// sha256 of the uncompressed tar stream.
+    pub diff_id: Digest,
+    /// Length of the uncompressed tar stream.
+    pub tar_size: u64,
+    pub compression: Compression,
+}
+
+/// How often (in uncompressed bytes) free disk space is checked.
+const FREE_SPACE_CHECK_INTERVAL: u64 = 64 << 20;
+
+/// Counts uncompressed bytes and enforces the [`UnpackLimit`].
+struct LimitedReader<'p, R> {
+    inner: R,
+    count: u64,
+    next_check: u64,
+    limit: UnpackLimit,
+    free_space: &'p dyn Fn() -> io::Result<u64>,
+}
+
+impl<R: Read> LimitedReader<'_, R> {
+    fn check_free(&mut self) -> io::Result<()> {
+        let free = (self.free_space)()?;
+        if free < self.limit.min_free_bytes {
+            return Err(ImageError::LimitExceeded(format!(
+                "only {} MiB of disk left after unpacking {} MiB of this layer; berth keeps {} MiB free (decompression bomb or full disk)",
+                free >> 20,
+                self.count >> 20,
+                self.limit.min_free_bytes >> 20
+            ))
+            .into_io());
+        }
+        self.next_check = self.count + FREE_SPACE_CHECK_INTERVAL;
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for LimitedReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.count >= self.next_check {
+            self.check_free()?;
+        }
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        if let Some(max) = self.limit.max_layer_bytes {
+            if self.count > max {
+                return Err(ImageError::LimitExceeded(format!(
+                    "layer expands to more than {max} bytes (the configured unpack limit); stopped"
+                ))
+                .into_io());
+            }
+        }
+        Ok(n)
+    }
+}
+
+type Peeked<R> = io::Chain<Cursor<Vec<u8>>, R>;
+
+/// The uncompressed view of a layer stream that can hand back its input, so the
+/// caller's reader (often a tee into the content store) is read to its very end.
+enum Decompressor<R: Read> {
+    Plain(Peeked<R>),
+    Gzip(Box<flate2::bufread::MultiGzDecoder<BufReader<Peeked<R>>>>),
+    Zstd(Box<zstd::stream::read::Decoder<'static, BufReader<Peeked<R>>>>),
+}
+
+impl<R: Read> Decompressor<R> {
+    fn new(mut input: R) -> Result<(Compression, Decompressor<R>)> {
+        let mut head = Vec::with_capacity(8);
+        // Short reads happen on pipes: keep reading until 6 bytes or EOF.
+        while head.len() < 6 {
+            let mut b = [0u8; 6];
+            let want = 6 - head.len();
+            match input.read(&mut b[..want]) {
+                Ok(0) => break,
+                Ok(n) => head.extend_from_slice(&b[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(ImageError::from_io_chain("read layer", e)),
+            }
+        }
+        let compression = Compression::detect(&head)?;
+        let peeked = Cursor::new(head).chain(input);
+        let d = match compression {
+            Compression::None => Decompressor::Plain(peeked),
+            Compression::Gzip => Decompressor::Gzip(Box::new(
+                flate2::bufread::MultiGzDecoder::new(BufReader::with_capacity(256 * 1024, peeked)),
+            )),
+            Compression::Zstd => Decompressor::Zstd(Box::new(
+                zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(256 * 1024, peeked))
+                    .map_err(|e| ImageError::from_io_chain("zstd", e))?,
+            )),
+        };
+        Ok((compression, d))
+    }
+
+    /// Reads whatever compressed input is left after the compressed stream ended.
+    fn drain_input(self) -> io::Result<()> {
+        match self {
+            Decompressor::Plain(mut r) => io::copy(&mut r, &mut io::sink()).map(|_| ()),
+            Decompressor::Gzip(d) => io::copy(&mut d.into_inner(), &mut io::sink()).map(|_| ()),
+            Decompressor::Zstd(d) => io::copy(&mut d.finish(), &mut io::sink()).map(|_| ()),
+        }
+    }
+}
+
+impl<R: Read> Read for Decompressor<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Decompressor::Plain(r) => r.read(buf),
+            Decompressor::Gzip(r) => r.read(buf),
+            Decompressor::Zstd(r) => r.read(buf),
+        }
+    }
+}
+
+/// Unpacks the (possibly compressed) layer tar `input` through `fs`. Reads `input` to
+/// its end even after the tar's end-of-archive marker (the DiffID covers the padding;
+/// a tee into the content store needs every byte).
+pub fn unpack_layer<R: Read>(
+    input: R,
+    fs: &mut dyn LayerFs,
+    limit: &UnpackLimit,
+    free_space: &dyn Fn() -> io::Result<u64>,
+) -> Result<UnpackStats> {
+    let (compression, decomp) = Decompressor::new(input)?;
+    let hashing = HashingReader::new(decomp);
+    let limited = LimitedReader {
+        inner: hashing,
+        count: 0,
+        next_check: 0,
+        limit: limit.clone(),
+        free_space,
+    };
+    let mut archive = tar::Archive::new(limited);
+    {
+        let mut extractor = Extractor {
+            fs,
+            symlinks: HashSet::new(),
+        };
+        let entries = archive
+            .entries()
+            .map_err(|e| ImageError::from_io_chain("read layer", e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| ImageError::from_io_chain("read layer tar", e))?;
+            extractor.apply(entry)?;
+        }
+        extractor
+            .fs
+            .finish()
+            .map_err(|e| ImageError::from_io_chain("finish layer", e))?;
+    }
+    let mut limited = archive.into_inner();
+    io::copy(&mut limited, &mut io::sink())
+        .map_err(|e| ImageError::from_io_chain("read layer", e))?;
+    let (diff_id, tar_size, decomp) = limited
+        .inner
+        .finish()
+        .map_err(|e| ImageError::from_io_chain("read layer", e))?;
+    decomp
+        .drain_input()
+        .map_err(|e| ImageError::from_io_chain("read layer", e))?;
+    Ok(UnpackStats {
+        diff_id,
+        tar_size,
+        compression,
+    })
+}
+
+/// Turns tar entries into [`LayerFs`] calls, refusing anything unsafe.
+struct Extractor<'f> {
+    fs: &'f mut dyn LayerFs,
+    /// Symlinks created so far in this layer: nothing may be written below one.
+    symlinks: HashSet<PathBuf>,
+}
+
+fn fs_err(path: &Path, e: io::Error) -> ImageError {
+    ImageError::from_io_chain(&format!("unpack {}", path.display()), e)
+}
+
+impl Extractor<'_> {
+    /// Refuses a path whose parent chain goes through a symlink of this layer.
+    fn check_parents(&self, path: &Path) -> Result<()> {
+        let mut p = path.parent();
+        while let Some(dir) = p {
+            if dir.as_os_str().is_empty() {
+                break;
+            }
+            if self.symlinks.contains(dir) {
+                return Err(ImageError::UnsafeLayer(format!(
+                    "{} would be written through the symlink {}",
+                    path.display(),
+                    dir.display()
+                )));
+            }
+            p = dir.parent();
+        }
+        Ok(())
+    }
+
+    fn apply<R: Read>(&mut self, mut entry: tar::Entry<'_, R>) -> Result<()> {
+        let header = entry.header().clone();
+        let kind = header.entry_type();
+        if matches!(
+            kind,
+            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader
+        ) {
+            return Ok(());
+        }
+        let raw_path = entry.path_bytes().into_owned();
+        let path = safepath::entry_path(&raw_path)?;
+        let meta = entry_meta(&mut entry, &header)?;
+
+        let Some(path) = path else {
+            // The archive's root entry (`./`).
+            if kind.is_dir() {
+                return self.fs.set_root_meta(&meta).map_err(|e| fs_err(Path::new("."), e));
+            }
+            return Err(ImageError::UnsafeLayer(format!(
+                "entry {:?} replaces the layer root with a non-directory",
+                String::from_utf8_lossy(&raw_path)
+            )));
+        };
+        self.check_parents(&path)?;
+
+        let name = path.file_name().unwrap_or_default().to_os_string();
+        let parent = path.parent().unwrap_or(Path::new("")).to_path_buf();
+        match whiteout::classify(&name) {
+            TarName::AufsMeta => return Ok(()),
+            TarName::Opaque => {
+                return self.fs.set_opaque(&parent).map_err(|e| fs_err(&path, e));
+            }
+            TarName::Whiteout(target) => {
+                let target = parent.join(target);
+                self.symlinks.remove(&target);
+                return self.fs.whiteout(&target, &meta).map_err(|e| fs_err(&target, e));
+            }
+            TarName::Plain => {}
+        }
+
+        // Whatever replaces a symlink is no longer one (a new symlink re-inserts).
+        self.symlinks.remove(&path);
+        let res = match kind {
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+                self.fs.create_file(&path, &meta, &mut entry)
+            }
+            tar::EntryType::Directory => self.fs.mkdir(&path, &meta),
+            tar::EntryType::Symlink => {
+                let target = link_name(&entry, &path)?;
+                safepath::check_symlink_target(&path, &target)?;
+                self.symlinks.insert(path.clone());
+                self.fs.symlink(&path, &target, &meta)
+            }
+            tar::EntryType::Link => {
+                let raw = entry.link_name_bytes().ok_or_else(|| {
+                    ImageError::InvalidArchive(format!("hardlink {} has no target", path.display()))
+                })?;
+                let target = safepath::hardlink_target(&path, &raw)?;
+                self.check_parents(&target)?;
+                if self.symlinks.contains(&target) {
+                    self.symlinks.insert(path.clone());
+                }
+                self.fs.hardlink(&path, &target)
+            }
+            tar::EntryType::Char | tar::EntryType::Block => {
+                let major = header.device_major().ok().flatten().unwrap_or(0);
+                let minor = header.device_minor().ok().flatten().unwrap_or(0);
+                let k = if kind == tar::EntryType::Char {
+                    NodeKind::Char { major, minor }
+                } else {
+                    NodeKind::Block { major, minor }
+                };
+                self.fs.mknod(&path, k, &meta)
+            }
+            tar::EntryType::Fifo => self.fs.mknod(&path, NodeKind::Fifo, &meta),
+            other => {
+                return Err(ImageError::InvalidArchive(format!(
+                    "{}: unsupported tar entry type {:?}",
+                    path.display(),
+                    other
+                )));
+            }
+        };
+        res.map_err(|e| fs_err(&path, e))
+    }
+}
+
+fn link_name<R: Read>(entry: &tar::Entry<'_, R>, path: &Path) -> Result<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let raw = entry.link_name_bytes().ok_or_else(|| {
+        ImageError::InvalidArchive(format!("symlink {} has no target", path.display()))
+    })?;
+    Ok(PathBuf::from(std::ffi::OsStr::from_bytes(&raw)))
+}
+
+/// Ownership, mode, mtime (with PAX sub-second precision) and xattrs of an entry.
+fn entry_meta<R: Read>(entry: &mut tar::Entry<'_, R>, header: &tar::Header) -> Result<EntryMeta> {
+    let bad = |what: &str, e: io::Error| {
+        ImageError::InvalidArchive(format!(
+            "{}: bad {what}: {e}",
+            String::from_utf8_lossy(&entry_name_for_error(header))
+        ))
+    };
+    let mode = header.mode().map_err(|e| bad("mode", e))? & 0o7777;
+    let uid = header.uid().map_err(|e| bad("uid", e))?;
+    let gid = header.gid().map_err(|e| bad("gid", e))?;
+    let mut uid = u32::try_from(uid).map_err(|_| bad("uid", io::Error::other("out of range")))?;
+    let mut gid = u32::try_from(gid).map_err(|_| bad("gid", io::Error::other("out of range")))?;
+    let mut mtime_sec = header.mtime().unwrap_or(0) as i64;
+    let mut mtime_nsec = 0u32;
+    let mut xattrs = Vec::new();
+    if let Some(exts) = entry
+        .pax_extensions()
+        .map_err(|e| ImageError::from_io_chain("read pax headers", e))?
+    {
+        for ext in exts {
+            let ext = ext.map_err(|e| ImageError::from_io_chain("read pax headers", e))?;
+            let Ok(key) = ext.key() else { continue };
+            if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
+                // Overlay's own xattrs would let a layer forge whiteouts/redirects.
+                if name.starts_with(OVERLAY_XATTR_PREFIX) {
+                    continue;
+                }
+                xattrs.push((name.to_owned(), ext.value_bytes().to_vec()));
+            } else if key == "mtime" {
+                if let Ok(v) = ext.value() {
+                    if let Some((s, n)) = parse_pax_time(v) {
+                        mtime_sec = s;
+                        mtime_nsec = n;
+                    }
+                }
+            } else if key == "uid" || key == "gid" {
+                // Ids too large for the ustar field live in PAX records.
+                let v: u32 = ext.value().unwrap_or("").parse().map_err(|_| {
+                    bad(key, io::Error::other("not a 32-bit number"))
+                })?;
+                if key == "uid" {
+                    uid = v;
+                } else {
+                    gid = v;
+                }
+            }
+        }
+    }
+    Ok(EntryMeta {
+        mode,
+        uid,
+        gid,
+        mtime_sec,
+        mtime_nsec,
+        xattrs,
+    })
+}
+
+fn entry_name_for_error(header: &tar::Header) -> Vec<u8> {
+    header.path_bytes().into_owned()
+}
+
+/// Parses a PAX time (`1700000000.123456789`, possibly negative or with fewer digits).
+fn parse_pax_time(v: &str) -> Option<(i64, u32)> {
+    let (s, frac) = match v.split_once('.') {
+        Some((s, f)) => (s, f),
+        None => (v, ""),
+    };
+    let secs: i64 = s.parse().ok()?;
+    let mut digits: String = frac.chars().take(9).collect();
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    while digits.len() < 9 {
+        digits.push('0');
+    }
+    let nsec: u32 = digits.parse().ok()?;
+    Some((secs, nsec))
+}

@@ -1,0 +1,96 @@
+//! Translation between the tar form of deletions (AUFS-style `.wh.<name>` files and
+//! `.wh..wh..opq` opaque markers, what images carry) and the overlayfs form (a 0:0
+//! character device, and `trusted.overlay.opaque=y` on a directory, what the kernel
+//! reads).
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+
+pub const WHITEOUT_PREFIX: &str = ".wh.";
+/// Names starting with `.wh..wh.` are AUFS metadata (`.wh..wh.plnk`, `.wh..wh.aufs`...).
+pub const WHITEOUT_META_PREFIX: &str = ".wh..wh.";
+pub const OPAQUE_MARKER: &str = ".wh..wh..opq";
+pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+/// Every overlayfs-private xattr starts with this; a layer tar may not set them.
+pub const OVERLAY_XATTR_PREFIX: &str = "trusted.overlay.";
+
+/// What a tar entry's file name means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TarName {
+    /// An ordinary file name.
+    Plain,
+    /// `.wh..wh..opq`: the parent directory hides everything below it.
+    Opaque,
+    /// `.wh.<name>`: `<name>` is deleted.
+    Whiteout(OsString),
+    /// AUFS bookkeeping to skip.
+    AufsMeta,
+}
+
+/// Classifies a tar entry's file name (its last path component).
+pub fn classify(name: &OsStr) -> TarName {
+    let b = name.as_bytes();
+    if b == OPAQUE_MARKER.as_bytes() {
+        TarName::Opaque
+    } else if b.starts_with(WHITEOUT_META_PREFIX.as_bytes()) {
+        TarName::AufsMeta
+    } else if let Some(rest) = b.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
+        if rest.is_empty() || rest == b"." || rest == b".." {
+            // Nothing sensible to delete; treat as metadata noise.
+            TarName::AufsMeta
+        } else {
+            TarName::Whiteout(OsStr::from_bytes(rest).to_os_string())
+        }
+    } else {
+        TarName::Plain
+    }
+}
+
+/// The tar name that records the deletion of `name`.
+pub fn whiteout_name(name: &OsStr) -> OsString {
+    let mut s = OsString::from(WHITEOUT_PREFIX);
+    s.push(name);
+    s
+}
+
+/// True for an overlayfs whiteout: a character device with device number 0:0.
+pub fn is_overlay_whiteout(mode: u32, rdev: u64) -> bool {
+    (mode & libc::S_IFMT) == libc::S_IFCHR && rdev == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_names() {
+        assert_eq!(classify(OsStr::new("passwd")), TarName::Plain);
+        assert_eq!(classify(OsStr::new(".wh..wh..opq")), TarName::Opaque);
+        assert_eq!(classify(OsStr::new(".wh..wh.plnk")), TarName::AufsMeta);
+        assert_eq!(
+            classify(OsStr::new(".wh.gone")),
+            TarName::Whiteout("gone".into())
+        );
+        assert_eq!(
+            classify(OsStr::new(".wh..hidden")),
+            TarName::Whiteout(".hidden".into())
+        );
+        assert_eq!(classify(OsStr::new(".wh.")), TarName::AufsMeta);
+        assert_eq!(classify(OsStr::new(".wh..")), TarName::AufsMeta);
+        assert_eq!(classify(OsStr::new(".whx")), TarName::Plain);
+    }
+
+    #[test]
+    fn round_trips_whiteout_names() {
+        let n = whiteout_name(OsStr::new("vi"));
+        assert_eq!(n, ".wh.vi");
+        assert_eq!(classify(&n), TarName::Whiteout("vi".into()));
+    }
+
+    #[test]
+    fn recognises_overlay_whiteouts() {
+        assert!(is_overlay_whiteout(libc::S_IFCHR, 0));
+        assert!(!is_overlay_whiteout(libc::S_IFCHR, libc::makedev(1, 3)));
+        assert!(!is_overlay_whiteout(libc::S_IFREG, 0));
+    }
+}
