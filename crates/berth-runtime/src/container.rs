@@ -591,6 +591,11 @@ impl Runtime {
         Ok(Self::manager(&rec).oom_kills()? > 0)
     }
 
+    /// The spec the container was created from.
+    pub fn spec(&self, id: &str) -> Result<oci_spec::runtime::Spec> {
+        Ok(self.record(id)?.spec)
+    }
+
     /// The container init's host pid and the caller-visible status, for waiters.
     pub fn pid(&self, id: &str) -> Result<i32> {
         Ok(self.record(id)?.pid)

@@ -47,10 +47,11 @@ pub(crate) struct ChildConfig {
 }
 
 /// Entry point after clone, in the child. Never returns.
-pub(crate) fn child_main(cfg: ChildConfig) -> ! {
+pub(crate) fn child_main(mut cfg: ChildConfig) -> ! {
     let sync = cfg.sync.as_raw_fd();
     let is_exec = cfg.is_exec;
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cfg)));
+    // cfg outlives run() so the sync socket is still open to report its error.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&mut cfg)));
     let msg = match result {
         Ok(Err(e)) => e.to_string(),
         Ok(Ok(never)) => match never {},
@@ -67,8 +68,9 @@ pub(crate) fn child_main(cfg: ChildConfig) -> ! {
     unsafe { libc::_exit(127) }
 }
 
-fn run(mut cfg: ChildConfig) -> Result<Infallible> {
+fn run(cfg: &mut ChildConfig) -> Result<Infallible> {
     let sys = LinuxSyscall;
+    reset_signals();
     match ipc::recv(&cfg.sync)? {
         Some((ipc::MSG_GO, _)) => {}
         _ => return Err(Error::Init("runtime went away before the container was set up".into())),
@@ -225,6 +227,20 @@ fn close_extra_fds(first: i32, sync: RawFd) -> Result<()> {
         let _ = fcntl(bfd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
     }
     Ok(())
+}
+
+/// The caller may block signals (a foreground `run` forwards them through a signalfd) or
+/// ignore some (Rust ignores SIGPIPE): the container starts from the defaults.
+fn reset_signals() {
+    use nix::sys::signal::{SigHandler, SigSet, Signal, signal};
+    let _ = SigSet::empty().thread_set_mask();
+    for sig in Signal::iterator() {
+        if sig == Signal::SIGKILL || sig == Signal::SIGSTOP {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL has no handler code that could run unsafely.
+        let _ = unsafe { signal(sig, SigHandler::SigDfl) };
+    }
 }
 
 /// dup2 onto a fixed stdio number: the target fd is replaced on purpose, so no OwnedFd

@@ -280,9 +280,13 @@ pub(crate) fn apply_identity(p: &ProcessPlan) -> Result<()> {
     let keep = |s: &HashSet<Capability>| mask(&s.intersection(&supported).copied().collect());
     capset(keep(&p.caps.effective), keep(&p.caps.permitted), keep(&p.caps.inheritable))
         .map_err(|e| Error::io("capset", e))?;
+    // An ambient capability needs to be permitted and inheritable; runc skips (with a
+    // warning) the ones that are not, and runc's own default spec relies on that.
     for cap in p.caps.ambient.intersection(&supported) {
-        caps::raise(None, CapSet::Ambient, *cap)
-            .map_err(|e| Error::Init(format!("raise ambient {cap}: {e}")))?;
+        if p.caps.permitted.contains(cap) && p.caps.inheritable.contains(cap) {
+            caps::raise(None, CapSet::Ambient, *cap)
+                .map_err(|e| Error::Init(format!("raise ambient {cap}: {e}")))?;
+        }
     }
     Ok(())
 }
