@@ -1,0 +1,431 @@
+//! berth-runtime on the real kernel, through the library API: isolation, limits, the
+//! lifecycle, exec, terminals, and that bad input leaves nothing behind. Run as root.
+
+mod common;
+
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+
+use berth_runtime::{CreateOptions, Error, ExecOptions, Status};
+use common::*;
+use serde_json::json;
+
+#[test]
+fn isolation_pid1_hostname_mounts_processes_masks() {
+    let _s = serial();
+    let b = TestBundle::new(&[
+        "sh",
+        "-c",
+        "echo pid=$$; echo host=$(hostname); echo nproc=$(ls -d /proc/[0-9]* | wc -l); \
+         echo work=$(ls /work 2>&1 | head -c 40); echo keys=$(cat /proc/keys | wc -c); \
+         echo fw=$(ls /sys/firmware | wc -l); echo kcore=$(cat /proc/timer_list 2>&1 | wc -c)",
+    ]);
+    let (code, out) = b.run();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("pid=1\n"), "{out}");
+    assert!(out.contains("host=berth-test\n"), "{out}");
+    // sh, the $(...) subshell and its pipeline at most: no host process is visible.
+    let n: usize = out.split("nproc=").nth(1).unwrap().lines().next().unwrap().trim().parse().unwrap();
+    assert!(n <= 5, "{out}");
+    assert!(out.contains("No such file or directory"), "host /work visible: {out}");
+    assert!(out.contains("keys=0\n"), "masked /proc/keys readable: {out}");
+    assert!(out.contains("fw=0\n"), "{out}");
+    assert!(out.contains("kcore=0\n"), "{out}");
+}
+
+#[test]
+fn dropped_capabilities_are_gone() {
+    let _s = serial();
+    let mut b = TestBundle::new(&[
+        "sh",
+        "-c",
+        "mknod /tmp/n c 1 3 && echo MKNOD-OK; mount -t tmpfs t /mnt && echo MOUNT-OK; grep CapEff /proc/self/status",
+    ]);
+    b.config["root"]["readonly"] = json!(false);
+    let (code, out) = b.run();
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("MKNOD-OK"), "{out}");
+    assert!(!out.contains("MOUNT-OK"), "{out}");
+    // CAP_AUDIT_WRITE | CAP_KILL | CAP_NET_BIND_SERVICE
+    assert!(out.contains("0000000020000420"), "{out}");
+}
+
+#[test]
+fn seccomp_rule_blocks_its_syscall() {
+    let _s = serial();
+    let mut b = TestBundle::new(&["sh", "-c", "mkdir /tmp/blocked && echo MADE; echo rc=$?; touch /tmp/ok && echo TOUCHED"]);
+    b.config["root"]["readonly"] = json!(false);
+    b.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+    });
+    let (code, out) = b.run();
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("MADE"), "{out}");
+    assert!(out.contains("Operation not permitted"), "{out}");
+    assert!(out.contains("TOUCHED"), "{out}");
+}
+
+#[test]
+fn seccomp_argument_conditions() {
+    let _s = serial();
+    // kill(2) is refused only when its signal argument is SIGUSR1 (10).
+    let mut b = TestBundle::new(&[
+        "sh",
+        "-c",
+        "trap '' USR1 USR2; kill -USR2 $$ && echo USR2-SENT; kill -USR1 $$ || echo USR1-BLOCKED",
+    ]);
+    b.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["kill"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
+                      "args": [{"index": 1, "value": 10, "op": "SCMP_CMP_EQ"}]}]
+    });
+    let (_code, out) = b.run();
+    assert!(out.contains("USR2-SENT"), "{out}");
+    assert!(out.contains("USR1-BLOCKED"), "{out}");
+}
+
+#[test]
+fn memory_limit_oom_kills_and_is_reported() {
+    let _s = serial();
+    let mut b = TestBundle::new(&["dd", "if=/dev/zero", "of=/dev/null", "bs=128M", "count=1"]);
+    b.config["linux"]["resources"]["memory"] = json!({"limit": 32 << 20, "swap": 32 << 20});
+    b.write();
+    let opts = CreateOptions { stdio: Some([devnull(), devnull(), devnull()]), ..Default::default() };
+    let st = b.rt.run(&b.id, &b.bundle, opts).unwrap();
+    let limit = std::fs::read_to_string(b.cgroup_dir("memory").join("memory.limit_in_bytes")).unwrap();
+    assert_eq!(limit.trim(), (32u64 << 20).to_string());
+    let code = wait(st.pid);
+    assert_eq!(code, 137, "dd should be OOM-killed");
+    assert!(b.rt.oom_killed(&b.id).unwrap());
+    b.rt.delete(&b.id, false).unwrap();
+}
+
+#[test]
+fn pids_limit_stops_a_fork_loop() {
+    let _s = serial();
+    let mut b = TestBundle::new(&["sh", "-c", "i=0; while [ $i -lt 40 ]; do sleep 30 & i=$((i+1)); done; echo ALL-FORKED"]);
+    b.config["linux"]["resources"]["pids"] = json!({"limit": 10});
+    b.write();
+    let (r, w) = pipe();
+    let w2 = w.try_clone().unwrap();
+    let st = b.rt.run(&b.id, &b.bundle, CreateOptions { stdio: Some([devnull(), w, w2]), ..Default::default() }).unwrap();
+    let max = std::fs::read_to_string(b.cgroup_dir("pids").join("pids.max")).unwrap();
+    let procs = b.rt.processes(&b.id).unwrap().len();
+    // ash gives up at the first refused fork; its exit ends the pid namespace.
+    let code = wait(st.pid);
+    let out = read_all(r);
+    assert_eq!(max.trim(), "10");
+    assert!(procs <= 10, "{procs} processes");
+    assert!(out.contains("can't fork"), "no fork was refused: {out}");
+    assert!(!out.contains("ALL-FORKED"), "{out}");
+    assert_ne!(code, 0);
+}
+
+#[test]
+fn readonly_rootfs_refuses_writes() {
+    let _s = serial();
+    let b = TestBundle::new(&["sh", "-c", "touch /newfile || echo REFUSED; touch /tmp/x || echo TMP-REFUSED"]);
+    let (_code, out) = b.run();
+    assert!(out.contains("Read-only file system"), "{out}");
+    assert!(out.contains("REFUSED"), "{out}");
+}
+
+#[test]
+fn user_namespace_maps_root_to_unprivileged_uid() {
+    let _s = serial();
+    let mut b = TestBundle::new(&["sh", "-c", "id -u; cat /proc/self/uid_map; sleep 30"]);
+    let ns = b.config["linux"]["namespaces"].as_array_mut().unwrap();
+    ns.push(json!({"type": "user"}));
+    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    // devpts' gid=5 must be mapped; it is (5 -> 200005).
+    b.write();
+    let (r, w) = pipe();
+    let w2 = w.try_clone().unwrap();
+    let st = b.rt.run(&b.id, &b.bundle, CreateOptions { stdio: Some([devnull(), w, w2]), ..Default::default() }).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", st.pid)).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap().to_string();
+    let mut reader = std::io::BufReader::new(std::fs::File::from(r));
+    let mut out = String::new();
+    for _ in 0..2 {
+        std::io::BufRead::read_line(&mut reader, &mut out).unwrap();
+    }
+    b.rt.kill(&b.id, libc::SIGKILL, false).unwrap();
+    wait(st.pid);
+    assert!(uid_line.contains("200000"), "host sees {uid_line}");
+    assert!(out.starts_with("0\n"), "{out}");
+    assert!(out.contains("200000"), "{out}");
+}
+
+#[test]
+fn exit_codes_and_signals_propagate() {
+    let _s = serial();
+    let b = TestBundle::new(&["sh", "-c", "exit 42"]);
+    assert_eq!(b.run().0, 42);
+    let b = TestBundle::new(&["sh", "-c", "trap 'exit 7' TERM; while true; do sleep 0.05; done"]);
+    b.write();
+    let st = b.rt.run(&b.id, &b.bundle, CreateOptions { stdio: Some([devnull(), devnull(), devnull()]), ..Default::default() }).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    b.rt.kill(&b.id, libc::SIGTERM, false).unwrap();
+    assert_eq!(wait(st.pid), 7);
+    let b = TestBundle::new(&["sleep", "30"]);
+    b.write();
+    let st = b.rt.run(&b.id, &b.bundle, CreateOptions::default()).unwrap();
+    b.rt.kill(&b.id, libc::SIGKILL, false).unwrap();
+    assert_eq!(wait(st.pid), 137);
+    assert_eq!(b.rt.state(&b.id).unwrap().status, Status::Stopped);
+    assert!(matches!(b.rt.kill(&b.id, libc::SIGKILL, false), Err(Error::WrongState { .. })));
+}
+
+#[test]
+fn lifecycle_create_start_pause_resume_kill_delete_leaves_nothing() {
+    let _s = serial();
+    let b = TestBundle::new(&["sleep", "60"]);
+    b.write();
+    let pid_file = b.tmp.path().join("pid");
+    let st = b
+        .rt
+        .create(&b.id, &b.bundle, CreateOptions { pid_file: Some(pid_file.clone()), ..Default::default() })
+        .unwrap();
+    assert_eq!(st.status, Status::Created);
+    assert_eq!(std::fs::read_to_string(&pid_file).unwrap(), st.pid.to_string());
+    // The init waits: it has not exec'd sleep yet.
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", st.pid)).unwrap();
+    assert_ne!(comm.trim(), "sleep");
+    assert_eq!(b.rt.list().unwrap().len(), 1);
+    b.rt.start(&b.id).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert_eq!(b.rt.state(&b.id).unwrap().status, Status::Running);
+    assert!(matches!(b.rt.start(&b.id), Err(Error::WrongState { .. })));
+    assert!(b.rt.processes(&b.id).unwrap().contains(&st.pid));
+    let stats = b.rt.stats(&b.id).unwrap();
+    assert!(stats.memory.usage.usage > 0);
+    assert_eq!(stats.pids.current, 1);
+    b.rt.pause(&b.id).unwrap();
+    assert_eq!(b.rt.state(&b.id).unwrap().status, Status::Paused);
+    assert!(matches!(b.rt.delete(&b.id, false), Err(Error::WrongState { .. })));
+    b.rt.resume(&b.id).unwrap();
+    assert_eq!(b.rt.state(&b.id).unwrap().status, Status::Running);
+    let r: oci_spec::runtime::LinuxResources = serde_json::from_value(json!({"pids": {"limit": 33}})).unwrap();
+    b.rt.update(&b.id, &r).unwrap();
+    assert_eq!(std::fs::read_to_string(b.cgroup_dir("pids").join("pids.max")).unwrap().trim(), "33");
+    b.rt.kill(&b.id, libc::SIGKILL, true).unwrap();
+    assert_eq!(wait(st.pid), 137);
+    b.rt.delete(&b.id, false).unwrap();
+    for c in ["memory", "pids", "freezer", "cpu", "devices"] {
+        assert!(!b.cgroup_dir(c).exists(), "{c} cgroup left behind");
+    }
+    assert!(!b.tmp.path().join("state").join(&b.id).exists());
+    assert!(!alive(st.pid));
+    assert!(matches!(b.rt.state(&b.id), Err(Error::NotFound(_))));
+}
+
+#[test]
+fn delete_force_kills_a_running_container() {
+    let _s = serial();
+    let b = TestBundle::new(&["sh", "-c", "sleep 60 & sleep 60"]);
+    b.write();
+    let st = b.rt.run(&b.id, &b.bundle, CreateOptions::default()).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let pids = b.rt.processes(&b.id).unwrap();
+    assert!(pids.len() >= 2, "{pids:?}");
+    b.rt.delete(&b.id, true).unwrap();
+    wait(st.pid);
+    for p in pids {
+        assert!(!alive(p), "process {p} survived delete");
+    }
+    assert!(!b.cgroup_dir("pids").exists());
+}
+
+#[test]
+fn exec_joins_namespaces_cgroup_and_keeps_restrictions() {
+    let _s = serial();
+    let b = TestBundle::new(&["sleep", "60"]);
+    b.write();
+    let st = b.rt.run(&b.id, &b.bundle, CreateOptions::default()).unwrap();
+    let mut p = b.rt.spec(&b.id).unwrap().process().clone().unwrap();
+    p.set_args(Some(vec![
+        "sh".into(),
+        "-c".into(),
+        "echo host=$(hostname); cat /proc/1/comm; grep CapEff /proc/self/status; mknod /tmp/x c 1 3 || echo NOMKNOD; exit 5".into(),
+    ]));
+    let (r, w) = pipe();
+    let w2 = w.try_clone().unwrap();
+    let pid = b.rt.exec(&b.id, &p, ExecOptions { stdio: Some([devnull(), w, w2]), ..Default::default() }).unwrap();
+    let in_cgroup = std::fs::read_to_string(b.cgroup_dir("pids").join("cgroup.procs")).unwrap();
+    let out = read_all(r);
+    assert_eq!(wait(pid), 5, "{out}");
+    assert!(out.contains("host=berth-test"), "{out}");
+    assert!(out.contains("sleep"), "{out}");
+    assert!(out.contains("0000000020000420"), "{out}");
+    assert!(out.contains("NOMKNOD"), "{out}");
+    assert!(in_cgroup.lines().any(|l| l.trim() == pid.to_string()), "exec'd process not in the cgroup");
+    // A command that does not exist is an error of exec itself.
+    p.set_args(Some(vec!["/no/such/binary".into()]));
+    let e = b.rt.exec(&b.id, &p, ExecOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("no such"), "{e}");
+    b.rt.kill(&b.id, libc::SIGKILL, false).unwrap();
+    wait(st.pid);
+}
+
+fn console_listener(dir: &Path) -> (std::path::PathBuf, UnixListener) {
+    let path = dir.join("console.sock");
+    let l = UnixListener::bind(&path).unwrap();
+    (path, l)
+}
+
+#[test]
+fn terminal_through_console_socket_for_init_and_exec() {
+    let _s = serial();
+    let mut b = TestBundle::new(&["sh", "-c", "tty; echo hello-tty; sleep 60"]);
+    b.config["process"]["terminal"] = json!(true);
+    b.write();
+    let (sock, listener) = console_listener(b.tmp.path());
+    let st = b
+        .rt
+        .run(&b.id, &b.bundle, CreateOptions { console_socket: Some(sock.clone()), ..Default::default() })
+        .unwrap();
+    let (conn, _) = listener.accept().unwrap();
+    let master = berth_runtime::ipc::recv_fd(conn.as_raw_fd()).unwrap();
+    let mut out = String::new();
+    let mut buf = [0u8; 256];
+    while !out.contains("hello-tty") {
+        let n = nix::unistd::read(&master, &mut buf).unwrap();
+        assert!(n > 0);
+        out.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(out.contains("/dev/pts/0") || out.contains("/dev/console"), "{out}");
+    // exec with its own terminal
+    let mut p = b.rt.spec(&b.id).unwrap().process().clone().unwrap();
+    p.set_args(Some(vec!["sh".into(), "-c".into(), "tty; echo exec-tty".into()]));
+    let epid = b.rt.exec(&b.id, &p, ExecOptions { console_socket: Some(sock), ..Default::default() }).unwrap();
+    let (conn, _) = listener.accept().unwrap();
+    let m2 = berth_runtime::ipc::recv_fd(conn.as_raw_fd()).unwrap();
+    let mut out = String::new();
+    while !out.contains("exec-tty") {
+        match nix::unistd::read(&m2, &mut buf) {
+            Ok(n) if n > 0 => out.push_str(&String::from_utf8_lossy(&buf[..n])),
+            _ => break,
+        }
+    }
+    assert!(out.contains("/dev/pts/1"), "{out}");
+    assert_eq!(wait(epid), 0);
+    b.rt.kill(&b.id, libc::SIGKILL, false).unwrap();
+    wait(st.pid);
+}
+
+#[test]
+fn joins_another_containers_network_namespace_by_path() {
+    let _s = serial();
+    let a = TestBundle::new(&["sleep", "60"]);
+    a.write();
+    let sa = a.rt.run(&a.id, &a.bundle, CreateOptions::default()).unwrap();
+    let ns_path = format!("/proc/{}/ns/net", sa.pid);
+    let mut b = TestBundle::new(&["sh", "-c", "readlink /proc/self/ns/net"]);
+    for ns in b.config["linux"]["namespaces"].as_array_mut().unwrap() {
+        if ns["type"] == "network" {
+            ns["path"] = json!(ns_path);
+        }
+    }
+    let (code, out) = b.run();
+    let want = std::fs::read_link(&ns_path).unwrap();
+    a.rt.kill(&a.id, libc::SIGKILL, false).unwrap();
+    wait(sa.pid);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.trim(), want.to_string_lossy());
+}
+
+#[test]
+fn sysctl_domainname_env_cwd_user_umask_rlimits() {
+    let _s = serial();
+    let mut b = TestBundle::new(&[
+        "sh",
+        "-c",
+        "cat /proc/sys/net/ipv4/ip_forward; cat /proc/sys/kernel/domainname; echo $FOO; pwd; id; umask; ulimit -Hn; ulimit -Sn",
+    ]);
+    b.config["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
+    b.config["domainname"] = json!("example.test");
+    b.config["process"]["env"] = json!(["PATH=/bin:/usr/bin", "FOO=bar"]);
+    b.config["process"]["cwd"] = json!("/home/user");
+    b.config["process"]["user"] = json!({"uid": 1000, "gid": 1000, "additionalGids": [65534], "umask": 63});
+    b.config["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 4096, "hard": 1u64 << 40}]);
+    let (code, out) = b.run();
+    assert_eq!(code, 0, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "1");
+    assert_eq!(lines[1], "example.test");
+    assert_eq!(lines[2], "bar");
+    assert_eq!(lines[3], "/home/user");
+    assert!(lines[4].starts_with("uid=1000(user) gid=1000(user) groups=65534(nogroup)"), "{out}");
+    assert_eq!(lines[5], "0077");
+    // The host's hard limit could not be raised: clamped, never above it.
+    let host_hard = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap().1;
+    assert!(lines[6].parse::<u64>().unwrap() <= host_hard.max(4096), "{out}");
+    assert_eq!(lines[7], "4096");
+}
+
+#[test]
+fn bad_input_is_refused_and_leaves_nothing() {
+    let _s = serial();
+    let check_clean = |b: &TestBundle| {
+        assert!(!b.tmp.path().join("state").join(&b.id).exists(), "state left behind");
+        for c in ["memory", "pids", "cpu", "cpuset", "freezer"] {
+            assert!(!b.cgroup_dir(c).exists(), "{c} cgroup left behind");
+        }
+    };
+    // malformed config.json
+    let b = TestBundle::new(&["true"]);
+    std::fs::write(b.bundle.join("config.json"), "{\"ociVersion\": ").unwrap();
+    let e = b.rt.create(&b.id, &b.bundle, CreateOptions::default()).unwrap_err();
+    assert!(matches!(e, Error::LoadSpec { .. }), "{e}");
+    check_clean(&b);
+    // missing rootfs
+    let mut b = TestBundle::new(&["true"]);
+    b.config["root"]["path"] = json!("nope");
+    b.write();
+    let e = b.rt.create(&b.id, &b.bundle, CreateOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("rootfs"), "{e}");
+    check_clean(&b);
+    // unknown namespace type
+    let mut b = TestBundle::new(&["true"]);
+    b.config["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "bogus"}));
+    b.write();
+    let e = b.rt.create(&b.id, &b.bundle, CreateOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("bogus") || e.to_string().contains("variant"), "{e}");
+    check_clean(&b);
+    // invalid cgroup value caught by validation
+    let mut b = TestBundle::new(&["true"]);
+    b.config["linux"]["resources"]["cpu"] = json!({"shares": 1});
+    b.write();
+    let e = b.rt.create(&b.id, &b.bundle, CreateOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("cpu.shares"), "{e}");
+    check_clean(&b);
+    // invalid cgroup value the kernel refuses
+    let mut b = TestBundle::new(&["true"]);
+    b.config["linux"]["resources"]["cpu"] = json!({"cpus": "0-4095"});
+    b.write();
+    let e = b.rt.create(&b.id, &b.bundle, CreateOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("cpuset.cpus"), "{e}");
+    check_clean(&b);
+    // a command that does not exist fails at create, not silently after start
+    let b = TestBundle::new(&["/bin/does-not-exist"]);
+    b.write();
+    let e = b.rt.create(&b.id, &b.bundle, CreateOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("does-not-exist"), "{e}");
+    check_clean(&b);
+    // an id already in use
+    let b = TestBundle::new(&["sleep", "60"]);
+    b.write();
+    let st = b.rt.create(&b.id, &b.bundle, CreateOptions::default()).unwrap();
+    let e = b.rt.create(&b.id, &b.bundle, CreateOptions::default()).unwrap_err();
+    assert!(matches!(e, Error::AlreadyExists(_)), "{e}");
+    assert_eq!(b.rt.state(&b.id).unwrap().status, Status::Created, "the first container was disturbed");
+    b.rt.delete(&b.id, false).unwrap();
+    wait(st.pid);
+    check_clean(&b);
+    // an invalid id
+    assert!(matches!(b.rt.create("../x", &b.bundle, CreateOptions::default()), Err(Error::InvalidId(_))));
+}
