@@ -1,0 +1,164 @@
+//! What berth persists about a container (`containers/<id>/config.v2.json`) and the
+//! state machine of its status.
+
+use std::path::PathBuf;
+
+use berth_types::container::{Config, Health, HostConfig, MountPoint, PortMap};
+use berth_types::network::EndpointSettings;
+use serde::{Deserialize, Serialize};
+
+use crate::util::ZERO_TIME;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    #[default]
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited,
+    Dead,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Restarting => "restarting",
+            Status::Removing => "removing",
+            Status::Exited => "exited",
+            Status::Dead => "dead",
+        }
+    }
+
+    /// A process exists (running or frozen).
+    pub fn is_alive(self) -> bool {
+        matches!(self, Status::Running | Status::Paused)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StateRecord {
+    pub status: Status,
+    pub pid: i64,
+    pub exit_code: i64,
+    pub error: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub oom_killed: bool,
+    pub health: Option<Health>,
+    /// The user stopped it (`docker stop`/`kill`): restart policies other than
+    /// `always` leave it alone, and unless-stopped survives daemon restarts stopped.
+    pub manually_stopped: bool,
+}
+
+impl Default for StateRecord {
+    fn default() -> Self {
+        StateRecord {
+            status: Status::Created,
+            pid: 0,
+            exit_code: 0,
+            error: String::new(),
+            started_at: ZERO_TIME.into(),
+            finished_at: ZERO_TIME.into(),
+            oom_killed: false,
+            health: None,
+            manually_stopped: false,
+        }
+    }
+}
+
+/// One network a container is attached to, as the daemon remembers it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NetworkRecord {
+    pub sandbox_key: String,
+    pub ports: PortMap,
+    pub networks: std::collections::BTreeMap<String, EndpointSettings>,
+}
+
+/// A mount berth resolved for the container (volume, bind or tmpfs).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MountRecord {
+    /// bind | volume | tmpfs
+    pub kind: String,
+    /// Volume name (volumes only).
+    pub name: String,
+    /// Host path (bind, volume).
+    pub source: String,
+    pub destination: String,
+    pub rw: bool,
+    /// The `-v` mode string as given ("ro", "z", ...), shown in inspect.
+    pub mode: String,
+    pub propagation: String,
+    /// Mount options for tmpfs (size=..., mode=...).
+    pub options: Vec<String>,
+    /// An anonymous volume, removed with the container when asked (`rm -v`, AutoRemove).
+    pub anonymous: bool,
+    /// Copy the image's content at `destination` into an empty volume on first use.
+    pub copy_up: bool,
+    /// Created by `-v` for a missing host path.
+    pub created_source: bool,
+}
+
+impl MountRecord {
+    pub fn to_api(&self) -> MountPoint {
+        MountPoint {
+            kind: self.kind.clone(),
+            name: self.name.clone(),
+            source: self.source.clone(),
+            destination: self.destination.clone(),
+            driver: if self.kind == "volume" { "local".into() } else { String::new() },
+            mode: self.mode.clone(),
+            rw: self.rw,
+            propagation: self.propagation.clone(),
+        }
+    }
+}
+
+/// Everything persisted about one container.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ContainerRecord {
+    pub id: String,
+    /// With Docker's leading slash: "/web".
+    pub name: String,
+    pub created: String,
+    pub path: String,
+    pub args: Vec<String>,
+    pub config: Config,
+    pub host_config: HostConfig,
+    /// `sha256:...` of the image it was created from.
+    pub image_id: String,
+    pub state: StateRecord,
+    pub restart_count: i64,
+    pub network: NetworkRecord,
+    pub mounts: Vec<MountRecord>,
+    pub log_path: String,
+    pub resolv_conf_path: String,
+    pub hostname_path: String,
+    pub hosts_path: String,
+    /// The runtime this container runs on ("berth", "runc", ...).
+    pub runtime: String,
+}
+
+impl ContainerRecord {
+    pub fn short_id(&self) -> &str {
+        &self.id[..12.min(self.id.len())]
+    }
+
+    /// Name without the leading slash.
+    pub fn bare_name(&self) -> &str {
+        self.name.trim_start_matches('/')
+    }
+
+    pub fn dir(data_root: &std::path::Path, id: &str) -> PathBuf {
+        data_root.join("containers").join(id)
+    }
+}

@@ -1,0 +1,281 @@
+//! The set of containers: lookup by ID, name or unique ID prefix, name reservation,
+//! persistence of each record, and per-container synchronisation.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use tokio::sync::watch;
+
+use super::record::{ContainerRecord, Status};
+use crate::error::{Error, Result};
+use crate::util::write_json_atomic;
+
+const RECORD_FILE: &str = "config.v2.json";
+
+/// What waiters watch: every exit bumps `exits`; removal sets `removed`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WaitState {
+    pub status: Status,
+    pub exit_code: i64,
+    pub exits: u64,
+    pub removed: bool,
+    pub error: String,
+}
+
+pub struct Container {
+    pub id: String,
+    record: Mutex<ContainerRecord>,
+    /// Serialises lifecycle operations (start, stop, kill, rm, restart, pause...).
+    pub op: tokio::sync::Mutex<()>,
+    wait_tx: watch::Sender<WaitState>,
+    dir: PathBuf,
+}
+
+impl Container {
+    fn new(record: ContainerRecord, dir: PathBuf) -> Container {
+        let ws = WaitState {
+            status: record.state.status,
+            exit_code: record.state.exit_code,
+            exits: 0,
+            removed: false,
+            error: record.state.error.clone(),
+        };
+        Container { id: record.id.clone(), record: Mutex::new(record), op: tokio::sync::Mutex::new(()), wait_tx: watch::channel(ws).0, dir }
+    }
+
+    /// A copy of the record.
+    pub fn snapshot(&self) -> ContainerRecord {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ContainerRecord> {
+        self.record.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn status(&self) -> Status {
+        self.lock().state.status
+    }
+
+    /// Reads a field without copying the whole record.
+    pub fn with<R>(&self, f: impl FnOnce(&ContainerRecord) -> R) -> R {
+        f(&self.lock())
+    }
+
+    /// Changes the record, persists it, and tells waiters. `exited` marks an exit.
+    pub fn update(&self, exited: bool, f: impl FnOnce(&mut ContainerRecord)) -> Result<ContainerRecord> {
+        let rec = {
+            let mut r = self.lock();
+            f(&mut r);
+            r.clone()
+        };
+        write_json_atomic(&self.dir.join(RECORD_FILE), &rec).map_err(|e| Error::system(format!("saving container {}: {e}", self.id)))?;
+        self.wait_tx.send_modify(|w| {
+            w.status = rec.state.status;
+            w.exit_code = rec.state.exit_code;
+            w.error = rec.state.error.clone();
+            if exited {
+                w.exits += 1;
+            }
+        });
+        Ok(rec)
+    }
+
+    pub fn watch(&self) -> watch::Receiver<WaitState> {
+        self.wait_tx.subscribe()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn mark_removed(&self) {
+        self.wait_tx.send_modify(|w| w.removed = true);
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    by_id: HashMap<String, Arc<Container>>,
+    /// Name without slash → ID.
+    names: HashMap<String, String>,
+}
+
+pub struct ContainerStore {
+    root: PathBuf,
+    inner: RwLock<Inner>,
+}
+
+impl ContainerStore {
+    /// Loads every record under `<data-root>/containers`. A directory without a
+    /// readable record (a create cut short by a crash) is removed.
+    pub fn load(data_root: &Path) -> Result<ContainerStore> {
+        let root = data_root.join("containers");
+        std::fs::create_dir_all(&root)?;
+        let mut inner = Inner::default();
+        for entry in std::fs::read_dir(&root)? {
+            let entry = entry?;
+            let dir = entry.path();
+            let rec: Option<ContainerRecord> = std::fs::read(dir.join(RECORD_FILE)).ok().and_then(|d| serde_json::from_slice(&d).ok());
+            match rec {
+                Some(rec) if rec.id == entry.file_name().to_string_lossy() => {
+                    inner.names.insert(rec.bare_name().to_string(), rec.id.clone());
+                    inner.by_id.insert(rec.id.clone(), Arc::new(Container::new(rec, dir)));
+                }
+                _ => {
+                    tracing::warn!("removing incomplete container dir {}", dir.display());
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+            }
+        }
+        Ok(ContainerStore { root, inner: RwLock::new(inner) })
+    }
+
+    pub fn dir_of(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds a new container, persisting its record first. Fails if the name is taken.
+    pub fn add(&self, record: ContainerRecord) -> Result<Arc<Container>> {
+        let name = record.bare_name().to_string();
+        let mut inner = self.write();
+        if let Some(other) = inner.names.get(&name) {
+            return Err(name_conflict(&name, other));
+        }
+        let dir = self.dir_of(&record.id);
+        std::fs::create_dir_all(&dir)?;
+        write_json_atomic(&dir.join(RECORD_FILE), &record)?;
+        let c = Arc::new(Container::new(record, dir));
+        inner.names.insert(name, c.id.clone());
+        inner.by_id.insert(c.id.clone(), c.clone());
+        Ok(c)
+    }
+
+    pub fn name_in_use(&self, name: &str) -> Option<String> {
+        self.read().names.get(name.trim_start_matches('/')).cloned()
+    }
+
+    /// Finds a container by full ID, name (with or without '/'), or unique ID prefix.
+    pub fn get(&self, key: &str) -> Result<Arc<Container>> {
+        let inner = self.read();
+        if key.is_empty() {
+            return Err(Error::no_such_container(key));
+        }
+        if let Some(c) = inner.by_id.get(key) {
+            return Ok(c.clone());
+        }
+        if let Some(id) = inner.names.get(key.trim_start_matches('/')) {
+            if let Some(c) = inner.by_id.get(id) {
+                return Ok(c.clone());
+            }
+        }
+        let mut found: Option<&Arc<Container>> = None;
+        for (id, c) in &inner.by_id {
+            if id.starts_with(key) {
+                if found.is_some() {
+                    return Err(Error::invalid(format!("Multiple IDs found with provided prefix: {key}")));
+                }
+                found = Some(c);
+            }
+        }
+        found.cloned().ok_or_else(|| Error::no_such_container(key))
+    }
+
+    pub fn list(&self) -> Vec<Arc<Container>> {
+        self.read().by_id.values().cloned().collect()
+    }
+
+    pub fn rename(&self, c: &Container, new_name: &str) -> Result<()> {
+        let new_name = new_name.trim_start_matches('/').to_string();
+        let mut inner = self.write();
+        if let Some(other) = inner.names.get(&new_name) {
+            return Err(name_conflict(&new_name, other));
+        }
+        let old = c.with(|r| r.bare_name().to_string());
+        c.update(false, |r| r.name = format!("/{new_name}"))?;
+        inner.names.remove(&old);
+        inner.names.insert(new_name, c.id.clone());
+        Ok(())
+    }
+
+    /// Forgets the container and deletes its directory.
+    pub fn remove(&self, c: &Container) -> Result<()> {
+        {
+            let mut inner = self.write();
+            let name = c.with(|r| r.bare_name().to_string());
+            if inner.names.get(&name) == Some(&c.id) {
+                inner.names.remove(&name);
+            }
+            inner.by_id.remove(&c.id);
+        }
+        // The record goes first, so a crash mid-way leaves a directory that load() cleans.
+        let _ = std::fs::remove_file(c.dir.join(RECORD_FILE));
+        std::fs::remove_dir_all(&c.dir).or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) })?;
+        c.mark_removed();
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Container {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Container").field("id", &self.id).finish()
+    }
+}
+
+fn name_conflict(name: &str, id: &str) -> Error {
+    Error::conflict(format!(
+        "Conflict. The container name \"/{name}\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name."
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(id: &str, name: &str) -> ContainerRecord {
+        ContainerRecord { id: id.into(), name: format!("/{name}"), ..Default::default() }
+    }
+
+    #[test]
+    fn lookup_by_id_name_and_prefix() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = ContainerStore::load(tmp.path()).unwrap();
+        s.add(rec("abc111", "web")).unwrap();
+        s.add(rec("abd222", "db")).unwrap();
+        assert_eq!(s.get("web").unwrap().id, "abc111");
+        assert_eq!(s.get("/db").unwrap().id, "abd222");
+        assert_eq!(s.get("abc").unwrap().id, "abc111");
+        assert!(s.get("ab").unwrap_err().message.contains("Multiple IDs"));
+        assert!(s.get("zzz").unwrap_err().message.contains("No such container"));
+        let e = s.add(rec("fff", "web")).err().unwrap();
+        assert_eq!(e.kind, crate::ErrorKind::Conflict);
+    }
+
+    #[test]
+    fn survives_reload_and_cleans_incomplete_dirs() {
+        let tmp = tempfile::tempdir().unwrap();
+        {
+            let s = ContainerStore::load(tmp.path()).unwrap();
+            let c = s.add(rec("abc111", "web")).unwrap();
+            c.update(true, |r| r.state.exit_code = 3).unwrap();
+            s.rename(&c, "web2").unwrap();
+        }
+        std::fs::create_dir_all(tmp.path().join("containers/half")).unwrap();
+        let s = ContainerStore::load(tmp.path()).unwrap();
+        let c = s.get("web2").unwrap();
+        assert_eq!(c.snapshot().state.exit_code, 3);
+        assert!(s.get("web").is_err());
+        assert!(!tmp.path().join("containers/half").exists());
+        s.remove(&c).unwrap();
+        assert!(s.get("web2").is_err());
+        assert!(c.watch().borrow().removed);
+    }
+}
