@@ -15,7 +15,7 @@ use ipnet::Ipv4Net;
 use netlink_packet_route::address::AddressAttribute;
 use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteType};
-use rtnetlink::{LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use crate::error::{NetError, Result};
 use crate::firewall;
@@ -318,6 +318,14 @@ impl Dataplane for LinuxDataplane {
                 .execute()
                 .await
                 .map_err(nl_err(format!("set {} up", spec.host_name)))?;
+            // Hairpin: with br_netfilter a DNATed packet whose new destination is on
+            // the same bridge is bridged, not routed, and may have to leave by the
+            // port it came in on (a container reaching its own published port).
+            h.link()
+                .set_port(LinkBridgePort::new(idx).hairpin(true).build())
+                .execute()
+                .await
+                .map_err(nl_err(format!("set hairpin on {}", spec.host_name)))?;
             let inner = netns::netlink_in(&spec.netns).await?;
             Self::configure_peer(&inner, spec).await
         };
