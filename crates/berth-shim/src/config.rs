@@ -30,6 +30,8 @@ pub enum RuntimeKind {
     /// A runc-compatible binary (`runc`, `crun`, or berth itself with `args = ["runtime"]`),
     /// driven through its command line as containerd's shim drives runc.
     Binary { path: PathBuf, #[serde(default)] args: Vec<String>, root: PathBuf },
+    /// berth's own runtime, called in-process (no extra exec per container).
+    Builtin { root: PathBuf },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

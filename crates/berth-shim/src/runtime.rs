@@ -24,18 +24,91 @@ pub struct Stdio3 {
     pub stderr: OwnedFd,
 }
 
-pub struct Runtime {
-    path: PathBuf,
-    args: Vec<String>,
-    root: PathBuf,
+/// The runtime a shim drives.
+pub enum Runtime {
+    Binary(BinaryRuntime),
+    Builtin(berth_runtime::Runtime),
 }
 
 impl Runtime {
     pub fn new(kind: &RuntimeKind) -> Runtime {
         match kind {
-            RuntimeKind::Binary { path, args, root } => Runtime { path: path.clone(), args: args.clone(), root: root.clone() },
+            RuntimeKind::Binary { path, args, root } => Runtime::Binary(BinaryRuntime { path: path.clone(), args: args.clone(), root: root.clone() }),
+            RuntimeKind::Builtin { root } => Runtime::Builtin(berth_runtime::Runtime::new(root.clone())),
         }
     }
+
+    pub fn create(&self, id: &str, bundle: &Path, pid_file: &Path, console_socket: Option<&Path>, stdio: Stdio3) -> Result<(), RuntimeError> {
+        match self {
+            Runtime::Binary(b) => b.create(id, bundle, pid_file, console_socket, stdio),
+            Runtime::Builtin(rt) => {
+                let opts = berth_runtime::CreateOptions {
+                    console_socket: console_socket.map(Path::to_path_buf),
+                    pid_file: Some(pid_file.to_path_buf()),
+                    stdio: Some([stdio.stdin, stdio.stdout, stdio.stderr]),
+                    ..Default::default()
+                };
+                rt.create(id, bundle, opts).map(|_| ()).map_err(|e| RuntimeError::Failed(e.to_string()))
+            }
+        }
+    }
+
+    pub fn start(&self, id: &str) -> Result<(), RuntimeError> {
+        match self {
+            Runtime::Binary(b) => b.start(id),
+            Runtime::Builtin(rt) => rt.start(id).map_err(|e| RuntimeError::Failed(e.to_string())),
+        }
+    }
+
+    pub fn kill(&self, id: &str, signal: i32, all: bool) -> Result<(), RuntimeError> {
+        match self {
+            Runtime::Binary(b) => b.kill(id, signal, all),
+            Runtime::Builtin(rt) => rt.kill(id, signal, all).map_err(|e| RuntimeError::Failed(e.to_string())),
+        }
+    }
+
+    pub fn delete(&self, id: &str) -> Result<(), RuntimeError> {
+        match self {
+            Runtime::Binary(b) => b.delete(id),
+            Runtime::Builtin(rt) => rt.delete(id, true).map_err(|e| RuntimeError::Failed(e.to_string())),
+        }
+    }
+
+    pub fn exec(&self, id: &str, process_json: &Path, pid_file: &Path, console_socket: Option<&Path>, stdio: Stdio3) -> Result<(), RuntimeError> {
+        match self {
+            Runtime::Binary(b) => b.exec(id, process_json, pid_file, console_socket, stdio),
+            Runtime::Builtin(rt) => {
+                let data = std::fs::read(process_json).map_err(|e| RuntimeError::Failed(format!("reading process: {e}")))?;
+                let process: oci_spec::runtime::Process =
+                    serde_json::from_slice(&data).map_err(|e| RuntimeError::Failed(format!("invalid process: {e}")))?;
+                let opts = berth_runtime::ExecOptions {
+                    console_socket: console_socket.map(Path::to_path_buf),
+                    pid_file: Some(pid_file.to_path_buf()),
+                    stdio: Some([stdio.stdin, stdio.stdout, stdio.stderr]),
+                    ..Default::default()
+                };
+                rt.exec(id, &process, opts).map(|_| ()).map_err(|e| RuntimeError::Failed(e.to_string()))
+            }
+        }
+    }
+
+    /// OOM kills recorded in the container's memory cgroup (read before delete).
+    pub fn oom_killed(&self, id: &str, cgroups_path: Option<&str>) -> bool {
+        match self {
+            Runtime::Builtin(rt) => rt.oom_killed(id).unwrap_or(false),
+            Runtime::Binary(_) => cgroups_path.is_some_and(cgroup_oom_killed),
+        }
+    }
+}
+
+/// A runc-compatible binary driven through its command line.
+pub struct BinaryRuntime {
+    path: PathBuf,
+    args: Vec<String>,
+    root: PathBuf,
+}
+
+impl BinaryRuntime {
 
     fn command(&self) -> Command {
         let mut c = Command::new(&self.path);

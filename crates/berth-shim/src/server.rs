@@ -16,7 +16,7 @@ use nix::unistd::Pid;
 use crate::config::ShimConfig;
 use crate::log::JsonFileLog;
 use crate::protocol::{self, ExitStatus, Ready, Request, Response};
-use crate::runtime::{Runtime, Stdio3, cgroup_oom_killed, runtime_message};
+use crate::runtime::{Runtime, Stdio3, runtime_message};
 use crate::{console, fdio, now_rfc3339};
 
 /// A connection whose unsent output grows past this is too slow: it is dropped rather
@@ -658,7 +658,7 @@ impl Shim {
         let finished_at = now_rfc3339();
         for (key, p) in self.procs.iter_mut() {
             if p.pid == pid && p.exited.is_none() {
-                let oom_killed = *key == ProcKey::Init && self.cgroups_path.as_deref().is_some_and(cgroup_oom_killed);
+                let oom_killed = *key == ProcKey::Init && self.runtime.oom_killed(&self.cfg.id, self.cgroups_path.as_deref());
                 p.exited = Some((ExitStatus { exit_code: code, oom_killed, finished_at: finished_at.clone(), error: String::new() }, Instant::now()));
             }
         }

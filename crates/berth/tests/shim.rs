@@ -1,4 +1,5 @@
-//! The shim driving a real runc: create, attach, stdin, start, exit, exec, tty, log.
+//! The shim driving a real runtime — berth's own (in-process) and runc — through
+//! create, attach, stdin, start, exit, exec, tty and the log.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ impl Drop for Fixture {
             .arg(self.cfg.bundle.join("runc"))
             .args(["delete", "--force", &self.cfg.id])
             .output();
+        let _ = berth_runtime::Runtime::new(self.cfg.bundle.join("brt")).delete(&self.cfg.id, true);
         berth_testutil::remove_cgroup_tree(&cgroup_parent(&self.cfg.id));
     }
 }
@@ -32,7 +34,7 @@ fn cgroup_parent(id: &str) -> String {
     format!("bt-shim-{id}")
 }
 
-fn fixture(args: &[&str], tty: bool) -> Fixture {
+fn fixture(builtin: bool, args: &[&str], tty: bool) -> Fixture {
     require_root();
     let tmp = short_tempdir("bt-shim");
     let dir = tmp.path().to_path_buf();
@@ -51,7 +53,11 @@ fn fixture(args: &[&str], tty: bool) -> Fixture {
         bundle: dir.clone(),
         state_dir: dir.join("state"),
         socket: dir.join("s.sock"),
-        runtime: RuntimeKind::Binary { path: PathBuf::from("/usr/sbin/runc"), args: vec![], root: dir.join("runc") },
+        runtime: if builtin {
+            RuntimeKind::Builtin { root: dir.join("brt") }
+        } else {
+            RuntimeKind::Binary { path: PathBuf::from("/usr/sbin/runc"), args: vec![], root: dir.join("runc") }
+        },
         tty,
         open_stdin: true,
         log: LogConfig { path: Some(dir.join("ctr-json.log")), max_size: 1 << 20, max_files: 2 },
@@ -68,9 +74,8 @@ fn write_stdin(stream: &mut std::os::unix::net::UnixStream, data: &[u8]) {
     stream.write_all(&protocol::frame(protocol::FRAME_STDIN, data)).unwrap();
 }
 
-#[test]
-fn attach_stdin_output_exit_code_and_log() {
-    let f = fixture(&["sh", "-c", "read x; echo got $x; echo oops >&2; exit 3"], false);
+fn attach_stdin_output_exit_code_and_log(builtin: bool) {
+    let f = fixture(builtin, &["sh", "-c", "read x; echo got $x; echo oops >&2; exit 3"], false);
     let (mut child, pid) = berth_shim::spawn::spawn(exe(), &f.cfg).unwrap();
     assert!(pid > 0);
     let (resp, mut attach) = client::open(&f.cfg.socket, &Request::Attach { stdin: true, stdout: true, stderr: true }).unwrap();
@@ -94,9 +99,8 @@ fn attach_stdin_output_exit_code_and_log() {
     assert!(!f.cfg.socket.exists());
 }
 
-#[test]
-fn exec_runs_in_the_container_and_kill_reports_the_signal() {
-    let f = fixture(&["sh", "-c", "echo ready; sleep 1000"], false);
+fn exec_runs_in_the_container_and_kill_reports_the_signal(builtin: bool) {
+    let f = fixture(builtin, &["sh", "-c", "echo ready; sleep 1000"], false);
     let (mut child, _) = berth_shim::spawn::spawn(exe(), &f.cfg).unwrap();
     let (_, mut attach) = client::open(&f.cfg.socket, &Request::Attach { stdin: false, stdout: true, stderr: true }).unwrap();
     assert!(client::call(&f.cfg.socket, &Request::Start).unwrap().ok);
@@ -113,14 +117,14 @@ fn exec_runs_in_the_container_and_kill_reports_the_signal() {
     write_stdin(ex.get_mut(), b"piped\n");
     write_stdin(ex.get_mut(), b"");
     let out = client::collect(&mut ex).unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "in runc\npiped\n");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "in runc\npiped\n"); // runc spec sets hostname "runc"
     assert_eq!(out.exit.unwrap().exit_code, 7);
 
     // A bad exec is an error, and the container is still fine.
     let bad = serde_json::json!({"terminal": false, "user": {"uid": 0, "gid": 0}, "cwd": "/", "args": ["/no/such"], "env": []});
     let (resp, _) = client::open(&f.cfg.socket, &Request::Exec { exec_id: "e2".into(), process: bad, tty: false, stdin: false }).unwrap();
     assert!(!resp.ok);
-    assert!(resp.error.contains("no such file") || resp.error.contains("not found"), "{}", resp.error);
+    assert!(resp.error.contains("no such") || resp.error.contains("not found"), "{}", resp.error);
 
     let st = client::call(&f.cfg.socket, &Request::State).unwrap();
     assert!(st.exit.is_none());
@@ -130,9 +134,8 @@ fn exec_runs_in_the_container_and_kill_reports_the_signal() {
     assert!(child.wait().unwrap().success());
 }
 
-#[test]
-fn tty_container_with_resize() {
-    let f = fixture(&["sh", "-c", "stty size; read x; echo you said $x"], true);
+fn tty_container_with_resize(builtin: bool) {
+    let f = fixture(builtin, &["sh", "-c", "stty size; read x; echo you said $x"], true);
     let (mut child, _) = berth_shim::spawn::spawn(exe(), &f.cfg).unwrap();
     let (_, mut attach) = client::open(&f.cfg.socket, &Request::Attach { stdin: true, stdout: true, stderr: true }).unwrap();
     assert!(client::call(&f.cfg.socket, &Request::Start).unwrap().ok);
@@ -151,9 +154,8 @@ fn tty_container_with_resize() {
     assert!(child.wait().unwrap().success());
 }
 
-#[test]
-fn create_failure_is_reported_and_leaves_nothing() {
-    let f = fixture(&["/does/not/exist"], false);
+fn create_failure_is_reported_and_leaves_nothing(builtin: bool) {
+    let f = fixture(builtin, &["/does/not/exist"], false);
     let mut cfg = f.cfg.clone();
     // A bundle whose rootfs is missing.
     cfg.bundle = f.cfg.bundle.join("nope");
@@ -164,4 +166,45 @@ fn create_failure_is_reported_and_leaves_nothing() {
     assert!(msg.contains("rootfs") || msg.contains("no such file"), "{msg}");
     assert!(!cfg.socket.exists());
     assert!(!Path::new(&format!("/sys/fs/cgroup/memory/{}/{}", cgroup_parent(&cfg.id), cfg.id)).exists());
+}
+
+// Each scenario runs on both runtimes.
+#[test]
+fn attach_stdin_output_exit_code_and_log_builtin() {
+    attach_stdin_output_exit_code_and_log(true);
+}
+
+#[test]
+fn attach_stdin_output_exit_code_and_log_runc() {
+    attach_stdin_output_exit_code_and_log(false);
+}
+
+#[test]
+fn exec_runs_in_the_container_and_kill_reports_the_signal_builtin() {
+    exec_runs_in_the_container_and_kill_reports_the_signal(true);
+}
+
+#[test]
+fn exec_runs_in_the_container_and_kill_reports_the_signal_runc() {
+    exec_runs_in_the_container_and_kill_reports_the_signal(false);
+}
+
+#[test]
+fn tty_container_with_resize_builtin() {
+    tty_container_with_resize(true);
+}
+
+#[test]
+fn tty_container_with_resize_runc() {
+    tty_container_with_resize(false);
+}
+
+#[test]
+fn create_failure_is_reported_and_leaves_nothing_builtin() {
+    create_failure_is_reported_and_leaves_nothing(true);
+}
+
+#[test]
+fn create_failure_is_reported_and_leaves_nothing_runc() {
+    create_failure_is_reported_and_leaves_nothing(false);
 }
