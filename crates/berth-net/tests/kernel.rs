@@ -169,7 +169,7 @@ async fn networks_are_isolated_and_connect_disconnect_work_on_a_running_containe
     m.publish(&container_id(1), &[bind(80, None, HostPort::Single(p))]).await.unwrap();
     assert_eq!(env.wget(&ns_b, &format!("10.{}.2.1:{p}", env.index)).as_deref(), Some("red-a"));
     // ... but blue cannot reach red directly, and names do not cross networks.
-    assert_eq!(env.wget(&ns_b, &a.ip.to_string()), None);
+    assert!(env.unreachable(&ns_b, &a.ip.to_string()));
     assert!(env.nslookup(&ns_b, "c1").is_empty());
 
     // Connect b to red while it runs: eth1 appears, a is reachable by address and name.
@@ -185,7 +185,7 @@ async fn networks_are_isolated_and_connect_disconnect_work_on_a_running_containe
     m.disconnect("red", &container_id(2)).await.unwrap();
     assert!(!env.ip_in(&ns_b, &["link"]).contains("eth1"));
     assert!(!common::link_exists(&b_red.host_veth));
-    assert_eq!(env.wget(&ns_b, &a.ip.to_string()), None);
+    assert!(env.unreachable(&ns_b, &a.ip.to_string()));
     assert!(env.nslookup(&ns_b, "c1").is_empty());
     assert_eq!(m.inspect_network("red").await.unwrap().containers.len(), 1);
 
@@ -214,17 +214,410 @@ async fn an_internal_network_has_no_way_out() {
     assert_eq!(env.wget(&ns_in2, &in1.ip.to_string()).as_deref(), Some("inside"));
     assert_eq!(env.nslookup(&ns_in2, "c1"), vec![in1.ip]);
     // Nothing outside: not another network, not the host's other addresses ...
-    assert_eq!(env.wget(&ns_in2, &out.ip.to_string()), None);
-    assert_eq!(env.wget(&ns_in2, &format!("10.{}.2.1", env.index)), None);
+    assert!(env.unreachable(&ns_in2, &out.ip.to_string()));
+    assert!(env.unreachable(&ns_in2, &format!("10.{}.2.1", env.index)));
     // ... even with a default route forced in by hand: the forward fence drops it.
     let forced = env.run_in(&ns_in2, &["ip", "route", "add", "default", "via", &format!("10.{}.1.1", env.index)]);
     assert!(forced.status.success());
-    assert_eq!(env.wget(&ns_in2, &out.ip.to_string()), None);
+    assert!(env.unreachable(&ns_in2, &out.ip.to_string()));
     // ... and nothing comes in from outside either.
-    assert_eq!(env.wget(&ns_out, &in1.ip.to_string()), None);
+    assert!(env.unreachable(&ns_out, &in1.ip.to_string()));
     // Internal networks are not masqueraded.
     let table = env.nft_table();
     assert!(!table.contains(&format!("ip saddr 10.{}.1.0/24 oifname !=", env.index)), "{table}");
 
     m.teardown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn addresses_and_endpoints_survive_reopening_the_manager() {
+    let env = Env::new(156);
+    let m = NetworkManager::open(env.config()).await.unwrap();
+    let net = m.create_network(sub(&env, "keep", 1)).await.unwrap();
+    let ns_a = env.netns("a").await;
+    let ns_b = env.netns("b").await;
+    let ns_c = env.netns("c").await;
+    let a = m.connect("keep", env.request(1, &ns_a)).await.unwrap();
+    let b = m.connect("keep", env.request(2, &ns_b)).await.unwrap();
+    m.disconnect("keep", &container_id(2)).await.unwrap();
+    let ids = m.network_ids().await;
+    drop(m);
+
+    let m = NetworkManager::open(env.config()).await.unwrap();
+    assert_eq!(m.network_ids().await, ids, "same networks, same IDs");
+    assert_eq!(m.inspect_network("keep").await.unwrap().id, net.id);
+    assert_eq!(m.endpoints_of(&container_id(1)).await, vec![a.clone()]);
+    assert!(m.dns_running(&container_id(1)).await, "DNS restarted for the live sandbox");
+    // b's address was released and is reused; a's is never handed out again.
+    let c = m.connect("keep", env.request(3, &ns_c)).await.unwrap();
+    assert_eq!(c.ip, b.ip);
+    assert_ne!(c.ip, a.ip);
+    env.httpd(&ns_a, "still here");
+    assert_eq!(env.wget(&ns_c, &a.ip.to_string()).as_deref(), Some("still here"));
+    assert_eq!(env.nslookup(&ns_c, "c1"), vec![a.ip]);
+
+    m.teardown().await.unwrap();
+    assert!(env.tagged_links().is_empty());
+}
+
+const CHILD_ENV: &str = "BERTH_NET_TEST_CHILD";
+
+/// The daemon that gets killed: opens the state, builds a network with two
+/// "containers" and a published port, says READY and waits to die.
+async fn crash_child() {
+    let var = |k: &str| std::env::var(k).unwrap();
+    let dir = std::path::PathBuf::from(var("BNT_DIR"));
+    let index: u8 = var("BNT_INDEX").parse().unwrap();
+    let config = config_for(&dir, index, &var("BNT_TABLE"), &var("BNT_BRIDGE"));
+    let m = NetworkManager::open(config).await.unwrap();
+    m.create_network(NetworkCreateRequest::named("crash").with_subnet(&format!("10.{index}.1.0/24"), None, None))
+        .await
+        .unwrap();
+    for (n, ns) in [(1u8, var("BNT_NS_A")), (2, var("BNT_NS_B"))] {
+        let req = berth_net::EndpointRequest {
+            container_id: container_id(n),
+            container_name: format!("c{n}"),
+            netns: ns.into(),
+            ..Default::default()
+        };
+        m.connect("crash", req).await.unwrap();
+    }
+    let port: u16 = var("BNT_PORT").parse().unwrap();
+    m.publish(&container_id(1), &[bind(80, Some(Ipv4Addr::LOCALHOST), HostPort::Single(port))]).await.unwrap();
+    println!("BERTH-NET-CHILD-READY");
+    use std::io::Write;
+    std::io::stdout().flush().unwrap();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_dash_nine_then_reopen_reconciles() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        return crash_child().await;
+    }
+    use std::io::BufRead;
+    let env = Env::new(157);
+    let ns_a = env.netns("a").await;
+    let ns_b = env.netns("b").await;
+    env.httpd(&ns_a, "survivor");
+    let port = free_port();
+
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "kill_dash_nine_then_reopen_reconciles", "--nocapture", "--test-threads", "1"])
+        .env(CHILD_ENV, "1")
+        .env("BNT_DIR", env.dir.path())
+        .env("BNT_INDEX", env.index.to_string())
+        .env("BNT_TABLE", &env.table)
+        .env("BNT_BRIDGE", &env.bridge)
+        .env("BNT_NS_A", &ns_a)
+        .env("BNT_NS_B", &ns_b)
+        .env("BNT_PORT", port.to_string())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let ready = std::io::BufReader::new(stdout).lines().map_while(Result::ok).any(|l| l.contains("BERTH-NET-CHILD-READY"));
+    assert!(ready, "the child daemon did not get ready");
+    let lo = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    assert_eq!(http_get(lo).unwrap(), "survivor");
+    let veths_before = env.tagged_links().into_iter().filter(|l| l.starts_with("veth")).count();
+    assert_eq!(veths_before, 2);
+
+    // kill -9: no cleanup runs. The kernel keeps everything.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    child.wait().unwrap();
+    assert_eq!(http_get(lo).unwrap(), "survivor", "the running container keeps its published port");
+
+    // While the daemon is down: container b dies (its namespace goes, with its veth), a
+    // crash left a tagged veth behind, and somebody else has an untagged one.
+    berth_net::netns::delete_netns(&ns_b).unwrap();
+    env.forget_netns(&ns_b);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while env.tagged_links().into_iter().filter(|l| l.starts_with("veth")).count() != 1 {
+        assert!(std::time::Instant::now() < deadline, "b's veth did not go away with its namespace");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let hex = berth_net::ids::short_random_hex(6);
+    let (leak, theirs) = (format!("bnl{hex}"), format!("bnu{hex}"));
+    let sh = |args: &[&str]| assert!(std::process::Command::new("ip").args(args).status().unwrap().success(), "{args:?}");
+    sh(&["link", "add", &leak, "type", "veth", "peer", "name", &format!("bnm{hex}")]);
+    sh(&["link", "set", &leak, "alias", &format!("berth:{}:ep:deadbeef", env.table)]);
+    sh(&["link", "add", &theirs, "type", "veth", "peer", "name", &format!("bnv{hex}")]);
+
+    let m = NetworkManager::open(env.config()).await.unwrap();
+    assert!(!common::link_exists(&leak), "leaked tagged veth removed");
+    assert!(common::link_exists(&theirs), "somebody else's veth untouched");
+    sh(&["link", "del", &theirs]);
+    let a = m.endpoints_of(&container_id(1)).await;
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].ip.to_string(), format!("10.{}.1.2", env.index), "a keeps its address");
+    assert!(m.endpoints_of(&container_id(2)).await.is_empty(), "b's endpoint is gone with its veth");
+    assert_eq!(m.inspect_network("crash").await.unwrap().containers.len(), 1);
+    assert_eq!(http_get(lo).unwrap(), "survivor");
+    assert!(std::net::TcpListener::bind(lo).is_err(), "the published port is held again");
+    assert_eq!(env.nslookup(&ns_a, "c1"), vec![a[0].ip], "DNS serves the survivor again");
+    // b's address is free again.
+    assert!(!env.nft_table().contains(&format!("10.{}.1.3", env.index)));
+
+    // The engine reports a as alive: nothing to release. Then a dies too.
+    let report = m.reconcile(&HashSet::from([container_id(1)])).await.unwrap();
+    assert!(report.released.is_empty());
+    let report = m.reconcile(&HashSet::new()).await.unwrap();
+    assert_eq!(report.released, vec![container_id(1)]);
+    assert!(env.tagged_links().iter().all(|l| !l.starts_with("veth")));
+    assert!(http_get(lo).is_err());
+    assert!(!env.nft_table().contains(&format!("dport {port}")));
+    assert!(m.containers().await.is_empty());
+
+    m.teardown().await.unwrap();
+    assert!(env.tagged_links().is_empty());
+    assert_eq!(env.nft_table(), "");
+}
+
+/// Everything a test's daemon has in the kernel, as text: tagged links, their
+/// addresses, and the nft table.
+fn kernel_snapshot(env: &Env) -> String {
+    let mut links = env.tagged_links();
+    links.sort();
+    let addrs: Vec<String> = links
+        .iter()
+        .map(|l| {
+            let out = std::process::Command::new("ip").args(["-o", "-4", "addr", "show", "dev", l]).output().unwrap();
+            String::from_utf8_lossy(&out.stdout).split_whitespace().filter(|w| w.contains('/')).collect::<Vec<_>>().join(",")
+        })
+        .collect();
+    format!("{links:?}\n{addrs:?}\n{}", env.nft_table())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_dockers_errors_and_changes_nothing() {
+    let env = Env::new(158);
+    let m = NetworkManager::open(env.config()).await.unwrap();
+    let net = m.create_network(sub(&env, "taken", 1)).await.unwrap();
+    let ns_a = env.netns("a").await;
+    let ns_b = env.netns("b").await;
+    let a = m.connect("taken", env.request(1, &ns_a)).await.unwrap();
+    let p = free_port();
+    m.publish(&container_id(1), &[bind(80, None, HostPort::Single(p))]).await.unwrap();
+    let before = kernel_snapshot(&env);
+    let networks_before = m.list_networks(&Default::default()).await.unwrap();
+
+    let check = |r: Result<(), berth_net::NetError>, kind: ErrorKind, msg: &str| {
+        let e = r.unwrap_err();
+        assert_eq!((e.kind(), e.message()), (kind, msg));
+    };
+    let create = |req: NetworkCreateRequest| async { m.create_network(req).await.map(|_| ()) };
+    check(create(sub(&env, "taken", 2)).await, ErrorKind::Conflict, "network with name taken already exists");
+    check(
+        create(NetworkCreateRequest::named("overlap").with_subnet(&format!("10.{}.1.128/25", env.index), None, None)).await,
+        ErrorKind::Forbidden,
+        "invalid pool request: Pool overlaps with other one on this address space",
+    );
+    check(
+        create(NetworkCreateRequest::named("cidr").with_subnet("10.1.2.0/40", None, None)).await,
+        ErrorKind::InvalidParameter,
+        "invalid CIDR address: 10.1.2.0/40",
+    );
+    check(
+        create(NetworkCreateRequest {
+            options: [("com.docker.network.bridge.name".to_string(), env.bridge.clone())].into(),
+            ..sub(&env, "samebridge", 3)
+        })
+        .await,
+        ErrorKind::Conflict,
+        &format!("bridge name {} is already used by another network", env.bridge),
+    );
+    check(m.remove_network("ghost").await, ErrorKind::NotFound, "network ghost not found");
+    check(m.connect("ghost", env.request(2, &ns_b)).await.map(|_| ()), ErrorKind::NotFound, "network ghost not found");
+    check(
+        m.connect("taken", berth_net::EndpointRequest { ipv4: Some(a.ip), ..env.request(2, &ns_b) }).await.map(|_| ()),
+        ErrorKind::Forbidden,
+        "Address already in use",
+    );
+    check(
+        m.connect("taken", env.request(2, &env.dir.path().join("no-such-ns"))).await.map(|_| ()),
+        ErrorKind::InvalidParameter,
+        &format!("network namespace {} does not exist", env.dir.path().join("no-such-ns").display()),
+    );
+    check(
+        m.remove_network("taken").await,
+        ErrorKind::Forbidden,
+        &format!("error while removing network: network taken id {} has active endpoints", net.id),
+    );
+    check(m.remove_network("bridge").await, ErrorKind::Forbidden, "bridge is a pre-defined network and cannot be removed");
+    check(
+        m.publish(&container_id(1), &[bind(81, None, HostPort::Single(p))]).await.map(|_| ()),
+        ErrorKind::Conflict,
+        &format!("Bind for 0.0.0.0:{p} failed: port is already allocated"),
+    );
+
+    assert_eq!(kernel_snapshot(&env), before, "no interface, address or rule changed");
+    assert_eq!(m.list_networks(&Default::default()).await.unwrap(), networks_before);
+    assert!(m.endpoints_of(&container_id(2)).await.is_empty());
+
+    // Once empty, the network goes, with its bridge and its rules.
+    m.release(&container_id(1)).await.unwrap();
+    m.remove_network("taken").await.unwrap();
+    let bridge = format!("br-{}", &net.id[..12]);
+    assert!(!common::link_exists(&bridge));
+    assert!(!env.nft_table().contains(&bridge));
+    assert!(!env.nft_table().contains(&format!("10.{}.1.0/24", env.index)));
+    m.teardown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_options_mtu_bridge_name_and_no_masquerade() {
+    let env = Env::new(159);
+    let m = NetworkManager::open(env.config()).await.unwrap();
+    let name = format!("bo{}", berth_net::ids::short_random_hex(6));
+    m.create_network(NetworkCreateRequest {
+        options: [
+            ("com.docker.network.driver.mtu".to_string(), "1400".to_string()),
+            ("com.docker.network.bridge.name".to_string(), name.clone()),
+            ("com.docker.network.bridge.enable_ip_masquerade".to_string(), "false".to_string()),
+        ]
+        .into(),
+        labels: [("team".to_string(), "net".to_string())].into(),
+        ..sub(&env, "tuned", 1)
+    })
+    .await
+    .unwrap();
+    let ns = env.netns("a").await;
+    let ep = m
+        .connect("tuned", berth_net::EndpointRequest { mac: Some("02:aa:bb:cc:dd:ee".into()), ..env.request(1, &ns) })
+        .await
+        .unwrap();
+    assert_eq!(ep.bridge, name);
+    let inside = env.ip_in(&ns, &["link", "show", "eth0"]);
+    assert!(inside.contains("mtu 1400") && inside.contains("02:aa:bb:cc:dd:ee"), "{inside}");
+    let bridge = std::process::Command::new("ip").args(["-o", "link", "show", &name]).output().unwrap();
+    assert!(String::from_utf8_lossy(&bridge.stdout).contains("mtu 1400"));
+    let table = env.nft_table();
+    assert!(!table.contains(&format!("ip saddr 10.{}.1.0/24 oifname != \"{name}\" masquerade", env.index)), "{table}");
+    assert!(table.contains(&format!("ip saddr 10.{}.0.0/24 oifname != \"{}\" masquerade", env.index, env.bridge)));
+    let inspect = m.inspect_network("tuned").await.unwrap();
+    assert_eq!(inspect.labels["team"], "net");
+    assert_eq!(inspect.options["com.docker.network.driver.mtu"], "1400");
+    m.teardown().await.unwrap();
+    assert!(!common::link_exists(&name));
+}
+
+/// A DNS server on 127.0.0.1 standing in for the host's resolver: answers every A
+/// query with 192.0.2.123, over UDP and TCP.
+async fn fake_upstream() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    use hickory_proto::op::{Message, MessageType};
+    use hickory_proto::rr::{RData, Record, rdata::A};
+    fn answer(q: &[u8]) -> Vec<u8> {
+        let req = Message::from_vec(q).unwrap();
+        let mut resp = Message::response(req.metadata.id, req.metadata.op_code);
+        resp.metadata.message_type = MessageType::Response;
+        resp.add_queries(req.queries.clone());
+        let name = req.queries[0].name().clone();
+        resp.add_answer(Record::from_rdata(name, 30, RData::A(A(Ipv4Addr::new(192, 0, 2, 123)))));
+        resp.to_vec().unwrap()
+    }
+    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = udp.local_addr().unwrap();
+    let tcp = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let task = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut buf = vec![0u8; 4096];
+        loop {
+            tokio::select! {
+                Ok((n, peer)) = udp.recv_from(&mut buf) => { let _ = udp.send_to(&answer(&buf[..n]), peer).await; }
+                Ok((mut s, _)) = tcp.accept() => {
+                    let len = s.read_u16().await.unwrap() as usize;
+                    let mut q = vec![0u8; len];
+                    s.read_exact(&mut q).await.unwrap();
+                    let r = answer(&q);
+                    s.write_all(&(r.len() as u16).to_be_bytes()).await.unwrap();
+                    s.write_all(&r).await.unwrap();
+                }
+            }
+        }
+    });
+    (addr, task)
+}
+
+/// One DNS query over TCP to 127.0.0.11 from inside the namespace.
+async fn tcp_query_in(netns: &std::path::Path, name: &str) -> Vec<Ipv4Addr> {
+    use hickory_proto::op::{Message, Query};
+    use hickory_proto::rr::{Name, RData, RecordType};
+    let mut q = Message::query();
+    q.metadata.id = 77;
+    q.metadata.recursion_desired = true;
+    q.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
+    let bytes = q.to_vec().unwrap();
+    let resp = berth_net::netns::run_in_netns(netns, move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.11", 53))?;
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+        s.write_all(&(bytes.len() as u16).to_be_bytes())?;
+        s.write_all(&bytes)?;
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len)?;
+        let mut r = vec![0u8; u16::from_be_bytes(len) as usize];
+        s.read_exact(&mut r)?;
+        Ok(r)
+    })
+    .await
+    .unwrap();
+    Message::from_vec(&resp)
+        .unwrap()
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.0),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_dns_forwards_other_names_and_speaks_tcp() {
+    let env = Env::new(160);
+    let (upstream, task) = fake_upstream().await;
+    let mut config = env.config();
+    config.dns_upstreams = Some(vec![upstream]);
+    let m = NetworkManager::open(config).await.unwrap();
+    m.create_network(sub(&env, "dnsnet", 1)).await.unwrap();
+    let ns_a = env.netns("a").await;
+    let ns_b = env.netns("b").await;
+    let a = m.connect("dnsnet", berth_net::EndpointRequest { container_name: "alpha".into(), ..env.request(1, &ns_a) }).await.unwrap();
+    m.connect("dnsnet", env.request(2, &ns_b)).await.unwrap();
+
+    // Not a container: forwarded, from the host's namespace, to the upstream.
+    assert_eq!(env.nslookup(&ns_b, "example.test"), vec![Ipv4Addr::new(192, 0, 2, 123)]);
+    assert_eq!(tcp_query_in(&ns_b, "example.test.").await, vec![Ipv4Addr::new(192, 0, 2, 123)]);
+    // Containers: answered locally, over UDP and TCP.
+    assert_eq!(env.nslookup(&ns_b, "alpha"), vec![a.ip]);
+    assert_eq!(tcp_query_in(&ns_b, "alpha.").await, vec![a.ip]);
+    // Reverse lookup of a container address.
+    let out = env.run_in(&ns_b, &["busybox", "nslookup", &a.ip.to_string(), "127.0.0.11"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("alpha.dnsnet"), "{}", String::from_utf8_lossy(&out.stdout));
+
+    // Disconnect a: its name disappears at once (then goes upstream, which answers).
+    m.disconnect("dnsnet", &container_id(1)).await.unwrap();
+    assert_eq!(env.nslookup(&ns_b, "alpha"), vec![Ipv4Addr::new(192, 0, 2, 123)]);
+    m.teardown().await.unwrap();
+    task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn netns_create_and_delete() {
+    let env = Env::new(161);
+    let p = env.dir.path().join("solo");
+    berth_net::netns::create_netns(&p).await.unwrap();
+    assert!(berth_net::netns::is_netns(&p));
+    let links = env.ip_in(&p, &["link"]);
+    assert_eq!(links.lines().count(), 1, "only lo: {links}");
+    assert!(links.contains("lo:") && links.contains("UP"), "{links}");
+    let e = berth_net::netns::create_netns(&p).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    berth_net::netns::delete_netns(&p).unwrap();
+    assert!(!p.exists());
+    berth_net::netns::delete_netns(&p).unwrap();
 }

@@ -112,10 +112,19 @@ impl Env {
     /// `busybox wget` from inside the namespace; None if it fails. (Debian's busybox
     /// 1.35 wget crashes on `-T`, so coreutils' timeout bounds it instead.)
     pub fn wget(&self, netns: &Path, hostport: &str) -> Option<String> {
+        self.wget_within(netns, hostport, 5)
+    }
+
+    /// True when nothing answers within two seconds (dropped or refused).
+    pub fn unreachable(&self, netns: &Path, hostport: &str) -> bool {
+        self.wget_within(netns, hostport, 2).is_none()
+    }
+
+    fn wget_within(&self, netns: &Path, hostport: &str, secs: u32) -> Option<String> {
         let ns = format!("--net={}", netns.display());
         let url = format!("http://{hostport}/");
         let out = Command::new("timeout")
-            .args(["5", "nsenter", &ns, "busybox", "wget", "-q", "-O", "-", &url])
+            .args([&secs.to_string(), "nsenter", &ns, "busybox", "wget", "-q", "-O", "-", &url])
             .stdin(Stdio::null())
             .output()
             .unwrap();
