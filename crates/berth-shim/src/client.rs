@@ -52,13 +52,17 @@ pub struct Collected {
     pub exit: Option<ExitStatus>,
 }
 
+/// Reads frames up to and including the exit frame (the last one the shim sends).
 pub fn collect(r: &mut impl Read) -> io::Result<Collected> {
     let mut c = Collected::default();
     while let Some((kind, payload)) = read_frame(r)? {
         match kind {
             protocol::FRAME_STDOUT => c.stdout.extend(payload),
             protocol::FRAME_STDERR => c.stderr.extend(payload),
-            protocol::FRAME_EXIT => c.exit = serde_json::from_slice(&payload).ok(),
+            protocol::FRAME_EXIT => {
+                c.exit = serde_json::from_slice(&payload).ok();
+                break;
+            }
             _ => {}
         }
     }

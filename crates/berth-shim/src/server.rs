@@ -249,10 +249,9 @@ impl Shim {
         }
         add(self.sigfd.as_fd().as_raw_fd(), libc::POLLIN, Tok::Signal);
         for (id, c) in &self.conns {
-            let mut ev = 0;
-            if !matches!(c.state, ConnState::Closing) {
-                ev |= libc::POLLIN;
-            }
+            // Closing connections are still read (and what comes discarded): closing a
+            // unix socket with unread input resets the peer, which may lose our last frame.
+            let mut ev = libc::POLLIN;
             if !c.wbuf.is_empty() {
                 ev |= libc::POLLOUT;
             }
@@ -331,6 +330,10 @@ impl Shim {
 
     fn process_input(&mut self, id: u64) {
         let Some(c) = self.conns.get_mut(&id) else { return };
+        if matches!(c.state, ConnState::Closing) {
+            c.rbuf.clear();
+            return;
+        }
         if matches!(c.state, ConnState::Header) {
             let Some(pos) = c.rbuf.iter().position(|&b| b == b'\n') else { return };
             let line: Vec<u8> = c.rbuf.drain(..=pos).collect();
@@ -618,8 +621,11 @@ impl Shim {
                 }
             }
         }
-        let Some(c) = self.conns.get(&id) else { return };
+        let Some(c) = self.conns.get_mut(&id) else { return };
         if matches!(c.state, ConnState::Closing) && c.wbuf.is_empty() {
+            let mut sink = [0u8; 4096];
+            while matches!(c.stream.read(&mut sink), Ok(n) if n > 0) {}
+            let _ = c.stream.shutdown(std::net::Shutdown::Both);
             self.drop_conn(id);
         }
     }
