@@ -342,6 +342,8 @@ async fn kill_dash_nine_then_reopen_reconciles() {
     }
     let hex = berth_net::ids::short_random_hex(6);
     let (leak, theirs) = (format!("bnl{hex}"), format!("bnu{hex}"));
+    env.own_link(&leak);
+    env.own_link(&theirs);
     let sh = |args: &[&str]| assert!(std::process::Command::new("ip").args(args).status().unwrap().success(), "{args:?}");
     sh(&["link", "add", &leak, "type", "veth", "peer", "name", &format!("bnm{hex}")]);
     sh(&["link", "set", &leak, "alias", &format!("berth:{}:ep:deadbeef", env.table)]);
@@ -620,4 +622,92 @@ async fn netns_create_and_delete() {
     berth_net::netns::delete_netns(&p).unwrap();
     assert!(!p.exists());
     berth_net::netns::delete_netns(&p).unwrap();
+}
+
+/// Accepts one TCP connection on `addr` inside `netns` (within 5 s) and returns the
+/// peer's address: what the far end sees as the source.
+async fn peer_seen_in(netns: std::path::PathBuf, addr: SocketAddr) -> tokio::task::JoinHandle<Option<Ipv4Addr>> {
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        berth_net::netns::run_in_netns(&netns, move || {
+            let l = std::net::TcpListener::bind(addr)?;
+            l.set_nonblocking(true)?;
+            let _ = ready_tx.send(());
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while std::time::Instant::now() < deadline {
+                match l.accept() {
+                    Ok((_, peer)) => {
+                        return Ok(match peer.ip() {
+                            std::net::IpAddr::V4(ip) => Some(ip),
+                            _ => None,
+                        });
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(std::time::Duration::from_millis(20))
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(None)
+        })
+        .await
+        .unwrap()
+    });
+    ready_rx.await.unwrap();
+    task
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_traffic_is_masqueraded_unless_disabled() {
+    let env = Env::new(162);
+    let m = NetworkManager::open(env.config()).await.unwrap();
+    m.create_network(sub(&env, "nat", 1)).await.unwrap();
+    m.create_network(NetworkCreateRequest {
+        options: [("com.docker.network.bridge.enable_ip_masquerade".to_string(), "false".to_string())].into(),
+        ..sub(&env, "plain", 2)
+    })
+    .await
+    .unwrap();
+    let ns_nat = env.netns("natc").await;
+    let ns_plain = env.netns("plainc").await;
+    let natted = m.connect("nat", env.request(1, &ns_nat)).await.unwrap();
+    let plain = m.connect("plain", env.request(2, &ns_plain)).await.unwrap();
+
+    // "The outside": a namespace behind a veth of the host, 10.<n>.250.0/24, with a
+    // route back to the plain network (which is not masqueraded).
+    let ext = env.netns("ext").await;
+    let hex = berth_net::ids::short_random_hex(6);
+    let (host_if, ext_if) = (format!("bxh{hex}"), format!("bxe{hex}"));
+    let ip = |args: &[&str]| assert!(std::process::Command::new("ip").args(args).status().unwrap().success(), "{args:?}");
+    env.own_link(&host_if);
+    ip(&["link", "add", &host_if, "type", "veth", "peer", "name", &ext_if]);
+    ip(&["link", "set", &ext_if, "netns", ext.to_str().unwrap()]);
+    let host_addr = format!("10.{}.250.1", env.index);
+    let ext_addr: Ipv4Addr = format!("10.{}.250.2", env.index).parse().unwrap();
+    ip(&["addr", "add", &format!("{host_addr}/24"), "dev", &host_if]);
+    ip(&["link", "set", &host_if, "up"]);
+    let in_ext = |args: &[&str]| assert!(env.run_in(&ext, args).status.success(), "{args:?}");
+    in_ext(&["ip", "addr", "add", &format!("{ext_addr}/24"), "dev", &ext_if]);
+    in_ext(&["ip", "link", "set", &ext_if, "up"]);
+    in_ext(&["ip", "route", "add", &env.subnet(2), "via", &host_addr]);
+
+    let connect_from = |ns: &std::path::Path| {
+        let ns = format!("--net={}", ns.display());
+        std::process::Command::new("timeout")
+            .args(["3", "nsenter", &ns, "busybox", "nc", &ext_addr.to_string(), "9000"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+    };
+    let seen = peer_seen_in(ext.clone(), SocketAddr::from((ext_addr, 9000))).await;
+    connect_from(&ns_nat);
+    let from_nat = seen.await.unwrap();
+    assert_eq!(from_nat, Some(host_addr.parse().unwrap()), "masqueraded to the host's address, not {}", natted.ip);
+
+    let seen = peer_seen_in(ext.clone(), SocketAddr::from((ext_addr, 9000))).await;
+    connect_from(&ns_plain);
+    assert_eq!(seen.await.unwrap(), Some(plain.ip), "enable_ip_masquerade=false keeps the container's address");
+
+    let _ = std::process::Command::new("ip").args(["link", "del", &host_if]).status();
+    m.teardown().await.unwrap();
 }

@@ -21,6 +21,7 @@ pub struct Env {
     pub bridge: String,
     netns: Mutex<Vec<PathBuf>>,
     children: Mutex<Vec<Child>>,
+    links: Mutex<Vec<String>>,
 }
 
 fn rand_hex(n: usize) -> String {
@@ -38,6 +39,7 @@ impl Env {
             bridge: format!("bn{hex}"),
             netns: Mutex::new(Vec::new()),
             children: Mutex::new(Vec::new()),
+            links: Mutex::new(Vec::new()),
         };
         std::fs::write(env.dir.path().join("resolv.conf"), "nameserver 127.0.0.53\nnameserver 192.0.2.53\nsearch example.org\n")
             .unwrap();
@@ -58,6 +60,11 @@ impl Env {
         berth_net::netns::create_netns(&p).await.unwrap();
         self.netns.lock().unwrap().push(p.clone());
         p
+    }
+
+    /// A host interface the test made itself; deleted on drop if still there.
+    pub fn own_link(&self, name: &str) {
+        self.links.lock().unwrap().push(name.to_string());
     }
 
     /// Forgets a namespace the test deleted itself.
@@ -244,7 +251,7 @@ impl Drop for Env {
             let _ = berth_net::netns::delete_netns(&ns);
         }
         let _ = Command::new("nft").args(["delete", "table", "ip", &self.table]).output();
-        for l in self.tagged_links() {
+        for l in self.links.lock().unwrap().drain(..).chain(self.tagged_links()) {
             let _ = Command::new("ip").args(["link", "del", &l]).output();
         }
         let _ = Command::new("ip").args(["link", "del", &self.bridge]).output();
