@@ -170,6 +170,68 @@ impl LinuxDataplane {
         Ok(out)
     }
 
+    /// The bridge's index, and whether this call created it. An existing interface
+    /// of that name must carry our tag.
+    async fn find_or_create_bridge(&self, spec: &BridgeSpec) -> Result<(u32, bool)> {
+        let h = &self.handle;
+        if let Some(link) = Self::link_by_name(h, &spec.name).await? {
+            if alias_of(&link) != Some(spec.alias.as_str()) {
+                return Err(NetError::conflict(format!(
+                    "interface {} already exists and is not managed by this daemon",
+                    spec.name
+                )));
+            }
+            return Ok((link.header.index, false));
+        }
+        let msg = LinkBridge::new(&spec.name).mtu(spec.mtu).alias(spec.alias.clone()).build();
+        h.link().add(msg).execute().await.map_err(|e| {
+            if nl_errno(&e) == Some(libc::EEXIST) {
+                NetError::conflict(format!("interface {} already exists", spec.name))
+            } else {
+                NetError::system(format!("create bridge {}", spec.name), e)
+            }
+        })?;
+        let idx = Self::index_of(h, &spec.name).await?;
+        Ok((idx, true))
+    }
+
+    /// Tag, address, MTU, up, route_localnet.
+    async fn configure_bridge(&self, spec: &BridgeSpec, index: u32) -> Result<()> {
+        let h = &self.handle;
+        // The alias is the ownership tag; set it again in case the kernel ignored it
+        // at creation.
+        h.link()
+            .set(LinkUnspec::new_with_index(index).alias(spec.alias.clone()).build())
+            .execute()
+            .await
+            .map_err(nl_err(format!("tag {}", spec.name)))?;
+        let want = (spec.gateway, spec.prefix_len);
+        let have = Self::ipv4_addrs(h, index).await?;
+        for (ip, plen) in &have {
+            if (*ip, *plen) != want {
+                let mut del = h.address().get().set_link_index_filter(index).set_address_filter(IpAddr::V4(*ip)).execute();
+                while let Some(m) = del.try_next().await.map_err(nl_err("list addresses"))? {
+                    h.address().del(m).execute().await.map_err(nl_err(format!("remove {ip} from {}", spec.name)))?;
+                }
+            }
+        }
+        if !have.contains(&want) {
+            h.address()
+                .add(index, IpAddr::V4(spec.gateway), spec.prefix_len)
+                .execute()
+                .await
+                .map_err(nl_err(format!("add {}/{} to {}", spec.gateway, spec.prefix_len, spec.name)))?;
+        }
+        h.link()
+            .set(LinkUnspec::new_with_index(index).mtu(spec.mtu).up().build())
+            .execute()
+            .await
+            .map_err(nl_err(format!("set {} up", spec.name)))?;
+        // Published ports must answer on 127.0.0.1: DNAT from loopback into the bridge
+        // is only routed when route_localnet is on for the bridge.
+        write_sysctl(&format!("/proc/sys/net/ipv4/conf/{}/route_localnet", spec.name), "1")
+    }
+
     async fn configure_peer(handle: &rtnetlink::Handle, spec: &VethSpec) -> Result<()> {
         let idx = Self::index_of(handle, &spec.ifname).await?;
         handle
@@ -202,62 +264,13 @@ impl Dataplane for LinuxDataplane {
     type PortGuard = OwnedFd;
 
     async fn ensure_bridge(&self, spec: &BridgeSpec) -> Result<()> {
-        let h = &self.handle;
-        let index = match Self::link_by_name(h, &spec.name).await? {
-            Some(link) => {
-                if alias_of(&link) != Some(spec.alias.as_str()) {
-                    return Err(NetError::conflict(format!(
-                        "interface {} already exists and is not managed by this daemon",
-                        spec.name
-                    )));
-                }
-                link.header.index
-            }
-            None => {
-                let msg = LinkBridge::new(&spec.name).mtu(spec.mtu).alias(spec.alias.clone()).build();
-                h.link().add(msg).execute().await.map_err(|e| {
-                    if nl_errno(&e) == Some(libc::EEXIST) {
-                        NetError::conflict(format!("interface {} already exists", spec.name))
-                    } else {
-                        NetError::system(format!("create bridge {}", spec.name), e)
-                    }
-                })?;
-                let idx = Self::index_of(h, &spec.name).await?;
-                // The alias is the ownership tag; make sure it is set even on kernels
-                // that ignore IFLA_IFALIAS at creation.
-                h.link()
-                    .set(LinkUnspec::new_with_index(idx).alias(spec.alias.clone()).build())
-                    .execute()
-                    .await
-                    .map_err(nl_err(format!("tag {}", spec.name)))?;
-                idx
-            }
-        };
-        let want = (spec.gateway, spec.prefix_len);
-        let have = Self::ipv4_addrs(h, index).await?;
-        for (ip, plen) in &have {
-            if (*ip, *plen) != want {
-                let mut del = h.address().get().set_link_index_filter(index).set_address_filter(IpAddr::V4(*ip)).execute();
-                while let Some(m) = del.try_next().await.map_err(nl_err("list addresses"))? {
-                    h.address().del(m).execute().await.map_err(nl_err(format!("remove {ip} from {}", spec.name)))?;
-                }
-            }
+        let (index, created) = self.find_or_create_bridge(spec).await?;
+        let result = self.configure_bridge(spec, index).await;
+        if result.is_err() && created {
+            // A bridge made by this call that could not be set up goes again.
+            let _ = self.handle.link().del(index).execute().await;
         }
-        if !have.contains(&want) {
-            h.address()
-                .add(index, IpAddr::V4(spec.gateway), spec.prefix_len)
-                .execute()
-                .await
-                .map_err(nl_err(format!("add {}/{} to {}", spec.gateway, spec.prefix_len, spec.name)))?;
-        }
-        h.link()
-            .set(LinkUnspec::new_with_index(index).mtu(spec.mtu).up().build())
-            .execute()
-            .await
-            .map_err(nl_err(format!("set {} up", spec.name)))?;
-        // Published ports must answer on 127.0.0.1: DNAT from loopback into the bridge
-        // is only routed when route_localnet is on for the bridge.
-        write_sysctl(&format!("/proc/sys/net/ipv4/conf/{}/route_localnet", spec.name), "1")
+        result
     }
 
     async fn delete_link(&self, name: &str) -> Result<()> {

@@ -711,3 +711,24 @@ async fn outbound_traffic_is_masqueraded_unless_disabled() {
     let _ = std::process::Command::new("ip").args(["link", "del", &host_if]).status();
     m.teardown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automatic_subnets_skip_subnets_routed_on_the_host() {
+    let env = Env::new(163);
+    // Something else on the host already uses the pool's first /24.
+    let hex = berth_net::ids::short_random_hex(6);
+    let squat = format!("bxs{hex}");
+    env.own_link(&squat);
+    let ip = |args: &[&str]| assert!(std::process::Command::new("ip").args(args).status().unwrap().success(), "{args:?}");
+    ip(&["link", "add", &squat, "type", "veth", "peer", "name", &format!("bxt{hex}")]);
+    ip(&["addr", "add", &format!("10.{}.128.1/24", env.index), "dev", &squat]);
+    ip(&["link", "set", &squat, "up"]);
+
+    let m = NetworkManager::open(env.config()).await.unwrap();
+    let a = m.create_network(NetworkCreateRequest::named("auto-a")).await.unwrap();
+    let b = m.create_network(NetworkCreateRequest::named("auto-b")).await.unwrap();
+    let subnet = |n: &berth_net::NetworkInspect| n.ipam.config[0].subnet.clone();
+    assert_eq!(subnet(&m.inspect_network(&a.id).await.unwrap()), format!("10.{}.129.0/24", env.index));
+    assert_eq!(subnet(&m.inspect_network(&b.id).await.unwrap()), format!("10.{}.130.0/24", env.index));
+    m.teardown().await.unwrap();
+}

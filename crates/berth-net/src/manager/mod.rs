@@ -206,8 +206,14 @@ impl<D: Dataplane> NetworkManager<D> {
         self.ensure_predefined(&mut st).await?;
 
         for net in st.networks.values() {
-            if let Some(spec) = self.bridge_spec(net) {
-                self.dp.ensure_bridge(&spec).await?;
+            let Some(spec) = self.bridge_spec(net) else { continue };
+            match self.dp.ensure_bridge(&spec).await {
+                Ok(()) => {}
+                // Without the default bridge the daemon cannot run containers at all.
+                Err(e) if net.is_predefined() => return Err(e),
+                // One broken user network must not keep the daemon down; its
+                // containers will fail to connect with the same error.
+                Err(e) => tracing::error!("restoring network {} ({}): {e}", net.name, spec.name),
             }
         }
 
