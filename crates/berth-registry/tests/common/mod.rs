@@ -53,3 +53,45 @@ pub fn tls_material(names: &[&str]) -> (String, String, String) {
     let cert = params.signed_by(&key, &issuer).unwrap();
     (ca.pem(), cert.pem(), key.serialize_pem())
 }
+
+pub mod distribution;
+pub mod images;
+pub mod proxy;
+
+use std::sync::{Arc, Mutex};
+
+use berth_registry::client::{ClientConfig, Progress, RegistryClient};
+
+/// A client for tests: fast retries, no system certs.d.
+pub fn client_config(certs_dir: &Path) -> ClientConfig {
+    ClientConfig {
+        certs_dir: certs_dir.to_path_buf(),
+        retry_delay: std::time::Duration::from_millis(20),
+        ..ClientConfig::default()
+    }
+}
+
+pub fn client(certs_dir: &Path) -> RegistryClient {
+    RegistryClient::new(client_config(certs_dir)).unwrap()
+}
+
+/// Collects progress events.
+#[derive(Clone, Default)]
+pub struct Events(pub Arc<Mutex<Vec<Progress>>>);
+
+impl Events {
+    pub fn sink(&self) -> impl Fn(Progress) + Send + Sync + 'static {
+        let v = self.0.clone();
+        move |p| v.lock().unwrap().push(p)
+    }
+    pub fn all(&self) -> Vec<Progress> {
+        self.0.lock().unwrap().clone()
+    }
+    pub fn statuses(&self) -> Vec<String> {
+        self.all()
+            .iter()
+            .flat_map(|p| p.to_json_messages())
+            .map(|m| if m.id.is_empty() { m.status } else { format!("{}: {}", m.id, m.status) })
+            .collect()
+    }
+}
