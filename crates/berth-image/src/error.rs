@@ -152,14 +152,16 @@ impl ImageError {
             }
             return ImageError::System(format!("{context}: unknown error"));
         }
-        match e.kind() {
-            io::ErrorKind::UnexpectedEof => {
-                ImageError::InvalidArchive(format!("{context}: unexpected end of data (truncated?)"))
-            }
-            io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput => {
-                ImageError::InvalidArchive(format!("{context}: {e}"))
-            }
-            _ => ImageError::io(context, e),
+        // Real OS errors carry an errno; everything else a reader chain produces
+        // (tar format errors, corrupt compression, short streams) is bad input.
+        if e.raw_os_error().is_some() {
+            return ImageError::io(context, e);
+        }
+        let msg = e.to_string();
+        if e.kind() == io::ErrorKind::UnexpectedEof || msg.contains("unexpected EOF") {
+            ImageError::InvalidArchive(format!("{context}: unexpected end of data (truncated?)"))
+        } else {
+            ImageError::InvalidArchive(format!("{context}: {msg}"))
         }
     }
 

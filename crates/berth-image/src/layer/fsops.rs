@@ -81,7 +81,6 @@ const DIR_FLAGS: OFlags = OFlags::RDONLY
 /// Extraction into a real directory through `*at` syscalls.
 pub struct RealLayerFs {
     root: OwnedFd,
-    root_path: PathBuf,
     /// The parent directory of the previous entry: tars list siblings together.
     cache: Option<(PathBuf, OwnedFd)>,
     dir_times: Vec<(PathBuf, Timestamps)>,
@@ -94,7 +93,6 @@ impl RealLayerFs {
         let fd = rustix::fs::open(root, DIR_FLAGS, Mode::empty())?;
         Ok(RealLayerFs {
             root: fd,
-            root_path: root.to_path_buf(),
             cache: None,
             dir_times: Vec::new(),
             buf: vec![0u8; 256 * 1024],
@@ -112,10 +110,9 @@ impl RealLayerFs {
                 "{}: a parent path component is not a directory",
                 rel.display()
             )),
-            other => io::Error::new(
-                io::Error::from(other).kind(),
-                format!("{}/{}: {other}", self.root_path.display(), rel.display()),
-            ),
+            // Keep the errno: the caller adds the path, and errno-less errors read as
+            // bad input rather than a host failure.
+            other => io::Error::from(other),
         }
     }
 
@@ -196,8 +193,7 @@ impl RealLayerFs {
         path: &Path,
         create: impl Fn(BorrowedFd<'_>, &OsStr) -> rustix::io::Result<T>,
     ) -> io::Result<T> {
-        let with_path =
-            |e: Errno| io::Error::new(io::Error::from(e).kind(), format!("create {}: {e}", path.display()));
+        let with_path = io::Error::from;
         let mut removed_dir = false;
         {
             let (dir, name) = self.parent(path, true)?;
@@ -331,7 +327,7 @@ impl LayerFs for RealLayerFs {
             let (dir, name) = self.parent(path, true)?;
             match rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o700)) {
                 Ok(()) | Err(Errno::EXIST) => {}
-                Err(e) => return Err(io::Error::new(io::Error::from(e).kind(), format!("mkdir {}: {e}", path.display()))),
+                Err(e) => return Err(e.into()),
             }
             rustix::fs::openat(dir, name, DIR_FLAGS, Mode::empty())
         };
@@ -459,8 +455,7 @@ impl LayerFs for RealLayerFs {
         } else {
             self.open_dir_uncached(dir, true)?
         };
-        rustix::fs::fsetxattr(&fd, OVERLAY_OPAQUE_XATTR, b"y", XattrFlags::empty())
-            .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("mark {} opaque: {e}", dir.display())))
+        rustix::fs::fsetxattr(&fd, OVERLAY_OPAQUE_XATTR, b"y", XattrFlags::empty()).map_err(Into::into)
     }
 
     fn finish(&mut self) -> io::Result<()> {

@@ -438,3 +438,222 @@ fn parse_pax_time(v: &str) -> Option<(i64, u32)> {
     let nsec: u32 = digits.parse().ok()?;
     Some((secs, nsec))
 }
+
+#[cfg(test)]
+#[path = "../../tests/common/tar.rs"]
+mod crafted;
+
+#[cfg(test)]
+mod tests {
+    use super::crafted::{Entry, build, gzip, zstd};
+    use super::*;
+
+    /// Records what the extractor asks for, without touching a filesystem.
+    #[derive(Default)]
+    struct MemFs {
+        ops: Vec<String>,
+    }
+
+    impl LayerFs for MemFs {
+        fn set_root_meta(&mut self, m: &EntryMeta) -> io::Result<()> {
+            self.ops.push(format!("root {:o}", m.mode));
+            Ok(())
+        }
+        fn mkdir(&mut self, p: &Path, m: &EntryMeta) -> io::Result<()> {
+            self.ops.push(format!("mkdir {} {:o} {}:{}", p.display(), m.mode, m.uid, m.gid));
+            Ok(())
+        }
+        fn create_file(&mut self, p: &Path, m: &EntryMeta, data: &mut dyn Read) -> io::Result<()> {
+            let mut v = Vec::new();
+            data.read_to_end(&mut v)?;
+            let x: Vec<_> = m.xattrs.iter().map(|(k, _)| k.as_str()).collect();
+            self.ops.push(format!("file {} {:o} {}B {}", p.display(), m.mode, v.len(), x.join(",")));
+            Ok(())
+        }
+        fn symlink(&mut self, p: &Path, t: &Path, _m: &EntryMeta) -> io::Result<()> {
+            self.ops.push(format!("symlink {} -> {}", p.display(), t.display()));
+            Ok(())
+        }
+        fn hardlink(&mut self, p: &Path, t: &Path) -> io::Result<()> {
+            self.ops.push(format!("hardlink {} -> {}", p.display(), t.display()));
+            Ok(())
+        }
+        fn mknod(&mut self, p: &Path, k: NodeKind, _m: &EntryMeta) -> io::Result<()> {
+            self.ops.push(format!("mknod {} {:?}", p.display(), k));
+            Ok(())
+        }
+        fn whiteout(&mut self, p: &Path, _m: &EntryMeta) -> io::Result<()> {
+            self.ops.push(format!("whiteout {}", p.display()));
+            Ok(())
+        }
+        fn set_opaque(&mut self, p: &Path) -> io::Result<()> {
+            self.ops.push(format!("opaque {}", p.display()));
+            Ok(())
+        }
+        fn finish(&mut self) -> io::Result<()> {
+            self.ops.push("finish".into());
+            Ok(())
+        }
+    }
+
+    fn plenty() -> io::Result<u64> {
+        Ok(u64::MAX)
+    }
+
+    fn run(data: &[u8], limit: &UnpackLimit) -> (Result<UnpackStats>, Vec<String>) {
+        let mut fs = MemFs::default();
+        let r = unpack_layer(data, &mut fs, limit, &plenty);
+        (r, fs.ops)
+    }
+
+    fn no_limit() -> UnpackLimit {
+        UnpackLimit::keep_free(0)
+    }
+
+    #[test]
+    fn translates_entries_and_whiteouts() {
+        let tar = build(&[
+            Entry::dir("./"),
+            Entry::dir("data/").owner(1000, 1000).mode(0o750),
+            Entry::file("data/a", b"hello").mode(0o4755).xattr("security.capability", b"x"),
+            Entry::symlink("data/link", "/data/a"),
+            Entry::hardlink("data/h", "data/a"),
+            Entry::fifo("data/fifo"),
+            Entry::chardev("dev/null", 1, 3),
+            Entry::file("data/.wh.gone", b""),
+            Entry::file("opq/.wh..wh..opq", b""),
+            Entry::file("x/.wh..wh.plnk", b""),
+            Entry::file("ov", b"").xattr("trusted.overlay.opaque", b"y"),
+        ]);
+        let (r, ops) = run(&tar, &no_limit());
+        let stats = r.unwrap();
+        assert_eq!(stats.diff_id, Digest::of(&tar));
+        assert_eq!(stats.tar_size, tar.len() as u64);
+        assert_eq!(stats.compression, Compression::None);
+        assert_eq!(
+            ops,
+            vec![
+                "root 755",
+                "mkdir data 750 1000:1000",
+                "file data/a 4755 5B security.capability",
+                "symlink data/link -> /data/a",
+                "hardlink data/h -> data/a",
+                "mknod data/fifo Fifo",
+                "mknod dev/null Char { major: 1, minor: 3 }",
+                "whiteout data/gone",
+                "opaque opq",
+                // AUFS metadata skipped; overlay xattrs from the tar dropped.
+                "file ov 644 0B ",
+                "finish",
+            ]
+        );
+    }
+
+    #[test]
+    fn compressed_layers_have_the_same_diff_id() {
+        let tar = build(&[Entry::file("a", &vec![7u8; 100_000])]);
+        let plain = run(&tar, &no_limit()).0.unwrap();
+        let gz = run(&gzip(&tar), &no_limit()).0.unwrap();
+        let zs = run(&zstd(&tar), &no_limit()).0.unwrap();
+        assert_eq!(gz.compression, Compression::Gzip);
+        assert_eq!(zs.compression, Compression::Zstd);
+        assert_eq!(plain.diff_id, gz.diff_id);
+        assert_eq!(plain.diff_id, zs.diff_id);
+    }
+
+    fn refused(entries: &[Entry]) -> String {
+        let (r, _) = run(&build(entries), &no_limit());
+        match r {
+            Err(e @ ImageError::UnsafeLayer(_)) => e.to_string(),
+            other => panic!("expected an unsafe-layer error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn refuses_escapes() {
+        assert!(refused(&[Entry::file("../evil", b"x")]).contains(".."));
+        assert!(refused(&[Entry::file("a/../../evil", b"x")]).contains(".."));
+        assert!(refused(&[Entry::file("/etc/evil", b"x")]).contains("absolute"));
+        assert!(refused(&[Entry::symlink("s", "../../../etc")]).contains("outside"));
+        assert!(refused(&[Entry::hardlink("h", "/etc/shadow")]).contains("outside"));
+        assert!(refused(&[Entry::hardlink("h", "../etc/shadow")]).contains("outside"));
+        // A symlink inside the tree, then a write through it.
+        assert!(
+            refused(&[Entry::symlink("s", "/etc"), Entry::file("s/passwd", b"x")]).contains("through the symlink s")
+        );
+        // The same through a hardlink to the symlink.
+        assert!(
+            refused(&[
+                Entry::symlink("s", "/etc"),
+                Entry::hardlink("t", "s"),
+                Entry::file("t/passwd", b"x")
+            ])
+            .contains("through the symlink t")
+        );
+        // A hardlink whose target goes through a symlink.
+        assert!(
+            refused(&[Entry::symlink("d", "/etc"), Entry::hardlink("h", "d/shadow")]).contains("through the symlink d")
+        );
+        // A whiteout through a symlink.
+        assert!(refused(&[Entry::symlink("d", "/"), Entry::file("d/.wh.etc", b"")]).contains("symlink d"));
+    }
+
+    #[test]
+    fn replacing_a_symlink_with_a_directory_makes_it_safe_again() {
+        let tar = build(&[
+            Entry::symlink("s", "/etc"),
+            Entry::dir("s"),
+            Entry::file("s/ok", b"x"),
+        ]);
+        assert!(run(&tar, &no_limit()).0.is_ok());
+    }
+
+    #[test]
+    fn stops_at_the_size_limit() {
+        let tar = build(&[Entry::file("big", &vec![0u8; 1 << 20])]);
+        let limit = UnpackLimit {
+            max_layer_bytes: Some(64 << 10),
+            min_free_bytes: 0,
+        };
+        let (r, _) = run(&gzip(&tar), &limit);
+        assert!(matches!(r, Err(ImageError::LimitExceeded(_))), "{r:?}");
+    }
+
+    #[test]
+    fn stops_when_the_disk_margin_is_reached() {
+        let tar = build(&[Entry::file("big", &vec![0u8; 1 << 16])]);
+        let mut fs = MemFs::default();
+        let low = || Ok(10u64 << 20);
+        let r = unpack_layer(&tar[..], &mut fs, &UnpackLimit::keep_free(100 << 20), &low);
+        let e = r.unwrap_err();
+        assert!(matches!(e, ImageError::LimitExceeded(_)), "{e}");
+        assert!(e.to_string().contains("keeps 100 MiB free"), "{e}");
+    }
+
+    #[test]
+    fn refuses_unsupported_compression_and_garbage() {
+        let (r, _) = run(b"BZh91AY&SY", &no_limit());
+        assert!(matches!(r, Err(ImageError::UnsupportedMediaType(_))));
+        let (r, _) = run(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3], &no_limit());
+        assert!(r.is_err());
+        let mut garbage = vec![b'x'; 2048];
+        garbage[0] = b'{';
+        let (r, _) = run(&garbage, &no_limit());
+        assert!(matches!(r, Err(ImageError::InvalidArchive(_))), "{r:?}");
+    }
+
+    #[test]
+    fn truncated_tar_is_an_error() {
+        let tar = build(&[Entry::file("a", &vec![1u8; 10_000])]);
+        let (r, _) = run(&tar[..3000], &no_limit());
+        let e = r.unwrap_err();
+        assert!(e.to_string().contains("truncated") || matches!(e, ImageError::InvalidArchive(_)), "{e}");
+    }
+
+    #[test]
+    fn pax_times() {
+        assert_eq!(parse_pax_time("1700000000.5"), Some((1_700_000_000, 500_000_000)));
+        assert_eq!(parse_pax_time("12"), Some((12, 0)));
+        assert_eq!(parse_pax_time("x"), None);
+    }
+}

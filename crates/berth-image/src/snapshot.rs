@@ -1,0 +1,409 @@
+//! Container snapshots (containerd's snapshotter idea on overlay2's layout): a
+//! container's root filesystem is an overlay of its image's layers (by short links),
+//! an init layer with the files Docker puts in every container (`/etc/hosts`,
+//! `/.dockerenv`, ...), and its own upper and work directories. From the upper
+//! directory come `docker diff`, `docker commit` and, through a mount, `docker export`.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::config::{self, ContainerConfig, History, ImageConfig, RootFs};
+use crate::digest::{self, Digest};
+use crate::error::{ImageError, IoContext, Result};
+use crate::fsutil;
+use crate::layer::diff::{self, Change, TreeKind};
+use crate::manifest::{Descriptor, OCI_LAYER_TAR};
+use crate::meta::SnapshotRecord;
+use crate::mount::{self, OverlaySpec};
+use crate::reference::Reference;
+use crate::store::{ImageStore, NewImage, resolve_in};
+
+/// A container's snapshot and where its pieces are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub key: String,
+    pub image: Digest,
+    pub dir: PathBuf,
+    pub upper: PathBuf,
+    pub work: PathBuf,
+    /// The init layer (topmost lower directory).
+    pub init: PathBuf,
+    /// Every lower directory as an absolute path, topmost first (init, then the
+    /// image's layers top to bottom): Docker's `GraphDriver.Data.LowerDir`.
+    pub lowers: Vec<PathBuf>,
+    pub mounted_at: Option<PathBuf>,
+}
+
+/// How a snapshot is prepared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotOptions {
+    /// Fill the init layer with Docker's placeholders (`/etc/hosts`, `/etc/hostname`,
+    /// `/etc/resolv.conf`, `/.dockerenv`, `/dev/console`, `/dev/pts`, `/dev/shm`,
+    /// `/proc`, `/sys`, `/etc/mtab -> /proc/mounts`), so the engine's bind mounts
+    /// have targets and they never show up in `diff` or `commit`.
+    pub init_layer: bool,
+}
+
+impl Default for SnapshotOptions {
+    fn default() -> Self {
+        SnapshotOptions { init_layer: true }
+    }
+}
+
+/// What `commit` makes of a container.
+#[derive(Debug, Clone, Default)]
+pub struct CommitOptions {
+    /// The container's configuration: the new image's `config` starts from it (the
+    /// parent image's config when `None`), then `changes` apply.
+    pub config: Option<ContainerConfig>,
+    /// Dockerfile-style changes (`CMD`, `ENV`, `LABEL`...).
+    pub changes: Vec<String>,
+    pub author: String,
+    /// The commit message (history comment).
+    pub comment: String,
+    /// Tag for the new image (`repo:tag`; `latest` when only a name is given).
+    pub tag: Option<String>,
+    /// The container ID Docker records in the config's `container` field.
+    pub container_id: String,
+}
+
+/// Docker's init layer entries: directories, empty files, and `/etc/mtab`.
+const INIT_DIRS: &[&str] = &["dev/pts", "dev/shm", "proc", "sys"];
+const INIT_FILES: &[&str] = &[".dockerenv", "etc/resolv.conf", "etc/hosts", "etc/hostname", "dev/console"];
+
+fn populate_init(init: &Path) -> Result<()> {
+    let mut b = fs::DirBuilder::new();
+    b.recursive(true).mode(0o755);
+    for d in INIT_DIRS {
+        b.create(init.join(d)).ctx("create", &init.join(d))?;
+    }
+    for f in INIT_FILES {
+        let p = init.join(f);
+        if let Some(parent) = p.parent() {
+            b.create(parent).ctx("create", parent)?;
+        }
+        fs::File::create(&p).ctx("create", &p)?;
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).ctx("chmod", &p)?;
+    }
+    let mtab = init.join("etc/mtab");
+    std::os::unix::fs::symlink("/proc/mounts", &mtab).ctx("create", &mtab)?;
+    // The umask may have narrowed directory modes.
+    for d in ["dev", "dev/pts", "dev/shm", "proc", "sys", "etc"] {
+        let p = init.join(d);
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).ctx("chmod", &p)?;
+    }
+    Ok(())
+}
+
+impl ImageStore {
+    fn snapshot_view(&self, rec: &SnapshotRecord) -> Snapshot {
+        let init = rec.dir.join("init");
+        let mut lowers = vec![init.clone()];
+        lowers.extend(rec.chain.iter().rev().map(|c| self.layers.diff_dir(c)));
+        Snapshot {
+            key: rec.key.clone(),
+            image: rec.image.clone(),
+            dir: rec.dir.clone(),
+            upper: rec.dir.join("upper"),
+            work: rec.dir.join("work"),
+            init,
+            lowers,
+            mounted_at: rec.mounted_at.clone(),
+        }
+    }
+
+    /// Prepares a writable snapshot `key` of image `image` in directory `dir` (the
+    /// container's directory; `upper/`, `work/` and `init/` are created in it). The
+    /// image's layers stay referenced until the snapshot is removed, even if the
+    /// image is force-removed.
+    pub fn prepare_snapshot(
+        &self,
+        key: &str,
+        image: &str,
+        dir: &Path,
+        opts: &SnapshotOptions,
+    ) -> Result<Snapshot> {
+        if key.is_empty() {
+            return Err(ImageError::InvalidArgument("empty snapshot key".into()));
+        }
+        let mut meta = self.lock_meta();
+        if meta.snapshots.contains_key(key) {
+            return Err(ImageError::Conflict(format!("snapshot {key} already exists")));
+        }
+        let id = resolve_in(&meta, image)?;
+        let chain: Vec<Digest> = meta.images[&id]
+            .record
+            .layers
+            .iter()
+            .map(|l| l.chain_id.clone())
+            .collect();
+        fsutil::ensure_dir(dir)?;
+        let created: Vec<PathBuf> = ["upper", "work", "init"].iter().map(|n| dir.join(n)).collect();
+        let res = (|| -> Result<()> {
+            for p in &created {
+                fs::create_dir(p).ctx("create", p)?;
+            }
+            fs::set_permissions(&created[0], fs::Permissions::from_mode(0o755)).ctx("chmod", &created[0])?;
+            fs::set_permissions(&created[1], fs::Permissions::from_mode(0o700)).ctx("chmod", &created[1])?;
+            fs::set_permissions(&created[2], fs::Permissions::from_mode(0o755)).ctx("chmod", &created[2])?;
+            if opts.init_layer {
+                populate_init(&created[2])?;
+            }
+            Ok(())
+        })();
+        let rec = SnapshotRecord {
+            key: key.to_owned(),
+            image: id,
+            chain,
+            dir: dir.to_path_buf(),
+            mounted_at: None,
+        };
+        let res = res.and_then(|_| meta.save_snapshot(&rec));
+        if let Err(e) = res {
+            for p in &created {
+                let _ = fsutil::remove_all(p);
+            }
+            return Err(e);
+        }
+        let view = self.snapshot_view(&rec);
+        meta.snapshots.insert(key.to_owned(), rec);
+        Ok(view)
+    }
+
+    /// A snapshot by key.
+    pub fn snapshot(&self, key: &str) -> Result<Snapshot> {
+        let meta = self.lock_meta();
+        let rec = meta
+            .snapshots
+            .get(key)
+            .ok_or_else(|| ImageError::SnapshotNotFound(key.to_owned()))?;
+        Ok(self.snapshot_view(rec))
+    }
+
+    /// Every snapshot.
+    pub fn snapshots(&self) -> Vec<Snapshot> {
+        let meta = self.lock_meta();
+        meta.snapshots.values().map(|r| self.snapshot_view(r)).collect()
+    }
+
+    fn overlay_spec(&self, rec: &SnapshotRecord, target: &Path) -> Result<OverlaySpec> {
+        let mut lowers = vec![rec.dir.join("init")];
+        for c in rec.chain.iter().rev() {
+            lowers.push(PathBuf::from(self.layers.short_link(c)?));
+        }
+        Ok(OverlaySpec {
+            base: self.layers.root().to_path_buf(),
+            lowers,
+            upper: rec.dir.join("upper"),
+            work: rec.dir.join("work"),
+            target: target.to_path_buf(),
+        })
+    }
+
+    /// Mounts the snapshot's root filesystem at `target` (created if missing).
+    /// Mounting again at the same place is a no-op.
+    pub fn mount_snapshot(&self, key: &str, target: &Path) -> Result<()> {
+        let mut meta = self.lock_meta();
+        let rec = meta
+            .snapshots
+            .get(key)
+            .cloned()
+            .ok_or_else(|| ImageError::SnapshotNotFound(key.to_owned()))?;
+        if let Some(at) = &rec.mounted_at {
+            if mount::is_mount_point(at).unwrap_or(false) {
+                if at == target {
+                    return Ok(());
+                }
+                return Err(ImageError::Conflict(format!(
+                    "snapshot {key} is already mounted at {}",
+                    at.display()
+                )));
+            }
+        }
+        fsutil::ensure_dir(target)?;
+        let spec = self.overlay_spec(&rec, target)?;
+        self.mounter
+            .mount_overlay(&spec)
+            .map_err(|e| ImageError::io_path("mount overlay on", target, e))?;
+        let mut rec = rec;
+        rec.mounted_at = Some(target.to_path_buf());
+        if let Err(e) = meta.save_snapshot(&rec) {
+            let _ = self.mounter.unmount(target);
+            return Err(e);
+        }
+        meta.snapshots.insert(key.to_owned(), rec);
+        Ok(())
+    }
+
+    /// Unmounts the snapshot's root filesystem (no-op when not mounted).
+    pub fn unmount_snapshot(&self, key: &str) -> Result<()> {
+        let mut meta = self.lock_meta();
+        let mut rec = meta
+            .snapshots
+            .get(key)
+            .cloned()
+            .ok_or_else(|| ImageError::SnapshotNotFound(key.to_owned()))?;
+        if let Some(at) = rec.mounted_at.take() {
+            self.mounter
+                .unmount(&at)
+                .map_err(|e| ImageError::io_path("unmount", &at, e))?;
+            meta.save_snapshot(&rec)?;
+            meta.snapshots.insert(key.to_owned(), rec);
+        }
+        Ok(())
+    }
+
+    /// Removes a snapshot: unmounts it if needed, deletes its upper, work and init
+    /// directories and its record, and lets go of its layers.
+    pub fn remove_snapshot(&self, key: &str) -> Result<()> {
+        self.unmount_snapshot(key)?;
+        let mut meta = self.lock_meta();
+        let rec = meta
+            .snapshots
+            .get(key)
+            .cloned()
+            .ok_or_else(|| ImageError::SnapshotNotFound(key.to_owned()))?;
+        // Record first: a crash after this leaves directories nobody points at, not
+        // a record pointing at half-deleted directories.
+        meta.delete_snapshot_file(key)?;
+        meta.snapshots.remove(key);
+        for n in ["upper", "work", "init"] {
+            let p = rec.dir.join(n);
+            fsutil::remove_all(&p).ctx("remove", &p)?;
+        }
+        self.gc_locked(&mut meta)?;
+        Ok(())
+    }
+
+    /// `docker diff`: what the container added, changed and deleted.
+    pub fn changes(&self, key: &str) -> Result<Vec<Change>> {
+        let snap = self.snapshot(key)?;
+        diff::changes(&snap.upper, &snap.lowers).ctx("diff", &snap.upper)
+    }
+
+    /// `docker export`: the container's merged filesystem as a tar stream. Uses the
+    /// live mount if there is one, else mounts the snapshot read-only... on a
+    /// temporary directory for the duration.
+    pub fn export<W: Write>(&self, key: &str, out: W) -> Result<W> {
+        let snap = self.snapshot(key)?;
+        if let Some(at) = &snap.mounted_at {
+            if mount::is_mount_point(at).unwrap_or(false) {
+                return diff::write_tree_tar(at, out, TreeKind::Plain).ctx("export", at);
+            }
+        }
+        let tmp = fsutil::TempPath::new(snap.dir.join(format!("export-{}", fsutil::random_id(8))));
+        fs::create_dir(tmp.path()).ctx("create", tmp.path())?;
+        let rec = {
+            let meta = self.lock_meta();
+            meta.snapshots
+                .get(key)
+                .cloned()
+                .ok_or_else(|| ImageError::SnapshotNotFound(key.to_owned()))?
+        };
+        let spec = self.overlay_spec(&rec, tmp.path())?;
+        self.mounter
+            .mount_overlay(&spec)
+            .map_err(|e| ImageError::io_path("mount overlay on", tmp.path(), e))?;
+        let res = diff::write_tree_tar(tmp.path(), out, TreeKind::Plain).ctx("export", tmp.path());
+        let um = self.mounter.unmount(tmp.path());
+        let out = res?;
+        um.map_err(|e| ImageError::io_path("unmount", tmp.path(), e))?;
+        Ok(out)
+    }
+
+    /// `docker commit`: the container's upper directory becomes a new layer on top of
+    /// its image's layers (nothing changed: no new layer, as Docker does), with the
+    /// config built from `opts`. Returns the new image ID.
+    pub fn commit(&self, key: &str, opts: &CommitOptions) -> Result<Digest> {
+        let tag = match &opts.tag {
+            Some(t) => {
+                let r = Reference::parse_tagged(t)?;
+                if r.digest().is_some() {
+                    return Err(ImageError::InvalidArgument(
+                        "refusing to create a tag with a digest reference".into(),
+                    ));
+                }
+                Some(r)
+            }
+            None => None,
+        };
+        let snap = self.snapshot(key)?;
+        let (parent_cfg, parent_layers) = {
+            let meta = self.lock_meta();
+            let e = meta.images.get(&snap.image).ok_or_else(|| {
+                ImageError::ImageNotFound(format!("{} (the container's image was removed)", snap.image))
+            })?;
+            (e.config.clone(), e.record.layers.clone())
+        };
+        let mut cfg = opts
+            .config
+            .clone()
+            .or_else(|| parent_cfg.config.clone())
+            .unwrap_or_default();
+        config::apply_changes(&mut cfg, &opts.changes)?;
+        let container_config = opts.config.clone().unwrap_or_default();
+
+        self.with_lease(|lease| {
+            let mut lw = self.anonymous_layer_writer(lease)?;
+            diff::write_tree_tar(&snap.upper, &mut lw, TreeKind::OverlayUpper)
+                .map_err(|e| ImageError::from_io_chain("commit", e))?;
+            let layer = lw.finish()?;
+            let empty = layer.diff_id == digest::empty_layer_diff_id();
+            let now = config::format_time(&chrono::Utc::now());
+            let mut rootfs = parent_cfg.rootfs.clone();
+            let mut layers: Vec<Descriptor> = parent_layers.iter().map(|l| l.blob.clone()).collect();
+            if !empty {
+                rootfs.diff_ids.push(layer.diff_id.clone());
+                layers.push(Descriptor {
+                    media_type: OCI_LAYER_TAR.into(),
+                    digest: layer.blob.digest.clone(),
+                    size: layer.blob.size,
+                });
+            }
+            let mut history = parent_cfg.history.clone();
+            history.push(History {
+                created: Some(now.clone()),
+                author: opts.author.clone(),
+                created_by: container_config.cmd.clone().unwrap_or_default().join(" "),
+                comment: opts.comment.clone(),
+                empty_layer: empty,
+            });
+            let new_cfg = ImageConfig {
+                architecture: if parent_cfg.architecture.is_empty() {
+                    crate::manifest::host_architecture().to_owned()
+                } else {
+                    parent_cfg.architecture.clone()
+                },
+                author: opts.author.clone(),
+                config: Some(cfg.clone()),
+                container: opts.container_id.clone(),
+                container_config: Some(container_config.clone()),
+                created: Some(now),
+                docker_version: self.docker_version.clone(),
+                history,
+                os: "linux".into(),
+                os_version: parent_cfg.os_version.clone(),
+                rootfs: RootFs {
+                    kind: "layers".into(),
+                    diff_ids: rootfs.diff_ids,
+                },
+                variant: parent_cfg.variant.clone(),
+                ..Default::default()
+            };
+            let bytes = new_cfg.to_bytes()?;
+            let (id, _) = self.record_image(
+                lease,
+                NewImage {
+                    config: &bytes,
+                    layers,
+                    tags: tag.clone().into_iter().collect(),
+                    parent: Some(snap.image.clone()),
+                    ..Default::default()
+                },
+            )?;
+            Ok(id)
+        })
+    }
+}
