@@ -47,6 +47,8 @@ pub struct EngineConfig {
     pub max_concurrent_uploads: usize,
     /// Stop unpacking a layer when free disk would fall below this many bytes.
     pub min_free_space: Option<u64>,
+    /// Refuse a layer whose uncompressed tar is larger than this (decompression bombs).
+    pub max_layer_size: Option<u64>,
     /// Certificates per registry, like /etc/docker/certs.d.
     pub certs_dir: Option<PathBuf>,
     /// Where `berth login` credentials are read for pulls from the daemon side.
@@ -112,6 +114,7 @@ impl Default for EngineConfig {
             max_concurrent_downloads: 3,
             max_concurrent_uploads: 5,
             min_free_space: None,
+            max_layer_size: None,
             certs_dir: None,
             shutdown_timeout: 15,
         }

@@ -104,3 +104,9 @@ impl From<serde_json::Error> for Error {
 pub fn sys<E: fmt::Display>(what: &'static str) -> impl Fn(E) -> Error {
     move |e| Error::system(format!("{what}: {e}"))
 }
+
+impl From<rustix::io::Errno> for Error {
+    fn from(e: rustix::io::Errno) -> Error {
+        Error::from(std::io::Error::from(e))
+    }
+}

@@ -2,11 +2,33 @@
 //! stats) behind one facade, [`Engine`], that the API layer calls. Nothing here knows
 //! HTTP exists.
 
+mod archive;
+mod attach;
 pub mod config;
 pub mod container;
+mod containers;
+mod engine;
 pub mod error;
+pub mod events;
+pub mod exec;
 pub mod fsutil;
+mod health;
+pub mod images;
+pub mod logs;
+mod monitor;
+pub mod network;
+pub mod query;
+pub mod runtimes;
+mod shimclient;
+pub mod system;
 pub mod util;
+pub mod volumes;
 
 pub use config::EngineConfig;
+pub use container::live::{Output, StdinMsg};
+pub use containers::{WaitCondition, parse_signal};
+pub use engine::Engine;
 pub use error::{Error, ErrorKind, Result};
+pub use exec::{ExecInstance, ExecSession};
+pub use logs::{LogLine, LogOptions};
+pub use query::ListOptions;

@@ -1,6 +1,9 @@
 //! Containers: records, the store, OCI spec translation, users.
 
+pub mod live;
+pub mod mounts;
 pub mod record;
+pub mod seccomp;
 pub mod spec;
 pub mod store;
 pub mod user;

@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
+use super::live::{Live, Output, output_channel};
 use super::record::{ContainerRecord, Status};
 use crate::error::{Error, Result};
 use crate::util::write_json_atomic;
@@ -30,6 +31,11 @@ pub struct Container {
     pub op: tokio::sync::Mutex<()>,
     wait_tx: watch::Sender<WaitState>,
     dir: PathBuf,
+    /// Output of the current run, for attached clients (subscribe before start).
+    pub output: broadcast::Sender<Output>,
+    live: Mutex<Option<Live>>,
+    /// Bumped by every start: tells a stale monitor from the current one.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl Container {
@@ -41,7 +47,32 @@ impl Container {
             removed: false,
             error: record.state.error.clone(),
         };
-        Container { id: record.id.clone(), record: Mutex::new(record), op: tokio::sync::Mutex::new(()), wait_tx: watch::channel(ws).0, dir }
+        Container {
+            id: record.id.clone(),
+            record: Mutex::new(record),
+            op: tokio::sync::Mutex::new(()),
+            wait_tx: watch::channel(ws).0,
+            dir,
+            output: output_channel(),
+            live: Mutex::new(None),
+            generation: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    pub fn live(&self) -> Option<Live> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn set_live(&self, live: Option<Live>) {
+        *self.live.lock().unwrap_or_else(|p| p.into_inner()) = live;
+    }
+
+    pub fn next_generation(&self) -> u64 {
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// A copy of the record.

@@ -1,0 +1,119 @@
+//! [`Engine`]: the daemon's state and the facade the API layer calls. The verbs live in
+//! their own modules (containers, exec, logs, images, volumes, networks, system).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::config::EngineConfig;
+use crate::container::{Container, ContainerRecord, ContainerStore};
+use crate::error::{Error, Result};
+use crate::events::EventBus;
+use crate::exec::ExecInstance;
+use crate::images::ImageService;
+use crate::network::Networking;
+use crate::runtimes::RuntimeHandle;
+use crate::volumes::VolumeStore;
+
+pub struct Engine {
+    pub cfg: EngineConfig,
+    /// The berth binary, re-executed as `berth shim`.
+    pub(crate) exe: PathBuf,
+    pub(crate) containers: ContainerStore,
+    pub(crate) images: ImageService,
+    pub(crate) volumes: VolumeStore,
+    pub(crate) net: Networking,
+    pub events: EventBus,
+    pub(crate) execs: Mutex<HashMap<String, Arc<ExecInstance>>>,
+    pub(crate) cgroup_v2: bool,
+    /// A stable ID for /info.
+    pub(crate) engine_id: String,
+    pub(crate) log_rotation: (u64, u32),
+}
+
+impl Engine {
+    /// Opens (or creates) the daemon's state under the configured roots and brings
+    /// running containers back under management.
+    pub async fn open(cfg: EngineConfig, exe: PathBuf) -> Result<Arc<Engine>> {
+        let log_rotation = cfg.log_rotation().map_err(Error::invalid)?;
+        std::fs::create_dir_all(&cfg.data_root)?;
+        std::fs::create_dir_all(cfg.exec_root.join("containers"))?;
+        std::fs::create_dir_all(cfg.exec_root.join("s"))?;
+        let engine_id = load_engine_id(&cfg.data_root)?;
+        let containers = ContainerStore::load(&cfg.data_root)?;
+        let images = ImageService::open(&cfg).await?;
+        let volumes = VolumeStore::open(&cfg.data_root)?;
+        let net = Networking::open(&cfg).await?;
+        let engine = Arc::new(Engine {
+            exe,
+            containers,
+            images,
+            volumes,
+            net,
+            events: EventBus::default(),
+            execs: Mutex::new(HashMap::new()),
+            cgroup_v2: std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
+            engine_id,
+            log_rotation,
+            cfg,
+        });
+        engine.clone().restore().await;
+        Ok(engine)
+    }
+
+    pub fn container(&self, key: &str) -> Result<Arc<Container>> {
+        self.containers.get(key)
+    }
+
+    pub(crate) fn runtime_of(&self, rec: &ContainerRecord) -> Result<RuntimeHandle> {
+        let name = if rec.runtime.is_empty() { self.cfg.default_runtime.as_str() } else { rec.runtime.as_str() };
+        RuntimeHandle::resolve(&self.cfg, name)
+    }
+
+    /// The rootfs mount point of a container.
+    pub(crate) fn rootfs_of(&self, id: &str) -> PathBuf {
+        ContainerRecord::dir(&self.cfg.data_root, id).join("rootfs")
+    }
+
+    /// The container's directory in the exec root (bundle, shim state).
+    pub(crate) fn state_dir_of(&self, id: &str) -> PathBuf {
+        self.cfg.exec_root.join("containers").join(id)
+    }
+
+    pub(crate) fn shim_socket_of(&self, id: &str) -> PathBuf {
+        self.cfg.exec_root.join("s").join(format!("{}.sock", &id[..12.min(id.len())]))
+    }
+
+    /// A container event with Docker's attributes (name, image, labels, extras).
+    pub(crate) fn emit_container(&self, rec: &ContainerRecord, action: &str, extra: &[(&str, String)]) {
+        let mut attrs: BTreeMap<String, String> = rec.config.labels.clone().unwrap_or_default();
+        attrs.insert("name".into(), rec.bare_name().to_string());
+        attrs.insert("image".into(), rec.config.image.clone());
+        for (k, v) in extra {
+            attrs.insert((*k).to_string(), v.clone());
+        }
+        self.events.emit("container", action, &rec.id, attrs);
+    }
+
+    pub fn data_root(&self) -> &Path {
+        &self.cfg.data_root
+    }
+}
+
+fn load_engine_id(data_root: &Path) -> Result<String> {
+    let p = data_root.join("engine-id");
+    if let Ok(s) = std::fs::read_to_string(&p) {
+        let s = s.trim().to_string();
+        if !s.is_empty() {
+            return Ok(s);
+        }
+    }
+    let id = uuid_like();
+    crate::util::write_atomic(&p, id.as_bytes())?;
+    Ok(id)
+}
+
+fn uuid_like() -> String {
+    let h = crate::util::random_id();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}

@@ -1,0 +1,228 @@
+//! Reading a container's json-file log (and its rotated files) for `docker logs`:
+//! stdout/stderr selection, since/until, tail, timestamps, follow across rotations.
+
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Default)]
+pub struct LogOptions {
+    pub stdout: bool,
+    pub stderr: bool,
+    pub follow: bool,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// Last N lines only.
+    pub tail: Option<usize>,
+    pub timestamps: bool,
+}
+
+/// One log line as it goes to the client.
+#[derive(Debug, Clone)]
+pub struct LogLine {
+    /// 1 stdout, 2 stderr.
+    pub stream: u8,
+    pub data: Bytes,
+}
+
+#[derive(Deserialize)]
+struct Record {
+    log: String,
+    stream: String,
+    time: String,
+}
+
+fn parse_line(line: &str) -> Option<(u8, String, DateTime<Utc>)> {
+    let r: Record = serde_json::from_str(line).ok()?;
+    let t = crate::util::parse_rfc3339(&r.time)?;
+    Some((if r.stream == "stderr" { 2 } else { 1 }, r.log, t))
+}
+
+/// Rotated files oldest first, then the live one.
+fn log_files(path: &Path) -> Vec<PathBuf> {
+    let mut rotated: Vec<(u32, PathBuf)> = Vec::new();
+    if let (Some(dir), Some(name)) = (path.parent(), path.file_name().map(|n| n.to_string_lossy().into_owned())) {
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                let f = e.file_name().to_string_lossy().into_owned();
+                if let Some(n) = f.strip_prefix(&format!("{name}.")).and_then(|n| n.parse::<u32>().ok()) {
+                    rotated.push((n, e.path()));
+                }
+            }
+        }
+    }
+    rotated.sort_by(|a, b| b.0.cmp(&a.0));
+    let mut v: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
+    v.push(path.to_path_buf());
+    v
+}
+
+impl LogOptions {
+    fn keep(&self, stream: u8, t: &DateTime<Utc>) -> bool {
+        (stream == 1 && self.stdout || stream == 2 && self.stderr)
+            && self.since.is_none_or(|s| *t >= s)
+            && self.until.is_none_or(|u| *t <= u)
+    }
+
+    fn render(&self, stream: u8, log: String, t: &DateTime<Utc>) -> LogLine {
+        let data = if self.timestamps {
+            format!("{} {log}", t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
+        } else {
+            log
+        };
+        LogLine { stream, data: Bytes::from(data) }
+    }
+}
+
+impl Engine {
+    /// Starts reading; returns whether the container has a TTY (raw stream) and the lines.
+    pub fn logs(self: &Arc<Self>, key: &str, opts: LogOptions) -> Result<(bool, mpsc::Receiver<LogLine>)> {
+        let c = self.container(key)?;
+        let rec = c.snapshot();
+        if rec.host_config.log_config.kind == "none" {
+            return Err(Error::not_implemented("configured logging driver does not support reading"));
+        }
+        let path = PathBuf::from(&rec.log_path);
+        let (tx, rx) = mpsc::channel(256);
+        let watch = c.watch();
+        tokio::task::spawn_blocking(move || {
+            let files = log_files(&path);
+            // Past lines (with tail applied).
+            let mut past: std::collections::VecDeque<LogLine> = std::collections::VecDeque::new();
+            let mut offset = 0u64;
+            for (i, f) in files.iter().enumerate() {
+                let Ok(file) = std::fs::File::open(f) else { continue };
+                let mut r = BufReader::new(file);
+                let mut line = String::new();
+                let mut pos = 0u64;
+                loop {
+                    line.clear();
+                    match r.read_line(&mut line) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if !line.ends_with('\n') {
+                                // A record being written: the follow loop takes it from here.
+                                break;
+                            }
+                            pos += n as u64;
+                        }
+                    }
+                    if let Some((s, log, t)) = parse_line(line.trim_end()) {
+                        if opts.keep(s, &t) {
+                            past.push_back(opts.render(s, log, &t));
+                            if let Some(n) = opts.tail {
+                                if past.len() > n {
+                                    past.pop_front();
+                                }
+                            }
+                        }
+                    }
+                }
+                if i == files.len() - 1 {
+                    offset = pos;
+                }
+            }
+            if opts.tail == Some(0) {
+                past.clear();
+            }
+            for l in past {
+                if tx.blocking_send(l).is_err() {
+                    return;
+                }
+            }
+            if !opts.follow {
+                return;
+            }
+            follow(&path, offset, &opts, &tx, watch);
+        });
+        Ok((rec.config.tty, rx))
+    }
+}
+
+/// Tails the live file from `offset` until the container stops (or `until` passes, or
+/// the client goes), reopening it when it is rotated.
+fn follow(path: &Path, mut offset: u64, opts: &LogOptions, tx: &mpsc::Sender<LogLine>, watch: tokio::sync::watch::Receiver<crate::container::WaitState>) {
+    use std::os::unix::fs::MetadataExt;
+    let mut ino = std::fs::metadata(path).map(|m| m.ino()).unwrap_or(0);
+    let mut partial = String::new();
+    let mut stopped_reads = 0;
+    loop {
+        if tx.is_closed() {
+            return;
+        }
+        if let Some(u) = opts.until {
+            if Utc::now() > u {
+                return;
+            }
+        }
+        let meta = std::fs::metadata(path).ok();
+        let (cur_ino, len) = meta.map(|m| (m.ino(), m.len())).unwrap_or((0, 0));
+        if cur_ino != ino || len < offset {
+            // Rotated: what was left in the old file is in `<path>.1` now.
+            if let Ok(mut f) = std::fs::File::open(format!("{}.1", path.display())) {
+                if f.seek(SeekFrom::Start(offset)).is_ok() {
+                    let _ = read_new(&mut BufReader::new(f), &mut partial, opts, tx);
+                }
+            }
+            ino = cur_ino;
+            offset = 0;
+            partial.clear();
+        }
+        let mut got = false;
+        if let Ok(mut f) = std::fs::File::open(path) {
+            if f.seek(SeekFrom::Start(offset)).is_ok() {
+                let mut r = BufReader::new(f);
+                match read_new(&mut r, &mut partial, opts, tx) {
+                    Some(n) => {
+                        got = n > 0;
+                        offset += n;
+                    }
+                    None => return,
+                }
+            }
+        }
+        if !watch.borrow().status.is_alive() && watch.borrow().status != crate::container::Status::Restarting {
+            // One more read after the stop, for what the shim wrote last.
+            stopped_reads += 1;
+            if stopped_reads > 2 && !got {
+                return;
+            }
+        }
+        if !got {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Reads complete lines; returns bytes consumed, or None when the client is gone.
+fn read_new(r: &mut impl BufRead, partial: &mut String, opts: &LogOptions, tx: &mpsc::Sender<LogLine>) -> Option<u64> {
+    let mut consumed = 0u64;
+    let mut buf = String::new();
+    loop {
+        buf.clear();
+        match r.read_line(&mut buf) {
+            Ok(0) | Err(_) => return Some(consumed),
+            Ok(n) => {
+                if !buf.ends_with('\n') {
+                    return Some(consumed);
+                }
+                consumed += n as u64;
+                partial.clear();
+                if let Some((s, log, t)) = parse_line(buf.trim_end()) {
+                    if opts.keep(s, &t) && tx.blocking_send(opts.render(s, log, &t)).is_err() {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+}
