@@ -270,9 +270,9 @@ pub async fn fetch_token(
     })?;
     if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
         let message = if auth.is_empty() {
-            "authentication required".to_string()
+            "unauthorized: authentication required".to_string()
         } else {
-            "incorrect username or password".to_string()
+            "unauthorized: incorrect username or password".to_string()
         };
         return Err(RegistryError::Unauthorized {
             registry: registry.to_string(),

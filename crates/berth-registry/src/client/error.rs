@@ -32,13 +32,14 @@ pub enum RegistryError {
     #[error("cannot connect to registry {registry}: {message}")]
     Connect { registry: String, message: String },
 
-    #[error("unauthorized: {message}")]
+    /// `message` reads like Docker's: `unauthorized: authentication required`.
+    #[error("{message}")]
     Unauthorized { registry: String, message: String },
 
     #[error("{what} not found: {message}")]
     NotFound { what: String, message: String },
 
-    #[error("toomanyrequests: {message}{}", retry_after.map(|s| format!(" (retry after {s} s)")).unwrap_or_default())]
+    #[error("{message}{}", retry_after.map(|s| format!(" (retry after {s} s)")).unwrap_or_default())]
     TooManyRequests {
         message: String,
         retry_after: Option<u64>,

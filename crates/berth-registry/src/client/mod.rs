@@ -251,7 +251,7 @@ impl RegistryClient {
                 } else {
                     Err(RegistryError::Unauthorized {
                         registry: registry.to_string(),
-                        message: "incorrect username or password".to_string(),
+                        message: "unauthorized: incorrect username or password".to_string(),
                     })
                 }
             }
@@ -474,7 +474,7 @@ pub(crate) async fn check(resp: reqwest::Response, registry: &str, what: &str) -
     Err(match status.as_u16() {
         401 => RegistryError::Unauthorized {
             registry: registry.to_string(),
-            message: described.unwrap_or_else(|| "authentication required".to_string()),
+            message: described.unwrap_or_else(|| "unauthorized: authentication required".to_string()),
         },
         403 => RegistryError::Unauthorized {
             registry: registry.to_string(),
@@ -485,7 +485,7 @@ pub(crate) async fn check(resp: reqwest::Response, registry: &str, what: &str) -
             message: described.unwrap_or_else(|| "not found".to_string()),
         },
         429 => RegistryError::TooManyRequests {
-            message: described.unwrap_or_else(|| "too many requests".to_string()),
+            message: described.unwrap_or_else(|| "toomanyrequests: too many requests".to_string()),
             retry_after,
         },
         s => RegistryError::Status {

@@ -325,94 +325,105 @@ impl RegistryClient {
             _ => return Err(worker_failure(worker).await),
         };
         let size = desc.size;
-        let url = s.ep.url(&format!("v2/{}/blobs/{}", reference.repository(), desc.digest))?;
-        let mut attempt = 0u32;
-        let mut last_emit = offset;
-        progress.emit(Progress::Downloading { id: id.clone(), current: offset, total: size });
-        while offset < size {
-            let result = async {
-                let from = offset;
-                let resp = s
-                    .send(&what, |http| {
-                        let rb = http.get(url.clone());
-                        Ok(if from > 0 { rb.header(RANGE, format!("bytes={from}-")) } else { rb })
-                    })
-                    .await?;
-                // A server that ignores Range sends everything again: skip what we have.
-                let mut skip = match resp.status() {
-                    StatusCode::PARTIAL_CONTENT => {
-                        let start = resp
-                            .headers()
-                            .get(reqwest::header::CONTENT_RANGE)
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(content_range_start);
-                        if start != Some(from) {
-                            return Err(Attempt::Fatal(RegistryError::Protocol {
-                                registry: s.ep.registry.clone(),
-                                message: format!("asked for {what} from byte {from}, got Content-Range {start:?}"),
+        let fetched = async {
+            let url = s.ep.url(&format!("v2/{}/blobs/{}", reference.repository(), desc.digest))?;
+            let mut attempt = 0u32;
+            let mut last_emit = offset;
+            progress.emit(Progress::Downloading { id: id.clone(), current: offset, total: size });
+            while offset < size {
+                let result = async {
+                    let from = offset;
+                    let resp = s
+                        .send(&what, |http| {
+                            let rb = http.get(url.clone());
+                            Ok(if from > 0 { rb.header(RANGE, format!("bytes={from}-")) } else { rb })
+                        })
+                        .await?;
+                    // A server that ignores Range sends everything again: skip what we have.
+                    let mut skip = match resp.status() {
+                        StatusCode::PARTIAL_CONTENT => {
+                            let start = resp
+                                .headers()
+                                .get(reqwest::header::CONTENT_RANGE)
+                                .and_then(|v| v.to_str().ok())
+                                .and_then(content_range_start);
+                            if start != Some(from) {
+                                return Err(Attempt::Fatal(RegistryError::Protocol {
+                                    registry: s.ep.registry.clone(),
+                                    message: format!("asked for {what} from byte {from}, got Content-Range {start:?}"),
+                                }));
+                            }
+                            0
+                        }
+                        _ => from,
+                    };
+                    let mut body = resp.bytes_stream();
+                    while let Some(chunk) = body.next().await {
+                        let mut chunk = chunk.map_err(|e| {
+                            Attempt::Broken(format!("connection broke after {offset} of {size} bytes: {}", super::transport::error_chain(&e)))
+                        })?;
+                        if skip > 0 {
+                            let n = skip.min(chunk.len() as u64) as usize;
+                            chunk = chunk.slice(n..);
+                            skip -= n as u64;
+                            if chunk.is_empty() {
+                                continue;
+                            }
+                        }
+                        let len = chunk.len() as u64;
+                        if offset + len > size {
+                            return Err(Attempt::Fatal(RegistryError::SizeMismatch {
+                                what: what.clone(),
+                                expected: size,
+                                actual: offset + len,
                             }));
                         }
-                        0
-                    }
-                    _ => from,
-                };
-                let mut body = resp.bytes_stream();
-                while let Some(chunk) = body.next().await {
-                    let mut chunk = chunk.map_err(|e| {
-                        Attempt::Broken(format!("connection broke after {offset} of {size} bytes: {}", super::transport::error_chain(&e)))
-                    })?;
-                    if skip > 0 {
-                        let n = skip.min(chunk.len() as u64) as usize;
-                        chunk = chunk.slice(n..);
-                        skip -= n as u64;
-                        if chunk.is_empty() {
-                            continue;
+                        if tx.send(WriterMsg::Data(chunk)).await.is_err() {
+                            return Err(Attempt::Fatal(RegistryError::Store(StoreError::Other(
+                                "content store writer stopped".to_string(),
+                            ))));
+                        }
+                        offset += len;
+                        if offset - last_emit >= PROGRESS_STEP || offset == size {
+                            last_emit = offset;
+                            progress.emit(Progress::Downloading { id: id.clone(), current: offset, total: size });
                         }
                     }
-                    let len = chunk.len() as u64;
-                    if offset + len > size {
-                        return Err(Attempt::Fatal(RegistryError::SizeMismatch {
-                            what: what.clone(),
-                            expected: size,
-                            actual: offset + len,
-                        }));
+                    if offset < size {
+                        return Err(Attempt::Broken(format!("connection closed after {offset} of {size} bytes")));
                     }
-                    if tx.send(WriterMsg::Data(chunk)).await.is_err() {
-                        return Err(Attempt::Fatal(RegistryError::Store(StoreError::Other(
-                            "content store writer stopped".to_string(),
-                        ))));
-                    }
-                    offset += len;
-                    if offset - last_emit >= PROGRESS_STEP || offset == size {
-                        last_emit = offset;
-                        progress.emit(Progress::Downloading { id: id.clone(), current: offset, total: size });
-                    }
+                    Ok(())
                 }
-                if offset < size {
-                    return Err(Attempt::Broken(format!("connection closed after {offset} of {size} bytes")));
-                }
-                Ok(())
-            }
-            .await;
-            match result {
-                Ok(()) => {}
-                Err(Attempt::Fatal(e)) => {
-                    if matches!(e, RegistryError::SizeMismatch { .. }) {
-                        let _ = tx.send(WriterMsg::Abort).await;
+                .await;
+                match result {
+                    Ok(()) => {}
+                    Err(Attempt::Fatal(e)) => {
+                        if matches!(e, RegistryError::SizeMismatch { .. }) {
+                            let _ = tx.send(WriterMsg::Abort).await;
+                        }
+                        return Err(e);
                     }
-                    return Err(e);
-                }
-                Err(Attempt::Broken(message)) => {
-                    attempt += 1;
-                    if attempt > self.config().download_retries {
-                        return Err(RegistryError::Transfer { what, message });
+                    Err(Attempt::Broken(message)) => {
+                        attempt += 1;
+                        if attempt > self.config().download_retries {
+                            return Err(RegistryError::Transfer { what: what.clone(), message });
+                        }
+                        let delay = self.config().retry_delay * 2u32.saturating_pow(attempt - 1);
+                        tracing::info!(layer = %desc.digest, offset, "retrying: {message}");
+                        progress.emit(Progress::Retrying { id: id.clone(), seconds: delay.as_secs().max(1) });
+                        tokio::time::sleep(delay).await;
                     }
-                    let delay = self.config().retry_delay * 2u32.saturating_pow(attempt - 1);
-                    tracing::info!(layer = %desc.digest, offset, "retrying: {message}");
-                    progress.emit(Progress::Retrying { id: id.clone(), seconds: delay.as_secs().max(1) });
-                    tokio::time::sleep(delay).await;
                 }
             }
+            Ok::<(), RegistryError>(())
+        }
+        .await;
+        if let Err(e) = fetched {
+            // Let the writer settle (flush what arrived) before reporting, so the
+            // partial data is on disk for the next attempt.
+            drop(tx);
+            let _ = worker.await;
+            return Err(e);
         }
         progress.emit(Progress::VerifyingChecksum { id: id.clone() });
         if tx.send(WriterMsg::Complete).await.is_err() {

@@ -40,6 +40,8 @@ pub struct ProxyState {
     pub log: Mutex<Vec<Logged>>,
     /// Cut the next blob download after this many bytes (once).
     pub cut_blob_after: Mutex<Option<u64>>,
+    /// Drop Range headers, as a registry that does not support them would.
+    pub ignore_range: std::sync::atomic::AtomicBool,
     /// Hold every blob download this long before answering.
     pub delay_blobs: Mutex<Option<Duration>>,
     in_flight: AtomicUsize,
@@ -158,6 +160,13 @@ async fn handle(State(st): State<Arc<ProxyState>>, req: Request) -> Response {
     }
 
     let is_blob_get = method == "GET" && path.contains("/blobs/") && !path.contains("/uploads/");
+    // A blob download is in flight from its request until its body is done.
+    let mut guard = None;
+    if is_blob_get {
+        let now = st.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        st.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        guard = Some(InFlight(st.clone()));
+    }
     let delay = if is_blob_get { *st.delay_blobs.lock().unwrap() } else { None };
     if let Some(d) = delay {
         tokio::time::sleep(d).await;
@@ -168,7 +177,8 @@ async fn handle(State(st): State<Arc<ProxyState>>, req: Request) -> Response {
     let bearer_mode = st.bearer.lock().unwrap().is_some();
     for (k, v) in headers.iter() {
         let name = k.as_str();
-        if matches!(name, "host" | "connection" | "transfer-encoding") || (bearer_mode && name == "authorization") {
+        let drop_range = name == "range" && st.ignore_range.load(Ordering::SeqCst);
+        if matches!(name, "host" | "connection" | "transfer-encoding") || (bearer_mode && name == "authorization") || drop_range {
             continue;
         }
         rb = rb.header(name, v.as_bytes());
@@ -197,13 +207,14 @@ async fn handle(State(st): State<Arc<ProxyState>>, req: Request) -> Response {
         }
         resp = resp.header(name, v.as_bytes());
     }
-    let cut = if is_blob_get && up.status().is_success() { st.cut_blob_after.lock().unwrap().take() } else { None };
-    let counting = is_blob_get && up.status().is_success();
-    if counting {
-        let now = st.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        st.max_in_flight.fetch_max(now, Ordering::SeqCst);
-    }
-    let guard = counting.then(|| InFlight(st.clone()));
+    // Cut only a body that is longer than the cut point (not a small config blob).
+    let long_enough = |limit: u64| up.content_length().is_some_and(|l| l > limit);
+    let cut = if is_blob_get && up.status().is_success() {
+        let mut c = st.cut_blob_after.lock().unwrap();
+        if c.is_some_and(long_enough) { c.take() } else { None }
+    } else {
+        None
+    };
     let mut sent = 0u64;
     let stream = up.bytes_stream().map(move |chunk| {
         let _keep = &guard;
