@@ -10,6 +10,7 @@ fn main() {
     let sub = args.get(1).and_then(|a| a.to_str()).unwrap_or("");
     let code = match sub {
         "registry" => berth_registry::cli::main(&args[2..]),
+        "runtime" => berth_runtime::cli::main(&args[2..]),
         _ => berth_cli::main(args),
     };
     exit(code);
