@@ -1,0 +1,68 @@
+#!/bin/sh
+# Container lifecycle benchmark: create + start + wait + delete of `true` from one busybox
+# bundle, with `berth runtime run`, runc and crun (Debian's packages), side by side in one
+# hyperfine run. Results go to bench/results/runtime-lifecycle.{md,json} together with the
+# exact command line.
+#
+#   bench/runtime/run.sh [RUNS]        (root; builds nothing: run `cargo build --release` first)
+#
+# Note: crun (1.8) refuses a hybrid cgroup v1 layout until hugetlb is mounted as a v1
+# hierarchy. On such a host this script mounts it (mkdir /sys/fs/cgroup/hugetlb, then
+# `mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb`) and says so; it leaves the
+# mount in place (unmounting a cgroup hierarchy others may use is not ours to do).
+set -eu
+runs=${1:-100}
+top=$(cd "$(dirname "$0")/../.." && pwd)
+berth=$top/target/release/berth
+[ -x "$berth" ] || { echo "run 'cargo build --release' first ($berth missing)" >&2; exit 1; }
+for t in runc crun hyperfine; do
+    command -v $t >/dev/null || { echo "$t not found (scripts/setup.sh --test installs it)" >&2; exit 1; }
+done
+[ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
+
+if [ -d /sys/fs/cgroup/memory ] && ! grep -q ' /sys/fs/cgroup/hugetlb ' /proc/self/mountinfo \
+   && grep -qw hugetlb /proc/cgroups; then
+    echo "bench: mounting the hugetlb cgroup v1 hierarchy at /sys/fs/cgroup/hugetlb (crun needs it on this layout)"
+    mkdir -p /sys/fs/cgroup/hugetlb
+    mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb
+fi
+
+work=$(mktemp -d /tmp/bench-rt.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+sh "$top/scripts/mkrootfs-busybox.sh" "$work/bundle/rootfs" >/dev/null
+cd "$work/bundle"
+"$berth" runtime spec
+# Same config for all three: `true`, no terminal, the runc spec's namespaces and mounts.
+python3 - <<'PY'
+import json
+c = json.load(open("config.json"))
+c["process"]["terminal"] = False
+c["process"]["args"] = ["true"]
+c["linux"]["cgroupsPath"] = "/berth-bench/bench"
+json.dump(c, open("config.json", "w"), indent=1)
+PY
+b=$work/bundle
+mkdir -p "$work/berth" "$work/runc" "$work/crun"
+for r in "$berth runtime" runc crun; do
+    $r --root "$work/x" run -b "$b" warmup >/dev/null 2>&1 || { echo "bench: '$r run' failed on the bundle" >&2; exit 1; }
+done
+
+results=$top/bench/results
+mkdir -p "$results"
+cmd="hyperfine -N --warmup 5 --runs $runs \
+ -n 'berth runtime run' '$berth runtime --root $work/berth run -b $b bench' \
+ -n 'runc run' 'runc --root $work/runc run -b $b bench' \
+ -n 'crun run' 'crun --root $work/crun run -b $b bench'"
+eval "$cmd --export-markdown $results/runtime-lifecycle.md --export-json $results/runtime-lifecycle.json"
+for h in /sys/fs/cgroup/*/berth-bench /sys/fs/cgroup/berth-bench; do rmdir "$h" 2>/dev/null || true; done
+{
+    echo
+    echo "Command (bench/runtime/run.sh $runs, $(date -u +%Y-%m-%dT%H:%MZ), $(uname -r), $(nproc) cores):"
+    echo
+    echo '```'
+    echo "$cmd" | sed "s|$work|\$WORK|g; s|$top|\$REPO|g"
+    echo '```'
+    echo
+    echo "runc $(runc --version | head -1 | awk '{print $3}'), crun $(crun --version | head -1 | awk '{print $3}'), berth $(git -C "$top" rev-parse --short HEAD)"
+} >> "$results/runtime-lifecycle.md"
+echo "results: $results/runtime-lifecycle.md"
