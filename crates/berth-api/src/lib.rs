@@ -1,1 +1,191 @@
-//! berth-api
+//! The Docker Engine API (v1.51 is the contract) over berth's engine: routing of
+//! versioned (`/v1.NN/...`) and unversioned paths, Docker's headers and error bodies,
+//! hijacked attach/exec streams, chunked event/stats/log/progress streams, serving on
+//! unix sockets and TLS TCP. Handlers only parse, call the engine and encode.
+
+mod containers;
+mod exec;
+pub mod hijack;
+mod images;
+mod networks;
+mod registry;
+pub mod server;
+mod system;
+pub mod util;
+mod volumes;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use berth_engine::Engine;
+
+pub use server::{Listen, TlsFiles, serve};
+
+/// The API version a request was made with, as major*100+minor (1.41 → 141).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiVersion(pub u32);
+
+impl Default for ApiVersion {
+    fn default() -> Self {
+        ApiVersion(151)
+    }
+}
+
+const MIN_VERSION: u32 = 124;
+const MAX_VERSION: u32 = 151;
+
+fn parse_version(seg: &str) -> Option<u32> {
+    let v = seg.strip_prefix('v')?;
+    let (maj, min) = v.split_once('.')?;
+    let maj: u32 = maj.parse().ok()?;
+    let min: u32 = min.parse().ok()?;
+    Some(maj * 100 + min)
+}
+
+/// Strips a `/v1.NN` prefix (remembering the version) so one router serves both forms.
+pub fn with_version_prefix(app: Router) -> impl tower::Service<Request<hyper::body::Incoming>, Response = Response, Error = std::convert::Infallible, Future = impl Send> + Clone + Send {
+    tower::ServiceExt::map_request(app, |mut req: Request<hyper::body::Incoming>| {
+        let path = req.uri().path();
+        let mut version = None;
+        if let Some(rest) = path.strip_prefix('/') {
+            let (first, tail) = rest.split_once('/').unwrap_or((rest, ""));
+            if let Some(v) = parse_version(first) {
+                version = Some(v);
+                let new_path = format!("/{tail}");
+                let pq = match req.uri().query() {
+                    Some(q) => format!("{new_path}?{q}"),
+                    None => new_path,
+                };
+                let mut parts = req.uri().clone().into_parts();
+                parts.path_and_query = pq.parse().ok();
+                if let Ok(u) = Uri::from_parts(parts) {
+                    *req.uri_mut() = u;
+                }
+            }
+        }
+        req.extensions_mut().insert(ApiVersion(version.unwrap_or(MAX_VERSION)));
+        req
+    })
+}
+
+/// Refuses versions outside what berth speaks; adds Docker's headers to every answer.
+async fn version_and_headers(req: Request, next: Next) -> Response {
+    let v = req.extensions().get::<ApiVersion>().copied().unwrap_or_default();
+    let mut resp = if v.0 > MAX_VERSION {
+        util::ApiError(berth_engine::Error::invalid(format!(
+            "client version {}.{} is too new. Maximum supported API version is 1.{}",
+            v.0 / 100,
+            v.0 % 100,
+            MAX_VERSION % 100
+        )))
+        .into_response()
+    } else if v.0 < MIN_VERSION {
+        util::ApiError(berth_engine::Error::invalid(format!(
+            "client version {}.{} is too old. Minimum supported API version is 1.{}, please upgrade your client to a newer version",
+            v.0 / 100,
+            v.0 % 100,
+            MIN_VERSION % 100
+        )))
+        .into_response()
+    } else {
+        next.run(req).await
+    };
+    let h = resp.headers_mut();
+    h.insert("Api-Version", HeaderValue::from_static("1.51"));
+    h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+    h.insert("Ostype", HeaderValue::from_static("linux"));
+    h.insert("Server", HeaderValue::from_static(concat!("Berth/", env!("CARGO_PKG_VERSION"), " (linux)")));
+    resp
+}
+
+async fn not_found(req: Request) -> Response {
+    util::ApiError(berth_engine::Error::not_found(format!("page not found: {} {}", req.method(), req.uri().path()))).into_response()
+}
+
+/// Every route of the API.
+pub fn router(engine: Arc<Engine>) -> Router {
+    use containers as c;
+    let swarm = any(system::not_swarm_manager);
+    Router::new()
+        .route("/_ping", get(system::ping).head(system::ping_head))
+        .route("/version", get(system::version))
+        .route("/info", get(system::info))
+        .route("/events", get(system::events))
+        .route("/system/df", get(system::df))
+        .route("/auth", post(registry_auth))
+        .route("/containers/json", get(c::list))
+        .route("/containers/create", post(c::create))
+        .route("/containers/prune", post(c::prune))
+        .route("/containers/{id}/json", get(c::inspect))
+        .route("/containers/{id}/top", get(c::top))
+        .route("/containers/{id}/logs", get(c::logs))
+        .route("/containers/{id}/changes", get(c::changes))
+        .route("/containers/{id}/export", get(c::export))
+        .route("/containers/{id}/stats", get(c::stats))
+        .route("/containers/{id}/resize", post(c::resize))
+        .route("/containers/{id}/start", post(c::start))
+        .route("/containers/{id}/stop", post(c::stop))
+        .route("/containers/{id}/restart", post(c::restart))
+        .route("/containers/{id}/kill", post(c::kill))
+        .route("/containers/{id}/update", post(c::update))
+        .route("/containers/{id}/rename", post(c::rename))
+        .route("/containers/{id}/pause", post(c::pause))
+        .route("/containers/{id}/unpause", post(c::unpause))
+        .route("/containers/{id}/attach", post(c::attach))
+        .route("/containers/{id}/attach/ws", get(c::attach_ws))
+        .route("/containers/{id}/wait", post(c::wait))
+        .route("/containers/{id}", axum::routing::delete(c::remove))
+        .route("/containers/{id}/archive", get(c::archive_get).head(c::archive_head).put(c::archive_put))
+        .route("/containers/{id}/exec", post(exec::create))
+        .route("/exec/{id}/start", post(exec::start))
+        .route("/exec/{id}/resize", post(exec::resize))
+        .route("/exec/{id}/json", get(exec::inspect))
+        .route("/commit", post(c::commit))
+        .route("/images/json", get(images::list))
+        .route("/images/create", post(images::create))
+        .route("/images/load", post(images::load))
+        .route("/images/get", get(images::get_many))
+        .route("/images/search", get(images::search))
+        .route("/images/prune", post(images::prune))
+        .route("/images/{*name}", any(images::by_name))
+        .route("/build", post(system::build_unsupported))
+        .route("/build/prune", post(system::build_unsupported))
+        .route("/session", post(system::session_unsupported))
+        .route("/networks", get(networks::list))
+        .route("/networks/create", post(networks::create))
+        .route("/networks/prune", post(networks::prune))
+        .route("/networks/{id}", get(networks::inspect).delete(networks::remove))
+        .route("/networks/{id}/connect", post(networks::connect))
+        .route("/networks/{id}/disconnect", post(networks::disconnect))
+        .route("/volumes", get(volumes::list))
+        .route("/volumes/create", post(volumes::create))
+        .route("/volumes/prune", post(volumes::prune))
+        .route("/volumes/{name}", get(volumes::inspect).delete(volumes::remove).put(system::not_swarm_manager))
+        .route("/plugins", get(system::plugins_list))
+        .route("/plugins/{*rest}", any(system::plugins_unsupported))
+        .route("/swarm", swarm.clone())
+        .route("/swarm/{*rest}", swarm.clone())
+        .route("/nodes", swarm.clone())
+        .route("/nodes/{*rest}", swarm.clone())
+        .route("/services", swarm.clone())
+        .route("/services/{*rest}", swarm.clone())
+        .route("/tasks", swarm.clone())
+        .route("/tasks/{*rest}", swarm.clone())
+        .route("/secrets", swarm.clone())
+        .route("/secrets/{*rest}", swarm.clone())
+        .route("/configs", swarm.clone())
+        .route("/configs/{*rest}", swarm)
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(version_and_headers))
+        .with_state(engine)
+}
+
+async fn registry_auth(axum::extract::State(e): axum::extract::State<Arc<Engine>>, req: Request) -> util::ApiResult {
+    let _ = (e, req);
+    Err(util::ApiError(berth_engine::Error::not_implemented("registry login is being wired into berth's daemon")))
+}

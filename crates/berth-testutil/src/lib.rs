@@ -1,6 +1,8 @@
 //! Test fixtures shared by berth's crates. Nothing here downloads anything: root
 //! filesystems come from Debian's busybox-static (`/bin/busybox`).
 
+pub mod daemon;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

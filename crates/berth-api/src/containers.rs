@@ -1,0 +1,374 @@
+//! /containers handlers: parse, call the engine, encode.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use berth_engine::{Engine, Error, ListOptions, LogOptions, WaitCondition};
+use berth_types::container::{CreateRequest, UpdateConfig};
+use berth_types::stdcopy::{self, Stream};
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::hijack::{self, AttachSpec};
+use crate::util::{ApiError, ApiResult, ChannelWriter, Params, body_reader, invalid, json, no_content, ok_json, parse_body, stream_response};
+use crate::ApiVersion;
+
+type St = State<Arc<Engine>>;
+
+async fn body_bytes(req: Request) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(req.into_body(), 64 << 20).await.map_err(|e| invalid(format!("reading body: {e}")))
+}
+
+pub async fn list(State(e): St, req: Request) -> ApiResult {
+    let p = Params::parse(req.uri().query());
+    let opts = ListOptions {
+        all: p.bool("all")?,
+        limit: p.int("limit")?.filter(|l| *l > 0).map(|l| l as usize),
+        size: p.bool("size")?,
+        filters: p.filters()?,
+    };
+    ok_json(&e.list_containers(&opts)?)
+}
+
+pub async fn create(State(e): St, req: Request) -> ApiResult {
+    let p = Params::parse(req.uri().query());
+    let name = p.get("name").map(str::to_string);
+    let bytes = body_bytes(req).await?;
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(invalid("Config cannot be empty in order to create a container"));
+    }
+    let body: CreateRequest = parse_body(&bytes)?;
+    let r = e.create_container(name.as_deref(), body).await?;
+    Ok(json(StatusCode::CREATED, &r))
+}
+
+pub async fn inspect(State(e): St, Path(id): Path<String>, req: Request) -> ApiResult {
+    let p = Params::parse(req.uri().query());
+    ok_json(&e.inspect_container(&id, p.bool("size")?)?)
+}
+
+pub async fn top(State(e): St, Path(id): Path<String>, req: Request) -> ApiResult {
+    let p = Params::parse(req.uri().query());
+    ok_json(&e.top(&id, p.str("ps_args")).await?)
+}
+
+pub async fn changes(State(e): St, Path(id): Path<String>) -> ApiResult {
+    let ch = e.container_changes(&id).await?;
+    ok_json(&ch)
+}
+
+pub async fn start(State(e): St, Path(id): Path<String>) -> ApiResult {
+    e.start_container(&id).await?;
+    no_content()
+}
+
+pub async fn stop(State(e): St, Path(id): Path<String>, req: Request) -> ApiResult {
+    let p = Params::parse(req.uri().query());
+    e.stop_container(&id, p.get("signal"), p.int("t")?).await?;
+    no_content()
+}
+
+pub async fn restart(State(e): St, Path(id): Path<String>, req: Request) -> ApiResult {
+    let p = Params::parse(req.uri().query());
+    e.restart_container(&id, p.get("signal"), p.int("t")?).await?;
+    no_content()
+}
+
+pub async fn kill(State(e): St, Path(id): Path<String>, req: Request) -> ApiResult {
+    let p = Params::parse(req.uri().query());
+    e.kill_container(&id, p.get("signal")).await?;
+    no_content()
+}
+
+pub async fn pause(State(e): St, Path(id): Path<String>) -> ApiResult {
+    e.pause_container(&id).await?;
+    no_content()
+}
+
+pub async fn unpause(State(e): St, Path(id): Path<String>) -> ApiResult {
+    e.unpause_container(&id).await?;
+    no_content()
+}
+
+pub async fn rename(State(e): St, Path(id): Path<String>, req: Request) -> ApiResult {
+    let p = Params::parse(req.uri().query());
+    e.rename_container(&id, p.str("name")).await?;
+    no_content()
+}
+
+pub async fn update(State(e): St, Path(id): Path<String>, req: Request) -> ApiResult {
+    let body: UpdateConfig = parse_body(&body_bytes(req).await?)?;
+    ok_json(&e.update_container(&id, body).await?)
+}
+
+pub async fn remove(State(e): St, Path(id): Path<String>, req: Request) -> ApiResult {
+    let p = Params::parse(req.uri().query());
+    if p.bool("link")? {
+        return Err(invalid("links are not supported by berth"));
+    }
+    e.remove_container(&id, p.bool("force")?, p.bool("v")?).await?;
+    no_content()
+}
+
+pub async fn resize(State(e): St, Path(id): Path<String>, req: Request) -> ApiResult {
+    let p = Params::parse(req.uri().query());
+    let h = p.int("h")?.unwrap_or(0);
+    let w = p.int("w")?.unwrap_or(0);
+    if !(0..=u16::MAX as i64).contains(&h) || !(0..=u16::MAX as i64).contains(&w) {
+        return Err(invalid("invalid terminal size"));
+    }
+    e.resize_container(&id, h as u16, w as u16).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// `wait`: headers go out at once, the body when the condition holds.
+pub async fn wait(State(e): St, Path(id): Path<String>, req: Request) -> ApiResult {
+    let p = Params::parse(req.uri().query());
+    let cond = WaitCondition::parse(p.str("condition"))?;
+    let c = e.container(&id)?;
+    let (tx, rx) = mpsc::channel(1);
+    let engine = e.clone();
+    let cid = c.id.clone();
+    tokio::spawn(async move {
+        let r = engine.wait_container(&cid, cond).await;
+        let body = match r {
+            Ok(w) => crate::util::line(&w),
+            Err(err) => crate::util::line(&berth_types::container::WaitResponse {
+                status_code: -1,
+                error: Some(berth_types::container::WaitExitError { message: err.message }),
+            }),
+        };
+        let _ = tx.send(Ok(body)).await;
+    });
+    Ok(stream_response("application/json", rx))
+}
+
+pub async fn attach(State(e): St, Path(id): Path<String>, mut req: Request) -> ApiResult {
+    let p = Params::parse(req.uri().query());
+    let (c, rx) = e.attach_output(&id)?;
+    let rec = c.snapshot();
+    let spec = AttachSpec {
+        id: rec.id.clone(),
+        tty: rec.config.tty,
+        stdin: p.bool("stdin")?,
+        stdout: p.bool("stdout")?,
+        stderr: p.bool("stderr")?,
+        logs: p.bool("logs")?,
+        stream: p.bool("stream")?,
+        stdin_once: rec.config.stdin_once,
+        detach_keys: hijack::parse_detach_keys(p.str("detachKeys"))?,
+    };
+    let version = req.extensions().get::<ApiVersion>().copied().unwrap_or_default();
+    let content_type = if spec.tty || version.0 < 142 { hijack::RAW_STREAM } else { hijack::MULTIPLEXED_STREAM };
+    if !hijack::wants_upgrade(&req) {
+        // A client that does not hijack: output only, as a plain streamed body.
+        return Ok(plain_attach(e, spec, rx, content_type));
+    }
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        if let Ok(up) = on_upgrade.await {
+            hijack::run_attach(e, spec, rx, hyper_util::rt::TokioIo::new(up)).await;
+        }
+    });
+    Ok(hijack::switching(content_type))
+}
+
+fn plain_attach(e: Arc<Engine>, spec: AttachSpec, mut rx: tokio::sync::broadcast::Receiver<berth_engine::Output>, ct: &str) -> Response {
+    let (tx, out) = mpsc::channel(64);
+    tokio::spawn(async move {
+        if spec.logs {
+            if let Ok((_, mut lines)) = e.logs(&spec.id, LogOptions { stdout: spec.stdout, stderr: spec.stderr, ..Default::default() }) {
+                while let Some(l) = lines.recv().await {
+                    let s = if l.stream == 2 { Stream::Stderr } else { Stream::Stdout };
+                    let b = if spec.tty { l.data.clone() } else { Bytes::from(stdcopy::encode(s, &l.data)) };
+                    if tx.send(Ok(b)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        if !spec.stream {
+            return;
+        }
+        loop {
+            match rx.recv().await {
+                Ok(berth_engine::Output::Stdout(d)) if spec.stdout => {
+                    let b = if spec.tty { d } else { Bytes::from(stdcopy::encode(Stream::Stdout, &d)) };
+                    if tx.send(Ok(b)).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(berth_engine::Output::Stderr(d)) if spec.stderr => {
+                    let b = if spec.tty { d } else { Bytes::from(stdcopy::encode(Stream::Stderr, &d)) };
+                    if tx.send(Ok(b)).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(berth_engine::Output::End) | Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                _ => {}
+            }
+        }
+    });
+    stream_response(ct, out)
+}
+
+pub async fn logs(State(e): St, Path(id): Path<String>, req: Request) -> ApiResult {
+    let p = Params::parse(req.uri().query());
+    let now = chrono::Utc::now();
+    let ts = |k: &str| -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+        match p.get(k).filter(|s| !s.is_empty() && *s != "0") {
+            None => Ok(None),
+            Some(v) => berth_engine::util::parse_timestamp(v, now).map(Some).ok_or_else(|| invalid(format!("invalid value for \"{k}\": {v}"))),
+        }
+    };
+    let opts = LogOptions {
+        stdout: p.bool("stdout")?,
+        stderr: p.bool("stderr")?,
+        follow: p.bool("follow")?,
+        since: ts("since")?,
+        until: ts("until")?,
+        tail: match p.str("tail") {
+            "" | "all" => None,
+            t => Some(t.parse::<usize>().map_err(|_| invalid(format!("invalid value for \"tail\": {t}")))?),
+        },
+        timestamps: p.bool("timestamps")?,
+    };
+    if !opts.stdout && !opts.stderr {
+        return Err(invalid("Bad parameters: you must choose at least one stream"));
+    }
+    let (tty, mut lines) = e.logs(&id, opts)?;
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(async move {
+        while let Some(l) = lines.recv().await {
+            let b = if tty { l.data } else { Bytes::from(stdcopy::encode(if l.stream == 2 { Stream::Stderr } else { Stream::Stdout }, &l.data)) };
+            if tx.send(Ok(b)).await.is_err() {
+                return;
+            }
+        }
+    });
+    let ct = if tty { hijack::RAW_STREAM } else { hijack::MULTIPLEXED_STREAM };
+    Ok(stream_response(ct, rx))
+}
+
+pub async fn stats(State(e): St, Path(id): Path<String>, req: Request) -> ApiResult {
+    let p = Params::parse(req.uri().query());
+    let stream = p.bool_or("stream", true)?;
+    let one_shot = p.bool("one-shot")?;
+    let c = e.container(&id)?;
+    let id = c.id.clone();
+    if !stream {
+        let first = e.stats_sample(&id, None).await?;
+        let s = if one_shot {
+            first
+        } else {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            e.stats_sample(&id, Some(&first)).await?
+        };
+        return ok_json(&s);
+    }
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(async move {
+        let mut prev: Option<berth_types::container::StatsResponse> = None;
+        loop {
+            let s = match e.stats_sample(&id, prev.as_ref()).await {
+                Ok(s) => s,
+                Err(_) => return,
+            };
+            if tx.send(Ok(crate::util::line(&s))).await.is_err() {
+                return;
+            }
+            let running = e.container(&id).map(|c| c.status().is_alive()).unwrap_or(false);
+            if !running {
+                return;
+            }
+            prev = Some(s);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    Ok(stream_response("application/json", rx))
+}
+
+pub async fn export(State(e): St, Path(id): Path<String>) -> ApiResult {
+    e.container(&id)?;
+    let (tx, rx) = mpsc::channel(16);
+    let w = ChannelWriter::new(tx.clone());
+    tokio::spawn(async move {
+        if let Err(err) = e.export_container(&id, w).await {
+            let _ = tx.send(Err(std::io::Error::other(err.message))).await;
+        }
+    });
+    Ok(stream_response("application/x-tar", rx))
+}
+
+fn stat_header(stat: &berth_types::container::PathStat) -> HeaderValue {
+    use base64::Engine as _;
+    let json = serde_json::to_vec(stat).unwrap_or_default();
+    HeaderValue::from_str(&base64::engine::general_purpose::STANDARD.encode(json)).unwrap_or(HeaderValue::from_static(""))
+}
+
+pub async fn archive_head(State(e): St, Path(id): Path<String>, req: Request) -> ApiResult {
+    let p = Params::parse(req.uri().query());
+    let path = p.get("path").ok_or_else(|| invalid("path is required"))?;
+    let stat = e.archive_stat(&id, path).await?;
+    let mut r = StatusCode::OK.into_response();
+    r.headers_mut().insert("X-Docker-Container-Path-Stat", stat_header(&stat));
+    Ok(r)
+}
+
+pub async fn archive_get(State(e): St, Path(id): Path<String>, req: Request) -> ApiResult {
+    let p = Params::parse(req.uri().query());
+    let path = p.get("path").ok_or_else(|| invalid("path is required"))?.to_string();
+    let stat = e.archive_stat(&id, &path).await?;
+    let (tx, rx) = mpsc::channel(16);
+    let w = ChannelWriter::new(tx.clone());
+    tokio::spawn(async move {
+        if let Err(err) = e.archive_get(&id, &path, w).await {
+            let _ = tx.send(Err(std::io::Error::other(err.message))).await;
+        }
+    });
+    let mut r = stream_response("application/x-tar", rx);
+    r.headers_mut().insert("X-Docker-Container-Path-Stat", stat_header(&stat));
+    Ok(r)
+}
+
+pub async fn archive_put(State(e): St, Path(id): Path<String>, req: Request) -> ApiResult {
+    let p = Params::parse(req.uri().query());
+    let path = p.get("path").ok_or_else(|| invalid("path is required"))?.to_string();
+    let no_overwrite = p.bool("noOverwriteDirNonDir")?;
+    let copy_uid = p.bool("copyUIDGID")?;
+    let reader = body_reader(req.into_body());
+    e.archive_put(&id, &path, reader, no_overwrite, copy_uid).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+pub async fn prune(State(e): St, req: Request) -> ApiResult {
+    let p = Params::parse(req.uri().query());
+    ok_json(&e.prune_containers(&p.filters()?).await?)
+}
+
+pub async fn commit(State(e): St, req: Request) -> ApiResult {
+    let p = Params::parse(req.uri().query());
+    let container = p.str("container").to_string();
+    if container.is_empty() {
+        return Err(ApiError(Error::invalid("a container is required")));
+    }
+    let repo = p.str("repo");
+    let tag = p.str("tag");
+    let repo_tag = if repo.is_empty() { None } else if tag.is_empty() { Some(repo.to_string()) } else { Some(format!("{repo}:{tag}")) };
+    let changes = p.values("changes").into_iter().flat_map(|c| c.lines().map(String::from).collect::<Vec<_>>()).filter(|c| !c.trim().is_empty()).collect();
+    let author = p.str("author").to_string();
+    let comment = p.str("comment").to_string();
+    let pause = p.bool_or("pause", true)?;
+    let bytes = body_bytes(req).await?;
+    let cfg: Option<berth_types::container::Config> = if bytes.iter().all(|b| b.is_ascii_whitespace()) || &bytes[..] == b"null" { None } else { Some(parse_body(&bytes)?) };
+    let id = e.commit_container(&container, repo_tag, author, comment, changes, cfg, pause).await?;
+    Ok(json(StatusCode::CREATED, &berth_types::IdResponse { id }))
+}
+
+/// Answer for endpoints berth recognises but does not offer.
+pub async fn attach_ws() -> ApiResult {
+    Err(ApiError(Error::not_implemented("attach over websocket is not supported by berth; use POST /containers/{id}/attach")))
+}

@@ -1,0 +1,131 @@
+//! /images handlers (and /commit in containers.rs).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use berth_engine::{Engine, Error};
+use berth_types::progress::JsonMessage;
+use tokio::sync::mpsc;
+
+use crate::util::{ApiError, ApiResult, ChannelWriter, Params, body_reader, line, ok_json, stream_response};
+
+type St = State<Arc<Engine>>;
+
+pub async fn list(State(e): St, req: Request) -> ApiResult {
+    let p = Params::parse(req.uri().query());
+    let mut filters = p.filters()?;
+    // The old `filter=name` parameter.
+    if let Some(f) = p.get("filter").filter(|f| !f.is_empty()) {
+        filters = berth_types::filters::Filters::from_pairs([("reference".to_string(), f.to_string())]);
+    }
+    ok_json(&e.image_list(&filters, p.bool("all")?).await?)
+}
+
+/// `POST /images/create`: import (`fromSrc`) or pull (`fromImage`).
+pub async fn create(State(e): St, req: Request) -> ApiResult {
+    let p = Params::parse(req.uri().query());
+    if let Some(src) = p.get("fromSrc") {
+        let repo = p.str("repo");
+        let tag = p.str("tag");
+        let target = if repo.is_empty() { None } else if tag.is_empty() { Some(repo.to_string()) } else { Some(format!("{repo}:{tag}")) };
+        let changes: Vec<String> = p.values("changes");
+        let message = p.get("message").filter(|m| !m.is_empty()).map(str::to_string);
+        if src != "-" {
+            return Err(ApiError(Error::invalid("importing from a URL is not supported by berth; pass the archive in the request body (fromSrc=-)")));
+        }
+        let reader = body_reader(req.into_body());
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(async move {
+            let msg = match e.image_import(reader, target, changes, message, "-".into()).await {
+                Ok(id) => JsonMessage::status(id),
+                Err(err) => JsonMessage::error(err.message),
+            };
+            let _ = tx.send(Ok(line(&msg))).await;
+        });
+        return Ok(stream_response("application/json", rx));
+    }
+    if let Some(image) = p.get("fromImage") {
+        let auth = req.headers().get("X-Registry-Auth").and_then(|v| v.to_str().ok()).map(str::to_string);
+        return crate::registry::pull(e, image, p.str("tag"), p.str("platform"), auth).await;
+    }
+    Err(ApiError(Error::invalid("either fromImage or fromSrc is required")))
+}
+
+/// Image names contain slashes: `/images/{name...}/json` etc. are routed here.
+pub async fn by_name(State(e): St, Path(rest): Path<String>, req: Request) -> ApiResult {
+    let method = req.method().clone();
+    let p = Params::parse(req.uri().query());
+    let (name, verb) = match rest.rsplit_once('/') {
+        Some((n, v)) if ["json", "history", "tag", "push", "get"].contains(&v) => (n.to_string(), v),
+        _ => (rest.clone(), ""),
+    };
+    match (method.as_str(), verb) {
+        ("GET", "json") => ok_json(&e.images_inspect(&name).await?),
+        ("GET", "history") => ok_json(&e.images_history(&name).await?),
+        ("POST", "tag") => {
+            e.image_tag(&name, p.str("repo"), p.str("tag")).await?;
+            Ok(StatusCode::CREATED.into_response())
+        }
+        ("POST", "push") => {
+            let auth = req.headers().get("X-Registry-Auth").and_then(|v| v.to_str().ok()).map(str::to_string);
+            crate::registry::push(e, &name, p.str("tag"), auth).await
+        }
+        ("GET", "get") => save(e, vec![name]).await,
+        ("DELETE", "") => ok_json(&e.image_remove(&name, p.bool("force")?, p.bool("noprune")?).await?),
+        _ => Err(ApiError(Error::not_found(format!("page not found: {} /images/{rest}", method)))),
+    }
+}
+
+pub async fn get_many(State(e): St, req: Request) -> ApiResult {
+    let p = Params::parse(req.uri().query());
+    let names = p.values("names");
+    if names.is_empty() {
+        return Err(ApiError(Error::invalid("no images named")));
+    }
+    save(e, names).await
+}
+
+async fn save(e: Arc<Engine>, names: Vec<String>) -> ApiResult {
+    for n in &names {
+        e.images_inspect(n).await?;
+    }
+    let (tx, rx) = mpsc::channel(16);
+    let w = ChannelWriter::new(tx.clone());
+    tokio::spawn(async move {
+        if let Err(err) = e.images_save(names, w).await {
+            let _ = tx.send(Err(std::io::Error::other(err.message))).await;
+        }
+    });
+    Ok(stream_response("application/x-tar", rx))
+}
+
+pub async fn load(State(e): St, req: Request) -> ApiResult {
+    let p = Params::parse(req.uri().query());
+    let quiet = p.bool("quiet")?;
+    let reader = body_reader(req.into_body());
+    let (tx, rx) = mpsc::channel(16);
+    let progress_tx = tx.clone();
+    tokio::spawn(async move {
+        let r = e
+            .images_load(reader, move |msg| {
+                let _ = progress_tx.blocking_send(Ok(line(&JsonMessage::stream(format!("{msg}\n")))));
+            })
+            .await;
+        if let Err(err) = r {
+            let _ = tx.send(Ok(line(&JsonMessage::error(err.message)))).await;
+        }
+    });
+    let _ = quiet;
+    Ok(stream_response("application/json", rx))
+}
+
+pub async fn prune(State(e): St, req: Request) -> ApiResult {
+    let p = Params::parse(req.uri().query());
+    ok_json(&e.image_prune(&p.filters()?).await?)
+}
+
+pub async fn search() -> ApiResult {
+    Err(ApiError(Error::not_implemented("image search is not supported by berth: search your registry's web interface or use its catalog API")))
+}

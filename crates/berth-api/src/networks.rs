@@ -1,0 +1,54 @@
+//! /networks handlers.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use berth_engine::Engine;
+use berth_types::network::{NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest};
+
+use crate::util::{ApiResult, Params, invalid, json, no_content, ok_json, parse_body};
+
+type St = State<Arc<Engine>>;
+
+async fn body<T: serde::de::DeserializeOwned + Default>(req: Request) -> Result<T, crate::util::ApiError> {
+    let bytes = axum::body::to_bytes(req.into_body(), 1 << 20).await.map_err(|e| invalid(e.to_string()))?;
+    parse_body(&bytes)
+}
+
+pub async fn list(State(e): St, req: Request) -> ApiResult {
+    let p = Params::parse(req.uri().query());
+    ok_json(&e.network_list(&p.filters()?).await?)
+}
+
+pub async fn create(State(e): St, req: Request) -> ApiResult {
+    let b: NetworkCreateRequest = body(req).await?;
+    Ok(json(StatusCode::CREATED, &e.network_create(b).await?))
+}
+
+pub async fn inspect(State(e): St, Path(id): Path<String>) -> ApiResult {
+    ok_json(&e.network_inspect(&id).await?)
+}
+
+pub async fn remove(State(e): St, Path(id): Path<String>) -> ApiResult {
+    e.network_remove(&id).await?;
+    no_content()
+}
+
+pub async fn connect(State(e): St, Path(id): Path<String>, req: Request) -> ApiResult {
+    let b: NetworkConnectRequest = body(req).await?;
+    e.net_connect(&b.container, &id, b.endpoint_config.unwrap_or_default()).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+pub async fn disconnect(State(e): St, Path(id): Path<String>, req: Request) -> ApiResult {
+    let b: NetworkDisconnectRequest = body(req).await?;
+    e.net_disconnect(&b.container, &id, b.force).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+pub async fn prune(State(e): St, req: Request) -> ApiResult {
+    let p = Params::parse(req.uri().query());
+    ok_json(&e.network_prune(&p.filters()?).await?)
+}

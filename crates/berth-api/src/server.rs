@@ -1,0 +1,129 @@
+//! Serving the API: unix sockets (mode 0660) and TCP, the latter with TLS and, with
+//! `--tlsverify`, client certificates checked against the CA (as dockerd does).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, UnixListener};
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// With a CA, clients must present a certificate it signed (`--tlsverify`).
+    pub ca: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Listen {
+    Unix(PathBuf),
+    Tcp { addr: String, tls: Option<TlsFiles> },
+}
+
+fn load_tls(t: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let certs: Vec<_> = rustls_pemfile::certs(&mut std::io::BufReader::new(std::fs::File::open(&t.cert).map_err(|e| format!("{}: {e}", t.cert.display()))?))
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: {e}", t.cert.display()))?;
+    let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(std::fs::File::open(&t.key).map_err(|e| format!("{}: {e}", t.key.display()))?))
+        .map_err(|e| format!("{}: {e}", t.key.display()))?
+        .ok_or_else(|| format!("{}: no private key", t.key.display()))?;
+    let builder = rustls::ServerConfig::builder();
+    let builder = match &t.ca {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in rustls_pemfile::certs(&mut std::io::BufReader::new(std::fs::File::open(ca).map_err(|e| format!("{}: {e}", ca.display()))?)) {
+                roots.add(c.map_err(|e| format!("{}: {e}", ca.display()))?).map_err(|e| format!("{}: {e}", ca.display()))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots)).build().map_err(|e| e.to_string())?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let cfg = builder.with_single_cert(certs, key).map_err(|e| e.to_string())?;
+    Ok(Arc::new(cfg))
+}
+
+/// Binds every listener (failing early, before anything is served), then serves them
+/// all until the process ends.
+pub async fn serve(app: axum::Router, listeners: Vec<Listen>) -> Result<(), String> {
+    let mut tasks = Vec::new();
+    for l in listeners {
+        match l {
+            Listen::Unix(path) => {
+                let ul = bind_unix(&path)?;
+                let app = app.clone();
+                tasks.push(tokio::spawn(async move {
+                    loop {
+                        let Ok((stream, _)) = ul.accept().await else { continue };
+                        spawn_conn(app.clone(), TokioIo::new(stream));
+                    }
+                }));
+            }
+            Listen::Tcp { addr, tls } => {
+                let tl = TcpListener::bind(&addr).await.map_err(|e| format!("listen on {addr}: {e}"))?;
+                let app = app.clone();
+                match tls {
+                    Some(t) => {
+                        let acceptor = tokio_rustls::TlsAcceptor::from(load_tls(&t)?);
+                        tasks.push(tokio::spawn(async move {
+                            loop {
+                                let Ok((stream, _)) = tl.accept().await else { continue };
+                                let acceptor = acceptor.clone();
+                                let app = app.clone();
+                                tokio::spawn(async move {
+                                    if let Ok(s) = acceptor.accept(stream).await {
+                                        spawn_conn(app, TokioIo::new(s));
+                                    }
+                                });
+                            }
+                        }));
+                    }
+                    None => {
+                        tasks.push(tokio::spawn(async move {
+                            loop {
+                                let Ok((stream, _)) = tl.accept().await else { continue };
+                                let _ = stream.set_nodelay(true);
+                                spawn_conn(app.clone(), TokioIo::new(stream));
+                            }
+                        }));
+                    }
+                }
+            }
+        }
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    Ok(())
+}
+
+fn bind_unix(path: &Path) -> Result<UnixListener, String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    // A socket file left by a previous daemon; refuse to steal one that answers.
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(format!("{} is in use by another daemon", path.display()));
+        }
+        let _ = std::fs::remove_file(path);
+    }
+    let ul = UnixListener::bind(path).map_err(|e| format!("listen on {}: {e}", path.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(|e| format!("chmod {}: {e}", path.display()))?;
+    Ok(ul)
+}
+
+fn spawn_conn<I>(app: axum::Router, io: TokioIo<I>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let svc = TowerToHyperService::new(crate::with_version_prefix(app));
+        let _ = auto::Builder::new(TokioExecutor::new()).serve_connection_with_upgrades(io, svc).await;
+    });
+}

@@ -1,0 +1,196 @@
+//! Shared pieces of the handlers: the error answer, query parameters, JSON and
+//! streamed bodies, and bridges between HTTP bodies and the engine's blocking I/O.
+
+use std::collections::HashMap;
+use std::io;
+
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use berth_engine::{Error, ErrorKind};
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use tokio::sync::mpsc;
+
+/// An engine error as Docker answers it: status from the kind, `{"message": ...}`.
+pub struct ApiError(pub Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError(e)
+    }
+}
+
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::InvalidParameter => StatusCode::BAD_REQUEST,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::NotModified => StatusCode::NOT_MODIFIED,
+        ErrorKind::NotImplemented => StatusCode::NOT_IMPLEMENTED,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::System => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = status_of(self.0.kind);
+        if status == StatusCode::NOT_MODIFIED {
+            return status.into_response();
+        }
+        let body = serde_json::to_vec(&berth_types::ErrorResponse { message: self.0.message }).unwrap_or_default();
+        (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+    }
+}
+
+pub type ApiResult<T = Response> = Result<T, ApiError>;
+
+pub fn invalid(msg: impl Into<String>) -> ApiError {
+    ApiError(Error::invalid(msg))
+}
+
+/// Query parameters (the last value of a repeated key wins, as Go's `Get`; `all`
+/// keeps every value).
+#[derive(Debug, Default, Clone)]
+pub struct Params {
+    all: Vec<(String, String)>,
+    last: HashMap<String, String>,
+}
+
+impl Params {
+    pub fn parse(query: Option<&str>) -> Params {
+        let mut p = Params::default();
+        if let Some(q) = query {
+            for (k, v) in form_urlencoded::parse(q.as_bytes()) {
+                p.last.insert(k.to_string(), v.to_string());
+                p.all.push((k.into_owned(), v.into_owned()));
+            }
+        }
+        p
+    }
+
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.last.get(k).map(String::as_str)
+    }
+
+    pub fn str(&self, k: &str) -> &str {
+        self.get(k).unwrap_or("")
+    }
+
+    pub fn values(&self, k: &str) -> Vec<String> {
+        self.all.iter().filter(|(key, _)| key == k).map(|(_, v)| v.clone()).collect()
+    }
+
+    /// Go's ParseBool, and an empty or missing value is false... except that a present
+    /// key with no value counts as true for a few flags, as Docker's `BoolValue`.
+    pub fn bool(&self, k: &str) -> Result<bool, ApiError> {
+        match self.get(k) {
+            None | Some("") => Ok(false),
+            Some(v) => berth_types::parse_bool(v).ok_or_else(|| invalid(format!("invalid value for {k}: {v:?}"))),
+        }
+    }
+
+    pub fn bool_or(&self, k: &str, default: bool) -> Result<bool, ApiError> {
+        match self.get(k) {
+            None | Some("") => Ok(default),
+            Some(_) => self.bool(k),
+        }
+    }
+
+    pub fn int(&self, k: &str) -> Result<Option<i64>, ApiError> {
+        match self.get(k) {
+            None | Some("") => Ok(None),
+            Some(v) => v.parse::<i64>().map(Some).map_err(|_| invalid(format!("invalid value for {k}: {v:?}"))),
+        }
+    }
+
+    pub fn filters(&self) -> Result<berth_types::filters::Filters, ApiError> {
+        berth_types::filters::Filters::parse(self.str("filters")).map_err(|e| invalid(e.to_string()))
+    }
+}
+
+pub fn json<T: serde::Serialize>(status: StatusCode, v: &T) -> Response {
+    match serde_json::to_vec(v) {
+        Ok(body) => (status, [(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => ApiError(Error::system(e.to_string())).into_response(),
+    }
+}
+
+pub fn ok_json<T: serde::Serialize>(v: &T) -> ApiResult {
+    Ok(json(StatusCode::OK, v))
+}
+
+pub fn no_content() -> ApiResult {
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Parses a JSON request body with Docker's error for bad input.
+pub fn parse_body<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(bytes).map_err(|e| invalid(format!("invalid JSON: {e}")))
+}
+
+/// A streamed response body fed by a channel.
+pub fn stream_response(content_type: &str, rx: mpsc::Receiver<Result<Bytes, io::Error>>) -> Response {
+    let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let mut r = Response::new(body);
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("application/octet-stream")));
+    r
+}
+
+/// `std::io::Write` into a response channel, for the engine's blocking writers.
+pub struct ChannelWriter {
+    tx: mpsc::Sender<Result<Bytes, io::Error>>,
+    buf: Vec<u8>,
+}
+
+impl ChannelWriter {
+    pub fn new(tx: mpsc::Sender<Result<Bytes, io::Error>>) -> Self {
+        ChannelWriter { tx, buf: Vec::with_capacity(64 * 1024) }
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(64 * 1024)));
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))
+    }
+}
+
+impl io::Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= 64 * 1024 {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send()
+    }
+}
+
+impl Drop for ChannelWriter {
+    fn drop(&mut self) {
+        let _ = self.send();
+    }
+}
+
+/// A request body as a blocking reader (use it on the blocking pool only).
+pub fn body_reader(body: Body) -> impl io::Read + Send + 'static {
+    let stream = body.into_data_stream().map_err(io::Error::other);
+    tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream))
+}
+
+/// A JSON line (Docker's progress streams).
+pub fn line<T: serde::Serialize>(v: &T) -> Bytes {
+    let mut b = serde_json::to_vec(v).unwrap_or_default();
+    b.push(b'\n');
+    Bytes::from(b)
+}
