@@ -4,6 +4,8 @@
 //!   credentials, pull (platform choice, concurrent resumable layer downloads into a
 //!   [`store::ContentStore`]) and push (HEAD skip, cross-repository mount, monolithic or
 //!   chunked upload), with typed [`client::Progress`] events.
+//! - [`image_store`]: berth-image's `ImageStore` as the pull/push content store
+//!   (layers unpack while they download).
 //! - [`server`]: `berth registry serve`, a registry with filesystem storage, htpasswd
 //!   auth, TLS and garbage collection.
 //! - [`cli`]: the `berth registry ...` command line.
@@ -14,6 +16,7 @@ pub mod cli;
 pub mod client;
 pub mod digest;
 pub mod fsutil;
+pub mod image_store;
 pub mod manifest;
 pub mod reference;
 pub mod server;

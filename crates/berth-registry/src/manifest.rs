@@ -33,6 +33,7 @@ pub mod media {
         "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip";
     pub const OCI_LAYER_ND_ZSTD: &str =
         "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd";
+    pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
     pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
     pub const DOCKER_FOREIGN_LAYER_GZIP: &str =
         "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
@@ -66,6 +67,7 @@ pub mod media {
                 | OCI_LAYER_ND
                 | OCI_LAYER_ND_GZIP
                 | OCI_LAYER_ND_ZSTD
+                | DOCKER_LAYER
                 | DOCKER_LAYER_GZIP
                 | DOCKER_FOREIGN_LAYER_GZIP
         )

@@ -61,8 +61,9 @@ pub trait ContentStore: Send + Sync {
     fn contains(&self, desc: &Descriptor, kind: &BlobKind) -> Result<bool, StoreError>;
 
     /// Opens an ingestion for `desc`. If an earlier attempt was interrupted, the writer
-    /// resumes: [`BlobWriter::offset`] says how many bytes it already holds.
-    fn writer(&self, desc: &Descriptor, kind: &BlobKind) -> Result<Box<dyn BlobWriter>, StoreError>;
+    /// resumes: [`BlobWriter::offset`] says how many bytes it already holds. While one
+    /// writer is open for a blob, another attempt gets [`StoreError::Locked`].
+    fn writer(&self, desc: &Descriptor, kind: &BlobKind) -> Result<Box<dyn BlobWriter + '_>, StoreError>;
 
     /// Reads a committed blob (push).
     fn reader(&self, digest: &Digest) -> Result<Box<dyn BlobReader>, StoreError>;
@@ -84,19 +85,59 @@ pub trait BlobReader: Read + Seek + Send {}
 
 impl<T: Read + Seek + Send> BlobReader for T {}
 
-/// One blob being written. Nothing is visible to readers before [`BlobWriter::commit`].
+/// One blob being written (containerd's ingestion contract). Nothing is visible to
+/// readers before [`BlobWriter::commit`], and commit is where the content is checked:
+/// the writer hashes every byte (re-reading what a resumed ingest already held).
 pub trait BlobWriter: Send {
     /// Bytes already held from an earlier, interrupted attempt.
     fn offset(&self) -> u64;
-    /// The bytes held so far (0..offset), so the caller can rebuild its digest state.
-    fn existing(&mut self) -> io::Result<Box<dyn Read + Send>>;
     /// Appends bytes.
     fn write(&mut self, data: &[u8]) -> io::Result<()>;
-    /// Checks size and digest against the descriptor the writer was opened for, and
-    /// makes the blob visible. On a mismatch the data is discarded.
+    /// Checks size and digest against the descriptor the writer was opened for
+    /// ([`StoreError::SizeMismatch`] / [`StoreError::DigestMismatch`], data discarded),
+    /// then makes the blob visible (for a layer store: also finishes the unpack).
     fn commit(self: Box<Self>) -> Result<(), StoreError>;
     /// Discards the data (it is corrupt, or the caller restarts from zero).
     fn abort(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// Which registry repositories each blob was seen in (so a push can mount instead of
+/// upload), as one small JSON file per blob under a directory.
+#[derive(Debug, Clone)]
+pub struct SourceIndex {
+    dir: PathBuf,
+}
+
+impl SourceIndex {
+    pub fn open(dir: &Path) -> io::Result<SourceIndex> {
+        fs::create_dir_all(dir)?;
+        Ok(SourceIndex {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    fn path(&self, d: &Digest) -> PathBuf {
+        self.dir
+            .join(format!("{}-{}.json", d.algorithm().as_str(), d.hex()))
+    }
+
+    pub fn record(&self, digest: &Digest, source: &BlobSource) -> Result<(), StoreError> {
+        let mut all = self.list(digest);
+        if all.contains(source) {
+            return Ok(());
+        }
+        all.push(source.clone());
+        let json = serde_json::to_vec(&all).map_err(|e| StoreError::Other(e.to_string()))?;
+        atomic_write(&self.path(digest), &json)?;
+        Ok(())
+    }
+
+    pub fn list(&self, digest: &Digest) -> Vec<BlobSource> {
+        fs::read(self.path(digest))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
 }
 
 /// A content store in a plain directory:
@@ -109,15 +150,17 @@ pub trait BlobWriter: Send {
 #[derive(Debug, Clone)]
 pub struct DirStore {
     root: PathBuf,
+    sources: SourceIndex,
 }
 
 impl DirStore {
     pub fn open(root: &Path) -> io::Result<DirStore> {
-        for d in ["blobs", "ingest", "sources"] {
+        for d in ["blobs", "ingest"] {
             fs::create_dir_all(root.join(d))?;
         }
         Ok(DirStore {
             root: root.to_path_buf(),
+            sources: SourceIndex::open(&root.join("sources"))?,
         })
     }
 
@@ -129,12 +172,6 @@ impl DirStore {
         self.root
             .join("ingest")
             .join(format!("{}-{}", d.algorithm().as_str(), d.hex()))
-    }
-
-    fn sources_path(&self, d: &Digest) -> PathBuf {
-        self.root
-            .join("sources")
-            .join(format!("{}-{}.json", d.algorithm().as_str(), d.hex()))
     }
 
     /// Whether a committed blob exists.
@@ -169,7 +206,7 @@ impl ContentStore for DirStore {
         }
     }
 
-    fn writer(&self, desc: &Descriptor, _kind: &BlobKind) -> Result<Box<dyn BlobWriter>, StoreError> {
+    fn writer(&self, desc: &Descriptor, _kind: &BlobKind) -> Result<Box<dyn BlobWriter + '_>, StoreError> {
         let dir = self.ingest_dir(&desc.digest);
         fs::create_dir_all(&dir)?;
         // One writer per blob: two appending to the same partial file would corrupt it.
@@ -216,21 +253,11 @@ impl ContentStore for DirStore {
     }
 
     fn record_source(&self, digest: &Digest, source: &BlobSource) -> Result<(), StoreError> {
-        let mut all = self.sources(digest);
-        if all.contains(source) {
-            return Ok(());
-        }
-        all.push(source.clone());
-        let json = serde_json::to_vec(&all).map_err(|e| StoreError::Other(e.to_string()))?;
-        atomic_write(&self.sources_path(digest), &json)?;
-        Ok(())
+        self.sources.record(digest, source)
     }
 
     fn sources(&self, digest: &Digest) -> Vec<BlobSource> {
-        fs::read(self.sources_path(digest))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default()
+        self.sources.list(digest)
     }
 }
 
@@ -248,11 +275,6 @@ struct DirWriter {
 impl BlobWriter for DirWriter {
     fn offset(&self) -> u64 {
         self.written
-    }
-
-    fn existing(&mut self) -> io::Result<Box<dyn Read + Send>> {
-        self.file.flush()?;
-        Ok(Box::new(File::open(&self.path)?.take(self.written)))
     }
 
     fn write(&mut self, data: &[u8]) -> io::Result<()> {
@@ -317,9 +339,6 @@ mod tests {
         assert!(!s.contains(&d, &BlobKind::Config).unwrap());
         let mut w = s.writer(&d, &BlobKind::Config).unwrap();
         assert_eq!(w.offset(), 6);
-        let mut old = Vec::new();
-        w.existing().unwrap().read_to_end(&mut old).unwrap();
-        assert_eq!(old, b"hello ");
         w.write(b"world").unwrap();
         w.commit().unwrap();
         assert!(s.contains(&d, &BlobKind::Config).unwrap());

@@ -24,7 +24,7 @@ use super::{RegistryClient, Session, fetch_manifest, pull_scope, read_limited};
 use crate::digest::{Digest, Hasher};
 use crate::manifest::{self, Descriptor, ImageManifest, Manifest, Platform, media};
 use crate::reference::Reference;
-use crate::store::{BlobKind, BlobSource, BlobWriter, ContentStore, StoreError};
+use crate::store::{BlobKind, BlobSource, ContentStore, StoreError};
 
 /// Options of one pull.
 #[derive(Debug, Clone, Default)]
@@ -431,16 +431,11 @@ impl RegistryClient {
         }
         drop(tx);
         match events.recv().await {
-            Some(WorkerEvent::Verified) => {}
+            Some(WorkerEvent::Committed) => {}
             _ => return Err(worker_failure(worker).await),
         }
         progress.emit(Progress::DownloadComplete { id: id.clone() });
         progress.emit(Progress::Extracting { id: id.clone(), current: size, total: size });
-        match worker.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(e),
-            Err(e) => return Err(RegistryError::Store(StoreError::Other(format!("writer task: {e}")))),
-        }
         progress.emit(Progress::PullComplete { id });
         Ok(())
     }
@@ -521,7 +516,11 @@ async fn put_small(store: &Arc<dyn ContentStore>, desc: &Descriptor, kind: BlobK
             w.write(&b)?;
             w.commit()
         })
-        .await;
+        .await
+        .map_err(|e| match e {
+            RegistryError::Store(s) => commit_error(s, &format!("blob {}", desc.digest)),
+            e => e,
+        });
         match r {
             Err(RegistryError::Store(StoreError::Locked(_))) if tries < 150 => {
                 tries += 1;
@@ -543,8 +542,8 @@ enum WriterMsg {
 enum WorkerEvent {
     /// Bytes already held (resume point).
     Offset(u64),
-    /// The digest matched; committing.
-    Verified,
+    /// Size and digest checked, blob committed (and unpacked, for a layer store).
+    Committed,
 }
 
 type WriterHandles = (
@@ -553,6 +552,23 @@ type WriterHandles = (
     tokio::task::JoinHandle<Result<(), RegistryError>>,
 );
 
+/// Maps a store's commit verdict to the pull's error.
+fn commit_error(e: StoreError, what: &str) -> RegistryError {
+    match e {
+        StoreError::DigestMismatch { expected, actual } => RegistryError::DigestMismatch {
+            what: what.to_string(),
+            expected,
+            actual: actual.to_string(),
+        },
+        StoreError::SizeMismatch { expected, actual, .. } => RegistryError::SizeMismatch {
+            what: what.to_string(),
+            expected,
+            actual,
+        },
+        e => RegistryError::Store(e),
+    }
+}
+
 /// Starts the blocking half of a download. Returns None when another writer holds the
 /// blob (the caller waits and checks again).
 async fn start_writer(store: Arc<dyn ContentStore>, desc: Descriptor, kind: BlobKind) -> Result<Option<WriterHandles>, RegistryError> {
@@ -560,6 +576,7 @@ async fn start_writer(store: Arc<dyn ContentStore>, desc: Descriptor, kind: Blob
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
     let (locked_tx, locked_rx) = oneshot::channel::<bool>();
     let handle = tokio::task::spawn_blocking(move || -> Result<(), RegistryError> {
+        let what = format!("layer {}", desc.digest);
         let mut writer = match store.writer(&desc, &kind) {
             Ok(w) => w,
             Err(StoreError::Locked(_)) => {
@@ -573,33 +590,18 @@ async fn start_writer(store: Arc<dyn ContentStore>, desc: Descriptor, kind: Blob
             writer.abort()?;
             writer = store.writer(&desc, &kind)?;
         }
-        let mut hasher = Hasher::new(desc.digest.algorithm());
-        if writer.offset() > 0 {
-            replay(&mut *writer, &mut hasher)?;
-        }
         let _ = ev_tx.send(WorkerEvent::Offset(writer.offset()));
         while let Some(msg) = rx.blocking_recv() {
             match msg {
-                WriterMsg::Data(b) => {
-                    hasher.update(&b);
-                    writer.write(&b).map_err(StoreError::Io)?;
-                }
+                WriterMsg::Data(b) => writer.write(&b).map_err(StoreError::Io)?,
                 WriterMsg::Abort => {
                     writer.abort()?;
                     return Ok(());
                 }
                 WriterMsg::Complete => {
-                    let actual = hasher.finish();
-                    if actual != desc.digest {
-                        writer.abort()?;
-                        return Err(RegistryError::DigestMismatch {
-                            what: format!("layer {}", desc.digest),
-                            expected: desc.digest.clone(),
-                            actual: actual.to_string(),
-                        });
-                    }
-                    let _ = ev_tx.send(WorkerEvent::Verified);
-                    writer.commit()?;
+                    // The store checks size and digest (and discards bad data).
+                    writer.commit().map_err(|e| commit_error(e, &what))?;
+                    let _ = ev_tx.send(WorkerEvent::Committed);
                     return Ok(());
                 }
             }
@@ -613,20 +615,6 @@ async fn start_writer(store: Arc<dyn ContentStore>, desc: Descriptor, kind: Blob
         Ok(true) => Ok(None),
         // The worker failed before deciding: its result says why.
         Err(_) => Err(worker_failure(handle).await),
-    }
-}
-
-/// Rebuilds the hash of bytes a resumed writer already holds.
-fn replay(writer: &mut dyn BlobWriter, hasher: &mut Hasher) -> Result<(), RegistryError> {
-    use std::io::Read;
-    let mut r = writer.existing().map_err(StoreError::Io)?;
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = r.read(&mut buf).map_err(StoreError::Io)?;
-        if n == 0 {
-            return Ok(());
-        }
-        hasher.update(&buf[..n]);
     }
 }
 
