@@ -158,7 +158,10 @@ impl ImageError {
             return ImageError::io(context, e);
         }
         let msg = e.to_string();
-        if e.kind() == io::ErrorKind::UnexpectedEof || msg.contains("unexpected EOF") {
+        if e.kind() == io::ErrorKind::UnexpectedEof
+            || msg.contains("unexpected EOF")
+            || msg.contains("failed to read entire block")
+        {
             ImageError::InvalidArchive(format!("{context}: unexpected end of data (truncated?)"))
         } else {
             ImageError::InvalidArchive(format!("{context}: {msg}"))
@@ -168,6 +171,14 @@ impl ImageError {
     /// Wraps this error into an `io::Error` so it can travel through `Read`/`Write`.
     pub(crate) fn into_io(self) -> io::Error {
         io::Error::other(self)
+    }
+}
+
+/// Recovers the typed error from an `io::Error` that went through one of this crate's
+/// `Read`/`Write` implementations (e.g. `io::copy` into a [`crate::LayerWriter`]).
+impl From<io::Error> for ImageError {
+    fn from(e: io::Error) -> Self {
+        ImageError::from_io_chain("i/o", e)
     }
 }
 

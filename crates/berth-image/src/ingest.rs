@@ -244,7 +244,8 @@ impl<'l> LayerWriter<'l> {
             .ok_or_else(|| ImageError::System("unpack job missing".into()))?;
         Ok(PendingLayer {
             blob: committed,
-            job,
+            job: Some(job),
+            shared: Arc::clone(&self.shared),
             lease: self.lease,
             expected_diff_id: self.expected_diff_id.take(),
         })
@@ -268,7 +269,8 @@ impl<'l> LayerWriter<'l> {
 /// A layer whose blob is committed and whose unpack may still be running.
 pub struct PendingLayer<'l> {
     blob: Committed,
-    job: JobHandle<Result<StagedLayer>>,
+    job: Option<JobHandle<Result<StagedLayer>>>,
+    shared: Arc<Shared>,
     lease: &'l Lease,
     expected_diff_id: Option<Digest>,
 }
@@ -286,8 +288,12 @@ impl PendingLayer<'_> {
     }
 
     /// Waits for the unpack, checks the DiffID, and leaves the layer in the lease.
-    pub fn wait(self) -> Result<LayerBlob> {
-        let staged = self.job.wait()??;
+    pub fn wait(mut self) -> Result<LayerBlob> {
+        let job = self
+            .job
+            .take()
+            .ok_or_else(|| ImageError::System("unpack already waited for".into()))?;
+        let staged = job.wait()??;
         if let Some(want) = &self.expected_diff_id {
             if staged.diff_id() != want {
                 return Err(ImageError::DigestMismatch {
@@ -298,12 +304,24 @@ impl PendingLayer<'_> {
             }
         }
         let out = LayerBlob {
-            blob: self.blob,
+            blob: self.blob.clone(),
             diff_id: staged.diff_id().clone(),
             compression: staged.stats.compression,
         };
+        self.lease.record_blob_diff_id(&out.blob.digest, &out.diff_id);
         self.lease.add_staged(staged);
         Ok(out)
+    }
+}
+
+impl Drop for PendingLayer<'_> {
+    fn drop(&mut self) {
+        if let Some(job) = self.job.take() {
+            // Abandoned (the operation failed elsewhere): stop the unpack and wait, so
+            // its staging directory is gone when the operation returns.
+            self.shared.set_state(StreamState::Aborted);
+            let _ = job.wait();
+        }
     }
 }
 

@@ -19,6 +19,8 @@ pub(crate) struct LeaseEntry {
     pub created_layers: HashSet<Digest>,
     /// Unpacked, not yet installed layers by DiffID.
     pub staged: HashMap<Digest, Vec<StagedLayer>>,
+    /// For each layer blob unpacked under this lease, the DiffID it unpacked to.
+    pub blob_diff_ids: HashMap<Digest, Digest>,
 }
 
 #[derive(Debug, Default)]
@@ -102,6 +104,14 @@ impl Lease {
                 drop(staged);
             }
         }
+    }
+
+    pub(crate) fn record_blob_diff_id(&self, blob: &Digest, diff_id: &Digest) {
+        self.with(|e| e.blob_diff_ids.insert(blob.clone(), diff_id.clone()));
+    }
+
+    pub(crate) fn blob_diff_id(&self, blob: &Digest) -> Option<Digest> {
+        self.with(|e| e.blob_diff_ids.get(blob).cloned()).flatten()
     }
 
     pub(crate) fn take_staged(&self, diff_id: &Digest) -> Option<StagedLayer> {

@@ -282,16 +282,40 @@ impl ImageStore {
                 )));
             }
         }
+        // Which DiffID each blob unpacks to, where already known (this operation
+        // unpacked it, or an image on record uses it): a blob known to unpack to
+        // something else is refused; an unknown one is unpacked to check it.
+        let recorded: HashMap<Digest, Digest> = {
+            let meta = self.lock_meta();
+            meta.images
+                .values()
+                .flat_map(|e| e.record.layers.iter())
+                .map(|l| (l.blob.digest.clone(), l.diff_id.clone()))
+                .collect()
+        };
         // Unpack, in parallel, the layers neither installed nor already unpacked.
         let mut staged: Vec<Option<StagedLayer>> = (0..diff_ids.len()).map(|_| None).collect();
         let mut jobs = Vec::new();
         for (i, blob) in img.layers.iter().enumerate() {
-            if self.layers.exists(&chains[i]) {
-                continue;
-            }
-            if let Some(s) = lease.take_staged(&diff_ids[i]) {
-                staged[i] = Some(s);
-                continue;
+            let known = lease
+                .blob_diff_id(&blob.digest)
+                .or_else(|| recorded.get(&blob.digest).cloned());
+            match &known {
+                Some(d) if *d != diff_ids[i] => {
+                    return Err(ImageError::DigestMismatch {
+                        what: format!("layer {i} (blob {})", blob.digest),
+                        expected: diff_ids[i].to_string(),
+                        actual: d.to_string(),
+                    });
+                }
+                Some(_) if self.layers.exists(&chains[i]) => continue,
+                Some(_) => {
+                    if let Some(s) = lease.take_staged(&diff_ids[i]) {
+                        staged[i] = Some(s);
+                        continue;
+                    }
+                }
+                None => {}
             }
             let f = self.content.open_blob(&blob.digest)?;
             let layers = Arc::clone(&self.layers);
@@ -310,7 +334,10 @@ impl ImageStore {
                     actual: s.diff_id().to_string(),
                 });
             }
-            staged[i] = Some(s);
+            lease.record_blob_diff_id(&img.layers[i].digest, s.diff_id());
+            if !self.layers.exists(&chains[i]) {
+                staged[i] = Some(s);
+            }
         }
         let mut layer_refs = Vec::with_capacity(diff_ids.len());
         for (i, blob) in img.layers.iter().enumerate() {

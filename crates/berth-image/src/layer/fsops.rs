@@ -78,6 +78,10 @@ const DIR_FLAGS: OFlags = OFlags::RDONLY
     .union(OFlags::CLOEXEC)
     .union(OFlags::NOFOLLOW);
 
+/// For `openat2`: RESOLVE_NO_SYMLINKS already covers the last component and reports a
+/// symlink there as ELOOP (O_NOFOLLOW with O_DIRECTORY would say ENOTDIR instead).
+const RESOLVE_DIR_FLAGS: OFlags = OFlags::RDONLY.union(OFlags::DIRECTORY).union(OFlags::CLOEXEC);
+
 /// Extraction into a real directory through `*at` syscalls.
 pub struct RealLayerFs {
     root: OwnedFd,
@@ -119,7 +123,7 @@ impl RealLayerFs {
     /// Opens directory `rel` (relative to the root), creating missing components as
     /// 0755 root-owned directories when `create` is set.
     fn open_dir_uncached(&self, rel: &Path, create: bool) -> io::Result<OwnedFd> {
-        match rustix::fs::openat2(&self.root, rel, DIR_FLAGS, Mode::empty(), RESOLVE) {
+        match rustix::fs::openat2(&self.root, rel, RESOLVE_DIR_FLAGS, Mode::empty(), RESOLVE) {
             Ok(fd) => return Ok(fd),
             Err(Errno::NOENT) if create => {}
             Err(e) => return Err(self.map_resolve_err(rel, e)),
@@ -138,7 +142,7 @@ impl RealLayerFs {
                 Err(Errno::EXIST) => false,
                 Err(e) => return Err(self.map_resolve_err(&walked, e)),
             };
-            let fd = rustix::fs::openat2(parent, name, DIR_FLAGS, Mode::empty(), RESOLVE)
+            let fd = rustix::fs::openat2(parent, name, RESOLVE_DIR_FLAGS, Mode::empty(), RESOLVE)
                 .map_err(|e| self.map_resolve_err(&walked, e))?;
             if created {
                 // The umask may have narrowed the mode; implicit directories are 0755.
@@ -148,7 +152,7 @@ impl RealLayerFs {
         }
         match cur {
             Some(fd) => Ok(fd),
-            None => rustix::fs::openat2(&self.root, ".", DIR_FLAGS, Mode::empty(), RESOLVE)
+            None => rustix::fs::openat2(&self.root, ".", RESOLVE_DIR_FLAGS, Mode::empty(), RESOLVE)
                 .map_err(|e| self.map_resolve_err(rel, e)),
         }
     }
@@ -394,7 +398,7 @@ impl LayerFs for RealLayerFs {
             .ok_or_else(|| archive_io(format!("hardlink target {} has no name", target.display())))?
             .to_os_string();
         let tdir = if tparent.as_os_str().is_empty() {
-            rustix::fs::openat2(&self.root, ".", DIR_FLAGS, Mode::empty(), RESOLVE)?
+            rustix::fs::openat2(&self.root, ".", RESOLVE_DIR_FLAGS, Mode::empty(), RESOLVE)?
         } else {
             self.open_dir_uncached(tparent, false).map_err(|e| {
                 if e.kind() == io::ErrorKind::NotFound {
@@ -451,7 +455,7 @@ impl LayerFs for RealLayerFs {
 
     fn set_opaque(&mut self, dir: &Path) -> io::Result<()> {
         let fd = if dir.as_os_str().is_empty() {
-            rustix::fs::openat2(&self.root, ".", DIR_FLAGS, Mode::empty(), RESOLVE)?
+            rustix::fs::openat2(&self.root, ".", RESOLVE_DIR_FLAGS, Mode::empty(), RESOLVE)?
         } else {
             self.open_dir_uncached(dir, true)?
         };
@@ -463,9 +467,9 @@ impl LayerFs for RealLayerFs {
         let times = std::mem::take(&mut self.dir_times);
         for (path, ts) in times.iter().rev() {
             let fd = if path.as_os_str().is_empty() {
-                rustix::fs::openat2(&self.root, ".", DIR_FLAGS, Mode::empty(), RESOLVE)
+                rustix::fs::openat2(&self.root, ".", RESOLVE_DIR_FLAGS, Mode::empty(), RESOLVE)
             } else {
-                rustix::fs::openat2(&self.root, path, DIR_FLAGS, Mode::empty(), RESOLVE)
+                rustix::fs::openat2(&self.root, path, RESOLVE_DIR_FLAGS, Mode::empty(), RESOLVE)
             };
             match fd {
                 Ok(fd) => rustix::fs::futimens(&fd, ts)?,

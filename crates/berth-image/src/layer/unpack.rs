@@ -366,9 +366,11 @@ fn entry_meta<R: Read>(entry: &mut tar::Entry<'_, R>, header: &tar::Header) -> R
             String::from_utf8_lossy(&entry_name_for_error(header))
         ))
     };
-    let mode = header.mode().map_err(|e| bad("mode", e))? & 0o7777;
-    let uid = header.uid().map_err(|e| bad("uid", e))?;
-    let gid = header.gid().map_err(|e| bad("gid", e))?;
+    let old = header.as_old();
+    // Go's tar (Docker's) reads an empty numeric field as 0; so do we.
+    let mode = if blank(&old.mode) { 0 } else { header.mode().map_err(|e| bad("mode", e))? & 0o7777 };
+    let uid = if blank(&old.uid) { 0 } else { header.uid().map_err(|e| bad("uid", e))? };
+    let gid = if blank(&old.gid) { 0 } else { header.gid().map_err(|e| bad("gid", e))? };
     let mut uid = u32::try_from(uid).map_err(|_| bad("uid", io::Error::other("out of range")))?;
     let mut gid = u32::try_from(gid).map_err(|_| bad("gid", io::Error::other("out of range")))?;
     let mut mtime_sec = header.mtime().unwrap_or(0) as i64;
@@ -415,6 +417,10 @@ fn entry_meta<R: Read>(entry: &mut tar::Entry<'_, R>, header: &tar::Header) -> R
         mtime_nsec,
         xattrs,
     })
+}
+
+fn blank(field: &[u8]) -> bool {
+    field.iter().all(|b| *b == 0 || *b == b' ')
 }
 
 fn entry_name_for_error(header: &tar::Header) -> Vec<u8> {

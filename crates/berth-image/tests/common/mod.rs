@@ -230,3 +230,63 @@ pub fn chroot_run(root: &Path, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// The members of a tar archive, in order.
+pub fn archive_members(data: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut ar = ::tar::Archive::new(data);
+    let mut out = Vec::new();
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.header().entry_type() != ::tar::EntryType::Regular {
+            continue;
+        }
+        let name = e.path().unwrap().display().to_string();
+        let mut v = Vec::new();
+        e.read_to_end(&mut v).unwrap();
+        out.push((name, v));
+    }
+    out
+}
+
+/// Builds a tar archive from `(name, data)` members.
+pub fn make_archive(members: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut b = ::tar::Builder::new(Vec::new());
+    for (n, d) in members {
+        let mut h = ::tar::Header::new_gnu();
+        h.set_size(d.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(::tar::EntryType::Regular);
+        b.append_data(&mut h, n, &d[..]).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// A one-image docker-archive with the given layer tars (each layer's DiffID goes
+/// into the config as computed here).
+pub fn docker_archive(layers: &[Vec<u8>], tag: &str) -> Vec<u8> {
+    let diff_ids: Vec<String> = layers.iter().map(|l| berth_image::Digest::of(l).to_string()).collect();
+    docker_archive_with(layers, &diff_ids, tag)
+}
+
+/// Like [`docker_archive`] with the config's DiffIDs given (for compressed or lying
+/// layers).
+pub fn docker_archive_with(layers: &[Vec<u8>], diff_ids: &[String], tag: &str) -> Vec<u8> {
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Cmd": ["sh"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    });
+    let config = serde_json::to_vec(&config).unwrap();
+    let config_name = format!("{}.json", berth_image::Digest::of(&config).hex());
+    let mut members = vec![(config_name.clone(), config)];
+    let mut names = Vec::new();
+    for (i, l) in layers.iter().enumerate() {
+        let n = format!("l{i}/layer.tar");
+        names.push(n.clone());
+        members.push((n, l.clone()));
+    }
+    let manifest = serde_json::json!([{"Config": config_name, "RepoTags": [tag], "Layers": names}]);
+    members.push(("manifest.json".into(), serde_json::to_vec(&manifest).unwrap()));
+    make_archive(&members)
+}
