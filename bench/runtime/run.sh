@@ -28,7 +28,10 @@ if [ -d /sys/fs/cgroup/memory ] && ! grep -q ' /sys/fs/cgroup/hugetlb ' /proc/se
 fi
 
 work=$(mktemp -d /tmp/bench-rt.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+# State roots on a tmpfs for all three, as /run is in production; the bundle on disk.
+mkdir "$work/roots"
+mount -t tmpfs -o size=16m tmpfs "$work/roots"
+trap 'umount "$work/roots"; rm -rf "$work"' EXIT
 sh "$top/scripts/mkrootfs-busybox.sh" "$work/bundle/rootfs" >/dev/null
 cd "$work/bundle"
 "$berth" runtime spec
@@ -42,17 +45,17 @@ c["linux"]["cgroupsPath"] = "/berth-bench/bench"
 json.dump(c, open("config.json", "w"), indent=1)
 PY
 b=$work/bundle
-mkdir -p "$work/berth" "$work/runc" "$work/crun"
-for r in "$berth runtime" runc crun; do
-    $r --root "$work/x" run -b "$b" warmup >/dev/null 2>&1 || { echo "bench: '$r run' failed on the bundle" >&2; exit 1; }
+r=$work/roots
+for rt in "$berth runtime" runc crun; do
+    $rt --root "$r/x" run -b "$b" warmup >/dev/null 2>&1 || { echo "bench: '$rt run' failed on the bundle" >&2; exit 1; }
 done
 
 results=$top/bench/results
 mkdir -p "$results"
 cmd="hyperfine -N --warmup 5 --runs $runs \
- -n 'berth runtime run' '$berth runtime --root $work/berth run -b $b bench' \
- -n 'runc run' 'runc --root $work/runc run -b $b bench' \
- -n 'crun run' 'crun --root $work/crun run -b $b bench'"
+ -n 'berth runtime run' '$berth runtime --root $r/berth run -b $b bench' \
+ -n 'runc run' 'runc --root $r/runc run -b $b bench' \
+ -n 'crun run' 'crun --root $r/crun run -b $b bench'"
 eval "$cmd --export-markdown $results/runtime-lifecycle.md --export-json $results/runtime-lifecycle.json"
 for h in /sys/fs/cgroup/*/berth-bench /sys/fs/cgroup/berth-bench; do rmdir "$h" 2>/dev/null || true; done
 {

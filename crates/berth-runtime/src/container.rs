@@ -253,6 +253,7 @@ impl Runtime {
             eprintln!("berth runtime: warning: {w}");
         }
         let ns = NamespacePlan::from_spec(&spec)?;
+        crate::hooks::check(&spec)?;
         let linux = spec.linux().clone().unwrap_or_default();
         let seccomp = linux.seccomp().as_ref().map(process::build_seccomp).transpose()?;
         let mut resources = linux.resources().clone().unwrap_or_default();
@@ -404,12 +405,19 @@ impl Runtime {
             cgroup_layout: layout,
             spec,
         };
+        let mut creating = self.state_of(&record);
+        creating.status = Status::Creating;
+        crate::hooks::run(&record.spec, crate::hooks::Stage::Create, &creating)?;
         record.save(&dir)?;
         if let Some(p) = &opts.pid_file {
             write_pid_file(p, pid)?;
         }
         guard.disarm();
-        Ok(self.state_of(&record))
+        let state = self.state_of(&record);
+        if !wait_start {
+            self.poststart(&record)?;
+        }
+        Ok(state)
     }
 
     /// runc start: lets a created container's init exec the user's process.
@@ -446,7 +454,21 @@ impl Runtime {
                 Err(e) => return Err(Error::errno("read exec fifo", e)),
             }
         }
-        std::fs::remove_file(&fifo_path).ctx(|| "remove exec fifo".into())
+        std::fs::remove_file(&fifo_path).ctx(|| "remove exec fifo".into())?;
+        self.poststart(&rec)
+    }
+
+    /// Poststart hooks; a failing one stops the container (runc does the same).
+    fn poststart(&self, rec: &Record) -> Result<()> {
+        if rec.spec.hooks().as_ref().is_none_or(|h| h.poststart().as_ref().is_none_or(|l| l.is_empty())) {
+            return Ok(());
+        }
+        let st = self.state_of(rec);
+        crate::hooks::run(&rec.spec, crate::hooks::Stage::Poststart, &st).inspect_err(|_| {
+            if let Ok(Some(fd)) = state::pidfd_for(rec.pid, rec.start_time) {
+                let _ = state::pidfd_signal(&fd, libc::SIGKILL);
+            }
+        })
     }
 
     pub fn state(&self, id: &str) -> Result<State> {
@@ -529,6 +551,12 @@ impl Runtime {
             self.kill_and_wait(&rec, cg.as_ref())?;
         }
         cg.destroy()?;
+        // Poststop failures are reported by runc as warnings only: the container is gone.
+        let mut st = self.state_of(&rec);
+        st.status = Status::Stopped;
+        if let Err(e) = crate::hooks::run(&rec.spec, crate::hooks::Stage::Poststop, &st) {
+            eprintln!("berth runtime: warning: {e}");
+        }
         std::fs::remove_dir_all(self.dir(id)).ctx(|| format!("remove state of {id}"))
     }
 

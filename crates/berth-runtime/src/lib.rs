@@ -28,6 +28,7 @@ pub mod cgroups;
 pub mod cli;
 mod container;
 mod error;
+mod hooks;
 mod init;
 pub mod ipc;
 pub mod namespaces;

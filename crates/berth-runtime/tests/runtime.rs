@@ -221,6 +221,9 @@ fn lifecycle_create_start_pause_resume_kill_delete_leaves_nothing() {
     assert!(!b.tmp.path().join("state").join(&b.id).exists());
     assert!(!alive(st.pid));
     assert!(matches!(b.rt.state(&b.id), Err(Error::NotFound(_))));
+    // Every mount lived in the container's mount namespace: none is left on the host.
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(b.bundle.to_str().unwrap()), "a mount of the bundle leaked to the host");
 }
 
 #[test]
@@ -428,4 +431,43 @@ fn bad_input_is_refused_and_leaves_nothing() {
     check_clean(&b);
     // an invalid id
     assert!(matches!(b.rt.create("../x", &b.bundle, CreateOptions::default()), Err(Error::InvalidId(_))));
+}
+
+#[test]
+fn hooks_get_the_state_and_a_failing_hook_undoes_create() {
+    let _s = serial();
+    let mut b = TestBundle::new(&["sleep", "60"]);
+    let out = b.tmp.path().join("hooks");
+    std::fs::create_dir(&out).unwrap();
+    let hook = |name: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {}/{name}", out.display())], "timeout": 5});
+    b.config["hooks"] = json!({
+        "createRuntime": [hook("create")],
+        "poststart": [hook("poststart")],
+        "poststop": [hook("poststop")]
+    });
+    b.write();
+    let st = b.rt.create(&b.id, &b.bundle, CreateOptions::default()).unwrap();
+    let created: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("create")).unwrap()).unwrap();
+    assert_eq!(created["pid"], st.pid);
+    assert_eq!(created["id"], b.id.as_str());
+    assert_eq!(created["status"], "creating");
+    assert!(!out.join("poststart").exists());
+    b.rt.start(&b.id).unwrap();
+    let started: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("poststart")).unwrap()).unwrap();
+    assert_eq!(started["status"], "running");
+    b.rt.delete(&b.id, true).unwrap();
+    wait(st.pid);
+    let stopped: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("poststop")).unwrap()).unwrap();
+    assert_eq!(stopped["status"], "stopped");
+
+    let mut b = TestBundle::new(&["sleep", "60"]);
+    b.config["hooks"] = json!({"prestart": [{"path": "/bin/false"}]});
+    b.write();
+    let e = b.rt.create(&b.id, &b.bundle, CreateOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("prestart hook /bin/false"), "{e}");
+    assert!(!b.tmp.path().join("state").join(&b.id).exists());
+    assert!(!b.cgroup_dir("pids").exists());
+    b.config["hooks"] = json!({"createContainer": [{"path": "/bin/true"}]});
+    b.write();
+    assert!(matches!(b.rt.create(&b.id, &b.bundle, CreateOptions::default()), Err(Error::Unsupported(_))));
 }

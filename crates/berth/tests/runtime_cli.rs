@@ -66,8 +66,8 @@ impl Env {
 impl Drop for Env {
     fn drop(&mut self) {
         let _ = self.berth(&["delete", "--force", &self.id]);
-        for c in ["cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids"] {
-            let p = Path::new("/sys/fs/cgroup").join(c).join(self.cgroup_parent.trim_start_matches('/'));
+        for h in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+            let p = h.path().join(self.cgroup_parent.trim_start_matches('/'));
             let _ = std::fs::remove_dir(p.join(&self.id));
             let _ = std::fs::remove_dir(p);
         }
@@ -230,7 +230,8 @@ fn state_json_has_the_same_keys_as_runc() {
     }
     let theirs: Value = serde_json::from_slice(&runc(&["state", &rid]).stdout).unwrap();
     let _ = runc(&["delete", "--force", &rid]);
-    for c in ["cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "systemd"] {
+    // runc also makes its cgroup in the named systemd and the unified hierarchies.
+    for c in ["cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "systemd", "unified", "hugetlb"] {
         let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{c}{}/{rid}", e.cgroup_parent));
     }
     let k = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();

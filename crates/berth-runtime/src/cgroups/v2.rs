@@ -154,6 +154,18 @@ impl V2Manager {
     }
 }
 
+impl V2Manager {
+    /// Enables one controller in every ancestor of the container's cgroup.
+    fn enable_along_path(&self, controller: &str) -> Result<()> {
+        let mut cur = self.mount.clone();
+        for part in self.path.split('/').filter(|p| !p.is_empty()) {
+            fs::write(&cur, "cgroup.subtree_control", &format!("+{controller}"))?;
+            cur.push(part);
+        }
+        Ok(())
+    }
+}
+
 impl Manager for V2Manager {
     fn path(&self) -> &str {
         &self.path
@@ -164,7 +176,14 @@ impl Manager for V2Manager {
     }
 
     fn create(&self) -> Result<()> {
-        let want = self.available();
+        // The controllers a container's limits and stats use. Others (hugetlb, rdma, misc)
+        // stay untouched: enabling a controller in a subtree_control claims it for v2,
+        // which on a hybrid host takes it away from v1 for good.
+        let want: Vec<String> = self
+            .available()
+            .into_iter()
+            .filter(|c| matches!(c.as_str(), "cpu" | "cpuset" | "io" | "memory" | "pids"))
+            .collect();
         let enable: String = want.iter().map(|c| format!("+{c} ")).collect();
         let mut cur = self.mount.clone();
         for part in self.path.split('/').filter(|p| !p.is_empty()) {
@@ -202,6 +221,7 @@ impl Manager for V2Manager {
         self.set_io(r)?;
         for l in r.hugepage_limits().iter().flatten() {
             let dir = self.need("hugetlb", "a hugepage limit")?;
+            self.enable_along_path("hugetlb")?;
             fs::write(&dir, &format!("hugetlb.{}.max", l.page_size()), &l.limit().to_string())?;
         }
         if let Some(n) = r.network() {

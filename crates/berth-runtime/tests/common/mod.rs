@@ -83,8 +83,10 @@ impl TestBundle {
 impl Drop for TestBundle {
     fn drop(&mut self) {
         let _ = self.rt.delete(&self.id, true);
-        for c in ["cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "unified"] {
-            let p = Path::new("/sys/fs/cgroup").join(c).join(self.cgroup_parent.trim_start_matches('/'));
+        // Every hierarchy the host mounts (hugetlb may be mounted by the benchmark).
+        let hierarchies = std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten();
+        for h in hierarchies {
+            let p = h.path().join(self.cgroup_parent.trim_start_matches('/'));
             let _ = std::fs::remove_dir(p.join(&self.id));
             let _ = std::fs::remove_dir(p);
         }
