@@ -4,16 +4,28 @@
 //! berth registry serve [--addr 127.0.0.1:5000] --root DIR [--htpasswd FILE]
 //!                      [--tls-cert FILE --tls-key FILE]
 //! berth registry garbage-collect --root DIR [--delete-untagged] [--dry-run]
+//! berth registry pull [--data-root DIR] [--platform P] [-a] REF    (no daemon)
+//! berth registry push [--data-root DIR] REF                        (no daemon)
 //! ```
+//!
+//! `pull` and `push` work straight on the image store of a data root, without a
+//! daemon (which must not be running on it): for scripts, debugging and benchmarks.
+//! The daemon's `/images/create` and `/images/{name}/push` are the main path.
 
 use std::ffi::OsString;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use std::sync::Arc;
+
 use clap::{Parser, Subcommand};
 
+use crate::client::{ClientConfig, DockerConfig, Progress, ProgressSink, PullOptions, PushOptions, RegistryClient};
+use crate::image_store::ImageStoreContent;
+use crate::reference::Reference;
 use crate::server::{self, ServerConfig, TlsFiles, gc};
+use crate::store::ContentStore;
 
 #[derive(Parser, Debug)]
 #[command(name = "berth registry", about = "berth's distribution (OCI / Docker v2) registry")]
@@ -42,6 +54,24 @@ enum Command {
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<PathBuf>,
     },
+    /// Pull an image into the image store of a data root (no daemon).
+    Pull {
+        #[command(flatten)]
+        common: Standalone,
+        /// os/arch[/variant] to pick from a multi-platform image.
+        #[arg(long)]
+        platform: Option<String>,
+        /// Pull every tag of the repository.
+        #[arg(short = 'a', long)]
+        all_tags: bool,
+        reference: String,
+    },
+    /// Push an image from the image store of a data root (no daemon).
+    Push {
+        #[command(flatten)]
+        common: Standalone,
+        reference: String,
+    },
     /// Delete blobs no manifest references. The registry must not be serving.
     GarbageCollect {
         #[arg(long)]
@@ -53,6 +83,33 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+/// Options of the daemon-less pull and push.
+#[derive(clap::Args, Debug)]
+struct Standalone {
+    /// berth's data root (the image store lives under it).
+    #[arg(long, default_value = "/var/lib/berth")]
+    data_root: PathBuf,
+    /// docker config.json to read credentials from (default: $DOCKER_CONFIG or ~/.docker).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Registries to reach without verified TLS (host[:port] or CIDR); repeatable.
+    #[arg(long = "insecure-registry")]
+    insecure_registries: Vec<String>,
+    /// Mirrors for Docker Hub pulls; repeatable.
+    #[arg(long = "registry-mirror")]
+    registry_mirrors: Vec<String>,
+    /// Per-registry CA and client certificates.
+    #[arg(long, default_value = "/etc/docker/certs.d")]
+    certs_dir: PathBuf,
+    #[arg(long, default_value_t = 3)]
+    max_concurrent_downloads: usize,
+    #[arg(long, default_value_t = 5)]
+    max_concurrent_uploads: usize,
+    /// Only print errors.
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 /// Entry point for `berth registry ARGS...`; returns the process exit code.
@@ -87,6 +144,13 @@ pub fn main(args: &[OsString]) -> i32 {
             }
             serve(config)
         }
+        Command::Pull {
+            common,
+            platform,
+            all_tags,
+            reference,
+        } => standalone(common, Transfer::Pull { platform, all_tags, reference }),
+        Command::Push { common, reference } => standalone(common, Transfer::Push { reference }),
         Command::GarbageCollect {
             root,
             delete_untagged,
@@ -158,6 +222,146 @@ fn serve(config: ServerConfig) -> i32 {
             Err(e) => {
                 eprintln!("berth registry serve: {e}");
                 1
+            }
+        }
+    })
+}
+
+enum Transfer {
+    Pull {
+        platform: Option<String>,
+        all_tags: bool,
+        reference: String,
+    },
+    Push {
+        reference: String,
+    },
+}
+
+/// Prints progress the way the docker CLI does when its output is not a terminal: one
+/// line per state change, no byte counters.
+struct LinePrinter {
+    quiet: bool,
+}
+
+impl ProgressSink for LinePrinter {
+    fn emit(&self, event: Progress) {
+        if self.quiet
+            || matches!(
+                event,
+                Progress::Downloading { .. } | Progress::Extracting { .. } | Progress::Pushing { .. }
+            )
+        {
+            return;
+        }
+        let mut out = std::io::stdout().lock();
+        for m in event.to_json_messages() {
+            if m.status.is_empty() {
+                continue;
+            }
+            let _ = if m.id.is_empty() {
+                writeln!(out, "{}", m.status)
+            } else {
+                writeln!(out, "{}: {}", m.id, m.status)
+            };
+        }
+    }
+}
+
+fn standalone(common: Standalone, what: Transfer) -> i32 {
+    match run_standalone(common, what) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("berth registry: {e}");
+            1
+        }
+    }
+}
+
+fn run_standalone(common: Standalone, what: Transfer) -> Result<(), String> {
+    let images = Arc::new(
+        berth_image::ImageStore::open(&common.data_root, berth_image::StoreOptions::default())
+            .map_err(|e| e.to_string())?,
+    );
+    let sources = common.data_root.join("registry").join("sources");
+    let content = Arc::new(ImageStoreContent::new(images.clone(), Some(&sources)).map_err(|e| e.to_string())?);
+    let config = ClientConfig {
+        insecure_registries: common.insecure_registries,
+        registry_mirrors: common.registry_mirrors,
+        certs_dir: common.certs_dir,
+        max_concurrent_downloads: common.max_concurrent_downloads,
+        max_concurrent_uploads: common.max_concurrent_uploads,
+        ..ClientConfig::default()
+    };
+    let client = RegistryClient::new(config).map_err(|e| e.to_string())?;
+    let creds = DockerConfig::at(&common.config.unwrap_or_else(DockerConfig::default_path));
+    let printer = LinePrinter { quiet: common.quiet };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start runtime: {e}"))?;
+    rt.block_on(async move {
+        match what {
+            Transfer::Pull {
+                platform,
+                all_tags,
+                reference,
+            } => {
+                let r = if all_tags {
+                    Reference::parse_repository(&reference)
+                } else {
+                    Reference::parse(&reference)
+                }
+                .map_err(|e| e.to_string())?;
+                let opts = PullOptions {
+                    platform: match platform {
+                        Some(p) => Some(p.parse().map_err(|e: crate::manifest::PlatformError| e.to_string())?),
+                        None => None,
+                    },
+                    auth: creds.get(r.registry()).map_err(|e| e.to_string())?,
+                };
+                let store: Arc<dyn ContentStore> = content.clone();
+                let pulled = if all_tags {
+                    client.pull_all_tags(&r, &opts, store, &printer).await
+                } else {
+                    client.pull(&r, &opts, store, &printer).await.map(|p| vec![p])
+                }
+                .map_err(|e| e.to_string())?;
+                for p in &pulled {
+                    let c = content.clone();
+                    let p2 = p.clone();
+                    tokio::task::spawn_blocking(move || c.record_pulled(&p2))
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .map_err(|e| e.to_string())?;
+                }
+                if !common.quiet {
+                    println!("{}", if all_tags { r.full_name() } else { r.to_string() });
+                }
+                Ok(())
+            }
+            Transfer::Push { reference } => {
+                let r = Reference::parse(&reference).map_err(|e| e.to_string())?;
+                let record = images.record(&r.to_string()).map_err(|e| e.to_string())?;
+                let m = record.manifest.ok_or_else(|| {
+                    format!(
+                        "{reference} has no registry manifest (it was built, committed or loaded \
+                         without one); pushing such images is not supported yet"
+                    )
+                })?;
+                let manifest = crate::manifest::Descriptor::new(
+                    &m.media_type,
+                    m.digest.to_string().parse().map_err(|e: crate::digest::DigestError| e.to_string())?,
+                    m.size,
+                );
+                let opts = PushOptions {
+                    auth: creds.get(r.registry()).map_err(|e| e.to_string())?,
+                };
+                client
+                    .push(&r, &manifest, content.clone(), &opts, &printer)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(())
             }
         }
     })
