@@ -259,7 +259,8 @@ fn decorate(cmd: clap::Command, path: &str, parent: &str) -> clap::Command {
     let name = cmd.get_name().to_string();
     let full = if path.is_empty() { name.clone() } else { format!("{path} {name}") };
     let has_subs = cmd.has_subcommands();
-    let mut cmd = cmd.color(ColorChoice::Never);
+    // docker lists flags alphabetically, one per line.
+    let mut cmd = cmd.color(ColorChoice::Never).next_line_help(false).mut_args(|a| a.display_order(0));
     if !path.is_empty() {
         cmd = cmd.override_usage(format!("{full} {}", usage_suffix(parent, &name)));
         cmd = if has_subs {

@@ -32,6 +32,16 @@ pub fn main(args: Vec<OsString>) -> i32 {
 
 /// Runs the client with explicit streams and environment; returns the exit status.
 pub fn run(args: Vec<OsString>, env: Env, io: Streams) -> i32 {
+    // `berth help [COMMAND...]` is `berth [COMMAND...] --help`, as in docker.
+    let args = match args.get(1) {
+        Some(a) if a == "help" => {
+            let mut v: Vec<OsString> = args[..1].to_vec();
+            v.extend_from_slice(&args[2..]);
+            v.push("--help".into());
+            v
+        }
+        _ => args,
+    };
     let (cli, root) = match app::parse(&args) {
         Ok(x) => x,
         Err((out, err, code)) => {
@@ -91,7 +101,7 @@ pub fn run(args: Vec<OsString>, env: Env, io: Streams) -> i32 {
     };
     let ctx = match setup() {
         Ok(c) => c,
-        Err(e) => return report(&io, &path, &root, &e),
+        Err(e) => return report(&io, &path, &e),
     };
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -105,15 +115,14 @@ pub fn run(args: Vec<OsString>, env: Env, io: Streams) -> i32 {
     rt.shutdown_background();
     match result {
         Ok(()) => 0,
-        Err(e) => report(&io, &path, &root, &e),
+        Err(e) => report(&io, &path, &e),
     }
 }
 
-fn report(io: &Streams, path: &str, root: &clap::Command, e: &Error) -> i32 {
+fn report(io: &Streams, path: &str, e: &Error) -> i32 {
     match e {
         Error::Status(_) => {}
         Error::Usage(m) => {
-            let _ = root;
             io.eprintln(&format!("{m}\n\nRun '{path} --help' for more information"));
         }
         other => io.eprintln(&other.to_string()),

@@ -209,3 +209,48 @@ fn completion_scripts_for_three_shells() {
         assert!(out.contains("network"), "{shell} completes management commands");
     }
 }
+
+#[test]
+fn help_forms() {
+    let (code, out, _) = run_cli(&["help"], &[]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("Usage:  berth [OPTIONS] COMMAND"), "{out}");
+    assert!(out.contains("Management Commands:") && out.contains("Global Options:"));
+    let (code, out, _) = run_cli(&["help", "network", "create"], &[]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("Usage:  berth network create [OPTIONS] NETWORK"), "{out}");
+    let (code, out, _) = run_cli(&["run", "--help"], &[]);
+    assert_eq!(code, 0);
+    assert!(out.contains("-h, --hostname"), "run's -h is the hostname: {out}");
+    let (code, out, _) = run_cli(&["network"], &[]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("Usage:  berth network COMMAND") && out.contains("Commands:"), "{out}");
+    let (code, out, _) = run_cli(&[], &[]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("Usage:  berth [OPTIONS] COMMAND"));
+    let (code, out, _) = run_cli(&["-v"], &[]);
+    assert_eq!((code, out.as_str()), (0, concat!("berth version ", env!("CARGO_PKG_VERSION"), "\n")));
+}
+
+#[test]
+fn ps_json_asks_for_sizes_like_docker() {
+    let body = common::exchanges("ps.txt").into_iter().find(|x| x.uri == "/v1.41/containers/json").unwrap().response;
+    let mock = serve_unix(Arc::new(move |r: &Received| {
+        Some(match r.method.as_str() {
+            "HEAD" => ping(Some("1.41")),
+            _ => body.clone(),
+        })
+    }));
+    let (code, out, _) = run_cli(&["-H", &mock.host, "ps", "--format", "{{json .}}"], &[]);
+    assert_eq!(code, 0);
+    assert_eq!(mock.request_lines()[1], "GET /v1.41/containers/json?size=1");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    // docker 28's ps JSON keys, sorted as Go marshals a map.
+    assert_eq!(
+        keys,
+        ["Command", "CreatedAt", "ID", "Image", "Labels", "LocalVolumes", "Mounts", "Names", "Networks", "Ports", "RunningFor", "Size", "State", "Status"]
+    );
+    assert_eq!(v["Names"], "trace-d");
+    assert_eq!(v["Networks"], "bridge");
+}

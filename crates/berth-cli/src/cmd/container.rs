@@ -194,6 +194,15 @@ pub fn container_context(c: &Value, trunc: bool) -> Value {
     ])
 }
 
+/// True when a template marshals the whole context (`{{json .}}`, `{{json $}}`).
+fn json_of_whole(format: &str) -> bool {
+    ["json .", "json $"].iter().any(|pat| {
+        format.match_indices(pat).any(|(i, _)| {
+            format[i + pat.len()..].chars().next().is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '.'))
+        })
+    })
+}
+
 pub async fn ps(ctx: &Ctx, a: PsArgs) -> Result<()> {
     let format = if a.quiet {
         "{{.ID}}".to_string()
@@ -214,7 +223,9 @@ pub async fn ps(ctx: &Ctx, a: PsArgs) -> Result<()> {
         .map_err(|e| Error::msg(format!("failed to parse template: {e}")))?;
     let c = ctx.client().await?;
     let limit = if a.latest { 1 } else { a.last };
-    let mut call = Call::get("/containers/json").flag("all", a.all).flag("size", a.size || format.contains(".Size"));
+    // docker asks for sizes when the template shows them (`{{json .}}` includes Size).
+    let wants_size = format.contains(".Size") || format == "json" || json_of_whole(&format);
+    let mut call = Call::get("/containers/json").flag("all", a.all).flag("size", a.size || wants_size);
     if limit > 0 {
         call = call.query("limit", limit.to_string());
     }
@@ -792,6 +803,15 @@ mod tests {
             m = m.with("IP", ip).with("PublicPort", public);
         }
         Value::Map(m)
+    }
+
+    #[test]
+    fn json_of_the_whole_context() {
+        assert!(json_of_whole("{{json .}}"));
+        assert!(json_of_whole("{{ json . }}"));
+        assert!(json_of_whole("{{json $}}"));
+        assert!(!json_of_whole("{{json .Labels}}"));
+        assert!(!json_of_whole("{{.ID}}"));
     }
 
     #[test]

@@ -359,20 +359,10 @@ pub async fn images(ctx: &Ctx, a: ImagesArgs) -> Result<()> {
     }
     let list = value(&c.bytes(call).await?)?;
     let mut rows = Vec::new();
-    let mut seen_ids = Vec::new();
     if let Value::List(items) = &list {
         for img in items {
-            if a.quiet {
-                // One ID per image, however many tags it has.
-                let id = img.str_at(&["Id"]);
-                if seen_ids.contains(&id) {
-                    continue;
-                }
-                seen_ids.push(id);
-                rows.push(image_row(img, "", "", "", !a.no_trunc));
-            } else {
-                rows.extend(image_rows(img, !a.no_trunc, a.digests));
-            }
+            // Like docker, one row (and with -q one ID) per repository:tag.
+            rows.extend(image_rows(img, !a.no_trunc, a.digests));
         }
     }
     ctx.io.print(&format::render_list(&format, &image_headers(), &rows)?);
