@@ -471,3 +471,129 @@ fn hooks_get_the_state_and_a_failing_hook_undoes_create() {
     b.write();
     assert!(matches!(b.rt.create(&b.id, &b.bundle, CreateOptions::default()), Err(Error::Unsupported(_))));
 }
+
+#[test]
+fn bind_mounts_honour_ro_and_rbind() {
+    let _s = serial();
+    let mut b = TestBundle::new(&[
+        "sh",
+        "-c",
+        "cat /ro/hello; echo x > /ro/new || echo RO-REFUSED; echo from-container > /rw/out; ls /rec/sub; grep ' /ro ' /proc/mounts",
+    ]);
+    let host = b.tmp.path().join("host");
+    std::fs::create_dir_all(host.join("sub")).unwrap();
+    std::fs::write(host.join("hello"), "hi\n").unwrap();
+    let sub = b.tmp.path().join("subsrc");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::write(sub.join("inner"), "").unwrap();
+    // A mount below the source: rbind carries it along, bind would not.
+    nix::mount::mount(Some(&sub), &host.join("sub"), None::<&str>, nix::mount::MsFlags::MS_BIND, None::<&str>).unwrap();
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+    let _u = Unmount(host.join("sub"));
+    let h = host.to_str().unwrap();
+    b.config["mounts"].as_array_mut().unwrap().extend([
+        json!({"destination": "/ro", "type": "bind", "source": h, "options": ["bind", "ro", "nosuid", "nodev", "noexec", "rprivate"]}),
+        json!({"destination": "/rw", "type": "bind", "source": h, "options": ["bind"]}),
+        json!({"destination": "/rec", "source": h, "options": ["rbind", "ro"]}),
+    ]);
+    let (code, out) = b.run();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("hi\n"), "{out}");
+    assert!(out.contains("RO-REFUSED"), "{out}");
+    assert!(out.contains("inner"), "rbind lost the submount: {out}");
+    let ro_line = out.lines().find(|l| l.contains(" /ro ")).unwrap();
+    for f in ["ro", "nosuid", "nodev", "noexec"] {
+        assert!(ro_line.split(' ').nth(3).unwrap().split(',').any(|o| o == f), "{ro_line}");
+    }
+    assert_eq!(std::fs::read_to_string(host.join("out")).unwrap(), "from-container\n");
+    assert!(!host.join("new").exists());
+}
+
+#[test]
+fn cgroup_v1_values_are_written() {
+    let _s = serial();
+    let mut b = TestBundle::new(&["sleep", "60"]);
+    b.config["linux"]["resources"] = json!({
+        "memory": {"limit": 64 << 20, "reservation": 32 << 20, "swap": 96 << 20},
+        "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"},
+        "pids": {"limit": 64},
+        "devices": [{"allow": false, "access": "rwm"}]
+    });
+    b.write();
+    let st = b.rt.run(&b.id, &b.bundle, CreateOptions::default()).unwrap();
+    let rd = |c: &str, f: &str| std::fs::read_to_string(b.cgroup_dir(c).join(f)).unwrap().trim().to_string();
+    assert_eq!(rd("memory", "memory.limit_in_bytes"), (64u64 << 20).to_string());
+    assert_eq!(rd("memory", "memory.soft_limit_in_bytes"), (32u64 << 20).to_string());
+    assert_eq!(rd("memory", "memory.memsw.limit_in_bytes"), (96u64 << 20).to_string());
+    assert_eq!(rd("cpu", "cpu.shares"), "512");
+    assert_eq!(rd("cpu", "cpu.cfs_quota_us"), "50000");
+    assert_eq!(rd("cpu", "cpu.cfs_period_us"), "100000");
+    assert_eq!(rd("cpuset", "cpuset.cpus"), "0");
+    assert_eq!(rd("pids", "pids.max"), "64");
+    assert!(rd("devices", "devices.list").contains("c 1:3 rwm"));
+    assert!(!rd("devices", "devices.list").contains("a *:* rwm"));
+    // A blkio weight this host's scheduler cannot take is refused by name.
+    let r: oci_spec::runtime::LinuxResources = serde_json::from_value(json!({"blockIO": {"weight": 500}})).unwrap();
+    match b.rt.update(&b.id, &r) {
+        Ok(()) => assert!(b.cgroup_dir("blkio").join("blkio.weight").exists() || b.cgroup_dir("blkio").join("blkio.bfq.weight").exists()),
+        Err(e) => assert!(e.to_string().contains("blkio weight"), "{e}"),
+    }
+    b.rt.kill(&b.id, libc::SIGKILL, false).unwrap();
+    wait(st.pid);
+}
+
+#[test]
+fn oom_score_adj_is_set_or_refused_by_name() {
+    let _s = serial();
+    let mut b = TestBundle::new(&["cat", "/proc/self/oom_score_adj"]);
+    b.config["process"]["oomScoreAdj"] = json!(500);
+    let (code, out) = b.run();
+    assert_eq!((code, out.trim()), (0, "500"));
+    let mut b = TestBundle::new(&["true"]);
+    b.config["process"]["oomScoreAdj"] = json!(-500);
+    b.write();
+    let can = caps::has_cap(None, caps::CapSet::Effective, caps::Capability::CAP_SYS_RESOURCE).unwrap();
+    match b.rt.run(&b.id, &b.bundle, CreateOptions::default()) {
+        Ok(st) => {
+            assert!(can, "lowering oom_score_adj worked without CAP_SYS_RESOURCE");
+            wait(st.pid);
+        }
+        Err(e) => {
+            assert!(!can, "{e}");
+            assert!(e.to_string().contains("CAP_SYS_RESOURCE"), "{e}");
+            assert!(!b.cgroup_dir("pids").exists());
+        }
+    }
+}
+
+/// A container with CAP_MKNOD can make a node for /dev/mem, but the device cgroup must
+/// still refuse to open it (cgroup v1 devices controller here; the v2 eBPF filter in
+/// cgroup_v2.rs).
+pub fn device_rules_spec(b: &mut TestBundle) {
+    b.config["root"]["readonly"] = json!(false);
+    for set in ["bounding", "effective", "permitted"] {
+        b.config["process"]["capabilities"][set].as_array_mut().unwrap().push(json!("CAP_MKNOD"));
+    }
+}
+
+#[test]
+fn device_cgroup_refuses_unlisted_devices() {
+    let _s = serial();
+    let mut b = TestBundle::new(&[
+        "sh",
+        "-c",
+        "mknod /tmp/mem c 1 1 && echo MADE; head -c 1 /tmp/mem >/dev/null && echo READ-MEM; head -c 3 /dev/zero | wc -c",
+    ]);
+    device_rules_spec(&mut b);
+    let (code, out) = b.run();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("MADE"), "{out}");
+    assert!(!out.contains("READ-MEM"), "{out}");
+    assert!(out.contains("Operation not permitted"), "{out}");
+    assert!(out.trim_end().ends_with('3'), "allowed /dev/zero unreadable: {out}");
+}
