@@ -244,13 +244,14 @@ impl ContentStore {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
         let expected = expected.or_else(|| old_meta.and_then(|m| m.expected));
-        fsutil::atomic_write_json(
-            &meta_path,
-            &IngestMeta {
-                reference: reference.to_owned(),
-                expected: expected.clone(),
-            },
-        )?;
+        // Not fsynced: after a power loss an unreadable ref.json only means the
+        // ingest is dropped when the store opens, and the download starts over.
+        let meta_bytes = serde_json::to_vec(&IngestMeta {
+            reference: reference.to_owned(),
+            expected: expected.clone(),
+        })
+        .map_err(|e| ImageError::System(format!("encode ingest metadata: {e}")))?;
+        fsutil::replace_unsynced(&meta_path, &meta_bytes)?;
         let mut w = Writer {
             file,
             dir,
@@ -395,9 +396,13 @@ impl Writer {
     }
 
     /// Verifies size and digest (against the arguments, else the expectation given at
-    /// open), fsyncs and renames the data into the blob directory. If the blob already
-    /// exists the data is dropped. On a mismatch the ingest is removed: its bytes are
-    /// wrong and resuming would only reproduce the mismatch.
+    /// open) and renames the data into the blob directory. If the blob already exists
+    /// the data is dropped. On a mismatch the ingest is removed: its bytes are wrong and
+    /// resuming would only reproduce the mismatch.
+    ///
+    /// No fsync here: the image store makes blobs durable with one `syncfs` before an
+    /// image record refers to them, and a blob nothing refers to is removed when the
+    /// store opens — so a power loss can never leave a referenced blob unwritten.
     pub fn commit(mut self, size: Option<u64>, digest: Option<&Digest>) -> Result<Committed> {
         let actual = Digest::from_hasher(std::mem::take(&mut self.hasher));
         let expected_digest = digest.cloned().or_else(|| self.expected.as_ref().map(|e| e.digest.clone()));
@@ -435,11 +440,9 @@ impl Writer {
             });
         }
         let data = self.data_path();
-        self.file.sync_all().ctx("fsync", &data)?;
         // Blobs are immutable once committed.
         let _ = self.file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o444));
         fs::rename(&data, &target).ctx("commit", &target)?;
-        fsutil::fsync_dir(&self.blobs_dir).ctx("fsync", &self.blobs_dir)?;
         self.discard();
         Ok(Committed {
             digest: actual,

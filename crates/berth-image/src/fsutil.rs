@@ -36,6 +36,31 @@ pub fn atomic_write(path: &Path, data: &[u8]) -> Result<()> {
     res.ctx("write", path)
 }
 
+/// Writes `data` to `path` through a temp file and a rename, without fsync: a crash
+/// leaves the old file or the new one (or, after a power loss, possibly an empty one).
+/// For files that a later `syncfs` makes durable, or that are only hints.
+pub fn replace_unsynced(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        random_id(8)
+    ));
+    let res = (|| -> io::Result<()> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&tmp)?;
+        f.write_all(data)?;
+        fs::rename(&tmp, path)
+    })();
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res.ctx("write", path)
+}
+
 /// Serialises `value` as JSON and writes it atomically.
 pub fn atomic_write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     let data = serde_json::to_vec(value).map_err(|e| {

@@ -160,7 +160,9 @@ impl ImageStore {
             dir: dir.to_path_buf(),
             mounted_at: None,
         };
-        let res = res.and_then(|_| meta.save_snapshot(&rec));
+        let res = res
+            .and_then(|_| if self.layers.durable() { fsutil::syncfs(dir) } else { Ok(()) })
+            .and_then(|_| meta.save_snapshot(&rec));
         if let Err(e) = res {
             for p in &created {
                 let _ = fsutil::remove_all(p);

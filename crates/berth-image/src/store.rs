@@ -31,7 +31,8 @@ pub struct StoreOptions {
     /// How far a layer may expand while unpacking. `None`: keep a safety margin of
     /// free disk (5% of the filesystem, at least 1 GiB, at most 20 GiB).
     pub unpack_limit: Option<UnpackLimit>,
-    /// syncfs each unpacked layer before it becomes visible (power-loss safety).
+    /// syncfs before an image or snapshot record is written, so blobs and layers it
+    /// refers to survive a power loss (one flush per image, not an fsync per file).
     pub durable_layers: bool,
     /// Written as `docker_version` into the configs berth creates (import, commit).
     pub docker_version: String,
@@ -363,6 +364,9 @@ impl ImageStore {
             });
         }
 
+        // The durability point: every blob and layer above hits the disk before a
+        // record refers to it (one syncfs instead of an fsync per file).
+        self.sync_data()?;
         let mut meta = self.lock_meta();
         let mut record = match meta.images.get(&id) {
             Some(existing) => existing.record.clone(),
@@ -406,6 +410,15 @@ impl ImageStore {
         }
         meta.save_refs()?;
         Ok((id, events))
+    }
+
+    /// Flushes blobs and layers to disk (see [`StoreOptions::durable_layers`]).
+    pub(crate) fn sync_data(&self) -> Result<()> {
+        self.layers.sync()?;
+        if self.layers.durable() && !same_fs(self.layers.root(), self.content.root()) {
+            fsutil::syncfs(self.content.root())?;
+        }
+        Ok(())
     }
 
     /// Removes what a failed operation created and nothing else refers to.
@@ -916,6 +929,14 @@ impl ImageStore {
             report.blobs.push(b.digest);
         }
         Ok(report)
+    }
+}
+
+fn same_fs(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev(),
+        _ => false,
     }
 }
 

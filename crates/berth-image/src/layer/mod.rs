@@ -74,8 +74,8 @@ impl StagedLayer {
 #[derive(Debug)]
 pub struct LayerStore {
     root: PathBuf,
-    /// syncfs before a layer becomes visible, so a power loss cannot leave a
-    /// complete-looking layer with missing file data.
+    /// syncfs before an image record refers to new layers, so a power loss cannot
+    /// leave a referenced layer with missing file data.
     durable: bool,
 }
 
@@ -107,6 +107,10 @@ impl LayerStore {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    pub(crate) fn durable(&self) -> bool {
+        self.durable
     }
 
     pub fn links_dir(&self) -> PathBuf {
@@ -151,6 +155,15 @@ impl LayerStore {
         Ok(StagedLayer { dir, stats, size })
     }
 
+    /// Flushes the layers' filesystem (unpacked files, layer records, renames) when the
+    /// store is durable. Called once per image, before its record is written.
+    pub fn sync(&self) -> Result<()> {
+        if self.durable {
+            fsutil::syncfs(&self.root)?;
+        }
+        Ok(())
+    }
+
     /// Installs a staged layer on top of `parent` (a chain ID) and returns its record.
     /// If the chain already exists (another image or a concurrent load installed it),
     /// the staged copy is dropped and the existing layer returned.
@@ -173,19 +186,18 @@ impl LayerStore {
             link: fsutil::random_link_id(LINK_LEN),
         };
         let sdir = staged.dir.path().to_path_buf();
-        fsutil::atomic_write(&sdir.join("link"), info.link.as_bytes())?;
-        fsutil::atomic_write_json(&sdir.join("layer.json"), &info)?;
+        // Made durable by the caller's `sync` before anything refers to the layer.
+        fsutil::replace_unsynced(&sdir.join("link"), info.link.as_bytes())?;
+        let json = serde_json::to_vec(&info)
+            .map_err(|e| ImageError::System(format!("encode layer record: {e}")))?;
+        fsutil::replace_unsynced(&sdir.join("layer.json"), &json)?;
         let link_path = self.links_dir().join(&info.link);
         std::os::unix::fs::symlink(format!("../{}/diff", chain.hex()), &link_path)
             .ctx("create", &link_path)?;
-        if self.durable {
-            fsutil::syncfs(&sdir)?;
-        }
         let target = self.layer_dir(&chain);
         match fs::rename(&sdir, &target) {
             Ok(()) => {
                 staged.dir.keep();
-                fsutil::fsync_dir(&self.root).ctx("fsync", &self.root)?;
                 Ok(info)
             }
             Err(e)
