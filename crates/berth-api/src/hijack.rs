@@ -193,10 +193,18 @@ pub async fn run_attach(engine: Arc<Engine>, spec: AttachSpec, mut out_rx: broad
         }
     }
     if spec.stream {
+        // The stdin task ends at EOF too; only a detach (Ok) ends the output.
+        let mut watching_detach = spec.stdin;
         loop {
             let msg = tokio::select! {
                 m = out_rx.recv() => m,
-                _ = &mut detach_rx, if spec.stdin => break,
+                d = &mut detach_rx, if watching_detach => {
+                    if d.is_ok() {
+                        break;
+                    }
+                    watching_detach = false;
+                    continue;
+                }
             };
             let (stream, data) = match msg {
                 Ok(Output::Stdout(d)) => (Stream::Stdout, d),
@@ -256,10 +264,30 @@ pub async fn run_exec(engine: Arc<Engine>, tty: bool, stdin: bool, detach_keys: 
         drop(detach_tx);
         None
     };
+    // Frame reads are not cancel-safe: read them in their own task.
+    // After a detach the process goes on: keep draining its output (dropped) until
+    // it exits, so that its exit is recorded.
+    let (ftx, mut frames) = tokio::sync::mpsc::channel(16);
+    let finisher = engine.clone();
+    let reader = tokio::spawn(async move {
+        while let Some(f) = out.next().await {
+            let _ = ftx.send(f).await;
+        }
+        finisher.exec_finished(&out.instance);
+    });
+    let mut detached = false;
+    let mut watching_detach = stdin;
     loop {
         let next = tokio::select! {
-            f = out.next() => f,
-            _ = &mut detach_rx, if stdin => break,
+            f = frames.recv() => f,
+            d = &mut detach_rx, if watching_detach => {
+                if d.is_ok() {
+                    detached = true;
+                    break;
+                }
+                watching_detach = false;
+                continue;
+            }
         };
         let Some((kind, data)) = next else { break };
         let stream = if kind == 2 { Stream::Stderr } else { Stream::Stdout };
@@ -267,7 +295,10 @@ pub async fn run_exec(engine: Arc<Engine>, tty: bool, stdin: bool, detach_keys: 
             break;
         }
     }
-    engine.exec_finished(&out.instance);
+    if !detached {
+        // The exit is recorded before the client sees the end (it inspects next).
+        let _ = reader.await;
+    }
     let _ = wr.flush().await;
     let _ = wr.shutdown().await;
     if let Some(t) = stdin_task {

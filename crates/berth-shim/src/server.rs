@@ -81,6 +81,8 @@ struct Conn {
     rbuf: Vec<u8>,
     wbuf: Vec<u8>,
     state: ConnState,
+    /// The peer shut down its writing side: it still reads what we send.
+    read_closed: bool,
 }
 
 pub struct Shim {
@@ -251,7 +253,7 @@ impl Shim {
         for (id, c) in &self.conns {
             // Closing connections are still read (and what comes discarded): closing a
             // unix socket with unread input resets the peer, which may lose our last frame.
-            let mut ev = libc::POLLIN;
+            let mut ev = if c.read_closed { 0 } else { libc::POLLIN };
             if !c.wbuf.is_empty() {
                 ev |= libc::POLLOUT;
             }
@@ -298,20 +300,32 @@ impl Shim {
             }
             let id = self.next_conn;
             self.next_conn += 1;
-            self.conns.insert(id, Conn { stream, rbuf: Vec::new(), wbuf: Vec::new(), state: ConnState::Header });
+            self.conns.insert(id, Conn { stream, rbuf: Vec::new(), wbuf: Vec::new(), state: ConnState::Header, read_closed: false });
         }
     }
 
     fn conn_ready(&mut self, id: u64, revents: i16) {
+        if self.conns.get(&id).is_some_and(|c| c.read_closed) && revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+            // Gone both ways.
+            self.drop_conn(id);
+            return;
+        }
         if revents & libc::POLLOUT != 0 {
             self.flush_conn(id);
         }
-        if revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+        let read_closed = self.conns.get(&id).is_some_and(|c| c.read_closed);
+        if !read_closed && revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
             let mut buf = [0u8; 32 * 1024];
             loop {
                 let Some(c) = self.conns.get_mut(&id) else { return };
                 match c.stream.read(&mut buf) {
                     Ok(0) => {
+                        // A half-close ends the input only; a streaming client still
+                        // gets its output and the exit frame.
+                        if matches!(c.state, ConnState::Streaming { .. }) {
+                            c.read_closed = true;
+                            break;
+                        }
                         self.drop_conn(id);
                         return;
                     }
