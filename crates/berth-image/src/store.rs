@@ -808,9 +808,16 @@ impl ImageStore {
             .collect();
         let candidates: Vec<(Digest, Vec<Reference>)> = {
             let meta = self.lock_meta();
+            let in_use = self.merge_snapshot_users(&meta, users);
             meta.images
                 .values()
                 .filter(|e| {
+                    // Images containers use are left alone entirely (Docker's
+                    // containerd image store does this; the graphdriver one would
+                    // strip all but one of their tags).
+                    if in_use.any(&e.record.id).is_some() {
+                        return false;
+                    }
                     let refs = meta.refs_of(&e.record.id);
                     let children = meta.children_of(&e.record.id);
                     if refs.is_empty() && !children.is_empty() {
