@@ -79,6 +79,14 @@ fn a_container_on_the_v2_path_pauses_stats_and_is_deleted() {
     let w2 = w.try_clone().unwrap();
     let st = b.rt.run(&b.id, &b.bundle, CreateOptions { stdio: Some([devnull(), w, w2]), ..Default::default() }).unwrap();
     let dir = mount.join(b.cgroup_parent.trim_start_matches('/')).join(&b.id);
+    // Its own cgroup namespace: the container sees itself at the root of the v2 hierarchy.
+    let mut reader = std::io::BufReader::new(std::fs::File::from(r));
+    let mut line = String::new();
+    while !line.starts_with("0::") {
+        line.clear();
+        assert!(std::io::BufRead::read_line(&mut reader, &mut line).unwrap() > 0, "no v2 line in /proc/self/cgroup");
+    }
+    assert_eq!(line, "0::/\n");
     let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap();
     assert!(procs.lines().any(|l| l.trim() == st.pid.to_string()), "{procs}");
     b.rt.pause(&b.id).unwrap();
@@ -91,9 +99,31 @@ fn a_container_on_the_v2_path_pauses_stats_and_is_deleted() {
     assert!(matches!(b.rt.delete(&b.id, false), Err(Error::WrongState { .. })));
     b.rt.delete(&b.id, true).unwrap();
     assert_eq!(wait(st.pid), 137);
-    let out = read_all(r);
-    // Its own cgroup namespace: the container sees itself at the root.
-    assert!(out.contains("0::/\n"), "{out}");
     assert!(!dir.exists(), "v2 cgroup left behind");
     let _ = std::fs::remove_dir(mount.join(b.cgroup_parent.trim_start_matches('/')));
+}
+
+#[test]
+fn device_rules_are_enforced_by_ebpf_on_v2() {
+    let _s = serial();
+    assert!(unified_available(), "no cgroup2 mount on this host");
+    let mount = mount_point();
+    let mut b = TestBundle::new(&[
+        "sh",
+        "-c",
+        "mknod /tmp/mem c 1 1 && echo MADE; head -c 1 /tmp/mem >/dev/null && echo READ-MEM; head -c 3 /dev/zero | wc -c",
+    ]);
+    b.rt = berth_runtime::Runtime::new(b.tmp.path().join("state")).with_cgroup_layout(Layout::V2 { mount: mount.clone() });
+    b.config["root"]["readonly"] = json!(false);
+    for set in ["bounding", "effective", "permitted"] {
+        b.config["process"]["capabilities"][set].as_array_mut().unwrap().push(json!("CAP_MKNOD"));
+    }
+    let (code, out) = b.run();
+    b.rt.delete(&b.id, true).unwrap();
+    let _ = std::fs::remove_dir(mount.join(b.cgroup_parent.trim_start_matches('/')));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("MADE"), "{out}");
+    assert!(!out.contains("READ-MEM"), "eBPF device filter let /dev/mem through: {out}");
+    assert!(out.contains("Operation not permitted"), "{out}");
+    assert!(out.trim_end().ends_with('3'), "allowed /dev/zero unreadable: {out}");
 }

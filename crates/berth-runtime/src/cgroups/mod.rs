@@ -5,6 +5,7 @@
 //!
 //! Nothing here forks: these calls are safe from a multi-threaded daemon.
 
+pub mod devices;
 mod fs;
 pub mod stats;
 pub mod v1;

@@ -234,8 +234,9 @@ impl Manager for V2Manager {
         for (k, v) in r.unified().iter().flatten() {
             fs::write(&self.dir(), k, v)?;
         }
-        // Device rules on v2 need an eBPF program attached to the cgroup, which berth's
-        // runtime does not build yet: they are documented as not enforced on v2 hosts.
+        if let Some(rules) = r.devices().as_ref().filter(|d| !d.is_empty()) {
+            super::devices::apply(&self.dir(), rules)?;
+        }
         Ok(())
     }
 
