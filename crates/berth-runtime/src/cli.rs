@@ -441,14 +441,13 @@ fn supervise(pid: i32, sigfd: Option<SignalFd>, master: Option<OwnedFd>) -> CliR
     let mut stdin_open = master.is_some();
     let mut buf = [0u8; 8192];
     loop {
-        if let Ok(st) = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
-            if let Some(code) = exit_code(st) {
+        if let Ok(st) = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG))
+            && let Some(code) = exit_code(st) {
                 if let Some(m) = &master {
                     drain(m, &mut buf);
                 }
                 return Ok(code);
             }
-        }
         let mut fds = vec![PollFd::new(sigfd.as_fd(), PollFlags::POLLIN)];
         if let Some(m) = &master {
             fds.push(PollFd::new(m.as_fd(), PollFlags::POLLIN));
@@ -739,11 +738,10 @@ fn ps(rt: &Runtime, id: &str, format: &str, ps_args: Vec<String>) -> CliResult {
                 .ok_or_else(|| Error::InvalidSpec("ps output has no PID column".into()))?;
             println!("{header}");
             for l in lines {
-                if let Some(p) = l.split_whitespace().nth(col).and_then(|p| p.parse::<i32>().ok()) {
-                    if pids.contains(&p) {
+                if let Some(p) = l.split_whitespace().nth(col).and_then(|p| p.parse::<i32>().ok())
+                    && pids.contains(&p) {
                         println!("{l}");
                     }
-                }
             }
             Ok(0)
         }

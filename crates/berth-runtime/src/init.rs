@@ -101,11 +101,10 @@ fn run(cfg: &mut ChildConfig) -> Result<Infallible> {
     process::apply_rlimits(&p.rlimits)?;
     // Without no_new_privileges, loading a filter needs CAP_SYS_ADMIN: load it before
     // the capabilities go (runc does the same).
-    if !p.no_new_privileges {
-        if let Some(f) = cfg.seccomp.as_ref() {
+    if !p.no_new_privileges
+        && let Some(f) = cfg.seccomp.as_ref() {
             f.load().map_err(|e| Error::Init(format!("load seccomp filter: {e}")))?;
         }
-    }
     let cwd_early = nix::unistd::chdir(&p.cwd);
     process::apply_identity(p)?;
     if cwd_early.is_err() {

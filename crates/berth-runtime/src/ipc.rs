@@ -62,12 +62,11 @@ pub fn recv_fd(sock: RawFd) -> Result<OwnedFd> {
     let msg = recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
         .ctx(|| "receive from console socket".into())?;
     for c in msg.cmsgs().ctx(|| "read control message".into())? {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            if let Some(fd) = fds.first() {
+        if let ControlMessageOwned::ScmRights(fds) = c
+            && let Some(fd) = fds.first() {
                 // SAFETY: the kernel just installed this fd in our table for us.
                 return Ok(unsafe { OwnedFd::from_raw_fd(*fd) });
             }
-        }
     }
     Err(crate::Error::Init("console socket message carried no file descriptor".into()))
 }

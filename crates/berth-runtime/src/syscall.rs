@@ -232,11 +232,10 @@ pub(crate) mod recording {
 
     impl Syscall for Recorder {
         fn mount(&self, source: Option<&Path>, target: &Path, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> Result<()> {
-            if let Some(t) = fstype {
-                if self.eperm_types.borrow().iter().any(|x| x == t) {
+            if let Some(t) = fstype
+                && self.eperm_types.borrow().iter().any(|x| x == t) {
                     return Err(crate::Error::errno("mount", nix::errno::Errno::EPERM));
                 }
-            }
             let names: Vec<&str> = flags.iter_names().map(|(n, _)| n).collect();
             let flags = if names.is_empty() { "(empty)".to_string() } else { names.join(" | ") };
             self.log(format!(

@@ -175,54 +175,45 @@ pub fn validate(r: &LinuxResources) -> Result<()> {
     let bad = |what: &str, why: String| Err(Error::InvalidSpec(format!("linux.resources.{what}: {why}")));
     if let Some(m) = r.memory() {
         for (name, v) in [("memory.limit", m.limit()), ("memory.reservation", m.reservation()), ("memory.swap", m.swap())] {
-            if let Some(v) = v {
-                if v < -1 {
+            if let Some(v) = v
+                && v < -1 {
                     return bad(name, format!("{v} is negative (use -1 for unlimited)"));
                 }
-            }
         }
-        if let (Some(l), Some(s)) = (m.limit(), m.swap()) {
-            if l > 0 && s > 0 && s < l {
+        if let (Some(l), Some(s)) = (m.limit(), m.swap())
+            && l > 0 && s > 0 && s < l {
                 return bad("memory.swap", format!("memory+swap {s} is below the memory limit {l}"));
             }
-        }
-        if let Some(s) = m.swappiness() {
-            if s > 100 {
+        if let Some(s) = m.swappiness()
+            && s > 100 {
                 return bad("memory.swappiness", format!("{s} is above 100"));
             }
-        }
     }
     if let Some(c) = r.cpu() {
-        if let Some(s) = c.shares() {
-            if s != 0 && !(2..=262144).contains(&s) {
+        if let Some(s) = c.shares()
+            && s != 0 && !(2..=262144).contains(&s) {
                 return bad("cpu.shares", format!("{s} is outside 2..262144"));
             }
-        }
-        if let Some(q) = c.quota() {
-            if q < -1 || (q > 0 && q < 1000) {
+        if let Some(q) = c.quota()
+            && (q < -1 || (q > 0 && q < 1000)) {
                 return bad("cpu.quota", format!("{q} must be -1, 0 or at least 1000 microseconds"));
             }
-        }
-        if let Some(p) = c.period() {
-            if p != 0 && !(1000..=1_000_000).contains(&p) {
+        if let Some(p) = c.period()
+            && p != 0 && !(1000..=1_000_000).contains(&p) {
                 return bad("cpu.period", format!("{p} is outside 1000..1000000 microseconds"));
             }
-        }
         for (what, v) in [("cpu.cpus", c.cpus()), ("cpu.mems", c.mems())] {
-            if let Some(v) = v {
-                if !valid_cpu_list(v) {
+            if let Some(v) = v
+                && !valid_cpu_list(v) {
                     return bad(what, format!("{v:?} is not a list like 0-3,5"));
                 }
-            }
         }
     }
-    if let Some(b) = r.block_io() {
-        if let Some(w) = b.weight() {
-            if w != 0 && !(10..=1000).contains(&w) {
+    if let Some(b) = r.block_io()
+        && let Some(w) = b.weight()
+            && w != 0 && !(10..=1000).contains(&w) {
                 return bad("blockIO.weight", format!("{w} is outside 10..1000"));
             }
-        }
-    }
     if let Some(u) = r.unified() {
         for k in u.keys() {
             if k.contains('/') || k.starts_with('.') || !k.contains('.') {

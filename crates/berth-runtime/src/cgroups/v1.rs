@@ -73,8 +73,8 @@ impl V1Manager {
         let has_memsw = dir.join("memory.memsw.limit_in_bytes").exists();
         let limit = m.limit().filter(|v| *v != 0);
         let mut swap = m.swap().filter(|v| *v != 0);
-        if let Some(s) = swap {
-            if !has_memsw {
+        if let Some(s) = swap
+            && !has_memsw {
                 // Without swap accounting only "no swap beyond memory" or "unlimited" is
                 // expressible; anything else must not silently vanish.
                 if s == -1 || Some(s) == limit {
@@ -85,7 +85,6 @@ impl V1Manager {
                     )));
                 }
             }
-        }
         match (limit, swap) {
             (Some(l), Some(s)) => {
                 // memsw must always stay >= limit, so the order depends on the direction.
@@ -278,11 +277,10 @@ impl Manager for V1Manager {
     }
 
     fn set(&self, r: &LinuxResources) -> Result<()> {
-        if let Some(d) = r.devices() {
-            if !d.is_empty() {
+        if let Some(d) = r.devices()
+            && !d.is_empty() {
                 self.set_devices(d)?;
             }
-        }
         self.set_memory(r)?;
         self.set_cpu(r)?;
         if let Some(p) = r.pids() {

@@ -224,13 +224,12 @@ impl Manager for V2Manager {
             self.enable_along_path("hugetlb")?;
             fs::write(&dir, &format!("hugetlb.{}.max", l.page_size()), &l.limit().to_string())?;
         }
-        if let Some(n) = r.network() {
-            if n.class_id().is_some() || n.priorities().as_ref().is_some_and(|p| !p.is_empty()) {
+        if let Some(n) = r.network()
+            && (n.class_id().is_some() || n.priorities().as_ref().is_some_and(|p| !p.is_empty())) {
                 return Err(Error::Unsupported(
                     "linux.resources.network (net_cls/net_prio) does not exist on cgroup v2".into(),
                 ));
             }
-        }
         for (k, v) in r.unified().iter().flatten() {
             fs::write(&self.dir(), k, v)?;
         }
