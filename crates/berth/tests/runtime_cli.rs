@@ -169,6 +169,24 @@ fn run_and_exec_return_the_process_exit_code() {
 }
 
 #[test]
+fn foreground_run_proxies_a_terminal() {
+    let e = Env::new(&["sh", "-c", "tty; echo on-a-tty; exit 2"]);
+    let mut c: Value = serde_json::from_slice(&std::fs::read(e.bundle.join("config.json")).unwrap()).unwrap();
+    c["process"]["terminal"] = true.into();
+    std::fs::write(e.bundle.join("config.json"), serde_json::to_vec(&c).unwrap()).unwrap();
+    // No --console-socket and not detached: berth makes the pty and copies it to stdout.
+    let o = e.berth(&["run", "--bundle", e.bundle.to_str().unwrap(), &e.id]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("/dev/pts/0"), "{out}");
+    assert!(out.contains("on-a-tty"), "{out}");
+    // Detached with a terminal needs a console socket (runc's rule).
+    let o = e.berth(&["run", "-d", "--bundle", e.bundle.to_str().unwrap(), &e.id]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("console socket"), "{}", text(&o));
+}
+
+#[test]
 fn errors_exit_1_with_a_message_like_runc() {
     let e = Env::new(&["true"]);
     for args in [
