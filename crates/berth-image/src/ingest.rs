@@ -8,7 +8,7 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 
 use crate::content::{Committed, Expected, Writer};
 use crate::digest::Digest;
@@ -104,9 +104,18 @@ pub struct LayerWriter<'l> {
     lease: &'l Lease,
     expected_blob: Option<Descriptor>,
     expected_diff_id: Option<Digest>,
-    layers: Arc<LayerStore>,
-    pool: Arc<WorkerPool>,
-    limit: UnpackLimit,
+    ctx: UnpackContext,
+}
+
+/// What a layer writer needs from the store.
+#[derive(Debug, Clone)]
+pub(crate) struct UnpackContext {
+    pub layers: Arc<LayerStore>,
+    pub pool: Arc<WorkerPool>,
+    pub limit: UnpackLimit,
+    /// Held (shared) while a new blob becomes visible and gets leased, so a garbage
+    /// collection (exclusive) never sees it in between.
+    pub gc_lock: Arc<RwLock<()>>,
 }
 
 impl std::fmt::Debug for LayerWriter<'_> {
@@ -119,15 +128,12 @@ impl std::fmt::Debug for LayerWriter<'_> {
 }
 
 impl<'l> LayerWriter<'l> {
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn start(
         writer: Writer,
         lease: &'l Lease,
         expected_blob: Option<Descriptor>,
         expected_diff_id: Option<Digest>,
-        layers: Arc<LayerStore>,
-        pool: Arc<WorkerPool>,
-        limit: UnpackLimit,
+        ctx: UnpackContext,
     ) -> Result<LayerWriter<'l>> {
         if let Some(d) = &expected_blob {
             lease.protect_blob(&d.digest);
@@ -146,9 +152,7 @@ impl<'l> LayerWriter<'l> {
             lease,
             expected_blob,
             expected_diff_id,
-            layers,
-            pool,
-            limit,
+            ctx,
         };
         lw.start_job()?;
         Ok(lw)
@@ -174,10 +178,10 @@ impl<'l> LayerWriter<'l> {
             pos: 0,
             shared: Arc::clone(&self.shared),
         };
-        let layers = Arc::clone(&self.layers);
-        let limit = self.limit.clone();
+        let layers = Arc::clone(&self.ctx.layers);
+        let limit = self.ctx.limit.clone();
         let shared = Arc::clone(&self.shared);
-        self.job = Some(self.pool.spawn(move || {
+        self.job = Some(self.ctx.pool.spawn(move || {
             let r = layers.unpack(reader, &limit);
             if r.is_err() {
                 shared.lock().unpack_failed = true;
@@ -222,7 +226,19 @@ impl<'l> LayerWriter<'l> {
             Some(d) => (Some(d.size), Some(d.digest.clone())),
             None => (None, None),
         };
-        let committed = match writer.commit(size, digest.as_ref()) {
+        let committed = {
+            let _visible = self.ctx.gc_lock.read().unwrap_or_else(|p| p.into_inner());
+            let c = writer.commit(size, digest.as_ref());
+            if let Ok(c) = &c {
+                if c.already_existed {
+                    self.lease.protect_blob(&c.digest);
+                } else {
+                    self.lease.created_blob(&c.digest);
+                }
+            }
+            c
+        };
+        let committed = match committed {
             Ok(c) => c,
             Err(e) => {
                 self.shared.set_state(StreamState::Aborted);
@@ -232,11 +248,6 @@ impl<'l> LayerWriter<'l> {
                 return Err(e);
             }
         };
-        if committed.already_existed {
-            self.lease.protect_blob(&committed.digest);
-        } else {
-            self.lease.created_blob(&committed.digest);
-        }
         self.shared.set_state(StreamState::Done);
         let job = self
             .job

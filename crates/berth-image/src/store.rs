@@ -8,14 +8,14 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use crate::config::{self, ImageConfig};
 use crate::content::{ContentStore, Expected, Writer};
 use crate::digest::{self, Digest};
 use crate::error::{ImageError, IoContext, Result};
 use crate::fsutil;
-use crate::ingest::LayerWriter;
+use crate::ingest::{LayerWriter, UnpackContext};
 use crate::layer::{LayerStore, StagedLayer, UnpackLimit};
 use crate::lease::{Lease, LeaseTable};
 use crate::manifest::{self, Descriptor, ManifestDoc};
@@ -67,6 +67,9 @@ pub struct ImageStore {
     pub(crate) limit: UnpackLimit,
     pub(crate) docker_version: String,
     pub(crate) mounter: Arc<dyn Mounter>,
+    /// Garbage collection takes it exclusively; making new content visible and
+    /// leasing it (or checking and leasing existing content) takes it shared.
+    pub(crate) gc_lock: Arc<RwLock<()>>,
     _lock: File,
 }
 
@@ -149,6 +152,7 @@ impl ImageStore {
             limit,
             docker_version: opts.docker_version,
             mounter: opts.mounter,
+            gc_lock: Arc::new(RwLock::new(())),
             _lock: lock,
         };
         {
@@ -210,34 +214,28 @@ impl ImageStore {
         let w = self
             .content
             .writer(ingest_ref, Some(Expected::from(blob.clone())))?;
-        LayerWriter::start(
-            w,
-            lease,
-            Some(blob.clone()),
-            diff_id,
-            Arc::clone(&self.layers),
-            Arc::clone(&self.pool),
-            self.limit.clone(),
-        )
+        LayerWriter::start(w, lease, Some(blob.clone()), diff_id, self.unpack_context())
+    }
+
+    fn unpack_context(&self) -> UnpackContext {
+        UnpackContext {
+            layers: Arc::clone(&self.layers),
+            pool: Arc::clone(&self.pool),
+            limit: self.limit.clone(),
+            gc_lock: Arc::clone(&self.gc_lock),
+        }
     }
 
     /// A layer writer for a blob whose digest is not known in advance (load, import).
     pub(crate) fn anonymous_layer_writer<'l>(&self, lease: &'l Lease) -> Result<LayerWriter<'l>> {
         let w = self.content.anonymous_writer()?;
-        LayerWriter::start(
-            w,
-            lease,
-            None,
-            None,
-            Arc::clone(&self.layers),
-            Arc::clone(&self.pool),
-            self.limit.clone(),
-        )
+        LayerWriter::start(w, lease, None, None, self.unpack_context())
     }
 
     /// Stores a small blob (config, manifest) under `lease`.
     pub(crate) fn put_blob(&self, lease: &Lease, data: &[u8]) -> Result<Digest> {
         let d = Digest::of(data);
+        let _visible = self.gc_lock.read().unwrap_or_else(|p| p.into_inner());
         lease.protect_blob(&d);
         let c = self.content.write_blob(data)?;
         if !c.already_existed {
@@ -273,14 +271,18 @@ impl ImageStore {
             None => None,
         };
         let chains = digest::chain_ids(&diff_ids);
-        for (blob, chain) in img.layers.iter().zip(&chains) {
-            lease.protect_blob(&blob.digest);
-            lease.protect_layer(chain);
-            if !self.content.exists(&blob.digest) {
-                return Err(ImageError::BlobNotFound(format!(
-                    "{} (layer {} of the image)",
-                    blob.digest, chain
-                )));
+        {
+            // Lease first, then look: a collection cannot run in between.
+            let _visible = self.gc_lock.read().unwrap_or_else(|p| p.into_inner());
+            for (blob, chain) in img.layers.iter().zip(&chains) {
+                lease.protect_blob(&blob.digest);
+                lease.protect_layer(chain);
+                if !self.content.exists(&blob.digest) {
+                    return Err(ImageError::BlobNotFound(format!(
+                        "{} (layer {} of the image)",
+                        blob.digest, chain
+                    )));
+                }
             }
         }
         // Which DiffID each blob unpacks to, where already known (this operation
@@ -910,8 +912,9 @@ impl ImageStore {
     }
 
     pub(crate) fn gc_locked(&self, meta: &mut Meta) -> Result<GcReport> {
-        // Listing before reading the leases: anything that appears after the listing
-        // is not considered, anything listed was leased before it was written.
+        let _exclusive = self.gc_lock.write().unwrap_or_else(|p| p.into_inner());
+        // Under the exclusive lock no content becomes visible unleased, and leases
+        // taken on existing content are all in the table.
         let blobs = self.content.list()?;
         let layers = self.layers.list()?;
         let (leased_blobs, leased_layers) = {

@@ -316,12 +316,16 @@ pub fn changes(upper: &Path, lowers: &[PathBuf]) -> io::Result<Vec<Change>> {
             k
         };
         if m.is_dir() {
-            changed_dirs.insert(abs.clone());
             for child in sorted_entries(&full)?.into_iter().rev() {
                 stack.push(rel.join(child));
             }
         }
+        // An unchanged directory is not recorded, and not marked as changed either:
+        // a later addition or deletion below it then reports it as modified.
         let Some(kind) = kind else { continue };
+        if m.is_dir() {
+            changed_dirs.insert(abs.clone());
+        }
         if matches!(kind, ChangeKind::Add | ChangeKind::Delete) {
             if let Some(parent) = abs.parent() {
                 if parent != Path::new("/") && !changed_dirs.contains(parent) {
@@ -348,4 +352,74 @@ fn same_time(a: &Metadata, b: &Metadata) -> bool {
 
 fn path_string(p: &Path) -> String {
     String::from_utf8_lossy(p.as_os_str().as_bytes()).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn same_times(from: &Path, to: &Path) {
+        let m = fs::metadata(from).unwrap();
+        let t = rustix::fs::Timestamps {
+            last_access: rustix::fs::Timespec { tv_sec: m.atime(), tv_nsec: m.atime_nsec() as _ },
+            last_modification: rustix::fs::Timespec { tv_sec: m.mtime(), tv_nsec: m.mtime_nsec() as _ },
+        };
+        rustix::fs::utimensat(rustix::fs::CWD, to, &t, rustix::fs::AtFlags::empty()).unwrap();
+    }
+
+    /// moby's rules: an unchanged copied-up directory is not a change, but becomes one
+    /// ("C") when something below it is added or deleted; a changed directory is
+    /// reported once.
+    #[test]
+    fn parent_directories_follow_mobys_rules() {
+        let t = tempfile::tempdir().unwrap();
+        let lower = t.path().join("lower");
+        let upper = t.path().join("upper");
+        for d in [&lower, &upper] {
+            fs::create_dir_all(d.join("a")).unwrap();
+            fs::create_dir_all(d.join("b")).unwrap();
+            fs::create_dir_all(d.join("c/deep")).unwrap();
+        }
+        fs::write(lower.join("c/deep/f"), b"1").unwrap();
+        fs::write(upper.join("a/new"), b"x").unwrap();
+        fs::write(upper.join("b/x"), b"x").unwrap();
+        fs::write(upper.join("c/deep/f"), b"2").unwrap();
+        fs::set_permissions(upper.join("b"), fs::Permissions::from_mode(0o700)).unwrap();
+        for d in ["a", "c", "c/deep"] {
+            same_times(&lower.join(d), &upper.join(d));
+        }
+        let got: Vec<String> = changes(&upper, &[lower]).unwrap().iter().map(|c| c.to_string()).collect();
+        assert_eq!(got, vec!["C /a", "A /a/new", "C /b", "A /b/x", "C /c/deep/f"]);
+    }
+
+    #[test]
+    fn tree_tar_is_sorted_with_hardlinks_once() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        fs::create_dir(root.join("d")).unwrap();
+        fs::write(root.join("d/b"), b"bb").unwrap();
+        fs::hard_link(root.join("d/b"), root.join("d/c")).unwrap();
+        std::os::unix::fs::symlink("b", root.join("d/a")).unwrap();
+        fs::write(root.join("z"), b"").unwrap();
+        let data = write_tree_tar(root, Vec::new(), TreeKind::Plain).unwrap();
+        let mut ar = tar::Archive::new(&data[..]);
+        let got: Vec<String> = ar
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                format!(
+                    "{:?} {} {}",
+                    e.header().entry_type(),
+                    e.path().unwrap().display(),
+                    e.link_name().unwrap().map(|l| l.display().to_string()).unwrap_or_default()
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec!["Directory d/ ", "Symlink d/a b", "Regular d/b ", "Link d/c d/b", "Regular z "]
+        );
+    }
 }
