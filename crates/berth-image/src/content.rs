@@ -407,8 +407,8 @@ impl Writer {
         let actual = Digest::from_hasher(std::mem::take(&mut self.hasher));
         let expected_digest = digest.cloned().or_else(|| self.expected.as_ref().map(|e| e.digest.clone()));
         let expected_size = size.or_else(|| self.expected.as_ref().and_then(|e| e.size));
-        if let Some(want) = expected_size {
-            if want != self.offset {
+        if let Some(want) = expected_size
+            && want != self.offset {
                 let err = ImageError::SizeMismatch {
                     what: format!("blob {}", expected_digest.as_ref().map(|d| d.to_string()).unwrap_or_else(|| self.reference.clone())),
                     expected: want,
@@ -417,9 +417,8 @@ impl Writer {
                 self.discard();
                 return Err(err);
             }
-        }
-        if let Some(want) = &expected_digest {
-            if *want != actual {
+        if let Some(want) = &expected_digest
+            && *want != actual {
                 let err = ImageError::DigestMismatch {
                     what: format!("blob {}", self.reference),
                     expected: want.to_string(),
@@ -428,7 +427,6 @@ impl Writer {
                 self.discard();
                 return Err(err);
             }
-        }
         let target = self.blobs_dir.join(actual.hex());
         let size = self.offset;
         if target.exists() {

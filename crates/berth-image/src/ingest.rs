@@ -305,15 +305,14 @@ impl PendingLayer<'_> {
             .take()
             .ok_or_else(|| ImageError::System("unpack already waited for".into()))?;
         let staged = job.wait()??;
-        if let Some(want) = &self.expected_diff_id {
-            if staged.diff_id() != want {
+        if let Some(want) = &self.expected_diff_id
+            && staged.diff_id() != want {
                 return Err(ImageError::DigestMismatch {
                     what: format!("uncompressed layer {}", self.blob.digest),
                     expected: want.to_string(),
                     actual: staged.diff_id().to_string(),
                 });
             }
-        }
         let out = LayerBlob {
             blob: self.blob.clone(),
             diff_id: staged.diff_id().clone(),

@@ -34,7 +34,7 @@ pub struct Descriptor {
 
 impl Descriptor {
     fn from_oci(d: &OciDescriptor) -> Result<Descriptor> {
-        let digest = Digest::parse(&d.digest().to_string())
+        let digest = Digest::parse(d.digest().as_ref())
             .map_err(|e| ImageError::InvalidManifest(format!("descriptor digest: {e}")))?;
         Ok(Descriptor {
             media_type: d.media_type().to_string(),

@@ -201,7 +201,7 @@ pub fn is_mount_point(path: &Path) -> io::Result<bool> {
     Ok(info.lines().any(|l| {
         l.split(' ')
             .nth(4)
-            .is_some_and(|mp| PathBuf::from(unescape_mountinfo(mp)) == want)
+            .is_some_and(|mp| unescape_mountinfo(mp) == want)
     }))
 }
 

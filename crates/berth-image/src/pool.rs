@@ -72,11 +72,10 @@ impl WorkerPool {
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
             let _ = rtx.send(r);
         });
-        if let Ok(guard) = self.tx.lock() {
-            if let Some(tx) = guard.as_ref() {
+        if let Ok(guard) = self.tx.lock()
+            && let Some(tx) = guard.as_ref() {
                 let _ = tx.send(job);
             }
-        }
         JobHandle { rx: rrx }
     }
 }

@@ -47,7 +47,7 @@ impl Reference {
                 if lower != s && OciReference::try_from(lower.as_str()).is_ok() {
                     let name = name_part(s);
                     let norm = match OciReference::try_from(name_part(&lower)) {
-                        Ok(r) => format!("{}", r.repository()),
+                        Ok(r) => r.repository().to_string(),
                         Err(_) => name.to_string(),
                     };
                     // Show the user's spelling in the normalised position.

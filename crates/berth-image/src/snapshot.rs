@@ -213,8 +213,8 @@ impl ImageStore {
             .get(key)
             .cloned()
             .ok_or_else(|| ImageError::SnapshotNotFound(key.to_owned()))?;
-        if let Some(at) = &rec.mounted_at {
-            if mount::is_mount_point(at).unwrap_or(false) {
+        if let Some(at) = &rec.mounted_at
+            && mount::is_mount_point(at).unwrap_or(false) {
                 if at == target {
                     return Ok(());
                 }
@@ -223,7 +223,6 @@ impl ImageStore {
                     at.display()
                 )));
             }
-        }
         fsutil::ensure_dir(target)?;
         let spec = self.overlay_spec(&rec, target)?;
         self.mounter
@@ -290,11 +289,10 @@ impl ImageStore {
     /// temporary directory for the duration.
     pub fn export<W: Write>(&self, key: &str, out: W) -> Result<W> {
         let snap = self.snapshot(key)?;
-        if let Some(at) = &snap.mounted_at {
-            if mount::is_mount_point(at).unwrap_or(false) {
+        if let Some(at) = &snap.mounted_at
+            && mount::is_mount_point(at).unwrap_or(false) {
                 return diff::write_tree_tar(at, out, TreeKind::Plain).ctx("export", at);
             }
-        }
         let tmp = fsutil::TempPath::new(snap.dir.join(format!("export-{}", fsutil::random_id(8))));
         fs::create_dir(tmp.path()).ctx("create", tmp.path())?;
         let rec = {

@@ -401,14 +401,13 @@ impl ImageStore {
         );
         let mut events = Vec::new();
         for t in img.tags.iter().chain(img.repo_digests.iter()) {
-            if let Some(old) = set_ref(&mut meta, t, &id) {
-                if t.tag().is_some() {
+            if let Some(old) = set_ref(&mut meta, t, &id)
+                && t.tag().is_some() {
                     events.push(LoadEvent::TagMoved {
                         tag: t.familiar(),
                         old_id: old,
                     });
                 }
-            }
         }
         meta.save_refs()?;
         Ok((id, events))
@@ -681,15 +680,14 @@ impl ImageStore {
         if !by_id {
             let r = parse_ref_for_removal(name)?;
             let repo_refs = meta.refs_of(&id);
-            if !force && is_single_reference(&repo_refs) {
-                if let Some(c) = users.any(&id) {
+            if !force && is_single_reference(&repo_refs)
+                && let Some(c) = users.any(&id) {
                     return Err(ImageError::Conflict(format!(
                         "conflict: unable to remove repository reference {name:?} (must force) - container {} is using its referenced image {}",
                         short(&c.container_id),
                         id.short()
                     )));
                 }
-            }
             let key = r.to_string();
             if meta.refs.remove(&key).is_some() {
                 items.push(DeleteItem::Untagged(r.familiar()));
@@ -791,11 +789,10 @@ impl ImageStore {
                 items.push(DeleteItem::Deleted(l.chain_id.to_string()));
             }
         }
-        if let (true, Some(p)) = (prune, parent) {
-            if meta.images.contains_key(&p) {
+        if let (true, Some(p)) = (prune, parent)
+            && meta.images.contains_key(&p) {
                 return self.delete_helper(meta, users, &p, items, false, true, true);
             }
-        }
         Ok(())
     }
 
@@ -861,11 +858,10 @@ impl ImageStore {
             }
         }
         for d in &report.deleted {
-            if let DeleteItem::Deleted(s) = d {
-                if let Ok(dg) = Digest::parse(s) {
+            if let DeleteItem::Deleted(s) = d
+                && let Ok(dg) = Digest::parse(s) {
                     report.space_reclaimed += before.get(&dg).copied().unwrap_or(0);
                 }
-            }
         }
         Ok(report)
     }
@@ -897,7 +893,7 @@ impl ImageStore {
                 summary,
             });
         }
-        images.sort_by(|a, b| b.summary.created.cmp(&a.summary.created));
+        images.sort_by_key(|i| std::cmp::Reverse(i.summary.created));
         Ok(DiskUsage {
             layers_size: all_layers.iter().map(|l| l.size).sum(),
             images,
@@ -1057,15 +1053,14 @@ fn check_conflicts(meta: &Meta, users: &ImageUsers, id: &Digest, mask: u8) -> Op
             message: "image has dependent child images".into(),
         });
     }
-    if mask & Conflicts::RUNNING_CONTAINER != 0 {
-        if let Some(c) = users.running(id) {
+    if mask & Conflicts::RUNNING_CONTAINER != 0
+        && let Some(c) = users.running(id) {
             return Some(Conflict {
                 hard: true,
                 used: true,
                 message: format!("image is being used by running container {}", short(&c.container_id)),
             });
         }
-    }
     if mask & Conflicts::ACTIVE_REFERENCE != 0 && !meta.refs_of(id).is_empty() {
         return Some(Conflict {
             hard: false,
@@ -1073,15 +1068,14 @@ fn check_conflicts(meta: &Meta, users: &ImageUsers, id: &Digest, mask: u8) -> Op
             message: "image is referenced in multiple repositories".into(),
         });
     }
-    if mask & Conflicts::STOPPED_CONTAINER != 0 {
-        if let Some(c) = users.stopped(id) {
+    if mask & Conflicts::STOPPED_CONTAINER != 0
+        && let Some(c) = users.stopped(id) {
             return Some(Conflict {
                 hard: false,
                 used: true,
                 message: format!("image is being used by stopped container {}", short(&c.container_id)),
             });
         }
-    }
     None
 }
 
@@ -1120,11 +1114,10 @@ pub(crate) fn resolve_in(meta: &Meta, name: &str) -> Result<Digest> {
         }
     }
     // ID prefixes.
-    if !name.is_empty() && name.bytes().all(|b| b.is_ascii_hexdigit()) {
-        if let Some(id) = search_prefix(meta, &name.to_ascii_lowercase())? {
+    if !name.is_empty() && name.bytes().all(|b| b.is_ascii_hexdigit())
+        && let Some(id) = search_prefix(meta, &name.to_ascii_lowercase())? {
             return Ok(id);
         }
-    }
     match parsed {
         Ok(r) => Err(not_found(r.familiar())),
         Err(e) => Err(e),

@@ -18,7 +18,7 @@ fn busybox_image_from(ts: &TestStore, tar: &[u8]) -> String {
     let id = ts
         .store()
         .import(
-            &tar[..],
+            tar,
             &ImportOptions {
                 changes: vec![r#"CMD ["sh"]"#.into()],
                 tag: Some("busybox:test".into()),
@@ -194,7 +194,7 @@ fn diff_commit_and_export_of_a_container() {
     assert_eq!(insp3.root_fs.layers, insp.root_fs.layers);
     let h3 = ts.store().history(&same.to_string()).unwrap();
     assert_eq!(h3[0].size, 0);
-    assert_eq!(ts.store().config(&same.to_string()).unwrap().history.last().unwrap().empty_layer, true);
+    assert!(ts.store().config(&same.to_string()).unwrap().history.last().unwrap().empty_layer);
 
     for k in ["c1", "c2", "c3"] {
         ts.store().remove_snapshot(k).unwrap();

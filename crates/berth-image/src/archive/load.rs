@@ -84,13 +84,12 @@ fn link_target(link: &str, target: &[u8], symlink: bool) -> Result<String> {
     for c in Path::new(t.trim_start_matches('/')).components() {
         match c {
             Component::Normal(p) => parts.push(p.to_string_lossy().into_owned()),
-            Component::ParentDir => {
-                if parts.pop().is_none() {
+            Component::ParentDir
+                if parts.pop().is_none() => {
                     return Err(ImageError::InvalidArchive(format!(
                         "link {link:?} -> {t:?} points outside the archive"
                     )));
                 }
-            }
             _ => {}
         }
     }
@@ -218,17 +217,15 @@ impl<'l> Members<'l> {
 
 /// Members named `blobs/sha256/<hex>` must hash to that name.
 fn check_named_digest(name: &str, actual: &Digest) -> Result<()> {
-    if let Some(hex) = name.strip_prefix("blobs/sha256/") {
-        if let Ok(want) = Digest::from_hex(hex) {
-            if want != *actual {
+    if let Some(hex) = name.strip_prefix("blobs/sha256/")
+        && let Ok(want) = Digest::from_hex(hex)
+            && want != *actual {
                 return Err(ImageError::DigestMismatch {
                     what: name.to_owned(),
                     expected: want.to_string(),
                     actual: actual.to_string(),
                 });
             }
-        }
-    }
     Ok(())
 }
 

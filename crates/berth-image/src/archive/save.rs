@@ -229,11 +229,10 @@ impl ImageStore {
                 order.push(id.clone());
             }
             let t = tags.entry(id).or_default();
-            if let Some(r) = r {
-                if !t.contains(&r) {
+            if let Some(r) = r
+                && !t.contains(&r) {
                     t.push(r);
                 }
-            }
         };
         for name in names {
             let hexish = name.strip_prefix("sha256:").unwrap_or(name);

@@ -326,17 +326,15 @@ pub fn changes(upper: &Path, lowers: &[PathBuf]) -> io::Result<Vec<Change>> {
         if m.is_dir() {
             changed_dirs.insert(abs.clone());
         }
-        if matches!(kind, ChangeKind::Add | ChangeKind::Delete) {
-            if let Some(parent) = abs.parent() {
-                if parent != Path::new("/") && !changed_dirs.contains(parent) {
+        if matches!(kind, ChangeKind::Add | ChangeKind::Delete)
+            && let Some(parent) = abs.parent()
+                && parent != Path::new("/") && !changed_dirs.contains(parent) {
                     out.push(Change {
                         path: path_string(parent),
                         kind: ChangeKind::Modify,
                     });
                     changed_dirs.insert(parent.to_path_buf());
                 }
-            }
-        }
         out.push(Change {
             path: path_string(&abs),
             kind,

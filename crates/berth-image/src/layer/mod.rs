@@ -168,11 +168,10 @@ impl LayerStore {
     /// If the chain already exists (another image or a concurrent load installed it),
     /// the staged copy is dropped and the existing layer returned.
     pub fn install(&self, staged: StagedLayer, parent: Option<&Digest>) -> Result<LayerInfo> {
-        if let Some(p) = parent {
-            if !self.exists(p) {
+        if let Some(p) = parent
+            && !self.exists(p) {
                 return Err(ImageError::LayerNotFound(p.to_string()));
             }
-        }
         let chain = digest::chain_id(parent, staged.diff_id());
         if self.exists(&chain) {
             return self.get(&chain);

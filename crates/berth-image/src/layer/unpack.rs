@@ -108,14 +108,13 @@ impl<R: Read> Read for LimitedReader<'_, R> {
         }
         let n = self.inner.read(buf)?;
         self.count += n as u64;
-        if let Some(max) = self.limit.max_layer_bytes {
-            if self.count > max {
+        if let Some(max) = self.limit.max_layer_bytes
+            && self.count > max {
                 return Err(ImageError::LimitExceeded(format!(
                     "layer expands to more than {max} bytes (the configured unpack limit); stopped"
                 ))
                 .into_io());
             }
-        }
         Ok(n)
     }
 }
@@ -390,12 +389,11 @@ fn entry_meta<R: Read>(entry: &mut tar::Entry<'_, R>, header: &tar::Header) -> R
                 }
                 xattrs.push((name.to_owned(), ext.value_bytes().to_vec()));
             } else if key == "mtime" {
-                if let Ok(v) = ext.value() {
-                    if let Some((s, n)) = parse_pax_time(v) {
+                if let Ok(v) = ext.value()
+                    && let Some((s, n)) = parse_pax_time(v) {
                         mtime_sec = s;
                         mtime_nsec = n;
                     }
-                }
             } else if key == "uid" || key == "gid" {
                 // Ids too large for the ustar field live in PAX records.
                 let v: u32 = ext.value().unwrap_or("").parse().map_err(|_| {
