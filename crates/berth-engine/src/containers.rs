@@ -373,8 +373,10 @@ impl Engine {
         let rootfs = self.rootfs_of(&id);
         let runtime = self.runtime_of(&rec)?;
         let mut undo = StartUndo::new(self.clone(), id.clone());
+        let t0 = std::time::Instant::now();
 
         self.images.mount_snapshot(&id, &rootfs).await?;
+        tracing::debug!("start {}: rootfs at {:?}", &id[..12], t0.elapsed());
         undo.rootfs = true;
         for m in rec.mounts.iter().filter(|m| m.kind == "volume") {
             self.volumes.acquire(&m.name)?;
@@ -383,6 +385,7 @@ impl Engine {
         self.copy_up_volumes(c, &rootfs).await?;
 
         let net = self.net.attach(self, &rec).await?;
+        tracing::debug!("start {}: net at {:?}", &id[..12], t0.elapsed());
         undo.network = true;
         let rec = c.update(false, |r| r.network = net.record.clone())?;
         crate::network::write_files(&rec, &net)?;
@@ -405,6 +408,7 @@ impl Engine {
         let state_dir = self.state_dir_of(&id);
         std::fs::create_dir_all(&state_dir)?;
         crate::util::write_json_atomic(&state_dir.join("config.json"), &spec)?;
+        tracing::debug!("start {}: spec at {:?}", &id[..12], t0.elapsed());
 
         let log_path = (rec.host_config.log_config.kind != "none").then(|| std::path::PathBuf::from(&rec.log_path));
         let shim_cfg = berth_shim::ShimConfig {
@@ -431,6 +435,7 @@ impl Engine {
             other => Error::system(other.to_string()),
         })?;
         undo.shim = Some(self.shim_socket_of(&id));
+        tracing::debug!("start {}: shim at {:?}", &id[..12], t0.elapsed());
         // Reap the shim when it ends (after the container), so it leaves no zombie.
         tokio::task::spawn_blocking(move || {
             let _ = child.wait();
@@ -447,6 +452,7 @@ impl Engine {
         let generation = c.next_generation();
         let stdin = crate::monitor::spawn(self.clone(), c.clone(), generation, reader, writer, open_stdin);
         c.set_live(Some(crate::container::live::Live { shim_socket: socket.clone(), init_pid, stdin }));
+        tracing::debug!("start {}: attach at {:?}", &id[..12], t0.elapsed());
 
         let r = shimclient::call(&socket, &Request::Start).await.map_err(|e| Error::system(format!("starting container: {e}")))?;
         if !r.ok {
@@ -462,6 +468,7 @@ impl Engine {
             r.state.finished_at = crate::util::ZERO_TIME.into();
         })?;
         undo.disarm();
+        tracing::debug!("start {}: started at {:?}", &id[..12], t0.elapsed());
         self.emit_container(&rec, "start", &[]);
         crate::health::spawn(self.clone(), c.clone(), generation);
         Ok(())

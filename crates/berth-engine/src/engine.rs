@@ -85,7 +85,7 @@ impl Engine {
     }
 
     /// A container event with Docker's attributes (name, image, labels, extras).
-    pub(crate) fn emit_container(&self, rec: &ContainerRecord, action: &str, extra: &[(&str, String)]) {
+    pub fn emit_container(&self, rec: &ContainerRecord, action: &str, extra: &[(&str, String)]) {
         let mut attrs: BTreeMap<String, String> = rec.config.labels.clone().unwrap_or_default();
         attrs.insert("name".into(), rec.bare_name().to_string());
         attrs.insert("image".into(), rec.config.image.clone());

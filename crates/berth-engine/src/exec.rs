@@ -69,28 +69,63 @@ impl ExecInstance {
 /// A started exec's stream: frames from the shim (stdout, stderr, exit) and the way to
 /// its stdin.
 pub struct ExecSession {
-    pub reader: FrameReader,
-    pub writer: OwnedWriteHalf,
+    reader: FrameReader,
+    writer: OwnedWriteHalf,
     pub instance: Arc<ExecInstance>,
 }
 
+/// The output half of a split [`ExecSession`].
+pub struct ExecOutput {
+    reader: FrameReader,
+    pub instance: Arc<ExecInstance>,
+}
+
+/// The stdin half of a split [`ExecSession`].
+pub struct ExecInput {
+    writer: OwnedWriteHalf,
+}
+
+impl ExecOutput {
+    /// Reads the next output frame (1 stdout, 2 stderr); records the exit when it
+    /// comes. None at the end.
+    pub async fn next(&mut self) -> Option<(u8, bytes::Bytes)> {
+        next_frame(&mut self.reader, &self.instance).await
+    }
+}
+
+impl ExecInput {
+    pub async fn send(&mut self, data: &[u8]) -> std::io::Result<()> {
+        shimclient::write_frame(&mut self.writer, protocol::FRAME_STDIN, data).await
+    }
+
+    pub async fn close(&mut self) -> std::io::Result<()> {
+        shimclient::write_frame(&mut self.writer, protocol::FRAME_STDIN, &[]).await
+    }
+}
+
+async fn next_frame(reader: &mut FrameReader, instance: &ExecInstance) -> Option<(u8, bytes::Bytes)> {
+    match shimclient::read_frame(reader).await {
+        Ok(Some((protocol::FRAME_EXIT, d))) => {
+            let code = serde_json::from_slice::<ExitStatus>(&d).map(|s| s.exit_code as i64).unwrap_or(-1);
+            instance.finish(code);
+            None
+        }
+        Ok(Some(f)) => Some(f),
+        Ok(None) | Err(_) => {
+            instance.finish(instance.state().exit_code.unwrap_or(-1));
+            None
+        }
+    }
+}
+
 impl ExecSession {
+    pub fn split(self) -> (ExecOutput, ExecInput) {
+        (ExecOutput { reader: self.reader, instance: self.instance }, ExecInput { writer: self.writer })
+    }
+
     /// Reads the next output frame; records the exit when it comes. None at the end.
     pub async fn next(&mut self) -> Option<(u8, bytes::Bytes)> {
-        loop {
-            match shimclient::read_frame(&mut self.reader).await {
-                Ok(Some((protocol::FRAME_EXIT, d))) => {
-                    let code = serde_json::from_slice::<ExitStatus>(&d).map(|s| s.exit_code as i64).unwrap_or(-1);
-                    self.instance.finish(code);
-                    return None;
-                }
-                Ok(Some(f)) => return Some(f),
-                Ok(None) | Err(_) => {
-                    self.instance.finish(self.instance.state().exit_code.unwrap_or(-1));
-                    return None;
-                }
-            }
-        }
+        next_frame(&mut self.reader, &self.instance).await
     }
 
     pub async fn send_stdin(&mut self, data: &[u8]) -> std::io::Result<()> {

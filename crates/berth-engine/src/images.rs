@@ -260,3 +260,176 @@ fn normalize_for_message(name: &str) -> String {
     let last = name.rsplit('/').next().unwrap_or(name);
     if last.contains(':') { name.to_string() } else { format!("{name}:latest") }
 }
+
+impl crate::engine::Engine {
+    /// Which images containers use (running or not), for rmi and prune.
+    pub(crate) fn image_users(&self) -> ImageUsers {
+        let mut u = ImageUsers::new();
+        for c in self.containers.list() {
+            let rec = c.snapshot();
+            if let Ok(d) = berth_image::Digest::parse(&rec.image_id) {
+                u.add(d, rec.id.clone(), rec.state.status.is_alive());
+            }
+        }
+        u
+    }
+
+    /// `GET /images/json` with Docker's filters.
+    pub async fn image_list(&self, filters: &berth_types::filters::Filters, all: bool) -> Result<Vec<ImageSummary>> {
+        let _ = all;
+        filters.validate(&["dangling", "label", "label!", "before", "since", "reference", "until"]).map_err(|e| Error::invalid(e.to_string()))?;
+        let mut list = self.images.list().await?;
+        let recs: Vec<_> = self.containers.list().iter().map(|c| c.snapshot()).collect();
+        let created_of = |name: &str| -> Result<i64> {
+            let id = self.images.store.resolve(name).map_err(image_err)?.to_string();
+            Ok(list_created(&self.images, &id))
+        };
+        let before = filters.get("before").first().map(|b| created_of(b)).transpose()?;
+        let since = filters.get("since").first().map(|b| created_of(b)).transpose()?;
+        let until = filters.get("until").first().map(|u| crate::util::parse_timestamp(u, chrono::Utc::now()).map(|t| t.timestamp()).ok_or_else(|| Error::invalid(format!("invalid filter 'until={u}'")))).transpose()?;
+        let dangling = match filters.get("dangling").first().map(String::as_str) {
+            None => None,
+            Some("true") | Some("1") => Some(true),
+            Some("false") | Some("0") => Some(false),
+            Some(v) => return Err(Error::invalid(format!("invalid filter 'dangling={v}'"))),
+        };
+        let refs = filters.get("reference").to_vec();
+        list.retain(|i| {
+            if let Some(d) = dangling {
+                if i.repo_tags.is_empty() != d {
+                    return false;
+                }
+            }
+            if !filters.matches_labels("label", &i.labels) {
+                return false;
+            }
+            if filters.get("label!").iter().any(|l| match l.split_once('=') {
+                Some((k, v)) => i.labels.get(k).is_some_and(|x| x == v),
+                None => i.labels.contains_key(l.as_str()),
+            }) {
+                return false;
+            }
+            if before.is_some_and(|b| i.created >= b) || since.is_some_and(|s| i.created <= s) || until.is_some_and(|u| i.created > u) {
+                return false;
+            }
+            if !refs.is_empty() && !i.repo_tags.iter().any(|t| refs.iter().any(|r| reference_matches(r, t))) {
+                return false;
+            }
+            true
+        });
+        for i in list.iter_mut() {
+            i.containers = recs.iter().filter(|r| r.image_id == i.id).count() as i64;
+        }
+        list.sort_by(|a, b| b.created.cmp(&a.created));
+        Ok(list)
+    }
+
+    pub async fn image_remove(&self, name: &str, force: bool, noprune: bool) -> Result<Vec<DeleteItem>> {
+        let items = self.images.remove(name, force, !noprune, self.image_users()).await?;
+        for it in &items {
+            if let Some(t) = &it.untagged {
+                self.events.emit("image", "untag", t, Default::default());
+            }
+            if let Some(d) = &it.deleted {
+                self.events.emit("image", "delete", d, Default::default());
+            }
+        }
+        Ok(items)
+    }
+
+    pub async fn image_prune(&self, filters: &berth_types::filters::Filters) -> Result<ImagePruneResponse> {
+        filters.validate(&["dangling", "until", "label", "label!"]).map_err(|e| Error::invalid(e.to_string()))?;
+        let all = matches!(filters.get("dangling").first().map(String::as_str), Some("false") | Some("0"));
+        let mut pf = berth_image::PruneFilters::default();
+        if let Some(u) = filters.get("until").first() {
+            pf.until = Some(crate::util::parse_timestamp(u, chrono::Utc::now()).ok_or_else(|| Error::invalid(format!("invalid filter 'until={u}'")))?.timestamp());
+        }
+        for l in filters.get("label") {
+            pf.labels.push(berth_image::LabelFilter::parse(l, false));
+        }
+        for l in filters.get("label!") {
+            pf.labels.push(berth_image::LabelFilter::parse(l, true));
+        }
+        let r = self.images.prune(all, pf, self.image_users()).await?;
+        self.events.emit("image", "prune", "", [("reclaimed".to_string(), r.space_reclaimed.to_string())].into_iter().collect());
+        Ok(r)
+    }
+
+    pub async fn image_tag(&self, source: &str, repo: &str, tag: &str) -> Result<()> {
+        if repo.is_empty() {
+            return Err(Error::invalid("repository name must have at least one component"));
+        }
+        let target = if tag.is_empty() { format!("{repo}:latest") } else { format!("{repo}:{tag}") };
+        self.images.tag(source, &target).await?;
+        let id = self.images.store.resolve(source).map(|d| d.to_string()).unwrap_or_default();
+        self.events.emit("image", "tag", &id, [("name".to_string(), target)].into_iter().collect());
+        Ok(())
+    }
+
+    pub async fn image_import<R: Read + Send + 'static>(&self, input: R, tag: Option<String>, changes: Vec<String>, message: Option<String>, source: String) -> Result<String> {
+        let opts = ImportOptions { changes, tag, message, source: Some(source), created: None };
+        let id = self.images.import(input, opts).await?;
+        self.events.emit("image", "import", &id, Default::default());
+        Ok(id)
+    }
+}
+
+fn list_created(images: &ImageService, id: &str) -> i64 {
+    images.store.list().ok().and_then(|l| l.into_iter().find(|i| i.id.to_string() == id).map(|i| i.created)).unwrap_or(0)
+}
+
+/// Docker's `reference` filter: a (familiar) name with an optional tag, `*` globs.
+fn reference_matches(pattern: &str, tag: &str) -> bool {
+    let (pn, pt) = split_tag(pattern);
+    let (tn, tt) = split_tag(tag);
+    glob(pn, tn) && pt.is_none_or(|p| glob(p, tt.unwrap_or("latest")))
+}
+
+fn split_tag(s: &str) -> (&str, Option<&str>) {
+    match s.rfind(':') {
+        Some(i) if !s[i..].contains('/') => (&s[..i], Some(&s[i + 1..])),
+        _ => (s, None),
+    }
+}
+
+fn glob(p: &str, s: &str) -> bool {
+    match p.find('*') {
+        None => p == s,
+        Some(i) => {
+            let (pre, rest) = (&p[..i], &p[i + 1..]);
+            if !s.starts_with(pre) {
+                return false;
+            }
+            let s = &s[pre.len()..];
+            (0..=s.len()).any(|k| s.is_char_boundary(k) && !s[..k].contains('/') && glob(rest, &s[k..]))
+        }
+    }
+}
+
+impl crate::engine::Engine {
+    pub async fn images_inspect(&self, name: &str) -> Result<serde_json::Value> {
+        self.images.inspect(name).await
+    }
+
+    pub async fn images_history(&self, name: &str) -> Result<Vec<HistoryItem>> {
+        self.images.history(name).await
+    }
+
+    pub async fn images_save<W: Write + Send + 'static>(&self, names: Vec<String>, out: W) -> Result<()> {
+        let r = self.images.save(names.clone(), out).await;
+        if r.is_ok() {
+            for n in names {
+                self.events.emit("image", "save", &n, Default::default());
+            }
+        }
+        r
+    }
+
+    pub async fn images_load<R: Read + Send + 'static>(&self, input: R, progress: impl FnMut(String) + Send + 'static) -> Result<Vec<String>> {
+        let ids = self.images.load(input, progress).await?;
+        for id in &ids {
+            self.events.emit("image", "load", id, Default::default());
+        }
+        Ok(ids)
+    }
+}

@@ -29,6 +29,6 @@ pub use container::live::{Output, StdinMsg};
 pub use containers::{WaitCondition, parse_signal};
 pub use engine::Engine;
 pub use error::{Error, ErrorKind, Result};
-pub use exec::{ExecInstance, ExecSession};
+pub use exec::{ExecInput, ExecInstance, ExecOutput, ExecSession};
 pub use logs::{LogLine, LogOptions};
 pub use query::ListOptions;

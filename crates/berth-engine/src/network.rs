@@ -352,3 +352,13 @@ pub fn write_files(rec: &ContainerRecord, att: &Attachment) -> Result<()> {
     crate::util::write_atomic(std::path::Path::new(&rec.resolv_conf_path), att.files.resolv_conf.as_bytes())?;
     Ok(())
 }
+
+impl Engine {
+    pub async fn net_connect(self: &Arc<Self>, container: &str, network: &str, es: EndpointSettings) -> Result<()> {
+        self.net.connect(self, container, network, es).await
+    }
+
+    pub async fn net_disconnect(self: &Arc<Self>, container: &str, network: &str, force: bool) -> Result<()> {
+        self.net.disconnect(self, container, network, force).await
+    }
+}
