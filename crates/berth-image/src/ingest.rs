@@ -370,10 +370,11 @@ impl Drop for LayerWriter<'_> {
     }
 }
 
-/// Helper for callers that have the whole layer as a reader: copies it through a
-/// [`LayerWriter`] and finishes it.
-pub(crate) fn copy_layer(mut input: impl Read, mut lw: LayerWriter<'_>) -> Result<LayerBlob> {
-    let mut buf = vec![0u8; 256 * 1024];
+/// Copies `input` into `lw` in large chunks (each write wakes the unpacker, so few
+/// large writes beat many small ones).
+pub(crate) fn feed(mut input: impl Read, lw: &mut LayerWriter<'_>) -> Result<u64> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
     loop {
         let n = match input.read(&mut buf) {
             Ok(0) => break,
@@ -384,7 +385,15 @@ pub(crate) fn copy_layer(mut input: impl Read, mut lw: LayerWriter<'_>) -> Resul
         if let Err(e) = lw.write_all(&buf[..n]) {
             return Err(ImageError::from_io_chain("write layer", e));
         }
+        total += n as u64;
     }
+    Ok(total)
+}
+
+/// Helper for callers that have the whole layer as a reader: copies it through a
+/// [`LayerWriter`] and finishes it.
+pub(crate) fn copy_layer(input: impl Read, mut lw: LayerWriter<'_>) -> Result<LayerBlob> {
+    feed(input, &mut lw)?;
     lw.finish()
 }
 

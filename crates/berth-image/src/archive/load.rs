@@ -207,8 +207,7 @@ impl<'l> Members<'l> {
             let Some(p) = self.dir_path(&n) else { continue };
             let Ok(f) = File::open(&p) else { continue };
             let mut lw = store.anonymous_layer_writer(lease)?;
-            io::copy(&mut io::BufReader::with_capacity(1 << 20, f), &mut lw)
-                .map_err(|e| ImageError::from_io_chain(&format!("read {}", p.display()), e))?;
+            crate::ingest::feed(f, &mut lw)?;
             self.files.insert(n, FileEntry::Layer(lw.commit()?));
         }
         Ok(())
@@ -312,8 +311,7 @@ impl ImageStore {
                 let mut lw = self.anonymous_layer_writer(lease)?;
                 lw.write_all(&head)
                     .map_err(|e| ImageError::from_io_chain(&format!("read {name}"), e))?;
-                io::copy(&mut entry, &mut lw)
-                    .map_err(|e| ImageError::from_io_chain(&format!("read {name}"), e))?;
+                crate::ingest::feed(&mut entry, &mut lw)?;
                 m.files.insert(name, FileEntry::Layer(lw.commit()?));
             } else if size <= MAX_METADATA_BLOB {
                 let mut data = head;

@@ -124,7 +124,7 @@ type Peeked<R> = io::Chain<Cursor<Vec<u8>>, R>;
 /// The uncompressed view of a layer stream that can hand back its input, so the
 /// caller's reader (often a tee into the content store) is read to its very end.
 enum Decompressor<R: Read> {
-    Plain(Peeked<R>),
+    Plain(BufReader<Peeked<R>>),
     Gzip(Box<flate2::bufread::MultiGzDecoder<BufReader<Peeked<R>>>>),
     Zstd(Box<zstd::stream::read::Decoder<'static, BufReader<Peeked<R>>>>),
 }
@@ -146,7 +146,7 @@ impl<R: Read> Decompressor<R> {
         let compression = Compression::detect(&head)?;
         let peeked = Cursor::new(head).chain(input);
         let d = match compression {
-            Compression::None => Decompressor::Plain(peeked),
+            Compression::None => Decompressor::Plain(BufReader::with_capacity(256 * 1024, peeked)),
             Compression::Gzip => Decompressor::Gzip(Box::new(
                 flate2::bufread::MultiGzDecoder::new(BufReader::with_capacity(256 * 1024, peeked)),
             )),
