@@ -256,6 +256,7 @@ impl Runtime {
         crate::hooks::check(&spec)?;
         let linux = spec.linux().clone().unwrap_or_default();
         let seccomp = linux.seccomp().as_ref().map(process::build_seccomp).transpose()?;
+        let personality = process::personality(&spec)?;
         let mut resources = linux.resources().clone().unwrap_or_default();
         cgroups::validate(&resources)?;
         let layout = match &self.layout {
@@ -355,6 +356,7 @@ impl Runtime {
             console,
             stdio: opts.stdio.take(),
             preserve_fds,
+            personality,
             sync: child_sock,
             is_exec: false,
         };
@@ -719,6 +721,7 @@ impl Runtime {
             console,
             stdio: opts.stdio.take(),
             preserve_fds: opts.preserve_fds,
+            personality: process::personality(&rec.spec)?,
             sync: child_sock,
             is_exec: true,
         };

@@ -41,6 +41,8 @@ pub(crate) struct ChildConfig {
     pub console: Option<OwnedFd>,
     pub stdio: Option<[OwnedFd; 3]>,
     pub preserve_fds: i32,
+    /// linux.personality execution domain.
+    pub personality: Option<u64>,
     pub sync: OwnedFd,
     /// exec: stay silent on success so the parent reads EOF when execve closes the socket.
     pub is_exec: bool,
@@ -99,6 +101,12 @@ fn run(cfg: &mut ChildConfig) -> Result<Infallible> {
     }
     let p = &cfg.process;
     process::apply_rlimits(&p.rlimits)?;
+    if let Some(io) = p.io_priority {
+        process::apply_io_priority(io)?;
+    }
+    if let Some(domain) = cfg.personality {
+        process::apply_personality(domain)?;
+    }
     // Without no_new_privileges, loading a filter needs CAP_SYS_ADMIN: load it before
     // the capabilities go (runc does the same).
     if !p.no_new_privileges

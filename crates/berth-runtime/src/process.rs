@@ -49,6 +49,8 @@ pub struct ProcessPlan {
     pub terminal: bool,
     pub console_size: Option<(u16, u16)>,
     pub oom_score_adj: Option<i32>,
+    /// ioprio_set(2) value: class << 13 | priority.
+    pub io_priority: Option<i32>,
 }
 
 fn cap_set(list: Option<&oci_spec::runtime::Capabilities>) -> Result<HashSet<Capability>> {
@@ -188,6 +190,7 @@ impl ProcessPlan {
                 terminal: p.terminal().unwrap_or(false),
                 console_size: p.console_size().map(|b| (b.height() as u16, b.width() as u16)),
                 oom_score_adj: p.oom_score_adj(),
+                io_priority: io_priority(p)?,
             },
             warnings,
         ))
@@ -196,6 +199,52 @@ impl ProcessPlan {
     pub(crate) fn env_value(&self, key: &str) -> Option<&str> {
         self.env.iter().find_map(|e| e.strip_prefix(key)?.strip_prefix('='))
     }
+}
+
+fn io_priority(p: &Process) -> Result<Option<i32>> {
+    use oci_spec::runtime::IOPriorityClass;
+    let Some(io) = p.io_priority() else { return Ok(None) };
+    let class = match io.class() {
+        IOPriorityClass::IoprioClassRt => 1,
+        IOPriorityClass::IoprioClassBe => 2,
+        IOPriorityClass::IoprioClassIdle => 3,
+    };
+    if !(0..=7).contains(&io.priority()) {
+        return Err(Error::InvalidSpec(format!("process.ioPriority.priority {} is outside 0..7", io.priority())));
+    }
+    Ok(Some((class << 13) | io.priority() as i32))
+}
+
+/// Sets the I/O priority of the calling process.
+pub(crate) fn apply_io_priority(value: i32) -> Result<()> {
+    // SAFETY: ioprio_set(IOPRIO_WHO_PROCESS, 0 = self, value) takes plain integers.
+    let rc = unsafe { libc::syscall(libc::SYS_ioprio_set, 1, 0, value) };
+    if rc != 0 {
+        return Err(Error::io("ioprio_set", std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// linux.personality: the execution domain (LINUX or LINUX32).
+pub fn personality(spec: &oci_spec::runtime::Spec) -> Result<Option<u64>> {
+    use oci_spec::runtime::LinuxPersonalityDomain;
+    let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) else { return Ok(None) };
+    if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
+        return Err(Error::Unsupported("linux.personality.flags are not supported".into()));
+    }
+    Ok(Some(match p.domain() {
+        LinuxPersonalityDomain::PerLinux => 0x0000,
+        LinuxPersonalityDomain::PerLinux32 => 0x0008,
+    }))
+}
+
+/// Sets the execution domain of the calling process.
+pub(crate) fn apply_personality(domain: u64) -> Result<()> {
+    // SAFETY: personality(2) takes a plain integer persona.
+    if unsafe { libc::personality(domain as libc::c_ulong) } < 0 {
+        return Err(Error::io("personality", std::io::Error::last_os_error()));
+    }
+    Ok(())
 }
 
 pub(crate) fn cstrings(v: &[String]) -> Result<Vec<CString>> {

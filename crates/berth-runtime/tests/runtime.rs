@@ -597,3 +597,16 @@ fn device_cgroup_refuses_unlisted_devices() {
     assert!(out.contains("Operation not permitted"), "{out}");
     assert!(out.trim_end().ends_with('3'), "allowed /dev/zero unreadable: {out}");
 }
+
+#[test]
+fn personality_and_io_priority() {
+    let _s = serial();
+    let mut b = TestBundle::new(&["sh", "-c", "uname -m; ionice -p $$"]);
+    b.config["linux"]["personality"] = json!({"domain": "LINUX32"});
+    b.config["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0});
+    let (code, out) = b.run();
+    assert_eq!(code, 0, "{out}");
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("i686"), "{out}");
+    assert!(lines.next().unwrap_or("").contains("idle"), "{out}");
+}
