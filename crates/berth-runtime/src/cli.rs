@@ -703,14 +703,15 @@ fn events(rt: &Runtime, id: &str, once: bool, interval: &str) -> CliResult {
     let mut ooms = rt.oom_killed(id).ok();
     loop {
         let st = rt.state(id)?;
-        if st.status == crate::Status::Stopped {
-            return Ok(0);
-        }
+        // OOM first: a kill that also ended the container is still reported.
         let now = rt.oom_killed(id).ok();
         if now == Some(true) && ooms != Some(true) {
             emit("oom", serde_json::Value::Null);
         }
         ooms = now;
+        if st.status == crate::Status::Stopped {
+            return Ok(0);
+        }
         emit("stats", serde_json::to_value(rt.stats(id)?).unwrap_or_default());
         std::thread::sleep(every);
     }

@@ -127,10 +127,16 @@ fn pids_limit_stops_a_fork_loop() {
 #[test]
 fn readonly_rootfs_refuses_writes() {
     let _s = serial();
-    let b = TestBundle::new(&["sh", "-c", "touch /newfile || echo REFUSED; touch /tmp/x || echo TMP-REFUSED"]);
+    let b = TestBundle::new(&[
+        "sh",
+        "-c",
+        "touch /newfile || echo REFUSED; echo 1 > /proc/sys/kernel/ns_last_pid || echo PROCSYS-RO",
+    ]);
     let (_code, out) = b.run();
     assert!(out.contains("Read-only file system"), "{out}");
     assert!(out.contains("REFUSED"), "{out}");
+    // readonlyPaths: /proc/sys is read-only inside even for root.
+    assert!(out.contains("PROCSYS-RO"), "{out}");
 }
 
 #[test]
@@ -158,6 +164,20 @@ fn user_namespace_maps_root_to_unprivileged_uid() {
     assert!(uid_line.contains("200000"), "host sees {uid_line}");
     assert!(out.starts_with("0\n"), "{out}");
     assert!(out.contains("200000"), "{out}");
+}
+
+#[test]
+fn no_pivot_moves_the_root_instead() {
+    let _s = serial();
+    let b = TestBundle::new(&["sh", "-c", "ls /bin/busybox && cat /proc/self/mountinfo | wc -l"]);
+    b.write();
+    let (r, w) = pipe();
+    let w2 = w.try_clone().unwrap();
+    let opts = CreateOptions { stdio: Some([devnull(), w, w2]), no_pivot: true, ..Default::default() };
+    let st = b.rt.run(&b.id, &b.bundle, opts).unwrap();
+    let out = read_all(r);
+    assert_eq!(wait(st.pid), 0, "{out}");
+    assert!(out.starts_with("/bin/busybox\n"), "{out}");
 }
 
 #[test]

@@ -169,6 +169,21 @@ fn run_and_exec_return_the_process_exit_code() {
 }
 
 #[test]
+fn events_streams_stats_and_reports_an_oom_kill() {
+    let e = Env::new(&["sh", "-c", "sleep 0.5; dd if=/dev/zero of=/dev/null bs=128M count=1"]);
+    let mut c: Value = serde_json::from_slice(&std::fs::read(e.bundle.join("config.json")).unwrap()).unwrap();
+    c["linux"]["resources"]["memory"] = serde_json::json!({"limit": 32 << 20, "swap": 32 << 20});
+    std::fs::write(e.bundle.join("config.json"), serde_json::to_vec(&c).unwrap()).unwrap();
+    assert!(e.berth_detached(&["run", "-d", "--bundle", e.bundle.to_str().unwrap(), &e.id]).success());
+    // Streams until the container stops (dd is OOM-killed, sh exits).
+    let o = e.berth(&["events", "--interval", "100ms", &e.id]);
+    assert!(o.status.success(), "{}", text(&o));
+    let events: Vec<Value> = String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(events.iter().any(|e| e["type"] == "stats"), "{events:?}");
+    assert!(events.iter().any(|e| e["type"] == "oom"), "no oom event: {events:?}");
+}
+
+#[test]
 fn foreground_run_proxies_a_terminal() {
     let e = Env::new(&["sh", "-c", "tty; echo on-a-tty; exit 2"]);
     let mut c: Value = serde_json::from_slice(&std::fs::read(e.bundle.join("config.json")).unwrap()).unwrap();
