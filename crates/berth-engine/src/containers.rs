@@ -341,7 +341,18 @@ impl Engine {
             _ => {}
         }
         c.update(false, |r| r.state.manually_stopped = false)?;
-        self.start_locked(&c).await
+        let r = self.start_locked(&c).await;
+        if r.is_err() && c.with(|r| r.host_config.auto_remove) {
+            // As dockerd: a --rm container that cannot start is removed (clients wait
+            // for its removal).
+            let engine = self.clone();
+            let c2 = c.clone();
+            tokio::spawn(async move {
+                let _op = c2.op.lock().await;
+                let _ = engine.remove_locked(&c2, true, true).await;
+            });
+        }
+        r
     }
 
     /// Starts the container; the caller holds its op lock.

@@ -1,0 +1,143 @@
+//! The Engine API's contract at its edges: errors with Docker's status codes and
+//! messages (and nothing changed), versions, out-of-scope endpoints, TLS, ttys.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use berth_testutil::daemon::{TestDaemon, run_ok};
+
+fn daemon() -> TestDaemon {
+    let d = TestDaemon::start(Path::new(env!("CARGO_BIN_EXE_berth")));
+    d.busybox_image("busybox:latest");
+    d
+}
+
+/// A raw HTTP/1.1 exchange; returns (status, body).
+fn http(d: &TestDaemon, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut s = UnixStream::connect(&d.socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text[9..12].parse().unwrap();
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    // Undo chunked encoding when present.
+    let body = if text.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        let mut out = String::new();
+        let mut rest = body.as_str();
+        while let Some((len, tail)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            out.push_str(&tail[..n]);
+            rest = &tail[n + 2..];
+        }
+        out
+    } else {
+        body
+    };
+    (status, body)
+}
+
+fn message(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body).ok().and_then(|v| v["message"].as_str().map(str::to_string)).unwrap_or_default()
+}
+
+#[test]
+fn errors_have_dockers_codes_and_change_nothing() {
+    let d = daemon();
+    let (st, body) = http(&d, "POST", "/v1.51/containers/create", "{not json");
+    assert_eq!(st, 400, "{body}");
+    assert!(!message(&body).is_empty());
+    let (st, body) = http(&d, "GET", "/v1.51/containers/nosuch/json", "");
+    assert_eq!((st, message(&body).as_str()), (404, "No such container: nosuch"));
+    let (st, body) = http(&d, "POST", "/containers/create", r#"{"Image":"nosuch:1"}"#);
+    assert_eq!((st, message(&body).as_str()), (404, "No such image: nosuch:1"));
+    let (st, body) = http(&d, "POST", "/containers/create?name=one", r#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"Memory":1024}}"#);
+    assert_eq!(st, 400, "{body}");
+    assert!(message(&body).contains("Minimum memory limit"), "{body}");
+    let (st, body) = http(&d, "POST", "/containers/create?name=one", r#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"CapAdd":["NOT_A_CAP"]}}"#);
+    assert_eq!(st, 400, "{body}");
+    let (st, _) = http(&d, "POST", "/containers/create?name=one", r#"{"Image":"busybox","Cmd":["sleep","100"]}"#);
+    assert_eq!(st, 201);
+    let (st, body) = http(&d, "POST", "/containers/create?name=one", r#"{"Image":"busybox","Cmd":["true"]}"#);
+    assert_eq!(st, 409, "{body}");
+    assert!(message(&body).contains("is already in use"), "{body}");
+    let (st, body) = http(&d, "POST", "/containers/create?name=bad%20name", r#"{"Image":"busybox","Cmd":["true"]}"#);
+    assert_eq!(st, 400, "{body}");
+    // Failed creates left nothing behind.
+    assert_eq!(run_ok(d.docker().args(["ps", "-aq"])).lines().count(), 1);
+    // Wrong states.
+    let (st, body) = http(&d, "POST", "/containers/one/unpause", "");
+    assert_eq!(st, 409, "{body}");
+    assert_eq!(http(&d, "POST", "/containers/one/start", "").0, 204);
+    assert_eq!(http(&d, "POST", "/containers/one/start", "").0, 304);
+    let (st, body) = http(&d, "DELETE", "/containers/one", "");
+    assert_eq!(st, 409, "{body}");
+    assert_eq!(http(&d, "POST", "/containers/one/kill", "").0, 204);
+    let (st, body) = http(&d, "POST", "/containers/one/kill", "");
+    assert_eq!(st, 409, "{body}");
+    // A missing executable: docker's 127.
+    let out = d.docker().args(["run", "--rm", "busybox", "no-such-binary"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(127), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn versions_swarm_and_unsupported_endpoints() {
+    let d = daemon();
+    let (st, body) = http(&d, "GET", "/v1.99/version", "");
+    assert_eq!(st, 400);
+    assert!(message(&body).contains("too new"), "{body}");
+    let (st, body) = http(&d, "GET", "/v1.12/version", "");
+    assert_eq!(st, 400);
+    assert!(message(&body).contains("too old"), "{body}");
+    let (st, body) = http(&d, "GET", "/v1.41/version", "");
+    assert_eq!(st, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["ApiVersion"], "1.51");
+    for path in ["/swarm", "/nodes", "/services", "/tasks", "/secrets", "/configs", "/v1.51/services/abc"] {
+        let (st, body) = http(&d, "GET", path, "");
+        assert_eq!(st, 503, "{path}: {body}");
+        assert!(message(&body).contains("This node is not a swarm manager"), "{body}");
+    }
+    let (st, body) = http(&d, "GET", "/images/search?term=x", "");
+    assert_eq!(st, 501, "{body}");
+    let (st, _) = http(&d, "HEAD", "/_ping", "");
+    assert_eq!(st, 200);
+    let info = run_ok(d.docker().args(["info", "--format", "{{.Driver}} {{.CgroupVersion}} {{.NCPU}}"]));
+    assert!(info.starts_with("overlay2 "), "{info}");
+}
+
+#[test]
+fn run_it_through_a_pty() {
+    let d = daemon();
+    // script(1) gives docker a terminal; the container's stty sees its size.
+    let cmd = format!(
+        "stty cols 91 rows 33; DOCKER_HOST={} DOCKER_CONFIG={} {} run --rm -it busybox sh -c 'stty size; tty; exit 4'",
+        d.host(),
+        d.dir.join("docker-config").display(),
+        berth_testutil::daemon::docker_cli().display()
+    );
+    let out = std::process::Command::new("script").args(["-qec", &cmd, "/dev/null"]).stdin(Stdio::null()).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("33 91"), "{text}");
+    assert!(text.contains("/dev/pts/"), "{text}");
+    assert_eq!(out.status.code(), Some(4), "{text}");
+}
+
+#[test]
+fn logs_follow_tail_and_timestamps() {
+    let d = daemon();
+    run_ok(d.docker().args(["run", "-d", "--name", "talk", "busybox", "sh", "-c", "for i in 1 2 3 4 5; do echo line$i; done; sleep 1; echo late; sleep 1"]));
+    let out = run_ok(d.docker().args(["logs", "-f", "talk"]));
+    assert_eq!(out, "line1\nline2\nline3\nline4\nline5\nlate\n");
+    let out = run_ok(d.docker().args(["logs", "--tail", "2", "talk"]));
+    assert_eq!(out, "line5\nlate\n");
+    let out = run_ok(d.docker().args(["logs", "-t", "--tail", "1", "talk"]));
+    assert!(out.ends_with(" late\n") && out.starts_with("20"), "{out}");
+}
