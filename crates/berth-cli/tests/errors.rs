@@ -108,7 +108,7 @@ fn run_pulls_a_missing_image_then_creates() {
         "Unable to find image 'fresh:latest' locally\nlatest: Pulling from library/fresh\nStatus: Downloaded newer image for fresh:latest\nWARNING: careful\n"
     );
     let lines = mock.request_lines();
-    assert!(lines.contains(&"POST /v1.51/images/create?fromImage=fresh&tag=latest".to_string()), "{lines:?}");
+    assert!(lines.contains(&"POST /v1.51/images/create?fromImage=docker.io%2Flibrary%2Ffresh&tag=latest".to_string()), "{lines:?}");
 
     // --pull never: no pull, the daemon's error, exit 125.
     *creates.lock().unwrap() = 0;

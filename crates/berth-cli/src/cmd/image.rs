@@ -67,7 +67,7 @@ pub async fn pull_image(
         tag = "latest".into();
     }
     let call = Call::post("/images/create")
-        .query("fromImage", name.clone())
+        .query("fromImage", normalized_name(&name))
         .query_opt("tag", &tag)
         .query_opt("platform", platform)
         .header("X-Registry-Auth", &auth_header(ctx, image));
@@ -94,6 +94,17 @@ pub async fn pull_image(
         let _ = std::io::Write::write_all(&mut o, format!("{full}\n").as_bytes());
     }
     Ok(())
+}
+
+/// docker's `ParseNormalizedNamed` for a repository: `busybox` →
+/// `docker.io/library/busybox`, `me/app` → `docker.io/me/app`; names with a registry
+/// (a first part with `.` or `:`, or `localhost`) stay.
+pub fn normalized_name(name: &str) -> String {
+    match name.split_once('/') {
+        None => format!("docker.io/library/{name}"),
+        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => name.to_string(),
+        Some(_) => format!("docker.io/{name}"),
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -820,6 +831,15 @@ mod tests {
             })
             .collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn names_normalize_like_docker() {
+        assert_eq!(normalized_name("busybox"), "docker.io/library/busybox");
+        assert_eq!(normalized_name("me/app"), "docker.io/me/app");
+        assert_eq!(normalized_name("127.0.0.1:5000/trace/bb"), "127.0.0.1:5000/trace/bb");
+        assert_eq!(normalized_name("localhost/x"), "localhost/x");
+        assert_eq!(normalized_name("docker.io/library/busybox"), "docker.io/library/busybox");
     }
 
     #[test]

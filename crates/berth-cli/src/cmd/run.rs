@@ -67,10 +67,7 @@ fn report(ctx: &Ctx, cmd: &str, e: &Error, with_help: bool) -> Error {
     if let Error::Status(c) = e {
         return Error::Status(*c);
     }
-    let mut msg = e.to_string();
-    if !msg.ends_with('.') && with_help {
-        msg.push('.');
-    }
+    let msg = e.to_string();
     if with_help {
         ctx.io.eprintln(&format!("berth: {msg}\n\nRun 'berth {cmd} --help' for more information"));
     } else {
@@ -132,7 +129,7 @@ pub async fn create(ctx: &Ctx, a: CreateArgs) -> Result<()> {
         }
     }
     let c = ctx.client().await.map_err(|e| report(ctx, "create", &e, false))?;
-    let id = create_container(ctx, c, &req, &a.opts).await.map_err(|e| report(ctx, "create", &e, false))?;
+    let id = create_container(ctx, c, &req, &a.opts).await.map_err(|e| report(ctx, "create", &e, true))?;
     ctx.io.println(&id);
     Ok(())
 }
@@ -254,7 +251,7 @@ pub async fn run(ctx: &Ctx, a: RunArgs) -> Result<()> {
         }
     }
     let c = ctx.client().await.map_err(|e| report(ctx, "run", &e, false))?;
-    let id = create_container(ctx, c, &req, &a.opts).await.map_err(|e| report(ctx, "run", &e, false))?;
+    let id = create_container(ctx, c, &req, &a.opts).await.map_err(|e| report(ctx, "run", &e, true))?;
 
     let _signals = if a.sig_proxy { Some(forward_signals(c.clone(), id.clone())) } else { None };
     let attach = cfg.attach_stdin || cfg.attach_stdout || cfg.attach_stderr;

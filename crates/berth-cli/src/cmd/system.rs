@@ -96,7 +96,7 @@ pub async fn version(ctx: &Ctx, a: VersionArgs) -> Result<()> {
     for (k, label) in [("GoVersion", "Go version"), ("GitCommit", "Git commit"), ("BuildTime", "Built")] {
         let v = s.str_at(&[k]);
         if !v.is_empty() {
-            out.push_str(&format!("  {:<17}{v}\n", format!("{label}:")));
+            out.push_str(&format!("  {:<18}{v}\n", format!("{label}:")));
         }
     }
     out.push_str(&format!("  OS/Arch:          {}/{}\n", s.str_at(&["Os"]), s.str_at(&["Arch"])));
@@ -109,7 +109,7 @@ pub async fn version(ctx: &Ctx, a: VersionArgs) -> Result<()> {
         out.push_str(&format!(" {name}:\n"));
         out.push_str(&format!("  Version:          {}\n", comp.str_at(&["Version"])));
         for (k, v) in comp.entries_at(&["Details"]) {
-            out.push_str(&format!("  {:<17}{}\n", format!("{k}:"), v.display()));
+            out.push_str(&format!("  {:<18}{}\n", format!("{k}:"), v.display()));
         }
     }
     ctx.io.print(&out);
