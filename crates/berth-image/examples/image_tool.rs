@@ -18,7 +18,12 @@ fn run(args: &[String]) -> Result<(), String> {
     let usage = "usage: image_tool load ROOT ARCHIVE | save ROOT OUT NAME... | list ROOT";
     let cmd = args.first().ok_or(usage)?;
     let root = Path::new(args.get(1).ok_or(usage)?);
-    let store = ImageStore::open(root, StoreOptions::default()).map_err(|e| e.to_string())?;
+    let opts = StoreOptions {
+        // For measuring what durability costs: BERTH_IMAGE_DURABLE=0.
+        durable_layers: std::env::var("BERTH_IMAGE_DURABLE").map(|v| v != "0").unwrap_or(true),
+        ..StoreOptions::default()
+    };
+    let store = ImageStore::open(root, opts).map_err(|e| e.to_string())?;
     match cmd.as_str() {
         "load" => {
             let src = args.get(2).ok_or(usage)?;

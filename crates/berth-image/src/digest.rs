@@ -112,7 +112,7 @@ pub fn empty_layer_diff_id() -> Digest {
 /// A reader that hashes and counts every byte read through it.
 pub struct HashingReader<R> {
     inner: R,
-    hasher: Sha256,
+    hasher: Option<Sha256>,
     count: u64,
 }
 
@@ -120,7 +120,16 @@ impl<R: Read> HashingReader<R> {
     pub fn new(inner: R) -> Self {
         HashingReader {
             inner,
-            hasher: Sha256::new(),
+            hasher: Some(Sha256::new()),
+            count: 0,
+        }
+    }
+
+    /// Counts without hashing (when the digest is known another way).
+    pub fn counting(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hasher: None,
             count: 0,
         }
     }
@@ -135,17 +144,26 @@ impl<R: Read> HashingReader<R> {
     }
 
     /// Reads to the end (the digest covers the whole stream, padding included), then
-    /// returns the digest and the byte count.
-    pub fn finish(mut self) -> io::Result<(Digest, u64, R)> {
+    /// returns the digest (`None` for a counting-only reader) and the byte count.
+    pub fn finish_opt(mut self) -> io::Result<(Option<Digest>, u64, R)> {
         io::copy(&mut self, &mut io::sink())?;
-        Ok((Digest::from_hasher(self.hasher), self.count, self.inner))
+        Ok((self.hasher.map(Digest::from_hasher), self.count, self.inner))
+    }
+
+    /// [`HashingReader::finish_opt`] for a hashing reader.
+    pub fn finish(self) -> io::Result<(Digest, u64, R)> {
+        let (d, n, r) = self.finish_opt()?;
+        let d = d.ok_or_else(|| io::Error::other("reader was not hashing"))?;
+        Ok((d, n, r))
     }
 }
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(h) = self.hasher.as_mut() {
+            h.update(&buf[..n]);
+        }
         self.count += n as u64;
         Ok(n)
     }

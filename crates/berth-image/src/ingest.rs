@@ -13,7 +13,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use crate::content::{Committed, Expected, Writer};
 use crate::digest::Digest;
 use crate::error::{ImageError, IoContext, Result};
-use crate::layer::{Compression, LayerStore, StagedLayer, UnpackLimit};
+use crate::layer::{Compression, LayerStore, RawStaged, UnpackLimit};
 use crate::lease::Lease;
 use crate::manifest::Descriptor;
 use crate::pool::{JobHandle, WorkerPool};
@@ -100,7 +100,7 @@ pub struct LayerBlob {
 pub struct LayerWriter<'l> {
     writer: Option<Writer>,
     shared: Arc<Shared>,
-    job: Option<JobHandle<Result<StagedLayer>>>,
+    job: Option<JobHandle<Result<RawStaged>>>,
     lease: &'l Lease,
     expected_blob: Option<Descriptor>,
     expected_diff_id: Option<Digest>,
@@ -182,7 +182,7 @@ impl<'l> LayerWriter<'l> {
         let limit = self.ctx.limit.clone();
         let shared = Arc::clone(&self.shared);
         self.job = Some(self.ctx.pool.spawn(move || {
-            let r = layers.unpack(reader, &limit);
+            let r = layers.unpack_stream(reader, &limit);
             if r.is_err() {
                 shared.lock().unpack_failed = true;
                 shared.cv.notify_all();
@@ -280,7 +280,7 @@ impl<'l> LayerWriter<'l> {
 /// A layer whose blob is committed and whose unpack may still be running.
 pub struct PendingLayer<'l> {
     blob: Committed,
-    job: Option<JobHandle<Result<StagedLayer>>>,
+    job: Option<JobHandle<Result<RawStaged>>>,
     shared: Arc<Shared>,
     lease: &'l Lease,
     expected_diff_id: Option<Digest>,
@@ -304,7 +304,7 @@ impl PendingLayer<'_> {
             .job
             .take()
             .ok_or_else(|| ImageError::System("unpack already waited for".into()))?;
-        let staged = job.wait()??;
+        let staged = job.wait()??.into_staged(&self.blob.digest);
         if let Some(want) = &self.expected_diff_id
             && staged.diff_id() != want {
                 return Err(ImageError::DigestMismatch {

@@ -55,13 +55,36 @@ pub struct LayerInfo {
 #[derive(Debug)]
 pub struct StagedLayer {
     dir: TempPath,
+    diff_id: Digest,
     pub stats: UnpackStats,
     pub size: u64,
 }
 
+/// An unpack whose DiffID may still be the caller's to supply (see
+/// [`LayerStore::unpack_stream`]).
+#[derive(Debug)]
+pub struct RawStaged {
+    dir: TempPath,
+    pub stats: UnpackStats,
+    pub size: u64,
+}
+
+impl RawStaged {
+    /// Completes the record: an uncompressed layer's DiffID is its blob digest.
+    pub fn into_staged(self, blob_digest: &Digest) -> StagedLayer {
+        let diff_id = self.stats.diff_id.clone().unwrap_or_else(|| blob_digest.clone());
+        StagedLayer {
+            dir: self.dir,
+            diff_id,
+            stats: self.stats,
+            size: self.size,
+        }
+    }
+}
+
 impl StagedLayer {
     pub fn diff_id(&self) -> &Digest {
-        &self.stats.diff_id
+        &self.diff_id
     }
 
     /// The unpacked files.
@@ -145,14 +168,30 @@ impl LayerStore {
 
     /// Unpacks a (possibly compressed) layer tar into the staging area, in one pass.
     pub fn unpack(&self, input: impl Read, limit: &UnpackLimit) -> Result<StagedLayer> {
+        let raw = self.unpack_inner(input, limit, true)?;
+        let d = raw
+            .stats
+            .diff_id
+            .clone()
+            .ok_or_else(|| ImageError::System("unpack did not hash the layer".into()))?;
+        Ok(raw.into_staged(&d))
+    }
+
+    /// Like [`LayerStore::unpack`] for a stream whose bytes the caller hashes anyway
+    /// (a content-store ingest): an uncompressed layer is not hashed twice.
+    pub fn unpack_stream(&self, input: impl Read, limit: &UnpackLimit) -> Result<RawStaged> {
+        self.unpack_inner(input, limit, false)
+    }
+
+    fn unpack_inner(&self, input: impl Read, limit: &UnpackLimit, hash_plain: bool) -> Result<RawStaged> {
         let dir = self.new_staging()?;
         let diff = dir.path().join("diff");
         let mut lfs = fsops::RealLayerFs::new(&diff).ctx("open", &diff)?;
         let probe_dir = diff.clone();
         let free = move || fsutil::available_bytes(&probe_dir);
-        let stats = unpack::unpack_layer(input, &mut lfs, limit, &free)?;
+        let stats = unpack::unpack_layer(input, &mut lfs, limit, &free, hash_plain)?;
         let size = dir_size(&diff).ctx("measure", &diff)?;
-        Ok(StagedLayer { dir, stats, size })
+        Ok(RawStaged { dir, stats, size })
     }
 
     /// Flushes the layers' filesystem (unpacked files, layer records, renames) when the
@@ -178,7 +217,7 @@ impl LayerStore {
         }
         let info = LayerInfo {
             chain_id: chain.clone(),
-            diff_id: staged.stats.diff_id.clone(),
+            diff_id: staged.diff_id.clone(),
             parent: parent.cloned(),
             size: staged.size,
             tar_size: staged.stats.tar_size,

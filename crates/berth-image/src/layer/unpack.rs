@@ -65,8 +65,9 @@ impl UnpackLimit {
 /// What one unpack produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnpackStats {
-    /// sha256 of the uncompressed tar stream.
-    pub diff_id: Digest,
+    /// sha256 of the uncompressed tar stream; `None` when the stream was not
+    /// compressed and hashing it was left to the caller (it is the blob digest).
+    pub diff_id: Option<Digest>,
     /// Length of the uncompressed tar stream.
     pub tar_size: u64,
     pub compression: Compression,
@@ -180,15 +181,22 @@ impl<R: Read> Read for Decompressor<R> {
 
 /// Unpacks the (possibly compressed) layer tar `input` through `fs`. Reads `input` to
 /// its end even after the tar's end-of-archive marker (the DiffID covers the padding;
-/// a tee into the content store needs every byte).
+/// a tee into the content store needs every byte). With `hash_plain` false, an
+/// uncompressed stream is not hashed: its DiffID is the digest the caller's content
+/// store computes anyway (hashing is a third of the CPU an unpack costs).
 pub fn unpack_layer<R: Read>(
     input: R,
     fs: &mut dyn LayerFs,
     limit: &UnpackLimit,
     free_space: &dyn Fn() -> io::Result<u64>,
+    hash_plain: bool,
 ) -> Result<UnpackStats> {
     let (compression, decomp) = Decompressor::new(input)?;
-    let hashing = HashingReader::new(decomp);
+    let hashing = if compression == Compression::None && !hash_plain {
+        HashingReader::counting(decomp)
+    } else {
+        HashingReader::new(decomp)
+    };
     let limited = LimitedReader {
         inner: hashing,
         count: 0,
@@ -219,7 +227,7 @@ pub fn unpack_layer<R: Read>(
         .map_err(|e| ImageError::from_io_chain("read layer", e))?;
     let (diff_id, tar_size, decomp) = limited
         .inner
-        .finish()
+        .finish_opt()
         .map_err(|e| ImageError::from_io_chain("read layer", e))?;
     decomp
         .drain_input()
@@ -506,7 +514,7 @@ mod tests {
 
     fn run(data: &[u8], limit: &UnpackLimit) -> (Result<UnpackStats>, Vec<String>) {
         let mut fs = MemFs::default();
-        let r = unpack_layer(data, &mut fs, limit, &plenty);
+        let r = unpack_layer(data, &mut fs, limit, &plenty, true);
         (r, fs.ops)
     }
 
@@ -531,7 +539,7 @@ mod tests {
         ]);
         let (r, ops) = run(&tar, &no_limit());
         let stats = r.unwrap();
-        assert_eq!(stats.diff_id, Digest::of(&tar));
+        assert_eq!(stats.diff_id, Some(Digest::of(&tar)));
         assert_eq!(stats.tar_size, tar.len() as u64);
         assert_eq!(stats.compression, Compression::None);
         assert_eq!(
@@ -563,6 +571,13 @@ mod tests {
         assert_eq!(zs.compression, Compression::Zstd);
         assert_eq!(plain.diff_id, gz.diff_id);
         assert_eq!(plain.diff_id, zs.diff_id);
+        // Left to the caller only when uncompressed.
+        let mut fs = MemFs::default();
+        let skipped = unpack_layer(&tar[..], &mut fs, &no_limit(), &plenty, false).unwrap();
+        assert_eq!((skipped.diff_id, skipped.tar_size), (None, tar.len() as u64));
+        let mut fs = MemFs::default();
+        let gz2 = unpack_layer(&gzip(&tar)[..], &mut fs, &no_limit(), &plenty, false).unwrap();
+        assert_eq!(gz2.diff_id, plain.diff_id);
     }
 
     fn refused(entries: &[Entry]) -> String {
@@ -628,7 +643,7 @@ mod tests {
         let tar = build(&[Entry::file("big", &vec![0u8; 1 << 16])]);
         let mut fs = MemFs::default();
         let low = || Ok(10u64 << 20);
-        let r = unpack_layer(&tar[..], &mut fs, &UnpackLimit::keep_free(100 << 20), &low);
+        let r = unpack_layer(&tar[..], &mut fs, &UnpackLimit::keep_free(100 << 20), &low, true);
         let e = r.unwrap_err();
         assert!(matches!(e, ImageError::LimitExceeded(_)), "{e}");
         assert!(e.to_string().contains("keeps 100 MiB free"), "{e}");
