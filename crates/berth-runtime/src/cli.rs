@@ -433,6 +433,10 @@ fn run(
 fn supervise(pid: i32, sigfd: Option<SignalFd>, master: Option<OwnedFd>) -> CliResult {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     let Some(sigfd) = sigfd else { return Ok(0) };
+    // kill(0 or negative) would signal our whole process group: never.
+    if pid <= 0 {
+        return Err(Error::Init(format!("no process to supervise (pid {pid})")));
+    }
     let _raw = master.as_ref().and_then(|_| RawMode::enter());
     if let Some(m) = &master {
         copy_winsize(m);

@@ -8,15 +8,11 @@ use std::time::{Duration, Instant};
 use nix::fcntl::{OFlag, open};
 use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
-use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxResources, Process};
+use oci_spec::runtime::LinuxResources;
 
 use crate::cgroups::{self, Layout, Manager, Stats};
 use crate::error::{Context, Error, Result};
-use crate::init::{ChildConfig, ContainerInit, child_main};
 use crate::ipc;
-use crate::namespaces::{self, NamespacePlan};
-use crate::process::{self, ProcessPlan};
-use crate::rootfs::RootfsPlan;
 use crate::state::{self, EXEC_FIFO, Record, State, Status};
 
 /// Options of `create` / `run`.
@@ -57,14 +53,14 @@ pub struct ExecOptions {
 pub struct Runtime {
     root: PathBuf,
     /// None: detect from /proc/self/mountinfo at each create.
-    layout: Option<Layout>,
+    pub(crate) layout: Option<Layout>,
 }
 
 /// Undoes a half-made container when create fails.
-struct CreateGuard<'a> {
-    dir: Option<PathBuf>,
-    cgroup: Option<&'a dyn Manager>,
-    child: Option<i32>,
+pub(crate) struct CreateGuard<'a> {
+    pub(crate) dir: Option<PathBuf>,
+    pub(crate) cgroup: Option<&'a dyn Manager>,
+    pub(crate) child: Option<i32>,
 }
 
 impl Drop for CreateGuard<'_> {
@@ -83,40 +79,11 @@ impl Drop for CreateGuard<'_> {
 }
 
 impl CreateGuard<'_> {
-    fn disarm(&mut self) {
+    pub(crate) fn disarm(&mut self) {
         self.dir = None;
         self.cgroup = None;
         self.child = None;
     }
-}
-
-/// The device cgroup rules runc always allows (the standard nodes and ptys), after the
-/// spec's own rules.
-fn default_device_rules() -> Vec<LinuxDeviceCgroup> {
-    let rule = |t: LinuxDeviceType, major: Option<i64>, minor: Option<i64>, access: &str| {
-        let mut b = LinuxDeviceCgroupBuilder::default().allow(true).typ(t).access(access);
-        if let Some(m) = major {
-            b = b.major(m);
-        }
-        if let Some(m) = minor {
-            b = b.minor(m);
-        }
-        b.build().unwrap_or_default()
-    };
-    vec![
-        rule(LinuxDeviceType::C, None, None, "m"),
-        rule(LinuxDeviceType::B, None, None, "m"),
-        rule(LinuxDeviceType::C, Some(1), Some(3), "rwm"),
-        rule(LinuxDeviceType::C, Some(1), Some(5), "rwm"),
-        rule(LinuxDeviceType::C, Some(1), Some(7), "rwm"),
-        rule(LinuxDeviceType::C, Some(1), Some(8), "rwm"),
-        rule(LinuxDeviceType::C, Some(1), Some(9), "rwm"),
-        rule(LinuxDeviceType::C, Some(5), Some(0), "rwm"),
-        rule(LinuxDeviceType::C, Some(5), Some(1), "rwm"),
-        rule(LinuxDeviceType::C, Some(5), Some(2), "rwm"),
-        rule(LinuxDeviceType::C, Some(136), None, "rwm"),
-        rule(LinuxDeviceType::C, Some(10), Some(200), "rwm"),
-    ]
 }
 
 /// clone(2) with fork semantics (no new stack) plus namespace flags.
@@ -124,7 +91,7 @@ fn default_device_rules() -> Vec<LinuxDeviceCgroup> {
 /// # Safety
 /// The caller must be single-threaded: the child gets a copy of only the calling thread,
 /// so a lock held by another thread would stay locked forever in the child.
-unsafe fn clone_child(flags: CloneFlags) -> Result<i32> {
+pub(crate) unsafe fn clone_child(flags: CloneFlags) -> Result<i32> {
     // SAFETY: raw clone with a null stack behaves like fork: the child continues on a
     // copy-on-write copy of this stack. Arguments are flags, stack, ptid, ctid, tls.
     let rc = unsafe {
@@ -143,7 +110,7 @@ unsafe fn clone_child(flags: CloneFlags) -> Result<i32> {
     Ok(rc as i32)
 }
 
-fn connect_console(path: Option<&Path>, stream: Option<UnixStream>) -> Result<Option<OwnedFd>> {
+pub(crate) fn connect_console(path: Option<&Path>, stream: Option<UnixStream>) -> Result<Option<OwnedFd>> {
     if let Some(s) = stream {
         return Ok(Some(OwnedFd::from(s)));
     }
@@ -156,12 +123,12 @@ fn connect_console(path: Option<&Path>, stream: Option<UnixStream>) -> Result<Op
     }
 }
 
-fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     state::write_atomic(path, pid.to_string().as_bytes())
 }
 
 /// Waits for the child's verdict on the sync socket.
-fn await_child(sync: &OwnedFd, what: fn(String) -> Error) -> Result<bool> {
+pub(crate) fn await_child(sync: &OwnedFd, what: fn(String) -> Error) -> Result<bool> {
     match ipc::recv(sync)? {
         Some((ipc::MSG_READY, _)) => Ok(true),
         Some((ipc::MSG_ERROR, msg)) => Err(what(String::from_utf8_lossy(&msg).into_owned())),
@@ -187,20 +154,20 @@ impl Runtime {
         &self.root
     }
 
-    fn dir(&self, id: &str) -> PathBuf {
+    pub(crate) fn dir(&self, id: &str) -> PathBuf {
         self.root.join(id)
     }
 
-    fn record(&self, id: &str) -> Result<Record> {
+    pub(crate) fn record(&self, id: &str) -> Result<Record> {
         state::validate_id(id)?;
         Record::load(&self.dir(id), id)
     }
 
-    fn manager(rec: &Record) -> Box<dyn Manager> {
+    pub(crate) fn manager(rec: &Record) -> Box<dyn Manager> {
         cgroups::manager(&rec.cgroup_layout, &rec.cgroup_path)
     }
 
-    fn status_of(&self, rec: &Record) -> Status {
+    pub(crate) fn status_of(&self, rec: &Record) -> Status {
         if rec.pid <= 0 {
             return Status::Creating;
         }
@@ -216,7 +183,7 @@ impl Runtime {
         Status::Running
     }
 
-    fn state_of(&self, rec: &Record) -> State {
+    pub(crate) fn state_of(&self, rec: &Record) -> State {
         let status = self.status_of(rec);
         State {
             oci_version: rec.spec.version().clone(),
@@ -229,197 +196,6 @@ impl Runtime {
             owner: String::new(),
             annotations: rec.spec.annotations().clone().unwrap_or_default(),
         }
-    }
-
-    /// runc create: everything up to the user's process, which waits for [`Runtime::start`].
-    /// The init is a child of the caller. Returns warnings (e.g. clamped rlimits) with the state.
-    pub fn create(&self, id: &str, bundle: &Path, opts: CreateOptions) -> Result<State> {
-        self.create_inner(id, bundle, opts, true)
-    }
-
-    /// create + start in one step (no exec fifo); the caller waits for the returned pid.
-    pub fn run(&self, id: &str, bundle: &Path, opts: CreateOptions) -> Result<State> {
-        self.create_inner(id, bundle, opts, false)
-    }
-
-    fn create_inner(&self, id: &str, bundle: &Path, mut opts: CreateOptions, wait_start: bool) -> Result<State> {
-        state::validate_id(id)?;
-        let bundle = std::fs::canonicalize(bundle)
-            .map_err(|e| Error::InvalidSpec(format!("bundle {}: {e}", bundle.display())))?;
-        let spec = crate::spec::load(&bundle)?;
-        let process_spec = spec.process().as_ref().ok_or_else(|| Error::InvalidSpec("process is missing".into()))?;
-        let (process, warnings) = ProcessPlan::from_spec(process_spec)?;
-        for w in &warnings {
-            eprintln!("berth runtime: warning: {w}");
-        }
-        let ns = NamespacePlan::from_spec(&spec)?;
-        crate::hooks::check(&spec)?;
-        let linux = spec.linux().clone().unwrap_or_default();
-        let seccomp = linux.seccomp().as_ref().map(process::build_seccomp).transpose()?;
-        let personality = process::personality(&spec)?;
-        let mut resources = linux.resources().clone().unwrap_or_default();
-        cgroups::validate(&resources)?;
-        let layout = match &self.layout {
-            Some(l) => l.clone(),
-            None => Layout::detect()?,
-        };
-        let cgroup_path = cgroups::normalize_path(linux.cgroups_path().as_deref(), id)?;
-        let cgroup = cgroups::manager(&layout, &cgroup_path);
-        let rootfs = RootfsPlan::from_spec(
-            &spec,
-            &bundle,
-            ns.new_user(),
-            opts.no_pivot,
-            Some(cgroup.view(ns.new_cgroup)),
-        )?;
-        if process.terminal && opts.console_socket.is_none() && opts.console_stream.is_none() {
-            return Err(Error::InvalidSpec(
-                "process.terminal is true but no console socket was given (--console-socket)".into(),
-            ));
-        }
-        if let Some(devs) = resources.devices().clone() {
-            let mut all = devs;
-            for d in &rootfs.devices {
-                let typ = if d.kind == nix::sys::stat::SFlag::S_IFBLK { LinuxDeviceType::B } else { LinuxDeviceType::C };
-                if let Ok(r) = LinuxDeviceCgroupBuilder::default()
-                    .allow(true)
-                    .typ(typ)
-                    .major(d.major as i64)
-                    .minor(d.minor as i64)
-                    .access("rwm")
-                    .build()
-                {
-                    all.push(r);
-                }
-            }
-            all.extend(default_device_rules());
-            resources.set_devices(Some(all));
-        }
-
-        // From here on every step is undone if a later one fails.
-        std::fs::create_dir_all(&self.root).ctx(|| format!("create state root {}", self.root.display()))?;
-        let dir = self.dir(id);
-        match std::fs::create_dir(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(Error::AlreadyExists(id.into())),
-            Err(e) => return Err(Error::io(format!("create {}", dir.display()), e)),
-        }
-        let mut guard = CreateGuard { dir: Some(dir.clone()), cgroup: None, child: None };
-        if cgroup.exists() {
-            // Somebody else's cgroup: never adopt (and later delete) it.
-            return Err(Error::AlreadyExists(format!("{id} (cgroup {cgroup_path} already exists)")));
-        }
-        cgroup.create()?;
-        guard.cgroup = Some(cgroup.as_ref());
-        cgroup.set(&resources)?;
-
-        let fifo = if wait_start {
-            let p = dir.join(EXEC_FIFO);
-            nix::unistd::mkfifo(&p, Mode::from_bits_truncate(0o622)).ctx(|| "create exec fifo".into())?;
-            Some(open(&p, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).ctx(|| "open exec fifo".into())?)
-        } else {
-            None
-        };
-        let console = if process.terminal {
-            connect_console(opts.console_socket.as_deref(), opts.console_stream.take())?
-        } else {
-            None
-        };
-        let (parent_sock, child_sock) = ipc::pair()?;
-        let hostname = spec.hostname().clone();
-        let domainname = spec.domainname().clone();
-        let own_pidns = match &ns.join_pid {
-            Some(path) => {
-                let own = open("/proc/self/ns/pid", OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
-                    .ctx(|| "open own pid namespace".into())?;
-                let target = open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
-                    .ctx(|| format!("open pid namespace {}", path.display()))?;
-                nix::sched::setns(&target, CloneFlags::CLONE_NEWPID)
-                    .ctx(|| format!("join pid namespace {}", path.display()))?;
-                Some(own)
-            }
-            None => None,
-        };
-        let oom_score_adj = process.oom_score_adj;
-        let preserve_fds = opts.preserve_fds;
-        let child_cfg = ChildConfig {
-            container: Some(ContainerInit {
-                ns: ns.clone(),
-                rootfs: rootfs.clone(),
-                hostname,
-                domainname,
-                fifo,
-            }),
-            join: Vec::new(),
-            process,
-            seccomp,
-            console,
-            stdio: opts.stdio.take(),
-            preserve_fds,
-            personality,
-            sync: child_sock,
-            is_exec: false,
-        };
-        // SAFETY: create/run are documented as single-threaded-caller only.
-        let pid = unsafe { clone_child(ns.clone_flags) };
-        if let Some(own) = own_pidns {
-            let _ = nix::sched::setns(&own, CloneFlags::CLONE_NEWPID);
-        }
-        let pid = pid?;
-        if pid == 0 {
-            drop(parent_sock);
-            child_main(child_cfg);
-        }
-        guard.child = Some(pid);
-        drop(child_cfg);
-
-        if ns.new_user() {
-            std::fs::write(format!("/proc/{pid}/uid_map"), namespaces::id_map_text(&ns.uid_mappings))
-                .ctx(|| "write uid_map".into())?;
-            std::fs::write(format!("/proc/{pid}/gid_map"), namespaces::id_map_text(&ns.gid_mappings))
-                .ctx(|| "write gid_map".into())?;
-        }
-        cgroup.add(pid)?;
-        if let Some(adj) = oom_score_adj {
-            std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string()).map_err(|e| {
-                if e.raw_os_error() == Some(libc::EACCES) || e.raw_os_error() == Some(libc::EPERM) {
-                    Error::Unsupported(format!("oomScoreAdj {adj}: lowering it needs CAP_SYS_RESOURCE"))
-                } else {
-                    Error::io("write oom_score_adj", e)
-                }
-            })?;
-        }
-        ipc::send(&parent_sock, ipc::MSG_GO, b"")?;
-        if !await_child(&parent_sock, Error::Init)? {
-            return Err(Error::Init("the container init exited during setup".into()));
-        }
-        let start_time = state::proc_stat(pid)
-            .map(|s| s.start_time)
-            .ok_or_else(|| Error::Init("the container init exited during setup".into()))?;
-        let record = Record {
-            id: id.to_string(),
-            bundle: bundle.clone(),
-            rootfs: rootfs.rootfs.clone(),
-            created: state::now_rfc3339(),
-            pid,
-            start_time,
-            cgroup_path,
-            cgroup_layout: layout,
-            spec,
-        };
-        let mut creating = self.state_of(&record);
-        creating.status = Status::Creating;
-        crate::hooks::run(&record.spec, crate::hooks::Stage::Create, &creating)?;
-        record.save(&dir)?;
-        if let Some(p) = &opts.pid_file {
-            write_pid_file(p, pid)?;
-        }
-        guard.disarm();
-        let state = self.state_of(&record);
-        if !wait_start {
-            self.poststart(&record)?;
-        }
-        Ok(state)
     }
 
     /// runc start: lets a created container's init exec the user's process.
@@ -461,7 +237,7 @@ impl Runtime {
     }
 
     /// Poststart hooks; a failing one stops the container (runc does the same).
-    fn poststart(&self, rec: &Record) -> Result<()> {
+    pub(crate) fn poststart(&self, rec: &Record) -> Result<()> {
         if rec.spec.hooks().as_ref().is_none_or(|h| h.poststart().as_ref().is_none_or(|l| l.is_empty())) {
             return Ok(());
         }
@@ -643,108 +419,5 @@ impl Runtime {
         Ok(self.record(id)?.pid)
     }
 
-    /// runc exec: a new process inside a running container. Returns its host pid once it
-    /// has exec'd (it is the caller's child), or why it could not.
-    pub fn exec(&self, id: &str, process: &Process, mut opts: ExecOptions) -> Result<i32> {
-        let rec = self.record(id)?;
-        let status = self.status_of(&rec);
-        if status != Status::Running && status != Status::Created {
-            return Err(Error::WrongState { id: id.into(), status: status.to_string(), what: "exec needs a running container" });
-        }
-        let (plan, warnings) = ProcessPlan::from_spec(process)?;
-        for w in &warnings {
-            eprintln!("berth runtime: warning: {w}");
-        }
-        if plan.terminal && opts.console_socket.is_none() && opts.console_stream.is_none() {
-            return Err(Error::InvalidSpec("terminal exec needs a console socket".into()));
-        }
-        let seccomp = rec
-            .spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.seccomp().as_ref())
-            .map(process::build_seccomp)
-            .transpose()?;
-        let ns = NamespacePlan::from_spec(&rec.spec)?;
-        let mut join = Vec::new();
-        let mut pid_ns = None;
-        for flag in namespaces::EXEC_ORDER {
-            if !ns.has(flag) {
-                continue;
-            }
-            let name = namespaces::proc_name(flag);
-            let theirs = format!("/proc/{}/ns/{name}", rec.pid);
-            let mine = format!("/proc/self/ns/{name}");
-            // Joining the namespace we are already in is an error for user namespaces.
-            let same = match (std::fs::metadata(&theirs), std::fs::metadata(&mine)) {
-                (Ok(a), Ok(b)) => {
-                    use std::os::unix::fs::MetadataExt;
-                    a.ino() == b.ino() && a.dev() == b.dev()
-                }
-                _ => false,
-            };
-            if same {
-                continue;
-            }
-            let fd = open(theirs.as_str(), OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
-                .ctx(|| format!("open {theirs}"))?;
-            if flag == CloneFlags::CLONE_NEWPID {
-                pid_ns = Some(fd);
-            } else {
-                join.push((flag, fd));
-            }
-        }
-        // The process must still be ours after opening its namespaces (pid reuse).
-        if !state::is_alive(rec.pid, rec.start_time) {
-            return Err(Error::WrongState { id: id.into(), status: "stopped".into(), what: "exec needs a running container" });
-        }
-        let console = if plan.terminal {
-            connect_console(opts.console_socket.as_deref(), opts.console_stream.take())?
-        } else {
-            None
-        };
-        let (parent_sock, child_sock) = ipc::pair()?;
-        let own_pidns = match &pid_ns {
-            Some(target) => {
-                let own = open("/proc/self/ns/pid", OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
-                    .ctx(|| "open own pid namespace".into())?;
-                nix::sched::setns(target, CloneFlags::CLONE_NEWPID).ctx(|| "enter the container's pid namespace".into())?;
-                Some(own)
-            }
-            None => None,
-        };
-        let cfg = ChildConfig {
-            container: None,
-            join,
-            process: plan,
-            seccomp,
-            console,
-            stdio: opts.stdio.take(),
-            preserve_fds: opts.preserve_fds,
-            personality: process::personality(&rec.spec)?,
-            sync: child_sock,
-            is_exec: true,
-        };
-        // SAFETY: exec is documented as single-threaded-caller only.
-        let pid = unsafe { clone_child(CloneFlags::empty()) };
-        if let Some(own) = own_pidns {
-            let _ = nix::sched::setns(&own, CloneFlags::CLONE_NEWPID);
-        }
-        let pid = pid?;
-        if pid == 0 {
-            drop(parent_sock);
-            child_main(cfg);
-        }
-        drop(cfg);
-        let mut child_guard = CreateGuard { dir: None, cgroup: None, child: Some(pid) };
-        Self::manager(&rec).add(pid)?;
-        ipc::send(&parent_sock, ipc::MSG_GO, b"")?;
-        // Success is silence: the sync socket closes when execve succeeds.
-        await_child(&parent_sock, Error::Exec)?;
-        if let Some(p) = &opts.pid_file {
-            write_pid_file(p, pid)?;
-        }
-        child_guard.disarm();
-        Ok(pid)
-    }
+
 }

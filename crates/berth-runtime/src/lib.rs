@@ -27,7 +27,9 @@
 pub mod cgroups;
 pub mod cli;
 mod container;
+mod create;
 mod error;
+mod exec;
 mod hooks;
 mod init;
 pub mod ipc;

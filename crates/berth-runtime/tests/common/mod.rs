@@ -70,6 +70,8 @@ impl TestBundle {
         let w2 = w.try_clone().unwrap();
         let opts = CreateOptions { stdio: Some([devnull(), w, w2]), ..Default::default() };
         let st = self.rt.run(&self.id, &self.bundle, opts).unwrap_or_else(|e| panic!("run failed: {e}"));
+        // Even a process that is already gone is reported with its pid, to be reaped.
+        assert!(st.pid > 0, "run returned pid {}", st.pid);
         let out = read_all(r);
         let code = wait(st.pid);
         (code, out)

@@ -1,0 +1,246 @@
+//! `create` and `run`: plan from config.json, make the cgroup and state, clone the init
+//! into its namespaces and wait for it to be ready (see the crate docs for the protocol).
+
+use std::path::Path;
+
+use nix::fcntl::{OFlag, open};
+use nix::sched::CloneFlags;
+use nix::sys::stat::Mode;
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType};
+
+use crate::cgroups::{self, Layout};
+use crate::container::{CreateGuard, CreateOptions, await_child, clone_child, connect_console, write_pid_file};
+use crate::error::{Context, Error, Result};
+use crate::init::{ChildConfig, ContainerInit, child_main};
+use crate::ipc;
+use crate::namespaces::{self, NamespacePlan};
+use crate::process::{self, ProcessPlan};
+use crate::rootfs::RootfsPlan;
+use crate::state::{self, EXEC_FIFO, Record, State, Status};
+use crate::Runtime;
+
+/// The device cgroup rules runc always allows (the standard nodes and ptys), after the
+/// spec's own rules.
+fn default_device_rules() -> Vec<LinuxDeviceCgroup> {
+    let rule = |t: LinuxDeviceType, major: Option<i64>, minor: Option<i64>, access: &str| {
+        let mut b = LinuxDeviceCgroupBuilder::default().allow(true).typ(t).access(access);
+        if let Some(m) = major {
+            b = b.major(m);
+        }
+        if let Some(m) = minor {
+            b = b.minor(m);
+        }
+        b.build().unwrap_or_default()
+    };
+    vec![
+        rule(LinuxDeviceType::C, None, None, "m"),
+        rule(LinuxDeviceType::B, None, None, "m"),
+        rule(LinuxDeviceType::C, Some(1), Some(3), "rwm"),
+        rule(LinuxDeviceType::C, Some(1), Some(5), "rwm"),
+        rule(LinuxDeviceType::C, Some(1), Some(7), "rwm"),
+        rule(LinuxDeviceType::C, Some(1), Some(8), "rwm"),
+        rule(LinuxDeviceType::C, Some(1), Some(9), "rwm"),
+        rule(LinuxDeviceType::C, Some(5), Some(0), "rwm"),
+        rule(LinuxDeviceType::C, Some(5), Some(1), "rwm"),
+        rule(LinuxDeviceType::C, Some(5), Some(2), "rwm"),
+        rule(LinuxDeviceType::C, Some(136), None, "rwm"),
+        rule(LinuxDeviceType::C, Some(10), Some(200), "rwm"),
+    ]
+}
+
+impl Runtime {
+    /// runc create: everything up to the user's process, which waits for [`Runtime::start`].
+    /// The init is a child of the caller. Returns warnings (e.g. clamped rlimits) with the state.
+    pub fn create(&self, id: &str, bundle: &Path, opts: CreateOptions) -> Result<State> {
+        self.create_inner(id, bundle, opts, true)
+    }
+
+    /// create + start in one step (no exec fifo); the caller waits for the returned pid.
+    pub fn run(&self, id: &str, bundle: &Path, opts: CreateOptions) -> Result<State> {
+        self.create_inner(id, bundle, opts, false)
+    }
+
+    fn create_inner(&self, id: &str, bundle: &Path, mut opts: CreateOptions, wait_start: bool) -> Result<State> {
+        state::validate_id(id)?;
+        let bundle = std::fs::canonicalize(bundle)
+            .map_err(|e| Error::InvalidSpec(format!("bundle {}: {e}", bundle.display())))?;
+        let spec = crate::spec::load(&bundle)?;
+        let process_spec = spec.process().as_ref().ok_or_else(|| Error::InvalidSpec("process is missing".into()))?;
+        let (process, warnings) = ProcessPlan::from_spec(process_spec)?;
+        for w in &warnings {
+            eprintln!("berth runtime: warning: {w}");
+        }
+        let ns = NamespacePlan::from_spec(&spec)?;
+        crate::hooks::check(&spec)?;
+        let linux = spec.linux().clone().unwrap_or_default();
+        let seccomp = linux.seccomp().as_ref().map(process::build_seccomp).transpose()?;
+        let personality = process::personality(&spec)?;
+        let mut resources = linux.resources().clone().unwrap_or_default();
+        cgroups::validate(&resources)?;
+        let layout = match &self.layout {
+            Some(l) => l.clone(),
+            None => Layout::detect()?,
+        };
+        let cgroup_path = cgroups::normalize_path(linux.cgroups_path().as_deref(), id)?;
+        let cgroup = cgroups::manager(&layout, &cgroup_path);
+        let rootfs = RootfsPlan::from_spec(
+            &spec,
+            &bundle,
+            ns.new_user(),
+            opts.no_pivot,
+            Some(cgroup.view(ns.new_cgroup)),
+        )?;
+        if process.terminal && opts.console_socket.is_none() && opts.console_stream.is_none() {
+            return Err(Error::InvalidSpec(
+                "process.terminal is true but no console socket was given (--console-socket)".into(),
+            ));
+        }
+        if let Some(devs) = resources.devices().clone() {
+            let mut all = devs;
+            for d in &rootfs.devices {
+                let typ = if d.kind == nix::sys::stat::SFlag::S_IFBLK { LinuxDeviceType::B } else { LinuxDeviceType::C };
+                if let Ok(r) = LinuxDeviceCgroupBuilder::default()
+                    .allow(true)
+                    .typ(typ)
+                    .major(d.major as i64)
+                    .minor(d.minor as i64)
+                    .access("rwm")
+                    .build()
+                {
+                    all.push(r);
+                }
+            }
+            all.extend(default_device_rules());
+            resources.set_devices(Some(all));
+        }
+
+        // From here on every step is undone if a later one fails.
+        std::fs::create_dir_all(self.root()).ctx(|| format!("create state root {}", self.root().display()))?;
+        let dir = self.dir(id);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(Error::AlreadyExists(id.into())),
+            Err(e) => return Err(Error::io(format!("create {}", dir.display()), e)),
+        }
+        let mut guard = CreateGuard { dir: Some(dir.clone()), cgroup: None, child: None };
+        if cgroup.exists() {
+            // Somebody else's cgroup: never adopt (and later delete) it.
+            return Err(Error::AlreadyExists(format!("{id} (cgroup {cgroup_path} already exists)")));
+        }
+        cgroup.create()?;
+        guard.cgroup = Some(cgroup.as_ref());
+        cgroup.set(&resources)?;
+
+        let fifo = if wait_start {
+            let p = dir.join(EXEC_FIFO);
+            nix::unistd::mkfifo(&p, Mode::from_bits_truncate(0o622)).ctx(|| "create exec fifo".into())?;
+            Some(open(&p, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).ctx(|| "open exec fifo".into())?)
+        } else {
+            None
+        };
+        let console = if process.terminal {
+            connect_console(opts.console_socket.as_deref(), opts.console_stream.take())?
+        } else {
+            None
+        };
+        let (parent_sock, child_sock) = ipc::pair()?;
+        let hostname = spec.hostname().clone();
+        let domainname = spec.domainname().clone();
+        let own_pidns = match &ns.join_pid {
+            Some(path) => {
+                let own = open("/proc/self/ns/pid", OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+                    .ctx(|| "open own pid namespace".into())?;
+                let target = open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+                    .ctx(|| format!("open pid namespace {}", path.display()))?;
+                nix::sched::setns(&target, CloneFlags::CLONE_NEWPID)
+                    .ctx(|| format!("join pid namespace {}", path.display()))?;
+                Some(own)
+            }
+            None => None,
+        };
+        let oom_score_adj = process.oom_score_adj;
+        let preserve_fds = opts.preserve_fds;
+        let child_cfg = ChildConfig {
+            container: Some(ContainerInit {
+                ns: ns.clone(),
+                rootfs: rootfs.clone(),
+                hostname,
+                domainname,
+                fifo,
+            }),
+            join: Vec::new(),
+            process,
+            seccomp,
+            console,
+            stdio: opts.stdio.take(),
+            preserve_fds,
+            personality,
+            sync: child_sock,
+            is_exec: false,
+        };
+        // SAFETY: create/run are documented as single-threaded-caller only.
+        let pid = unsafe { clone_child(ns.clone_flags) };
+        if let Some(own) = own_pidns {
+            let _ = nix::sched::setns(&own, CloneFlags::CLONE_NEWPID);
+        }
+        let pid = pid?;
+        if pid == 0 {
+            drop(parent_sock);
+            child_main(child_cfg);
+        }
+        guard.child = Some(pid);
+        drop(child_cfg);
+
+        if ns.new_user() {
+            std::fs::write(format!("/proc/{pid}/uid_map"), namespaces::id_map_text(&ns.uid_mappings))
+                .ctx(|| "write uid_map".into())?;
+            std::fs::write(format!("/proc/{pid}/gid_map"), namespaces::id_map_text(&ns.gid_mappings))
+                .ctx(|| "write gid_map".into())?;
+        }
+        cgroup.add(pid)?;
+        if let Some(adj) = oom_score_adj {
+            std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string()).map_err(|e| {
+                if e.raw_os_error() == Some(libc::EACCES) || e.raw_os_error() == Some(libc::EPERM) {
+                    Error::Unsupported(format!("oomScoreAdj {adj}: lowering it needs CAP_SYS_RESOURCE"))
+                } else {
+                    Error::io("write oom_score_adj", e)
+                }
+            })?;
+        }
+        ipc::send(&parent_sock, ipc::MSG_GO, b"")?;
+        if !await_child(&parent_sock, Error::Init)? {
+            return Err(Error::Init("the container init exited during setup".into()));
+        }
+        let start_time = state::proc_stat(pid)
+            .map(|s| s.start_time)
+            .ok_or_else(|| Error::Init("the container init exited during setup".into()))?;
+        let record = Record {
+            id: id.to_string(),
+            bundle: bundle.clone(),
+            rootfs: rootfs.rootfs.clone(),
+            created: state::now_rfc3339(),
+            pid,
+            start_time,
+            cgroup_path,
+            cgroup_layout: layout,
+            spec,
+        };
+        let mut creating = self.state_of(&record);
+        creating.status = Status::Creating;
+        creating.pid = pid;
+        crate::hooks::run(&record.spec, crate::hooks::Stage::Create, &creating)?;
+        record.save(&dir)?;
+        if let Some(p) = &opts.pid_file {
+            write_pid_file(p, pid)?;
+        }
+        guard.disarm();
+        let mut state = self.state_of(&record);
+        // A process that already exited still has its pid for the caller to reap (state()
+        // reports 0 for a stopped container, as runc does, but the creator needs it).
+        state.pid = pid;
+        if !wait_start {
+            self.poststart(&record)?;
+        }
+        Ok(state)
+    }
+}
