@@ -50,6 +50,7 @@ fn container_headers() -> Value {
             .with("Status", "STATUS")
             .with("Size", "SIZE")
             .with("Labels", "LABELS")
+            .with("Label", format::header_label_method())
             .with("Mounts", "MOUNTS")
             .with("LocalVolumes", "LOCAL VOLUMES")
             .with("Networks", "NETWORKS"),

@@ -201,6 +201,7 @@ pub async fn ls(ctx: &Ctx, a: LsArgs) -> Result<()> {
             .with("IPv6", "IPV6")
             .with("Internal", "INTERNAL")
             .with("Labels", "LABELS")
+            .with("Label", format::header_label_method())
             .with("CreatedAt", "CREATED"),
     );
     ctx.io.print(&format::render_list(&format, &headers, &rows)?);

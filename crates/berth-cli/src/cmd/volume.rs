@@ -112,6 +112,7 @@ pub fn volume_headers() -> Value {
             .with("Scope", "SCOPE")
             .with("Mountpoint", "MOUNTPOINT")
             .with("Labels", "LABELS")
+            .with("Label", format::header_label_method())
             .with("Links", "LINKS")
             .with("Size", "SIZE"),
     )

@@ -32,6 +32,16 @@ pub fn ellipsis(s: &str, max: usize) -> String {
     out
 }
 
+/// docker's `SubHeaderContext.Label`: the header of a `{{.Label "com.x.some-key"}}`
+/// column is the label's last dotted part with `-` and `_` as spaces ("some key").
+pub fn header_label_method() -> Value {
+    Value::method(|args| {
+        let name = args.first().map(Value::display).unwrap_or_default();
+        let last = name.rsplit('.').next().unwrap_or("").replace(['-', '_'], " ");
+        Ok(Value::from(last))
+    })
+}
+
 /// Turns a user's `--format` into the template text docker executes, and tells
 /// whether it is a table.
 pub fn prepare_format(src: &str) -> (String, bool) {
@@ -128,6 +138,8 @@ mod tests {
         assert_eq!(render_list("{{.Names}}", &headers, &rows).unwrap(), "web\ndb\n");
         assert_eq!(render_list("json", &headers, &rows).unwrap(), "{\"ID\":\"abc\",\"Names\":\"web\"}\n{\"ID\":\"defdef\",\"Names\":\"db\"}\n");
         assert_eq!(render_list("table {{.ID}}", &headers, &[]).unwrap(), "CONTAINER ID\n");
+        let headers = Value::Map(Map::new().with("Label", header_label_method()));
+        assert_eq!(render_list("table {{.Label \"com.example.some-key\"}}", &headers, &[]).unwrap(), "some key\n");
         assert!(render_list("{{.ID", &headers, &rows).unwrap_err().0.starts_with("template parsing error: template: :1: unclosed action"));
     }
 
