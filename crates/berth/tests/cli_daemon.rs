@@ -407,3 +407,71 @@ fn detach_with_ctrl_p_ctrl_q_then_exec_it() {
     assert!(pty.text().contains("21 77"), "{:?}", pty.text());
     run_ok(d.berth().args(["rm", "-f", "det"]));
 }
+
+#[test]
+fn attach_to_a_detached_tty_container() {
+    berth_testutil::require_root();
+    let d = daemon();
+    run_ok(d.berth().args(["run", "-dit", "--name", "att", "busybox", "sh"]));
+    let mut c = d.berth();
+    c.args(["attach", "att"]);
+    let mut pty = spawn_in_pty(c, 24, 80);
+    std::thread::sleep(Duration::from_millis(300));
+    pty.type_keys(b"echo x-$((2+3))\r");
+    assert!(pty.wait_output("x-5"), "{:?}\n{}", pty.text(), d.log());
+    pty.type_keys(b"exit 4\r");
+    assert_eq!(pty.wait_exit(), 4);
+    assert_eq!(run_ok(d.berth().args(["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "att"])).trim(), "exited 4");
+    // Attaching to a stopped container is refused, as docker does.
+    let out = output(
+        {
+            let mut c = d.berth();
+            c.args(["attach", "att"]);
+            c
+        },
+        None,
+    );
+    assert_eq!((out.code, out.stderr.as_str()), (1, "You cannot attach to a stopped container, start it first\n"));
+}
+
+#[test]
+fn logs_follow_and_stats_stream() {
+    berth_testutil::require_root();
+    let d = daemon();
+    run_ok(d.berth().args(["run", "-d", "--name", "tick", "busybox", "sh", "-c", "i=0; while true; do i=$((i+1)); echo tick-$i; sleep 0.2; done"]));
+    let mut follow = d.berth().args(["logs", "-f", "tick"]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut stdout = follow.stdout.take().unwrap();
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut buf = [0u8; 256];
+    while !seen.contains("tick-8") && Instant::now() < deadline {
+        let n = stdout.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert!(seen.starts_with("tick-1\n") && seen.contains("tick-8"), "{seen:?}");
+
+    // Streaming stats redraw the table (clear screen, home) until interrupted.
+    let mut stats = d.berth().args(["stats", "tick"]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut out = stats.stdout.take().unwrap();
+    let mut text = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while text.matches("\x1b[2J\x1b[H").count() < 3 && Instant::now() < deadline {
+        let n = out.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let _ = stats.kill();
+    let _ = stats.wait();
+    let last = text.rsplit("\x1b[2J\x1b[H").next().unwrap_or("");
+    assert!(text.matches("\x1b[2J\x1b[H").count() >= 3, "{text:?}");
+    assert!(text.contains("CONTAINER ID   NAME"), "{text:?}");
+    assert!(text.contains("tick"), "a row for the container: {text:?} (last frame {last:?})");
+    run_ok(d.berth().args(["rm", "-f", "tick"]));
+}
