@@ -402,11 +402,11 @@ pub fn render_clap_error(root: &clap::Command, e: &clap::Error, args: &[OsString
             let reason = match std::error::Error::source(e) {
                 Some(s) => s.to_string(),
                 None => {
-                    let valid = match e.get(ContextKind::ValidValue) {
+                    
+                    match e.get(ContextKind::ValidValue) {
                         Some(ContextValue::Strings(v)) => format!("valid values are {}", v.join(", ")),
                         _ => "invalid value".into(),
-                    };
-                    valid
+                    }
                 }
             };
             if arg.starts_with('-') {

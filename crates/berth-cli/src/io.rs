@@ -3,6 +3,9 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+/// An in-memory stream (tests).
+pub type Buffer = Arc<Mutex<Vec<u8>>>;
+
 #[derive(Clone)]
 pub enum Sink {
     Stdout,
@@ -64,7 +67,7 @@ impl Streams {
     }
 
     /// Captured streams for tests: (streams, stdout buffer, stderr buffer).
-    pub fn captured() -> (Streams, Arc<Mutex<Vec<u8>>>, Arc<Mutex<Vec<u8>>>) {
+    pub fn captured() -> (Streams, Buffer, Buffer) {
         let o = Arc::new(Mutex::new(Vec::new()));
         let e = Arc::new(Mutex::new(Vec::new()));
         (

@@ -285,11 +285,10 @@ impl Client {
         if res.status().is_server_error() || res.status() == StatusCode::NOT_FOUND || res.status() == StatusCode::METHOD_NOT_ALLOWED {
             res = self.send_raw(self.build(Call::get("/_ping"), false)?, false).await?;
         }
-        if let Some(v) = res.headers().get("api-version").and_then(|v| v.to_str().ok()) {
-            if version_lt(v, API_VERSION) {
+        if let Some(v) = res.headers().get("api-version").and_then(|v| v.to_str().ok())
+            && version_lt(v, API_VERSION) {
                 self.version = v.to_string();
             }
-        }
         Ok(())
     }
 
@@ -371,11 +370,10 @@ impl BodyStream {
                 None => return Ok(None),
                 Some(Err(e)) => return Err(Error::Http(e.to_string())),
                 Some(Ok(f)) => {
-                    if let Ok(d) = f.into_data() {
-                        if !d.is_empty() {
+                    if let Ok(d) = f.into_data()
+                        && !d.is_empty() {
                             return Ok(Some(d));
                         }
-                    }
                 }
             }
         }

@@ -121,13 +121,11 @@ async fn create_container(ctx: &Ctx, c: &Client, req: &berth_types::container::C
 
 pub async fn create(ctx: &Ctx, a: CreateArgs) -> Result<()> {
     let mut req = a.opts.to_request(&a.image, &a.command, &ctx.env, &ctx.cwd).map_err(|m| report(ctx, "create", &Error::Msg(m), true))?;
-    if req.config.tty && ctx.io.stdout_tty {
-        if let Some((h, w)) = term::stdout_size() {
-            if let Some(hc) = req.host_config.as_mut() {
+    if req.config.tty && ctx.io.stdout_tty
+        && let Some((h, w)) = term::stdout_size()
+            && let Some(hc) = req.host_config.as_mut() {
                 hc.console_size = Some([h as u32, w as u32]);
             }
-        }
-    }
     let c = ctx.client().await.map_err(|e| report(ctx, "create", &e, false))?;
     let id = create_container(ctx, c, &req, &a.opts).await.map_err(|e| report(ctx, "create", &e, true))?;
     ctx.io.println(&id);
@@ -243,13 +241,11 @@ pub async fn run(ctx: &Ctx, a: RunArgs) -> Result<()> {
         }
     }
     let cfg = req.config.clone();
-    if cfg.tty && ctx.io.stdout_tty {
-        if let Some((h, w)) = term::stdout_size() {
-            if let Some(hc) = req.host_config.as_mut() {
+    if cfg.tty && ctx.io.stdout_tty
+        && let Some((h, w)) = term::stdout_size()
+            && let Some(hc) = req.host_config.as_mut() {
                 hc.console_size = Some([h as u32, w as u32]);
             }
-        }
-    }
     let c = ctx.client().await.map_err(|e| report(ctx, "run", &e, false))?;
     let id = create_container(ctx, c, &req, &a.opts).await.map_err(|e| report(ctx, "run", &e, true))?;
 

@@ -133,11 +133,10 @@ pub async fn stats(ctx: &Ctx, a: StatsArgs) -> Result<()> {
     let c = ctx.client().await?;
     let names: Vec<String> = if a.containers.is_empty() {
         let mut call = Call::get("/containers/json").flag("all", a.all);
-        if !a.all {
-            if let Some(f) = filters_json(&["status=running".into()])? {
+        if !a.all
+            && let Some(f) = filters_json(&["status=running".into()])? {
                 call = call.query("filters", f);
             }
-        }
         value(&c.bytes(call).await?)?.list_at(&[]).iter().map(|x| x.str_at(&["Id"])).collect()
     } else {
         a.containers.clone()
@@ -165,11 +164,10 @@ pub async fn stats(ctx: &Ctx, a: StatsArgs) -> Result<()> {
             let Ok(res) = c.send(call).await else { return };
             let mut lines = JsonLines::new(res);
             while let Ok(Some(line)) = lines.next_line().await {
-                if let Ok(v) = Value::from_json_slice(&line) {
-                    if let Ok(mut m) = latest.lock() {
+                if let Ok(v) = Value::from_json_slice(&line)
+                    && let Ok(mut m) = latest.lock() {
                         m.insert(i, compute(&v));
                     }
-                }
             }
         });
     }

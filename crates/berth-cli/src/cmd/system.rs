@@ -144,11 +144,10 @@ pub async fn info(ctx: &Ctx, a: InfoArgs) -> Result<()> {
     o.push_str(&format!(" Server Version: {}\n", s.str_at(&["ServerVersion"])));
     o.push_str(&format!(" Storage Driver: {}\n", s.str_at(&["Driver"])));
     for pair in s.list_at(&["DriverStatus"]) {
-        if let Value::List(kv) = pair {
-            if kv.len() == 2 {
+        if let Value::List(kv) = pair
+            && kv.len() == 2 {
                 o.push_str(&format!("  {}: {}\n", kv[0].display(), kv[1].display()));
             }
-        }
     }
     o.push_str(&format!(" Logging Driver: {}\n", s.str_at(&["LoggingDriver"])));
     o.push_str(&format!(" Cgroup Driver: {}\n", s.str_at(&["CgroupDriver"])));

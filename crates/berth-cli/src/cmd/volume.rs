@@ -43,7 +43,7 @@ pub struct CreateArgs {
 pub async fn create(ctx: &Ctx, a: CreateArgs) -> Result<()> {
     let name = match (&a.name, &a.name_flag) {
         (Some(n), Some(f)) if n != f => {
-            return Err(Error::Usage(format!("conflicting options: cannot specify a volume-name through both --name and as a positional arg")));
+            return Err(Error::Usage("conflicting options: cannot specify a volume-name through both --name and as a positional arg".to_string()));
         }
         (Some(n), _) | (None, Some(n)) => n.clone(),
         (None, None) => String::new(),

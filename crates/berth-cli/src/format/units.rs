@@ -210,13 +210,12 @@ pub fn api_timestamp(value: &str, now: std::time::SystemTime) -> Result<String, 
     if value.is_empty() {
         return Ok(String::new());
     }
-    if let Ok(ns) = parse_go_duration(value) {
-        if value.chars().any(|c| c.is_ascii_alphabetic()) {
+    if let Ok(ns) = parse_go_duration(value)
+        && value.chars().any(|c| c.is_ascii_alphabetic()) {
             let now = now.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
             let t = now.as_nanos() as i128 - ns as i128;
             return Ok(format!("{}.{:09}", t.div_euclid(1_000_000_000), t.rem_euclid(1_000_000_000)));
         }
-    }
     if let Some((secs, frac)) = value.split_once('.') {
         if secs.chars().all(|c| c.is_ascii_digit()) && frac.chars().all(|c| c.is_ascii_digit()) && !secs.is_empty() {
             return Ok(format!("{secs}.{:0<9}", frac.chars().take(9).collect::<String>()));

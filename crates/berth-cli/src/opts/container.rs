@@ -32,7 +32,7 @@ fn attach_stream(s: &str) -> Result<String, String> {
     if matches!(l.as_str(), "stdin" | "stdout" | "stderr") {
         Ok(l)
     } else {
-        Err(format!("valid streams are STDIN, STDOUT and STDERR"))
+        Err("valid streams are STDIN, STDOUT and STDERR".to_string())
     }
 }
 fn pull_policy(s: &str) -> Result<String, String> {

@@ -330,7 +330,7 @@ pub fn parse_restart(s: &str) -> Result<RestartPolicy, String> {
     match name {
         "" | "no" | "always" | "unless-stopped" => {
             if count.is_some() {
-                return Err(format!("invalid restart policy format: maximum retry count can only be used with 'on-failure'"));
+                return Err("invalid restart policy format: maximum retry count can only be used with 'on-failure'".to_string());
             }
         }
         "on-failure" => {}
@@ -422,7 +422,7 @@ pub fn parse_add_host(s: &str) -> Result<String, String> {
 /// `--cpus 1.5` → NanoCPUs.
 pub fn parse_cpus(s: &str) -> Result<i64, String> {
     let v: f64 = s.parse().map_err(|_| format!("failed to parse {s} as a rational number"))?;
-    if !(v >= 0.0) {
+    if v.is_nan() || v < 0.0 {
         return Err(format!("failed to parse {s} as a rational number"));
     }
     let nano = (v * 1e9).round();
