@@ -48,7 +48,8 @@ pub async fn create(State(e): St, req: Request) -> ApiResult {
     }
     if let Some(image) = p.get("fromImage") {
         let auth = req.headers().get("X-Registry-Auth").and_then(|v| v.to_str().ok()).map(str::to_string);
-        return crate::registry::pull(e, image, p.str("tag"), p.str("platform"), auth).await;
+        let all_tags = p.bool("all-tags")? || (p.str("tag").is_empty() && !image.contains(':') && !image.contains('@') && p.get("tag").is_some());
+        return crate::registry::pull(e, image, p.str("tag"), p.str("platform"), auth, all_tags).await;
     }
     Err(ApiError(Error::invalid("either fromImage or fromSrc is required")))
 }

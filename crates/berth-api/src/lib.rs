@@ -186,6 +186,6 @@ pub fn router(engine: Arc<Engine>) -> Router {
 }
 
 async fn registry_auth(axum::extract::State(e): axum::extract::State<Arc<Engine>>, req: Request) -> util::ApiResult {
-    let _ = (e, req);
-    Err(util::ApiError(berth_engine::Error::not_implemented("registry login is being wired into berth's daemon")))
+    let body = axum::body::to_bytes(req.into_body(), 1 << 20).await.map_err(|x| util::invalid(x.to_string()))?;
+    registry::auth(e, &body).await
 }

@@ -23,6 +23,7 @@ pub struct Engine {
     pub(crate) images: ImageService,
     pub(crate) volumes: VolumeStore,
     pub(crate) net: Networking,
+    pub(crate) registry: crate::registry::RegistryService,
     pub events: EventBus,
     pub(crate) execs: Mutex<HashMap<String, Arc<ExecInstance>>>,
     pub(crate) cgroup_v2: bool,
@@ -44,12 +45,14 @@ impl Engine {
         let images = ImageService::open(&cfg).await?;
         let volumes = VolumeStore::open(&cfg.data_root)?;
         let net = Networking::open(&cfg).await?;
+        let registry = crate::registry::RegistryService::new(&cfg)?;
         let engine = Arc::new(Engine {
             exe,
             containers,
             images,
             volumes,
             net,
+            registry,
             events: EventBus::default(),
             execs: Mutex::new(HashMap::new()),
             cgroup_v2: std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),

@@ -18,6 +18,7 @@ pub mod logs;
 mod monitor;
 pub mod network;
 pub mod query;
+pub mod registry;
 pub mod runtimes;
 mod shimclient;
 pub mod system;

@@ -1,0 +1,202 @@
+//! Pull, push and login through berth-registry's client, into and out of the image
+//! store. Credentials come from the client (X-Registry-Auth, /auth bodies); the daemon
+//! stores none.
+
+use std::sync::Arc;
+
+use berth_registry::Reference;
+use berth_registry::client::{AuthConfig, ClientConfig, Progress, PullOptions, PushOptions, RegistryClient, RegistryError};
+use berth_registry::image_store::ImageStoreContent;
+use berth_types::system::AuthResponse;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::config::EngineConfig;
+use crate::engine::Engine;
+use crate::error::{Error, ErrorKind, Result};
+
+pub struct RegistryService {
+    client: Arc<RegistryClient>,
+    /// Transfers run here, each driven by a thread of its own: the client's futures
+    /// are not `Send` (so cannot be spawned on the daemon's runtime), and its pooled
+    /// connections must stay with one runtime.
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for RegistryService {
+    fn drop(&mut self) {
+        // Dropping a runtime inside another one would panic; let it wind down aside.
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+pub(crate) fn registry_err(e: RegistryError) -> Error {
+    let kind = match e.kind() {
+        berth_registry::client::ErrorKind::InvalidParameter => ErrorKind::InvalidParameter,
+        // Docker answers a refused pull as "pull access denied ... (404)" and /auth with 401;
+        // the API maps Forbidden to 403, close enough for clients that only print it.
+        berth_registry::client::ErrorKind::Unauthorized => ErrorKind::Forbidden,
+        berth_registry::client::ErrorKind::NotFound => ErrorKind::NotFound,
+        berth_registry::client::ErrorKind::Unavailable => ErrorKind::Unavailable,
+        berth_registry::client::ErrorKind::System => ErrorKind::System,
+    };
+    Error::new(kind, e.to_string())
+}
+
+impl RegistryService {
+    pub fn new(cfg: &EngineConfig) -> Result<RegistryService> {
+        let mut cc = ClientConfig {
+            insecure_registries: cfg.insecure_registries.clone(),
+            registry_mirrors: cfg.registry_mirrors.clone(),
+            max_concurrent_downloads: cfg.max_concurrent_downloads.max(1),
+            max_concurrent_uploads: cfg.max_concurrent_uploads.max(1),
+            ..ClientConfig::default()
+        };
+        if let Some(d) = &cfg.certs_dir {
+            cc.certs_dir = d.clone();
+        }
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("berth-registry")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::system(format!("registry runtime: {e}")))?;
+        let client = {
+            let _g = rt.enter();
+            RegistryClient::new(cc).map_err(registry_err)?
+        };
+        Ok(RegistryService { client: Arc::new(client), rt: Some(rt) })
+    }
+
+    /// Runs `f(client)` to completion on the registry runtime.
+    async fn run<T, F, Fut>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<RegistryClient>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let handle = self.rt.as_ref().ok_or_else(|| Error::system("registry runtime is gone"))?.handle().clone();
+        let client = self.client.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("berth-transfer".into())
+            .spawn(move || {
+                let _ = tx.send(handle.block_on(f(client)));
+            })
+            .map_err(|e| Error::system(format!("transfer thread: {e}")))?;
+        rx.await.map_err(|_| Error::system("transfer thread ended without an answer"))?
+    }
+}
+
+/// The X-Registry-Auth header (base64url JSON), or anonymous.
+pub fn auth_from_header(h: Option<&str>) -> Result<AuthConfig> {
+    match h.filter(|h| !h.trim().is_empty()) {
+        None => Ok(AuthConfig::default()),
+        Some(h) => AuthConfig::from_x_registry_auth(h)
+            .and_then(|a| a.with_decoded_auth())
+            .map_err(|e| Error::invalid(format!("invalid X-Registry-Auth: {e}"))),
+    }
+}
+
+impl Engine {
+    fn content(&self) -> Result<Arc<ImageStoreContent>> {
+        let sources = self.cfg.data_root.join("registry").join("sources");
+        ImageStoreContent::new(self.images.store(), Some(&sources)).map(Arc::new).map_err(|e| Error::system(format!("image store: {e}")))
+    }
+
+    /// `POST /images/create?fromImage=...`: pulls, reporting through `progress`.
+    pub async fn image_pull(&self, from_image: &str, tag: &str, platform: &str, auth: AuthConfig, all_tags: bool, progress: UnboundedSender<Progress>) -> Result<Vec<String>> {
+        let name = if tag.is_empty() || from_image.contains('@') {
+            from_image.to_string()
+        } else if tag.starts_with("sha256:") {
+            format!("{from_image}@{tag}")
+        } else {
+            format!("{from_image}:{tag}")
+        };
+        let reference = if all_tags { Reference::parse_repository(from_image) } else { Reference::parse(&name) }.map_err(|e| Error::invalid(e.to_string()))?;
+        let platform = match platform {
+            "" => None,
+            p => Some(p.parse().map_err(|e: berth_registry::manifest::PlatformError| Error::invalid(e.to_string()))?),
+        };
+        let opts = PullOptions { platform, auth };
+        let content = self.content()?;
+        let store: Arc<dyn berth_registry::store::ContentStore> = content.clone();
+        let pulled = self
+            .registry
+            .run(move |client| async move {
+                if all_tags {
+                    client.pull_all_tags(&reference, &opts, store, &progress).await
+                } else {
+                    client.pull(&reference, &opts, store, &progress).await.map(|p| vec![p])
+                }
+                .map_err(registry_err)
+            })
+            .await?;
+        let mut ids = Vec::new();
+        for p in pulled {
+            let c = content.clone();
+            let p2 = p.clone();
+            let id = tokio::task::spawn_blocking(move || c.record_pulled(&p2))
+                .await
+                .map_err(|e| Error::system(e.to_string()))?
+                .map_err(crate::images::image_err)?;
+            self.events.emit("image", "pull", &p.reference.familiar_string(), [("name".to_string(), p.reference.familiar_string())].into_iter().collect());
+            ids.push(id.to_string());
+        }
+        Ok(ids)
+    }
+
+    /// `POST /images/{name}/push`.
+    pub async fn image_push(&self, name: &str, tag: &str, auth: AuthConfig, progress: UnboundedSender<Progress>) -> Result<()> {
+        let full = if tag.is_empty() { name.to_string() } else { format!("{name}:{tag}") };
+        let target = Reference::parse(&full).map_err(|e| Error::invalid(e.to_string()))?;
+        let store = self.images.store();
+        let local = full.clone();
+        let record = tokio::task::spawn_blocking(move || store.record(&local))
+            .await
+            .map_err(|e| Error::system(e.to_string()))?
+            .map_err(|e| if e.kind() == berth_image::ErrorKind::NotFound { Error::not_found(format!("An image does not exist locally with the tag: {name}")) } else { crate::images::image_err(e) })?;
+        let m = record.manifest.clone().ok_or_else(|| {
+            Error::invalid(format!("{full} has no registry manifest (it was made by import, commit or a docker-archive load); pushing it needs one"))
+        })?;
+        let manifest = berth_registry::manifest::Descriptor::new(
+            &m.media_type,
+            m.digest.to_string().parse().map_err(|e: berth_registry::digest::DigestError| Error::system(e.to_string()))?,
+            m.size,
+        );
+        let content = self.content()?;
+        let (t, md, ct) = (target.clone(), manifest.clone(), content.clone());
+        let pushed = self
+            .registry
+            .run(move |client| async move { client.push(&t, &md, ct, &PushOptions { auth }, &progress).await.map_err(registry_err) })
+            .await?;
+        let c = content.clone();
+        tokio::task::spawn_blocking(move || c.record_pushed(&pushed, &manifest))
+            .await
+            .map_err(|e| Error::system(e.to_string()))?
+            .map_err(crate::images::image_err)?;
+        self.events.emit("image", "push", &target.familiar_string(), [("name".to_string(), target.familiar_string())].into_iter().collect());
+        Ok(())
+    }
+
+    /// `POST /auth`: checks credentials against the registry.
+    pub async fn registry_login(&self, auth: AuthConfig) -> Result<AuthResponse> {
+        let registry = if auth.server_address.is_empty() { "docker.io".to_string() } else { auth.server_address.clone() };
+        let registry = registry.trim_start_matches("https://").trim_start_matches("http://").trim_end_matches('/').trim_end_matches("/v1").to_string();
+        let registry = if registry == "index.docker.io" || registry == "registry-1.docker.io" { "docker.io".to_string() } else { registry };
+        let out = self
+            .registry
+            .run(move |client| async move {
+                client.login(&registry, &auth).await.map_err(|e| {
+                    let mut err = registry_err(e);
+                    if err.kind == ErrorKind::Forbidden {
+                        err.kind = ErrorKind::InvalidParameter;
+                    }
+                    err
+                })
+            })
+            .await?;
+        Ok(AuthResponse { status: "Login Succeeded".into(), identity_token: out.identity_token.unwrap_or_default() })
+    }
+}

@@ -1,0 +1,121 @@
+//! Pull and push through the daemon with the real docker CLI, against berth's own
+//! registry server and Debian's docker-registry, both on loopback.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use berth_testutil::daemon::{TestDaemon, run_ok};
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_berth"))
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures").join(name)
+}
+
+struct Registry {
+    child: Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_http(addr: &str) {
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("registry at {addr} did not come up");
+}
+
+/// `berth registry serve` on a free loopback port.
+fn berth_registry() -> Registry {
+    let dir = berth_testutil::short_tempdir("breg");
+    let mut child = Command::new(bin())
+        .args(["registry", "serve", "--addr", "127.0.0.1:0", "--root"])
+        .arg(dir.path().join("storage"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.split_whitespace().find_map(|w| w.trim_start_matches("http://").starts_with("127.0.0.1:").then(|| w.trim_start_matches("http://").to_string())).unwrap_or_else(|| panic!("no address in {line:?}"));
+    wait_http(&addr);
+    Registry { child, addr, _dir: dir }
+}
+
+/// Debian's docker-registry (the distribution registry) on a free loopback port.
+fn distribution_registry() -> Registry {
+    let dir = berth_testutil::short_tempdir("bdist");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let cfg = dir.path().join("config.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+            dir.path().join("storage").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("/usr/bin/docker-registry").arg("serve").arg(&cfg).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    wait_http(&addr);
+    Registry { child, addr, _dir: dir }
+}
+
+fn skopeo_push(archive: &Path, dest: &str) {
+    run_ok(Command::new("skopeo").args(["copy", "--dest-tls-verify=false", "-q"]).arg(format!("docker-archive:{}", archive.display())).arg(format!("docker://{dest}")));
+}
+
+fn pull_run_push(reg: &Registry) {
+    let d = TestDaemon::start(bin());
+    let src = format!("{}/fixture/layers:1.0", reg.addr);
+    skopeo_push(&fixture("layers-docker-save.tar"), &src);
+    let out = run_ok(d.docker().args(["pull", &src]));
+    assert!(out.contains("Pull complete") || out.contains("Download complete") || out.contains("Downloaded newer image"), "{out}");
+    assert!(out.contains("Digest: sha256:"), "{out}");
+    assert_eq!(run_ok(d.docker().args(["run", "--rm", &src])), "hello from a layer\n");
+    let id = run_ok(d.docker().args(["inspect", "-f", "{{.Id}}", &src]));
+    assert_eq!(id.trim(), "sha256:30757304e8efc7c9255cf6f4a0ce0a77a041082b0ff74ccccf39ed59ca0d3bce");
+    let digests = run_ok(d.docker().args(["inspect", "-f", "{{json .RepoDigests}}", &src]));
+    assert!(digests.contains("fixture/layers@sha256:"), "{digests}");
+    // Pulling again: up to date.
+    let out = run_ok(d.docker().args(["pull", &src]));
+    assert!(out.contains("Image is up to date"), "{out}");
+    // Tag and push under another name; skopeo sees it there.
+    let dst = format!("{}/other/copy:2", reg.addr);
+    run_ok(d.docker().args(["tag", &src, &dst]));
+    let out = run_ok(d.docker().args(["push", &dst]));
+    assert!(out.contains("digest: sha256:"), "{out}");
+    let inspect = run_ok(Command::new("skopeo").args(["inspect", "--tls-verify=false"]).arg(format!("docker://{dst}")));
+    assert!(inspect.contains("\"Digest\""), "{inspect}");
+    // A missing image is a clear error.
+    let out = d.docker().args(["pull", &format!("{}/no/such:1", reg.addr)]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).is_empty());
+}
+
+#[test]
+fn pull_run_push_with_berths_registry() {
+    pull_run_push(&berth_registry());
+}
+
+#[test]
+fn pull_run_push_with_docker_registry() {
+    pull_run_push(&distribution_registry());
+}
