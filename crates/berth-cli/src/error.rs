@@ -43,8 +43,15 @@ impl Error {
         match self {
             Error::Usage(_) => 125,
             Error::Status(c) => *c,
+            // The reader of our output went away (`berth logs -f | head`): docker dies of
+            // SIGPIPE, which a shell reports as 128 + 13.
+            e if e.is_broken_pipe() => 141,
             _ => 1,
         }
+    }
+
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Error::Io(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
     }
 
     /// True for "no such container/image/..." answers.

@@ -122,6 +122,7 @@ pub fn run(args: Vec<OsString>, env: Env, io: Streams) -> i32 {
 fn report(io: &Streams, path: &str, e: &Error) -> i32 {
     match e {
         Error::Status(_) => {}
+        e if e.is_broken_pipe() => {}
         Error::Usage(m) => {
             io.eprintln(&format!("{m}\n\nRun '{path} --help' for more information"));
         }

@@ -254,3 +254,47 @@ fn ps_json_asks_for_sizes_like_docker() {
     assert_eq!(v["Names"], "trace-d");
     assert_eq!(v["Networks"], "bridge");
 }
+
+#[test]
+fn login_stores_credentials_and_pull_sends_them() {
+    let mock = serve_unix(Arc::new(|r: &Received| {
+        Some(match (r.method.as_str(), r.uri.split('?').next().unwrap_or("")) {
+            ("HEAD", _) => ping(Some("1.51")),
+            ("POST", "/v1.51/auth") => {
+                let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+                if body["password"] == "right" {
+                    json("200 OK", "{\"Status\":\"Login Succeeded\"}")
+                } else {
+                    json("401 Unauthorized", "{\"message\":\"login attempt to http://127.0.0.1:5999/v2/ failed with status: 401 Unauthorized\"}")
+                }
+            }
+            ("POST", "/v1.51/images/create") => json("200 OK", "{\"status\":\"Status: Image is up to date for 127.0.0.1:5999/app:1\"}\n"),
+            _ => return None,
+        })
+    }));
+    let cfg = tempfile::tempdir().unwrap();
+    let env = [("DOCKER_CONFIG", cfg.path().to_str().unwrap())];
+    let (code, _, err) = run_cli(&["-H", &mock.host, "login", "-u", "me", "-p", "wrong", "127.0.0.1:5999"], &env);
+    assert_eq!(code, 1);
+    assert!(err.contains("Error response from daemon: login attempt"), "{err}");
+    assert!(!cfg.path().join("config.json").exists(), "a failed login stores nothing");
+
+    let (code, out, err) = run_cli(&["-H", &mock.host, "login", "-u", "me", "-p", "right", "127.0.0.1:5999"], &env);
+    assert_eq!((code, out.as_str()), (0, "Login Succeeded\n"), "{err}");
+    assert!(err.starts_with("WARNING! Using --password via the CLI is insecure."), "{err}");
+    let stored: serde_json::Value = serde_json::from_slice(&std::fs::read(cfg.path().join("config.json")).unwrap()).unwrap();
+    assert_eq!(stored["auths"]["127.0.0.1:5999"]["auth"], "bWU6cmlnaHQ="); // base64("me:right")
+
+    let (code, _, _) = run_cli(&["-H", &mock.host, "pull", "127.0.0.1:5999/app:1"], &env);
+    assert_eq!(code, 0);
+    let pull = mock.requests().into_iter().find(|r| r.uri.contains("/images/create")).unwrap();
+    use base64::Engine;
+    let auth = base64::engine::general_purpose::URL_SAFE.decode(pull.header("X-Registry-Auth").unwrap()).unwrap();
+    let auth: serde_json::Value = serde_json::from_slice(&auth).unwrap();
+    assert_eq!((auth["username"].as_str(), auth["password"].as_str()), (Some("me"), Some("right")));
+
+    let (code, out, _) = run_cli(&["logout", "127.0.0.1:5999"], &env);
+    assert_eq!((code, out.as_str()), (0, "Removing login credentials for 127.0.0.1:5999\n"));
+    let (_, out, _) = run_cli(&["logout", "127.0.0.1:5999"], &env);
+    assert_eq!(out, "Not logged in to 127.0.0.1:5999\n");
+}
