@@ -2,7 +2,8 @@
 # `load` and `save` of a ~320 MB, 4-layer docker-archive (bench/image/make-archive.sh:
 # uncompressed layers cut from /usr, as `docker save` writes them):
 #   berth: the image store library as the daemon calls it (examples/image_tool: open the
-#          store, load the archive, durably: one syncfs before the image is recorded),
+#          store, load the archive; default options, and again with durable_layers:
+#          one syncfs before the image is recorded),
 #   docker: `docker load` / `docker save` through Debian's dockerd 20.10 (overlay2),
 # side by side in one hyperfine run each. berth's number has no HTTP hop; docker's
 # includes its client streaming the file over the unix socket (a fraction of a second
@@ -57,6 +58,7 @@ size=$(du -m "$archive" | cut -f1)
 
 load="hyperfine --warmup 1 --runs $runs \
  --prepare 'rm -rf $work/berth; sync' -n 'berth load' '$tool load $work/berth $archive' \
+ --prepare 'rm -rf $work/berth; sync' -n 'berth load (durable: syncfs)' 'BERTH_IMAGE_DURABLE=1 $tool load $work/berth $archive' \
  --prepare '$d rmi -f bench/load:1 >/dev/null 2>&1; $d image prune -af >/dev/null; sync' -n 'docker load' '$d load -q -i $archive'"
 eval "$load --export-markdown $results/image-load.md --export-json $results/image-load.json"
 {

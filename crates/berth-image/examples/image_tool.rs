@@ -19,8 +19,8 @@ fn run(args: &[String]) -> Result<(), String> {
     let cmd = args.first().ok_or(usage)?;
     let root = Path::new(args.get(1).ok_or(usage)?);
     let opts = StoreOptions {
-        // For measuring what durability costs: BERTH_IMAGE_DURABLE=0.
-        durable_layers: std::env::var("BERTH_IMAGE_DURABLE").map(|v| v != "0").unwrap_or(true),
+        // BERTH_IMAGE_DURABLE=1: one syncfs before the image is recorded.
+        durable_layers: std::env::var("BERTH_IMAGE_DURABLE").is_ok_and(|v| v == "1"),
         ..StoreOptions::default()
     };
     let store = ImageStore::open(root, opts).map_err(|e| e.to_string())?;

@@ -33,6 +33,9 @@ pub struct StoreOptions {
     pub unpack_limit: Option<UnpackLimit>,
     /// syncfs before an image or snapshot record is written, so blobs and layers it
     /// refers to survive a power loss (one flush per image, not an fsync per file).
+    /// Off by default, as in Docker (dockerd does not sync unpacked layers): metadata is
+    /// always fsynced, process crashes never lose anything, and after a power loss
+    /// `open` drops images whose data did not reach the disk.
     pub durable_layers: bool,
     /// Written as `docker_version` into the configs berth creates (import, commit).
     pub docker_version: String,
@@ -46,7 +49,7 @@ impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             unpack_limit: None,
-            durable_layers: true,
+            durable_layers: false,
             docker_version: format!("berth-{}", env!("CARGO_PKG_VERSION")),
             unpack_threads: 0,
             mounter: Arc::new(KernelMounter),
@@ -157,11 +160,34 @@ impl ImageStore {
         };
         {
             let mut meta = store.lock_meta();
+            store.drop_incomplete_images(&mut meta)?;
             // References whose image vanished were dropped by Meta::load; persist that.
             meta.save_refs()?;
             store.gc_locked(&mut meta)?;
         }
         Ok(store)
+    }
+
+    /// Drops image records whose blobs or layers are missing (possible only after a
+    /// power loss without `durable_layers`): the store then holds only complete images.
+    fn drop_incomplete_images(&self, meta: &mut Meta) -> Result<()> {
+        let broken: Vec<Digest> = meta
+            .images
+            .values()
+            .filter(|e| {
+                e.record.layers.iter().any(|l| {
+                    !self.layers.exists(&l.chain_id) || !self.content.exists(&l.blob.digest)
+                })
+            })
+            .map(|e| e.record.id.clone())
+            .collect();
+        for id in broken {
+            tracing::warn!(%id, "dropping an image whose layers did not survive a crash");
+            meta.images.remove(&id);
+            meta.refs.retain(|_, (_, i)| *i != id);
+            meta.delete_image_file(&id)?;
+        }
+        Ok(())
     }
 
     pub fn data_root(&self) -> &Path {

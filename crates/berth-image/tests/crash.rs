@@ -117,3 +117,34 @@ fn sigkill_at_any_moment_leaves_a_consistent_store() {
         check_consistent(&root);
     }
 }
+
+/// After a power loss without `durable_layers`, a recorded image may miss layer data
+/// that never reached the disk; the store drops such images when it opens.
+#[test]
+fn images_missing_data_after_a_power_loss_are_dropped_at_open() {
+    let mut ts = TestStore::with_options(
+        "bi-power",
+        berth_image::StoreOptions {
+            durable_layers: false,
+            ..options()
+        },
+    );
+    ts.load_fixture("base-docker-save.tar");
+    ts.load_fixture("layers-docker-save.tar");
+    // Simulate the lost rename of the top layer of fixture/layers.
+    let rec = ts.store().record("fixture/layers:1.0").unwrap();
+    let top = &rec.layers.last().unwrap().chain_id;
+    let root = ts.root();
+    ts.store = None;
+    fs::rename(root.join("layers").join(top.hex()), root.join("lost")).unwrap();
+    ts.reopen();
+    let s = ts.store();
+    assert!(s.resolve("fixture/layers:1.0").is_err());
+    assert!(s.resolve(LAYERS_ID).is_err());
+    assert_eq!(s.resolve("fixture/base:1.0").unwrap().to_string(), BASE_ID);
+    // Its other layers are garbage now, except the one the base image shares.
+    assert_eq!(s.layers().list().unwrap().len(), 1);
+    // Loading it again repairs it.
+    ts.load_fixture("layers-docker-save.tar");
+    assert_eq!(ts.store().resolve("fixture/layers:1.0").unwrap().to_string(), LAYERS_ID);
+}

@@ -98,9 +98,12 @@ impl Drop for TestStore {
     }
 }
 
+/// Test stores run durable (the syncfs path); the bomb and some other tests use the
+/// default (not durable) options.
 pub fn options() -> StoreOptions {
     StoreOptions {
         unpack_limit: Some(UnpackLimit::keep_free(64 << 20)),
+        durable_layers: true,
         ..Default::default()
     }
 }
