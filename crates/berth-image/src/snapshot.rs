@@ -285,8 +285,8 @@ impl ImageStore {
     }
 
     /// `docker export`: the container's merged filesystem as a tar stream. Uses the
-    /// live mount if there is one, else mounts the snapshot read-only... on a
-    /// temporary directory for the duration.
+    /// live mount if there is one, else mounts the snapshot on a temporary directory
+    /// for the duration.
     pub fn export<W: Write>(&self, key: &str, out: W) -> Result<W> {
         let snap = self.snapshot(key)?;
         if let Some(at) = &snap.mounted_at

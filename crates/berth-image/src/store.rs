@@ -704,7 +704,7 @@ impl ImageStore {
         let by_id = is_id_reference(&meta, name, &id);
         let mut quiet = false;
         if !by_id {
-            let r = parse_ref_for_removal(name)?;
+            let r = Reference::parse_tagged(name)?;
             let repo_refs = meta.refs_of(&id);
             if !force && is_single_reference(&repo_refs)
                 && let Some(c) = users.any(&id) {
@@ -1012,10 +1012,6 @@ fn is_skippable(e: &ImageError) -> bool {
     matches!(e, ImageError::Conflict(_) | ImageError::ImageNotFound(_))
 }
 
-fn parse_ref_for_removal(name: &str) -> Result<Reference> {
-    Reference::parse_tagged(name)
-}
-
 /// True when the user named the image by (a prefix of) its ID rather than a
 /// reference.
 fn is_id_reference(meta: &Meta, name: &str, id: &Digest) -> bool {
@@ -1175,5 +1171,34 @@ pub(crate) fn expect_manifest(bytes: &[u8], hint: Option<&str>) -> Result<manife
         ManifestDoc::Index { .. } => Err(ImageError::InvalidManifest(
             "expected an image manifest, found an index".into(),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_store_can_be_shared_between_threads() {
+        fn shared<T: Send + Sync>() {}
+        shared::<ImageStore>();
+        shared::<Lease>();
+    }
+
+    #[test]
+    fn single_reference_means_one_tag_in_one_repository() {
+        let r = |s: &str| Reference::parse_tagged(s).unwrap();
+        let d = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+        assert!(is_single_reference(&[]));
+        assert!(is_single_reference(&[r("a:1")]));
+        assert!(is_single_reference(&[r("a:1"), r(&format!("a@{d}"))]));
+        assert!(!is_single_reference(&[r("a:1"), r("a:2")]));
+        assert!(!is_single_reference(&[r("a:1"), r(&format!("b@{d}"))]));
+    }
+
+    #[test]
+    fn default_margin_is_clamped() {
+        let m = default_margin(Path::new("/"));
+        assert!((1 << 30..=20 << 30).contains(&m), "{m}");
     }
 }
