@@ -5,7 +5,7 @@
 //!                      [--tls-cert FILE --tls-key FILE]
 //! berth registry garbage-collect --root DIR [--delete-untagged] [--dry-run]
 //! berth registry pull [--data-root DIR] [--platform P] [-a] REF    (no daemon)
-//! berth registry push [--data-root DIR] REF                        (no daemon)
+//! berth registry push [--data-root DIR] [--image LOCAL] REF        (no daemon)
 //! ```
 //!
 //! `pull` and `push` work straight on the image store of a data root, without a
@@ -70,6 +70,9 @@ enum Command {
     Push {
         #[command(flatten)]
         common: Standalone,
+        /// The local image to push under REFERENCE (default: REFERENCE itself).
+        #[arg(long)]
+        image: Option<String>,
         reference: String,
     },
     /// Delete blobs no manifest references. The registry must not be serving.
@@ -110,6 +113,10 @@ struct Standalone {
     /// Only print errors.
     #[arg(short, long)]
     quiet: bool,
+    /// Do not syncfs unpacked layers before recording them (faster; a power loss may
+    /// then leave a recorded layer incomplete, as with Docker's overlay2).
+    #[arg(long)]
+    no_sync: bool,
 }
 
 /// Entry point for `berth registry ARGS...`; returns the process exit code.
@@ -150,7 +157,7 @@ pub fn main(args: &[OsString]) -> i32 {
             all_tags,
             reference,
         } => standalone(common, Transfer::Pull { platform, all_tags, reference }),
-        Command::Push { common, reference } => standalone(common, Transfer::Push { reference }),
+        Command::Push { common, image, reference } => standalone(common, Transfer::Push { image, reference }),
         Command::GarbageCollect {
             root,
             delete_untagged,
@@ -234,6 +241,7 @@ enum Transfer {
         reference: String,
     },
     Push {
+        image: Option<String>,
         reference: String,
     },
 }
@@ -280,7 +288,13 @@ fn standalone(common: Standalone, what: Transfer) -> i32 {
 
 fn run_standalone(common: Standalone, what: Transfer) -> Result<(), String> {
     let images = Arc::new(
-        berth_image::ImageStore::open(&common.data_root, berth_image::StoreOptions::default())
+        berth_image::ImageStore::open(
+            &common.data_root,
+            berth_image::StoreOptions {
+                durable_layers: !common.no_sync,
+                ..Default::default()
+            },
+        )
             .map_err(|e| e.to_string())?,
     );
     let sources = common.data_root.join("registry").join("sources");
@@ -340,9 +354,10 @@ fn run_standalone(common: Standalone, what: Transfer) -> Result<(), String> {
                 }
                 Ok(())
             }
-            Transfer::Push { reference } => {
+            Transfer::Push { image, reference } => {
                 let r = Reference::parse(&reference).map_err(|e| e.to_string())?;
-                let record = images.record(&r.to_string()).map_err(|e| e.to_string())?;
+                let local = image.unwrap_or_else(|| r.to_string());
+                let record = images.record(&local).map_err(|e| e.to_string())?;
                 let m = record.manifest.ok_or_else(|| {
                     format!(
                         "{reference} has no registry manifest (it was built, committed or loaded \
@@ -357,9 +372,14 @@ fn run_standalone(common: Standalone, what: Transfer) -> Result<(), String> {
                 let opts = PushOptions {
                     auth: creds.get(r.registry()).map_err(|e| e.to_string())?,
                 };
-                client
+                let pushed = client
                     .push(&r, &manifest, content.clone(), &opts, &printer)
                     .await
+                    .map_err(|e| e.to_string())?;
+                let c = content.clone();
+                tokio::task::spawn_blocking(move || c.record_pushed(&pushed, &manifest))
+                    .await
+                    .map_err(|e| e.to_string())?
                     .map_err(|e| e.to_string())?;
                 Ok(())
             }

@@ -20,9 +20,9 @@ use std::sync::Arc;
 use berth_image::content::{Expected, Writer};
 use berth_image::{ImageError, ImageStore, LayerWriter, Lease, NewImage};
 
-use crate::client::PulledImage;
+use crate::client::{PulledImage, PushedImage};
 use crate::digest::Digest;
-use crate::manifest::Descriptor;
+use crate::manifest::{Descriptor, Manifest};
 use crate::store::{BlobKind, BlobReader, BlobSource, BlobWriter, ContentStore, SourceIndex, StoreError};
 
 /// Pull into / push from an [`ImageStore`].
@@ -76,6 +76,38 @@ impl ImageStoreContent {
             },
         )?;
         Ok(id)
+    }
+}
+
+impl ImageStoreContent {
+    /// Records the RepoDigest (`repo@sha256:...`) a push of `manifest` produced on the
+    /// local image, as Docker does after `docker push`. Returns the image ID. An index
+    /// push records nothing (the local image is one of its platforms).
+    pub fn record_pushed(&self, pushed: &PushedImage, manifest: &Descriptor) -> Result<Option<berth_image::Digest>, ImageError> {
+        let bytes = self
+            .store
+            .content()
+            .read_blob(&to_image_digest(&manifest.digest)?, crate::manifest::MAX_MANIFEST_SIZE as u64)?;
+        let m = match crate::manifest::parse(Some(&manifest.media_type), &bytes) {
+            Ok((_, Manifest::Image(m))) => m,
+            Ok((_, Manifest::Index(_))) => return Ok(None),
+            Err(e) => return Err(ImageError::InvalidManifest(e.to_string())),
+        };
+        let config = self.store.content().read_blob(&to_image_digest(&m.config.digest)?, 64 << 20)?;
+        let layers = m.layers.iter().map(to_image_desc).collect::<Result<Vec<_>, _>>()?;
+        let repo_digest = berth_image::Reference::parse(&pushed.reference.repository_only().with_digest(pushed.digest.clone()).to_string())?;
+        let (id, _) = self.store.record_image(
+            &self.lease,
+            NewImage {
+                config: &config,
+                manifest: Some((&bytes, &manifest.media_type)),
+                layers,
+                tags: Vec::new(),
+                repo_digests: vec![repo_digest],
+                parent: None,
+            },
+        )?;
+        Ok(Some(id))
     }
 }
 

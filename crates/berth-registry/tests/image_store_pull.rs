@@ -97,6 +97,9 @@ async fn pull_into_image_store_then_push_back() {
     let target = Reference::parse(&format!("{host}/copies/layers:1")).unwrap();
     let pushed = c.push(&target, &pulled.manifest, content.clone() as Arc<dyn ContentStore>, &PushOptions::default(), &ev.sink()).await.unwrap();
     assert_eq!(pushed.digest, pulled.digest);
+    content.record_pushed(&pushed, &pulled.manifest).unwrap();
+    let inspect = images.inspect(&format!("{host}/fixture/layers:gzip")).unwrap();
+    assert!(inspect.repo_digests.contains(&format!("{host}/copies/layers@{}", pushed.digest)), "{:?}", inspect.repo_digests);
     assert_eq!(ev.statuses().iter().filter(|s| s.ends_with(": Mounted from fixture/layers")).count(), 5, "{:?}", ev.statuses());
     srv.shutdown().await.unwrap();
 }

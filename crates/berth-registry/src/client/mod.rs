@@ -595,6 +595,19 @@ pub(crate) async fn fetch_manifest(
     })
 }
 
+/// Compile-time check: the daemon spawns transfers on its runtime, so their futures
+/// must be `Send` (this stops compiling if one is not).
+#[allow(dead_code)]
+fn transfers_are_send(c: &RegistryClient, r: &Reference, store: Arc<dyn crate::store::ContentStore>, m: &manifest::Descriptor) {
+    fn send<T: Send>(_: &T) {}
+    let (pull_opts, push_opts, auth) = (PullOptions::default(), PushOptions::default(), AuthConfig::default());
+    send(&c.pull(r, &pull_opts, store.clone(), &NoProgress));
+    send(&c.pull_all_tags(r, &pull_opts, store.clone(), &NoProgress));
+    send(&c.push(r, m, store, &push_opts, &NoProgress));
+    send(&c.login("registry", &auth));
+    send(&c.list_tags(r, &auth));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

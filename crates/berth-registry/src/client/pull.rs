@@ -208,11 +208,11 @@ impl RegistryClient {
             let layers = image.layers.clone();
             let kinds = layer_kinds.clone();
             blocking_store(&store, move |st| {
-                layers
-                    .iter()
-                    .zip(kinds.iter())
-                    .map(|(l, k)| st.contains(l, k))
-                    .collect::<Result<Vec<bool>, StoreError>>()
+                let mut out = Vec::with_capacity(layers.len());
+                for (l, k) in layers.iter().zip(kinds.iter()) {
+                    out.push(st.contains(l, k)?);
+                }
+                Ok(out)
             })
             .await?
         };
@@ -241,24 +241,29 @@ impl RegistryClient {
             registry: reference.registry().to_string(),
             repository: reference.repository().to_string(),
         };
-        let jobs = image
-            .layers
-            .iter()
-            .zip(layer_kinds)
-            .zip(&present)
-            .filter(|(_, p)| !**p)
-            .map(|((l, k), _)| (l.clone(), k));
+        // Owned and collected up front: a lazy iterator of closures held across awaits
+        // would make the future !Send (rust-lang/rust#102211).
+        let mut jobs: Vec<(Descriptor, BlobKind)> = Vec::new();
+        for ((l, k), p) in image.layers.iter().zip(layer_kinds).zip(&present) {
+            if !*p {
+                jobs.push((l.clone(), k));
+            }
+        }
+        // The limit is on transfers: a layer gives its slot back once its bytes are in,
+        // while the store finishes it (unpacks) in the background.
+        let slots = tokio::sync::Semaphore::new(limit);
+        let slots = &slots;
         futures_util::stream::iter(jobs)
             .map(|(l, k)| {
                 let store = store.clone();
                 let source = source.clone();
                 async move {
-                    self.download_layer(s, reference, &l, k, store.clone(), progress).await?;
+                    self.download_layer(s, reference, &l, k, store.clone(), slots, progress).await?;
                     record_source(&store, &l.digest, &source).await;
                     Ok::<(), RegistryError>(())
                 }
             })
-            .buffer_unordered(limit)
+            .buffer_unordered(usize::MAX)
             .try_collect::<Vec<()>>()
             .await?;
 
@@ -298,10 +303,12 @@ impl RegistryClient {
         desc: &Descriptor,
         kind: BlobKind,
         store: Arc<dyn ContentStore>,
+        slots: &tokio::sync::Semaphore,
         progress: &dyn ProgressSink,
     ) -> Result<(), RegistryError> {
         let id = desc.digest.short_id().to_string();
         let what = format!("layer {}", desc.digest);
+        let slot = slots.acquire().await.map_err(|e| RegistryError::Store(StoreError::Other(e.to_string())))?;
         // Another pull may be writing the same blob: wait for it, then see.
         let (tx, mut events, worker) = loop {
             match start_writer(store.clone(), desc.clone(), kind.clone()).await? {
@@ -425,6 +432,7 @@ impl RegistryClient {
             let _ = worker.await;
             return Err(e);
         }
+        drop(slot);
         progress.emit(Progress::VerifyingChecksum { id: id.clone() });
         if tx.send(WriterMsg::Complete).await.is_err() {
             return Err(worker_failure(worker).await);

@@ -191,9 +191,10 @@ impl RegistryClient {
         for id in ids.iter().skip(limit) {
             progress.emit(Progress::PushWaiting { id: id.clone() });
         }
-        futures_util::stream::iter(m.layers.iter().zip(ids))
+        let jobs: Vec<(Descriptor, String)> = m.layers.iter().cloned().zip(ids).collect();
+        futures_util::stream::iter(jobs)
             .map(|(l, id)| async move {
-                let sent = self.push_blob(s, target, l, store, Some((progress, id.as_str()))).await?;
+                let sent = self.push_blob(s, target, &l, store, Some((progress, id.as_str()))).await?;
                 match sent {
                     Sent::Existed => progress.emit(Progress::LayerAlreadyExists { id }),
                     Sent::Mounted(repository) => progress.emit(Progress::MountedFrom { id, repository }),
