@@ -1,0 +1,162 @@
+//! Networking through the docker CLI: user networks with DNS, published ports, modes,
+//! isolation, connect/disconnect, and Docker's errors. Traffic goes only to loopback
+//! and to containers these tests start.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use berth_testutil::daemon::{TestDaemon, run_ok};
+
+fn daemon() -> TestDaemon {
+    let d = TestDaemon::start(Path::new(env!("CARGO_BIN_EXE_berth")));
+    d.busybox_image("busybox:latest");
+    d
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// An httpd container serving `text` at /index.html.
+fn web(d: &TestDaemon, name: &str, net_args: &[&str], text: &str) {
+    let mut args = vec!["run", "-d", "--name", name];
+    args.extend_from_slice(net_args);
+    let cmd = format!("mkdir -p /www && echo {text} > /www/index.html && exec httpd -f -p 80 -h /www");
+    args.extend_from_slice(&["busybox", "sh", "-c", &cmd]);
+    run_ok(d.docker().args(&args));
+}
+
+/// `wget` bounded by `timeout`, under a shell so that wget is not the container's PID 1
+/// (which ignores SIGTERM).
+fn wget_args(url: &str) -> Vec<String> {
+    vec!["busybox".into(), "sh".into(), "-c".into(), format!("timeout 3 wget -qO- {url}; exit $?")]
+}
+
+fn http_get(addr: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn containers_on_a_user_network_reach_each_other_by_name_and_alias() {
+    let d = daemon();
+    run_ok(d.docker().args(["network", "create", "appnet"]));
+    web(&d, "web", &["--network", "appnet", "--network-alias", "www"], "hello-by-name");
+    for target in ["web", "www"] {
+        let mut got = String::new();
+        eventually("wget by name", || {
+            let out = d.docker().args(["run", "--rm", "--network", "appnet"]).args(wget_args(&format!("http://{target}/index.html"))).output().unwrap();
+            got = String::from_utf8_lossy(&out.stdout).into_owned();
+            got.contains("hello-by-name")
+        });
+    }
+    let inspect = run_ok(d.docker().args(["network", "inspect", "appnet", "-f", "{{range .Containers}}{{.Name}}{{end}}"]));
+    assert_eq!(inspect.trim(), "web");
+    // In use: refused with Docker's message, and nothing changed.
+    let out = d.docker().args(["network", "rm", "appnet"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has active endpoints"), "{}", String::from_utf8_lossy(&out.stderr));
+    run_ok(d.docker().args(["rm", "-f", "web"]));
+    run_ok(d.docker().args(["network", "rm", "appnet"]));
+}
+
+#[test]
+fn published_ports_answer_on_loopback() {
+    let d = daemon();
+    let port = free_port();
+    web(&d, "pub", &["-p", &format!("127.0.0.1:{port}:80")], "published");
+    eventually("published port", || http_get(&format!("127.0.0.1:{port}")).is_some_and(|r| r.contains("published")));
+    let p = run_ok(d.docker().args(["port", "pub", "80"]));
+    assert_eq!(p.trim(), format!("127.0.0.1:{port}"));
+    // -P picks free host ports for EXPOSEd ports.
+    run_ok(d.docker().args(["run", "-d", "--name", "auto", "--expose", "80", "-P", "busybox", "sh", "-c", "mkdir /w; echo auto > /w/index.html; exec httpd -f -p 80 -h /w"]));
+    let p = run_ok(d.docker().args(["port", "auto", "80/tcp"]));
+    let hp: u16 = p.lines().next().unwrap().rsplit(':').next().unwrap().parse().unwrap();
+    eventually("-P port", || http_get(&format!("127.0.0.1:{hp}")).is_some_and(|r| r.contains("auto")));
+    // The same host port again: Docker's error, and no container left running.
+    let out = d.docker().args(["run", "-d", "--name", "clash", "-p", &format!("127.0.0.1:{port}:80"), "busybox", "sleep", "10"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("port is already allocated"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(run_ok(d.docker().args(["inspect", "-f", "{{.State.Running}}", "clash"])).trim(), "false");
+    run_ok(d.docker().args(["rm", "-f", "pub", "auto", "clash"]));
+    assert!(http_get(&format!("127.0.0.1:{port}")).is_none(), "the rule is gone with the container");
+}
+
+#[test]
+fn networks_are_isolated_and_internal_has_no_way_out() {
+    let d = daemon();
+    run_ok(d.docker().args(["network", "create", "neta"]));
+    run_ok(d.docker().args(["network", "create", "netb"]));
+    run_ok(d.docker().args(["network", "create", "--internal", "inner"]));
+    web(&d, "a1", &["--network", "neta"], "on-a");
+    let ip = run_ok(d.docker().args(["inspect", "-f", "{{.NetworkSettings.Networks.neta.IPAddress}}", "a1"]));
+    let ip = ip.trim();
+    eventually("same network reaches", || {
+        let out = d.docker().args(["run", "--rm", "--network", "neta"]).args(wget_args(&format!("http://{ip}/index.html"))).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).contains("on-a")
+    });
+    let out = d.docker().args(["run", "--rm", "--network", "netb"]).args(wget_args(&format!("http://{ip}/index.html"))).output().unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("on-a"), "netb reached neta");
+    // Internal: no default route at all.
+    let out = run_ok(d.docker().args(["run", "--rm", "--network", "inner", "busybox", "ip", "route"]));
+    assert!(!out.contains("default"), "{out}");
+    // --network none: only lo; host: the host's interfaces.
+    let out = run_ok(d.docker().args(["run", "--rm", "--network", "none", "busybox", "ip", "-o", "link"]));
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let out = run_ok(d.docker().args(["run", "--rm", "--network", "host", "busybox", "ip", "-o", "link"]));
+    assert!(out.contains(&berth_testutil::daemon::bridge_name(d.slot)), "{out}");
+    // container:<name> shares a1's namespace.
+    let out = run_ok(d.docker().args(["run", "--rm", "--network", "container:a1"]).args(wget_args("http://127.0.0.1/index.html")));
+    assert!(out.contains("on-a"), "{out}");
+}
+
+#[test]
+fn connect_and_disconnect_a_running_container() {
+    let d = daemon();
+    run_ok(d.docker().args(["network", "create", "n1"]));
+    run_ok(d.docker().args(["run", "-d", "--name", "cc", "busybox", "sleep", "300"]));
+    run_ok(d.docker().args(["network", "connect", "n1", "cc"]));
+    let links = run_ok(d.docker().args(["exec", "cc", "ip", "-o", "addr"]));
+    assert!(links.contains("eth1"), "{links}");
+    let nets = run_ok(d.docker().args(["inspect", "-f", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", "cc"]));
+    assert!(nets.contains("n1") && nets.contains("bridge"), "{nets}");
+    run_ok(d.docker().args(["network", "disconnect", "n1", "cc"]));
+    let links = run_ok(d.docker().args(["exec", "cc", "ip", "-o", "addr"]));
+    assert!(!links.contains("eth1"), "{links}");
+}
+
+#[test]
+fn bad_network_input_gives_dockers_errors() {
+    let d = daemon();
+    run_ok(d.docker().args(["network", "create", "--subnet", "10.222.1.0/24", "one"]));
+    for (args, needle) in [
+        (vec!["network", "create", "--subnet", "10.222.1.0/25", "two"], "overlap"),
+        (vec!["network", "create", "--subnet", "10.222.1.0/33", "three"], "invalid"),
+        (vec!["network", "create", "one"], "already exists"),
+        (vec!["network", "rm", "nosuch"], "not found"),
+    ] {
+        let out = d.docker().args(&args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    let out = d.docker().args(["run", "--rm", "--network", "nosuch", "busybox", "true"]).output().unwrap();
+    assert!(!out.status.success());
+    let ls = run_ok(d.docker().args(["network", "ls", "--format", "{{.Name}}"]));
+    let mut names: Vec<&str> = ls.lines().collect();
+    names.sort();
+    assert_eq!(names, vec!["bridge", "host", "none", "one"]);
+}
