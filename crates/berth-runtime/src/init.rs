@@ -83,6 +83,10 @@ fn run(cfg: &mut ChildConfig) -> Result<Infallible> {
     }
     if let Some(c) = cfg.container.as_ref() {
         setup_container(&sys, c)?;
+        // Like runc, a missing cwd is made (before the root may become read-only).
+        if !cfg.process.cwd.exists() {
+            sys.mkdir_all(&cfg.process.cwd, 0o755)?;
+        }
     }
     if let Some(stdio) = cfg.stdio.take() {
         for (i, fd) in stdio.iter().enumerate() {

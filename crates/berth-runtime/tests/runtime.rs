@@ -372,7 +372,7 @@ fn sysctl_domainname_env_cwd_user_umask_rlimits() {
     b.config["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
     b.config["domainname"] = json!("example.test");
     b.config["process"]["env"] = json!(["PATH=/bin:/usr/bin", "FOO=bar"]);
-    b.config["process"]["cwd"] = json!("/home/user");
+    b.config["process"]["cwd"] = json!("/home/user/made/by/runtime");
     b.config["process"]["user"] = json!({"uid": 1000, "gid": 1000, "additionalGids": [65534], "umask": 63});
     b.config["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 4096, "hard": 1u64 << 40}]);
     let (code, out) = b.run();
@@ -381,7 +381,7 @@ fn sysctl_domainname_env_cwd_user_umask_rlimits() {
     assert_eq!(lines[0], "1");
     assert_eq!(lines[1], "example.test");
     assert_eq!(lines[2], "bar");
-    assert_eq!(lines[3], "/home/user");
+    assert_eq!(lines[3], "/home/user/made/by/runtime");
     assert!(lines[4].starts_with("uid=1000(user) gid=1000(user) groups=65534(nogroup)"), "{out}");
     assert_eq!(lines[5], "0077");
     // The host's hard limit could not be raised: clamped, never above it.
