@@ -58,7 +58,20 @@ cmd="hyperfine -N --warmup 5 --runs $runs \
  -n 'crun run' 'crun --root $r/crun run -b $b bench'"
 eval "$cmd --export-markdown $results/runtime-lifecycle.md --export-json $results/runtime-lifecycle.json"
 for h in /sys/fs/cgroup/*/berth-bench /sys/fs/cgroup/berth-bench; do rmdir "$h" 2>/dev/null || true; done
+# Medians and CPU time are steadier than means when the machine is shared.
+python3 - "$results/runtime-lifecycle.json" >> "$results/runtime-lifecycle.md" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))["results"]
+base = d[0]["median"]
+print()
+print("| Command | Median [ms] | vs berth | User [ms] | System [ms] |")
+print("|:---|---:|---:|---:|---:|")
+for r in d:
+    print("| `%s` | %.1f | %.2fx | %.1f | %.1f |" % (r["command"], r["median"] * 1000, r["median"] / base, r["user"] * 1000, r["system"] * 1000))
+PY
 {
+    echo
+    echo "Load average during the run: $(cut -d' ' -f1-3 /proc/loadavg) (a shared 2-core machine)."
     echo
     echo "Command (bench/runtime/run.sh $runs, $(date -u +%Y-%m-%dT%H:%MZ), $(uname -r), $(nproc) cores):"
     echo
