@@ -236,14 +236,15 @@ fn dispatch(cli: Cli) -> CliResult {
     }
     let rt = Runtime::new(&cli.root);
     match cli.cmd {
-        Cmd::Create { bundle, console_socket, pid_file, no_pivot, preserve_fds, id, .. } => {
-            let opts = CreateOptions { console_socket, pid_file, no_pivot, preserve_fds, ..Default::default() };
+        Cmd::Create { bundle, console_socket, pid_file, no_pivot, no_new_keyring, preserve_fds, id } => {
+            let opts = CreateOptions { console_socket, pid_file, no_pivot, no_new_keyring, preserve_fds, ..Default::default() };
             rt.create(&id, &bundle, opts)?;
             Ok(0)
         }
         Cmd::Start { id } => rt.start(&id).map(|_| 0),
-        Cmd::Run { bundle, console_socket, pid_file, detach, keep, no_pivot, preserve_fds, id, .. } => {
-            run(&rt, &id, &bundle, console_socket, pid_file, detach, keep, no_pivot, preserve_fds)
+        Cmd::Run { bundle, console_socket, pid_file, detach, keep, no_pivot, no_new_keyring, preserve_fds, id } => {
+            let opts = CreateOptions { console_socket, pid_file, no_pivot, no_new_keyring, preserve_fds, ..Default::default() };
+            run(&rt, &id, &bundle, opts, detach, keep)
         }
         Cmd::State { id } => {
             let s = rt.state(&id)?;
@@ -390,30 +391,19 @@ fn needs_terminal(bundle: &Path) -> bool {
         .unwrap_or(false)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run(
-    rt: &Runtime,
-    id: &str,
-    bundle: &Path,
-    console_socket: Option<PathBuf>,
-    pid_file: Option<PathBuf>,
-    detach: bool,
-    keep: bool,
-    no_pivot: bool,
-    preserve_fds: i32,
-) -> CliResult {
+fn run(rt: &Runtime, id: &str, bundle: &Path, mut opts: CreateOptions, detach: bool, keep: bool) -> CliResult {
     let terminal = needs_terminal(bundle);
-    if terminal && detach && console_socket.is_none() {
+    if terminal && detach && opts.console_socket.is_none() {
         return Err(Error::InvalidSpec("cannot allocate tty if runc will detach without setting console socket".into()));
     }
-    let (console_stream, console_peer) = if terminal && console_socket.is_none() {
+    let console_peer = if terminal && opts.console_socket.is_none() {
         let (a, b) = UnixStream::pair().map_err(|e| Error::io("socketpair", e))?;
-        (Some(a), Some(b))
+        opts.console_stream = Some(a);
+        Some(b)
     } else {
-        (None, None)
+        None
     };
     let sigfd = if detach { None } else { Some(block_signals()?) };
-    let opts = CreateOptions { console_socket, console_stream, pid_file, no_pivot, preserve_fds, ..Default::default() };
     let st = rt.run(id, bundle, opts)?;
     if detach {
         return Ok(0);

@@ -30,6 +30,8 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     /// Extra fds (3, 4, ...) passed to the container process.
     pub preserve_fds: i32,
+    /// runc's --no-new-keyring: keep the caller's session keyring.
+    pub no_new_keyring: bool,
 }
 
 /// Options of `exec`.

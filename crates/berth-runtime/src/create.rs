@@ -166,6 +166,7 @@ impl Runtime {
                 rootfs: rootfs.clone(),
                 hostname,
                 domainname,
+                keyring: (!opts.no_new_keyring).then(|| format!("_ses.{id}")),
                 fifo,
             }),
             join: Vec::new(),

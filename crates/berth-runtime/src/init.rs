@@ -25,6 +25,8 @@ pub(crate) struct ContainerInit {
     pub rootfs: RootfsPlan,
     pub hostname: Option<String>,
     pub domainname: Option<String>,
+    /// Name of a new session keyring to join (runc's default); None with --no-new-keyring.
+    pub keyring: Option<String>,
     /// O_PATH fd of exec.fifo; None for `run` (start right away).
     pub fifo: Option<OwnedFd>,
 }
@@ -168,6 +170,9 @@ fn setup_container(sys: &dyn Syscall, c: &ContainerInit) -> Result<()> {
     if c.ns.new_cgroup {
         unshare(CloneFlags::CLONE_NEWCGROUP).ctx(|| "unshare cgroup namespace".into())?;
     }
+    if let Some(name) = &c.keyring {
+        join_session_keyring(name)?;
+    }
     // Device nodes and mount points get exactly the modes we ask for.
     nix::sys::stat::umask(Mode::empty());
     rootfs::prepare(sys, &c.rootfs)?;
@@ -178,6 +183,28 @@ fn setup_container(sys: &dyn Syscall, c: &ContainerInit) -> Result<()> {
     if let Some(d) = c.domainname.as_deref().filter(|d| !d.is_empty()) {
         sys.setdomainname(d)?;
     }
+    Ok(())
+}
+
+/// A session keyring of the container's own, so keys are not shared with the host's
+/// session (runc does this unless --no-new-keyring). Kernels without keys are fine.
+fn join_session_keyring(name: &str) -> Result<()> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    const KEYCTL_SETPERM: libc::c_long = 5;
+    let cname = CString::new(name).map_err(|_| Error::InvalidSpec("container id has a NUL byte".into()))?;
+    // SAFETY: keyctl(JOIN_SESSION_KEYRING, name) reads a NUL-terminated string we own.
+    let id = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, cname.as_ptr()) };
+    if id < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ENOSYS) {
+            return Ok(());
+        }
+        return Err(Error::io("join a new session keyring", e));
+    }
+    // Possessor: all; user: view/read/write/search/link/setattr (runc's 0x3f3f0000 minus
+    // group and other bits).
+    // SAFETY: keyctl(SETPERM, key id, perm) takes plain integers.
+    unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_SETPERM, id, 0x3f3f_0000u32) };
     Ok(())
 }
 

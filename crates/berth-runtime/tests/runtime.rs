@@ -630,3 +630,23 @@ fn personality_and_io_priority() {
     assert_eq!(lines.next(), Some("i686"), "{out}");
     assert!(lines.next().unwrap_or("").contains("idle"), "{out}");
 }
+
+#[test]
+fn each_container_gets_its_own_session_keyring() {
+    let _s = serial();
+    let b = TestBundle::new(&["sleep", "60"]);
+    b.write();
+    let st = b.rt.run(&b.id, &b.bundle, CreateOptions::default()).unwrap();
+    let keys = std::fs::read_to_string("/proc/keys").unwrap();
+    b.rt.kill(&b.id, libc::SIGKILL, false).unwrap();
+    wait(st.pid);
+    assert!(keys.contains(&format!("_ses.{}", b.id)), "no session keyring for the container:\n{keys}");
+
+    let b = TestBundle::new(&["sleep", "60"]);
+    b.write();
+    let st = b.rt.run(&b.id, &b.bundle, CreateOptions { no_new_keyring: true, ..Default::default() }).unwrap();
+    let keys = std::fs::read_to_string("/proc/keys").unwrap();
+    b.rt.kill(&b.id, libc::SIGKILL, false).unwrap();
+    wait(st.pid);
+    assert!(!keys.contains(&format!("_ses.{}", b.id)), "{keys}");
+}
