@@ -188,9 +188,21 @@ fn exit_codes_and_signals_propagate() {
     let b = TestBundle::new(&["sh", "-c", "trap 'exit 7' TERM; while true; do sleep 0.05; done"]);
     b.write();
     let st = b.rt.run(&b.id, &b.bundle, CreateOptions { stdio: Some([devnull(), devnull(), devnull()]), ..Default::default() }).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    b.rt.kill(&b.id, libc::SIGTERM, false).unwrap();
-    assert_eq!(wait(st.pid), 7);
+    // PID 1 ignores SIGTERM until its trap is installed: repeat until it takes.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let code = loop {
+        let _ = b.rt.kill(&b.id, libc::SIGTERM, false);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(st.pid), Some(nix::sys::wait::WaitPidFlag::WNOHANG)).unwrap() {
+            nix::sys::wait::WaitStatus::Exited(_, c) => break c,
+            _ if std::time::Instant::now() > deadline => {
+                let _ = b.rt.kill(&b.id, libc::SIGKILL, false);
+                panic!("SIGTERM never reached the trap");
+            }
+            _ => {}
+        }
+    };
+    assert_eq!(code, 7);
     let b = TestBundle::new(&["sleep", "30"]);
     b.write();
     let st = b.rt.run(&b.id, &b.bundle, CreateOptions::default()).unwrap();
