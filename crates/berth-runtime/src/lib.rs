@@ -21,8 +21,10 @@
 //! works). Every failure during create undoes what was made.
 //!
 //! Module map: [`spec`] (config.json), [`namespaces`], [`rootfs`], [`process`]
-//! (user, caps, rlimits, seccomp), [`cgroups`] (v1 and v2 managers), [`state`] (runc state
-//! JSON, records), `init` (the child side), `container` (the verbs), [`cli`].
+//! (user, caps, rlimits, seccomp, personality, I/O priority), [`cgroups`] (v1 and v2
+//! managers, the v2 eBPF device filter), [`state`] (runc state JSON, records, pidfds),
+//! `init` (the child side), `create`, `exec` and `container` (the verbs), `hooks`,
+//! [`ipc`] (sync socket, SCM_RIGHTS), [`syscall`] (the seam), [`cli`].
 
 pub mod cgroups;
 pub mod cli;
