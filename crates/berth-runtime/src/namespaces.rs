@@ -134,7 +134,7 @@ fn flag_of(t: LinuxNamespaceType) -> Result<CloneFlags> {
     })
 }
 
-/// /proc/<pid>/ns/<name> for a namespace flag.
+/// `/proc/<pid>/ns/<name>` for a namespace flag.
 pub fn proc_name(flag: CloneFlags) -> &'static str {
     match flag {
         f if f == CloneFlags::CLONE_NEWNS => "mnt",
@@ -159,7 +159,7 @@ pub const EXEC_ORDER: [CloneFlags; 7] = [
     CloneFlags::CLONE_NEWNS,
 ];
 
-/// "0 100000 65536\n" lines for /proc/<pid>/uid_map.
+/// "0 100000 65536\n" lines for `/proc/<pid>/uid_map`.
 pub fn id_map_text(maps: &[LinuxIdMapping]) -> String {
     maps.iter()
         .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))

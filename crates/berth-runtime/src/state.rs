@@ -61,7 +61,7 @@ pub(crate) struct Record {
     pub rootfs: PathBuf,
     pub created: String,
     pub pid: i32,
-    /// /proc/<pid>/stat start time: tells our init from a later process with a reused pid.
+    /// `/proc/<pid>/stat` start time: tells our init from a later process with a reused pid.
     pub start_time: u64,
     pub cgroup_path: String,
     pub cgroup_layout: Layout,
@@ -106,7 +106,7 @@ impl Record {
     }
 }
 
-/// State and start time of a process from /proc/<pid>/stat.
+/// State and start time of a process from `/proc/<pid>/stat`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ProcStat {
     pub state: char,
