@@ -127,10 +127,17 @@ enum Cmd {
         no_new_privs: bool,
         #[arg(long = "preserve-fds", default_value_t = 0)]
         preserve_fds: i32,
+        /// Accepted for compatibility; AppArmor and SELinux are not applied.
+        #[arg(long)]
+        apparmor: Option<String>,
+        #[arg(long = "process-label")]
+        process_label: Option<String>,
         id: String,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
+    /// What this runtime supports (runc's `features` JSON).
+    Features,
     /// List containers.
     List {
         #[arg(long, short = 'f', default_value = "table")]
@@ -274,12 +281,17 @@ fn dispatch(cli: Cli) -> CliResult {
             preserve_fds,
             id,
             command,
+            ..
         } => {
             let base = rt.spec(&id)?;
             let p = exec_process(&base, process.as_deref(), cwd, env, tty, user, additional_gids, cap, no_new_privs, command)?;
             exec(&rt, &id, p, console_socket, pid_file, detach, preserve_fds)
         }
         Cmd::List { format, quiet } => list(&rt, &format, quiet),
+        Cmd::Features => {
+            println!("{}", serde_json::to_string_pretty(&features()).unwrap_or_default());
+            Ok(0)
+        }
         Cmd::Pause { id } => rt.pause(&id).map(|_| 0),
         Cmd::Resume { id } => rt.resume(&id).map(|_| 0),
         Cmd::Events { stats, interval, id } => events(&rt, &id, stats, &interval),
@@ -338,6 +350,41 @@ fn dispatch(cli: Cli) -> CliResult {
             rt.update(&id, &r).map(|_| 0)
         }
     }
+}
+
+/// The runtime-spec features document: what a caller may put in config.json.
+fn features() -> serde_json::Value {
+    let mut caps: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
+    caps.sort();
+    serde_json::json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": "1.2.0",
+        "hooks": ["prestart", "createRuntime", "poststart", "poststop"],
+        "mountOptions": [
+            "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "loud",
+            "mand", "noatime", "nodev", "nodiratime", "noexec", "nomand", "norelatime",
+            "nostrictatime", "nosuid", "private", "rbind", "relatime", "remount", "ro",
+            "rprivate", "rshared", "rslave", "runbindable", "rw", "shared", "silent", "slave",
+            "strictatime", "suid", "sync", "tmpcopyup", "unbindable"
+        ],
+        "linux": {
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
+            "capabilities": caps,
+            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false},
+            "seccomp": {
+                "enabled": true,
+                "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
+                            "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"],
+                "operators": ["SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT",
+                              "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"],
+                "archs": ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM", "SCMP_ARCH_X32", "SCMP_ARCH_X86", "SCMP_ARCH_X86_64"]
+            },
+            "apparmor": {"enabled": false},
+            "selinux": {"enabled": false},
+            "intelRdt": {"enabled": false}
+        },
+        "annotations": {"io.github.berth.runtime": "berth"}
+    })
 }
 
 /// "9", "KILL" or "SIGKILL".
@@ -785,6 +832,14 @@ mod tests {
         assert!(p.env().as_ref().unwrap().contains(&"A=1".to_string()));
         assert_eq!(p.terminal(), Some(false));
         assert!(exec_process(&base, None, None, vec![], false, Some("bob".into()), vec![], vec![], false, vec!["x".into()]).is_err());
+    }
+
+    #[test]
+    fn features_describe_what_is_supported() {
+        let f = features();
+        assert_eq!(f["linux"]["cgroup"]["v2"], true);
+        assert!(f["linux"]["capabilities"].as_array().unwrap().iter().any(|c| c == "CAP_SYS_ADMIN"));
+        assert!(!f["hooks"].as_array().unwrap().iter().any(|h| h == "createContainer"));
     }
 
     #[test]
