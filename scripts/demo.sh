@@ -1,29 +1,50 @@
 #!/bin/sh
-# README's first command ends here: run a busybox container with berth's own runtime and
-# show that it is isolated (its own hostname, PID 1, only its own processes, root inside).
+# README's first command ends here: start berth's daemon on scratch directories, make a
+# busybox image locally (no download), and run containers from it with berth's CLI and,
+# when it is installed, the real docker CLI.
 #   scripts/setup.sh && cargo build --release && scripts/demo.sh      (as root)
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 berth=${BERTH:-$top/target/release/berth}
 [ -x "$berth" ] || { echo "demo: $berth not found: run 'cargo build --release' first" >&2; exit 1; }
-[ "$(id -u)" = 0 ] || { echo "demo: run as root (namespaces, cgroups, mounts)" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "demo: run as root (namespaces, cgroups, mounts, bridges)" >&2; exit 1; }
 
 work=$(mktemp -d /tmp/berth-demo.XXXXXX)
-id="demo-$$"
+sock="$work/run/berth.sock"
+daemon_pid=""
 cleanup() {
-    "$berth" runtime --root "$work/state" delete --force "$id" >/dev/null 2>&1 || true
+    # Containers first (berth leaves them running when only the daemon stops).
+    [ -S "$sock" ] && "$berth" -H "unix://$sock" rm -f $("$berth" -H "unix://$sock" ps -aq) >/dev/null 2>&1 || true
+    [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null || true
+    ip link del berthdemo0 2>/dev/null || true
+    nft delete table ip berthdemo 2>/dev/null || true
+    for d in /sys/fs/cgroup/*/berth-demo /sys/fs/cgroup/berth-demo; do
+        [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+    done
+    grep " $work" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
 
-sh "$top/scripts/mkrootfs-busybox.sh" "$work/bundle/rootfs"
-cd "$work/bundle"
-"$berth" runtime spec
-sed -i 's/"terminal": true/"terminal": false/; s/"hostname": "runc"/"hostname": "berth-demo"/' config.json
-# process.args: a shell script that reports what the container sees.
-sed -i 's|"sh"$|"sh", "-c", "echo \\"hostname: $(hostname)\\"; echo \\"whoami:   $(id)\\"; echo processes:; ps -o pid,user,args; echo mounts: $(wc -l < /proc/mounts) visible; touch /x 2>/dev/null \|\| echo \\"rootfs:   read-only\\""|' config.json
-grep -q '"-c"' config.json || { echo "demo: could not edit config.json" >&2; exit 1; }
+"$berth" daemon --data-root "$work/data" --exec-root "$work/run" -H "unix://$sock" \
+    --bridge berthdemo0 --bip 172.31.254.1/24 --default-address-pool base=10.254.0.0/16,size=24 \
+    --nft-table berthdemo --cgroup-parent /berth-demo >"$work/daemon.log" 2>&1 &
+daemon_pid=$!
+i=0
+until "$berth" -H "unix://$sock" version >/dev/null 2>&1; do
+    i=$((i + 1)); [ $i -lt 100 ] || { cat "$work/daemon.log" >&2; exit 1; }; sleep 0.1
+done
+export BERTH_HOST="unix://$sock"
 
-echo "== berth runtime run (host pid $$, host hostname $(hostname))"
-"$berth" runtime --root "$work/state" run --bundle "$work/bundle" "$id"
-echo "== exit status $?; container deleted: $("$berth" runtime --root "$work/state" list -q | wc -l) left"
+echo "== a busybox image, made locally from Debian's busybox-static"
+sh "$top/scripts/mkrootfs-busybox.sh" "$work/rootfs"
+tar -C "$work/rootfs" -cf - . | "$berth" import -c 'CMD ["sh"]' - busybox:latest
+"$berth" images
+
+echo "== berth run --rm busybox (isolated: own hostname, PID 1, network)"
+"$berth" run --rm --name demo busybox sh -c 'echo "hostname: $(hostname)"; echo "pid 1:    $(cat /proc/1/cmdline | tr "\0" " ")"; ip -o -4 addr show eth0 | awk "{print \"address:  \" \$4}"'
+
+if command -v docker >/dev/null 2>&1; then
+    echo "== the same daemon, driven by the real docker CLI"
+    DOCKER_HOST="unix://$sock" docker run --rm busybox echo "hello from docker run on berth"
+fi

@@ -97,7 +97,11 @@ fn build_config(f: Flags) -> Result<EngineConfig, String> {
     let mut cfg: EngineConfig = match &file {
         Some(p) => {
             let data = std::fs::read(p).map_err(|e| format!("reading {}: {e}", p.display()))?;
-            serde_json::from_slice(&data).map_err(|e| format!("{}: {e}", p.display()))?
+            if data.iter().all(u8::is_ascii_whitespace) {
+                EngineConfig::default()
+            } else {
+                serde_json::from_slice(&data).map_err(|e| format!("{}: {e}", p.display()))?
+            }
         }
         None => EngineConfig::default(),
     };
