@@ -110,6 +110,9 @@ fn run(cfg: &mut ChildConfig) -> Result<Infallible> {
     if let Some(io) = p.io_priority {
         process::apply_io_priority(io)?;
     }
+    if let Some(attr) = &p.scheduler {
+        process::apply_scheduler(attr)?;
+    }
     if let Some(domain) = cfg.personality {
         process::apply_personality(domain)?;
     }

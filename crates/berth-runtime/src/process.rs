@@ -51,6 +51,21 @@ pub struct ProcessPlan {
     pub oom_score_adj: Option<i32>,
     /// ioprio_set(2) value: class << 13 | priority.
     pub io_priority: Option<i32>,
+    pub scheduler: Option<SchedAttr>,
+}
+
+/// struct sched_attr for sched_setattr(2).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SchedAttr {
+    pub size: u32,
+    pub policy: u32,
+    pub flags: u64,
+    pub nice: i32,
+    pub priority: u32,
+    pub runtime: u64,
+    pub deadline: u64,
+    pub period: u64,
 }
 
 fn cap_set(list: Option<&oci_spec::runtime::Capabilities>) -> Result<HashSet<Capability>> {
@@ -191,6 +206,7 @@ impl ProcessPlan {
                 console_size: p.console_size().map(|b| (b.height() as u16, b.width() as u16)),
                 oom_score_adj: p.oom_score_adj(),
                 io_priority: io_priority(p)?,
+                scheduler: scheduler(p)?,
             },
             warnings,
         ))
@@ -213,6 +229,56 @@ fn io_priority(p: &Process) -> Result<Option<i32>> {
         return Err(Error::InvalidSpec(format!("process.ioPriority.priority {} is outside 0..7", io.priority())));
     }
     Ok(Some((class << 13) | io.priority() as i32))
+}
+
+fn scheduler(p: &Process) -> Result<Option<SchedAttr>> {
+    use oci_spec::runtime::{LinuxSchedulerFlag as F, LinuxSchedulerPolicy as P};
+    let Some(s) = p.scheduler() else { return Ok(None) };
+    let policy = match s.policy() {
+        P::SchedOther => 0,
+        P::SchedFifo => 1,
+        P::SchedRr => 2,
+        P::SchedBatch => 3,
+        P::SchedIso => 4,
+        P::SchedIdle => 5,
+        P::SchedDeadline => 6,
+    };
+    let mut flags = 0u64;
+    for f in s.flags().iter().flatten() {
+        flags |= match f {
+            F::SchedResetOnFork => 0x01,
+            F::SchedFlagReclaim => 0x02,
+            F::SchedFlagDLOverrun => 0x04,
+            F::SchedFlagKeepPolicy => 0x08,
+            F::SchedFlagKeepParams => 0x10,
+            F::SchedFlagUtilClampMin => 0x20,
+            F::SchedFlagUtilClampMax => 0x40,
+        };
+    }
+    let nice = s.nice().unwrap_or(0);
+    if !(-20..=19).contains(&nice) {
+        return Err(Error::InvalidSpec(format!("process.scheduler.nice {nice} is outside -20..19")));
+    }
+    Ok(Some(SchedAttr {
+        size: std::mem::size_of::<SchedAttr>() as u32,
+        policy,
+        flags,
+        nice,
+        priority: s.priority().unwrap_or(0).max(0) as u32,
+        runtime: s.runtime().unwrap_or(0),
+        deadline: s.deadline().unwrap_or(0),
+        period: s.period().unwrap_or(0),
+    }))
+}
+
+/// Sets the scheduling policy of the calling process.
+pub(crate) fn apply_scheduler(attr: &SchedAttr) -> Result<()> {
+    // SAFETY: sched_setattr(0 = self, attr, 0) reads one sched_attr of attr.size bytes.
+    let rc = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, attr as *const SchedAttr, 0) };
+    if rc != 0 {
+        return Err(Error::io("sched_setattr", std::io::Error::last_os_error()));
+    }
+    Ok(())
 }
 
 /// Sets the I/O priority of the calling process.

@@ -631,16 +631,19 @@ fn device_cgroup_refuses_unlisted_devices() {
 }
 
 #[test]
-fn personality_and_io_priority() {
+fn personality_io_priority_and_scheduler() {
     let _s = serial();
-    let mut b = TestBundle::new(&["sh", "-c", "uname -m; ionice -p $$"]);
+    let mut b = TestBundle::new(&["sh", "-c", "uname -m; ionice -p $$; cut -d' ' -f19 /proc/self/stat; grep '^policy' /proc/self/sched"]);
     b.config["linux"]["personality"] = json!({"domain": "LINUX32"});
     b.config["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0});
+    b.config["process"]["scheduler"] = json!({"policy": "SCHED_BATCH", "nice": 7});
     let (code, out) = b.run();
     assert_eq!(code, 0, "{out}");
     let mut lines = out.lines();
     assert_eq!(lines.next(), Some("i686"), "{out}");
     assert!(lines.next().unwrap_or("").contains("idle"), "{out}");
+    assert_eq!(lines.next(), Some("7"), "{out}");
+    assert!(lines.next().unwrap_or("").trim_end().ends_with('3'), "not SCHED_BATCH: {out}");
 }
 
 #[test]
