@@ -228,6 +228,9 @@ impl Engine {
         let runtime = if hc.runtime.is_empty() { self.cfg.default_runtime.clone() } else { hc.runtime.clone() };
         crate::runtimes::RuntimeHandle::resolve(&self.cfg, &runtime)?;
         hc.runtime = runtime.clone();
+        if hc.init == Some(true) && runtime != "berth" {
+            return Err(Error::invalid(format!("--init needs berth's own runtime (this container uses {runtime})")));
+        }
         if hc.ipc_mode.is_empty() {
             hc.ipc_mode = "private".into();
         }

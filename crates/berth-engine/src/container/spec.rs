@@ -258,6 +258,10 @@ pub fn build(rec: &ContainerRecord, inp: &SpecInputs) -> Result<Value> {
         "mounts": mounts,
         "linux": linux,
     });
+    if hc.init == Some(true) {
+        // berth's runtime keeps a minimal init as PID 1 (tini's job in Docker).
+        spec["annotations"] = json!({"io.berth.init": "true"});
+    }
     if hc.network_mode != "host" && hc.uts_mode != "host" {
         spec["hostname"] = json!(inp.hostname);
         if !cfg.domainname.is_empty() {
