@@ -141,3 +141,97 @@ fn logs_follow_tail_and_timestamps() {
     let out = run_ok(d.docker().args(["logs", "-t", "--tail", "1", "talk"]));
     assert!(out.ends_with(" late\n") && out.starts_with("20"), "{out}");
 }
+
+fn openssl(args: &[&str], dir: &Path) {
+    let st = std::process::Command::new("openssl").args(args).current_dir(dir).stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap();
+    assert!(st.success(), "openssl {args:?}");
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, as docker's TLS
+/// guide makes them.
+fn make_certs(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    openssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca-key.pem", "-out", "ca.pem", "-days", "2", "-subj", "/CN=berth-test-ca"], dir);
+    openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server-key.pem", "-out", "server.csr", "-subj", "/CN=127.0.0.1"], dir);
+    std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n").unwrap();
+    openssl(&["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial", "-out", "server-cert.pem", "-days", "2", "-extfile", "server.ext"], dir);
+    openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem", "-out", "client.csr", "-subj", "/CN=client"], dir);
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    openssl(&["x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial", "-out", "cert.pem", "-days", "2", "-extfile", "client.ext"], dir);
+}
+
+#[test]
+fn tcp_needs_tls_and_a_client_certificate() {
+    let certs = berth_testutil::short_tempdir("bcerts");
+    make_certs(certs.path());
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let p = |f: &str| certs.path().join(f).display().to_string();
+    let tcp = format!("tcp://127.0.0.1:{port}");
+    let sock = format!("unix://{}/extra.sock", certs.path().display());
+    let d = TestDaemon::start_with(
+        Path::new(env!("CARGO_BIN_EXE_berth")),
+        &["-H", &tcp, "-H", &sock, "--tlsverify", "--tlscacert", &p("ca.pem"), "--tlscert", &p("server-cert.pem"), "--tlskey", &p("server-key.pem")],
+    );
+    let docker = || {
+        let mut c = std::process::Command::new(berth_testutil::daemon::docker_cli());
+        c.env("DOCKER_CONFIG", d.dir.join("docker-config"));
+        c
+    };
+    // With the client certificate: works.
+    let out = docker().args(["-H", &tcp, "--tlsverify", "--tlscacert", &p("ca.pem"), "--tlscert", &p("cert.pem"), "--tlskey", &p("key.pem"), "version", "--format", "{{.Server.APIVersion}}"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1.51");
+    // Without one (TLS, server verified): refused.
+    let out = docker().args(["-H", &tcp, "--tls", "--tlscacert", &p("ca.pem"), "version"]).output().unwrap();
+    assert!(!out.status.success());
+    // Plain HTTP to the TLS port: refused.
+    let out = docker().args(["-H", &tcp, "version"]).output().unwrap();
+    assert!(!out.status.success());
+    drop(d);
+    // Plain TCP is refused at start unless explicitly allowed.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth")).args(["daemon", "-H", &tcp, "--data-root", "/nonexistent-never-created"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to serve the API on plain TCP"));
+    assert!(!Path::new("/nonexistent-never-created").exists());
+}
+
+#[test]
+fn healthcheck_limits_and_oom() {
+    let d = daemon();
+    run_ok(d.docker().args([
+        "run", "-d", "--name", "hc", "--health-cmd", "test -f /tmp/ok", "--health-interval", "200ms", "--health-retries", "2",
+        "busybox", "sh", "-c", "sleep 1; touch /tmp/ok; sleep 300",
+    ]));
+    let mut last = String::new();
+    for _ in 0..100 {
+        last = run_ok(d.docker().args(["inspect", "-f", "{{.State.Health.Status}}", "hc"]));
+        if last.trim() == "healthy" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(last.trim(), "healthy");
+    run_ok(d.docker().args(["exec", "hc", "rm", "/tmp/ok"]));
+    for _ in 0..100 {
+        last = run_ok(d.docker().args(["inspect", "-f", "{{.State.Health.Status}} {{.State.Health.FailingStreak}}", "hc"]));
+        if last.starts_with("unhealthy") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(last.starts_with("unhealthy"), "{last}");
+    // Limits reach the container's cgroup.
+    run_ok(d.docker().args(["run", "-d", "--name", "lim", "--memory", "64m", "--pids-limit", "20", "--cpus", "0.5", "busybox", "sleep", "300"]));
+    let id = run_ok(d.docker().args(["inspect", "-f", "{{.Id}}", "lim"]));
+    let cg = format!("{}/{}", berth_testutil::daemon::cgroup_parent(d.slot), id.trim());
+    let read = |f: &str| std::fs::read_to_string(format!("/sys/fs/cgroup/{f}")).unwrap_or_default();
+    assert_eq!(read(&format!("memory{cg}/memory.limit_in_bytes")).trim(), "67108864");
+    assert_eq!(read(&format!("pids{cg}/pids.max")).trim(), "20");
+    assert_eq!(read(&format!("cpu{cg}/cpu.cfs_quota_us")).trim(), "50000");
+    run_ok(d.docker().args(["update", "--memory", "96m", "--memory-swap", "192m", "lim"]));
+    assert_eq!(read(&format!("memory{cg}/memory.limit_in_bytes")).trim(), "100663296");
+    // Allocating past the limit: OOM-killed, and reported as such.
+    let out = d.docker().args(["run", "--name", "oom", "--memory", "16m", "--memory-swap", "16m", "busybox", "sh", "-c", "dd if=/dev/zero of=/dev/shm/big bs=1M count=64"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(137), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(run_ok(d.docker().args(["inspect", "-f", "{{.State.OOMKilled}}", "oom"])).trim(), "true");
+}
