@@ -246,6 +246,27 @@ fn cp_commit_save_load_export() {
     assert_eq!(std::fs::read_to_string(&back).unwrap(), "copied in\n");
     run_ok(d.berth().args(["cp", "cp1:/etc", tmp.path().to_str().unwrap()]));
     assert!(tmp.path().join("etc/passwd").is_file());
+    // A file larger than the client's memory budget goes both ways in constant memory.
+    let big = tmp.path().join("big.bin");
+    {
+        let mut f = std::fs::File::create(&big).unwrap();
+        let block: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
+        for _ in 0..96 {
+            f.write_all(&block).unwrap();
+        }
+    }
+    let mut c = d.berth();
+    c.args(["cp", big.to_str().unwrap(), "cp1:/tmp/big.bin"]);
+    let (code, rss_in) = run_measured(c);
+    assert_eq!(code, 0);
+    let back_big = tmp.path().join("big.back");
+    let mut c = d.berth();
+    c.args(["cp", "cp1:/tmp/big.bin", back_big.to_str().unwrap()]);
+    let (code, rss_out) = run_measured(c);
+    assert_eq!(code, 0);
+    assert_eq!(std::fs::metadata(&back_big).unwrap().len(), 96 * 1024 * 1024);
+    assert!(std::fs::read(&back_big).unwrap() == std::fs::read(&big).unwrap(), "copied bytes differ");
+    assert!(rss_in < 48 * 1024 && rss_out < 48 * 1024, "the client used {rss_in} / {rss_out} KiB copying 96 MiB");
     // commit, then run the new image.
     run_ok(d.berth().args(["exec", "cp1", "sh", "-c", "echo committed > /marker"]));
     let id = run_ok(d.berth().args(["commit", "-c", "CMD [\"cat\",\"/marker\"]", "cp1", "committed:1"]));
@@ -267,6 +288,18 @@ fn cp_commit_save_load_export() {
     let piped = d.berth().args(["save", "committed:1"]).output().unwrap();
     assert!(piped.status.success() && piped.stdout.len() > 1024);
     run_ok(d.berth().args(["rm", "-f", "cp1"]));
+}
+
+/// Runs a command to completion; returns its exit code and peak resident size (KiB).
+fn run_measured(mut cmd: Command) -> (i32, i64) {
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::inherit()).spawn().unwrap();
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to overwrite.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: we own this child and have not waited for it; wait4 writes into our locals.
+    let r = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut ru) };
+    assert_eq!(r, child.id() as i32);
+    (libc::WEXITSTATUS(status), ru.ru_maxrss)
 }
 
 #[test]

@@ -7,7 +7,8 @@ use std::path::{Component, Path, PathBuf};
 use base64::Engine;
 use clap::{ArgAction, Args};
 
-use crate::client::{BodyStream, Call, bytes_body};
+use crate::client::{BodyStream, Call, reader_body};
+use crate::stream::bridge;
 use crate::ctx::Ctx;
 use crate::error::{Error, Result};
 use crate::format::units;
@@ -67,9 +68,9 @@ fn clean_rel(p: &Path) -> Option<PathBuf> {
     Some(out)
 }
 
-/// Unpacks `tar` into `dir`, renaming a leading `from` component to `to`.
-fn extract(tar_bytes: &[u8], dir: &Path, rebase: Option<(&str, &str)>, keep_owner: bool) -> Result<()> {
-    let mut ar = tar::Archive::new(tar_bytes);
+/// Unpacks a tar stream into `dir`, renaming a leading `from` component to `to`.
+fn extract(tar_stream: impl std::io::Read, dir: &Path, rebase: Option<(&str, &str)>, keep_owner: bool) -> Result<()> {
+    let mut ar = tar::Archive::new(tar_stream);
     ar.set_preserve_permissions(true);
     ar.set_preserve_ownerships(keep_owner);
     ar.set_overwrite(true);
@@ -97,9 +98,9 @@ fn extract(tar_bytes: &[u8], dir: &Path, rebase: Option<(&str, &str)>, keep_owne
     Ok(())
 }
 
-/// Builds a tar of local `src`, its top-level entry named `name`.
-fn archive(src: &Path, name: &str, follow: bool) -> Result<Vec<u8>> {
-    let mut b = tar::Builder::new(Vec::new());
+/// Writes a tar of local `src` to `out`, its top-level entry named `name`.
+fn archive<W: std::io::Write>(out: W, src: &Path, name: &str, follow: bool) -> Result<W> {
+    let mut b = tar::Builder::new(out);
     b.follow_symlinks(follow);
     let meta = if follow { std::fs::metadata(src) } else { std::fs::symlink_metadata(src) }
         .map_err(|e| Error::msg(format!("lstat {}: {}", src.display(), crate::opts::parse::io_msg(&e))))?;
@@ -137,10 +138,6 @@ async fn copy_from(ctx: &Ctx, a: &CpArgs, ctr: &str, src: &str, dest: &str) -> R
         }
         return Ok(out.flush()?);
     }
-    let mut data = Vec::new();
-    while let Some(chunk) = body.chunk().await? {
-        data.extend_from_slice(&chunk);
-    }
     let dest_path = ctx.cwd.join(dest);
     let src_is_dir = stat.mode & MODE_DIR != 0;
     let src_base = if stat.name.is_empty() {
@@ -148,30 +145,38 @@ async fn copy_from(ctx: &Ctx, a: &CpArgs, ctr: &str, src: &str, dest: &str) -> R
     } else {
         stat.name.clone()
     };
-    let _ = &stat.link_target;
-    let keep_owner = a.archive;
-    let size = data.len();
-    let dest_for_task = dest_path.clone();
-    let dest_str = dest.to_string();
-    tokio::task::spawn_blocking(move || -> Result<()> {
-        match std::fs::metadata(&dest_for_task) {
-            Ok(m) if m.is_dir() => extract(&data, &dest_for_task, None, keep_owner),
-            Ok(_) if src_is_dir => Err(Error::msg(format!("cannot copy a directory to a file: {dest_str}"))),
-            Ok(_) | Err(_) => {
-                if dest_str.ends_with('/') {
-                    return Err(Error::msg(format!("destination directory {dest_str} does not exist")));
-                }
-                let parent = dest_for_task.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
-                if !parent.is_dir() {
-                    return Err(Error::msg(format!("destination directory {} does not exist", parent.display())));
-                }
-                let to = dest_for_task.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                extract(&data, &parent, Some((&src_base, &to)), keep_owner)
+    // Where the archive goes, decided before any data is read (as docker does).
+    let (dir, rebase) = match std::fs::metadata(&dest_path) {
+        Ok(m) if m.is_dir() => (dest_path.clone(), None),
+        Ok(_) if src_is_dir => return Err(Error::msg(format!("cannot copy a directory to a file: {dest}"))),
+        _ => {
+            if dest.ends_with('/') {
+                return Err(Error::msg(format!("destination directory {dest} does not exist")));
             }
+            let parent = dest_path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+            if !parent.is_dir() {
+                return Err(Error::msg(format!("destination directory {} does not exist", parent.display())));
+            }
+            let to = dest_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            (parent, Some((src_base, to)))
         }
-    })
-    .await
-    .map_err(|e| Error::msg(e.to_string()))??;
+    };
+    // The archive streams from the daemon into the extractor through a bounded channel.
+    let keep_owner = a.archive;
+    let (tx, rx) = tokio::sync::mpsc::channel(bridge::DEPTH);
+    let extractor = tokio::task::spawn_blocking(move || {
+        let rebase = rebase.as_ref().map(|(f, t)| (f.as_str(), t.as_str()));
+        extract(bridge::ChunkReader::new(rx), &dir, rebase, keep_owner)
+    });
+    let mut size = 0usize;
+    while let Some(chunk) = body.chunk().await? {
+        size += chunk.len();
+        if tx.send(Ok(chunk)).await.is_err() {
+            break; // the extractor stopped; its error says why
+        }
+    }
+    drop(tx);
+    extractor.await.map_err(|e| Error::msg(e.to_string()))??;
     if !a.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         ctx.io.eprintln(&format!("Successfully copied {} to {}", units::human_size_precision(size as f64, 3), dest_path.display()));
     }
@@ -189,20 +194,20 @@ async fn copy_to(ctx: &Ctx, a: &CpArgs, src: &str, ctr: &str, dest: &str) -> Res
         Err(e) if e.is_not_found() => None,
         Err(e) => return Err(e),
     };
-    let (body, target_dir) = if src == "-" {
-        let mut buf = Vec::new();
-        tokio::io::AsyncReadExt::read_to_end(&mut tokio::io::stdin(), &mut buf).await?;
+    let (body, target_dir, builder) = if src == "-" {
         match &dest_stat {
             Some(s) if s.mode & MODE_DIR != 0 => {}
             _ => return Err(Error::msg(format!("destination \"{ctr}:{dest}\" must be a directory"))),
         }
-        (buf, dest.to_string())
+        (reader_body(tokio::io::stdin()), dest.to_string(), None)
     } else {
         let src_path = ctx.cwd.join(src);
+        let meta = if a.follow_link { std::fs::metadata(&src_path) } else { std::fs::symlink_metadata(&src_path) }
+            .map_err(|e| Error::msg(format!("lstat {}: {}", src_path.display(), crate::opts::parse::io_msg(&e))))?;
         let src_name = src_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| ".".into());
         let (name, dir) = match &dest_stat {
             Some(s) if s.mode & MODE_DIR != 0 => (src_name, dest.to_string()),
-            Some(_) if src_path.is_dir() => return Err(Error::msg(format!("cannot copy a directory to a file: {dest}"))),
+            Some(_) if meta.is_dir() => return Err(Error::msg(format!("cannot copy a directory to a file: {dest}"))),
             _ => {
                 if dest.ends_with('/') && dest_stat.is_none() {
                     return Err(Error::msg(format!("destination directory {ctr}:{dest} does not exist")));
@@ -213,21 +218,34 @@ async fn copy_to(ctx: &Ctx, a: &CpArgs, src: &str, ctr: &str, dest: &str) -> Res
                 (name, dir)
             }
         };
+        // The archive is built on a blocking thread and streamed as the request body.
         let follow = a.follow_link;
-        let data = tokio::task::spawn_blocking(move || archive(&src_path, &name, follow))
-            .await
-            .map_err(|e| Error::msg(e.to_string()))??;
-        (data, dir)
+        let (tx, rx) = tokio::sync::mpsc::channel(bridge::DEPTH);
+        let builder = tokio::task::spawn_blocking(move || {
+            let abort = tx.clone();
+            let out = std::io::BufWriter::with_capacity(64 * 1024, bridge::ChunkWriter::new(tx));
+            let r = archive(out, &src_path, &name, follow).and_then(|w| w.into_inner().map(|_| ()).map_err(|e| Error::Io(e.into_error())));
+            if let Err(e) = &r {
+                // Abort the upload rather than send a truncated archive.
+                let _ = abort.blocking_send(Err(std::io::Error::other(e.to_string())));
+            }
+            r
+        });
+        (bridge::channel_body(rx), dir, Some(builder))
     };
-    let size = body.len();
     let call = Call::put(format!("/containers/{ctr}/archive"))
         .query("path", target_dir)
         .query("noOverwriteDirNonDir", "true")
         .flag("copyUIDGID", a.archive)
-        .body(bytes_body(body), "application/x-tar");
-    c.bytes(call).await?;
+        .body(body, "application/x-tar");
+    let sent = c.bytes(call).await;
+    if let Some(b) = builder {
+        // A local failure explains a failed upload better than the daemon's view of it.
+        b.await.map_err(|e| Error::msg(e.to_string()))??;
+    }
+    sent?;
     if !a.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        ctx.io.eprintln(&format!("Successfully copied {} to {ctr}:{dest}", units::human_size_precision(size as f64, 3)));
+        ctx.io.eprintln(&format!("Successfully copied to {ctr}:{dest}"));
     }
     Ok(())
 }
@@ -257,9 +275,9 @@ mod tests {
         b.append_data(&mut h, "passwd", &data[..]).unwrap();
         let bytes = b.into_inner().unwrap();
         let dir = tempfile::tempdir().unwrap();
-        extract(&bytes, dir.path(), Some(("passwd", "passwd.copy")), false).unwrap();
+        extract(bytes.as_slice(), dir.path(), Some(("passwd", "passwd.copy")), false).unwrap();
         assert_eq!(std::fs::read(dir.path().join("passwd.copy")).unwrap(), data);
-        extract(&bytes, dir.path(), None, false).unwrap();
+        extract(bytes.as_slice(), dir.path(), None, false).unwrap();
         assert!(dir.path().join("passwd").is_file());
     }
 
@@ -276,7 +294,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let sub = dir.path().join("sub");
         std::fs::create_dir(&sub).unwrap();
-        assert!(extract(&bytes, &sub, None, false).is_err());
+        assert!(extract(bytes.as_slice(), &sub, None, false).is_err());
         assert!(!dir.path().join("evil").exists());
     }
 
@@ -285,7 +303,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("d")).unwrap();
         std::fs::write(dir.path().join("d/f"), "1").unwrap();
-        let t = archive(&dir.path().join("d"), "renamed", false).unwrap();
+        let t = archive(Vec::new(), &dir.path().join("d"), "renamed", false).unwrap();
         let mut ar = tar::Archive::new(t.as_slice());
         let names: Vec<String> = ar.entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned()).collect();
         assert!(names.contains(&"renamed/f".to_string()), "{names:?}");

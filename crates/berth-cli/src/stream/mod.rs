@@ -2,6 +2,7 @@
 //! raw mode and window size, progress display.
 
 pub mod attach;
+pub mod bridge;
 pub mod escape;
 pub mod progress;
 pub mod term;
