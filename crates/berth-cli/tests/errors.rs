@@ -298,3 +298,20 @@ fn login_stores_credentials_and_pull_sends_them() {
     let (_, out, _) = run_cli(&["logout", "127.0.0.1:5999"], &env);
     assert_eq!(out, "Not logged in to 127.0.0.1:5999\n");
 }
+
+#[test]
+fn bash_completion_script_loads_and_completes() {
+    let (code, script, _) = run_cli(&["completion", "bash"], &[]);
+    assert_eq!(code, 0);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("berth.bash");
+    std::fs::write(&path, script).unwrap();
+    // Source it and ask the completion function for `berth netw<TAB>`.
+    let probe = format!(
+        "source {}; COMP_WORDS=(berth netw); COMP_CWORD=1; COMP_LINE='berth netw'; COMP_POINT=10; _berth berth netw berth; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        path.display()
+    );
+    let out = std::process::Command::new("bash").args(["-c", &probe]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "network");
+}
