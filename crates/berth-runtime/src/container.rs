@@ -134,6 +134,10 @@ pub(crate) fn await_child(sync: &OwnedFd, what: fn(String) -> Error) -> Result<b
     match ipc::recv(sync)? {
         Some((ipc::MSG_READY, _)) => Ok(true),
         Some((ipc::MSG_ERROR, msg)) => Err(what(String::from_utf8_lossy(&msg).into_owned())),
+        Some((ipc::MSG_COMMAND, body)) => Err(match serde_json::from_slice(&body) {
+            Ok(c) => Error::Command(c),
+            Err(_) => what(String::from_utf8_lossy(&body).into_owned()),
+        }),
         Some((other, _)) => Err(what(format!("unexpected message {other:?} from the child"))),
         None => Ok(false),
     }

@@ -39,6 +39,10 @@ pub enum Error {
     /// The process of an exec failed before running its command.
     #[error("exec failed: {0}")]
     Exec(String),
+    /// The process's executable cannot be run (missing, not executable). Worded as runc
+    /// words it, which is what the docker CLI reads to exit 127 or 126.
+    #[error("unable to start container process: {0}")]
+    Command(CommandError),
     /// An OS call failed; `context` says what we were doing.
     #[error("{context}: {source}")]
     Io {
@@ -61,6 +65,56 @@ impl Error {
             context: context.into(),
             source: std::io::Error::from_raw_os_error(errno as i32),
         }
+    }
+}
+
+/// Why `process.args[0]` cannot be executed, in the words of runc (Go's `exec.LookPath`
+/// and `os.Stat`): the docker CLI exits 127 on "executable file not found" or "no such
+/// file or directory" and 126 on "permission denied".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+pub enum CommandError {
+    /// A bare name that no `$PATH` directory holds as an executable file.
+    #[error("exec: {}: executable file not found in $PATH", quote(.name))]
+    NotInPath { name: String },
+    /// A path that stat(2) cannot reach; `reason` is the errno's text ("no such file or directory").
+    #[error("exec: {}: stat {name}: {reason}", quote(.name))]
+    Missing { name: String, reason: String },
+    /// A path that exists but may not be executed (a directory, no x bit, a noexec mount:
+    /// "permission denied").
+    #[error("exec: {}: {reason}", quote(.name))]
+    NotExecutable { name: String, reason: String },
+    /// execve(2) itself failed ("exec format error", ...), after every check passed.
+    #[error("exec {path}: {reason}")]
+    Execve { path: String, reason: String },
+}
+
+impl CommandError {
+    /// The exit status a shell (and docker) gives this failure: 127 not found, 126 not runnable.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CommandError::NotInPath { .. } | CommandError::Missing { .. } => 127,
+            CommandError::NotExecutable { .. } | CommandError::Execve { .. } => 126,
+        }
+    }
+}
+
+/// Go's strconv.Quote for the names runc prints: double quotes, backslash escapes.
+fn quote(s: &str) -> String {
+    format!("{s:?}")
+}
+
+/// An errno's text the way Go prints it (glibc's strerror with a lower-case first letter,
+/// no "(os error N)"), so messages match runc's word for word.
+pub(crate) fn errno_text(errno: i32) -> String {
+    let full = std::io::Error::from_raw_os_error(errno).to_string();
+    let text = match full.rfind(" (os error ") {
+        Some(i) => &full[..i],
+        None => full.as_str(),
+    };
+    let mut c = text.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => String::new(),
     }
 }
 

@@ -12,7 +12,7 @@ use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl, open};
 use nix::sched::{CloneFlags, setns, unshare};
 use nix::sys::stat::Mode;
 
-use crate::error::{Context, Error, Result};
+use crate::error::{CommandError, Context, Error, Result, errno_text};
 use crate::ipc;
 use crate::namespaces::NamespacePlan;
 use crate::process::{self, ProcessPlan};
@@ -56,20 +56,28 @@ pub(crate) fn child_main(mut cfg: ChildConfig) -> ! {
     let is_exec = cfg.is_exec;
     // cfg outlives run() so the sync socket is still open to report its error.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&mut cfg)));
-    let msg = match result {
-        Ok(Err(e)) => e.to_string(),
+    let err = match result {
+        Ok(Err(e)) => e,
         Ok(Ok(never)) => match never {},
-        Err(_) => "panic in container init".to_string(),
+        Err(_) => Error::Init("panic in container init".to_string()),
     };
     // SAFETY: sync stays open until _exit; borrowing it for one send is sound.
     let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(sync) };
-    if ipc::send(&fd, ipc::MSG_ERROR, msg.as_bytes()).is_err() || is_exec {
+    let (code, sent) = match &err {
+        // Typed, so the caller gets Error::Command (and its exit code) back.
+        Error::Command(c) => {
+            let body = serde_json::to_vec(c).unwrap_or_default();
+            (c.exit_code(), ipc::send(&fd, ipc::MSG_COMMAND, &body))
+        }
+        other => (127, ipc::send(&fd, ipc::MSG_ERROR, other.to_string().as_bytes())),
+    };
+    if sent.is_err() || is_exec {
         // After READY the parent is no longer listening: the only witness is stderr.
-        eprintln!("berth runtime: {msg}");
+        eprintln!("berth runtime: {err}");
     }
     // SAFETY: _exit ends the process without running the parent's atexit handlers or
     // destructors, which belong to the caller we were cloned from.
-    unsafe { libc::_exit(127) }
+    unsafe { libc::_exit(code) }
 }
 
 fn run(cfg: &mut ChildConfig) -> Result<Infallible> {
@@ -139,7 +147,7 @@ fn run(cfg: &mut ChildConfig) -> Result<Infallible> {
         env.push(format!("HOME={}", home_of(p.uid)));
     }
     let path_env = p.env_value("PATH").unwrap_or(process::DEFAULT_PATH).to_string();
-    let exe = resolve_executable(&p.args[0], &path_env)?;
+    let exe = resolve_executable(&p.args[0], &path_env).map_err(Error::Command)?;
     let argv = process::cstrings(&p.args)?;
     let envp = process::cstrings(&env)?;
     let exe_c = CString::new(exe.as_os_str().as_encoded_bytes())
@@ -152,8 +160,8 @@ fn run(cfg: &mut ChildConfig) -> Result<Infallible> {
         wait_for_start(fifo)?;
     }
     close_extra_fds(3 + cfg.preserve_fds, cfg.sync.as_raw_fd())?;
-    let err = nix::unistd::execve(&exe_c, &argv, &envp).unwrap_err();
-    Err(Error::Exec(format!("exec {}: {err}", exe.display())))
+    let Err(err) = nix::unistd::execve(&exe_c, &argv, &envp);
+    Err(Error::Command(CommandError::Execve { path: exe.display().to_string(), reason: errno_text(err as i32) }))
 }
 
 fn setup_container(sys: &dyn Syscall, c: &ContainerInit) -> Result<()> {
@@ -307,22 +315,99 @@ fn home_of(uid: u32) -> String {
         .unwrap_or_else(|| "/".into())
 }
 
-/// Finds args[0] the way execvp would, inside the container, so that a missing binary is
-/// reported at create time rather than lost after start.
-pub(crate) fn resolve_executable(name: &str, path_env: &str) -> Result<PathBuf> {
-    let executable = |p: &Path| nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok() && !p.is_dir();
+/// Finds args[0] the way runc does (Go's `exec.LookPath`), inside the container, so that
+/// a missing or unusable binary is a create-time error with runc's wording rather than a
+/// failure lost after start.
+pub(crate) fn resolve_executable(name: &str, path_env: &str) -> Result<PathBuf, CommandError> {
     if name.contains('/') {
-        let p = PathBuf::from(name);
-        if executable(&p) {
-            return Ok(p);
-        }
-        return Err(Error::Exec(format!("{name}: no such executable file")));
+        return match check_executable(Path::new(name)) {
+            Ok(()) => Ok(PathBuf::from(name)),
+            Err(Unusable::Stat(e)) => Err(CommandError::Missing { name: name.into(), reason: errno_text(e) }),
+            Err(Unusable::Denied(e)) => Err(CommandError::NotExecutable { name: name.into(), reason: errno_text(e) }),
+        };
     }
     for dir in path_env.split(':').filter(|d| !d.is_empty()) {
         let p = Path::new(dir).join(name);
-        if executable(&p) {
+        if check_executable(&p).is_ok() {
             return Ok(p);
         }
     }
-    Err(Error::Exec(format!("{name:?}: executable file not found in $PATH")))
+    Err(CommandError::NotInPath { name: name.into() })
+}
+
+/// Why a path cannot be executed: stat failed, or it exists and may not be run.
+#[derive(Debug, PartialEq)]
+enum Unusable {
+    Stat(i32),
+    Denied(i32),
+}
+
+/// Go's `findExecutable`: stat, refuse a directory (EACCES, as runc 1.1 reports it), then
+/// eaccess(X_OK) — falling back to the mode bits when faccessat is refused (a seccomp
+/// profile may return EPERM).
+fn check_executable(p: &Path) -> std::result::Result<(), Unusable> {
+    use nix::unistd::{AccessFlags, faccessat};
+    let st = nix::sys::stat::stat(p).map_err(|e| Unusable::Stat(e as i32))?;
+    if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        return Err(Unusable::Denied(libc::EACCES));
+    }
+    match faccessat(nix::fcntl::AT_FDCWD, p, AccessFlags::X_OK, nix::fcntl::AtFlags::AT_EACCESS) {
+        Ok(()) => Ok(()),
+        Err(nix::errno::Errno::ENOSYS | nix::errno::Errno::EPERM) if st.st_mode & 0o111 != 0 => Ok(()),
+        Err(nix::errno::Errno::ENOSYS | nix::errno::Errno::EPERM) => Err(Unusable::Denied(libc::EACCES)),
+        Err(e) => Err(Unusable::Denied(e as i32)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// The wording the docker CLI turns into exit codes 127 / 126 (runc's messages).
+    #[test]
+    fn missing_and_unusable_commands_read_like_runc() {
+        let t = tempfile::tempdir().unwrap();
+        let bin = t.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let tool = bin.join("tool");
+        std::fs::write(&tool, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let data = bin.join("data");
+        std::fs::write(&data, "x").unwrap();
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let path = format!("/nonexistent:{}", bin.display());
+
+        assert_eq!(resolve_executable("tool", &path).unwrap(), tool);
+        assert_eq!(resolve_executable(tool.to_str().unwrap(), "").unwrap(), tool);
+
+        let e = resolve_executable("foo", &path).unwrap_err();
+        assert_eq!(e.to_string(), r#"exec: "foo": executable file not found in $PATH"#);
+        assert_eq!(e.exit_code(), 127);
+        // A file without x bits in $PATH is skipped, as execvp does.
+        assert!(matches!(resolve_executable("data", &path), Err(CommandError::NotInPath { .. })));
+
+        let e = resolve_executable("/no/such", &path).unwrap_err();
+        assert_eq!(e.to_string(), r#"exec: "/no/such": stat /no/such: no such file or directory"#);
+        assert_eq!(e.exit_code(), 127);
+
+        let d = data.to_str().unwrap();
+        let e = resolve_executable(d, &path).unwrap_err();
+        assert_eq!(e.to_string(), format!(r#"exec: "{d}": permission denied"#));
+        assert_eq!(e.exit_code(), 126);
+
+        let b = bin.to_str().unwrap();
+        let e = resolve_executable(b, &path).unwrap_err();
+        assert_eq!(e.to_string(), format!(r#"exec: "{b}": permission denied"#));
+        assert_eq!(e.exit_code(), 126);
+
+        let e = resolve_executable(&format!("{d}/x"), &path).unwrap_err();
+        assert_eq!(e.to_string(), format!(r#"exec: "{d}/x": stat {d}/x: not a directory"#));
+
+        // What create reports as a whole, and what execve failures look like.
+        let whole = Error::Command(CommandError::NotInPath { name: "foo".into() }).to_string();
+        assert_eq!(whole, r#"unable to start container process: exec: "foo": executable file not found in $PATH"#);
+        let e = CommandError::Execve { path: "/bin/x".into(), reason: errno_text(libc::ENOEXEC) };
+        assert_eq!(e.to_string(), "exec /bin/x: exec format error");
+    }
 }

@@ -17,6 +17,8 @@ pub(crate) const MSG_GO: u8 = b'G';
 pub(crate) const MSG_READY: u8 = b'R';
 /// Child says: failed; the rest of the message is the reason.
 pub(crate) const MSG_ERROR: u8 = b'E';
+/// Child says: the command cannot be run; the rest is a JSON `CommandError`.
+pub(crate) const MSG_COMMAND: u8 = b'C';
 
 pub(crate) fn pair() -> Result<(OwnedFd, OwnedFd)> {
     socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).ctx(|| "socketpair".into())

@@ -44,7 +44,7 @@ pub mod syscall;
 
 pub use cgroups::Stats;
 pub use container::{CreateOptions, ExecOptions, Runtime};
-pub use error::{Error, Result};
+pub use error::{CommandError, Error, Result};
 pub use spec::default_spec;
 pub use state::{State, Status};
 

@@ -271,3 +271,33 @@ fn state_json_has_the_same_keys_as_runc() {
     assert_eq!(k(&ours), k(&theirs));
     assert_eq!(ours["status"], theirs["status"]);
 }
+
+#[test]
+fn a_command_that_cannot_run_is_worded_as_runc_words_it() {
+    let e = Env::new(&["true"]);
+    let runc_root = e.tmp.path().join("runc");
+    for (i, cmd) in ["nosuch", "/no/such", "/etc/passwd", "/etc"].into_iter().enumerate() {
+        let mut c: Value = serde_json::from_slice(&std::fs::read(e.bundle.join("config.json")).unwrap()).unwrap();
+        c["process"]["args"] = serde_json::json!([cmd]);
+        let rid = format!("{}-runc{i}", e.id);
+        c["linux"]["cgroupsPath"] = format!("{}/{rid}", e.cgroup_parent).into();
+        std::fs::write(e.bundle.join("config.json"), serde_json::to_vec(&c).unwrap()).unwrap();
+        let ours = e.berth(&["run", "--bundle", e.bundle.to_str().unwrap(), &format!("{}-{i}", e.id)]);
+        assert_eq!(ours.status.code(), Some(1), "{}", text(&ours));
+        let ours = String::from_utf8_lossy(&ours.stderr).trim().to_string();
+        let theirs = Command::new("runc").arg("--root").arg(&runc_root).args(["run", "--bundle", e.bundle.to_str().unwrap(), &rid]).output().unwrap();
+        for c in ["cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "systemd", "unified", "hugetlb", "net_cls", "perf_event"] {
+            let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{c}{}/{rid}", e.cgroup_parent));
+        }
+        let theirs = String::from_utf8_lossy(&theirs.stderr).to_string();
+        // runc: `... msg="runc run failed: unable to start container process: exec: ..."`;
+        // berth: `berth runtime: unable to start container process: exec: ...`.
+        let want = theirs.split("runc run failed: ").nth(1).map(|m| m.trim_end().trim_end_matches('"').replace("\\\"", "\""));
+        let Some(want) = want else {
+            // runc refuses this host's cgroup layout (hugetlb not mounted): check our own words.
+            assert!(ours.contains(&format!("exec: \"{cmd}\"")), "{ours}");
+            continue;
+        };
+        assert_eq!(ours, format!("berth runtime: {want}"), "runc said: {theirs}");
+    }
+}
