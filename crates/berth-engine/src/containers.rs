@@ -343,7 +343,6 @@ impl Engine {
             }
             _ => {}
         }
-        c.update(false, |r| r.state.manually_stopped = false)?;
         let r = self.start_locked(&c).await;
         if r.is_err() && c.with(|r| r.host_config.auto_remove) {
             // As dockerd: a --rm container that cannot start is removed (clients wait
@@ -401,7 +400,8 @@ impl Engine {
         let net = self.net.attach(self, &rec).await?;
         tracing::debug!("start {}: net at {:?}", &id[..12], t0.elapsed());
         undo.network = true;
-        let rec = c.update(false, |r| r.network = net.record.clone())?;
+        let mut rec = rec;
+        rec.network = net.record.clone();
         crate::network::write_files(&rec, &net)?;
 
         let caps = spec::capabilities(&rec.host_config)?;
@@ -421,7 +421,7 @@ impl Engine {
         let spec = spec::build(&rec, &inputs)?;
         let state_dir = self.state_dir_of(&id);
         std::fs::create_dir_all(&state_dir)?;
-        crate::util::write_json_atomic(&state_dir.join("config.json"), &spec)?;
+        crate::util::write_replace(&state_dir.join("config.json"), &serde_json::to_vec(&spec)?)?;
         tracing::debug!("start {}: spec at {:?}", &id[..12], t0.elapsed());
 
         let log_path = (rec.host_config.log_config.kind != "none").then(|| std::path::PathBuf::from(&rec.log_path));
@@ -472,7 +472,10 @@ impl Engine {
         if !r.ok {
             return Err(Error::system(format!("starting container: {}", r.error)));
         }
+        let network = net.record.clone();
         let rec = c.update(false, |r| {
+            r.network = network;
+            r.state.manually_stopped = false;
             r.state.status = Status::Running;
             r.state.pid = init_pid as i64;
             r.state.started_at = now_rfc3339();
@@ -627,7 +630,6 @@ impl Engine {
         }
         // The exit handler of the stopped run must have finished its clean-up.
         self.wait_cleanup(&c).await;
-        c.update(false, |r| r.state.manually_stopped = false)?;
         self.start_locked(&c).await?;
         self.emit_container(&c.snapshot(), "restart", &[]);
         Ok(())

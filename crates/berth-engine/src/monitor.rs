@@ -221,6 +221,18 @@ impl Engine {
                         let _ = engine.remove_locked(&c, true, false).await;
                     });
                 }
+                _ if self.shim_socket_of(&rec.id).exists() && self.reattach(&c).await => {
+                    // A start whose last record write a crash cut off: the container runs.
+                    let pid = c.live().map(|l| l.init_pid as i64).unwrap_or(0);
+                    let _ = c.update(false, |r| {
+                        r.state.status = Status::Running;
+                        r.state.pid = pid;
+                        r.state.manually_stopped = false;
+                        if r.state.started_at == crate::util::ZERO_TIME {
+                            r.state.started_at = crate::util::now_rfc3339();
+                        }
+                    });
+                }
                 _ => {
                     let p = rec.host_config.restart_policy.name.as_str();
                     if (p == "always" || (p == "unless-stopped" && !rec.state.manually_stopped)) && rec.state.started_at != crate::util::ZERO_TIME {

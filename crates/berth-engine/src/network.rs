@@ -347,9 +347,9 @@ fn to_net_portmap(pm: &PortMap) -> Result<berth_net::PortMap> {
 
 /// Writes hostname, hosts and resolv.conf into the container's directory.
 pub fn write_files(rec: &ContainerRecord, att: &Attachment) -> Result<()> {
-    crate::util::write_atomic(std::path::Path::new(&rec.hostname_path), att.files.hostname.as_bytes())?;
-    crate::util::write_atomic(std::path::Path::new(&rec.hosts_path), att.files.hosts.as_bytes())?;
-    crate::util::write_atomic(std::path::Path::new(&rec.resolv_conf_path), att.files.resolv_conf.as_bytes())?;
+    crate::util::write_replace(std::path::Path::new(&rec.hostname_path), att.files.hostname.as_bytes())?;
+    crate::util::write_replace(std::path::Path::new(&rec.hosts_path), att.files.hosts.as_bytes())?;
+    crate::util::write_replace(std::path::Path::new(&rec.resolv_conf_path), att.files.resolv_conf.as_bytes())?;
     Ok(())
 }
 

@@ -749,14 +749,11 @@ fn short_sibling(sock: &Path, tag: &str) -> PathBuf {
     sock.with_file_name(format!("{stem}-{tag}.sock"))
 }
 
-/// Write temp + fsync + rename, so a reader never sees half a file.
+/// Write temp + rename, so a reader never sees half a file. No fsync: everything the
+/// shim writes lives in the exec root, runtime state that a reboot discards anyway.
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-    }
+    std::fs::write(&tmp, data)?;
     std::fs::rename(&tmp, path)
 }
 

@@ -74,6 +74,11 @@ fn write_stdin(stream: &mut std::os::unix::net::UnixStream, data: &[u8]) {
     stream.write_all(&protocol::frame(protocol::FRAME_STDIN, data)).unwrap();
 }
 
+/// What the shim said on its stderr (for failures).
+fn shim_log(cfg: &ShimConfig) -> String {
+    std::fs::read_to_string(cfg.state_dir.join("shim.log")).unwrap_or_default()
+}
+
 fn attach_stdin_output_exit_code_and_log(builtin: bool) {
     let f = fixture(builtin, &["sh", "-c", "read x; echo got $x; echo oops >&2; exit 3"], false);
     let (mut child, pid) = berth_shim::spawn::spawn(exe(), &f.cfg).unwrap();
@@ -82,7 +87,9 @@ fn attach_stdin_output_exit_code_and_log(builtin: bool) {
     assert!(resp.ok, "{resp:?}");
     let started = client::call(&f.cfg.socket, &Request::Start).unwrap();
     assert!(started.ok, "{started:?}");
-    write_stdin(attach.get_mut(), b"hello\n");
+    if let Err(e) = attach.get_mut().write_all(&protocol::frame(protocol::FRAME_STDIN, b"hello\n")) {
+        panic!("writing stdin: {e}; shim log: {}; exit: {:?}", shim_log(&f.cfg), std::fs::read_to_string(f.cfg.exit_file()));
+    }
     write_stdin(attach.get_mut(), b"");
     let out = client::collect(&mut attach).unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "got hello\n");
