@@ -158,7 +158,8 @@ pub async fn attach(State(e): St, Path(id): Path<String>, mut req: Request) -> A
         stderr: p.bool("stderr")?,
         logs: p.bool("logs")?,
         stream: p.bool("stream")?,
-        stdin_once: rec.config.stdin_once,
+        // moby closes the container's stdin at the client's EOF only without a TTY.
+        stdin_once: rec.config.stdin_once && !rec.config.tty,
         detach_keys: hijack::parse_detach_keys(p.str("detachKeys"))?,
     };
     let version = req.extensions().get::<ApiVersion>().copied().unwrap_or_default();
