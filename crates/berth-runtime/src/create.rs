@@ -75,6 +75,7 @@ impl Runtime {
         let linux = spec.linux().clone().unwrap_or_default();
         let seccomp = linux.seccomp().as_ref().map(process::build_seccomp).transpose()?;
         let personality = process::personality(&spec)?;
+        let pid1 = crate::pid1::wanted(&spec)?;
         let mut resources = linux.resources().clone().unwrap_or_default();
         cgroups::validate(&resources)?;
         let layout = match &self.layout {
@@ -168,6 +169,7 @@ impl Runtime {
                 domainname,
                 keyring: (!opts.no_new_keyring).then(|| format!("_ses.{id}")),
                 fifo,
+                pid1,
             }),
             join: Vec::new(),
             process,

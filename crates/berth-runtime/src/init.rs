@@ -29,6 +29,8 @@ pub(crate) struct ContainerInit {
     pub keyring: Option<String>,
     /// O_PATH fd of exec.fifo; None for `run` (start right away).
     pub fifo: Option<OwnedFd>,
+    /// `io.berth.init`: stay as PID 1 and fork the user's process ([`crate::pid1`]).
+    pub pid1: bool,
 }
 
 /// Everything the child needs; built by the parent before the clone.
@@ -153,6 +155,10 @@ fn run(cfg: &mut ChildConfig) -> Result<Infallible> {
     let exe_c = CString::new(exe.as_os_str().as_encoded_bytes())
         .map_err(|_| Error::InvalidSpec("executable path has a NUL byte".into()))?;
 
+    let pid1 = cfg.container.as_ref().is_some_and(|c| c.pid1);
+    if pid1 {
+        crate::pid1::prepare(&p.args)?;
+    }
     if !cfg.is_exec {
         ipc::send(&cfg.sync, ipc::MSG_READY, b"")?;
     }
@@ -160,6 +166,9 @@ fn run(cfg: &mut ChildConfig) -> Result<Infallible> {
         wait_for_start(fifo)?;
     }
     close_extra_fds(3 + cfg.preserve_fds, cfg.sync.as_raw_fd())?;
+    if pid1 {
+        crate::pid1::run(&exe_c, &argv, &envp);
+    }
     let Err(err) = nix::unistd::execve(&exe_c, &argv, &envp);
     Err(Error::Command(CommandError::Execve { path: exe.display().to_string(), reason: errno_text(err as i32) }))
 }

@@ -23,7 +23,8 @@
 //! Module map: [`spec`] (config.json), [`namespaces`], [`rootfs`], [`process`]
 //! (user, caps, rlimits, seccomp, personality, I/O priority), [`cgroups`] (v1 and v2
 //! managers, the v2 eBPF device filter), [`state`] (runc state JSON, records, pidfds),
-//! `init` (the child side), `create`, `exec` and `container` (the verbs), `hooks`,
+//! `init` (the child side), [`pid1`] (the minimal init of `io.berth.init`), `create`,
+//! `exec` and `container` (the verbs), `hooks`,
 //! [`ipc`] (sync socket, SCM_RIGHTS), [`syscall`] (the seam), [`cli`].
 
 pub mod cgroups;
@@ -35,6 +36,7 @@ mod exec;
 mod hooks;
 mod init;
 pub mod ipc;
+pub mod pid1;
 pub mod namespaces;
 pub mod process;
 pub mod rootfs;

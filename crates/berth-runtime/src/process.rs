@@ -319,13 +319,13 @@ pub(crate) fn cstrings(v: &[String]) -> Result<Vec<CString>> {
         .collect()
 }
 
-fn mask(set: &HashSet<Capability>) -> u64 {
+pub(crate) fn mask(set: &HashSet<Capability>) -> u64 {
     set.iter().fold(0, |m, c| m | c.bitmask())
 }
 
 /// capset(2) of all three sets at once: setting them one by one (as the caps crate does)
 /// fails whenever the new effective set is not inside the old permitted set.
-fn capset(effective: u64, permitted: u64, inheritable: u64) -> std::io::Result<()> {
+pub(crate) fn capset(effective: u64, permitted: u64, inheritable: u64) -> std::io::Result<()> {
     #[repr(C)]
     struct Header {
         version: u32,
