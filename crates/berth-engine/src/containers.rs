@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_shim::protocol::Request;
-use berth_types::container::{Config, CreateRequest, CreateResponse, HostConfig, UpdateConfig, UpdateResponse, WaitExitError, WaitResponse};
+use berth_types::container::{Config, CreateRequest, CreateResponse, HostConfig, UpdateConfig, UpdateResponse, WaitResponse};
 
 use crate::container::mounts::{self, VolumeResolver};
 use crate::container::record::{ContainerRecord, NetworkRecord, StateRecord, Status};
@@ -840,11 +840,10 @@ impl Engine {
     }
 }
 
+/// The wait answer. `Error` is for a failure of the wait itself, which the engine's
+/// waits do not have; a start that failed is reported by the start call (as dockerd).
 fn wait_response(w: &crate::container::WaitState) -> WaitResponse {
-    WaitResponse {
-        status_code: w.exit_code,
-        error: if w.error.is_empty() { None } else { Some(WaitExitError { message: w.error.clone() }) },
-    }
+    WaitResponse { status_code: w.exit_code, error: None }
 }
 
 fn log_opt_size(hc: &HostConfig) -> Option<u64> {
