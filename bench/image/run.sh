@@ -56,10 +56,15 @@ stamp=$(date -u +%Y-%m-%dT%H:%MZ)
 about="$(uname -r), $(nproc) cores, $(findmnt -no FSTYPE -T "$work") at $work; dockerd $(dockerd --version | sed 's/Docker version //'), berth $(git -C "$top" rev-parse --short HEAD)"
 size=$(du -m "$archive" | cut -f1)
 
+# Each run starts from an empty store and a quiet disk: the previous run's files are
+# deleted, written back, and given 35 s, because ext4 without a journal (this VM's root)
+# skips inodes freed in the last ~30 s when it allocates new ones, which slows whoever
+# runs right after a mass deletion.
+settle="sync; sleep 35"
 load="hyperfine --warmup 1 --runs $runs \
- --prepare 'rm -rf $work/berth; sync' -n 'berth load' '$tool load $work/berth $archive' \
- --prepare 'rm -rf $work/berth; sync' -n 'berth load (durable: syncfs)' 'BERTH_IMAGE_DURABLE=1 $tool load $work/berth $archive' \
- --prepare '$d rmi -f bench/load:1 >/dev/null 2>&1; $d image prune -af >/dev/null; sync' -n 'docker load' '$d load -q -i $archive'"
+ --prepare 'rm -rf $work/berth; $settle' -n 'berth load' '$tool load $work/berth $archive' \
+ --prepare 'rm -rf $work/berth; $settle' -n 'berth load (durable: syncfs)' 'BERTH_IMAGE_DURABLE=1 $tool load $work/berth $archive' \
+ --prepare '$d rmi -f bench/load:1 >/dev/null 2>&1; $d image prune -af >/dev/null; $settle' -n 'docker load' '$d load -q -i $archive'"
 eval "$load --export-markdown $results/image-load.md --export-json $results/image-load.json"
 {
     echo

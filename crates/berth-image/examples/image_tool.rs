@@ -21,6 +21,8 @@ fn run(args: &[String]) -> Result<(), String> {
     let opts = StoreOptions {
         // BERTH_IMAGE_DURABLE=1: one syncfs before the image is recorded.
         durable_layers: std::env::var("BERTH_IMAGE_DURABLE").is_ok_and(|v| v == "1"),
+        // BERTH_IMAGE_THREADS=N: unpack worker threads (default: one per CPU).
+        unpack_threads: std::env::var("BERTH_IMAGE_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(0),
         ..StoreOptions::default()
     };
     let store = ImageStore::open(root, opts).map_err(|e| e.to_string())?;
