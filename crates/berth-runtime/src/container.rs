@@ -15,6 +15,9 @@ use crate::error::{Context, Error, Result};
 use crate::ipc;
 use crate::state::{self, EXEC_FIFO, Record, State, Status};
 
+/// Compiled seccomp programs under the state root (ids may not start with '.').
+const SECCOMP_CACHE: &str = ".seccomp";
+
 /// Options of `create` / `run`.
 #[derive(Default)]
 pub struct CreateOptions {
@@ -167,6 +170,11 @@ impl Runtime {
     pub(crate) fn record(&self, id: &str) -> Result<Record> {
         state::validate_id(id)?;
         Record::load(&self.dir(id), id)
+    }
+
+    /// The compiled seccomp filter, through the cache under the state root.
+    pub(crate) fn seccomp_program(&self, s: &oci_spec::runtime::LinuxSeccomp) -> Result<crate::seccomp::Program> {
+        crate::seccomp::cached(&self.root.join(SECCOMP_CACHE), s)
     }
 
     pub(crate) fn manager(rec: &Record) -> Box<dyn Manager> {

@@ -73,7 +73,7 @@ impl Runtime {
         let ns = NamespacePlan::from_spec(&spec)?;
         crate::hooks::check(&spec)?;
         let linux = spec.linux().clone().unwrap_or_default();
-        let seccomp = linux.seccomp().as_ref().map(process::build_seccomp).transpose()?;
+        let seccomp = linux.seccomp().as_ref().map(|s| self.seccomp_program(s)).transpose()?;
         let personality = process::personality(&spec)?;
         let pid1 = crate::pid1::wanted(&spec)?;
         let mut resources = linux.resources().clone().unwrap_or_default();

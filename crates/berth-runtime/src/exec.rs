@@ -37,7 +37,7 @@ impl Runtime {
             .linux()
             .as_ref()
             .and_then(|l| l.seccomp().as_ref())
-            .map(process::build_seccomp)
+            .map(|s| self.seccomp_program(s))
             .transpose()?;
         let ns = NamespacePlan::from_spec(&rec.spec)?;
         let mut join = Vec::new();

@@ -7,7 +7,6 @@ use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
-use libseccomp::ScmpFilterContext;
 use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl, open};
 use nix::sched::{CloneFlags, setns, unshare};
 use nix::sys::stat::Mode;
@@ -40,7 +39,7 @@ pub(crate) struct ChildConfig {
     /// exec: the container's namespaces to enter, in order.
     pub join: Vec<(CloneFlags, OwnedFd)>,
     pub process: ProcessPlan,
-    pub seccomp: Option<ScmpFilterContext>,
+    pub seccomp: Option<crate::seccomp::Program>,
     /// A connected unix socket to send the pty master over.
     pub console: Option<OwnedFd>,
     pub stdio: Option<[OwnedFd; 3]>,
@@ -130,7 +129,7 @@ fn run(cfg: &mut ChildConfig) -> Result<Infallible> {
     // the capabilities go (runc does the same).
     if !p.no_new_privileges
         && let Some(f) = cfg.seccomp.as_ref() {
-            f.load().map_err(|e| Error::Init(format!("load seccomp filter: {e}")))?;
+            f.load()?;
         }
     let cwd_early = nix::unistd::chdir(&p.cwd);
     process::apply_identity(p)?;
@@ -141,7 +140,7 @@ fn run(cfg: &mut ChildConfig) -> Result<Infallible> {
     if p.no_new_privileges {
         process::set_no_new_privs()?;
         if let Some(f) = cfg.seccomp.as_ref() {
-            f.load().map_err(|e| Error::Init(format!("load seccomp filter: {e}")))?;
+            f.load()?;
         }
     }
     let mut env = p.env.clone();

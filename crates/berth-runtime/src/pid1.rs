@@ -430,7 +430,7 @@ mod tests {
         // Untouched, the area is exactly what /proc/self/cmdline shows.
         assert_eq!(end - start, std::fs::read("/proc/self/cmdline").unwrap().len());
         let args = vec!["sleep".to_string(), "60".to_string()];
-        assert_eq!(title_bytes(&args, 100).unwrap(), b"berth-init\0--\0sleep\060\0");
+        assert_eq!(title_bytes(&args, 100).unwrap(), [b"berth-init\0--\0sleep\0".as_slice(), b"60\0"].concat());
         assert_eq!(title_bytes(&args, 8).unwrap(), b"berth-i\0");
         assert_eq!(title_bytes(&args, 0), None);
     }

@@ -1,6 +1,6 @@
 //! The container process's identity and limits: args, env, user, capabilities, rlimits,
-//! no_new_privileges, seccomp. Planned from the spec in the parent (where errors are easy
-//! to report and test), applied in the child right before execve.
+//! no_new_privileges (seccomp is [`crate::seccomp`]). Planned from the spec in the parent
+//! (where errors are easy to report and test), applied in the child right before execve.
 
 use std::collections::HashSet;
 use std::ffi::CString;
@@ -8,8 +8,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use caps::{CapSet, Capability};
-use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
-use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator, Process};
+use oci_spec::runtime::Process;
 
 use crate::error::{Error, Result};
 
@@ -410,105 +409,6 @@ pub(crate) fn set_no_new_privs() -> Result<()> {
     nix::sys::prctl::set_no_new_privs().map_err(|e| Error::errno("prctl(PR_SET_NO_NEW_PRIVS)", e))
 }
 
-fn scmp_action(a: LinuxSeccompAction, errno: Option<u32>) -> Result<ScmpAction> {
-    Ok(match a {
-        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => ScmpAction::KillThread,
-        LinuxSeccompAction::ScmpActKillProcess => ScmpAction::KillProcess,
-        LinuxSeccompAction::ScmpActTrap => ScmpAction::Trap,
-        LinuxSeccompAction::ScmpActErrno => ScmpAction::Errno(errno.unwrap_or(libc::EPERM as u32) as i32),
-        LinuxSeccompAction::ScmpActTrace => ScmpAction::Trace(errno.unwrap_or(libc::EPERM as u32) as u16),
-        LinuxSeccompAction::ScmpActLog => ScmpAction::Log,
-        LinuxSeccompAction::ScmpActAllow => ScmpAction::Allow,
-        LinuxSeccompAction::ScmpActNotify => {
-            return Err(Error::Unsupported(
-                "seccomp SCMP_ACT_NOTIFY needs a listener, which berth's runtime does not provide".into(),
-            ));
-        }
-    })
-}
-
-fn name_of<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
-/// Compiles linux.seccomp into a libseccomp filter (loaded later, in the child).
-pub fn build_seccomp(s: &LinuxSeccomp) -> Result<ScmpFilterContext> {
-    let err = |what: String| move |e: libseccomp::error::SeccompError| Error::InvalidSpec(format!("seccomp: {what}: {e}"));
-    let default = scmp_action(s.default_action(), s.default_errno_ret())?;
-    let mut ctx = ScmpFilterContext::new(default).map_err(err("create filter".into()))?;
-    // no_new_privileges is the spec's to decide, not libseccomp's default.
-    ctx.set_ctl_nnp(false).map_err(err("nnp".into()))?;
-    for arch in s.architectures().iter().flatten() {
-        let name = name_of(arch);
-        let a = ScmpArch::from_str(&name).map_err(err(format!("architecture {name}")))?;
-        if !ctx.is_arch_present(a).unwrap_or(false) {
-            ctx.add_arch(a).map_err(err(format!("add architecture {name}")))?;
-        }
-    }
-    for f in s.flags().iter().flatten() {
-        match f {
-            LinuxSeccompFilterFlag::SeccompFilterFlagLog => {
-                ctx.set_ctl_log(true).map_err(err("log flag".into()))?;
-            }
-            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => {
-                ctx.set_ctl_ssb(true).map_err(err("spec_allow flag".into()))?;
-            }
-            LinuxSeccompFilterFlag::SeccompFilterFlagTsync => {}
-            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => {}
-        }
-    }
-    for rule in s.syscalls().iter().flatten() {
-        let action = scmp_action(rule.action(), rule.errno_ret())?;
-        if action == default {
-            continue;
-        }
-        let args = rule.args().clone().unwrap_or_default();
-        let conds: Vec<ScmpArgCompare> = args
-            .iter()
-            .map(|a| {
-                let op = match a.op() {
-                    LinuxSeccompOperator::ScmpCmpNe => ScmpCompareOp::NotEqual,
-                    LinuxSeccompOperator::ScmpCmpLt => ScmpCompareOp::Less,
-                    LinuxSeccompOperator::ScmpCmpLe => ScmpCompareOp::LessOrEqual,
-                    LinuxSeccompOperator::ScmpCmpEq => ScmpCompareOp::Equal,
-                    LinuxSeccompOperator::ScmpCmpGe => ScmpCompareOp::GreaterEqual,
-                    LinuxSeccompOperator::ScmpCmpGt => ScmpCompareOp::Greater,
-                    LinuxSeccompOperator::ScmpCmpMaskedEq => ScmpCompareOp::MaskedEqual(a.value()),
-                };
-                let datum = if a.op() == LinuxSeccompOperator::ScmpCmpMaskedEq {
-                    a.value_two().unwrap_or(0)
-                } else {
-                    a.value()
-                };
-                ScmpArgCompare::new(a.index() as u32, op, datum)
-            })
-            .collect();
-        // Several conditions on the same argument mean "any of them" (runc's reading);
-        // conditions on distinct arguments must all hold.
-        let mut seen = HashSet::new();
-        let same_index_repeats = args.iter().any(|a| !seen.insert(a.index()));
-        for name in rule.names() {
-            // Syscalls this libseccomp or architecture does not know are skipped, as runc does.
-            let Ok(sc) = ScmpSyscall::from_name(name) else { continue };
-            if conds.is_empty() {
-                ctx.add_rule(action, sc).map_err(err(format!("rule for {name}")))?;
-            } else if same_index_repeats {
-                for c in &conds {
-                    ctx.add_rule_conditional(action, sc, &[*c])
-                        .map_err(err(format!("rule for {name}")))?;
-                }
-            } else {
-                ctx.add_rule_conditional(action, sc, &conds)
-                    .map_err(err(format!("rule for {name}")))?;
-            }
-        }
-    }
-    Ok(ctx)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -540,31 +440,5 @@ mod tests {
         let mut proc_ = spec.process().clone().unwrap();
         proc_.set_args(Some(vec![]));
         assert!(ProcessPlan::from_spec(&proc_).is_err());
-    }
-
-    #[test]
-    fn seccomp_profile_compiles_with_args_and_arches() {
-        let s: LinuxSeccomp = serde_json::from_value(serde_json::json!({
-            "defaultAction": "SCMP_ACT_ALLOW",
-            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
-            "syscalls": [
-                {"names": ["mkdir", "mkdirat", "no_such_syscall"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
-                {"names": ["personality"], "action": "SCMP_ACT_ERRNO",
-                 "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}, {"index": 0, "value": 131072, "op": "SCMP_CMP_EQ"}]},
-                {"names": ["clone"], "action": "SCMP_ACT_ERRNO",
-                 "args": [{"index": 0, "value": 2114060288, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]},
-                {"names": ["getpid"], "action": "SCMP_ACT_ALLOW"}
-            ]
-        }))
-        .unwrap();
-        let ctx = build_seccomp(&s).unwrap();
-        let f = tempfile::tempfile().unwrap();
-        ctx.export_bpf(&f).unwrap();
-        assert!(f.metadata().unwrap().len() > 0);
-        let notify: LinuxSeccomp = serde_json::from_value(serde_json::json!({
-            "defaultAction": "SCMP_ACT_NOTIFY"
-        }))
-        .unwrap();
-        assert!(build_seccomp(&notify).is_err());
     }
 }

@@ -665,3 +665,39 @@ fn each_container_gets_its_own_session_keyring() {
     wait(st.pid);
     assert!(!keys.contains(&format!("_ses.{}", b.id)), "{keys}");
 }
+
+#[test]
+fn a_cached_seccomp_program_is_enforced_like_a_fresh_one() {
+    let _s = serial();
+    let profile = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+    });
+    let mut first = TestBundle::new(&["sh", "-c", "mkdir /tmp/a && echo MADE; touch /tmp/b && echo TOUCHED"]);
+    first.config["root"]["readonly"] = json!(false);
+    first.config["linux"]["seccomp"] = profile.clone();
+    let (_, out) = first.run();
+    assert!(!out.contains("MADE") && out.contains("TOUCHED"), "{out}");
+    let cache = first.tmp.path().join("state/.seccomp");
+    let entries: Vec<_> = std::fs::read_dir(&cache).unwrap().flatten().collect();
+    assert_eq!(entries.len(), 1, "the program was not cached");
+    // A second container of the same runtime root loads the cached program, and so does exec.
+    let mut second = TestBundle::new(&["sh", "-c", "mkdir /tmp/a && echo MADE; touch /tmp/b && echo TOUCHED; sleep 30"]);
+    second.rt = berth_runtime::Runtime::new(first.tmp.path().join("state"));
+    second.config["root"]["readonly"] = json!(false);
+    second.config["linux"]["seccomp"] = profile;
+    second.write();
+    let (r, w) = pipe();
+    let w2 = w.try_clone().unwrap();
+    let st = second.rt.run(&second.id, &second.bundle, CreateOptions { stdio: Some([devnull(), w, w2]), ..Default::default() }).unwrap();
+    let mut p = second.rt.spec(&second.id).unwrap().process().clone().unwrap();
+    p.set_args(Some(vec!["mkdir".into(), "/tmp/c".into()]));
+    let epid = second.rt.exec(&second.id, &p, ExecOptions { stdio: Some([devnull(), devnull(), devnull()]), ..Default::default() }).unwrap();
+    assert_eq!(wait(epid), 1, "mkdir in exec was not refused");
+    second.rt.kill(&second.id, libc::SIGKILL, false).unwrap();
+    wait(st.pid);
+    let out = read_all(r);
+    assert!(!out.contains("MADE") && out.contains("TOUCHED"), "{out}");
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
+}
