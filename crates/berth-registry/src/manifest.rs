@@ -135,6 +135,8 @@ pub struct ImageIndex {
 }
 
 /// A manifest as parsed: which kind it is, with its view.
+// Short-lived (parsed, read, dropped): boxing the larger variant buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Manifest {
     Image(ImageManifest),

@@ -252,14 +252,20 @@ impl RegistryClient {
         // The limit is on transfers: a layer gives its slot back once its bytes are in,
         // while the store finishes it (unpacks) in the background.
         let slots = tokio::sync::Semaphore::new(limit);
-        let slots = &slots;
+        let ctx = LayerContext {
+            s,
+            reference,
+            store: &store,
+            slots: &slots,
+            progress,
+        };
+        let ctx = &ctx;
         futures_util::stream::iter(jobs)
             .map(|(l, k)| {
-                let store = store.clone();
                 let source = source.clone();
                 async move {
-                    self.download_layer(s, reference, &l, k, store.clone(), slots, progress).await?;
-                    record_source(&store, &l.digest, &source).await;
+                    self.download_layer(ctx, &l, k).await?;
+                    record_source(ctx.store, &l.digest, &source).await;
                     Ok::<(), RegistryError>(())
                 }
             })
@@ -296,16 +302,14 @@ impl RegistryClient {
 
     /// Downloads one layer into the store, resuming an earlier partial download and
     /// retrying broken connections with `Range`.
-    async fn download_layer(
-        &self,
-        s: &Session<'_>,
-        reference: &Reference,
-        desc: &Descriptor,
-        kind: BlobKind,
-        store: Arc<dyn ContentStore>,
-        slots: &tokio::sync::Semaphore,
-        progress: &dyn ProgressSink,
-    ) -> Result<(), RegistryError> {
+    async fn download_layer(&self, ctx: &LayerContext<'_, '_>, desc: &Descriptor, kind: BlobKind) -> Result<(), RegistryError> {
+        let LayerContext {
+            s,
+            reference,
+            store,
+            slots,
+            progress,
+        } = *ctx;
         let id = desc.digest.short_id().to_string();
         let what = format!("layer {}", desc.digest);
         let slot = slots.acquire().await.map_err(|e| RegistryError::Store(StoreError::Other(e.to_string())))?;
@@ -315,7 +319,7 @@ impl RegistryClient {
                 Some(w) => break w,
                 None => {
                     tokio::time::sleep(Duration::from_millis(200)).await;
-                    let present = blocking_store(&store, {
+                    let present = blocking_store(store, {
                         let (d, k) = (desc.clone(), kind.clone());
                         move |st| st.contains(&d, &k)
                     })
@@ -447,6 +451,16 @@ impl RegistryClient {
         progress.emit(Progress::PullComplete { id });
         Ok(())
     }
+}
+
+/// What every layer download of one pull shares.
+struct LayerContext<'a, 'c> {
+    s: &'a Session<'c>,
+    reference: &'a Reference,
+    store: &'a Arc<dyn ContentStore>,
+    /// Transfer slots (max concurrent downloads).
+    slots: &'a tokio::sync::Semaphore,
+    progress: &'a dyn ProgressSink,
 }
 
 /// How one download attempt ended badly.

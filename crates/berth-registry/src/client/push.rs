@@ -258,9 +258,15 @@ impl RegistryClient {
                 record_source(store, &desc.digest, &source).await;
                 return Ok(Sent::Mounted(src.repository.clone()));
             }
-            // 202: the registry started an ordinary upload instead; use it.
-            location = Some(upload_location(s, &resp)?);
-            break;
+            // 202: the registry started an ordinary upload instead. Keep the first such
+            // session for the upload; cancel the ones later attempts open.
+            let session = upload_location(s, &resp)?;
+            match location {
+                None => location = Some(session),
+                Some(_) => {
+                    let _ = s.send_raw(|http| Ok(http.delete(session.clone()))).await;
+                }
+            }
         }
         let location = match location {
             Some(l) => l,

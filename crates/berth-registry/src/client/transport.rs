@@ -171,13 +171,11 @@ pub fn load_host_certs(certs_dir: &Path, registry: &str) -> Result<HostCerts, Re
                     .map_err(|e| tls_err(registry, format!("client key {}: {e}", key.display())))?;
                 out.client = Some((certs, k));
             }
-            "key" => {
-                if !p.with_extension("cert").exists() {
-                    return Err(tls_err(
-                        registry,
-                        format!("missing client certificate for key {}", p.display()),
-                    ));
-                }
+            "key" if !p.with_extension("cert").exists() => {
+                return Err(tls_err(
+                    registry,
+                    format!("missing client certificate for key {}", p.display()),
+                ));
             }
             _ => {}
         }

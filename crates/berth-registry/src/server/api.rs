@@ -569,8 +569,10 @@ async fn patch_upload(app: &Arc<AppState>, name: &str, uuid: &str, req: Request)
     let size = blocking(app, move |s| Ok(s.upload_size(&n, &u)?))
         .await?
         .ok_or_else(ApiError::upload_unknown)?;
-    if let Some(start) = content_range_start(req.headers()) {
-        if start != Ok(size) {
+    if let Some(start) = content_range_start(req.headers())
+        && start != Ok(size)
+    {
+        {
             let mut resp = ApiError::range_invalid(format!("upload is at offset {size}")).into_response();
             for (k, v) in upload_headers(name, uuid, size) {
                 if let Ok(v) = HeaderValue::from_str(&v) {

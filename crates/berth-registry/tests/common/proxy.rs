@@ -32,6 +32,9 @@ pub struct Bearer {
     pub asked: Vec<Vec<String>>,
 }
 
+/// A fixed answer: (status, body, headers).
+pub type Canned = (u16, String, Vec<(String, String)>);
+
 #[derive(Default)]
 pub struct ProxyState {
     upstream: String,
@@ -46,8 +49,8 @@ pub struct ProxyState {
     pub delay_blobs: Mutex<Option<Duration>>,
     in_flight: AtomicUsize,
     pub max_in_flight: AtomicUsize,
-    /// Answer every repository request with (status, body, headers).
-    pub fail: Mutex<Option<(u16, String, Vec<(String, String)>)>>,
+    /// Answer every repository request with this.
+    pub fail: Mutex<Option<Canned>>,
     pub bearer: Mutex<Option<Bearer>>,
 }
 
