@@ -701,3 +701,28 @@ fn a_cached_seccomp_program_is_enforced_like_a_fresh_one() {
     assert!(!out.contains("MADE") && out.contains("TOUCHED"), "{out}");
     assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
 }
+
+#[test]
+fn the_daemons_default_profile_allows_the_ordinary_and_blocks_the_dangerous() {
+    let _s = serial();
+    // The seccomp profile and capabilities berth's daemon writes for `docker run busybox`.
+    let daemon: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/runtime/daemon-config.json")).unwrap(),
+    )
+    .unwrap();
+    let mut b = TestBundle::new(&[
+        "sh",
+        "-c",
+        "mkdir /tmp/d && echo MKDIR-OK; (sleep 0; echo FORK-OK); linux32 true && echo PERSONALITY-OK; \
+         unshare -U true 2>/dev/null || echo UNSHARE-BLOCKED; unshare -n true 2>/dev/null || echo NETNS-BLOCKED; \
+         nsenter -t 1 -m true 2>/dev/null || echo SETNS-BLOCKED",
+    ]);
+    b.config["root"]["readonly"] = json!(false);
+    b.config["process"]["capabilities"] = daemon["process"]["capabilities"].clone();
+    b.config["linux"]["seccomp"] = daemon["linux"]["seccomp"].clone();
+    let (code, out) = b.run();
+    assert_eq!(code, 0, "{out}");
+    for want in ["MKDIR-OK", "FORK-OK", "PERSONALITY-OK", "UNSHARE-BLOCKED", "NETNS-BLOCKED", "SETNS-BLOCKED"] {
+        assert!(out.contains(want), "{want} missing: {out}");
+    }
+}
