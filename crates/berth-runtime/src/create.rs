@@ -48,6 +48,21 @@ fn default_device_rules() -> Vec<LinuxDeviceCgroup> {
     ]
 }
 
+/// Drops an allow rule that repeats an earlier identical allow with no deny in between: it
+/// changes nothing, but costs a cgroup write (v1) or filter instructions (v2). Docker's
+/// spec already lists runc's defaults, which would otherwise all be written twice.
+fn without_repeated_allows(rules: Vec<LinuxDeviceCgroup>) -> Vec<LinuxDeviceCgroup> {
+    let mut out: Vec<LinuxDeviceCgroup> = Vec::with_capacity(rules.len());
+    for r in rules {
+        let repeat = r.allow()
+            && out.iter().rev().take_while(|k| k.allow()).any(|k| k == &r);
+        if !repeat {
+            out.push(r);
+        }
+    }
+    out
+}
+
 impl Runtime {
     /// runc create: everything up to the user's process, which waits for [`Runtime::start`].
     /// The init is a child of the caller. Returns warnings (e.g. clamped rlimits) with the state.
@@ -112,7 +127,7 @@ impl Runtime {
                 }
             }
             all.extend(default_device_rules());
-            resources.set_devices(Some(all));
+            resources.set_devices(Some(without_repeated_allows(all)));
         }
 
         // From here on every step is undone if a later one fails.
@@ -245,5 +260,37 @@ impl Runtime {
             self.poststart(&record)?;
         }
         Ok(state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(allow: bool, major: Option<i64>, access: &str) -> LinuxDeviceCgroup {
+        let mut b = LinuxDeviceCgroupBuilder::default().allow(allow).access(access);
+        if let Some(m) = major {
+            b = b.typ(LinuxDeviceType::C).major(m).minor(3);
+        }
+        b.build().unwrap()
+    }
+
+    #[test]
+    fn repeated_allows_go_unless_a_deny_separates_them() {
+        let deny_all = rule(false, None, "rwm");
+        let null = rule(true, Some(1), "rwm");
+        let tty = rule(true, Some(5), "rwm");
+        // Docker's list followed by runc's defaults: the second copies change nothing.
+        let rules = vec![deny_all.clone(), null.clone(), tty.clone(), null.clone(), tty.clone()];
+        assert_eq!(without_repeated_allows(rules), vec![deny_all.clone(), null.clone(), tty.clone()]);
+        // A deny after the first allow makes the later allow meaningful again.
+        let deny_null = rule(false, Some(1), "rwm");
+        let rules = vec![null.clone(), deny_null.clone(), null.clone()];
+        assert_eq!(without_repeated_allows(rules.clone()), rules);
+        // Same device, different access: not a repeat.
+        let null_r = rule(true, Some(1), "r");
+        assert_eq!(without_repeated_allows(vec![null.clone(), null_r.clone()]), vec![null, null_r]);
+        // The defaults are all kept when the spec has none of them.
+        assert_eq!(without_repeated_allows(default_device_rules()), default_device_rules());
     }
 }
