@@ -14,21 +14,11 @@ use crate::config::EngineConfig;
 use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
 
+/// The registry client, made on first use (a daemon that never pulls does not pay for
+/// loading TLS roots).
 pub struct RegistryService {
-    client: Arc<RegistryClient>,
-    /// Transfers run here, each driven by a thread of its own: the client's futures
-    /// are not `Send` (so cannot be spawned on the daemon's runtime), and its pooled
-    /// connections must stay with one runtime.
-    rt: Option<tokio::runtime::Runtime>,
-}
-
-impl Drop for RegistryService {
-    fn drop(&mut self) {
-        // Dropping a runtime inside another one would panic; let it wind down aside.
-        if let Some(rt) = self.rt.take() {
-            rt.shutdown_background();
-        }
-    }
+    config: ClientConfig,
+    client: std::sync::OnceLock<std::result::Result<Arc<RegistryClient>, String>>,
 }
 
 pub(crate) fn registry_err(e: RegistryError) -> Error {
@@ -56,36 +46,22 @@ impl RegistryService {
         if let Some(d) = &cfg.certs_dir {
             cc.certs_dir = d.clone();
         }
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("berth-registry")
-            .enable_all()
-            .build()
-            .map_err(|e| Error::system(format!("registry runtime: {e}")))?;
-        let client = {
-            let _g = rt.enter();
-            RegistryClient::new(cc).map_err(registry_err)?
-        };
-        Ok(RegistryService { client: Arc::new(client), rt: Some(rt) })
+        Ok(RegistryService { config: cc, client: std::sync::OnceLock::new() })
     }
 
-    /// Runs `f(client)` to completion on the registry runtime.
+    fn client(&self) -> Result<Arc<RegistryClient>> {
+        self.client
+            .get_or_init(|| RegistryClient::new(self.config.clone()).map(Arc::new).map_err(|e| e.to_string()))
+            .clone()
+            .map_err(Error::system)
+    }
+
     async fn run<T, F, Fut>(&self, f: F) -> Result<T>
     where
-        T: Send + 'static,
-        F: FnOnce(Arc<RegistryClient>) -> Fut + Send + 'static,
+        F: FnOnce(Arc<RegistryClient>) -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
-        let handle = self.rt.as_ref().ok_or_else(|| Error::system("registry runtime is gone"))?.handle().clone();
-        let client = self.client.clone();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        std::thread::Builder::new()
-            .name("berth-transfer".into())
-            .spawn(move || {
-                let _ = tx.send(handle.block_on(f(client)));
-            })
-            .map_err(|e| Error::system(format!("transfer thread: {e}")))?;
-        rx.await.map_err(|_| Error::system("transfer thread ended without an answer"))?
+        f(self.client()?).await
     }
 }
 
