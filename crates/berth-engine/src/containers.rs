@@ -181,6 +181,7 @@ impl Engine {
         if cfg.image.is_empty() {
             return Err(Error::invalid("no image specified: a container needs an image"));
         }
+        let random_named = name.map(|n| n.trim_start_matches('/')).filter(|n| !n.is_empty()).is_none();
         let name = match name.map(|n| n.trim_start_matches('/')).filter(|n| !n.is_empty()) {
             Some(n) => {
                 if !valid_container_name(n) {
@@ -293,7 +294,19 @@ impl Engine {
             self.discard_volumes(&created_vols);
             return Err(e);
         }
-        let c = match self.containers.add(rec) {
+        let mut rec = rec;
+        let mut attempt = 0;
+        let added = loop {
+            match self.containers.add(rec.clone()) {
+                // Two creates drew the same random name at once: draw again.
+                Err(e) if e.kind == crate::ErrorKind::Conflict && random_named && attempt < 10 => {
+                    attempt += 1;
+                    rec.name = format!("/{}", if attempt < 3 { random_name() } else { format!("{}{}", random_name(), attempt) });
+                }
+                other => break other,
+            }
+        };
+        let c = match added {
             Ok(c) => c,
             Err(e) => {
                 let _ = self.images.remove_snapshot(&id).await;

@@ -49,12 +49,31 @@ pub fn random_name() -> String {
         "admiring", "agile", "amazing", "bold", "brave", "busy", "calm", "clever", "cool", "dazzling", "eager", "elastic",
         "epic", "festive", "focused", "friendly", "gallant", "gentle", "happy", "hopeful", "jolly", "keen", "kind", "lucid",
         "modest", "nice", "nimble", "optimistic", "patient", "quirky", "relaxed", "serene", "sharp", "stoic", "tender",
-        "trusting", "upbeat", "vibrant", "wizardly", "zealous",
+        "trusting", "upbeat", "vibrant", "wizardly", "zealous", "awesome", "beautiful", "blissful", "charming",
+        "compassionate", "competent", "condescending", "confident", "cranky", "crazy", "determined", "distracted",
+        "dreamy", "ecstatic", "elated", "elegant", "eloquent", "exciting", "fervent", "flamboyant", "frosty",
+        "funny", "gifted", "goofy", "gracious", "great", "hardcore", "heuristic", "hungry", "infallible",
+        "inspiring", "intelligent", "interesting", "jovial", "laughing", "loving", "magical", "mystifying",
+        "naughty", "nervous", "nifty", "nostalgic", "objective", "peaceful", "pedantic", "pensive", "practical",
+        "priceless", "quizzical", "recursing", "reverent", "romantic", "sad", "silly", "sleepy", "stupefied",
+        "suspicious", "sweet", "thirsty", "unruffled", "vigilant", "vigorous", "wonderful", "xenodochial",
+        "youthful", "zen",
     ];
     const RIGHT: &[&str] = &[
         "agnesi", "bardeen", "bohr", "cerf", "curie", "darwin", "dijkstra", "euler", "faraday", "fermi", "feynman", "galois",
         "gauss", "goldberg", "hamilton", "hopper", "hypatia", "johnson", "kepler", "knuth", "lamarr", "lovelace", "meitner",
         "mirzakhani", "newton", "noether", "pascal", "ramanujan", "ritchie", "shannon", "thompson", "turing", "wing", "wu",
+        "allen", "archimedes", "babbage", "banach", "bell", "blackwell", "boyd", "brahmagupta", "cannon", "carson",
+        "chandrasekhar", "clarke", "colden", "cori", "diffie", "driscoll", "einstein", "elion", "engelbart",
+        "franklin", "gagarin", "galileo", "germain", "golick", "goodall", "hawking", "heisenberg", "hellman",
+        "hermann", "hodgkin", "hoover", "jackson", "jang", "kalam", "keller", "khorana", "kilby", "kirch",
+        "kowalevski", "lalande", "lamport", "leakey", "lehmann", "lewin", "liskov", "mahavira", "mayer",
+        "mccarthy", "mcclintock", "mendel", "merkle", "montalcini", "moore", "morse", "napier", "nash",
+        "neumann", "nightingale", "nobel", "payne", "perlman", "pike", "poincare", "raman", "rhodes", "ride",
+        "robinson", "rosalind", "saha", "sammet", "shaw", "shockley", "sinoussi", "snyder", "solomon",
+        "spence", "stonebraker", "sutherland", "swanson", "swartz", "tesla", "torvalds", "villani",
+        "visvesvaraya", "volhard", "wescoff", "wiles", "williams", "wilson", "wozniak", "wright", "yalow",
+        "yonath", "zhukovsky",
     ];
     let mut rng = rand::rng();
     format!("{}_{}", LEFT[rng.random_range(0..LEFT.len())], RIGHT[rng.random_range(0..RIGHT.len())])
