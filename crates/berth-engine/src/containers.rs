@@ -720,6 +720,7 @@ impl Engine {
             }
         }
         self.wait_cleanup(c).await;
+        let t0 = std::time::Instant::now();
         c.update(false, |r| r.state.status = Status::Removing)?;
         if let Err(e) = self.images.remove_snapshot(&rec.id).await {
             let _ = c.update(false, |r| {
@@ -728,7 +729,9 @@ impl Engine {
             });
             return Err(e.context("removing container filesystem"));
         }
+        tracing::debug!("rm {}: snapshot removed at {:?}", rec.short_id(), t0.elapsed());
         self.net.forget(self, &rec).await;
+        tracing::debug!("rm {}: network forgotten at {:?}", rec.short_id(), t0.elapsed());
         self.containers.remove(c)?;
         let _ = std::fs::remove_dir_all(self.state_dir_of(&rec.id));
         if remove_volumes {
@@ -739,6 +742,7 @@ impl Engine {
             }
         }
         self.emit_container(&rec, "destroy", &[]);
+        tracing::debug!("rm {}: done at {:?}", rec.short_id(), t0.elapsed());
         Ok(())
     }
 

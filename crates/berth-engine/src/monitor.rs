@@ -110,19 +110,10 @@ impl Engine {
         let _ = c.output.send(Output::End);
         let rec = c.snapshot();
         let id = rec.id.clone();
-        let t0 = std::time::Instant::now();
-        self.net.detach(self, &rec).await;
-        tracing::debug!("exit {}: net at {:?}", &id[..12], t0.elapsed());
-        for m in rec.mounts.iter().filter(|m| m.kind == "volume") {
-            self.volumes.release(&m.name);
-        }
-        if let Err(e) = self.images.unmount_snapshot(&id, &self.rootfs_of(&id)).await {
-            tracing::warn!("unmounting rootfs of {id}: {e}");
-        }
-        tracing::debug!("exit {}: unmounted at {:?}", &id[..12], t0.elapsed());
-        let _ = std::fs::remove_dir_all(self.state_dir_of(&id));
-        self.end_execs(&id);
         let started = crate::util::parse_rfc3339(&rec.state.started_at);
+        let t0 = std::time::Instant::now();
+        self.end_execs(&id);
+        // The exit first (waiters learn it at once), then the teardown, in parallel.
         let rec = match c.update(true, |r| {
             r.state.status = Status::Exited;
             r.state.pid = 0;
@@ -142,8 +133,20 @@ impl Engine {
                 c.snapshot()
             }
         };
-        c.set_live(None);
         tracing::debug!("exit {}: recorded at {:?}", &id[..12], t0.elapsed());
+        let net = self.net.detach(self, &rec);
+        let fs = async {
+            for m in rec.mounts.iter().filter(|m| m.kind == "volume") {
+                self.volumes.release(&m.name);
+            }
+            if let Err(e) = self.images.unmount_snapshot(&id, &self.rootfs_of(&id)).await {
+                tracing::warn!("unmounting rootfs of {id}: {e}");
+            }
+            let _ = std::fs::remove_dir_all(self.state_dir_of(&id));
+        };
+        tokio::join!(net, fs);
+        tracing::debug!("exit {}: torn down at {:?}", &id[..12], t0.elapsed());
+        c.set_live(None);
         if status.oom_killed {
             self.emit_container(&rec, "oom", &[]);
         }
