@@ -12,9 +12,16 @@
 #
 #   bench/image/run.sh [RUNS]
 #
+# Both stores live on a fresh, journaled ext4 (a sparse loop-mounted image made for the
+# run, as a host's /var/lib is): this VM's root filesystem is ext4 *without* a journal,
+# where every inode allocation scans past the inodes freed in the last minutes, which
+# makes any unpack after a deletion (each run's cleanup, the other engineers' builds)
+# quadratically slow and the numbers meaningless.
+#
 # Needs root, `cargo build --release -p berth-image --example image_tool` first, and
-# Debian's docker.io (dockerd, containerd) and hyperfine. dockerd runs with its own data
-# and exec roots and no bridge, iptables or masquerading, so it touches nothing else.
+# Debian's docker.io (dockerd, containerd), hyperfine, losetup and mkfs.ext4. dockerd runs
+# with its own data and exec roots and no bridge, iptables or masquerading, so it
+# touches nothing else.
 set -eu
 runs=${1:-5}
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -25,42 +32,45 @@ for t in dockerd docker hyperfine python3; do
 done
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 
-work=$(mktemp -d /var/tmp/bench-image.XXXXXX)
+base=$(mktemp -d /var/tmp/bench-image.XXXXXX)
 archive=${BENCH_ARCHIVE:-/var/tmp/berth-bench-image/load.tar}
-sock=$work/docker.sock
+sock=$base/docker.sock
+work=$base/fs
 cleanup() {
-    if [ -f "$work/dockerd.pid" ]; then
-        pid=$(cat "$work/dockerd.pid")
+    if [ -f "$base/dockerd.pid" ]; then
+        pid=$(cat "$base/dockerd.pid")
         kill "$pid" 2>/dev/null || true
         while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
     fi
-    rm -rf "$work"
+    umount "$work" 2>/dev/null || true
+    rm -rf "$base"
 }
 trap cleanup EXIT
+truncate -s 16G "$base/fs.img"
+mkfs.ext4 -q -F "$base/fs.img"
+mkdir "$work"
+mount -o loop "$base/fs.img" "$work"
 
 [ -f "$archive" ] || { mkdir -p "$(dirname "$archive")"; sh "$top/bench/image/make-archive.sh" "$archive"; }
 
-dockerd --data-root "$work/docker" --exec-root "$work/docker-exec" --pidfile "$work/dockerd.pid" \
+dockerd --data-root "$work/docker" --exec-root "$base/docker-exec" --pidfile "$base/dockerd.pid" \
     -H "unix://$sock" --bridge=none --iptables=false --ip6tables=false --ip-masq=false \
-    --storage-driver=overlay2 >"$work/dockerd.log" 2>&1 &
+    --storage-driver=overlay2 >"$base/dockerd.log" 2>&1 &
 i=0
 until docker -H "unix://$sock" version >/dev/null 2>&1; do
     i=$((i + 1))
-    [ $i -lt 300 ] || { echo "dockerd did not start: $(tail -5 "$work/dockerd.log")" >&2; exit 1; }
+    [ $i -lt 300 ] || { echo "dockerd did not start: $(tail -5 "$base/dockerd.log")" >&2; exit 1; }
     sleep 0.1
 done
 d="docker -H unix://$sock"
 results=$top/bench/results
 mkdir -p "$results"
 stamp=$(date -u +%Y-%m-%dT%H:%MZ)
-about="$(uname -r), $(nproc) cores, $(findmnt -no FSTYPE -T "$work") at $work; dockerd $(dockerd --version | sed 's/Docker version //'), berth $(git -C "$top" rev-parse --short HEAD)"
+about="$(uname -r), $(nproc) cores, fresh journaled $(findmnt -no FSTYPE -T "$work") on a loop device; dockerd $(dockerd --version | sed 's/Docker version //'), berth $(git -C "$top" rev-parse --short HEAD)"
 size=$(du -m "$archive" | cut -f1)
 
-# Each run starts from an empty store and a quiet disk: the previous run's files are
-# deleted, written back, and given 35 s, because ext4 without a journal (this VM's root)
-# skips inodes freed in the last ~30 s when it allocates new ones, which slows whoever
-# runs right after a mass deletion.
-settle="sync; sleep 35"
+# Each run starts from an empty store, the previous run's data deleted and written back.
+settle="sync"
 load="hyperfine --warmup 1 --runs $runs \
  --prepare 'rm -rf $work/berth; $settle' -n 'berth load' '$tool load $work/berth $archive' \
  --prepare 'rm -rf $work/berth; $settle' -n 'berth load (durable: syncfs)' 'BERTH_IMAGE_DURABLE=1 $tool load $work/berth $archive' \
@@ -71,7 +81,7 @@ eval "$load --export-markdown $results/image-load.md --export-json $results/imag
     echo "Archive: $size MB docker-archive, 4 uncompressed layers (bench/image/make-archive.sh). Command (bench/image/run.sh $runs, $stamp, $about):"
     echo
     echo '```'
-    echo "$load" | sed "s#$work#\$WORK#g; s#$top#\$REPO#g"
+    echo "$load" | sed "s#$work#\$WORK#g; s#$base#\$BASE#g; s#$top#\$REPO#g"
     echo '```'
 } >> "$results/image-load.md"
 
@@ -87,7 +97,7 @@ eval "$save --export-markdown $results/image-save.md --export-json $results/imag
     echo "The same image saved to a file (berth streams its stored layer blobs; dockerd 20.10 rebuilds each layer tar from its files and tar-split data). Command (bench/image/run.sh $runs, $stamp, $about):"
     echo
     echo '```'
-    echo "$save" | sed "s#$work#\$WORK#g; s#$top#\$REPO#g"
+    echo "$save" | sed "s#$work#\$WORK#g; s#$base#\$BASE#g; s#$top#\$REPO#g"
     echo '```'
 } >> "$results/image-save.md"
 cat "$results/image-load.md" "$results/image-save.md"
