@@ -140,16 +140,21 @@ impl ImageStore {
             .map(|l| l.chain_id.clone())
             .collect();
         fsutil::ensure_dir(dir)?;
-        let created: Vec<PathBuf> = ["upper", "work", "init"].iter().map(|n| dir.join(n)).collect();
+        let wanted: Vec<(PathBuf, u32)> = [("upper", 0o755), ("work", 0o700), ("init", 0o755)]
+            .iter()
+            .map(|(n, m)| (dir.join(n), *m))
+            .collect();
+        // Only what this call creates is removed on failure (an existing `upper` is
+        // somebody's data: it makes the call fail, untouched).
+        let mut created: Vec<PathBuf> = Vec::new();
         let res = (|| -> Result<()> {
-            for p in &created {
+            for (p, mode) in &wanted {
                 fs::create_dir(p).ctx("create", p)?;
+                created.push(p.clone());
+                fs::set_permissions(p, fs::Permissions::from_mode(*mode)).ctx("chmod", p)?;
             }
-            fs::set_permissions(&created[0], fs::Permissions::from_mode(0o755)).ctx("chmod", &created[0])?;
-            fs::set_permissions(&created[1], fs::Permissions::from_mode(0o700)).ctx("chmod", &created[1])?;
-            fs::set_permissions(&created[2], fs::Permissions::from_mode(0o755)).ctx("chmod", &created[2])?;
             if opts.init_layer {
-                populate_init(&created[2])?;
+                populate_init(&wanted[2].0)?;
             }
             Ok(())
         })();

@@ -238,3 +238,40 @@ fn snapshots_survive_a_reopen_and_keep_their_layers() {
     ts.store().remove_snapshot("c").unwrap();
     assert!(ts.store().layers().list().unwrap().is_empty(), "released with the container");
 }
+
+#[test]
+fn prepare_refuses_what_exists_and_touches_nothing() {
+    let ts = TestStore::new("bi-snap3");
+    ts.load_fixture("base-docker-save.tar");
+    let cdir = ts.dir.path().join("c");
+    fs::create_dir_all(cdir.join("upper")).unwrap();
+    fs::write(cdir.join("upper/precious"), b"data").unwrap();
+    let err = ts
+        .store()
+        .prepare_snapshot("c", "fixture/base:1.0", &cdir, &SnapshotOptions::default())
+        .unwrap_err();
+    assert!(matches!(err, ImageError::Io { .. }), "{err}");
+    assert_eq!(fs::read(cdir.join("upper/precious")).unwrap(), b"data");
+    assert!(!cdir.join("work").exists() && !cdir.join("init").exists());
+    assert!(ts.store().snapshots().is_empty());
+    // Unknown images and keys, duplicate keys.
+    let other = ts.dir.path().join("d");
+    assert!(matches!(
+        ts.store().prepare_snapshot("d", "nope:1", &other, &SnapshotOptions::default()),
+        Err(ImageError::ImageNotFound(_))
+    ));
+    ts.store().prepare_snapshot("d", "fixture/base:1.0", &other, &SnapshotOptions::default()).unwrap();
+    assert!(matches!(
+        ts.store().prepare_snapshot("d", "fixture/base:1.0", &ts.dir.path().join("e"), &SnapshotOptions::default()),
+        Err(ImageError::Conflict(_))
+    ));
+    assert!(matches!(ts.store().changes("zzz"), Err(ImageError::SnapshotNotFound(_))));
+    assert!(matches!(ts.store().remove_snapshot("zzz"), Err(ImageError::SnapshotNotFound(_))));
+    // Without the init layer the snapshot's only lower dirs are the image's layers.
+    let s = ts
+        .store()
+        .prepare_snapshot("f", "fixture/base:1.0", &ts.dir.path().join("f"), &SnapshotOptions { init_layer: false })
+        .unwrap();
+    assert_eq!(list_files(&s.init), Vec::<String>::new());
+    assert_eq!(ts.store().changes("f").unwrap(), vec![]);
+}
