@@ -254,7 +254,7 @@ pub fn main(args: &[OsString]) -> i32 {
             return 1;
         }
     };
-    rt.block_on(async move {
+    let code = rt.block_on(async move {
         let engine = match berth_engine::Engine::open(cfg, exe).await {
             Ok(e) => e,
             Err(e) => {
@@ -283,5 +283,9 @@ pub fn main(args: &[OsString]) -> i32 {
             _ = term.recv() => 0,
             _ = tokio::signal::ctrl_c() => 0,
         }
-    })
+    });
+    // Containers and their shims live on (live restore); tasks that wait for shims
+    // never end, so the runtime is not waited for.
+    rt.shutdown_background();
+    code
 }
