@@ -8,10 +8,14 @@
 # does per container: create (stdio on pipes, pid file), start, waitpid, delete.
 #
 #   bench/runtime/daemon-path.sh [RUNS] [LABEL]     (root)
+#   BASELINE=/path/to/older/daemon_path bench/runtime/daemon-path.sh [RUNS] [LABEL]
 #
-# Writes bench/results/runtime-daemon-path-LABEL.json (medians, means, p10/p90 per phase)
-# and, unless SKIP_CLI=1, runs `berth runtime run` / `runc run` / `crun run` on the same
-# bundle with hyperfine into bench/results/runtime-daemon-bundle-LABEL.{md,json}.
+# Writes bench/results/runtime-daemon-path-LABEL.{md,json} (medians, means, p10/p90 per
+# phase). With BASELINE (the same program built at an older commit) both builds run in
+# alternating rounds (ROUNDS, default 5) on the same bundle and the table shows the ratio;
+# a third build-less pass measures the current build with its seccomp cache unusable.
+# Unless SKIP_CLI=1, it also runs `berth runtime run` / `runc run` / `crun run` on the
+# same bundle with hyperfine into bench/results/runtime-daemon-bundle-LABEL.{md,json}.
 # Needs: cargo build --release -p berth-runtime --example daemon_path (and -p berth for
 # the CLI comparison).
 set -eu
@@ -49,23 +53,57 @@ sed -e "s|@ROOTFS@|$work/c/rootfs|g; s|@CONTAINER_DIR@|$work/c|g; s|@NETNS@|/run
 
 results=$top/bench/results
 mkdir -p "$results"
-cmd="$prog \$BUNDLE \$ROOTS/lib $runs 10"
-"$prog" "$work/bundle" "$work/roots/lib" "$runs" 10 >"$work/phases.json"
-python3 - "$work/phases.json" "$results/runtime-daemon-path-$label.json" "$cmd" "$label" <<'PY'
-import json, sys, os, subprocess, time
-d = json.load(open(sys.argv[1]))
-d["command"] = sys.argv[3]
-d["label"] = sys.argv[4]
-d["loadavg"] = open("/proc/loadavg").read().split()[:3]
-d["kernel"] = os.uname().release
-d["date"] = time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime())
-json.dump(d, open(sys.argv[2], "w"), indent=1)
-print("| phase | median ms | mean ms | p10 | p90 |")
-print("|:---|---:|---:|---:|---:|")
-for k in ["create", "start", "wait", "delete", "total"]:
-    v = d[k]
-    print("| %s | %.2f | %.2f | %.2f | %.2f |" % (k, v["median"], v["mean"], v["p10"], v["p90"]))
-print("load average:", " ".join(d["loadavg"]))
+# Rounds alternate between the builds (when BASELINE is set), so both see the same load.
+rounds=${ROUNDS:-5}
+per=$(( (runs + rounds - 1) / rounds ))
+: >"$work/samples"
+for i in $(seq "$rounds"); do
+    for which in ${BASELINE:+baseline} current cold; do
+        p=$prog
+        [ "$which" = baseline ] && p=$BASELINE
+        rm -rf "$work/roots/lib"
+        if [ "$which" = cold ]; then
+            # An unusable seccomp cache: every create compiles its filter (a first start).
+            mkdir -p "$work/roots/lib/root" && : >"$work/roots/lib/root/.seccomp"
+        fi
+        printf '%s ' "$which" >>"$work/samples"
+        "$p" "$work/bundle" "$work/roots/lib" "$per" 5 >>"$work/samples"
+    done
+done
+cmd="bench/runtime/daemon-path.sh $runs $label${BASELINE:+ (BASELINE=<daemon_path built at the baseline commit>)}, ROUNDS=$rounds"
+python3 - "$work/samples" "$results/runtime-daemon-path-$label" "$cmd" "$label" "$(git -C "$top" rev-parse --short HEAD)" <<'PY'
+import json, sys, os, time, statistics
+pooled = {}
+for line in open(sys.argv[1]):
+    which, data = line.split(" ", 1)
+    d = json.loads(data)["samples"]
+    for phase, v in d.items():
+        pooled.setdefault(which, {}).setdefault(phase, []).extend(v)
+def summ(v):
+    v = sorted(v)
+    at = lambda q: v[round((len(v) - 1) * q)]
+    return {"median": at(0.5), "mean": statistics.mean(v), "p10": at(0.1), "p90": at(0.9), "n": len(v)}
+out = {w: {p: summ(v) for p, v in ph.items()} for w, ph in pooled.items()}
+out.update(command=sys.argv[3], label=sys.argv[4], commit=sys.argv[5], loadavg=open("/proc/loadavg").read().split()[:3],
+           kernel=os.uname().release, date=time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()))
+json.dump(out, open(sys.argv[2] + ".json", "w"), indent=1)
+phases = ["create", "start", "wait", "delete", "total"]
+with open(sys.argv[2] + ".md", "w") as md:
+    if "baseline" in out:
+        md.write("| phase | baseline median ms | current median ms | baseline / current | current p10-p90 |\n|:---|---:|---:|---:|---:|\n")
+        for k in phases:
+            b, c = out["baseline"][k], out["current"][k]
+            md.write("| %s | %.2f | %.2f | %.2fx | %.2f-%.2f |\n" % (k, b["median"], c["median"], b["median"] / c["median"], c["p10"], c["p90"]))
+    else:
+        md.write("| phase | median ms | mean ms | p10 | p90 |\n|:---|---:|---:|---:|---:|\n")
+        for k in phases:
+            v = out["current"][k]
+            md.write("| %s | %.2f | %.2f | %.2f | %.2f |\n" % (k, v["median"], v["mean"], v["p10"], v["p90"]))
+    c = out["cold"]["create"]
+    md.write("\nFirst start of a profile (seccomp cache unusable, the filter compiled by this create): create median %.2f ms (p10 %.2f, p90 %.2f).\n" % (c["median"], c["p10"], c["p90"]))
+    md.write("\n%d runs per build, load average after: %s, %s, berth %s, %s\n\nCommand: `%s`\n" % (
+        out["current"]["total"]["n"], " ".join(out["loadavg"]), out["kernel"], out["commit"], out["date"], out["command"]))
+print(open(sys.argv[2] + ".md").read())
 PY
 
 if [ "${SKIP_CLI:-0}" != 1 ] && [ -x "$berth" ] && command -v hyperfine >/dev/null; then

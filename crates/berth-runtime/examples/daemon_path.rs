@@ -8,7 +8,8 @@
 //! ```
 //!
 //! Prints one JSON object: per phase (create, start, wait, delete, total) the median,
-//! mean, p10 and p90 in milliseconds over RUNS, after WARMUP unmeasured runs.
+//! mean, p10 and p90 in milliseconds over RUNS, after WARMUP unmeasured runs, and under
+//! "samples" every measurement (so runs of two builds can be pooled and compared).
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -78,7 +79,10 @@ fn main() {
         }
     }
     let names = ["create", "start", "wait", "delete", "total"];
-    let out: serde_json::Map<String, serde_json::Value> =
-        names.iter().zip(phases).map(|(n, v)| (n.to_string(), summary(v))).collect();
+    let mut out: serde_json::Map<String, serde_json::Value> =
+        names.iter().zip(phases.iter()).map(|(n, v)| (n.to_string(), summary(v.clone()))).collect();
+    let samples: serde_json::Map<String, serde_json::Value> =
+        names.iter().zip(phases).map(|(n, v)| (n.to_string(), serde_json::json!(v))).collect();
+    out.insert("samples".into(), serde_json::Value::Object(samples));
     println!("{}", serde_json::Value::Object(out));
 }
