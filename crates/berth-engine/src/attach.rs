@@ -17,7 +17,7 @@ impl Engine {
     /// Subscribes to the container's output (now, or from its next start).
     pub fn attach_output(&self, key: &str) -> Result<(Arc<Container>, broadcast::Receiver<Output>)> {
         let c = self.container(key)?;
-        let rx = c.output.subscribe();
+        let rx = c.subscribe_output();
         self.emit_container(&c.snapshot(), "attach", &[]);
         Ok((c, rx))
     }

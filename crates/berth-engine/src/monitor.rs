@@ -44,10 +44,10 @@ pub(crate) fn spawn(
         loop {
             match shimclient::read_frame(&mut reader).await {
                 Ok(Some((protocol::FRAME_STDOUT, d))) => {
-                    let _ = c.output.send(Output::Stdout(d));
+                    c.send_output(Output::Stdout(d));
                 }
                 Ok(Some((protocol::FRAME_STDERR, d))) => {
-                    let _ = c.output.send(Output::Stderr(d));
+                    c.send_output(Output::Stderr(d));
                 }
                 Ok(Some((protocol::FRAME_EXIT, d))) => {
                     status = serde_json::from_slice(&d).ok();
@@ -107,7 +107,7 @@ impl Engine {
         if c.generation() != generation {
             return;
         }
-        let _ = c.output.send(Output::End);
+        c.send_output(Output::End);
         let rec = c.snapshot();
         let id = rec.id.clone();
         let started = crate::util::parse_rfc3339(&rec.state.started_at);

@@ -32,5 +32,6 @@ pub struct Live {
 }
 
 pub fn output_channel() -> broadcast::Sender<Output> {
-    broadcast::channel(4096).0
+    // Slots hold chunks of up to 64 KiB; a client more than this far behind loses output.
+    broadcast::channel(256).0
 }

@@ -31,8 +31,9 @@ pub struct Container {
     pub op: tokio::sync::Mutex<()>,
     wait_tx: watch::Sender<WaitState>,
     dir: PathBuf,
-    /// Output of the current run, for attached clients (subscribe before start).
-    pub output: broadcast::Sender<Output>,
+    /// Output of the current run, for attached clients (subscribe before start). Made
+    /// on the first attach: most containers never have one.
+    output: Mutex<Option<broadcast::Sender<Output>>>,
     live: Mutex<Option<Live>>,
     /// Bumped by every start: tells a stale monitor from the current one.
     generation: std::sync::atomic::AtomicU64,
@@ -53,9 +54,21 @@ impl Container {
             op: tokio::sync::Mutex::new(()),
             wait_tx: watch::channel(ws).0,
             dir,
-            output: output_channel(),
+            output: Mutex::new(None),
             live: Mutex::new(None),
             generation: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Subscribes to the container's output (this run's and later runs').
+    pub fn subscribe_output(&self) -> broadcast::Receiver<Output> {
+        self.output.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(output_channel).subscribe()
+    }
+
+    /// Hands output to attached clients, if any.
+    pub fn send_output(&self, o: Output) {
+        if let Some(tx) = self.output.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            let _ = tx.send(o);
         }
     }
 
