@@ -14,7 +14,7 @@
 # phase). With BASELINE (the same program built at an older commit) both builds run in
 # alternating rounds (ROUNDS, default 5) on the same bundle and the table shows the ratio;
 # a third build-less pass measures the current build with its seccomp cache unusable.
-# Unless SKIP_CLI=1, it also runs `berth runtime run` / `runc run` / `crun run` on the
+# Unless SKIP_CLI=1 (SKIP_LIB=1 skips the library part), it also runs `berth runtime run` / `runc run` / `crun run` on the
 # same bundle with hyperfine into bench/results/runtime-daemon-bundle-LABEL.{md,json}.
 # Needs: cargo build --release -p berth-runtime --example daemon_path (and -p berth for
 # the CLI comparison).
@@ -55,6 +55,7 @@ results=$top/bench/results
 mkdir -p "$results"
 # Rounds alternate between the builds (when BASELINE is set), so both see the same load.
 rounds=${ROUNDS:-5}
+if [ "${SKIP_LIB:-0}" != 1 ]; then
 per=$(( (runs + rounds - 1) / rounds ))
 : >"$work/samples"
 for i in $(seq "$rounds"); do
@@ -105,6 +106,7 @@ with open(sys.argv[2] + ".md", "w") as md:
         out["current"]["total"]["n"], " ".join(out["loadavg"]), out["kernel"], out["commit"], out["date"], out["command"]))
 print(open(sys.argv[2] + ".md").read())
 PY
+fi
 
 if [ "${SKIP_CLI:-0}" != 1 ] && [ -x "$berth" ] && command -v hyperfine >/dev/null; then
     b=$work/bundle
