@@ -301,3 +301,42 @@ fn a_command_that_cannot_run_is_worded_as_runc_words_it() {
         assert_eq!(ours, format!("berth runtime: {want}"), "runc said: {theirs}");
     }
 }
+
+/// The docker CLI against berth's daemon: `--init` gives the container berth's PID 1, and a
+/// command that cannot run exits 127 / 126 as with dockerd (the CLI reads runc's words).
+#[test]
+fn docker_run_init_and_the_exit_codes_of_commands_that_cannot_run() {
+    let d = berth_testutil::daemon::TestDaemon::start(Path::new(BERTH));
+    d.busybox_image("busybox:latest");
+    let out = d.docker().args(["run", "--rm", "--init", "busybox", "sh", "-c", "echo self=$$; ps -o pid,comm"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["1", "berth-init"]), "{text}");
+    assert!(!text.contains("self=1\n"), "{text}");
+    // docker stop sends SIGTERM to PID 1, which forwards it: the trap's exit code, at once.
+    let id = run_ok_text(d.docker().args(["run", "-d", "--init", "busybox", "sh", "-c", "trap 'exit 7' TERM; while true; do sleep 0.1; done"]));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let t = std::time::Instant::now();
+    run_ok_text(d.docker().args(["stop", "-t", "20", id.trim()]));
+    assert!(t.elapsed() < std::time::Duration::from_secs(10), "SIGTERM did not reach the command");
+    assert_eq!(run_ok_text(d.docker().args(["inspect", "-f", "{{.State.ExitCode}}", id.trim()])).trim(), "7");
+    for (cmd, code) in [("nosuch", 127), ("/no/such", 127), ("/etc/passwd", 126), ("/etc", 126)] {
+        let out = d.docker().args(["run", "--rm", "busybox", cmd]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{cmd}: {err}");
+        assert!(err.contains(&format!("exec: \"{cmd}\"")), "{cmd}: {err}");
+    }
+    // The same through docker exec, in a running container.
+    let id = run_ok_text(d.docker().args(["run", "-d", "busybox", "sleep", "60"]));
+    for (cmd, code) in [("nosuch", 127), ("/etc/passwd", 126)] {
+        let out = d.docker().args(["exec", id.trim(), cmd]).output().unwrap();
+        assert_eq!(out.status.code(), Some(code), "exec {cmd}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    run_ok_text(d.docker().args(["rm", "-f", id.trim()]));
+}
+
+fn run_ok_text(c: &mut Command) -> String {
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{:?}: {}", c, String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
