@@ -71,8 +71,9 @@ pub(crate) fn prepare(args: &[String]) -> Result<()> {
     if unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) } != 0 {
         return Err(Error::io("block signals for the init", std::io::Error::last_os_error()));
     }
-    // SAFETY: prctl with integer arguments only.
-    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+    // SAFETY: prctl and getpid with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 && unsafe { libc::getpid() } != 1 {
+        // As PID 1 of its own namespace it reaps orphans anyway (a profile may refuse prctl).
         return Err(Error::io("become a child subreaper", std::io::Error::last_os_error()));
     }
     // SAFETY: prctl with integer arguments only.

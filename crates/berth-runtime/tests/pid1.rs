@@ -211,3 +211,23 @@ fn a_bad_annotation_value_is_refused_and_leaves_nothing() {
     assert!(!b.tmp.path().join("state").join(&b.id).exists());
     assert!(!b.cgroup_dir("pids").exists());
 }
+
+#[test]
+fn without_a_pid_namespace_the_init_still_reaps_as_a_subreaper() {
+    let _s = serial();
+    let mut b = with_init(&[
+        "sh",
+        "-c",
+        "(sleep 0.3 & echo $! > /dev/shm/orphan); sleep 0.1; o=$(cat /dev/shm/orphan); \
+         echo parent=$(grep PPid /proc/$o/status | cut -f2) init=$PPID; sleep 1.5; \
+         if [ -e /proc/$o ]; then echo left=$(grep State /proc/$o/status); else echo reaped; fi",
+    ]);
+    b.config["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "pid");
+    let (code, out) = b.run();
+    assert_eq!(code, 0, "{out}");
+    let line = out.lines().find(|l| l.starts_with("parent=")).unwrap_or_else(|| panic!("{out}"));
+    let (parent, init) = line.trim_start_matches("parent=").split_once(" init=").unwrap();
+    assert_eq!(parent, init, "the orphan went to {parent}, not to the init {init}: {out}");
+    assert_ne!(init, "1", "{out}");
+    assert!(out.contains("reaped\n"), "{out}");
+}
