@@ -383,7 +383,14 @@ fn features() -> serde_json::Value {
             "selinux": {"enabled": false},
             "intelRdt": {"enabled": false}
         },
-        "annotations": {"io.github.berth.runtime": "berth"}
+        "annotations": {
+            "io.github.berth.runtime": "berth",
+            // Understood in config.json: "true" runs berth's minimal init as PID 1.
+            crate::pid1::INIT_ANNOTATION: "true|false",
+            "io.github.seccomp.libseccomp.version": libseccomp::ScmpVersion::current()
+                .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
+                .unwrap_or_default()
+        }
     })
 }
 
@@ -840,6 +847,8 @@ mod tests {
         assert_eq!(f["linux"]["cgroup"]["v2"], true);
         assert!(f["linux"]["capabilities"].as_array().unwrap().iter().any(|c| c == "CAP_SYS_ADMIN"));
         assert!(!f["hooks"].as_array().unwrap().iter().any(|h| h == "createContainer"));
+        assert_eq!(f["annotations"]["io.berth.init"], "true|false");
+        assert!(f["annotations"]["io.github.seccomp.libseccomp.version"].as_str().unwrap().starts_with("2."));
     }
 
     #[test]
