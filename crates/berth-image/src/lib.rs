@@ -22,6 +22,7 @@ pub mod manifest;
 pub mod meta;
 pub mod mount;
 mod pool;
+pub mod push;
 pub mod reference;
 pub mod snapshot;
 pub mod store;

@@ -336,14 +336,7 @@ impl ImageStore {
             BlobSource::LayerTar(l, tar_size) => {
                 let f = self.content.open_blob(&l.blob.digest)?;
                 let buf = io::BufReader::with_capacity(1 << 20, f);
-                let raw: Box<dyn Read> = match manifest::layer_compression(&l.blob.media_type)? {
-                    Compression::None => Box::new(buf),
-                    Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buf)),
-                    Compression::Zstd => Box::new(
-                        zstd::stream::read::Decoder::with_buffer(buf)
-                            .map_err(|e| ImageError::from_io_chain("zstd", e))?,
-                    ),
-                };
+                let raw = crate::layer::decompressed(buf, manifest::layer_compression(&l.blob.media_type)?)?;
                 let mut r = CheckedReader::new(raw, *tar_size, l.diff_id.clone(), format!("layer {}", l.diff_id));
                 sink.file(path, *tar_size, &mut r)
             }

@@ -311,6 +311,17 @@ impl LayerStore {
     }
 }
 
+/// The uncompressed tar of a stored layer blob compressed with `c`.
+pub(crate) fn decompressed<'a, R: io::BufRead + 'a>(r: R, c: Compression) -> Result<Box<dyn Read + 'a>> {
+    Ok(match c {
+        Compression::None => Box::new(r),
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(r)),
+        Compression::Zstd => Box::new(
+            zstd::stream::read::Decoder::with_buffer(r).map_err(|e| ImageError::from_io_chain("zstd", e))?,
+        ),
+    })
+}
+
 /// Docker's `directory.Size`: the sizes of every non-directory below `root`, each
 /// hardlinked inode once.
 pub fn dir_size(root: &Path) -> io::Result<u64> {
