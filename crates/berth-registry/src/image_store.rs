@@ -80,6 +80,21 @@ impl ImageStoreContent {
 }
 
 impl ImageStoreContent {
+    /// The manifest to push for image `image` (an image ID). An image made here
+    /// (import, commit, docker-archive load) has none until this call makes it: its
+    /// layers are gzipped into the image store and a Docker schema2 manifest is
+    /// recorded on it (see [`ImageStore::ensure_manifest`]); later calls, and pulled
+    /// images, get the recorded one back.
+    pub fn manifest_for_push(&self, image: &berth_image::Digest) -> Result<Descriptor, ImageError> {
+        let m = self.store.ensure_manifest(image)?;
+        let digest: Digest = m
+            .digest
+            .to_string()
+            .parse()
+            .map_err(|e| ImageError::System(format!("manifest digest {}: {e}", m.digest)))?;
+        Ok(Descriptor::new(&m.media_type, digest, m.size))
+    }
+
     /// Records the RepoDigest (`repo@sha256:...`) a push of `manifest` produced on the
     /// local image, as Docker does after `docker push`. Returns the image ID. An index
     /// push records nothing (the local image is one of its platforms).
