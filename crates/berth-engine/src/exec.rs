@@ -231,12 +231,7 @@ impl Engine {
         if !resp.ok {
             let code = if resp.error.contains("not found") || resp.error.contains("no such") { 127 } else { 126 };
             inst.finish(code);
-            let msg = if resp.error.contains("no such executable") {
-                format!("OCI runtime exec failed: {}: no such file or directory", resp.error)
-            } else {
-                format!("OCI runtime exec failed: {}", resp.error)
-            };
-            return Err(Error::invalid(msg));
+            return Err(Error::invalid(format!("OCI runtime exec failed: {}", resp.error)));
         }
         inst.set(|s| s.pid = resp.pid.unwrap_or(0) as i64);
         if let (Some([h, w]), true) = (cfg.console_size, cfg.tty) {
