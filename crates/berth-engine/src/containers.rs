@@ -489,13 +489,16 @@ impl Engine {
         let rec = c.update(false, |r| {
             r.network = network;
             r.state.manually_stopped = false;
-            r.state.status = Status::Running;
-            r.state.pid = init_pid as i64;
             r.state.started_at = now_rfc3339();
             r.state.error.clear();
-            r.state.exit_code = 0;
-            r.state.oom_killed = false;
-            r.state.finished_at = crate::util::ZERO_TIME.into();
+            // A process that already exited (and was recorded) keeps its exit.
+            if !c.has_exited(generation) {
+                r.state.status = Status::Running;
+                r.state.pid = init_pid as i64;
+                r.state.exit_code = 0;
+                r.state.oom_killed = false;
+                r.state.finished_at = crate::util::ZERO_TIME.into();
+            }
         })?;
         undo.disarm();
         tracing::debug!("start {}: started at {:?}", &id[..12], t0.elapsed());

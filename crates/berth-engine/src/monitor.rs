@@ -114,6 +114,7 @@ impl Engine {
         let t0 = std::time::Instant::now();
         self.end_execs(&id);
         // The exit first (waiters learn it at once), then the teardown, in parallel.
+        c.mark_exited(generation);
         let rec = match c.update(true, |r| {
             r.state.status = Status::Exited;
             r.state.pid = 0;

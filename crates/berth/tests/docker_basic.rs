@@ -121,8 +121,8 @@ fn init_runs_as_pid_1_and_exit_codes_follow() {
     let pid1 = ps.lines().find(|l| l.trim_start().starts_with("1 ")).unwrap_or_default();
     assert!(pid1.contains("init"), "{ps}");
     assert!(ps.lines().any(|l| l.trim_start().starts_with("2 ") && l.contains("ps")), "{ps}");
-    let st = d.docker().args(["run", "--rm", "--init", "busybox", "sh", "-c", "exit 9"]).status().unwrap();
-    assert_eq!(st.code(), Some(9));
+    let out = d.docker().args(["run", "--rm", "--init", "busybox", "sh", "-c", "exit 9"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(9), "{}\n{}", String::from_utf8_lossy(&out.stderr), d.log());
     // A directory is not executable: docker's 126; a missing file: 127.
     let out = d.docker().args(["run", "--rm", "busybox", "/etc"]).output().unwrap();
     assert_eq!(out.status.code(), Some(126), "{}", String::from_utf8_lossy(&out.stderr));

@@ -37,6 +37,9 @@ pub struct Container {
     live: Mutex<Option<Live>>,
     /// Bumped by every start: tells a stale monitor from the current one.
     generation: std::sync::atomic::AtomicU64,
+    /// The generation whose exit has been recorded (a fast process may exit before
+    /// its start is fully recorded).
+    exited_generation: std::sync::atomic::AtomicU64,
 }
 
 impl Container {
@@ -57,6 +60,7 @@ impl Container {
             output: Mutex::new(None),
             live: Mutex::new(None),
             generation: std::sync::atomic::AtomicU64::new(0),
+            exited_generation: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -84,6 +88,14 @@ impl Container {
         self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1
     }
 
+    pub fn mark_exited(&self, generation: u64) {
+        self.exited_generation.store(generation, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn has_exited(&self, generation: u64) -> bool {
+        self.exited_generation.load(std::sync::atomic::Ordering::SeqCst) == generation
+    }
+
     pub fn generation(&self) -> u64 {
         self.generation.load(std::sync::atomic::Ordering::SeqCst)
     }
@@ -108,12 +120,15 @@ impl Container {
 
     /// Changes the record, persists it, and tells waiters. `exited` marks an exit.
     pub fn update(&self, exited: bool, f: impl FnOnce(&mut ContainerRecord)) -> Result<ContainerRecord> {
+        // The write happens under the lock: concurrent updates (a start finishing while
+        // the exit arrives) land on disk in the order they were made.
         let rec = {
             let mut r = self.lock();
             f(&mut r);
-            r.clone()
+            let rec = r.clone();
+            write_json_atomic(&self.dir.join(RECORD_FILE), &rec).map_err(|e| Error::system(format!("saving container {}: {e}", self.id)))?;
+            rec
         };
-        write_json_atomic(&self.dir.join(RECORD_FILE), &rec).map_err(|e| Error::system(format!("saving container {}: {e}", self.id)))?;
         self.wait_tx.send_modify(|w| {
             w.status = rec.state.status;
             w.exit_code = rec.state.exit_code;
