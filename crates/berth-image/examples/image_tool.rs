@@ -5,6 +5,8 @@
 //! image_tool load ROOT ARCHIVE        docker-archive or OCI layout tar ("-" = stdin)
 //! image_tool save ROOT OUT NAME...    docker-archive of NAMEs ("-" = stdout)
 //! image_tool list ROOT
+//! image_tool manifest ROOT NAME...    make (or show) each image's push manifest
+//! image_tool idle ROOT [SECONDS]      open the store, print VmRSS before/after, wait
 //! ```
 
 use std::fs::File;
@@ -15,7 +17,7 @@ use std::process::ExitCode;
 use berth_image::{ImageStore, StoreOptions};
 
 fn run(args: &[String]) -> Result<(), String> {
-    let usage = "usage: image_tool load ROOT ARCHIVE | save ROOT OUT NAME... | list ROOT";
+    let usage = "usage: image_tool load ROOT ARCHIVE | save ROOT OUT NAME... | list ROOT | manifest ROOT NAME... | idle ROOT [SECONDS]";
     let cmd = args.first().ok_or(usage)?;
     let root = Path::new(args.get(1).ok_or(usage)?);
     let opts = StoreOptions {
@@ -25,8 +27,25 @@ fn run(args: &[String]) -> Result<(), String> {
         unpack_threads: std::env::var("BERTH_IMAGE_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(0),
         ..StoreOptions::default()
     };
+    let before = rss_kb();
     let store = ImageStore::open(root, opts).map_err(|e| e.to_string())?;
     match cmd.as_str() {
+        "idle" => {
+            // What an open store costs a process that does nothing else (the daemon
+            // holds one for its whole life).
+            println!("VmRSS before open: {} kB", before);
+            println!("VmRSS after open: {} kB ({} images)", rss_kb(), store.list().map_err(|e| e.to_string())?.len());
+            if let Some(secs) = args.get(2).and_then(|s| s.parse::<u64>().ok()) {
+                std::thread::sleep(std::time::Duration::from_secs(secs));
+            }
+        }
+        "manifest" => {
+            for name in &args[2..] {
+                let id = store.resolve(name).map_err(|e| e.to_string())?;
+                let m = store.ensure_manifest(&id).map_err(|e| e.to_string())?;
+                println!("{name} {} {}", m.digest, m.size);
+            }
+        }
         "load" => {
             let src = args.get(2).ok_or(usage)?;
             let mut print = |e: &berth_image::LoadEvent| println!("{e}");
@@ -61,6 +80,18 @@ fn run(args: &[String]) -> Result<(), String> {
         _ => return Err(usage.into()),
     }
     Ok(())
+}
+
+/// This process's resident set, from /proc/self/status.
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 fn main() -> ExitCode {

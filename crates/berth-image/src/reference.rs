@@ -2,13 +2,13 @@
 //! `busybox` → `docker.io/library/busybox:latest`, `localhost:5000/a/b:1`,
 //! `name@sha256:...`, and back to the short "familiar" form Docker prints.
 //!
-//! The grammar itself is oci-spec's (`oci_spec::distribution::Reference`, a port of
-//! Docker's regexp); this module adds what Docker's users see: whether a tag was given,
+//! The grammar is Docker's (distribution/reference's regexp), checked by hand: the
+//! regex crate would build a multi-megabyte automaton for it (oci-spec's port keeps
+//! about 12 MB resident, with Unicode `\w` for tags), which is most of an idle
+//! daemon's memory. This module adds what Docker's users see: whether a tag was given,
 //! the familiar form, and Docker's error messages.
 
 use std::fmt;
-
-use oci_spec::distribution::{ParseError, Reference as OciReference};
 
 use crate::digest::Digest;
 use crate::error::{ImageError, Result};
@@ -39,17 +39,14 @@ impl Reference {
         if s.is_empty() {
             return Err(invalid(Some("repository name must have at least one component".into())));
         }
-        let oci = match OciReference::try_from(s) {
-            Ok(r) => r,
-            Err(ParseError::ReferenceInvalidFormat) => {
+        let parts = match split_reference(s) {
+            Some(p) => p,
+            None => {
                 // Docker names the uppercase case specifically.
                 let lower = s.to_ascii_lowercase();
-                if lower != s && OciReference::try_from(lower.as_str()).is_ok() {
+                if lower != s && split_reference(&lower).is_some() {
                     let name = name_part(s);
-                    let norm = match OciReference::try_from(name_part(&lower)) {
-                        Ok(r) => r.repository().to_string(),
-                        Err(_) => name.to_string(),
-                    };
+                    let (_, norm) = split_domain(&name.to_ascii_lowercase());
                     // Show the user's spelling in the normalised position.
                     let shown = if norm.starts_with(OFFICIAL_REPO_PREFIX) && !name.contains('/') {
                         format!("{OFFICIAL_REPO_PREFIX}{name}")
@@ -62,28 +59,21 @@ impl Reference {
                 }
                 return Err(invalid(None));
             }
-            Err(ParseError::NameTooLong) => {
-                return Err(invalid(Some(
-                    "repository name must not be more than 255 characters".into(),
-                )));
-            }
-            Err(e) => return Err(invalid(Some(e.to_string()))),
         };
-        let digest = match oci.digest() {
+        let (domain, path) = split_domain(parts.name);
+        if domain.len() + 1 + path.len() > NAME_TOTAL_LENGTH_MAX {
+            return Err(invalid(Some(format!(
+                "repository name must not be more than {NAME_TOTAL_LENGTH_MAX} characters"
+            ))));
+        }
+        let digest = match parts.digest {
             Some(d) => Some(Digest::parse(d).map_err(|e| invalid(Some(e.to_string())))?),
             None => None,
         };
-        // oci-spec adds `latest` when neither tag nor digest is present; Docker keeps the
-        // name bare until someone asks for the default tag.
-        let tag = if has_explicit_tag(s) {
-            oci.tag().map(str::to_owned)
-        } else {
-            None
-        };
         let r = Reference {
-            domain: oci.registry().to_owned(),
-            path: oci.repository().to_owned(),
-            tag,
+            domain,
+            path,
+            tag: parts.tag.map(str::to_owned),
             digest,
         };
         if r.tag.is_none() && r.digest.is_none() && is_64_hex(&r.familiar_name()) {
@@ -233,11 +223,144 @@ fn name_part(s: &str) -> &str {
     }
 }
 
-/// A tag can only sit in the last path component (a `:` before the last `/` is a port).
-fn has_explicit_tag(s: &str) -> bool {
-    let s = s.split('@').next().unwrap_or(s);
-    let last = s.rsplit('/').next().unwrap_or(s);
-    last.contains(':')
+/// Longest repository name Docker accepts (domain and path).
+const NAME_TOTAL_LENGTH_MAX: usize = 255;
+
+/// A reference string cut into its parts; each part has passed its grammar.
+#[derive(Debug, PartialEq, Eq)]
+struct Parts<'a> {
+    name: &'a str,
+    tag: Option<&'a str>,
+    digest: Option<&'a str>,
+}
+
+/// Docker's `reference := name [ ":" tag ] [ "@" digest ]`, anchored: `None` unless
+/// the whole string matches.
+fn split_reference(s: &str) -> Option<Parts<'_>> {
+    let (rest, digest) = match s.split_once('@') {
+        Some((r, d)) => (r, Some(d)),
+        None => (s, None),
+    };
+    if let Some(d) = digest
+        && !valid_digest(d)
+    {
+        return None;
+    }
+    // A `:` after the last `/` starts the tag; one before it belongs to a port.
+    let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+    let (name, tag) = match rest[last_slash..].rfind(':') {
+        Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
+        None => (rest, None),
+    };
+    if let Some(t) = tag
+        && !valid_tag(t)
+    {
+        return None;
+    }
+    valid_name(name).then_some(Parts { name, tag, digest })
+}
+
+/// `name := [domain '/'] path-component ['/' path-component]*`.
+fn valid_name(name: &str) -> bool {
+    let comps: Vec<&str> = name.split('/').collect();
+    if comps.iter().all(|c| valid_path_component(c)) {
+        return true;
+    }
+    comps.len() > 1 && valid_domain(comps[0]) && comps[1..].iter().all(|c| valid_path_component(c))
+}
+
+/// `[a-z0-9]+` runs joined by one separator each: `.`, `_`, `__` or dashes.
+fn valid_path_component(c: &str) -> bool {
+    let b = c.as_bytes();
+    let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
+    if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if alnum(b[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && !alnum(b[i]) {
+            i += 1;
+        }
+        let sep = &c[start..i];
+        let ok = matches!(sep, "." | "_" | "__") || sep.bytes().all(|x| x == b'-');
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+/// `domain := host [':' port]`, host a dotted DNS name or a bracketed IPv6 address.
+fn valid_domain(d: &str) -> bool {
+    let (host, port) = if let Some(rest) = d.strip_prefix('[') {
+        let Some(end) = rest.find(']') else { return false };
+        let (v6, after) = (&rest[..end], &rest[end + 1..]);
+        if v6.is_empty() || !v6.bytes().all(|x| x.is_ascii_hexdigit() || x == b':') {
+            return false;
+        }
+        match after {
+            "" => return true,
+            p => match p.strip_prefix(':') {
+                Some(port) => return !port.is_empty() && port.bytes().all(|x| x.is_ascii_digit()),
+                None => return false,
+            },
+        }
+    } else {
+        match d.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (d, None),
+        }
+    };
+    if let Some(p) = port
+        && (p.is_empty() || !p.bytes().all(|x| x.is_ascii_digit()))
+    {
+        return false;
+    }
+    !host.is_empty()
+        && host.split('.').all(|label| {
+            let b = label.as_bytes();
+            !b.is_empty()
+                && b[0].is_ascii_alphanumeric()
+                && b[b.len() - 1].is_ascii_alphanumeric()
+                && b.iter().all(|x| x.is_ascii_alphanumeric() || *x == b'-')
+        })
+}
+
+/// `algorithm ":" hex`, the algorithm `[A-Za-z][A-Za-z0-9]*` components joined by
+/// `+ . - _`, at least 32 hex digits.
+fn valid_digest(d: &str) -> bool {
+    let Some((alg, hex)) = d.split_once(':') else { return false };
+    let alg_ok = alg.split(['+', '.', '-', '_']).all(|c| {
+        let b = c.as_bytes();
+        !b.is_empty() && b[0].is_ascii_alphabetic() && b.iter().all(|x| x.is_ascii_alphanumeric())
+    });
+    alg_ok && hex.len() >= 32 && hex.bytes().all(|x| x.is_ascii_hexdigit())
+}
+
+/// Docker's `splitDockerDomain`: the first component is a registry host when it
+/// looks like one (has `.` or `:`, or is `localhost`); Docker Hub's official images
+/// live under `library/`.
+fn split_domain(name: &str) -> (String, String) {
+    let (mut domain, mut path) = match name.split_once('/') {
+        Some((first, rest))
+            if first.contains(['.', ':']) || first == "localhost" || first.to_ascii_lowercase() != first =>
+        {
+            (first.to_owned(), rest.to_owned())
+        }
+        _ => (DEFAULT_DOMAIN.to_owned(), name.to_owned()),
+    };
+    if domain == "index.docker.io" {
+        domain = DEFAULT_DOMAIN.to_owned();
+    }
+    if domain == DEFAULT_DOMAIN && !path.contains('/') {
+        path = format!("{OFFICIAL_REPO_PREFIX}{path}");
+    }
+    (domain, path)
 }
 
 fn valid_tag(t: &str) -> bool {
@@ -322,5 +445,43 @@ mod tests {
         assert_eq!(r.with_tag("v1").unwrap().familiar(), "busybox:v1");
         assert!(r.with_tag("-bad").is_err());
         assert!(r.with_tag("").is_err());
+    }
+    #[test]
+    fn grammar_matches_dockers() {
+        for ok in [
+            "a", "a0/b-c/d__e/f.g/h---i", "example.com/x", "example.com:5000/x/y:tag",
+            "[::1]:5000/x", "[fe80::1]/x", "EXAMPLE.com/x", "x:_t.A-9", "x@sha256:0123456789abcdef0123456789abcdef",
+        ] {
+            assert!(split_reference(ok).is_some(), "{ok} should parse");
+        }
+        for bad in [
+            "", "a..b", "a___b", "a._b", "_a", "a-", "a/", "/a", "a//b",
+            "-example.com/x", "example.com:/x", "example.com:5a/x", "[::1/x", "[]:5/x",
+            "x:", "x:-t", "x:t!", "x@sha256:abc", "x@sha256", "x@1sha:0123456789abcdef0123456789abcdef",
+            "x:tàg", "x@sha256:0123456789abcdef0123456789abcdef@y",
+        ] {
+            assert!(split_reference(bad).is_none(), "{bad:?} should not parse");
+        }
+        let long = format!("x:{}", "t".repeat(128));
+        assert!(split_reference(&long).is_some());
+        assert!(split_reference(&format!("{long}t")).is_none(), "a tag is at most 128 characters");
+        assert_eq!(
+            split_reference("h:1/a/b:2"),
+            Some(Parts { name: "h:1/a/b", tag: Some("2"), digest: None })
+        );
+    }
+
+    #[test]
+    fn domains_and_long_names() {
+        let r = Reference::parse("[::1]:5000/x/y:1").unwrap();
+        assert_eq!((r.domain(), r.path(), r.tag()), ("[::1]:5000", "x/y", Some("1")));
+        let r = Reference::parse("Example.com/x").unwrap();
+        assert_eq!(r.domain(), "Example.com", "an uppercase first component is a host");
+        let name = format!("a/{}", "b".repeat(240));
+        assert!(Reference::parse(&name).is_ok());
+        let e = Reference::parse(&format!("{name}bbbbbbbbbbbbbbbb")).unwrap_err();
+        assert!(e.to_string().contains("must not be more than 255 characters"), "{e}");
+        let e = Reference::parse("x@sha512:0123456789abcdef0123456789abcdef").unwrap_err();
+        assert!(e.to_string().starts_with("invalid reference format"), "{e}");
     }
 }

@@ -151,7 +151,7 @@ impl ImageStore {
             layers,
             meta: Mutex::new(meta),
             leases: Arc::new(Mutex::new(LeaseTable::default())),
-            pool: Arc::new(WorkerPool::new(threads).ctx("start workers", data_root)?),
+            pool: Arc::new(WorkerPool::new(threads)),
             limit,
             docker_version: opts.docker_version,
             mounter: opts.mounter,
