@@ -74,7 +74,7 @@ pub struct ContainerConfig {
     #[serde(default, deserialize_with = "str_or_vec")]
     pub cmd: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub healthcheck: Option<serde_json::Value>,
+    pub healthcheck: Option<HealthConfig>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub args_escaped: bool,
     #[serde(default)]
@@ -99,6 +99,35 @@ pub struct ContainerConfig {
     pub stop_timeout: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shell: Option<Vec<String>>,
+}
+
+/// `Healthcheck` of a container config (moby's `HealthcheckConfig`): durations in
+/// nanoseconds, zero meaning "inherit / the default"; empty fields are left out, as
+/// Go's `omitempty` does.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HealthConfig {
+    /// `["NONE"]`, `["CMD", args...]` or `["CMD-SHELL", command]`.
+    #[serde(default, skip_serializing_if = "is_none_or_empty")]
+    pub test: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub interval: i64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub timeout: i64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub start_period: i64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub start_interval: i64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: i64,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
+}
+
+fn is_none_or_empty(v: &Option<Vec<String>>) -> bool {
+    v.as_ref().is_none_or(Vec::is_empty)
 }
 
 /// One entry of the image history.
@@ -206,198 +235,7 @@ pub fn format_time(t: &DateTime<Utc>) -> String {
     format!("{}.{}Z", &base[..base.len() - 1], frac)
 }
 
-/// Applies Dockerfile-style `--change` instructions (CMD, ENTRYPOINT, ENV, EXPOSE,
-/// LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR) to a container config, as
-/// `docker commit --change` and `docker import --change` do.
-pub fn apply_changes(config: &mut ContainerConfig, changes: &[String]) -> Result<()> {
-    let mut cmd_set = false;
-    for change in changes {
-        let line = change.trim();
-        if line.is_empty() {
-            continue;
-        }
-        let (word, rest) = match line.split_once(char::is_whitespace) {
-            Some((w, r)) => (w, r.trim()),
-            None => (line, ""),
-        };
-        let bad = |why: &str| ImageError::InvalidChange(change.clone(), why.to_owned());
-        match word.to_ascii_uppercase().as_str() {
-            "CMD" => {
-                config.cmd = Some(command_form(rest));
-                cmd_set = true;
-            }
-            "ENTRYPOINT" => {
-                config.entrypoint = Some(command_form(rest));
-                // As in a Dockerfile: a new ENTRYPOINT resets an inherited CMD.
-                if !cmd_set {
-                    config.cmd = None;
-                }
-            }
-            "ENV" => {
-                let pairs = key_value_pairs(rest).map_err(|e| bad(&e))?;
-                let env = config.env.get_or_insert_with(Vec::new);
-                for (k, v) in pairs {
-                    let entry = format!("{k}={v}");
-                    match env
-                        .iter()
-                        .position(|e| e.split_once('=').map(|(ek, _)| ek) == Some(k.as_str()) || *e == k)
-                    {
-                        Some(i) => env[i] = entry,
-                        None => env.push(entry),
-                    }
-                }
-            }
-            "LABEL" => {
-                let pairs = key_value_pairs(rest).map_err(|e| bad(&e))?;
-                let labels = config.labels.get_or_insert_with(BTreeMap::new);
-                for (k, v) in pairs {
-                    labels.insert(k, v);
-                }
-            }
-            "EXPOSE" => {
-                if rest.is_empty() {
-                    return Err(bad("EXPOSE requires at least one argument"));
-                }
-                let ports = config.exposed_ports.get_or_insert_with(BTreeMap::new);
-                for p in rest.split_whitespace() {
-                    for port in expand_port(p).map_err(|e| bad(&e))? {
-                        ports.insert(port, Empty {});
-                    }
-                }
-            }
-            "VOLUME" => {
-                let vols: Vec<String> = match json_array(rest) {
-                    Some(v) => v,
-                    None => rest.split_whitespace().map(str::to_owned).collect(),
-                };
-                if vols.is_empty() || vols.iter().any(|v| v.trim().is_empty()) {
-                    return Err(bad("VOLUME specified can not be an empty string"));
-                }
-                let map = config.volumes.get_or_insert_with(BTreeMap::new);
-                for v in vols {
-                    map.insert(v, Empty {});
-                }
-            }
-            "WORKDIR" => {
-                if rest.is_empty() {
-                    return Err(bad("WORKDIR requires exactly one argument"));
-                }
-                config.working_dir = if rest.starts_with('/') || config.working_dir.is_empty() {
-                    clean_abs(rest)
-                } else {
-                    clean_abs(&format!("{}/{}", config.working_dir, rest))
-                };
-            }
-            "USER" => {
-                if rest.is_empty() {
-                    return Err(bad("USER requires exactly one argument"));
-                }
-                config.user = rest.to_owned();
-            }
-            "STOPSIGNAL" => {
-                if rest.is_empty() {
-                    return Err(bad("STOPSIGNAL requires exactly one argument"));
-                }
-                config.stop_signal = rest.to_owned();
-            }
-            "ONBUILD" => {
-                if rest.is_empty() {
-                    return Err(bad("ONBUILD requires at least one argument"));
-                }
-                config.on_build.get_or_insert_with(Vec::new).push(rest.to_owned());
-            }
-            "HEALTHCHECK" => {
-                return Err(bad("HEALTHCHECK is not supported as a change yet"));
-            }
-            "RUN" | "COPY" | "ADD" | "FROM" | "ARG" | "SHELL" | "MAINTAINER" => {
-                return Err(bad(&format!("{} is not a valid change command", word.to_ascii_uppercase())));
-            }
-            _ => return Err(bad(&format!("unknown instruction: {}", word.to_ascii_uppercase()))),
-        }
-    }
-    Ok(())
-}
-
-/// `["a","b"]` (exec form) or anything else (shell form → `/bin/sh -c`).
-fn command_form(rest: &str) -> Vec<String> {
-    match json_array(rest) {
-        Some(v) => v,
-        None => vec!["/bin/sh".into(), "-c".into(), rest.to_owned()],
-    }
-}
-
-fn json_array(s: &str) -> Option<Vec<String>> {
-    if !s.starts_with('[') {
-        return None;
-    }
-    serde_json::from_str::<Vec<String>>(s).ok()
-}
-
-/// `k=v k2="v 2"` pairs, or the legacy single `k v w` form.
-fn key_value_pairs(rest: &str) -> std::result::Result<Vec<(String, String)>, String> {
-    if rest.is_empty() {
-        return Err("requires at least one argument".into());
-    }
-    let words = shell_words::split(rest).map_err(|e| format!("bad quoting: {e}"))?;
-    let first_has_eq = words.first().is_some_and(|w| w.contains('='));
-    if !first_has_eq {
-        // Legacy form: the first word is the key, the rest of the line the value.
-        let (k, v) = rest
-            .split_once(char::is_whitespace)
-            .ok_or_else(|| "needs a value (key=value or key value)".to_string())?;
-        let v = shell_words::split(v.trim()).map_err(|e| format!("bad quoting: {e}"))?.join(" ");
-        return Ok(vec![(k.to_owned(), v)]);
-    }
-    let mut out = Vec::new();
-    for w in words {
-        let (k, v) = w
-            .split_once('=')
-            .ok_or_else(|| format!("{w:?} is not of the form key=value"))?;
-        if k.is_empty() {
-            return Err("a key cannot be empty".into());
-        }
-        out.push((k.to_owned(), v.to_owned()));
-    }
-    Ok(out)
-}
-
-/// `80` → `80/tcp`; `53/UDP` → `53/udp`; `8000-8002/tcp` → three ports.
-fn expand_port(p: &str) -> std::result::Result<Vec<String>, String> {
-    let (ports, proto) = match p.split_once('/') {
-        Some((a, b)) => (a, b.to_ascii_lowercase()),
-        None => (p, "tcp".to_string()),
-    };
-    if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
-        return Err(format!("invalid proto: {proto}"));
-    }
-    let parse = |s: &str| s.parse::<u16>().map_err(|_| format!("invalid port: {s}"));
-    let (lo, hi) = match ports.split_once('-') {
-        Some((a, b)) => (parse(a)?, parse(b)?),
-        None => {
-            let v = parse(ports)?;
-            (v, v)
-        }
-    };
-    if hi < lo {
-        return Err(format!("invalid port range: {ports}"));
-    }
-    Ok((lo..=hi).map(|n| format!("{n}/{proto}")).collect())
-}
-
-/// Lexically cleans an absolute path (`/a/./b/../c` → `/a/c`).
-fn clean_abs(p: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            x => parts.push(x),
-        }
-    }
-    format!("/{}", parts.join("/"))
-}
+pub use crate::change::apply_changes;
 
 #[cfg(test)]
 mod tests {
@@ -465,63 +303,6 @@ mod tests {
         assert_eq!(format_time(&t), "2026-11-27T20:50:20Z");
         let t = parse_time("2026-11-27T22:50:20.100+02:00").unwrap();
         assert_eq!(format_time(&t), "2026-11-27T20:50:20.1Z");
-    }
-
-    fn changed(changes: &[&str]) -> ContainerConfig {
-        let mut c = ContainerConfig::default();
-        apply_changes(&mut c, &changes.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
-        c
-    }
-
-    #[test]
-    fn change_instructions() {
-        let c = changed(&[
-            "CMD echo hi",
-            r#"ENTRYPOINT ["/bin/sh", "-c"]"#,
-            "ENV A=1 B=\"two words\"",
-            "ENV A 3",
-            "WORKDIR /data",
-            "WORKDIR sub/../x",
-            "USER 1000:1000",
-            "LABEL a=b \"c d\"=e",
-            "EXPOSE 8080 53/udp 9000-9001",
-            "VOLUME /v1 /v2",
-            r#"VOLUME ["/v3"]"#,
-            "STOPSIGNAL SIGTERM",
-        ]);
-        // ENTRYPOINT after CMD in the same batch keeps the CMD.
-        assert_eq!(c.cmd, Some(vec!["/bin/sh".into(), "-c".into(), "echo hi".into()]));
-        assert_eq!(c.entrypoint, Some(vec!["/bin/sh".into(), "-c".into()]));
-        assert_eq!(c.env, Some(vec!["A=3".into(), "B=two words".into()]));
-        assert_eq!(c.working_dir, "/data/x");
-        assert_eq!(c.user, "1000:1000");
-        let labels = c.labels.unwrap();
-        assert_eq!(labels.get("a").map(String::as_str), Some("b"));
-        assert_eq!(labels.get("c d").map(String::as_str), Some("e"));
-        let ports: Vec<_> = c.exposed_ports.unwrap().into_keys().collect();
-        assert_eq!(ports, vec!["53/udp", "8080/tcp", "9000/tcp", "9001/tcp"]);
-        let vols: Vec<_> = c.volumes.unwrap().into_keys().collect();
-        assert_eq!(vols, vec!["/v1", "/v2", "/v3"]);
-        assert_eq!(c.stop_signal, "SIGTERM");
-    }
-
-    #[test]
-    fn entrypoint_resets_inherited_cmd() {
-        let mut c = ContainerConfig {
-            cmd: Some(vec!["sh".into()]),
-            ..Default::default()
-        };
-        apply_changes(&mut c, &[r#"ENTRYPOINT ["top"]"#.into()]).unwrap();
-        assert_eq!(c.cmd, None);
-    }
-
-    #[test]
-    fn bad_changes_are_refused() {
-        let mut c = ContainerConfig::default();
-        for bad in ["RUN echo", "FOO bar", "EXPOSE 99999", "EXPOSE 80/xyz", "ENV", "LABEL =x", "USER", "ENV A=\"unterminated"] {
-            let e = apply_changes(&mut c, &[bad.to_string()]).unwrap_err();
-            assert!(matches!(e, ImageError::InvalidChange(..)), "{bad}: {e}");
-        }
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! - Archives: `load`/`save` (docker-archive, OCI layout), `import`, `export`.
 
 pub mod archive;
+pub mod change;
 pub mod config;
 pub mod content;
 pub mod digest;
@@ -24,11 +25,12 @@ pub mod mount;
 mod pool;
 pub mod push;
 pub mod reference;
+pub mod shellword;
 pub mod snapshot;
 pub mod store;
 pub mod types;
 
-pub use config::{ContainerConfig, ImageConfig};
+pub use config::{ContainerConfig, HealthConfig, ImageConfig};
 pub use digest::Digest;
 pub use error::{ErrorKind, ImageError, Result};
 pub use import::ImportOptions;
