@@ -5,6 +5,7 @@
 //! image_tool load ROOT ARCHIVE        docker-archive or OCI layout tar ("-" = stdin)
 //! image_tool save ROOT OUT NAME...    docker-archive of NAMEs ("-" = stdout)
 //! image_tool list ROOT
+//! image_tool import ROOT TAR TAG      a rootfs tar as a one-layer image
 //! image_tool manifest ROOT NAME...    make (or show) each image's push manifest
 //! image_tool idle ROOT [SECONDS]      open the store, print VmRSS before/after, wait
 //! ```
@@ -17,7 +18,7 @@ use std::process::ExitCode;
 use berth_image::{ImageStore, StoreOptions};
 
 fn run(args: &[String]) -> Result<(), String> {
-    let usage = "usage: image_tool load ROOT ARCHIVE | save ROOT OUT NAME... | list ROOT | manifest ROOT NAME... | idle ROOT [SECONDS]";
+    let usage = "usage: image_tool load ROOT ARCHIVE | save ROOT OUT NAME... | list ROOT | import ROOT TAR TAG | manifest ROOT NAME... | idle ROOT [SECONDS]";
     let cmd = args.first().ok_or(usage)?;
     let root = Path::new(args.get(1).ok_or(usage)?);
     let opts = StoreOptions {
@@ -38,6 +39,16 @@ fn run(args: &[String]) -> Result<(), String> {
             if let Some(secs) = args.get(2).and_then(|s| s.parse::<u64>().ok()) {
                 std::thread::sleep(std::time::Duration::from_secs(secs));
             }
+        }
+        "import" => {
+            let (tar, tag) = (args.get(2).ok_or(usage)?, args.get(3).ok_or(usage)?);
+            let f = File::open(tar).map_err(|e| format!("{tar}: {e}"))?;
+            let opts = berth_image::ImportOptions {
+                tag: Some(tag.clone()),
+                ..Default::default()
+            };
+            let id = store.import(BufReader::new(f), &opts).map_err(|e| e.to_string())?;
+            println!("{id}");
         }
         "manifest" => {
             for name in &args[2..] {

@@ -28,8 +28,11 @@ use crate::manifest::{self, DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, D
 use crate::meta::LayerRef;
 use crate::store::ImageStore;
 
-/// gzip level of pushed layers: zlib's default, as Docker's (Go's default level).
-pub const PUSH_GZIP_LEVEL: u32 = 6;
+/// gzip level of pushed layers. Level 3 of zlib-rs compresses 1.6x faster than the
+/// default 6 (Docker's) for blobs about 3% larger (examples/gzip_levels on the bench
+/// archive: 80 vs 50 MB/s per core, ratio 2.60 vs 2.69); pushing a local image is
+/// compression-bound.
+pub const PUSH_GZIP_LEVEL: u32 = 3;
 
 /// Where the uncompressed tar of a layer comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
