@@ -235,7 +235,7 @@ impl ImageStore {
 
     /// Makes and records the manifest; `None` when the image already had one.
     fn make_manifest(&self, lease: &Lease, image: &Digest) -> Result<Option<Descriptor>> {
-        let (config_size, layers, plans) = {
+        let (config_size, plans) = {
             // Lease under the metadata lock: a removal (and its collection) cannot
             // take the blobs and layers away while the compression runs unlocked.
             let meta = self.lock_meta();
@@ -271,7 +271,7 @@ impl ImageStore {
                 &|d| self.content.exists(d),
                 &|c| self.layers.exists(c).then(|| self.layers.diff_dir(c)),
             )?;
-            (e.config_size, e.record.layers.clone(), plans)
+            (e.config_size, plans)
         };
 
         let blobs = self.compress_layers(lease, &plans)?;
@@ -302,7 +302,6 @@ impl ImageStore {
         for (l, b) in record.layers.iter_mut().zip(&blobs) {
             l.blob = b.clone();
         }
-        debug_assert_eq!(layers.len(), record.layers.len());
         meta.save_image(&record)?;
         if let Some(e) = meta.images.get_mut(image) {
             e.record = record;
@@ -444,7 +443,7 @@ mod tests {
             digest: d(b"layer"),
             size: 2811478,
         };
-        let got = String::from_utf8(schema2_manifest(&config, &[l.clone()]).unwrap()).unwrap();
+        let got = String::from_utf8(schema2_manifest(&config, std::slice::from_ref(&l)).unwrap()).unwrap();
         let want = format!(
             "{{\n   \"schemaVersion\": 2,\n   \"mediaType\": \"application/vnd.docker.distribution.manifest.v2+json\",\n   \"config\": {{\n      \"mediaType\": \"application/vnd.docker.container.image.v1+json\",\n      \"size\": 583,\n      \"digest\": \"{}\"\n   }},\n   \"layers\": [\n      {{\n         \"mediaType\": \"application/vnd.docker.image.rootfs.diff.tar.gzip\",\n         \"size\": 2811478,\n         \"digest\": \"{}\"\n      }}\n   ]\n}}",
             config.digest, l.digest

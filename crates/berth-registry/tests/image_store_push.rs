@@ -57,7 +57,7 @@ async fn imported_and_committed_images_push_and_pull_back() {
     std::fs::create_dir_all(snap.upper.join("bin")).unwrap();
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &snap.upper.join("bin/vi"),
+        snap.upper.join("bin/vi"),
         rustix::fs::FileType::CharacterDevice,
         rustix::fs::Mode::from_raw_mode(0),
         0,
