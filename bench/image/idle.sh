@@ -2,7 +2,9 @@
 # What an open image store costs a process that does nothing else (the daemon holds one
 # for its whole life): `image_tool idle ROOT` opens a store with N images and prints its
 # VmRSS before and after the open; the resident set is also read from outside while it
-# waits. Results go to bench/results/image-idle.md with the commands.
+# waits. Then a fresh store loads an archive (the ~320 MB bench archive when it exists,
+# else a fixture) in the same process: RSS right after, and once the unpack workers
+# have ended (35 s). Results go to bench/results/image-idle.md with the commands.
 #
 #   bench/image/idle.sh [N]
 #
@@ -37,6 +39,9 @@ pid=$!
 sleep 1.5
 outside=$(grep -E '^(VmRSS|VmHWM|RssAnon|RssFile|Threads)' /proc/$pid/status | tr -s ' \t' ' ' | paste -sd ';' -)
 wait $pid
+archive=/var/tmp/berth-bench-image/load.tar
+[ -f "$archive" ] || archive=$fx/layers-docker-save.tar
+"$tool" idle "$work/store2" 35 "$archive" > "$work/out2"
 stamp=$(date -u +%Y-%m-%dT%H:%MZ)
 {
     echo "# Idle image store"
@@ -48,6 +53,12 @@ stamp=$(date -u +%Y-%m-%dT%H:%MZ)
     echo "while idle: $outside"
     echo '```'
     echo
-    echo "Command: \`bench/image/idle.sh $n\` (\`image_tool idle ROOT 3\`, the status read from /proc/PID/status after 1.5 s)."
+    echo "After a load ($(du -m "$archive" | cut -f1) MB archive) in a fresh store:"
+    echo
+    echo '```'
+    cat "$work/out2"
+    echo '```'
+    echo
+    echo "Command: \`bench/image/idle.sh $n\` (\`image_tool idle ROOT 3\`, the status read from /proc/PID/status after 1.5 s; \`image_tool idle ROOT2 35 ARCHIVE\`)."
 } > "$top/bench/results/image-idle.md"
 cat "$top/bench/results/image-idle.md"

@@ -7,7 +7,8 @@
 //! image_tool list ROOT
 //! image_tool import ROOT TAR TAG      a rootfs tar as a one-layer image
 //! image_tool manifest ROOT NAME...    make (or show) each image's push manifest
-//! image_tool idle ROOT [SECONDS]      open the store, print VmRSS before/after, wait
+//! image_tool idle ROOT [SECONDS [ARCHIVE]]  open the store, print VmRSS before/after
+//!                                     (and after loading ARCHIVE), wait
 //! ```
 
 use std::fs::File;
@@ -18,7 +19,7 @@ use std::process::ExitCode;
 use berth_image::{ImageStore, StoreOptions};
 
 fn run(args: &[String]) -> Result<(), String> {
-    let usage = "usage: image_tool load ROOT ARCHIVE | save ROOT OUT NAME... | list ROOT | import ROOT TAR TAG | manifest ROOT NAME... | idle ROOT [SECONDS]";
+    let usage = "usage: image_tool load ROOT ARCHIVE | save ROOT OUT NAME... | list ROOT | import ROOT TAR TAG | manifest ROOT NAME... | idle ROOT [SECONDS [ARCHIVE]]";
     let cmd = args.first().ok_or(usage)?;
     let root = Path::new(args.get(1).ok_or(usage)?);
     let opts = StoreOptions {
@@ -36,8 +37,16 @@ fn run(args: &[String]) -> Result<(), String> {
             // holds one for its whole life).
             println!("VmRSS before open: {} kB", before);
             println!("VmRSS after open: {} kB ({} images)", rss_kb(), store.list().map_err(|e| e.to_string())?.len());
-            if let Some(secs) = args.get(2).and_then(|s| s.parse::<u64>().ok()) {
-                std::thread::sleep(std::time::Duration::from_secs(secs));
+            let secs = args.get(2).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+            // With an archive: load it, then see what is left once the workers idle out.
+            if let Some(archive) = args.get(3) {
+                let f = File::open(archive).map_err(|e| format!("{archive}: {e}"))?;
+                store.load(BufReader::with_capacity(1 << 20, f), &mut |_| {}).map_err(|e| e.to_string())?;
+                println!("VmRSS after loading {archive}: {} kB", rss_kb());
+            }
+            std::thread::sleep(std::time::Duration::from_secs(secs));
+            if args.get(3).is_some() {
+                println!("VmRSS {secs} s later: {} kB", rss_kb());
             }
         }
         "import" => {
