@@ -106,6 +106,18 @@ async fn imported_and_committed_images_push_and_pull_back() {
     assert_eq!(pushed.digest, again.digest);
     assert_eq!(ev.statuses().iter().filter(|s| s.ends_with(": Mounted from local/bb")).count(), 2, "{:?}", ev.statuses());
 
+    // Pulling it back into the store that made it downloads no layer: the gzip blobs
+    // the push made are the ones the registry lists.
+    let content = Arc::new(ImageStoreContent::new(images.clone(), None).unwrap());
+    let ev = Events::default();
+    let r = Reference::parse(&format!("{host}/local/bb:2")).unwrap();
+    let pulled = c
+        .pull(&r, &PullOptions::default(), content.clone() as Arc<dyn ContentStore>, &ev.sink())
+        .await
+        .unwrap();
+    assert_eq!(content.record_pulled(&pulled).unwrap(), child);
+    assert_eq!(ev.statuses().iter().filter(|s| s.ends_with(": Already exists")).count(), 2, "{:?}", ev.statuses());
+
     // A fresh store pulls both back: same image IDs, same DiffIDs, the files are there.
     let fresh = Arc::new(ImageStore::open(&dir.path().join("fresh"), StoreOptions::default()).unwrap());
     for (tag, id) in [("1", &base), ("2", &child)] {
