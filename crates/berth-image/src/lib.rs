@@ -22,6 +22,7 @@ pub mod lease;
 pub mod manifest;
 pub mod meta;
 pub mod mount;
+mod pgzip;
 mod pool;
 pub mod push;
 pub mod reference;

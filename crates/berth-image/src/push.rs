@@ -12,8 +12,6 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::PathBuf;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
@@ -26,6 +24,7 @@ use crate::layer::diff::{self, TreeKind};
 use crate::lease::Lease;
 use crate::manifest::{self, DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, Descriptor};
 use crate::meta::LayerRef;
+use crate::pgzip::ParGzWriter;
 use crate::store::ImageStore;
 
 /// gzip level of pushed layers. Level 3 of zlib-rs compresses 1.6x faster than the
@@ -160,13 +159,12 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-/// Writes the gzip of the tar from `source` into `out` and returns the tar's digest.
-/// Streaming: memory is the compressor's state and two 1 MiB buffers.
-pub(crate) fn gzip_tar(source: &TarSource, blob_path: PathBuf, out: impl Write) -> Result<Digest> {
-    let gz = flate2::write::GzEncoder::new(
-        BufWriter::with_capacity(1 << 20, out),
-        flate2::Compression::new(PUSH_GZIP_LEVEL),
-    );
+/// Writes the gzip of the tar from `source` into `out`, compressed on `threads`
+/// threads, and returns the tar's digest. Streaming: memory is a few 1 MiB chunks per
+/// thread.
+pub(crate) fn gzip_tar(source: &TarSource, blob_path: PathBuf, out: impl Write, threads: usize) -> Result<Digest> {
+    let gz = ParGzWriter::new(BufWriter::with_capacity(1 << 20, out), PUSH_GZIP_LEVEL, threads)
+        .map_err(|e| ImageError::io("start gzip workers", e))?;
     let mut hw = HashingWriter {
         inner: gz,
         hasher: Sha256::new(),
@@ -212,8 +210,8 @@ fn copy_big(r: &mut dyn Read, w: &mut dyn Write) -> io::Result<u64> {
 impl ImageStore {
     /// The registry manifest of image `image` (an image ID), made now if the image has
     /// none (it came from `import`, `commit` or a docker-archive `load`): each layer is
-    /// gzipped (from its stored blob, else from its unpacked files; layers in parallel,
-    /// streaming), the blobs and a Docker schema2 manifest are written to the content
+    /// gzipped (from its stored blob, else from its unpacked files; streaming, each
+    /// layer on every CPU in 1 MiB chunks, see `pgzip`), the blobs and a Docker schema2 manifest are written to the content
     /// store, and the image record is rewritten to list them (crash-safe: a crash
     /// before that leaves only garbage). Layers whose gzip blob the store already has
     /// (another image pushed or pulled it) are not compressed again. An image that
@@ -309,76 +307,39 @@ impl ImageStore {
         Ok(Some(desc))
     }
 
-    /// Runs the compressions of `plans` on up to one thread per CPU (a layer per
-    /// thread at a time) and returns each layer's gzip blob.
+    /// Compresses the layers of `plans` one after the other, each on every CPU (a
+    /// big layer is as fast as many small ones), and returns each layer's gzip blob.
     fn compress_layers(&self, lease: &Lease, plans: &[LayerPlan]) -> Result<Vec<Descriptor>> {
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         // The same DiffID twice in one image is compressed once.
-        let mut jobs: Vec<(&Digest, &TarSource)> = Vec::new();
-        let mut seen: HashSet<&Digest> = HashSet::new();
-        for p in plans {
-            if let LayerPlan::Compress { diff_id, source } = p
-                && seen.insert(diff_id)
-            {
-                jobs.push((diff_id, source));
-            }
-        }
-        let results: Vec<Mutex<Option<Result<Descriptor>>>> = jobs.iter().map(|_| Mutex::new(None)).collect();
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-            .min(jobs.len());
-        let next = AtomicUsize::new(0);
-        let failed = AtomicBool::new(false);
-        std::thread::scope(|s| {
-            for _ in 0..threads {
-                s.spawn(|| {
-                    loop {
-                        let k = next.fetch_add(1, Ordering::Relaxed);
-                        // After a failure the remaining layers are not worth compressing.
-                        if k >= jobs.len() || failed.load(Ordering::Relaxed) {
-                            return;
-                        }
-                        let (diff_id, source) = jobs[k];
-                        let r = self.compress_one(lease, diff_id, source);
-                        if r.is_err() {
-                            failed.store(true, Ordering::Relaxed);
-                        }
-                        *results[k].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
-                    }
-                });
-            }
-        });
         let mut done: HashMap<&Digest, Descriptor> = HashMap::new();
-        for (k, slot) in results.into_iter().enumerate() {
-            match slot.into_inner().unwrap_or_else(|p| p.into_inner()) {
-                Some(Ok(d)) => {
-                    done.insert(jobs[k].0, d);
-                }
-                Some(Err(e)) => return Err(e),
-                None => {} // skipped after another layer failed; that error comes first
-            }
+        let mut out = Vec::with_capacity(plans.len());
+        for p in plans {
+            let d = match p {
+                LayerPlan::Reuse(d) => d.clone(),
+                LayerPlan::Compress { diff_id, source } => match done.get(diff_id) {
+                    Some(d) => d.clone(),
+                    None => {
+                        let d = self.compress_one(lease, diff_id, source, threads)?;
+                        done.insert(diff_id, d.clone());
+                        d
+                    }
+                },
+            };
+            out.push(d);
         }
-        plans
-            .iter()
-            .map(|p| match p {
-                LayerPlan::Reuse(d) => Ok(d.clone()),
-                LayerPlan::Compress { diff_id, .. } => done
-                    .get(diff_id)
-                    .cloned()
-                    .ok_or_else(|| ImageError::System(format!("layer {diff_id} was not compressed"))),
-            })
-            .collect()
+        Ok(out)
     }
 
     /// Gzips one layer into the content store (an anonymous ingest, committed only
     /// when the tar hashed to `diff_id`).
-    fn compress_one(&self, lease: &Lease, diff_id: &Digest, source: &TarSource) -> Result<Descriptor> {
+    fn compress_one(&self, lease: &Lease, diff_id: &Digest, source: &TarSource, threads: usize) -> Result<Descriptor> {
         let mut w = self.content.anonymous_writer()?;
         let blob_path = match source {
             TarSource::Blob { digest, .. } => self.content.blob_path(digest),
             TarSource::Dir(d) => d.clone(),
         };
-        let actual = gzip_tar(source, blob_path, &mut w)?;
+        let actual = gzip_tar(source, blob_path, &mut w, threads)?;
         if actual != *diff_id {
             return Err(ImageError::DigestMismatch {
                 what: match source {
@@ -519,24 +480,25 @@ mod tests {
         std::fs::write(&path, &tar_bytes).unwrap();
         let mut out = Vec::new();
         let src = TarSource::Blob { digest: d(&tar_bytes), compression: Compression::None };
-        let got = gzip_tar(&src, path.clone(), &mut out).unwrap();
+        let got = gzip_tar(&src, path.clone(), &mut out, 2).unwrap();
         assert_eq!(got, d(&tar_bytes));
         let mut back = Vec::new();
         flate2::read::GzDecoder::new(&out[..]).read_to_end(&mut back).unwrap();
         assert_eq!(back, tar_bytes);
-        // Deterministic: the same input gives the same blob (so the same manifest).
+        // Deterministic: the same input gives the same blob (so the same manifest),
+        // whatever the number of threads.
         let mut again = Vec::new();
-        gzip_tar(&src, path, &mut again).unwrap();
+        gzip_tar(&src, path, &mut again, 1).unwrap();
         assert_eq!(again, out);
         // A zstd blob is decompressed first.
         let zpath = dir.path().join("zblob");
         std::fs::write(&zpath, zstd::encode_all(&tar_bytes[..], 3).unwrap()).unwrap();
         let mut zout = Vec::new();
         let zsrc = TarSource::Blob { digest: d(b"z"), compression: Compression::Zstd };
-        assert_eq!(gzip_tar(&zsrc, zpath, &mut zout).unwrap(), d(&tar_bytes));
+        assert_eq!(gzip_tar(&zsrc, zpath, &mut zout, 2).unwrap(), d(&tar_bytes));
         assert_eq!(zout, out);
         // A missing blob is a not-found error.
-        let e = gzip_tar(&src, dir.path().join("nope"), &mut Vec::new()).unwrap_err();
+        let e = gzip_tar(&src, dir.path().join("nope"), &mut Vec::new(), 2).unwrap_err();
         assert!(matches!(e, ImageError::BlobNotFound(_)), "{e}");
     }
 }
