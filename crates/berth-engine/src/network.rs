@@ -269,10 +269,14 @@ impl Networking {
 
     /// Undoes attach (the container stopped).
     pub async fn detach(&self, _engine: &Engine, rec: &ContainerRecord) {
+        let t0 = std::time::Instant::now();
         let _ = self.mgr.unpublish(&rec.id).await;
+        let t1 = t0.elapsed();
         let _ = self.mgr.release(&rec.id).await;
+        let t2 = t0.elapsed();
         let netns = self.netns_path(&rec.id);
         let _ = berth_net::netns::delete_netns(&netns);
+        tracing::debug!("detach {}: unpublish {t1:?} release {t2:?} netns {:?}", rec.short_id(), t0.elapsed());
     }
 
     /// The container is being removed.

@@ -74,6 +74,9 @@ pub struct NetworkManager<D: Dataplane = LinuxDataplane> {
     dns: Arc<DnsShared>,
     tag_prefix: String,
     ephemeral: (u16, u16),
+    /// The nft script last applied: most endpoint changes leave the rules as they are,
+    /// and running nft costs a process and a netlink transaction.
+    applied_nft: std::sync::Mutex<Option<String>>,
     _lock: nix::fcntl::Flock<std::fs::File>,
 }
 
@@ -153,6 +156,7 @@ impl<D: Dataplane> NetworkManager<D> {
             dns: DnsShared::new(upstreams),
             tag_prefix,
             ephemeral,
+            applied_nft: std::sync::Mutex::new(None),
             state: Mutex::new(State {
                 networks,
                 endpoints,
@@ -396,7 +400,13 @@ impl<D: Dataplane> NetworkManager<D> {
 
     async fn apply_firewall(&self, st: &State<D::PortGuard>) -> Result<()> {
         let script = firewall::render(&self.config.nft_table, &Self::firewall_model(st));
-        self.dp.apply_nft(script).await
+        if self.applied_nft.lock().unwrap_or_else(|p| p.into_inner()).as_deref() == Some(script.as_str()) {
+            return Ok(());
+        }
+        let r = self.dp.apply_nft(script.clone()).await;
+        // After a failure the kernel's state is unknown: apply in full next time.
+        *self.applied_nft.lock().unwrap_or_else(|p| p.into_inner()) = r.is_ok().then_some(script);
+        r
     }
 
     fn gateway_endpoint<'a>(st: &'a State<D::PortGuard>, container_id: &str) -> Option<&'a EndpointRecord> {
