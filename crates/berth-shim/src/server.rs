@@ -152,55 +152,10 @@ impl Shim {
         let mut init = Proc::new(0);
         let pid_file = cfg.init_pid_file();
         let _ = std::fs::remove_file(&pid_file);
-        let created = if cfg.tty {
-            let console_path = short_sibling(&cfg.socket, "c");
-            let console = console::Listener::bind(&console_path).map_err(|e| format!("console socket: {e}"))?;
-            let (err_r, err_w) = fdio::pipe().map_err(|e| e.to_string())?;
-            let stdio = Stdio3 {
-                stdin: fdio::dev_null().map_err(|e| e.to_string())?,
-                stdout: fdio::dev_null().map_err(|e| e.to_string())?,
-                stderr: err_w,
-            };
-            let res = runtime.create(&cfg.id, &cfg.bundle, &pid_file, Some(&console_path), stdio);
-            let res = res.map_err(|e| runtime_message(&fdio::drain(&err_r), &e.to_string())).and_then(|()| {
-                let master = console.accept_fd(Duration::from_secs(10)).map_err(|e| format!("receive console: {e}"))?;
-                if let Some((rows, cols)) = cfg.console_size {
-                    let _ = fdio::set_winsize(master.as_raw_fd(), rows, cols);
-                }
-                fdio::set_nonblocking(master.as_raw_fd()).map_err(|e| e.to_string())?;
-                let writer = master.try_clone().map_err(|e| e.to_string())?;
-                init.out = Some(master.try_clone().map_err(|e| e.to_string())?);
-                if cfg.open_stdin {
-                    init.stdin = Some(writer);
-                }
-                init.tty = Some(master);
-                Ok(())
-            });
-            let _ = std::fs::remove_file(&console_path);
-            res
-        } else {
-            let (out_r, out_w) = fdio::pipe().map_err(|e| e.to_string())?;
-            let (err_r, err_w) = fdio::pipe().map_err(|e| e.to_string())?;
-            let stdin = if cfg.open_stdin {
-                let (in_r, in_w) = fdio::pipe().map_err(|e| e.to_string())?;
-                fdio::set_nonblocking(in_w.as_raw_fd()).map_err(|e| e.to_string())?;
-                init.stdin = Some(in_w);
-                in_r
-            } else {
-                fdio::dev_null().map_err(|e| e.to_string())?
-            };
-            let res = runtime.create(&cfg.id, &cfg.bundle, &pid_file, None, Stdio3 { stdin, stdout: out_w, stderr: err_w });
-            let res = res.map_err(|e| {
-                let mut msg = fdio::drain(&err_r);
-                msg.extend(fdio::drain(&out_r));
-                runtime_message(&msg, &e.to_string())
-            });
-            fdio::set_nonblocking(out_r.as_raw_fd()).map_err(|e| e.to_string())?;
-            fdio::set_nonblocking(err_r.as_raw_fd()).map_err(|e| e.to_string())?;
-            init.out = Some(out_r);
-            init.err = Some(err_r);
-            res
-        };
+        let console_path = short_sibling(&cfg.socket, "c");
+        let created = launch(&mut init, cfg.tty, cfg.open_stdin, &console_path, cfg.console_size, |stdio, console| {
+            runtime.create(&cfg.id, &cfg.bundle, &pid_file, console, stdio)
+        });
         if let Err(e) = created {
             let _ = runtime.delete(&cfg.id);
             let _ = std::fs::remove_file(&cfg.socket);
@@ -478,48 +433,9 @@ impl Shim {
         let pid_file = self.cfg.state_dir.join(format!("exec-{short}.pid"));
         std::fs::write(&process_file, serde_json::to_vec(process).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
         let mut p = Proc::new(0);
-        let result = if tty {
-            let console_path = short_sibling(&self.cfg.socket, &format!("e{}", &short[..short.len().min(6)]));
-            let console = console::Listener::bind(&console_path).map_err(|e| format!("console socket: {e}"))?;
-            let (err_r, err_w) = fdio::pipe().map_err(|e| e.to_string())?;
-            let stdio = Stdio3 { stdin: fdio::dev_null().map_err(|e| e.to_string())?, stdout: fdio::dev_null().map_err(|e| e.to_string())?, stderr: err_w };
-            let res = self
-                .runtime
-                .exec(&self.cfg.id, &process_file, &pid_file, Some(&console_path), stdio)
-                .map_err(|e| runtime_message(&fdio::drain(&err_r), &e.to_string()))
-                .and_then(|()| {
-                    let master = console.accept_fd(Duration::from_secs(10)).map_err(|e| format!("receive console: {e}"))?;
-                    fdio::set_nonblocking(master.as_raw_fd()).map_err(|e| e.to_string())?;
-                    p.out = Some(master.try_clone().map_err(|e| e.to_string())?);
-                    if open_stdin {
-                        p.stdin = Some(master.try_clone().map_err(|e| e.to_string())?);
-                    }
-                    p.tty = Some(master);
-                    Ok(())
-                });
-            let _ = std::fs::remove_file(&console_path);
-            res
-        } else {
-            let (out_r, out_w) = fdio::pipe().map_err(|e| e.to_string())?;
-            let (err_r, err_w) = fdio::pipe().map_err(|e| e.to_string())?;
-            let stdin = if open_stdin {
-                let (in_r, in_w) = fdio::pipe().map_err(|e| e.to_string())?;
-                fdio::set_nonblocking(in_w.as_raw_fd()).map_err(|e| e.to_string())?;
-                p.stdin = Some(in_w);
-                in_r
-            } else {
-                fdio::dev_null().map_err(|e| e.to_string())?
-            };
-            let res = self
-                .runtime
-                .exec(&self.cfg.id, &process_file, &pid_file, None, Stdio3 { stdin, stdout: out_w, stderr: err_w })
-                .map_err(|e| runtime_message(&fdio::drain(&err_r), &e.to_string()));
-            fdio::set_nonblocking(out_r.as_raw_fd()).map_err(|e| e.to_string())?;
-            fdio::set_nonblocking(err_r.as_raw_fd()).map_err(|e| e.to_string())?;
-            p.out = Some(out_r);
-            p.err = Some(err_r);
-            res
-        };
+        let console_path = short_sibling(&self.cfg.socket, &format!("e{}", &short[..short.len().min(6)]));
+        let (runtime, id) = (&self.runtime, &self.cfg.id);
+        let result = launch(&mut p, tty, open_stdin, &console_path, None, |stdio, console| runtime.exec(id, &process_file, &pid_file, console, stdio));
         let _ = std::fs::remove_file(&process_file);
         result?;
         p.pid = std::fs::read_to_string(&pid_file).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
@@ -778,6 +694,62 @@ fn release_setup_memory() {
 fn push_line(buf: &mut Vec<u8>, r: &Response) {
     buf.extend(serde_json::to_vec(r).unwrap_or_default());
     buf.push(b'\n');
+}
+
+/// Gives a new process (the init or an exec) its stdio and runs `start` with it: with a
+/// terminal, the pty master arrives over a console socket at `console_path`; without,
+/// pipes (stdin only when it is kept open, else /dev/null). Fills `p`'s descriptors.
+/// On failure the error is the runtime's own words, read from what it printed.
+fn launch(
+    p: &mut Proc,
+    tty: bool,
+    open_stdin: bool,
+    console_path: &Path,
+    console_size: Option<(u16, u16)>,
+    start: impl FnOnce(Stdio3, Option<&Path>) -> Result<(), crate::runtime::RuntimeError>,
+) -> Result<(), String> {
+    let s = |e: io::Error| e.to_string();
+    if tty {
+        let console = console::Listener::bind(console_path).map_err(|e| format!("console socket: {e}"))?;
+        let (err_r, err_w) = fdio::pipe().map_err(s)?;
+        let stdio = Stdio3 { stdin: fdio::dev_null().map_err(s)?, stdout: fdio::dev_null().map_err(s)?, stderr: err_w };
+        let res = start(stdio, Some(console_path)).map_err(|e| runtime_message(&fdio::drain(&err_r), &e.to_string())).and_then(|()| {
+            let master = console.accept_fd(Duration::from_secs(10)).map_err(|e| format!("receive console: {e}"))?;
+            if let Some((rows, cols)) = console_size {
+                let _ = fdio::set_winsize(master.as_raw_fd(), rows, cols);
+            }
+            fdio::set_nonblocking(master.as_raw_fd()).map_err(s)?;
+            p.out = Some(master.try_clone().map_err(s)?);
+            if open_stdin {
+                p.stdin = Some(master.try_clone().map_err(s)?);
+            }
+            p.tty = Some(master);
+            Ok(())
+        });
+        let _ = std::fs::remove_file(console_path);
+        return res;
+    }
+    let (out_r, out_w) = fdio::pipe().map_err(s)?;
+    let (err_r, err_w) = fdio::pipe().map_err(s)?;
+    let stdin = if open_stdin {
+        let (in_r, in_w) = fdio::pipe().map_err(s)?;
+        fdio::set_nonblocking(in_w.as_raw_fd()).map_err(s)?;
+        p.stdin = Some(in_w);
+        in_r
+    } else {
+        fdio::dev_null().map_err(s)?
+    };
+    let res = start(Stdio3 { stdin, stdout: out_w, stderr: err_w }, None).map_err(|e| {
+        // Before the process runs, what is in its pipes is the runtime's.
+        let mut msg = fdio::drain(&err_r);
+        msg.extend(fdio::drain(&out_r));
+        runtime_message(&msg, &e.to_string())
+    });
+    fdio::set_nonblocking(out_r.as_raw_fd()).map_err(s)?;
+    fdio::set_nonblocking(err_r.as_raw_fd()).map_err(s)?;
+    p.out = Some(out_r);
+    p.err = Some(err_r);
+    res
 }
 
 /// `linux.cgroupsPath` of the bundle's config.json, for the OOM check.
