@@ -76,42 +76,9 @@ pub fn status_text(rec: &ContainerRecord) -> String {
     }
 }
 
-/// Go's units.HumanDuration, which Docker uses.
+/// Go's units.HumanDuration, which Docker uses (negative spans, from clock skew, are 0).
 pub fn human_duration(d: chrono::Duration) -> String {
-    let secs = d.num_seconds();
-    if secs < 1 {
-        return "Less than a second".into();
-    }
-    if secs == 1 {
-        return "1 second".into();
-    }
-    if secs < 60 {
-        return format!("{secs} seconds");
-    }
-    let mins = d.num_minutes();
-    if mins == 1 {
-        return "About a minute".into();
-    }
-    if mins < 60 {
-        return format!("{mins} minutes");
-    }
-    let hours = (d.num_seconds() as f64 / 3600.0).round() as i64;
-    if hours == 1 {
-        return "About an hour".into();
-    }
-    if hours < 48 {
-        return format!("{hours} hours");
-    }
-    if hours < 24 * 7 * 2 {
-        return format!("{} days", hours / 24);
-    }
-    if hours < 24 * 30 * 2 {
-        return format!("{} weeks", hours / 24 / 7);
-    }
-    if hours < 24 * 365 * 2 {
-        return format!("{} months", hours / 24 / 30);
-    }
-    format!("{} years", hours / 24 / 365)
+    berth_types::units::human_duration(d.to_std().unwrap_or_default())
 }
 
 fn ports_of(rec: &ContainerRecord) -> Vec<Port> {

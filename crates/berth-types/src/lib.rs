@@ -16,6 +16,7 @@ pub mod network;
 pub mod progress;
 pub mod stdcopy;
 pub mod system;
+pub mod units;
 pub mod volume;
 
 use serde::{Deserialize, Serialize};
