@@ -133,15 +133,14 @@ impl Engine {
             .await
             .map_err(|e| Error::system(e.to_string()))?
             .map_err(|e| if e.kind() == berth_image::ErrorKind::NotFound { Error::not_found(format!("An image does not exist locally with the tag: {name}")) } else { crate::images::image_err(e) })?;
-        let m = record.manifest.clone().ok_or_else(|| {
-            Error::invalid(format!("{full} has no registry manifest (it was made by import, commit or a docker-archive load); pushing it needs one"))
-        })?;
-        let manifest = berth_registry::manifest::Descriptor::new(
-            &m.media_type,
-            m.digest.to_string().parse().map_err(|e: berth_registry::digest::DigestError| Error::system(e.to_string()))?,
-            m.size,
-        );
+        // An image made here (import, commit, load) gets its registry manifest now:
+        // layers gzipped into the store once, a schema2 manifest recorded on the image.
         let content = self.content()?;
+        let (c, id) = (content.clone(), record.id.clone());
+        let manifest = tokio::task::spawn_blocking(move || c.manifest_for_push(&id))
+            .await
+            .map_err(|e| Error::system(e.to_string()))?
+            .map_err(crate::images::image_err)?;
         let (t, md, ct) = (target.clone(), manifest.clone(), content.clone());
         let pushed = self
             .registry

@@ -358,17 +358,7 @@ fn run_standalone(common: Standalone, what: Transfer) -> Result<(), String> {
                 let r = Reference::parse(&reference).map_err(|e| e.to_string())?;
                 let local = image.unwrap_or_else(|| r.to_string());
                 let record = images.record(&local).map_err(|e| e.to_string())?;
-                let m = record.manifest.ok_or_else(|| {
-                    format!(
-                        "{reference} has no registry manifest (it was built, committed or loaded \
-                         without one); pushing such images is not supported yet"
-                    )
-                })?;
-                let manifest = crate::manifest::Descriptor::new(
-                    &m.media_type,
-                    m.digest.to_string().parse().map_err(|e: crate::digest::DigestError| e.to_string())?,
-                    m.size,
-                );
+                let manifest = content.manifest_for_push(&record.id).map_err(|e| e.to_string())?;
                 let opts = PushOptions {
                     auth: creds.get(r.registry()).map_err(|e| e.to_string())?,
                 };

@@ -119,3 +119,31 @@ fn pull_run_push_with_berths_registry() {
 fn pull_run_push_with_docker_registry() {
     pull_run_push(&distribution_registry());
 }
+
+/// An image that never came from a registry (imported, then committed) pushes: the
+/// daemon makes its registry manifest on the way, and another daemon pulls it back
+/// and runs it.
+#[test]
+fn push_local_image_and_pull_it_elsewhere() {
+    let reg = distribution_registry();
+    let d = TestDaemon::start(bin());
+    d.busybox_image("localbox:1");
+    run_ok(d.docker().args(["run", "--name", "maker", "localbox:1", "sh", "-c", "echo made here > /made"]));
+    run_ok(d.docker().args(["commit", "--change", "CMD [\"cat\", \"/made\"]", "maker", "localbox:2"]));
+    let dst = format!("{}/local/box:2", reg.addr);
+    run_ok(d.docker().args(["tag", "localbox:2", &dst]));
+    let out = run_ok(d.docker().args(["push", &dst]));
+    assert!(out.contains("digest: sha256:"), "{out}");
+    let digests = run_ok(d.docker().args(["inspect", "-f", "{{json .RepoDigests}}", &dst]));
+    assert!(digests.contains("local/box@sha256:"), "{digests}");
+    // The berth CLI pushes it again: every layer is already there.
+    let out = run_ok(d.berth().args(["push", &dst]));
+    assert!(out.contains("already exists") || out.contains("Layer already exists"), "{out}");
+
+    let other = TestDaemon::start(bin());
+    run_ok(other.docker().args(["pull", &dst]));
+    assert_eq!(run_ok(other.docker().args(["run", "--rm", &dst])), "made here\n");
+    let want = run_ok(d.docker().args(["inspect", "-f", "{{.Id}}", &dst]));
+    let got = run_ok(other.docker().args(["inspect", "-f", "{{.Id}}", &dst]));
+    assert_eq!(want, got, "the image ID (config digest) survives the trip");
+}
