@@ -23,6 +23,8 @@ pub struct EngineConfig {
     pub log_driver: String,
     pub log_opts: BTreeMap<String, String>,
     pub debug: bool,
+    /// "debug", "info", "warn", "error" or "fatal", as dockerd's `--log-level`.
+    pub log_level: String,
     pub labels: Vec<String>,
     pub tls: bool,
     pub tlsverify: bool,
@@ -94,6 +96,7 @@ impl Default for EngineConfig {
             log_driver: "json-file".into(),
             log_opts: BTreeMap::new(),
             debug: false,
+            log_level: "info".into(),
             labels: Vec::new(),
             tls: false,
             tlsverify: false,

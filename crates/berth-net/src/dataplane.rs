@@ -67,6 +67,11 @@ pub trait Dataplane: Send + Sync + 'static {
     fn ensure_bridge(&self, spec: &BridgeSpec) -> impl Future<Output = Result<()>> + Send;
     /// Deletes a host interface by name; no error if it does not exist.
     fn delete_link(&self, name: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Deletes a host interface without waiting for it: unregistering a veth waits
+    /// out RCU grace periods (~20 ms), and a stopping container need not. The device
+    /// goes down at once; a failure is logged; a crash in between is mended by
+    /// reconcile (tagged links nobody owns).
+    fn delete_link_in_background(&self, name: &str);
     /// Host interfaces whose alias starts with `prefix`.
     fn tagged_links(&self, prefix: &str) -> impl Future<Output = Result<Vec<TaggedLink>>> + Send;
     /// Creates a veth pair: host end on the bridge, peer inside the namespace with
@@ -280,6 +285,23 @@ impl Dataplane for LinuxDataplane {
             Err(e) if nl_errno(&e) == Some(libc::ENODEV) => Ok(()),
             Err(e) => Err(NetError::system(format!("delete {name}"), e)),
         }
+    }
+
+    fn delete_link_in_background(&self, name: &str) {
+        let handle = self.handle.clone();
+        let name = name.to_string();
+        tokio::spawn(async move {
+            let result = match Self::link_by_name(&handle, &name).await {
+                Ok(Some(link)) => handle.link().del(link.header.index).execute().await.or_else(|e| {
+                    if nl_errno(&e) == Some(libc::ENODEV) { Ok(()) } else { Err(NetError::system(format!("delete {name}"), e)) }
+                }),
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                tracing::warn!("{e}");
+            }
+        });
     }
 
     async fn tagged_links(&self, prefix: &str) -> Result<Vec<TaggedLink>> {
@@ -521,6 +543,14 @@ impl Dataplane for RecordingDataplane {
             s.default_routes.retain(|ns, (ifname, _)| !(ns == &v.netns && ifname == &v.ifname));
         }
         Ok(())
+    }
+
+    fn delete_link_in_background(&self, name: &str) {
+        let mut s = self.lock();
+        s.bridges.remove(name);
+        if let Some(v) = s.veths.remove(name) {
+            s.default_routes.retain(|ns, (ifname, _)| !(ns == &v.netns && ifname == &v.ifname));
+        }
     }
 
     async fn tagged_links(&self, prefix: &str) -> Result<Vec<TaggedLink>> {

@@ -194,8 +194,12 @@ impl Runtime {
             preserve_fds,
             personality,
             sync: child_sock,
+            // Inside a new user namespace the child's writes to the host's cgroupfs
+            // are not worth reasoning about: the parent moves it there.
+            cgroup: (matches!(layout, Layout::V1 { .. }) && !ns.new_user()).then(|| cgroups::manager(&layout, &cgroup_path)),
             is_exec: false,
         };
+        let child_joins_cgroup = child_cfg.cgroup.is_some();
         // SAFETY: create/run are documented as single-threaded-caller only.
         let pid = unsafe { clone_child(ns.clone_flags) };
         if let Some(own) = own_pidns {
@@ -215,7 +219,9 @@ impl Runtime {
             std::fs::write(format!("/proc/{pid}/gid_map"), namespaces::id_map_text(&ns.gid_mappings))
                 .ctx(|| "write gid_map".into())?;
         }
-        cgroup.add(pid)?;
+        if !child_joins_cgroup {
+            cgroup.add(pid)?;
+        }
         if let Some(adj) = oom_score_adj {
             std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string()).map_err(|e| {
                 if e.raw_os_error() == Some(libc::EACCES) || e.raw_os_error() == Some(libc::EPERM) {

@@ -97,8 +97,10 @@ impl Runtime {
             preserve_fds: opts.preserve_fds,
             personality: process::personality(&rec.spec)?,
             sync: child_sock,
+            cgroup: matches!(rec.cgroup_layout, crate::cgroups::Layout::V1 { .. }).then(|| Self::manager(&rec)),
             is_exec: true,
         };
+        let child_joins_cgroup = cfg.cgroup.is_some();
         // SAFETY: exec is documented as single-threaded-caller only.
         let pid = unsafe { clone_child(CloneFlags::empty()) };
         if let Some(own) = own_pidns {
@@ -111,7 +113,9 @@ impl Runtime {
         }
         drop(cfg);
         let mut child_guard = CreateGuard { dir: None, cgroup: None, child: Some(pid) };
-        Self::manager(&rec).add(pid)?;
+        if !child_joins_cgroup {
+            Self::manager(&rec).add(pid)?;
+        }
         ipc::send(&parent_sock, ipc::MSG_GO, b"")?;
         // Success is silence: the sync socket closes when execve succeeds.
         await_child(&parent_sock, Error::Exec)?;

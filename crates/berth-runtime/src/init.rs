@@ -47,6 +47,9 @@ pub(crate) struct ChildConfig {
     /// linux.personality execution domain.
     pub personality: Option<u64>,
     pub sync: OwnedFd,
+    /// The cgroup the child moves itself into first thing (see `Manager::join_self`);
+    /// None when the parent moves it.
+    pub cgroup: Option<Box<dyn crate::cgroups::Manager>>,
     /// exec: stay silent on success so the parent reads EOF when execve closes the socket.
     pub is_exec: bool,
 }
@@ -87,6 +90,11 @@ fn run(cfg: &mut ChildConfig) -> Result<Infallible> {
     match ipc::recv(&cfg.sync)? {
         Some((ipc::MSG_GO, _)) => {}
         _ => return Err(Error::Init("runtime went away before the container was set up".into())),
+    }
+    // Before anything else, and while cgroup paths still mean the host's (exec enters
+    // the container's mount namespace below).
+    if let Some(cg) = cfg.cgroup.take() {
+        cg.join_self()?;
     }
     // Exec: enter the running container's namespaces (user first, mount last).
     for (flag, fd) in cfg.join.drain(..) {

@@ -79,6 +79,9 @@ struct Flags {
     insecure_plain_tcp: bool,
     #[arg(short = 'D', long = "debug")]
     debug: bool,
+    /// debug, info, warn, error or fatal.
+    #[arg(short = 'l', long = "log-level")]
+    log_level: Option<String>,
     #[arg(long = "label")]
     labels: Vec<String>,
 }
@@ -179,6 +182,17 @@ fn build_config(f: Flags) -> Result<EngineConfig, String> {
         cfg.tlskey = f.tlskey;
     }
     cfg.debug |= f.debug;
+    if let Some(l) = f.log_level {
+        cfg.log_level = l;
+    }
+    cfg.log_level = match cfg.log_level.as_str() {
+        "debug" | "info" | "warn" | "error" => cfg.log_level.clone(),
+        "fatal" => "error".into(),
+        other => return Err(format!("invalid log level {other:?}: use debug, info, warn, error or fatal")),
+    };
+    if cfg.debug {
+        cfg.log_level = "debug".into();
+    }
     cfg.labels.extend(f.labels);
     if cfg.hosts.is_empty() {
         cfg.hosts.push(format!("unix://{}", cfg.socket_path().display()));
@@ -228,7 +242,7 @@ pub fn main(args: &[OsString]) -> i32 {
             return 1;
         }
     };
-    let filter = if cfg.debug { "debug" } else { "info" };
+    let filter = cfg.log_level.as_str();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)))
         .with_writer(std::io::stderr)

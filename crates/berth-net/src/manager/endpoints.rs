@@ -100,7 +100,7 @@ impl<D: Dataplane> NetworkManager<D> {
                 "could not start the embedded DNS server for container {}",
                 req.container_id
             ));
-            self.remove_endpoint_locked(&mut st, &rec.id).await?;
+            self.remove_endpoint_locked(&mut st, &rec.id, true).await?;
             return Err(err);
         }
         Ok(Endpoint::from_record(&rec, &net))
@@ -217,16 +217,20 @@ impl<D: Dataplane> NetworkManager<D> {
             .ok_or_else(|| {
                 NetError::not_found(format!("container {container_id} is not connected to network {}", net.name))
             })?;
-        self.remove_endpoint_locked(&mut st, &ep).await
+        self.remove_endpoint_locked(&mut st, &ep, true).await
     }
 
     /// Removes one endpoint: record first (the commit point), then the veth, then the
     /// knock-on effects (default route hand-over, rules, DNS, empty sandbox).
-    async fn remove_endpoint_locked(&self, st: &mut State<D::PortGuard>, endpoint_id: &str) -> Result<()> {
+    /// `wait_for_link`: false when the container is stopping (its namespace goes too,
+    /// nobody needs to wait for the kernel to finish unregistering the veth).
+    async fn remove_endpoint_locked(&self, st: &mut State<D::PortGuard>, endpoint_id: &str, wait_for_link: bool) -> Result<()> {
         let Some(rec) = st.endpoints.get(endpoint_id).cloned() else { return Ok(()) };
         st.stores.endpoints.remove(&rec.id)?;
         st.endpoints.remove(&rec.id);
-        if let Err(e) = self.dp.delete_link(&rec.host_veth).await {
+        if !wait_for_link {
+            self.dp.delete_link_in_background(&rec.host_veth);
+        } else if let Err(e) = self.dp.delete_link(&rec.host_veth).await {
             tracing::warn!("endpoint {} removed but its veth {} was not: {e}", rec.id, rec.host_veth);
         }
         let cid = rec.container_id.clone();
@@ -281,7 +285,7 @@ impl<D: Dataplane> NetworkManager<D> {
         }
         let eps: Vec<String> = Self::sandbox_endpoints(st, container_id).iter().map(|e| e.id.clone()).collect();
         for id in eps {
-            self.remove_endpoint_locked(st, &id).await?;
+            self.remove_endpoint_locked(st, &id, false).await?;
         }
         if st.sandboxes.remove(container_id).is_some() {
             st.stores.sandboxes.remove(container_id)?;

@@ -276,6 +276,13 @@ impl Manager for V1Manager {
         Ok(())
     }
 
+    fn join_self(&self) -> Result<bool> {
+        for dir in self.dirs() {
+            fs::write(&dir, "tasks", "0")?;
+        }
+        Ok(true)
+    }
+
     fn set(&self, r: &LinuxResources) -> Result<()> {
         if let Some(d) = r.devices()
             && !d.is_empty() {
