@@ -180,8 +180,8 @@ pub async fn attach(State(e): St, Path(id): Path<String>, mut req: Request) -> A
 fn plain_attach(e: Arc<Engine>, spec: AttachSpec, mut rx: tokio::sync::broadcast::Receiver<berth_engine::Output>, ct: &str) -> Response {
     let (tx, out) = mpsc::channel(64);
     tokio::spawn(async move {
-        if spec.logs {
-            if let Ok((_, mut lines)) = e.logs(&spec.id, LogOptions { stdout: spec.stdout, stderr: spec.stderr, ..Default::default() }) {
+        if spec.logs
+            && let Ok((_, mut lines)) = e.logs(&spec.id, LogOptions { stdout: spec.stdout, stderr: spec.stderr, ..Default::default() }) {
                 while let Some(l) = lines.recv().await {
                     let s = if l.stream == 2 { Stream::Stderr } else { Stream::Stdout };
                     let b = if spec.tty { l.data.clone() } else { Bytes::from(stdcopy::encode(s, &l.data)) };
@@ -190,7 +190,6 @@ fn plain_attach(e: Arc<Engine>, spec: AttachSpec, mut rx: tokio::sync::broadcast
                     }
                 }
             }
-        }
         if !spec.stream {
             return;
         }

@@ -63,11 +63,10 @@ pub async fn start(State(e): St, Path(id): Path<String>, mut req: Request) -> Ap
         let io = hyper_util::rt::TokioIo::new(up);
         match e.exec_run(&inst).await {
             Ok(session) => {
-                if let (true, Some([h, w])) = (tty, body.console_size) {
-                    if h > 0 && w > 0 {
+                if let (true, Some([h, w])) = (tty, body.console_size)
+                    && h > 0 && w > 0 {
                         let _ = e.exec_resize(&inst.id, h as u16, w as u16).await;
                     }
-                }
                 let (out, input) = session.split();
                 hijack::run_exec(e, tty, cfg.attach_stdin, keys, out, input, io).await;
             }

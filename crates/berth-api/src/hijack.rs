@@ -160,14 +160,10 @@ pub async fn run_attach(engine: Arc<Engine>, spec: AttachSpec, mut out_rx: broad
                     if sender.is_none() {
                         sender = engine.stdin_of(&c).await;
                     }
-                    match &sender {
-                        Some(s) => {
-                            if s.send(StdinMsg::Data(Bytes::from(data))).await.is_err() {
-                                sender = None;
-                            }
+                    if let Some(s) = &sender
+                        && s.send(StdinMsg::Data(Bytes::from(data))).await.is_err() {
+                            sender = None;
                         }
-                        None => {}
-                    }
                 }
                 if detach {
                     engine.emit_container(&c.snapshot(), "detach", &[]);
@@ -328,7 +324,7 @@ mod tests {
             Scan::Forward(d) => assert_eq!(d, b"a"),
             Scan::Detach(_) => panic!(),
         }
-        match s.feed(&[b'b']) {
+        match s.feed(b"b") {
             Scan::Forward(d) => assert_eq!(d, vec![16, b'b']),
             Scan::Detach(_) => panic!(),
         }

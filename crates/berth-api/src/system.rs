@@ -63,11 +63,10 @@ pub async fn events(State(e): St, req: Request) -> ApiResult {
     };
     let since = parse("since")?;
     let until = parse("until")?;
-    if let (Some(s), Some(u)) = (since, until) {
-        if s > u {
+    if let (Some(s), Some(u)) = (since, until)
+        && s > u {
             return Err(invalid("`since` time can't be after `until` time"));
         }
-    }
     let (past, mut live) = e.events.subscribe();
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {

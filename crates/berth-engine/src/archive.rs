@@ -27,11 +27,10 @@ fn locate(rec: &ContainerRecord, rootfs: &Path, path: &str) -> (PathBuf, String)
     let mut best: Option<(&crate::container::MountRecord, usize)> = None;
     for m in rec.mounts.iter().filter(|m| m.kind != "tmpfs") {
         let d = m.destination.trim_end_matches('/');
-        if clean == d || clean.starts_with(&format!("{d}/")) {
-            if best.is_none_or(|(_, l)| d.len() > l) {
+        if (clean == d || clean.starts_with(&format!("{d}/")))
+            && best.is_none_or(|(_, l)| d.len() > l) {
                 best = Some((m, d.len()));
             }
-        }
     }
     match best {
         Some((m, l)) => (PathBuf::from(&m.source), clean[l..].to_string()),

@@ -30,16 +30,12 @@ impl Engine {
         }
         let mut rx = c.watch();
         loop {
-            if let Some(l) = c.live() {
-                if let Some(s) = l.stdin {
+            if let Some(l) = c.live()
+                && let Some(s) = l.stdin {
                     return Some(s);
                 }
-            }
             // Wait for a state change (start), but poll too: live is set before status.
-            match tokio::time::timeout(Duration::from_millis(50), rx.changed()).await {
-                Ok(Err(_)) => return None,
-                _ => {}
-            }
+            if let Ok(Err(_)) = tokio::time::timeout(Duration::from_millis(50), rx.changed()).await { return None }
             if rx.borrow().removed {
                 return None;
             }

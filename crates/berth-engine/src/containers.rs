@@ -138,7 +138,7 @@ pub fn validate_restart_policy(hc: &HostConfig) -> Result<()> {
         }
         "always" | "unless-stopped" => {
             if p.maximum_retry_count != 0 {
-                return Err(Error::invalid(format!("invalid restart policy: maximum retry count can only be used with 'on-failure'")));
+                return Err(Error::invalid("invalid restart policy: maximum retry count can only be used with 'on-failure'".to_string()));
             }
         }
         "on-failure" => {
@@ -165,11 +165,10 @@ pub fn parse_signal(s: &str) -> Result<i32> {
     }
     let up = s.to_ascii_uppercase();
     let name = if up.starts_with("SIG") { up.clone() } else { format!("SIG{up}") };
-    if let Some(rest) = name.strip_prefix("SIGRTMIN+") {
-        if let Ok(n) = rest.parse::<i32>() {
+    if let Some(rest) = name.strip_prefix("SIGRTMIN+")
+        && let Ok(n) = rest.parse::<i32>() {
             return Ok(libc::SIGRTMIN() + n);
         }
-    }
     name.parse::<nix::sys::signal::Signal>().map(|s| s as i32).map_err(|_| Error::invalid(format!("Invalid signal: {s}")))
 }
 
@@ -215,6 +214,7 @@ impl Engine {
         validate_restart_policy(&hc)?;
         spec::validate_resources(hc.memory, hc.memory_swap, hc.memory_reservation, hc.nano_cpus, hc.cpu_quota, hc.cpu_period, hc.cpu_shares)?;
         spec::capabilities(&hc)?;
+        crate::container::devices::validate(&hc)?;
         match hc.log_config.kind.as_str() {
             "" => hc.log_config.kind = self.cfg.log_driver.clone(),
             "json-file" | "none" => {}

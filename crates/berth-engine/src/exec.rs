@@ -234,11 +234,10 @@ impl Engine {
             return Err(Error::invalid(format!("OCI runtime exec failed: {}", resp.error)));
         }
         inst.set(|s| s.pid = resp.pid.unwrap_or(0) as i64);
-        if let (Some([h, w]), true) = (cfg.console_size, cfg.tty) {
-            if h > 0 && w > 0 {
+        if let (Some([h, w]), true) = (cfg.console_size, cfg.tty)
+            && h > 0 && w > 0 {
                 let _ = self.exec_resize(&inst.id, h as u16, w as u16).await;
             }
-        }
         let cmd = cfg.cmd.clone().unwrap_or_default().join(" ");
         self.emit_container(&rec, &format!("exec_start: {cmd}"), &[("execID", inst.id.clone())]);
         Ok(ExecSession { reader, writer, instance: inst.clone() })

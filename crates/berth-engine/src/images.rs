@@ -295,11 +295,10 @@ impl crate::engine::Engine {
         };
         let refs = filters.get("reference").to_vec();
         list.retain(|i| {
-            if let Some(d) = dangling {
-                if i.repo_tags.is_empty() != d {
+            if let Some(d) = dangling
+                && i.repo_tags.is_empty() != d {
                     return false;
                 }
-            }
             if !filters.matches_labels("label", &i.labels) {
                 return false;
             }

@@ -50,8 +50,8 @@ fn parse_line(line: &str) -> Option<(u8, String, DateTime<Utc>)> {
 /// Rotated files oldest first, then the live one.
 fn log_files(path: &Path) -> Vec<PathBuf> {
     let mut rotated: Vec<(u32, PathBuf)> = Vec::new();
-    if let (Some(dir), Some(name)) = (path.parent(), path.file_name().map(|n| n.to_string_lossy().into_owned())) {
-        if let Ok(rd) = std::fs::read_dir(dir) {
+    if let (Some(dir), Some(name)) = (path.parent(), path.file_name().map(|n| n.to_string_lossy().into_owned()))
+        && let Ok(rd) = std::fs::read_dir(dir) {
             for e in rd.flatten() {
                 let f = e.file_name().to_string_lossy().into_owned();
                 if let Some(n) = f.strip_prefix(&format!("{name}.")).and_then(|n| n.parse::<u32>().ok()) {
@@ -59,7 +59,6 @@ fn log_files(path: &Path) -> Vec<PathBuf> {
                 }
             }
         }
-    }
     rotated.sort_by(|a, b| b.0.cmp(&a.0));
     let mut v: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
     v.push(path.to_path_buf());
@@ -116,16 +115,14 @@ impl Engine {
                             pos += n as u64;
                         }
                     }
-                    if let Some((s, log, t)) = parse_line(line.trim_end()) {
-                        if opts.keep(s, &t) {
+                    if let Some((s, log, t)) = parse_line(line.trim_end())
+                        && opts.keep(s, &t) {
                             past.push_back(opts.render(s, log, &t));
-                            if let Some(n) = opts.tail {
-                                if past.len() > n {
+                            if let Some(n) = opts.tail
+                                && past.len() > n {
                                     past.pop_front();
                                 }
-                            }
                         }
-                    }
                 }
                 if i == files.len() - 1 {
                     offset = pos;
@@ -159,27 +156,25 @@ fn follow(path: &Path, mut offset: u64, opts: &LogOptions, tx: &mpsc::Sender<Log
         if tx.is_closed() {
             return;
         }
-        if let Some(u) = opts.until {
-            if Utc::now() > u {
+        if let Some(u) = opts.until
+            && Utc::now() > u {
                 return;
             }
-        }
         let meta = std::fs::metadata(path).ok();
         let (cur_ino, len) = meta.map(|m| (m.ino(), m.len())).unwrap_or((0, 0));
         if cur_ino != ino || len < offset {
             // Rotated: what was left in the old file is in `<path>.1` now.
-            if let Ok(mut f) = std::fs::File::open(format!("{}.1", path.display())) {
-                if f.seek(SeekFrom::Start(offset)).is_ok() {
+            if let Ok(mut f) = std::fs::File::open(format!("{}.1", path.display()))
+                && f.seek(SeekFrom::Start(offset)).is_ok() {
                     let _ = read_new(&mut BufReader::new(f), &mut partial, opts, tx);
                 }
-            }
             ino = cur_ino;
             offset = 0;
             partial.clear();
         }
         let mut got = false;
-        if let Ok(mut f) = std::fs::File::open(path) {
-            if f.seek(SeekFrom::Start(offset)).is_ok() {
+        if let Ok(mut f) = std::fs::File::open(path)
+            && f.seek(SeekFrom::Start(offset)).is_ok() {
                 let mut r = BufReader::new(f);
                 match read_new(&mut r, &mut partial, opts, tx) {
                     Some(n) => {
@@ -189,7 +184,6 @@ fn follow(path: &Path, mut offset: u64, opts: &LogOptions, tx: &mpsc::Sender<Log
                     None => return,
                 }
             }
-        }
         if !watch.borrow().status.is_alive() && watch.borrow().status != crate::container::Status::Restarting {
             // One more read after the stop, for what the shim wrote last.
             stopped_reads += 1;
@@ -217,11 +211,10 @@ fn read_new(r: &mut impl BufRead, partial: &mut String, opts: &LogOptions, tx: &
                 }
                 consumed += n as u64;
                 partial.clear();
-                if let Some((s, log, t)) = parse_line(buf.trim_end()) {
-                    if opts.keep(s, &t) && tx.blocking_send(opts.render(s, log, &t)).is_err() {
+                if let Some((s, log, t)) = parse_line(buf.trim_end())
+                    && opts.keep(s, &t) && tx.blocking_send(opts.render(s, log, &t)).is_err() {
                         return None;
                     }
-                }
             }
         }
     }

@@ -72,18 +72,16 @@ impl Engine {
     pub(crate) async fn lost_shim_status(&self, c: &Container) -> ExitStatus {
         let exit_file = self.state_dir_of(&c.id).join("exit.json");
         for _ in 0..50 {
-            if let Ok(d) = std::fs::read(&exit_file) {
-                if let Ok(s) = serde_json::from_slice::<ExitStatus>(&d) {
+            if let Ok(d) = std::fs::read(&exit_file)
+                && let Ok(s) = serde_json::from_slice::<ExitStatus>(&d) {
                     return s;
                 }
-            }
             // The shim may still be finishing: its socket disappears when it is done.
             if !self.shim_socket_of(&c.id).exists() {
-                if let Ok(d) = std::fs::read(&exit_file) {
-                    if let Ok(s) = serde_json::from_slice::<ExitStatus>(&d) {
+                if let Ok(d) = std::fs::read(&exit_file)
+                    && let Ok(s) = serde_json::from_slice::<ExitStatus>(&d) {
                         return s;
                     }
-                }
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -253,11 +251,10 @@ impl Engine {
             let engine = self.clone();
             tokio::spawn(async move {
                 let _op = c.op.lock().await;
-                if !c.status().is_alive() {
-                    if let Err(e) = engine.start_locked(&c).await {
+                if !c.status().is_alive()
+                    && let Err(e) = engine.start_locked(&c).await {
                         tracing::warn!("starting {} on daemon start: {e}", c.id);
                     }
-                }
             });
         }
     }

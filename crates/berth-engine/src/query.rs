@@ -226,16 +226,14 @@ impl Engine {
             if !ancestors.is_empty() && !ancestors.iter().any(|a| *a == rec.image_id || *a == rec.config.image) {
                 continue;
             }
-            if let Some(b) = &before {
-                if rec.created >= *b {
+            if let Some(b) = &before
+                && rec.created >= *b {
                     continue;
                 }
-            }
-            if let Some(s) = &since {
-                if rec.created <= *s {
+            if let Some(s) = &since
+                && rec.created <= *s {
                     continue;
                 }
-            }
             if !f.get("volume").is_empty() && !f.get("volume").iter().any(|v| rec.mounts.iter().any(|m| &m.name == v || &m.destination == v || &m.source == v)) {
                 continue;
             }
@@ -266,11 +264,10 @@ impl Engine {
                 network_settings: SummaryNetworkSettings { networks: rec.network.networks.clone() },
                 mounts: rec.mounts.iter().map(|m| m.to_api()).collect(),
             });
-            if let Some(l) = opts.limit {
-                if l > 0 && out.len() >= l {
+            if let Some(l) = opts.limit
+                && l > 0 && out.len() >= l {
                     break;
                 }
-            }
         }
         Ok(out)
     }

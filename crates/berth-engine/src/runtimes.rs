@@ -27,11 +27,10 @@ impl RuntimeHandle {
         if let Some(rc) = cfg.runtimes.get(name) {
             return Ok(RuntimeHandle::Binary { path: rc.path.clone(), args: rc.runtime_args.clone(), root });
         }
-        if name == "runc" || name == "crun" {
-            if let Some(path) = which(name) {
+        if (name == "runc" || name == "crun")
+            && let Some(path) = which(name) {
                 return Ok(RuntimeHandle::Binary { path, args: Vec::new(), root });
             }
-        }
         Err(Error::invalid(format!("unknown or invalid runtime name: {name}")))
     }
 

@@ -183,11 +183,10 @@ impl Engine {
             if !matches!(rec.state.status, Status::Exited | Status::Created | Status::Dead) {
                 continue;
             }
-            if let Some(u) = until {
-                if crate::util::parse_rfc3339(&rec.created).is_some_and(|t| t >= u) {
+            if let Some(u) = until
+                && crate::util::parse_rfc3339(&rec.created).is_some_and(|t| t >= u) {
                     continue;
                 }
-            }
             let labels = rec.config.labels.clone().unwrap_or_default();
             if !filters.matches_labels("label", &labels) || negated_label_match(filters, &labels) {
                 continue;
@@ -370,7 +369,7 @@ fn negated_label_match(f: &Filters, labels: &BTreeMap<String, String>) -> bool {
 
 fn backing_fs(p: &std::path::Path) -> String {
     match rustix::fs::statfs(p) {
-        Ok(s) => match s.f_type as i64 {
+        Ok(s) => match s.f_type {
             0xEF53 => "extfs".into(),
             0x58465342 => "xfs".into(),
             0x9123683E => "btrfs".into(),

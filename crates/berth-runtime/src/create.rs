@@ -115,6 +115,14 @@ impl Runtime {
             let mut all = devs;
             for d in &rootfs.devices {
                 let typ = if d.kind == nix::sys::stat::SFlag::S_IFBLK { LinuxDeviceType::B } else { LinuxDeviceType::C };
+                // A device the spec has its own rule for keeps that rule's access (docker
+                // run --device /dev/x:/dev/x:r); the others are usable in full.
+                let ruled = all.iter().any(|r| {
+                    r.typ() == Some(typ) && r.major() == Some(d.major as i64) && r.minor() == Some(d.minor as i64)
+                });
+                if ruled {
+                    continue;
+                }
                 if let Ok(r) = LinuxDeviceCgroupBuilder::default()
                     .allow(true)
                     .typ(typ)

@@ -55,12 +55,11 @@ fn recv_fd(sock: RawFd) -> io::Result<OwnedFd> {
     let mut space = nix::cmsg_space!([RawFd; 1]);
     let msg = recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC).map_err(io::Error::from)?;
     for cmsg in msg.cmsgs().map_err(io::Error::from)? {
-        if let ControlMessageOwned::ScmRights(fds) = cmsg {
-            if let Some(&fd) = fds.first() {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg
+            && let Some(&fd) = fds.first() {
                 // SAFETY: the kernel just installed this descriptor in our table for us.
                 return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
             }
-        }
     }
     Err(io::Error::new(io::ErrorKind::InvalidData, "console message carried no descriptor"))
 }

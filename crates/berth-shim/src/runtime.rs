@@ -193,12 +193,11 @@ pub fn runtime_message(stderr: &[u8], fallback: &str) -> String {
     let text = String::from_utf8_lossy(stderr);
     let mut msgs = Vec::new();
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
-            if let Some(m) = v.get("msg").and_then(|m| m.as_str()) {
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(line)
+            && let Some(m) = v.get("msg").and_then(|m| m.as_str()) {
                 msgs.push(m.to_string());
                 continue;
             }
-        }
         msgs.push(line.to_string());
     }
     if msgs.is_empty() { fallback.to_string() } else { msgs.join(": ") }
@@ -216,11 +215,10 @@ pub fn cgroup_oom_killed(cgroups_path: &str) -> bool {
     for c in candidates {
         if let Ok(text) = std::fs::read_to_string(&c) {
             for line in text.lines() {
-                if let Some(n) = line.strip_prefix("oom_kill ") {
-                    if n.trim().parse::<u64>().unwrap_or(0) > 0 {
+                if let Some(n) = line.strip_prefix("oom_kill ")
+                    && n.trim().parse::<u64>().unwrap_or(0) > 0 {
                         return true;
                     }
-                }
             }
         }
     }

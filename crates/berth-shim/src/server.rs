@@ -102,7 +102,7 @@ pub struct Shim {
 /// until the container has exited and its exit has been recorded. Returns the process
 /// exit code.
 pub fn run(cfg: ShimConfig, ready: Option<OwnedFd>) -> i32 {
-    let mut ready = ready.map(|fd| std::fs::File::from(fd));
+    let mut ready = ready.map(std::fs::File::from);
     let report = |ready: &mut Option<std::fs::File>, r: &Ready| {
         if let Some(f) = ready.as_mut() {
             let mut line = serde_json::to_vec(r).unwrap_or_default();
@@ -222,11 +222,10 @@ impl Shim {
             if let Some(fd) = &p.err {
                 add(fd.as_raw_fd(), libc::POLLIN, Tok::Err(k.clone()));
             }
-            if let Some(fd) = &p.stdin {
-                if !p.stdin_buf.is_empty() {
+            if let Some(fd) = &p.stdin
+                && !p.stdin_buf.is_empty() {
                     add(fd.as_raw_fd(), libc::POLLOUT, Tok::Stdin(k.clone()));
                 }
-            }
         }
         let timeout_ms = if self.done_at.is_some() || self.procs.values().any(|p| p.exited.is_some() && !p.reported) { 100 } else { -1 };
         // SAFETY: fds is a valid, exclusively borrowed array of pollfd of the given length.
@@ -472,24 +471,22 @@ impl Shim {
                 }
             }
             let data = &buf[..n as usize];
-            if *key == ProcKey::Init {
-                if let Some(log) = self.log.as_mut() {
+            if *key == ProcKey::Init
+                && let Some(log) = self.log.as_mut() {
                     let _ = log.write(kind, data);
                 }
-            }
             let subs = p.subscribers.clone();
             let frame = protocol::frame(kind, data);
             for sid in subs {
                 let mut too_slow = false;
-                if let Some(c) = self.conns.get_mut(&sid) {
-                    if let ConnState::Streaming { stdout, stderr, .. } = c.state {
+                if let Some(c) = self.conns.get_mut(&sid)
+                    && let ConnState::Streaming { stdout, stderr, .. } = c.state {
                         let wanted = if kind == protocol::FRAME_STDERR { stderr } else { stdout };
                         if wanted {
                             c.wbuf.extend_from_slice(&frame);
                             too_slow = c.wbuf.len() > MAX_CONN_BACKLOG;
                         }
                     }
-                }
                 if too_slow {
                     self.drop_conn(sid);
                 } else {
@@ -570,13 +567,11 @@ impl Shim {
     }
 
     fn drop_conn(&mut self, id: u64) {
-        if let Some(c) = self.conns.remove(&id) {
-            if let ConnState::Streaming { proc, .. } = c.state {
-                if let Some(p) = self.procs.get_mut(&proc) {
+        if let Some(c) = self.conns.remove(&id)
+            && let ConnState::Streaming { proc, .. } = c.state
+                && let Some(p) = self.procs.get_mut(&proc) {
                     p.subscribers.retain(|s| *s != id);
                 }
-            }
-        }
     }
 
     /// Collects exit statuses of our children (the init, execs, orphans).
@@ -662,14 +657,13 @@ fn release_setup_memory() {
         // Read-only file mappings none of whose pages was ever written (no private
         // anonymous copies, as RELRO and relocated pages have): dropping them loses
         // nothing.
-        if let Some((start, end, true)) = m {
-            if anon_kb == 0 {
+        if let Some((start, end, true)) = m
+            && anon_kb == 0 {
                 // SAFETY: a whole read-only private file mapping of this process without
                 // modified pages; MADV_DONTNEED only drops page-table entries, and the
                 // pages are read back from the file when next touched.
                 unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
             }
-        }
     };
     let mut anon_kb = 0u64;
     for line in smaps.lines() {

@@ -244,10 +244,10 @@ impl TestDaemon {
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Some(c) = self.child.as_mut() {
-                if let Ok(Some(st)) = c.try_wait() {
-                    panic!("berth daemon exited ({st}) before answering:\n{}", self.log());
-                }
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(st)) = c.try_wait()
+            {
+                panic!("berth daemon exited ({st}) before answering:\n{}", self.log());
             }
             if ping(&self.socket) {
                 return;
@@ -303,13 +303,14 @@ impl TestDaemon {
         if !rootfs.exists() {
             crate::busybox_rootfs(&rootfs).expect("busybox rootfs");
         }
-        let tar = Command::new("tar").arg("-C").arg(&rootfs).args(["-cf", "-", "."]).stdout(Stdio::piped()).spawn().expect("tar");
+        let mut tar = Command::new("tar").arg("-C").arg(&rootfs).args(["-cf", "-", "."]).stdout(Stdio::piped()).spawn().expect("tar");
         let out = self
             .docker()
             .args(["import", "-c", "CMD [\"sh\"]", "-", name])
-            .stdin(tar.stdout.expect("tar stdout"))
+            .stdin(tar.stdout.take().expect("tar stdout"))
             .output()
             .expect("docker import");
+        let _ = tar.wait();
         assert!(out.status.success(), "docker import failed: {}\n{}", String::from_utf8_lossy(&out.stderr), self.log());
     }
 }

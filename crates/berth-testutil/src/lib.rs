@@ -50,27 +50,6 @@ fn nix_is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rootfs_has_busybox_users_and_applets() {
-        let tmp = short_tempdir("bt-rootfs");
-        let root = tmp.path().join("rootfs");
-        busybox_rootfs(&root).unwrap();
-        assert!(root.join("bin/busybox").is_file());
-        assert_eq!(
-            std::fs::read_link(root.join("bin/sh")).unwrap(),
-            PathBuf::from("/bin/busybox")
-        );
-        let passwd = std::fs::read_to_string(root.join("etc/passwd")).unwrap();
-        assert!(passwd.contains("root:x:0:0:"));
-        assert!(passwd.contains(":1000:1000:"));
-        assert!(root.join("tmp").is_dir());
-    }
-}
-
 /// Removes a cgroup directory (path relative to each hierarchy's root, e.g.
 /// "berth-test-123") and everything below it from every mounted hierarchy: v1
 /// controllers under /sys/fs/cgroup/<controller> and a v2 mount at /sys/fs/cgroup or
@@ -96,5 +75,26 @@ fn remove_leaf_first(dir: &Path) {
             }
         }
         let _ = std::fs::remove_dir(dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rootfs_has_busybox_users_and_applets() {
+        let tmp = short_tempdir("bt-rootfs");
+        let root = tmp.path().join("rootfs");
+        busybox_rootfs(&root).unwrap();
+        assert!(root.join("bin/busybox").is_file());
+        assert_eq!(
+            std::fs::read_link(root.join("bin/sh")).unwrap(),
+            PathBuf::from("/bin/busybox")
+        );
+        let passwd = std::fs::read_to_string(root.join("etc/passwd")).unwrap();
+        assert!(passwd.contains("root:x:0:0:"));
+        assert!(passwd.contains(":1000:1000:"));
+        assert!(root.join("tmp").is_dir());
     }
 }

@@ -235,3 +235,47 @@ fn healthcheck_limits_and_oom() {
     assert_eq!(out.status.code(), Some(137), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(run_ok(d.docker().args(["inspect", "-f", "{{.State.OOMKilled}}", "oom"])).trim(), "true");
 }
+
+/// `--device` with an access mode, `--device-cgroup-rule`, the host's devices under
+/// `--privileged`, and Docker's error for a device that is not there.
+#[test]
+fn devices_and_device_cgroup_rules() {
+    let d = daemon();
+    // /dev/null is in Docker's default allow list (rwm whatever the mode); a device
+    // outside it gets exactly the access asked for.
+    let out = run_ok(d.docker().args(["run", "--rm", "--device", "/dev/null:/dev/mynull:r", "busybox", "ls", "-l", "/dev/mynull"]));
+    assert!(out.contains("1,   3"), "{out}");
+    if Path::new("/dev/loop-control").exists() {
+        let probe = "(exec 3</dev/lc) 2>/dev/null && echo read-ok; (exec 3>/dev/lc) 2>/dev/null && echo write-ok || echo write-refused";
+        let out = run_ok(d.docker().args(["run", "--rm", "--device", "/dev/loop-control:/dev/lc:r", "busybox", "sh", "-c", probe]));
+        assert_eq!(out, "read-ok\nwrite-refused\n");
+        let out = run_ok(d.docker().args(["run", "--rm", "--device", "/dev/loop-control:/dev/lc", "busybox", "sh", "-c", probe]));
+        assert_eq!(out, "read-ok\nwrite-ok\n");
+    }
+
+    // The default rules let a node be made (m) but not opened; a rule opens it.
+    if Path::new("/dev/loop-control").exists() {
+        let open = "mknod /tmp/lc c 10 237 && (exec 3</tmp/lc) 2>/dev/null && echo opened || echo refused";
+        assert_eq!(run_ok(d.docker().args(["run", "--rm", "busybox", "sh", "-c", open])), "refused\n");
+        let out = run_ok(d.docker().args(["run", "--rm", "--device-cgroup-rule", "c 10:237 rw", "busybox", "sh", "-c", open]));
+        assert_eq!(out, "opened\n");
+    }
+    let out = run_ok(d.docker().args(["run", "--rm", "--privileged", "busybox", "sh", "-c", "test -c /dev/full && ls /dev | wc -l"]));
+    let host_devices = std::fs::read_dir("/dev").unwrap().count();
+    assert!(out.trim().parse::<usize>().unwrap() > 12.min(host_devices), "{out}");
+
+    // (The docker CLI turns any start error saying "no such file or directory" into 127.)
+    let out = d.docker().args(["run", "--rm", "--device", "/dev/no-such-device", "busybox", "true"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(127));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("error gathering device information while adding custom device \"/dev/no-such-device\": no such file or directory"), "{err}");
+    // (The docker CLI checks rules itself; the API answers for other clients.)
+    let before = run_ok(d.docker().args(["ps", "-aq"]));
+    let body = r#"{"Image": "busybox", "Cmd": ["true"], "HostConfig": {"DeviceCgroupRules": ["c 1:3 rx"]}}"#;
+    let (status, out) = http(&d, "POST", "/v1.51/containers/create", body);
+    assert_eq!((status, message(&out).as_str()), (400, "invalid device cgroup rule format: 'c 1:3 rx'"));
+    let body = r#"{"Image": "busybox", "Cmd": ["true"], "HostConfig": {"Devices": [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/n", "CgroupPermissions": "rwx"}]}}"#;
+    let (status, out) = http(&d, "POST", "/v1.51/containers/create", body);
+    assert_eq!((status, message(&out).as_str()), (400, "invalid device mode: rwx"));
+    assert_eq!(run_ok(d.docker().args(["ps", "-aq"])), before, "nothing created");
+}

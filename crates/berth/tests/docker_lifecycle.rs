@@ -128,7 +128,7 @@ fn daemon_killed_with_sigkill_comes_back_with_running_containers() {
     let logs = run_ok(d.docker().args(["logs", "live"]));
     assert!(logs.starts_with("before\n") && logs.lines().count() > 5, "{logs}");
     assert_eq!(run_ok(d.docker().args(["exec", "live", "echo", "still here"])), "still here\n");
-    let mut att = d.docker().args(["attach", "--no-stdin", "live"]).stdout(Stdio::piped()).spawn().unwrap();
+    let att = d.docker().args(["attach", "--no-stdin", "live"]).stdout(Stdio::piped()).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(800));
     run_ok(d.docker().args(["kill", "live"]));
     let out = att.wait_with_output().unwrap();

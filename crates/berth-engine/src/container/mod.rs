@@ -1,5 +1,6 @@
 //! Containers: records, the store, OCI spec translation, users.
 
+pub mod devices;
 pub mod live;
 pub mod mounts;
 pub mod record;

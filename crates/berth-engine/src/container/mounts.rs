@@ -210,11 +210,10 @@ pub fn resolve(
             Some((n, m)) => (n.to_string(), Some(m.to_string())),
             None => (spec.clone(), None),
         };
-        if let Some(m) = &mode {
-            if m != "ro" && m != "rw" && m != "z" && m != "Z" {
+        if let Some(m) = &mode
+            && m != "ro" && m != "rw" && m != "z" && m != "Z" {
                 return Err(Error::invalid(format!("invalid mode: {m}")));
             }
-        }
         for mut m in from(&name)? {
             if out.iter().any(|x| x.destination == m.destination) {
                 continue;

@@ -177,11 +177,10 @@ pub fn from_docker_profile(data: &[u8], caps: &[String]) -> Result<Value> {
         let action = rule.get("action").cloned().ok_or_else(|| Error::invalid("Decoding seccomp profile failed: a rule has no action"))?;
         let mut r = json!({"names": names, "action": action});
         for k in ["args", "errnoRet"] {
-            if let Some(x) = rule.get(k) {
-                if !x.is_null() {
+            if let Some(x) = rule.get(k)
+                && !x.is_null() {
                     r[k] = x.clone();
                 }
-            }
         }
         syscalls.push(r);
     }

@@ -40,6 +40,22 @@ pub const ALL_CAPS: &[&str] = &[
     "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
 ];
 
+/// Every capability the daemon may hand on: ALL_CAPS (in kernel bit order) minus those
+/// missing from the daemon's own bounding set. A host may withhold some from root
+/// (these machines keep CAP_SYS_MODULE and CAP_SYS_RESOURCE back); asking for one of
+/// those would only make `--privileged` fail at capset.
+pub fn all_caps() -> Vec<String> {
+    static BOUNDING: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let bounding = *BOUNDING.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| s.lines().find_map(|l| l.strip_prefix("CapBnd:").map(|v| v.trim().to_string())))
+            .and_then(|v| u64::from_str_radix(&v, 16).ok())
+            .unwrap_or(u64::MAX)
+    });
+    ALL_CAPS.iter().enumerate().filter(|(bit, _)| bounding & (1u64 << bit) != 0).map(|(_, c)| c.to_string()).collect()
+}
+
 pub const MASKED_PATHS: &[&str] = &[
     "/proc/asound",
     "/proc/acpi",
@@ -74,12 +90,12 @@ pub fn normalize_cap(name: &str) -> Result<String> {
 /// The capability list: defaults, plus CapAdd, minus CapDrop (docker's rules for ALL).
 pub fn capabilities(hc: &HostConfig) -> Result<Vec<String>> {
     if hc.privileged {
-        return Ok(ALL_CAPS.iter().map(|s| s.to_string()).collect());
+        return Ok(all_caps());
     }
     let adds = hc.cap_add.clone().unwrap_or_default().iter().map(|c| normalize_cap(c)).collect::<Result<Vec<_>>>().map_err(|e| e.context("invalid CapAdd"))?;
     let drops = hc.cap_drop.clone().unwrap_or_default().iter().map(|c| normalize_cap(c)).collect::<Result<Vec<_>>>().map_err(|e| e.context("invalid CapDrop"))?;
     let mut caps: Vec<String> = if adds.iter().any(|c| c == "ALL") {
-        ALL_CAPS.iter().map(|s| s.to_string()).collect()
+        all_caps()
     } else if drops.iter().any(|c| c == "ALL") {
         Vec::new()
     } else {
@@ -142,11 +158,10 @@ pub fn build(rec: &ContainerRecord, inp: &SpecInputs) -> Result<Value> {
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
         "noNewPrivileges": security_opt(hc, "no-new-privileges").is_some_and(|v| v != "false"),
     });
-    if let Some([h, w]) = hc.console_size {
-        if h > 0 && w > 0 {
+    if let Some([h, w]) = hc.console_size
+        && h > 0 && w > 0 {
             process["consoleSize"] = json!({"height": h, "width": w});
         }
-    }
     if hc.oom_score_adj != 0 {
         process["oomScoreAdj"] = json!(hc.oom_score_adj);
     }
@@ -232,11 +247,19 @@ pub fn build(rec: &ContainerRecord, inp: &SpecInputs) -> Result<Value> {
         namespaces.push(json!({"type": "cgroup"}));
     }
 
+    let mut resources = resources(hc)?;
+    let (device_nodes, device_rules) = super::devices::gather(hc)?;
+    if let Some(rules) = resources["devices"].as_array_mut() {
+        rules.extend(device_rules);
+    }
     let mut linux = json!({
         "namespaces": namespaces,
         "cgroupsPath": format!("{}/{}", inp.cgroup_parent.trim_end_matches('/'), rec.id),
-        "resources": resources(hc)?,
+        "resources": resources,
     });
+    if !device_nodes.is_empty() {
+        linux["devices"] = json!(device_nodes);
+    }
     if !privileged {
         linux["maskedPaths"] = json!(hc.masked_paths.clone().unwrap_or_else(|| MASKED_PATHS.iter().map(|s| s.to_string()).collect()));
         linux["readonlyPaths"] = json!(hc.readonly_paths.clone().unwrap_or_else(|| READONLY_PATHS.iter().map(|s| s.to_string()).collect()));
@@ -299,7 +322,7 @@ pub fn exec_process(
     }
     full_env.extend(container_env);
     full_env.extend(env.iter().cloned());
-    let caps: Vec<String> = if privileged || hc.privileged { ALL_CAPS.iter().map(|s| s.to_string()).collect() } else { capabilities(hc)? };
+    let caps: Vec<String> = if privileged || hc.privileged { all_caps() } else { capabilities(hc)? };
     let cwd = if !working_dir.is_empty() {
         working_dir.to_string()
     } else if rec.config.working_dir.is_empty() {
@@ -411,11 +434,10 @@ pub fn resources(hc: &HostConfig) -> Result<Value> {
     if hc.memory_reservation > 0 {
         mem.insert("reservation".into(), json!(hc.memory_reservation));
     }
-    if let Some(s) = hc.memory_swappiness {
-        if s >= 0 {
+    if let Some(s) = hc.memory_swappiness
+        && s >= 0 {
             mem.insert("swappiness".into(), json!(s));
         }
-    }
     if hc.oom_kill_disable == Some(true) {
         mem.insert("disableOOMKiller".into(), json!(true));
     }
@@ -446,11 +468,10 @@ pub fn resources(hc: &HostConfig) -> Result<Value> {
     if !cpu.is_empty() {
         r["cpu"] = Value::Object(cpu);
     }
-    if let Some(p) = hc.pids_limit {
-        if p > 0 {
+    if let Some(p) = hc.pids_limit
+        && p > 0 {
             r["pids"] = json!({"limit": p});
         }
-    }
     if hc.blkio_weight > 0 {
         if !(10..=1000).contains(&hc.blkio_weight) {
             return Err(Error::invalid("Range of blkio weight is from 10 to 1000"));

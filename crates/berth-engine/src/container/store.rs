@@ -231,11 +231,10 @@ impl ContainerStore {
         if let Some(c) = inner.by_id.get(key) {
             return Ok(c.clone());
         }
-        if let Some(id) = inner.names.get(key.trim_start_matches('/')) {
-            if let Some(c) = inner.by_id.get(id) {
+        if let Some(id) = inner.names.get(key.trim_start_matches('/'))
+            && let Some(c) = inner.by_id.get(id) {
                 return Ok(c.clone());
             }
-        }
         let mut found: Option<&Arc<Container>> = None;
         for (id, c) in &inner.by_id {
             if id.starts_with(key) {

@@ -86,15 +86,14 @@ pub fn resolve(rootfs: &Path, user: &str, group_add: &[String]) -> Result<Ids> {
         gid = lookup_group(&groups, g)?;
     }
     let mut additional = Vec::new();
-    if let Some(name) = &name {
-        if g.is_none() {
+    if let Some(name) = &name
+        && g.is_none() {
             for grp in &groups {
                 if grp.members.iter().any(|m| m == name) && grp.gid != gid && !additional.contains(&grp.gid) {
                     additional.push(grp.gid);
                 }
             }
         }
-    }
     for ga in group_add {
         let id = lookup_group(&groups, ga)?;
         if !additional.contains(&id) {
