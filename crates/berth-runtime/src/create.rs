@@ -9,7 +9,7 @@ use nix::sys::stat::Mode;
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType};
 
 use crate::cgroups::{self, Layout};
-use crate::container::{CreateGuard, CreateOptions, await_child, clone_child, connect_console, write_pid_file};
+use crate::container::{CreateGuard, CreateOptions, await_child, clone_child_into, connect_console, write_pid_file};
 use crate::error::{Context, Error, Result};
 use crate::init::{ChildConfig, ContainerInit, child_main};
 use crate::ipc;
@@ -208,12 +208,13 @@ impl Runtime {
             is_exec: false,
         };
         let child_joins_cgroup = child_cfg.cgroup.is_some();
+        let clone_target = if child_joins_cgroup { None } else { cgroup.clone_target() };
         // SAFETY: create/run are documented as single-threaded-caller only.
-        let pid = unsafe { clone_child(ns.clone_flags) };
+        let cloned = unsafe { clone_child_into(ns.clone_flags, clone_target.as_ref().map(std::os::fd::AsFd::as_fd)) };
         if let Some(own) = own_pidns {
             let _ = nix::sched::setns(&own, CloneFlags::CLONE_NEWPID);
         }
-        let pid = pid?;
+        let (pid, born_in_cgroup) = cloned?;
         if pid == 0 {
             drop(parent_sock);
             child_main(child_cfg);
@@ -227,7 +228,7 @@ impl Runtime {
             std::fs::write(format!("/proc/{pid}/gid_map"), namespaces::id_map_text(&ns.gid_mappings))
                 .ctx(|| "write gid_map".into())?;
         }
-        if !child_joins_cgroup {
+        if !child_joins_cgroup && !born_in_cgroup {
             cgroup.add(pid)?;
         }
         if let Some(adj) = oom_score_adj {

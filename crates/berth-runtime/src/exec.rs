@@ -7,7 +7,7 @@ use nix::fcntl::{OFlag, open};
 use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
 
-use crate::container::{CreateGuard, ExecOptions, await_child, clone_child, connect_console, write_pid_file};
+use crate::container::{CreateGuard, ExecOptions, await_child, clone_child_into, connect_console, write_pid_file};
 use crate::error::{Context, Error, Result};
 use crate::init::{ChildConfig, child_main};
 use crate::ipc;
@@ -101,19 +101,20 @@ impl Runtime {
             is_exec: true,
         };
         let child_joins_cgroup = cfg.cgroup.is_some();
+        let clone_target = if child_joins_cgroup { None } else { Self::manager(&rec).clone_target() };
         // SAFETY: exec is documented as single-threaded-caller only.
-        let pid = unsafe { clone_child(CloneFlags::empty()) };
+        let cloned = unsafe { clone_child_into(CloneFlags::empty(), clone_target.as_ref().map(std::os::fd::AsFd::as_fd)) };
         if let Some(own) = own_pidns {
             let _ = nix::sched::setns(&own, CloneFlags::CLONE_NEWPID);
         }
-        let pid = pid?;
+        let (pid, born_in_cgroup) = cloned?;
         if pid == 0 {
             drop(parent_sock);
             child_main(cfg);
         }
         drop(cfg);
         let mut child_guard = CreateGuard { dir: None, cgroup: None, child: Some(pid) };
-        if !child_joins_cgroup {
+        if !child_joins_cgroup && !born_in_cgroup {
             Self::manager(&rec).add(pid)?;
         }
         ipc::send(&parent_sock, ipc::MSG_GO, b"")?;

@@ -151,6 +151,11 @@ pub trait Manager: Send + Sync {
     fn join_self(&self) -> Result<bool> {
         Ok(false)
     }
+    /// The cgroup directory to start a child in with clone3(CLONE_INTO_CGROUP) (v2
+    /// only); None where that does not exist.
+    fn clone_target(&self) -> Option<std::os::fd::OwnedFd> {
+        None
+    }
     /// Applies limits (create and `update`).
     fn set(&self, resources: &LinuxResources) -> Result<()>;
     fn freeze(&self) -> Result<()>;

@@ -210,6 +210,11 @@ impl Manager for V2Manager {
         fs::write(&self.dir(), "cgroup.procs", &pid.to_string())
     }
 
+    fn clone_target(&self) -> Option<std::os::fd::OwnedFd> {
+        use nix::fcntl::{OFlag, open};
+        open(&self.dir(), OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()).ok()
+    }
+
     fn set(&self, r: &LinuxResources) -> Result<()> {
         self.set_memory(r)?;
         self.set_cpu(r)?;
