@@ -285,12 +285,15 @@ fn exec_joins_namespaces_cgroup_and_keeps_restrictions() {
     p.set_args(Some(vec![
         "sh".into(),
         "-c".into(),
-        "echo host=$(hostname); cat /proc/1/comm; grep CapEff /proc/self/status; mknod /tmp/x c 1 3 || echo NOMKNOD; exit 5".into(),
+        "echo host=$(hostname); cat /proc/1/comm; grep CapEff /proc/self/status; mknod /tmp/x c 1 3 || echo NOMKNOD; read x; exit 5".into(),
     ]));
     let (r, w) = pipe();
     let w2 = w.try_clone().unwrap();
-    let pid = b.rt.exec(&b.id, &p, ExecOptions { stdio: Some([devnull(), w, w2]), ..Default::default() }).unwrap();
+    // It waits on stdin, so it is still there (an exited process leaves cgroup.procs).
+    let (stdin_r, stdin_w) = pipe();
+    let pid = b.rt.exec(&b.id, &p, ExecOptions { stdio: Some([stdin_r, w, w2]), ..Default::default() }).unwrap();
     let in_cgroup = std::fs::read_to_string(b.cgroup_dir("pids").join("cgroup.procs")).unwrap();
+    drop(stdin_w);
     let out = read_all(r);
     assert_eq!(wait(pid), 5, "{out}");
     assert!(out.contains("host=berth-test"), "{out}");
