@@ -96,7 +96,13 @@ pub struct Shim {
     next_conn: u64,
     cgroups_path: Option<String>,
     done_at: Option<Instant>,
+    /// Whether memory was given back since the last event (see `poll_once`).
+    trimmed: bool,
 }
+
+/// Quiet this long after some activity (a start, an attach, a burst of output) and the
+/// shim gives back what that activity faulted in.
+const TRIM_AFTER_IDLE_MS: i32 = 3000;
 
 /// Entry point of `berth shim`: creates the container, reports on `ready`, then serves
 /// until the container has exited and its exit has been recorded. Returns the process
@@ -168,7 +174,7 @@ impl Shim {
         let _ = std::fs::write(cfg.pid_file(), std::process::id().to_string());
         let mut procs = HashMap::new();
         procs.insert(ProcKey::Init, init);
-        Ok(Shim { cfg, runtime, listener, sigfd, log, procs, conns: HashMap::new(), next_conn: 1, cgroups_path, done_at: None })
+        Ok(Shim { cfg, runtime, listener, sigfd, log, procs, conns: HashMap::new(), next_conn: 1, cgroups_path, done_at: None, trimmed: false })
     }
 
     fn serve(&mut self) {
@@ -227,12 +233,26 @@ impl Shim {
                     add(fd.as_raw_fd(), libc::POLLOUT, Tok::Stdin(k.clone()));
                 }
         }
-        let timeout_ms = if self.done_at.is_some() || self.procs.values().any(|p| p.exited.is_some() && !p.reported) { 100 } else { -1 };
+        let waiting_on_exit = self.done_at.is_some() || self.procs.values().any(|p| p.exited.is_some() && !p.reported);
+        let timeout_ms = if waiting_on_exit {
+            100
+        } else if !self.trimmed {
+            TRIM_AFTER_IDLE_MS
+        } else {
+            -1
+        };
         // SAFETY: fds is a valid, exclusively borrowed array of pollfd of the given length.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+        if n == 0 && !waiting_on_exit && !self.trimmed {
+            // Idle: the code and heap the last activity touched go back (the shim of a
+            // quiet container then holds ~1.5 MB instead of ~4.5 MB).
+            release_setup_memory();
+            self.trimmed = true;
+        }
         if n <= 0 {
             return;
         }
+        self.trimmed = false;
         for (pfd, tok) in fds.iter().zip(toks) {
             if pfd.revents == 0 {
                 continue;
