@@ -72,7 +72,8 @@ sleep 2
 b_idle=$(rss $bpid); d_idle=$(( $(rss $dpid) + $(rss $(pgrep -f "containerd --config $work" | head -1) 2>/dev/null || echo 0) ))
 b_anon=$(anon $bpid); d_anon=$(( $(anon $dpid) + $(anon $(pgrep -f "containerd --config $work" | head -1) 2>/dev/null || echo 0) ))
 for h in "$B" "$D"; do for i in $(seq 10); do $docker -H "$h" run -d busybox sleep 3600 >/dev/null; done; done
-sleep 1
+# Quiet running containers (a berth shim gives back what start faulted in after 3 s idle).
+sleep 5
 b_shims=$(pgrep -f "berth shim $work"); d_shims=$(pgrep -f "containerd-shim-runc-v2 -namespace bench ")
 avg() { local t=0 c=0; for p in "$@"; do t=$((t + $($1 "$p"))); c=$((c+1)); done; echo $((t / (c > 0 ? c : 1))); }
 b_rss=0; b_pss=0; c=0; for p in $b_shims; do b_rss=$((b_rss+$(rss $p))); b_pss=$((b_pss+$(pss $p))); c=$((c+1)); done; b_rss=$((b_rss/c)); b_pss=$((b_pss/c))
@@ -85,7 +86,7 @@ echo "| | berth | dockerd |"
 echo "|---|---:|---:|"
 echo "| daemon RSS, idle (dockerd: + containerd) | $((b_idle/1024)) MB | $((d_idle/1024)) MB |"
 echo "| of which anonymous (heap, stacks; the rest is the binary's clean, shared text) | $((b_anon/1024)) MB | $((d_anon/1024)) MB |"
-echo "| per-container shim RSS (mean of 10) | $((b_rss)) kB | $((d_rss)) kB |"
+echo "| per-container shim RSS (mean of 10 idle containers) | $((b_rss)) kB | $((d_rss)) kB |"
 echo "| per-container shim PSS (shared pages split) | $((b_pss)) kB | $((d_pss)) kB |"
 } >>"$out"
 for h in "$B" "$D"; do $docker -H "$h" rm -f $($docker -H "$h" ps -aq) >/dev/null; done
