@@ -74,7 +74,16 @@ pub fn with_version_prefix(app: Router) -> impl tower::Service<Request<hyper::bo
 }
 
 /// Refuses versions outside what berth speaks; adds Docker's headers to every answer.
+/// Requests served since start (the daemon gives memory back when this stops moving).
+static REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many requests the API has received so far.
+pub fn requests_served() -> u64 {
+    REQUESTS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 async fn version_and_headers(req: Request, next: Next) -> Response {
+    REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let v = req.extensions().get::<ApiVersion>().copied().unwrap_or_default();
     let mut resp = if v.0 > MAX_VERSION {
         util::ApiError(berth_engine::Error::invalid(format!(

@@ -121,7 +121,7 @@ pub fn run(cfg: ShimConfig, ready: Option<OwnedFd>) -> i32 {
             let pid = shim.procs.get(&ProcKey::Init).map(|p| p.pid).unwrap_or(0);
             report(&mut ready, &Ready { ok: true, error: String::new(), pid });
             drop(ready);
-            release_setup_memory();
+            crate::memory::give_back();
             shim.serve();
             0
         }
@@ -246,7 +246,7 @@ impl Shim {
         if n == 0 && !waiting_on_exit && !self.trimmed {
             // Idle: the code and heap the last activity touched go back (the shim of a
             // quiet container then holds ~1.5 MB instead of ~4.5 MB).
-            release_setup_memory();
+            crate::memory::give_back();
             self.trimmed = true;
         }
         if n <= 0 {
@@ -661,48 +661,6 @@ impl Shim {
             }
         }
     }
-}
-
-/// Creating the container ran a lot of code (the runtime, seccomp compilation) that the
-/// serving loop never runs again, and freed what it allocated. One shim per container
-/// lives for the container's lifetime, so give that back: freed heap to the kernel, and
-/// the resident code pages out of this process's page tables (they stay in the page
-/// cache, shared with the daemon; the loop faults back in the few it uses).
-fn release_setup_memory() {
-    // SAFETY: malloc_trim only returns free heap memory to the kernel.
-    unsafe { libc::malloc_trim(0) };
-    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else { return };
-    let mut current: Option<(usize, usize, bool)> = None;
-    let flush = |m: Option<(usize, usize, bool)>, anon_kb: u64| {
-        // Read-only file mappings none of whose pages was ever written (no private
-        // anonymous copies, as RELRO and relocated pages have): dropping them loses
-        // nothing.
-        if let Some((start, end, true)) = m
-            && anon_kb == 0 {
-                // SAFETY: a whole read-only private file mapping of this process without
-                // modified pages; MADV_DONTNEED only drops page-table entries, and the
-                // pages are read back from the file when next touched.
-                unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
-            }
-    };
-    let mut anon_kb = 0u64;
-    for line in smaps.lines() {
-        let mut f = line.split_whitespace();
-        let Some(first) = f.next() else { continue };
-        if let Some((a, b)) = first.split_once('-').filter(|(a, _)| a.bytes().all(|c| c.is_ascii_hexdigit())) {
-            flush(current.take(), anon_kb);
-            anon_kb = 0;
-            let perms = f.next().unwrap_or("");
-            let path = f.nth(3).unwrap_or("");
-            if let (Ok(start), Ok(end)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) {
-                let candidate = (perms == "r-xp" || perms == "r--p") && path.starts_with('/');
-                current = Some((start, end, candidate));
-            }
-        } else if first == "Anonymous:" {
-            anon_kb = f.next().and_then(|v| v.parse().ok()).unwrap_or(0);
-        }
-    }
-    flush(current.take(), anon_kb);
 }
 
 fn push_line(buf: &mut Vec<u8>, r: &Response) {

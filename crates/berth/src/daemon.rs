@@ -278,6 +278,7 @@ pub fn main(args: &[OsString]) -> i32 {
         };
         let app = berth_api::router(engine.clone());
         tracing::info!("berth daemon serving {:?}", engine.cfg.hosts);
+        tokio::spawn(give_back_when_idle());
         let serve = berth_api::serve(app, listen);
         let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(s) => s,
@@ -302,4 +303,24 @@ pub fn main(args: &[OsString]) -> i32 {
     // never end, so the runtime is not waited for.
     rt.shutdown_background();
     code
+}
+
+/// Once no request has come for two ticks, what the last burst of work faulted in goes
+/// back (see `berth_shim::memory::give_back`): an idle daemon then holds its heap and
+/// little of its code. Streams that stay open (events, logs -f) are not requests.
+async fn give_back_when_idle() {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    let mut last = u64::MAX;
+    let mut trimmed = false;
+    loop {
+        tick.tick().await;
+        let now = berth_api::requests_served();
+        if now != last {
+            last = now;
+            trimmed = false;
+        } else if !trimmed {
+            let _ = tokio::task::spawn_blocking(berth_shim::memory::give_back).await;
+            trimmed = true;
+        }
+    }
 }
