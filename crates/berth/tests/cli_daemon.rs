@@ -3,12 +3,10 @@
 //! normalised. Then `berth run -it`/`exec -it`/`attach` through a pty with real
 //! containers: typed input, `stty size` seeing resizes, ctrl-p ctrl-q detaching.
 
+use berth_testutil::pty::Pty;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use berth_testutil::daemon::{TestDaemon, run_ok};
@@ -316,91 +314,13 @@ fn events_are_streamed_in_a_window() {
 
 // ---- through a pty, with real containers --------------------------------------
 
-struct Pty {
-    master: std::fs::File,
-    output: Arc<Mutex<Vec<u8>>>,
-    child: Child,
-}
-
-fn spawn_in_pty(mut cmd: Command, rows: u16, cols: u16) -> Pty {
-    let (mut master, mut slave) = (-1, -1);
-    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
-    // SAFETY: openpty writes two fds into our locals; the name and termios pointers may be null.
-    assert_eq!(unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), &ws) }, 0);
-    // SAFETY: openpty returned these fds and nothing else owns them.
-    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
-    cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
-        .stdout(Stdio::from(slave.try_clone().unwrap()))
-        .stderr(Stdio::from(slave.try_clone().unwrap()));
-    // SAFETY: only async-signal-safe setsid and ioctl between fork and exec; they make
-    // the pty the child's controlling terminal.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY as _, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().unwrap();
-    drop(slave);
-    let master = std::fs::File::from(master);
-    let output: Arc<Mutex<Vec<u8>>> = Arc::default();
-    let (mut reader, out2) = (master.try_clone().unwrap(), output.clone());
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = reader.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            out2.lock().unwrap().extend_from_slice(&buf[..n]);
-        }
-    });
-    Pty { master, output, child }
-}
-
-impl Pty {
-    fn type_keys(&mut self, keys: &[u8]) {
-        self.master.write_all(keys).unwrap();
-    }
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.output.lock().unwrap()).into_owned()
-    }
-    fn wait_output(&self, what: &str) -> bool {
-        let end = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < end {
-            if self.text().contains(what) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
-    }
-    fn resize(&self, rows: u16, cols: u16) {
-        let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
-        // SAFETY: TIOCSWINSZ reads one winsize from a valid pointer; the fd is our pty master.
-        assert_eq!(unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &ws) }, 0);
-    }
-    fn wait_exit(&mut self) -> i32 {
-        let end = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < end {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return st.code().unwrap_or(-1);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        panic!("client did not exit; output: {:?}", self.text());
-    }
-}
-
 #[test]
 fn run_it_in_a_pty_sizes_the_tty_and_follows_resizes() {
     berth_testutil::require_root();
     let d = daemon();
     let mut c = d.berth();
     c.args(["run", "-it", "--rm", "busybox", "sh"]);
-    let mut pty = spawn_in_pty(c, 33, 111);
+    let mut pty = Pty::spawn(c, 33, 111);
     pty.type_keys(b"stty size\r");
     assert!(pty.wait_output("33 111"), "output: {:?}\n{}", pty.text(), d.log());
     pty.resize(40, 120);
@@ -419,7 +339,7 @@ fn detach_with_ctrl_p_ctrl_q_then_exec_it() {
     let d = daemon();
     let mut c = d.berth();
     c.args(["run", "-it", "--name", "det", "busybox", "sh"]);
-    let mut pty = spawn_in_pty(c, 24, 80);
+    let mut pty = Pty::spawn(c, 24, 80);
     // Quotes keep the typed line (echoed) from matching what the shell prints.
     pty.type_keys(b"echo be''fore\r");
     assert!(pty.wait_output("before"), "{:?}", pty.text());
@@ -435,7 +355,7 @@ fn detach_with_ctrl_p_ctrl_q_then_exec_it() {
     // The size arrives by the resize right after start (the daemon does not apply the
     // exec's ConsoleSize yet), so the script waits for a sized terminal.
     c.args(["exec", "-it", "det", "sh", "-c", "i=0; until stty size 2>/dev/null | grep -q '[1-9]'; do i=$((i+1)); [ $i -gt 50 ] && break; sleep 0.1; done; stty size; exit 9"]);
-    let mut pty = spawn_in_pty(c, 21, 77);
+    let mut pty = Pty::spawn(c, 21, 77);
     assert_eq!(pty.wait_exit(), 9, "{:?}", pty.text());
     assert!(pty.text().contains("21 77"), "{:?}", pty.text());
     run_ok(d.berth().args(["rm", "-f", "det"]));
@@ -448,7 +368,7 @@ fn attach_to_a_detached_tty_container() {
     run_ok(d.berth().args(["run", "-dit", "--name", "att", "busybox", "sh"]));
     let mut c = d.berth();
     c.args(["attach", "att"]);
-    let mut pty = spawn_in_pty(c, 24, 80);
+    let mut pty = Pty::spawn(c, 24, 80);
     std::thread::sleep(Duration::from_millis(300));
     pty.type_keys(b"echo x-$((2+3))\r");
     assert!(pty.wait_output("x-5"), "{:?}\n{}", pty.text(), d.log());

@@ -3,11 +3,10 @@
 //! at create and on every window change (SIGWINCH → resize), the detach keys, signal
 //! forwarding, and the container's exit code.
 
+use berth_testutil::pty::Pty;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -126,88 +125,11 @@ fn start_mock() -> MockDaemon {
     MockDaemon { host: format!("unix://{}", sock.display()), _dir: dir, log, stdin }
 }
 
-struct Pty {
-    master: std::fs::File,
-    output: Arc<Mutex<Vec<u8>>>,
-    child: Child,
-}
-
-fn set_size(fd: i32, rows: u16, cols: u16) {
-    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
-    // SAFETY: TIOCSWINSZ reads one winsize from a valid pointer; fd is our open pty master.
-    assert_eq!(unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) }, 0);
-}
-
 /// Starts `berth args` with a new pty as its controlling terminal and stdio.
 fn spawn_in_pty(args: &[&str], rows: u16, cols: u16) -> Pty {
-    let (mut master, mut slave) = (-1, -1);
-    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
-    // SAFETY: openpty writes two fds into our locals; the name and termios pointers may be null.
-    let r = unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), &ws) };
-    assert_eq!(r, 0, "openpty");
-    // SAFETY: openpty returned these fds and nothing else owns them.
-    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
-    cmd.args(args)
-        .stdin(Stdio::from(slave.try_clone().unwrap()))
-        .stdout(Stdio::from(slave.try_clone().unwrap()))
-        .stderr(Stdio::from(slave.try_clone().unwrap()))
-        .env("DOCKER_CONFIG", "/nonexistent-berth-test-config");
-    // SAFETY: between fork and exec the closure only calls setsid and ioctl, which are
-    // async-signal-safe; it makes the pty (fd 0) the child's controlling terminal.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY as _, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().unwrap();
-    drop(slave);
-    let master = std::fs::File::from(master);
-    let output: Arc<Mutex<Vec<u8>>> = Arc::default();
-    let (mut reader, out2) = (master.try_clone().unwrap(), output.clone());
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = reader.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            out2.lock().unwrap().extend_from_slice(&buf[..n]);
-        }
-    });
-    Pty { master, output, child }
-}
-
-impl Pty {
-    fn type_keys(&mut self, keys: &[u8]) {
-        self.master.write_all(keys).unwrap();
-    }
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.output.lock().unwrap()).into_owned()
-    }
-    fn wait_output(&self, what: &str) -> bool {
-        let end = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < end {
-            if self.text().contains(what) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
-    }
-    fn wait_exit(&mut self) -> i32 {
-        let end = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < end {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return st.code().unwrap_or(-1);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        panic!("berth did not exit; output: {:?}", self.text());
-    }
+    cmd.args(args).env("DOCKER_CONFIG", "/nonexistent-berth-test-config");
+    Pty::spawn(cmd, rows, cols)
 }
 
 #[test]
@@ -230,7 +152,7 @@ fn run_it_is_raw_sized_and_returns_the_exit_code() {
     assert!(!pty.text().contains("hello"), "local echo means the terminal is not raw: {:?}", pty.text());
 
     // A window change reaches the container as a resize.
-    set_size(pty.master.as_raw_fd(), 40, 120);
+    pty.resize(40, 120);
     assert!(mock.log.wait_for("/resize?h=40&w=120", Duration::from_secs(10)), "{:?}", mock.log.lines());
 
     pty.type_keys(b"exit\r");
@@ -285,7 +207,7 @@ fn signals_are_forwarded_to_the_container() {
     assert!(mock.log.wait_for("/start", Duration::from_secs(10)));
     std::thread::sleep(Duration::from_millis(200));
     // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(pty.child.id() as i32, libc::SIGTERM) };
+    unsafe { libc::kill(pty.pid(), libc::SIGTERM) };
     assert!(mock.log.wait_for("/kill?signal=15", Duration::from_secs(10)), "{:?}", mock.log.lines());
     assert_eq!(pty.wait_exit(), 143);
 }
