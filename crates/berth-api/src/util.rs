@@ -131,7 +131,10 @@ pub fn parse_body<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Res
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Ok(T::default());
     }
-    serde_json::from_slice(bytes).map_err(|e| invalid(format!("invalid JSON: {e}")))
+    // Through a Value so that null members mean "not set", as Go reads them.
+    let mut v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| invalid(format!("invalid JSON: {e}")))?;
+    berth_types::json::strip_nulls(&mut v);
+    serde_json::from_value(v).map_err(|e| invalid(format!("invalid JSON: {e}")))
 }
 
 /// A streamed response body fed by a channel.

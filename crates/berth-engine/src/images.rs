@@ -37,9 +37,13 @@ pub(crate) fn image_err(e: ImageError) -> Error {
     Error::new(kind, e.to_string())
 }
 
-/// Converts between the image crate's and the API's JSON-shaped types.
-pub(crate) fn convert<A: serde::Serialize, B: serde::de::DeserializeOwned + Default>(a: &A) -> B {
-    serde_json::to_value(a).ok().and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default()
+/// Converts between the crates' and the API's JSON-shaped types. A null member means
+/// "not set" (Go's zero value, as Docker reads it), whatever the field's type on the
+/// other side; anything else that does not fit is an error, never a silent default.
+pub(crate) fn convert<A: serde::Serialize, B: serde::de::DeserializeOwned>(a: &A) -> Result<B> {
+    let mut v = serde_json::to_value(a).map_err(|e| Error::system(format!("converting to {}: {e}", std::any::type_name::<B>())))?;
+    berth_types::json::strip_nulls(&mut v);
+    serde_json::from_value(v).map_err(|e| Error::system(format!("converting to {}: {e}", std::any::type_name::<B>())))
 }
 
 impl ImageService {
@@ -78,7 +82,7 @@ impl ImageService {
             })
             .await
             .map_err(|e| if e.kind == ErrorKind::NotFound { Error::no_such_image(&normalize_for_message(name)) } else { e })?;
-        Ok(ResolvedImage { id: id.to_string(), config: cfg.config.as_ref().map(convert).unwrap_or_default() })
+        Ok(ResolvedImage { id: id.to_string(), config: cfg.config.as_ref().map(convert).transpose()?.unwrap_or_default() })
     }
 
     fn container_dir(&self, id: &str) -> PathBuf {

@@ -146,10 +146,15 @@ impl Engine {
 }
 
 /// Tails the live file from `offset` until the container stops (or `until` passes, or
-/// the client goes), reopening it when it is rotated.
+/// the client goes). The open file is read to its end before anything else: after a
+/// rotation (renamed to `<path>.1`) and after the container is removed (unlinked) it
+/// still holds the last lines — docker-py removes the container before it reads the
+/// stream it opened. Then the new file at `path`, if there is one, takes over.
 fn follow(path: &Path, mut offset: u64, opts: &LogOptions, tx: &mpsc::Sender<LogLine>, watch: tokio::sync::watch::Receiver<crate::container::WaitState>) {
     use std::os::unix::fs::MetadataExt;
-    let mut ino = std::fs::metadata(path).map(|m| m.ino()).unwrap_or(0);
+    let ino_of = |f: &std::fs::File| f.metadata().map(|m| m.ino()).unwrap_or(0);
+    let mut file = std::fs::File::open(path).ok();
+    let mut ino = file.as_ref().map(ino_of).unwrap_or(0);
     let mut partial = String::new();
     let mut stopped_reads = 0;
     loop {
@@ -160,23 +165,10 @@ fn follow(path: &Path, mut offset: u64, opts: &LogOptions, tx: &mpsc::Sender<Log
             && Utc::now() > u {
                 return;
             }
-        let meta = std::fs::metadata(path).ok();
-        let (cur_ino, len) = meta.map(|m| (m.ino(), m.len())).unwrap_or((0, 0));
-        if cur_ino != ino || len < offset {
-            // Rotated: what was left in the old file is in `<path>.1` now.
-            if let Ok(mut f) = std::fs::File::open(format!("{}.1", path.display()))
-                && f.seek(SeekFrom::Start(offset)).is_ok() {
-                    let _ = read_new(&mut BufReader::new(f), &mut partial, opts, tx);
-                }
-            ino = cur_ino;
-            offset = 0;
-            partial.clear();
-        }
         let mut got = false;
-        if let Ok(mut f) = std::fs::File::open(path)
+        if let Some(f) = file.as_mut()
             && f.seek(SeekFrom::Start(offset)).is_ok() {
-                let mut r = BufReader::new(f);
-                match read_new(&mut r, &mut partial, opts, tx) {
+                match read_new(&mut BufReader::new(&*f), &mut partial, opts, tx) {
                     Some(n) => {
                         got = n > 0;
                         offset += n;
@@ -184,6 +176,19 @@ fn follow(path: &Path, mut offset: u64, opts: &LogOptions, tx: &mpsc::Sender<Log
                     None => return,
                 }
             }
+        if !got {
+            // Drained: follow `path` if it is another file now (rotated, or created
+            // after this reader started).
+            let current = std::fs::metadata(path).map(|m| m.ino()).unwrap_or(0);
+            if current != 0 && current != ino
+                && let Ok(f) = std::fs::File::open(path) {
+                    ino = ino_of(&f);
+                    file = Some(f);
+                    offset = 0;
+                    partial.clear();
+                    continue;
+                }
+        }
         if !watch.borrow().status.is_alive() && watch.borrow().status != crate::container::Status::Restarting {
             // One more read after the stop, for what the shim wrote last.
             stopped_reads += 1;

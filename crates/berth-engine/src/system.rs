@@ -280,15 +280,15 @@ impl Engine {
     // ---- networks -------------------------------------------------------------
 
     pub async fn network_create(&self, req: NetworkCreateRequest) -> Result<NetworkCreateResponse> {
-        let r = self.net.mgr.create_network(convert(&req)).await.map_err(net_err)?;
-        let resp: NetworkCreateResponse = convert(&r);
+        let r = self.net.mgr.create_network(convert(&req)?).await.map_err(net_err)?;
+        let resp: NetworkCreateResponse = convert(&r)?;
         self.events.emit("network", "create", &resp.id, [("name".to_string(), req.name.clone()), ("type".to_string(), "bridge".to_string())].into_iter().collect());
         Ok(resp)
     }
 
     pub async fn network_inspect(&self, key: &str) -> Result<Network> {
         let n = self.net.mgr.inspect_network(key).await.map_err(net_err)?;
-        let mut out: Network = convert(&n);
+        let mut out: Network = convert(&n)?;
         self.fill_network_containers(&mut out);
         Ok(out)
     }
@@ -296,7 +296,7 @@ impl Engine {
     pub async fn network_list(&self, filters: &Filters) -> Result<Vec<Network>> {
         let nf: berth_net::NetworkFilters = filters_map(filters);
         let list = self.net.mgr.list_networks(&nf).await.map_err(net_err)?;
-        Ok(list.iter().map(convert).collect())
+        list.iter().map(convert).collect()
     }
 
     fn fill_network_containers(&self, n: &mut Network) {

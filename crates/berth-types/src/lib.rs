@@ -12,6 +12,7 @@ pub mod container;
 pub mod exec;
 pub mod filters;
 pub mod image;
+pub mod json;
 pub mod network;
 pub mod progress;
 pub mod stdcopy;

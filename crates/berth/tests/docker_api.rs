@@ -279,3 +279,21 @@ fn devices_and_device_cgroup_rules() {
     assert_eq!((status, message(&out).as_str()), (400, "invalid device mode: rwx"));
     assert_eq!(run_ok(d.docker().args(["ps", "-aq"])), before, "nothing created");
 }
+
+/// The Docker SDK for Python (Debian's python3-docker) drives a berth daemon through
+/// the calls scripts make: run, exec, logs, stats, networks, volumes, typed errors,
+/// events. The script asserts each answer.
+#[test]
+fn docker_py_works_unchanged() {
+    let d = daemon();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/docker_py.py");
+    let out = std::process::Command::new("/usr/bin/python3").arg(&script).arg(d.host()).output().expect("python3 (scripts/setup.sh --test installs python3-docker)");
+    assert!(
+        out.status.success(),
+        "docker-py failed:\n{}\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        d.log()
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "docker-py ok\n");
+}
