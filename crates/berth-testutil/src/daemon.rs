@@ -79,11 +79,25 @@ fn cleanup_slot(slot: u32, dir: Option<&Path>) {
         unmount_under(dir);
     }
     let _ = Command::new("ip").args(["link", "del", &bridge_name(slot)]).stderr(Stdio::null()).status();
+    // User networks' bridges and veths carry the daemon's tag in their alias.
+    for link in tagged_links(&format!("berth:{}:", nft_table(slot))) {
+        let _ = Command::new("ip").args(["link", "del", &link]).stderr(Stdio::null()).status();
+    }
     let _ = Command::new("nft").args(["delete", "table", "ip", &nft_table(slot)]).stderr(Stdio::null()).status();
     crate::remove_cgroup_tree(&cgroup_parent(slot));
     if let Some(dir) = dir {
         let _ = std::fs::remove_dir_all(dir);
     }
+}
+
+/// Host interfaces whose alias starts with `prefix` (`ip -o link` prints it last).
+fn tagged_links(prefix: &str) -> Vec<String> {
+    let out = Command::new("ip").args(["-o", "link", "show"]).output().map(|o| o.stdout).unwrap_or_default();
+    String::from_utf8_lossy(&out)
+        .lines()
+        .filter(|l| l.split(" alias ").nth(1).is_some_and(|a| a.trim().starts_with(prefix)))
+        .filter_map(|l| l.split(": ").nth(1).map(|n| n.split('@').next().unwrap_or(n).to_string()))
+        .collect()
 }
 
 /// Shims and daemons of this test: their command lines name its directory.
