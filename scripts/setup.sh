@@ -4,7 +4,7 @@
 #   scripts/setup.sh --test   plus what the test suite needs (reference peers, tools)
 set -eu
 build_pkgs="busybox-static libseccomp-dev pkg-config nftables iproute2 ca-certificates"
-test_pkgs="runc crun skopeo docker-registry apache2-utils iptables procps psmisc curl python3-docker"
+test_pkgs="runc crun skopeo docker-registry apache2-utils iptables procps psmisc curl python3-docker docker-compose"
 pkgs=$build_pkgs
 [ "${1:-}" = "--test" ] && pkgs="$build_pkgs $test_pkgs"
 export DEBIAN_FRONTEND=noninteractive
