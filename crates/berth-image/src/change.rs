@@ -224,7 +224,7 @@ fn healthcheck(flags: &[String], rest: &str) -> std::result::Result<HealthConfig
             hc.retries = i64::from(n);
             continue;
         }
-        let d = parse_go_duration(&v)?;
+        let d = berth_types::units::parse_go_duration(&v).map_err(|e| e.to_string())?;
         // Zero means "the default"; anything else must be at least a millisecond.
         if d != 0 && d < 1_000_000 {
             return Err(format!("Interval {name:?} cannot be less than 1ms"));
@@ -237,54 +237,6 @@ fn healthcheck(flags: &[String], rest: &str) -> std::result::Result<HealthConfig
         }
     }
     Ok(hc)
-}
-
-/// Go's `time.ParseDuration` (`1h30m`, `1.5s`, `300ms`, `0`): nanoseconds.
-pub(crate) fn parse_go_duration(s: &str) -> std::result::Result<i64, String> {
-    let invalid = || format!("time: invalid duration {s:?}");
-    let (neg, mut rest) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    if rest == "0" {
-        return Ok(0);
-    }
-    if rest.is_empty() {
-        return Err(invalid());
-    }
-    let mut total: f64 = 0.0;
-    let mut exact: i128 = 0;
-    while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        let num = &rest[..num_end];
-        if num.is_empty() || num == "." || num.matches('.').count() > 1 {
-            return Err(invalid());
-        }
-        rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let unit = &rest[..unit_end];
-        rest = &rest[unit_end..];
-        let scale: i128 = match unit {
-            "" => return Err(format!("time: missing unit in duration {s:?}")),
-            "ns" => 1,
-            "us" | "µs" | "μs" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            u => return Err(format!("time: unknown unit {u:?} in duration {s:?}")),
-        };
-        let (int, frac) = num.split_once('.').unwrap_or((num, ""));
-        let int: i128 = if int.is_empty() { 0 } else { int.parse().map_err(|_| invalid())? };
-        exact = exact.checked_add(int.checked_mul(scale).ok_or_else(invalid)?).ok_or_else(invalid)?;
-        if !frac.is_empty() {
-            total += format!("0.{frac}").parse::<f64>().map_err(|_| invalid())? * scale as f64;
-        }
-    }
-    let ns = exact + total.round() as i128;
-    let ns = if neg { -ns } else { ns };
-    i64::try_from(ns).map_err(|_| invalid())
 }
 
 /// Docker's `extractBuilderFlags`: leading `--name[=value]` words (quotes removed), and
@@ -619,21 +571,6 @@ mod tests {
             assert!(got.contains(why), "{bad}: {got}");
         }
         assert_eq!(c, ContainerConfig::default(), "refused changes leave the config alone");
-    }
-
-    #[test]
-    fn go_durations() {
-        let d = |s: &str| parse_go_duration(s).unwrap();
-        assert_eq!(d("0"), 0);
-        assert_eq!(d("1ns"), 1);
-        assert_eq!(d("1.5s"), 1_500_000_000);
-        assert_eq!(d("1h2m3.5s"), 3_723_500_000_000);
-        assert_eq!(d(".5ms"), 500_000);
-        assert_eq!(d("2µs"), 2_000);
-        assert_eq!(d("-3m"), -180_000_000_000);
-        for bad in ["", "s", "1", "1.2.3s", "3d", "abc", "9999999999999h"] {
-            assert!(parse_go_duration(bad).is_err(), "{bad:?}");
-        }
     }
 
     #[test]

@@ -41,3 +41,56 @@ pub fn human_duration(d: Duration) -> String {
     }
     format!("{} years", d.as_secs() / 3600 / 24 / 365)
 }
+
+/// A duration Go's `time.ParseDuration` would refuse, with Go's message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DurationError(pub String);
+
+/// Go's `time.ParseDuration` (`1h30m`, `1.5s`, `300ms`, `0`): nanoseconds.
+pub fn parse_go_duration(s: &str) -> Result<i64, DurationError> {
+    let invalid = || DurationError(format!("time: invalid duration {s:?}"));
+    let (neg, mut rest) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if rest == "0" {
+        return Ok(0);
+    }
+    if rest.is_empty() {
+        return Err(invalid());
+    }
+    let mut total: f64 = 0.0;
+    let mut exact: i128 = 0;
+    while !rest.is_empty() {
+        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num = &rest[..num_end];
+        if num.is_empty() || num == "." || num.matches('.').count() > 1 {
+            return Err(invalid());
+        }
+        rest = &rest[num_end..];
+        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit = &rest[..unit_end];
+        rest = &rest[unit_end..];
+        let scale: i128 = match unit {
+            "" => return Err(DurationError(format!("time: missing unit in duration {s:?}"))),
+            "ns" => 1,
+            "us" | "µs" | "μs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            u => return Err(DurationError(format!("time: unknown unit {u:?} in duration {s:?}"))),
+        };
+        let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+        let int: i128 = if int.is_empty() { 0 } else { int.parse().map_err(|_| invalid())? };
+        exact = exact.checked_add(int.checked_mul(scale).ok_or_else(invalid)?).ok_or_else(invalid)?;
+        if !frac.is_empty() {
+            total += format!("0.{frac}").parse::<f64>().map_err(|_| invalid())? * scale as f64;
+        }
+    }
+    let ns = exact + total.round() as i128;
+    let ns = if neg { -ns } else { ns };
+    i64::try_from(ns).map_err(|_| invalid())
+}

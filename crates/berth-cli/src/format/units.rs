@@ -123,49 +123,7 @@ pub fn from_human_size(s: &str) -> Result<i64, SizeError> {
     Ok((num * 1000f64.powi(p)) as i64)
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("time: invalid duration \"{0}\"")]
-pub struct DurationError(pub String);
-
-/// Go's `time.ParseDuration`: "300ms", "1.5h", "2h45m", "-1s"; returns nanoseconds.
-pub fn parse_go_duration(s: &str) -> Result<i64, DurationError> {
-    let err = || DurationError(s.to_string());
-    let (neg, mut rest) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    if rest == "0" {
-        return Ok(0);
-    }
-    if rest.is_empty() {
-        return Err(err());
-    }
-    let mut total: f64 = 0.0;
-    while !rest.is_empty() {
-        let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        if end == 0 {
-            return Err(err());
-        }
-        let num: f64 = rest[..end].parse().map_err(|_| err())?;
-        rest = &rest[end..];
-        let uend = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let unit = &rest[..uend];
-        rest = &rest[uend..];
-        let mult = match unit {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return Err(err()),
-        };
-        total += num * mult;
-    }
-    let ns = total.round() as i64;
-    Ok(if neg { -ns } else { ns })
-}
+pub use berth_types::units::{DurationError, parse_go_duration};
 
 /// docker's `timetypes.GetTimestamp` for `--since`/`--until`: a Go duration relative to
 /// now ("10m"), a unix timestamp ("1700000000", "1700000000.5"), or an RFC 3339 /

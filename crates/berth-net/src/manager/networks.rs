@@ -455,33 +455,10 @@ fn parse_until(v: &str, now: chrono::DateTime<chrono::Utc>) -> Result<chrono::Da
         let t = chrono::DateTime::from_timestamp(secs.trunc() as i64, (secs.fract() * 1e9) as u32).ok_or_else(bad)?;
         return Ok(t.fixed_offset());
     }
-    let d = parse_go_duration(v).ok_or_else(bad)?;
+    let d = berth_types::units::parse_go_duration(v).map(chrono::Duration::nanoseconds).map_err(|_| bad())?;
     Ok((now - d).fixed_offset())
 }
 
-fn parse_go_duration(s: &str) -> Option<chrono::Duration> {
-    let mut total_ms: f64 = 0.0;
-    let mut rest = s;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-        let n: f64 = rest[..num_end].parse().ok()?;
-        rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let ms = match &rest[..unit_end] {
-            "ms" => 1.0,
-            "s" => 1e3,
-            "m" => 60e3,
-            "h" => 3600e3,
-            _ => return None,
-        };
-        total_ms += n * ms;
-        rest = &rest[unit_end..];
-    }
-    Some(chrono::Duration::milliseconds(total_ms as i64))
-}
 
 #[cfg(test)]
 mod tests {
@@ -498,8 +475,8 @@ mod tests {
         assert!(label_matches(&labels, "env"));
         assert!(label_matches(&labels, "env=ci"));
         assert!(!label_matches(&labels, "env=prod"));
-        assert_eq!(parse_go_duration("1h30m"), Some(chrono::Duration::minutes(90)));
-        assert_eq!(parse_go_duration("10x"), None);
+        assert_eq!(berth_types::units::parse_go_duration("1h30m").map(chrono::Duration::nanoseconds), Ok(chrono::Duration::minutes(90)));
+        assert!(berth_types::units::parse_go_duration("10x").is_err());
         let now = chrono::Utc::now();
         assert!(parse_until("2026-01-02T03:04:05Z", now).is_ok());
         assert!(parse_until("1700000000", now).is_ok());
