@@ -1,5 +1,6 @@
 //! Human-readable units as Docker prints them (go-units), shared by the daemon's
-//! status texts ("Up 3 minutes") and the client's tables ("2 hours ago").
+//! status texts ("Up 3 minutes") and the client's tables ("2 hours ago"), and Go's
+//! duration syntax ("1m30s") that flags, `--change HEALTHCHECK` and filters use.
 
 use std::time::Duration;
 
@@ -93,4 +94,32 @@ pub fn parse_go_duration(s: &str) -> Result<i64, DurationError> {
     let ns = exact + total.round() as i128;
     let ns = if neg { -ns } else { ns };
     i64::try_from(ns).map_err(|_| invalid())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        let d = |s: &str| parse_go_duration(s).unwrap();
+        assert_eq!(d("0"), 0);
+        assert_eq!(d("1ns"), 1);
+        assert_eq!(d("300ms"), 300_000_000);
+        assert_eq!(d("1.5s"), 1_500_000_000);
+        assert_eq!(d("1h2m3.5s"), 3_723_500_000_000);
+        assert_eq!(d(".5ms"), 500_000);
+        assert_eq!(d("2µs"), 2_000);
+        assert_eq!(d("-3m"), -180_000_000_000);
+        for bad in ["", "s", "1", "1.2.3s", "3d", "abc", "1x", "9999999999999h"] {
+            assert!(parse_go_duration(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_go_duration("10").unwrap_err().to_string(), "time: missing unit in duration \"10\"");
+    }
+
+    #[test]
+    fn human_durations_read_like_dockers() {
+        assert_eq!(human_duration(Duration::from_secs(0)), "Less than a second");
+        assert_eq!(human_duration(Duration::from_secs(3 * 60)), "3 minutes");
+    }
 }
