@@ -3,6 +3,7 @@
 //! inside its root (symlinks cannot lead out, the kernel resolves with
 //! RESOLVE_IN_ROOT), and through its volume and bind mounts.
 
+use berth_types::paths::clean_abs;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
@@ -38,19 +39,6 @@ fn locate(rec: &ContainerRecord, rootfs: &Path, path: &str) -> (PathBuf, String)
     }
 }
 
-fn clean_abs(p: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    format!("/{}", parts.join("/"))
-}
 
 fn not_found(path: &str, id: &str) -> Error {
     Error::not_found(format!("Could not find the file {path} in container {id}"))

@@ -2,6 +2,7 @@
 //! blocking I/O, run on the blocking pool), with its errors mapped to engine errors and
 //! its answers in the API's shapes.
 
+use crate::util::convert;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -37,14 +38,6 @@ pub(crate) fn image_err(e: ImageError) -> Error {
     Error::new(kind, e.to_string())
 }
 
-/// Converts between the crates' and the API's JSON-shaped types. A null member means
-/// "not set" (Go's zero value, as Docker reads it), whatever the field's type on the
-/// other side; anything else that does not fit is an error, never a silent default.
-pub(crate) fn convert<A: serde::Serialize, B: serde::de::DeserializeOwned>(a: &A) -> Result<B> {
-    let mut v = serde_json::to_value(a).map_err(|e| Error::system(format!("converting to {}: {e}", std::any::type_name::<B>())))?;
-    berth_types::json::strip_nulls(&mut v);
-    serde_json::from_value(v).map_err(|e| Error::system(format!("converting to {}: {e}", std::any::type_name::<B>())))
-}
 
 impl ImageService {
     pub async fn open(cfg: &EngineConfig) -> Result<ImageService> {

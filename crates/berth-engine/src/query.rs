@@ -393,7 +393,7 @@ impl Engine {
             }
         }
         let opts = berth_image::CommitOptions {
-            config: Some(crate::images::convert(&cfg)?),
+            config: Some(crate::util::convert(&cfg)?),
             changes,
             author,
             comment,

@@ -13,7 +13,7 @@ use berth_types::volume::{Volume, VolumeCreateRequest, VolumePruneResponse};
 use crate::container::Status;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::images::convert;
+use crate::util::convert;
 use crate::network::net_err;
 use crate::query::ListOptions;
 

@@ -1,4 +1,4 @@
-//! Small shared helpers: crash-safe file writes, IDs, names, times.
+//! Small shared helpers: crash-safe file writes, IDs, names, times, type conversions.
 
 use std::io::Write;
 use std::path::Path;
@@ -119,6 +119,15 @@ pub fn parse_timestamp(s: &str, now: chrono::DateTime<chrono::Utc>) -> Option<ch
         return Some(now - chrono::Duration::from_std(d).ok()?);
     }
     chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S").ok().map(|n| n.and_utc())
+}
+
+/// Converts between the crates' and the API's JSON-shaped types. A null member means
+/// "not set" (Go's zero value, as Docker reads it), whatever the field's type on the
+/// other side; anything else that does not fit is an error, never a silent default.
+pub(crate) fn convert<A: serde::Serialize, B: serde::de::DeserializeOwned>(a: &A) -> crate::error::Result<B> {
+    let mut v = serde_json::to_value(a).map_err(|e| crate::error::Error::system(format!("converting to {}: {e}", std::any::type_name::<B>())))?;
+    berth_types::json::strip_nulls(&mut v);
+    serde_json::from_value(v).map_err(|e| crate::error::Error::system(format!("converting to {}: {e}", std::any::type_name::<B>())))
 }
 
 #[cfg(test)]

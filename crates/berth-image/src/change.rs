@@ -6,6 +6,7 @@
 //! ENV, LABEL, EXPOSE, VOLUME, WORKDIR, USER and STOPSIGNAL (CMD, ENTRYPOINT and
 //! HEALTHCHECK keep theirs for the container's shell).
 
+use berth_types::paths::clean_abs;
 use std::collections::BTreeMap;
 
 use crate::config::{ContainerConfig, Empty, HealthConfig};
@@ -396,20 +397,6 @@ fn expand_port(p: &str) -> std::result::Result<Vec<String>, String> {
     Ok((lo..=hi).map(|n| format!("{n}/{proto}")).collect())
 }
 
-/// Lexically cleans an absolute path (`/a/./b/../c` → `/a/c`).
-fn clean_abs(p: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            x => parts.push(x),
-        }
-    }
-    format!("/{}", parts.join("/"))
-}
 
 #[cfg(test)]
 mod tests {

@@ -9,7 +9,7 @@ use common::*;
 #[test]
 fn import_and_commit_changes_with_healthcheck_and_variables() {
     let ts = TestStore::new("bi-chg");
-    let tar = busybox_rootfs_tar(ts.dir.path());
+    let tar = berth_testutil::busybox_rootfs_tar(ts.dir.path());
     let changes = [
         "ENV APP=/opt/app PATH=/usr/bin:/bin",
         "ENV DATA=$APP/data",

@@ -14,7 +14,7 @@ use common::*;
 use sha2::{Digest as _, Sha256};
 
 fn import_busybox(ts: &TestStore, tag: &str) -> Digest {
-    let tar = busybox_rootfs_tar(ts.dir.path());
+    let tar = berth_testutil::busybox_rootfs_tar(ts.dir.path());
     ts.store()
         .import(
             &tar[..],
@@ -193,7 +193,7 @@ fn without_its_blob_a_layer_is_tarred_from_its_files() {
     // A layer another tool tarred (GNU tar here) cannot be rebuilt from its files
     // (entry order and headers differ; Docker keeps tar-split data for this): without
     // its blob the call fails, saying so, and changes nothing.
-    let mut tar = busybox_rootfs_tar(ts.dir.path());
+    let mut tar = berth_testutil::busybox_rootfs_tar(ts.dir.path());
     tar.extend_from_slice(&[0u8; 1024]); // a different DiffID than the base's
     let other = ts.store().import(&tar[..], &ImportOptions::default()).unwrap();
     let orec = ts.store().record(&other.to_string()).unwrap();
@@ -233,7 +233,7 @@ fn concurrent_calls_agree() {
 #[test]
 fn compressed_imports_reuse_gzip_and_convert_zstd() {
     let ts = TestStore::new("bi-pushz");
-    let tar = busybox_rootfs_tar(ts.dir.path());
+    let tar = berth_testutil::busybox_rootfs_tar(ts.dir.path());
     // A gzip import keeps its blob: the manifest lists it as it is.
     let gz = common::tar::gzip(&tar);
     let gid = ts.store().import(&gz[..], &ImportOptions { tag: Some("local/gz:1".into()), ..Default::default() }).unwrap();

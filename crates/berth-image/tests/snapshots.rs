@@ -10,7 +10,7 @@ use berth_image::{ChangeKind, CommitOptions, ContainerConfig, ImageError, Import
 use common::*;
 
 fn busybox_image(ts: &TestStore) -> String {
-    let tar = busybox_rootfs_tar(ts.dir.path());
+    let tar = berth_testutil::busybox_rootfs_tar(ts.dir.path());
     busybox_image_from(ts, &tar)
 }
 
@@ -32,7 +32,7 @@ fn busybox_image_from(ts: &TestStore, tar: &[u8]) -> String {
 #[test]
 fn import_builds_a_runnable_image() {
     let ts = TestStore::new("bi-imp");
-    let tar = busybox_rootfs_tar(ts.dir.path());
+    let tar = berth_testutil::busybox_rootfs_tar(ts.dir.path());
     let id = busybox_image_from(&ts, &tar);
     let insp = ts.store().inspect("busybox:test").unwrap();
     assert_eq!(insp.id, id);

@@ -16,18 +16,6 @@ use berth_registry::store::ContentStore;
 use common::distribution::{DistAuth, DistributionRegistry};
 use common::*;
 
-fn busybox_tar(dir: &std::path::Path) -> Vec<u8> {
-    let root = dir.join("bbroot");
-    berth_testutil::busybox_rootfs(&root).unwrap();
-    let out = Command::new("tar")
-        .args(["--numeric-owner", "-C"])
-        .arg(&root)
-        .args(["-cf", "-", "."])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    out.stdout
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imported_and_committed_images_push_and_pull_back() {
@@ -42,7 +30,7 @@ async fn imported_and_committed_images_push_and_pull_back() {
     // An imported busybox, and a commit on top of it with a new file and a deletion.
     let base = images
         .import(
-            &busybox_tar(dir.path())[..],
+            &berth_testutil::busybox_rootfs_tar(dir.path())[..],
             &ImportOptions {
                 changes: vec![r#"CMD ["sh"]"#.into()],
                 tag: Some(format!("{host}/local/bb:1")),

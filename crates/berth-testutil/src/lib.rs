@@ -12,6 +12,16 @@ pub fn scripts_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts")
 }
 
+/// A tar of a fresh busybox rootfs made under `scratch` (by GNU tar, independent of
+/// berth's own tar code), as `docker import` takes it.
+pub fn busybox_rootfs_tar(scratch: &Path) -> Vec<u8> {
+    let root = scratch.join("bbroot");
+    busybox_rootfs(&root).unwrap();
+    let out = std::process::Command::new("tar").args(["--numeric-owner", "-C"]).arg(&root).args(["-cf", "-", "."]).output().unwrap();
+    assert!(out.status.success(), "tar failed");
+    out.stdout
+}
+
 /// Fills `dir` with a busybox root filesystem: static /bin/busybox, its applet links,
 /// /etc/passwd and /etc/group with root and `user` (uid/gid 1000), /tmp, /root.
 pub fn busybox_rootfs(dir: &Path) -> std::io::Result<()> {

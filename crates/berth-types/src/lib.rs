@@ -14,6 +14,7 @@ pub mod filters;
 pub mod image;
 pub mod json;
 pub mod network;
+pub mod paths;
 pub mod progress;
 pub mod stdcopy;
 pub mod system;

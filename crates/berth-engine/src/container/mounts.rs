@@ -2,6 +2,7 @@
 //! `--mount` (Mounts), anonymous volumes (Config.Volumes and the image's VOLUMEs),
 //! and `--volumes-from`.
 
+use berth_types::paths::clean_abs;
 use std::path::Path;
 
 use berth_types::container::{Config, HostConfig, Mount};
@@ -34,19 +35,6 @@ fn check_dest(kind: &str, dest: &str) -> Result<()> {
     Ok(())
 }
 
-fn clean(p: &str) -> String {
-    let mut out = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            c => out.push(c),
-        }
-    }
-    format!("/{}", out.join("/"))
-}
 
 /// `-v src:dst[:opts]`.
 fn parse_bind(spec: &str, vols: &dyn VolumeResolver) -> Result<MountRecord> {
@@ -76,11 +64,11 @@ fn parse_bind(spec: &str, vols: &dyn VolumeResolver) -> Result<MountRecord> {
     if src.is_empty() {
         check_dest("volume", dst)?;
         let (name, path) = vols.anonymous()?;
-        return Ok(MountRecord { kind: "volume".into(), name, source: path, destination: clean(dst), rw, mode: mode.into(), anonymous: true, copy_up: !nocopy, ..Default::default() });
+        return Ok(MountRecord { kind: "volume".into(), name, source: path, destination: clean_abs(dst), rw, mode: mode.into(), anonymous: true, copy_up: !nocopy, ..Default::default() });
     }
     if src.starts_with('/') {
         check_dest("bind", dst)?;
-        let host = clean(src);
+        let host = clean_abs(src);
         let mut created = false;
         if !Path::new(&host).exists() {
             // `-v` creates a missing host path, as Docker does (`--mount` refuses).
@@ -90,7 +78,7 @@ fn parse_bind(spec: &str, vols: &dyn VolumeResolver) -> Result<MountRecord> {
         return Ok(MountRecord {
             kind: "bind".into(),
             source: host,
-            destination: clean(dst),
+            destination: clean_abs(dst),
             rw,
             mode: mode.into(),
             propagation: if propagation.is_empty() { "rprivate".into() } else { propagation },
@@ -105,7 +93,7 @@ fn parse_bind(spec: &str, vols: &dyn VolumeResolver) -> Result<MountRecord> {
         )));
     }
     let path = vols.named(src, None)?;
-    Ok(MountRecord { kind: "volume".into(), name: src.into(), source: path, destination: clean(dst), rw, mode: mode.into(), copy_up: !nocopy, ..Default::default() })
+    Ok(MountRecord { kind: "volume".into(), name: src.into(), source: path, destination: clean_abs(dst), rw, mode: mode.into(), copy_up: !nocopy, ..Default::default() })
 }
 
 /// `--mount type=...`.
@@ -120,7 +108,7 @@ fn parse_mount(m: &Mount, vols: &dyn VolumeResolver) -> Result<MountRecord> {
         return Err(Error::invalid(format!("invalid mount config for type \"{kind}\": field Target must not be empty")));
     }
     check_dest(kind, &m.target)?;
-    let dest = clean(&m.target);
+    let dest = clean_abs(&m.target);
     match kind {
         "bind" => {
             if m.volume_options.is_some() || m.tmpfs_options.is_some() {
@@ -132,7 +120,7 @@ fn parse_mount(m: &Mount, vols: &dyn VolumeResolver) -> Result<MountRecord> {
             if !m.source.starts_with('/') {
                 return Err(Error::invalid(format!("invalid mount config for type \"bind\": invalid mount path: '{}' mount path must be absolute", m.source)));
             }
-            let src = clean(&m.source);
+            let src = clean_abs(&m.source);
             if !Path::new(&src).exists() {
                 return Err(Error::invalid(format!("invalid mount config for type \"bind\": bind source path does not exist: {src}")));
             }
@@ -232,7 +220,7 @@ pub fn resolve(
     // covered by another mount.
     if let Some(v) = &cfg.volumes {
         for dest in v.keys() {
-            let dest = clean(dest);
+            let dest = clean_abs(dest);
             if out.iter().any(|x| x.destination == dest) {
                 continue;
             }
@@ -243,8 +231,8 @@ pub fn resolve(
     }
     for tmpfs_dest in hc.tmpfs.as_ref().map(|t| t.keys().cloned().collect::<Vec<_>>()).unwrap_or_default() {
         check_dest("tmpfs", &tmpfs_dest)?;
-        if out.iter().any(|x| x.destination == clean(&tmpfs_dest)) {
-            return Err(Error::invalid(format!("Duplicate mount point: {}", clean(&tmpfs_dest))));
+        if out.iter().any(|x| x.destination == clean_abs(&tmpfs_dest)) {
+            return Err(Error::invalid(format!("Duplicate mount point: {}", clean_abs(&tmpfs_dest))));
         }
     }
     Ok(out)

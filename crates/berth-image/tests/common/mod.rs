@@ -166,19 +166,6 @@ pub fn fixture_listing() -> Vec<String> {
     lines.into_iter().map(|(_, l)| l).collect()
 }
 
-/// A tar of a fresh busybox rootfs (made with GNU tar, independent of berth's code).
-pub fn busybox_rootfs_tar(scratch: &Path) -> Vec<u8> {
-    let root = scratch.join("bbroot");
-    berth_testutil::busybox_rootfs(&root).unwrap();
-    let out = Command::new("tar")
-        .args(["--numeric-owner", "-C"])
-        .arg(&root)
-        .args(["-cf", "-", "."])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "tar failed");
-    out.stdout
-}
 
 /// Every file under `dir`, relative.
 pub fn list_files(dir: &Path) -> Vec<String> {
@@ -293,3 +280,4 @@ pub fn docker_archive_with(layers: &[Vec<u8>], diff_ids: &[String], tag: &str) -
     members.push(("manifest.json".into(), serde_json::to_vec(&manifest).unwrap()));
     make_archive(&members)
 }
+
