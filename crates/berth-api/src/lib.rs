@@ -3,6 +3,7 @@
 //! hijacked attach/exec streams, chunked event/stats/log/progress streams, serving on
 //! unix sockets and TLS TCP. Handlers only parse, call the engine and encode.
 
+mod build;
 mod containers;
 mod exec;
 pub mod hijack;
@@ -162,8 +163,9 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/images/search", get(images::search))
         .route("/images/prune", post(images::prune))
         .route("/images/{*name}", any(images::by_name))
-        .route("/build", post(system::build_unsupported))
-        .route("/build/prune", post(system::build_unsupported))
+        .route("/build", post(build::build))
+        .route("/build/prune", post(build::prune))
+        .route("/build/cancel", post(build::cancel))
         .route("/session", post(system::session_unsupported))
         .route("/networks", get(networks::list))
         .route("/networks/create", post(networks::create))

@@ -127,10 +127,6 @@ pub async fn plugins_unsupported() -> ApiResult {
     Err(ApiError(Error::not_implemented("plugins are not supported by berth")))
 }
 
-pub async fn build_unsupported() -> ApiResult {
-    Err(ApiError(Error::not_implemented("berth does not build images (docker build is not supported)")))
-}
-
 pub async fn session_unsupported() -> ApiResult {
     Err(ApiError(Error::not_implemented("berth does not support BuildKit sessions")))
 }

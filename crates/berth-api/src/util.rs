@@ -122,6 +122,11 @@ pub fn ok_json<T: serde::Serialize>(v: &T) -> ApiResult {
     Ok(json(StatusCode::OK, v))
 }
 
+/// 200 with an empty body.
+pub fn ok_empty() -> ApiResult {
+    Ok(StatusCode::OK.into_response())
+}
+
 pub fn no_content() -> ApiResult {
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -71,7 +71,10 @@ pub fn merge_image_config(cfg: &mut Config, img: &Config) {
     cfg.env = Some(env);
     let user_entrypoint = cfg.entrypoint.as_ref().is_some_and(|e| !e.is_empty());
     if !user_entrypoint {
-        cfg.entrypoint = img.entrypoint.clone();
+        // An explicitly empty entrypoint (`[]`) clears the image's, as in moby.
+        if cfg.entrypoint.is_none() {
+            cfg.entrypoint = img.entrypoint.clone();
+        }
         if cfg.cmd.as_ref().is_none_or(|c| c.is_empty()) {
             cfg.cmd = img.cmd.clone();
         }

@@ -30,6 +30,8 @@ pub struct Engine {
     /// A stable ID for /info.
     pub(crate) engine_id: String,
     pub(crate) log_rotation: (u64, u32),
+    /// The image builder (set once the engine exists: it holds a weak reference back).
+    pub(crate) builder: std::sync::OnceLock<Arc<crate::build::EngineBuilder>>,
 }
 
 impl Engine {
@@ -58,8 +60,11 @@ impl Engine {
             cgroup_v2: std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
             engine_id,
             log_rotation,
+            builder: std::sync::OnceLock::new(),
             cfg,
         });
+        let builder = engine.open_builder().map_err(|e| Error::system(format!("opening the builder's state: {e}")))?;
+        let _ = engine.builder.set(builder);
         engine.clone().restore().await;
         Ok(engine)
     }

@@ -273,9 +273,14 @@ impl crate::engine::Engine {
 
     /// `GET /images/json` with Docker's filters.
     pub async fn image_list(&self, filters: &berth_types::filters::Filters, all: bool) -> Result<Vec<ImageSummary>> {
-        let _ = all;
         filters.validate(&["dangling", "label", "label!", "before", "since", "reference", "until"]).map_err(|e| Error::invalid(e.to_string()))?;
         let mut list = self.images.list().await?;
+        // Untagged images with children are a build's intermediate images: hidden
+        // unless `all`, as dockerd does.
+        let parents: std::collections::HashSet<String> = list.iter().filter(|i| !i.parent_id.is_empty()).map(|i| i.parent_id.clone()).collect();
+        if !all {
+            list.retain(|i| !(i.repo_tags.is_empty() && i.repo_digests.is_empty() && parents.contains(&i.id)));
+        }
         let recs: Vec<_> = self.containers.list().iter().map(|c| c.snapshot()).collect();
         let created_of = |name: &str| -> Result<i64> {
             let id = self.images.store.resolve(name).map_err(image_err)?.to_string();

@@ -4,6 +4,7 @@
 
 mod archive;
 mod attach;
+pub mod build;
 pub mod config;
 pub mod container;
 mod containers;

@@ -243,8 +243,10 @@ impl Engine {
                 }
             }
         }
+        self.clean_build_leftovers().await;
         let all: std::collections::HashSet<String> = self.containers.list().iter().map(|c| c.id.clone()).collect();
         self.images.remove_orphan_snapshots(&all).await;
+        self.clean_build_workspaces();
         let live: std::collections::HashSet<String> = self.containers.list().iter().filter(|c| c.status().is_alive()).map(|c| c.id.clone()).collect();
         self.net.reconcile(&live).await;
         for c in to_start {

@@ -170,7 +170,8 @@ impl Engine {
             let size = crate::volumes::dir_size(&self.volumes.data_path(&v.name));
             volumes.push(self.volumes.to_api(&v, Some((size, refs))));
         }
-        Ok(DiskUsage { layers_size, images, containers, volumes, build_cache: Vec::new() })
+        let build_cache = self.build_cache_usage().await?;
+        Ok(DiskUsage { layers_size, images, containers, volumes, build_cache })
     }
 
     pub async fn prune_containers(self: &Arc<Self>, filters: &Filters) -> Result<ContainerPruneResponse> {

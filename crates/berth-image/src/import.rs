@@ -33,6 +33,10 @@ pub(crate) fn media_type_for(c: Compression) -> &'static str {
         Compression::None => OCI_LAYER_TAR,
         Compression::Gzip => OCI_LAYER_GZIP,
         Compression::Zstd => OCI_LAYER_ZSTD,
+        // No registry media type exists for these; Docker, too, records them by
+        // what their bytes are and recompresses on push.
+        Compression::Bzip2 => crate::manifest::LAYER_BZIP2,
+        Compression::Xz => crate::manifest::LAYER_XZ,
     }
 }
 

@@ -10,6 +10,7 @@
 
 pub mod archive;
 pub mod change;
+mod child;
 pub mod config;
 pub mod content;
 pub mod digest;

@@ -15,6 +15,10 @@ pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+/// Media types berth records for local layers compressed with bzip2 or xz (no
+/// standard exists; such layers come from `import` and `load`).
+pub const LAYER_BZIP2: &str = "application/vnd.oci.image.layer.v1.tar+bzip2";
+pub const LAYER_XZ: &str = "application/vnd.oci.image.layer.v1.tar+xz";
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
@@ -58,6 +62,8 @@ pub fn layer_compression(media_type: &str) -> Result<Compression> {
         OCI_LAYER_ZSTD | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd" => {
             Ok(Compression::Zstd)
         }
+        LAYER_BZIP2 => Ok(Compression::Bzip2),
+        LAYER_XZ => Ok(Compression::Xz),
         other => Err(ImageError::UnsupportedMediaType(format!("layer media type {other:?}"))),
     }
 }
@@ -275,6 +281,6 @@ mod tests {
         assert_eq!(layer_compression(OCI_LAYER_ZSTD).unwrap(), Compression::Zstd);
         assert_eq!(layer_compression(DOCKER_LAYER_GZIP).unwrap(), Compression::Gzip);
         assert_eq!(layer_compression(OCI_LAYER_TAR).unwrap(), Compression::None);
-        assert!(layer_compression("application/vnd.oci.image.layer.v1.tar+bzip2").is_err());
+        assert!(layer_compression("application/vnd.oci.image.layer.v1.tar+lz4").is_err());
     }
 }

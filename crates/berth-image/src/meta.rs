@@ -59,7 +59,8 @@ pub struct ImageRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotRecord {
     pub key: String,
-    pub image: Digest,
+    /// `None`: a snapshot of no image at all (a build step on `FROM scratch`).
+    pub image: Option<Digest>,
     /// Chain IDs, bottom first (kept here so a force-removed image's layers stay).
     pub chain: Vec<Digest>,
     /// The container directory holding `upper/`, `work/`, `init/`.

@@ -24,7 +24,8 @@ use crate::store::{ImageStore, NewImage, resolve_in};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
     pub key: String,
-    pub image: Digest,
+    /// `None` for a snapshot of nothing (`FROM scratch` in a build).
+    pub image: Option<Digest>,
     pub dir: PathBuf,
     pub upper: PathBuf,
     pub work: PathBuf,
@@ -125,6 +126,18 @@ impl ImageStore {
         dir: &Path,
         opts: &SnapshotOptions,
     ) -> Result<Snapshot> {
+        self.prepare_snapshot_of(key, Some(image), dir, opts)
+    }
+
+    /// [`ImageStore::prepare_snapshot`] where `image` may be `None`: an empty root
+    /// filesystem (the builder's `FROM scratch`).
+    pub fn prepare_snapshot_of(
+        &self,
+        key: &str,
+        image: Option<&str>,
+        dir: &Path,
+        opts: &SnapshotOptions,
+    ) -> Result<Snapshot> {
         if key.is_empty() {
             return Err(ImageError::InvalidArgument("empty snapshot key".into()));
         }
@@ -132,13 +145,11 @@ impl ImageStore {
         if meta.snapshots.contains_key(key) {
             return Err(ImageError::Conflict(format!("snapshot {key} already exists")));
         }
-        let id = resolve_in(&meta, image)?;
-        let chain: Vec<Digest> = meta.images[&id]
-            .record
-            .layers
-            .iter()
-            .map(|l| l.chain_id.clone())
-            .collect();
+        let id = image.map(|i| resolve_in(&meta, i)).transpose()?;
+        let chain: Vec<Digest> = match &id {
+            Some(id) => meta.images[id].record.layers.iter().map(|l| l.chain_id.clone()).collect(),
+            None => Vec::new(),
+        };
         fsutil::ensure_dir(dir)?;
         let wanted: Vec<(PathBuf, u32)> = [("upper", 0o755), ("work", 0o700), ("init", 0o755)]
             .iter()
@@ -335,10 +346,11 @@ impl ImageStore {
             None => None,
         };
         let snap = self.snapshot(key)?;
+        let image = snap.image.clone().ok_or_else(|| ImageError::InvalidArgument(format!("snapshot {key} has no image to commit onto")))?;
         let (parent_cfg, parent_layers) = {
             let meta = self.lock_meta();
-            let e = meta.images.get(&snap.image).ok_or_else(|| {
-                ImageError::ImageNotFound(format!("{} (the container's image was removed)", snap.image))
+            let e = meta.images.get(&image).ok_or_else(|| {
+                ImageError::ImageNotFound(format!("{image} (the container's image was removed)"))
             })?;
             (e.config.clone(), e.record.layers.clone())
         };
@@ -404,7 +416,7 @@ impl ImageStore {
                     config: &bytes,
                     layers,
                     tags: tag.clone().into_iter().collect(),
-                    parent: Some(snap.image.clone()),
+                    parent: Some(image.clone()),
                     ..Default::default()
                 },
             )?;

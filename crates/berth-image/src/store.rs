@@ -766,9 +766,10 @@ impl ImageStore {
     fn merge_snapshot_users(&self, meta: &Meta, users: &ImageUsers) -> ImageUsers {
         let mut all = users.clone();
         for s in meta.snapshots.values() {
-            if users.count(&s.image) == 0 {
-                all.add(s.image.clone(), s.key.clone(), false);
-            }
+            if let Some(image) = &s.image
+                && users.count(image) == 0 {
+                    all.add(image.clone(), s.key.clone(), false);
+                }
         }
         all
     }

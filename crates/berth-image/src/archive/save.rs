@@ -98,6 +98,8 @@ fn oci_layer_type(media_type: &str) -> Result<&'static str> {
         Compression::None => OCI_LAYER_TAR,
         Compression::Gzip => OCI_LAYER_GZIP,
         Compression::Zstd => OCI_LAYER_ZSTD,
+        Compression::Bzip2 => manifest::LAYER_BZIP2,
+        Compression::Xz => manifest::LAYER_XZ,
     })
 }
 

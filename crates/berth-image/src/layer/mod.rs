@@ -312,13 +312,15 @@ impl LayerStore {
 }
 
 /// The uncompressed tar of a stored layer blob compressed with `c`.
-pub(crate) fn decompressed<'a, R: io::BufRead + 'a>(r: R, c: Compression) -> Result<Box<dyn Read + 'a>> {
+pub fn decompressed<'a, R: io::BufRead + 'a>(r: R, c: Compression) -> Result<Box<dyn Read + 'a>> {
     Ok(match c {
         Compression::None => Box::new(r),
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(r)),
         Compression::Zstd => Box::new(
             zstd::stream::read::Decoder::with_buffer(r).map_err(|e| ImageError::from_io_chain("zstd", e))?,
         ),
+        Compression::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(r)),
+        Compression::Xz => Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(r)),
     })
 }
 

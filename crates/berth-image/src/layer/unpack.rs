@@ -19,6 +19,8 @@ pub enum Compression {
     None,
     Gzip,
     Zstd,
+    Bzip2,
+    Xz,
 }
 
 impl Compression {
@@ -29,13 +31,9 @@ impl Compression {
         } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
             Ok(Compression::Zstd)
         } else if head.starts_with(b"BZh") {
-            Err(ImageError::UnsupportedMediaType(
-                "layer compressed with bzip2 (only gzip and zstd are supported)".into(),
-            ))
+            Ok(Compression::Bzip2)
         } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
-            Err(ImageError::UnsupportedMediaType(
-                "layer compressed with xz (only gzip and zstd are supported)".into(),
-            ))
+            Ok(Compression::Xz)
         } else {
             Ok(Compression::None)
         }
@@ -128,6 +126,8 @@ enum Decompressor<R: Read> {
     Plain(BufReader<Peeked<R>>),
     Gzip(Box<flate2::bufread::MultiGzDecoder<BufReader<Peeked<R>>>>),
     Zstd(Box<zstd::stream::read::Decoder<'static, BufReader<Peeked<R>>>>),
+    Bzip2(Box<bzip2::bufread::MultiBzDecoder<BufReader<Peeked<R>>>>),
+    Xz(Box<liblzma::bufread::XzDecoder<BufReader<Peeked<R>>>>),
 }
 
 impl<R: Read> Decompressor<R> {
@@ -155,6 +155,12 @@ impl<R: Read> Decompressor<R> {
                 zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(256 * 1024, peeked))
                     .map_err(|e| ImageError::from_io_chain("zstd", e))?,
             )),
+            Compression::Bzip2 => Decompressor::Bzip2(Box::new(bzip2::bufread::MultiBzDecoder::new(
+                BufReader::with_capacity(256 * 1024, peeked),
+            ))),
+            Compression::Xz => Decompressor::Xz(Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(
+                BufReader::with_capacity(256 * 1024, peeked),
+            ))),
         };
         Ok((compression, d))
     }
@@ -165,6 +171,8 @@ impl<R: Read> Decompressor<R> {
             Decompressor::Plain(mut r) => io::copy(&mut r, &mut io::sink()).map(|_| ()),
             Decompressor::Gzip(d) => io::copy(&mut d.into_inner(), &mut io::sink()).map(|_| ()),
             Decompressor::Zstd(d) => io::copy(&mut d.finish(), &mut io::sink()).map(|_| ()),
+            Decompressor::Bzip2(d) => io::copy(&mut d.into_inner(), &mut io::sink()).map(|_| ()),
+            Decompressor::Xz(d) => io::copy(&mut d.into_inner(), &mut io::sink()).map(|_| ()),
         }
     }
 }
@@ -175,6 +183,8 @@ impl<R: Read> Read for Decompressor<R> {
             Decompressor::Plain(r) => r.read(buf),
             Decompressor::Gzip(r) => r.read(buf),
             Decompressor::Zstd(r) => r.read(buf),
+            Decompressor::Bzip2(r) => r.read(buf),
+            Decompressor::Xz(r) => r.read(buf),
         }
     }
 }
@@ -190,6 +200,27 @@ pub fn unpack_layer<R: Read>(
     limit: &UnpackLimit,
     free_space: &dyn Fn() -> io::Result<u64>,
     hash_plain: bool,
+) -> Result<UnpackStats> {
+    unpack_tar(input, fs, limit, free_space, hash_plain, true)
+}
+
+/// Extracts a plain archive (a build context, an `ADD`ed tarball; plain, gzip,
+/// bzip2, xz or zstd) into the existing directory `dir` with the same checks as a
+/// layer, but without whiteouts: a `.wh.` name is an ordinary file here.
+pub fn extract_archive<R: Read>(input: R, dir: &Path, limit: &UnpackLimit) -> Result<UnpackStats> {
+    let mut fs = crate::layer::fsops::RealLayerFs::new(dir).map_err(|e| ImageError::io_path("open", dir, e))?;
+    let d = dir.to_path_buf();
+    let free = move || crate::fsutil::available_bytes(&d);
+    unpack_tar(input, &mut fs, limit, &free, false, false)
+}
+
+fn unpack_tar<R: Read>(
+    input: R,
+    fs: &mut dyn LayerFs,
+    limit: &UnpackLimit,
+    free_space: &dyn Fn() -> io::Result<u64>,
+    hash_plain: bool,
+    whiteouts: bool,
 ) -> Result<UnpackStats> {
     let (compression, decomp) = Decompressor::new(input)?;
     let hashing = if compression == Compression::None && !hash_plain {
@@ -209,6 +240,7 @@ pub fn unpack_layer<R: Read>(
         let mut extractor = Extractor {
             fs,
             symlinks: HashSet::new(),
+            whiteouts,
         };
         let entries = archive
             .entries()
@@ -244,6 +276,8 @@ struct Extractor<'f> {
     fs: &'f mut dyn LayerFs,
     /// Symlinks created so far in this layer: nothing may be written below one.
     symlinks: HashSet<PathBuf>,
+    /// Translate `.wh.` entries (layers) or keep them as files (plain archives).
+    whiteouts: bool,
 }
 
 fn fs_err(path: &Path, e: io::Error) -> ImageError {
@@ -297,7 +331,8 @@ impl Extractor<'_> {
 
         let name = path.file_name().unwrap_or_default().to_os_string();
         let parent = path.parent().unwrap_or(Path::new("")).to_path_buf();
-        match whiteout::classify(&name) {
+        let class = if self.whiteouts { whiteout::classify(&name) } else { TarName::Plain };
+        match class {
             TarName::AufsMeta => return Ok(()),
             TarName::Opaque => {
                 return self.fs.set_opaque(&parent).map_err(|e| fs_err(&path, e));
