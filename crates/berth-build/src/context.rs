@@ -49,9 +49,14 @@ impl Context {
             return Err(BuildError::invalid("the build context is empty: send a tar of the context (or a Dockerfile)"));
         }
         if looks_like_archive(&head) {
+            let plain = berth_image::Compression::detect(&head).is_ok_and(|c| c == berth_image::Compression::None);
             let stream = io::Cursor::new(head).chain(input);
-            berth_image::layer::unpack::extract_archive(stream, root, limit)
-                .map_err(|e| BuildError::invalid(format!("failed to read the build context: {e}")))?;
+            let r = if plain {
+                berth_image::layer::unpack::extract_archive(PadToBlocks { inner: stream, count: 0, pad: None }, root, limit)
+            } else {
+                berth_image::layer::unpack::extract_archive(stream, root, limit)
+            };
+            r.map_err(|e| BuildError::invalid(format!("failed to read the build context: {e}")))?;
         } else {
             // A bare Dockerfile (`docker build - < Dockerfile` through clients that
             // do not wrap it in a tar, or a remote text file).
@@ -121,6 +126,37 @@ impl Context {
 
     pub fn dockerfile_name(&self) -> &str {
         &self.dockerfile_name
+    }
+}
+
+/// Ends a tar stream the way tar requires: the docker CLI sends a context whose
+/// Dockerfile lives outside it (`-f ../Dockerfile`) without the last entry's padding
+/// and the end-of-archive blocks, which dockerd's reader tolerates. At the input's
+/// end this adds zeros up to the next 512-byte block and two empty blocks; a
+/// complete archive never reads them.
+struct PadToBlocks<R> {
+    inner: R,
+    count: u64,
+    /// Zeros still to give once the input has ended.
+    pad: Option<u64>,
+}
+
+impl<R: Read> Read for PadToBlocks<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pad.is_none() {
+            let n = self.inner.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                self.count += n as u64;
+                return Ok(n);
+            }
+            // Compressed streams end on their own terms; this pads what they yield too.
+            self.pad = Some((512 - self.count % 512) % 512 + 1024);
+        }
+        let left = self.pad.unwrap_or(0);
+        let n = (left as usize).min(buf.len());
+        buf[..n].fill(0);
+        self.pad = Some(left - n as u64);
+        Ok(n)
     }
 }
 

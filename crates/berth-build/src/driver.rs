@@ -220,14 +220,25 @@ impl<B: Backend> Builder<B> {
         }
         let quiet = opts.quiet;
         let fwd_out = out.clone();
+        // After a failure, stages not shown yet stay silent (they were only waiting or
+        // were cut short), except the failed one, whose output explains the error.
+        let failed: Arc<Mutex<Option<usize>>> = Arc::new(Mutex::new(None));
+        let fwd_failed = failed.clone();
+        let order = needed.clone();
         let forwarder = tokio::spawn(async move {
             let mut held = Vec::new();
-            for mut rx in receivers {
+            for (stage, mut rx) in order.into_iter().zip(receivers) {
+                let f = *fwd_failed.lock().unwrap_or_else(|p| p.into_inner());
+                let show = f.is_none_or(|f| f == stage);
                 while let Some(m) = rx.recv().await {
+                    if !show {
+                        continue;
+                    }
                     if quiet {
                         held.push(m);
-                    } else if fwd_out.send(m).is_err() {
-                        // The client is gone; keep draining so stages never block.
+                    } else {
+                        // A client that is gone is noticed by the API layer.
+                        let _ = fwd_out.send(m);
                     }
                 }
             }
@@ -251,12 +262,14 @@ impl<B: Backend> Builder<B> {
             let run = StageRun::new(self, &df, i, &ctx, &opts, &global, &readers, &consumed, out, stop.clone(), first_step[&i], total, lexer.clone(), i == target);
             let stop = stop.clone();
             let first_error = &first_error;
+            let failed = failed.clone();
             async move {
                 let r = run.run().await;
                 if let Err(e) = &r {
                     let mut fe = first_error.lock().unwrap_or_else(|p| p.into_inner());
                     if fe.is_none() {
                         *fe = Some(e.clone());
+                        *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(i);
                     }
                     stop.cancel();
                 }

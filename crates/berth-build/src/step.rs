@@ -997,13 +997,11 @@ impl<'a, B: Backend> StageRun<'a, B> {
             return Err(BuildError::cancelled());
         }
         if code != 0 {
+            // With `rm=false` (and no `forcerm`) the failed container stays for
+            // inspection, as dockerd leaves it; otherwise nothing of it remains
+            // (dockerd would keep it unless `forcerm`).
             let keep = !self.opts.remove && !self.opts.force_remove;
-            if keep {
-                // `--rm=false`: the failed container stays for inspection, as Docker leaves it.
-                if let Some(c) = &ws.container {
-                    let _ = c;
-                }
-            } else {
+            if !keep {
                 self.b.backend.release(ws).await;
             }
             let mut e = BuildError::invalid(format!("The command '{}' returned a non-zero code: {code}", argv.join(" ")));

@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{ArgAction, ColorChoice, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::cmd::{container, cp, image, network, run, stats, system, volume};
+use crate::cmd::{build, container, cp, image, network, run, stats, system, volume};
 use crate::ctx::Ctx;
 use crate::error::Result;
 
@@ -44,7 +44,7 @@ pub enum Cmd {
     Run(run::RunArgs),
     Exec(run::ExecArgs),
     Ps(container::PsArgs),
-    Build(image::BuildArgs),
+    Build(build::BuildArgs),
     Pull(image::PullArgs),
     Push(image::PushArgs),
     Images(image::ImagesArgs),
@@ -57,6 +57,12 @@ pub enum Cmd {
     Container {
         #[command(subcommand)]
         cmd: ContainerCmd,
+    },
+    /// Manage builds
+    #[command(arg_required_else_help = true)]
+    Builder {
+        #[command(subcommand)]
+        cmd: BuilderCmd,
     },
     /// Manage images
     #[command(arg_required_else_help = true)]
@@ -151,8 +157,14 @@ pub enum ContainerCmd {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum BuilderCmd {
+    Build(build::BuildArgs),
+    Prune(build::BuilderPruneArgs),
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ImageCmd {
-    Build(image::BuildArgs),
+    Build(build::BuildArgs),
     History(image::HistoryArgs),
     Import(image::ImportArgs),
     Inspect(image::ImageInspectArgs),
@@ -171,7 +183,7 @@ pub enum ImageCmd {
 /// docker's usage line (after the command path) for each command.
 fn usage_suffix(parent: &str, name: &str) -> &'static str {
     match (parent, name) {
-        (_, "container" | "image" | "network" | "volume" | "system") if parent == "berth" => "COMMAND",
+        (_, "builder" | "container" | "image" | "network" | "volume" | "system") if parent == "berth" => "COMMAND",
         ("network", "connect" | "disconnect") => "[OPTIONS] NETWORK CONTAINER",
         ("network", "create") => "[OPTIONS] NETWORK",
         ("network", "inspect") => "[OPTIONS] NETWORK [NETWORK...]",
@@ -215,7 +227,7 @@ fn usage_suffix(parent: &str, name: &str) -> &'static str {
 }
 
 const COMMON: &[&str] = &["run", "exec", "ps", "build", "pull", "push", "images", "login", "logout", "version", "info"];
-const MANAGEMENT: &[&str] = &["container", "image", "network", "system", "volume"];
+const MANAGEMENT: &[&str] = &["builder", "container", "image", "network", "system", "volume"];
 
 fn root_help(root: &clap::Command) -> String {
     let about = |name: &str| {
@@ -517,7 +529,7 @@ pub async fn dispatch(ctx: &Ctx, cmd: Cmd) -> Result<()> {
         Cmd::Run(a) => run::run(ctx, a).await,
         Cmd::Exec(a) => run::exec(ctx, a).await,
         Cmd::Ps(a) => container::ps(ctx, a).await,
-        Cmd::Build(a) => image::build(ctx, a).await,
+        Cmd::Build(a) => build::build(ctx, a).await,
         Cmd::Pull(a) => image::pull(ctx, a).await,
         Cmd::Push(a) => image::push(ctx, a).await,
         Cmd::Images(a) => image::images(ctx, a).await,
@@ -527,6 +539,10 @@ pub async fn dispatch(ctx: &Ctx, cmd: Cmd) -> Result<()> {
         Cmd::Info(a) => system::info(ctx, a).await,
         Cmd::Container { cmd } => dispatch_container(ctx, cmd).await,
         Cmd::Image { cmd } => dispatch_image(ctx, cmd).await,
+        Cmd::Builder { cmd } => match cmd {
+            BuilderCmd::Build(a) => build::build(ctx, a).await,
+            BuilderCmd::Prune(a) => build::builder_prune(ctx, a).await,
+        },
         Cmd::Network { cmd } => network::dispatch(ctx, cmd).await,
         Cmd::System { cmd } => system::dispatch(ctx, cmd).await,
         Cmd::Volume { cmd } => volume::dispatch(ctx, cmd).await,
@@ -599,7 +615,7 @@ async fn dispatch_container(ctx: &Ctx, cmd: ContainerCmd) -> Result<()> {
 
 async fn dispatch_image(ctx: &Ctx, cmd: ImageCmd) -> Result<()> {
     match cmd {
-        ImageCmd::Build(a) => image::build(ctx, a).await,
+        ImageCmd::Build(a) => build::build(ctx, a).await,
         ImageCmd::History(a) => image::history(ctx, a).await,
         ImageCmd::Import(a) => image::import(ctx, a).await,
         ImageCmd::Inspect(a) => image::inspect(ctx, a).await,

@@ -85,7 +85,11 @@ impl EngineBackend {
         });
         let r = engine.image_pull(name, "", platform.unwrap_or(""), auth, false, tx).await;
         let _ = fwd.await;
-        r.map(|_| ()).map_err(build_err)
+        r.map(|_| ()).map_err(|e| {
+            let mut b = build_err(e);
+            b.message = format!("pulling {name}: {}", b.message);
+            b
+        })
     }
 }
 

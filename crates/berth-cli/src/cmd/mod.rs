@@ -1,5 +1,6 @@
 //! The commands: each parses its flags (clap), calls the API, prints like docker.
 
+pub mod build;
 pub mod container;
 pub mod cp;
 pub mod image;
