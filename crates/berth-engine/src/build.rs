@@ -238,7 +238,8 @@ impl Backend for EngineBackend {
                 return Err(build_err(e));
             }
             let fwd_out = out.clone();
-            let forward = async move {
+            // Output is passed on as it comes, while the step runs.
+            let forward = tokio::spawn(async move {
                 loop {
                     match output.recv().await {
                         Ok(Output::Stdout(b)) | Ok(Output::Stderr(b)) => {
@@ -248,7 +249,7 @@ impl Backend for EngineBackend {
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                     }
                 }
-            };
+            });
             let wait = engine.wait_container(&id, WaitCondition::NotRunning);
             tokio::pin!(wait);
             let status = tokio::select! {

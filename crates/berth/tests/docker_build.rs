@@ -51,8 +51,8 @@ fn sh(d: &TestDaemon, image: &str, script: &str) -> String {
 
 /// Nothing a build runs or mounts may outlive it.
 fn assert_no_leftovers(d: &TestDaemon) {
-    let ps = run_ok(d.docker().args(["ps", "-aq"]));
-    assert_eq!(ps.trim(), "", "intermediate containers left behind");
+    let ps = run_ok(d.docker().args(["ps", "-a", "--format", "{{.ID}} {{.Status}} {{.Command}}"]));
+    assert_eq!(ps.trim(), "", "intermediate containers left behind\n{}", d.log());
     let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
     let ours: Vec<&str> = mounts.lines().filter(|l| l.contains(&*d.data_root.to_string_lossy())).collect();
     assert!(ours.is_empty(), "mounts left behind: {ours:#?}");
@@ -337,7 +337,8 @@ fn a_client_that_goes_away_stops_the_build() {
     let mut seen = String::new();
     let mut buf = [0u8; 4096];
     use std::io::Read;
-    while !seen.contains("started") {
+    // The RUN's own output (the step header also names `echo started`).
+    while !seen.lines().any(|l| l == "started") {
         let n = stdout.read(&mut buf).unwrap();
         assert!(n > 0, "build ended early: {seen}");
         seen.push_str(&String::from_utf8_lossy(&buf[..n]));
