@@ -142,7 +142,13 @@ pub async fn build(State(e): St, req: Request) -> ApiResult {
                 }
             };
         }
-        if let Ok(Err(err)) = done_rx.await
+        let err = match done_rx.await {
+            Ok(Ok(_)) => None,
+            Ok(Err(err)) => Some(err),
+            // The build task died (a bug): say so rather than end the stream silently.
+            Err(_) => Some(BuildError::system("the build stopped unexpectedly (see the daemon's log)")),
+        };
+        if let Some(err) = err
             && !cancel.is_cancelled() {
                 let _ = tx.send(Ok(line(&error_message(&err)))).await;
             }

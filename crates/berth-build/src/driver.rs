@@ -77,6 +77,8 @@ pub struct Builder<B: Backend> {
     pub(crate) mounts_in_use: Mutex<HashMap<PathBuf, usize>>,
     /// Builds a client gave an ID (`buildid=`), for `/build/cancel`.
     running: Arc<Mutex<HashMap<String, CancellationToken>>>,
+    /// For ADD's URLs and remote contexts.
+    pub(crate) http: reqwest::Client,
 }
 
 /// A build registered under its ID until this is dropped.
@@ -119,7 +121,7 @@ impl Drop for MountUse<'_> {
 impl<B: Backend> Builder<B> {
     /// Opens the builder's state under `root` (`cache/`, `mounts/`, `tmp/`); what a
     /// crashed build left in `tmp/` is removed.
-    pub fn open(backend: Arc<B>, root: &Path) -> std::io::Result<Builder<B>> {
+    pub fn open(backend: Arc<B>, root: &Path, http: reqwest::Client) -> std::io::Result<Builder<B>> {
         let tmp = root.join("tmp");
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp)?;
@@ -133,6 +135,7 @@ impl<B: Backend> Builder<B> {
             mount_locks: Mutex::new(HashMap::new()),
             mounts_in_use: Mutex::new(HashMap::new()),
             running: Arc::new(Mutex::new(HashMap::new())),
+            http,
         })
     }
 
@@ -168,6 +171,10 @@ impl<B: Backend> Builder<B> {
 
     pub fn tmp_dir(&self) -> &Path {
         &self.tmp
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     /// Runs a build. Messages go to `out` as dockerd words them; the result is the

@@ -12,11 +12,10 @@ use crate::error::BuildError;
 /// Largest file ADD fetches.
 const MAX_DOWNLOAD: u64 = 16 << 30;
 
-/// Downloads `url` into `dir`; returns the file and the name ADD gives it (the last
+/// Downloads `url` into `dir` with `client` (the daemon's, with its TLS settings); returns the file and the name ADD gives it (the last
 /// path segment, as dockerd).
-pub async fn download(url: &str, dir: &Path, checksum: Option<&str>) -> Result<(PathBuf, String), BuildError> {
+pub async fn download(client: &reqwest::Client, url: &str, dir: &Path, checksum: Option<&str>) -> Result<(PathBuf, String), BuildError> {
     let fail = |e: &dyn std::fmt::Display| BuildError::invalid(format!("failed to download {url}: {e}"));
-    let client = reqwest::Client::builder().build().map_err(|e| fail(&e))?;
     let resp = client.get(url).send().await.map_err(|e| fail(&e))?;
     if !resp.status().is_success() {
         return Err(BuildError::invalid(format!("failed to GET {url} with status {}", resp.status())));

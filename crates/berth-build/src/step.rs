@@ -674,7 +674,7 @@ impl<'a, B: Backend> StageRun<'a, B> {
             let mut local_words = Vec::new();
             for w in &words {
                 if add && (w.starts_with("http://") || w.starts_with("https://")) {
-                    let (path, name) = crate::fetch::download(w, scratch, c.checksum.as_deref()).await?;
+                    let (path, name) = crate::fetch::download(&self.b.http, w, scratch, c.checksum.as_deref()).await?;
                     sources.push(copy::Source { path, name, is_dir: false });
                 } else if add && is_git_url(w) {
                     return Err(BuildError::invalid(format!("ADD of a git repository ({w}) is not supported by berth")));

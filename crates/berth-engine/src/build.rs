@@ -390,7 +390,9 @@ impl Engine {
         let root = self.cfg.data_root.join("builder");
         let ws_root = root.join("ws");
         std::fs::create_dir_all(&ws_root)?;
-        Ok(Arc::new(Builder::open(Arc::new(EngineBackend { engine: Arc::downgrade(self), ws_root }), &root)?))
+        let http = berth_registry::client::transport::build_http("build", &Default::default(), false, "berth-builder", std::time::Duration::from_secs(30))
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        Ok(Arc::new(Builder::open(Arc::new(EngineBackend { engine: Arc::downgrade(self), ws_root }), &root, http)?))
     }
 
     fn builder(&self) -> Result<Arc<EngineBuilder>> {
@@ -439,7 +441,7 @@ impl Engine {
         let builder = self.builder().map_err(build_err)?;
         let dir = builder.tmp_dir().join(format!("remote-{}", &crate::util::random_id()[..16]));
         std::fs::create_dir_all(&dir)?;
-        let r = berth_build::fetch::download(url, &dir, None).await;
+        let r = berth_build::fetch::download(builder.http(), url, &dir, None).await;
         let file = r.and_then(|(path, _)| std::fs::File::open(&path).map_err(BuildError::from));
         // The open file outlives its name.
         let _ = std::fs::remove_dir_all(&dir);

@@ -434,3 +434,159 @@ print("ok")
     assert_eq!(sh(&d, "pyimg:2", "cat /f"), "fileobj\n");
     assert_no_leftovers(&d);
 }
+
+const METADATA: &str = r#"FROM busybox AS parent
+ONBUILD RUN echo triggered > /onbuild
+ONBUILD ENV FROM_TRIGGER=yes
+
+FROM parent AS child
+MAINTAINER someone@example.com
+SHELL ["/bin/sh", "-ec"]
+RUN echo "shell: $0" > /shell
+VOLUME /data /logs
+STOPSIGNAL SIGUSR1
+HEALTHCHECK --interval=5s --timeout=2s --retries=4 CMD test -e /onbuild
+ENTRYPOINT ["/bin/echo"]
+CMD ["from", "cmd"]
+"#;
+
+#[test]
+fn onbuild_shell_healthcheck_volume_entrypoint() {
+    let d = daemon();
+    let dir = context(&d, "ctx", &[("Dockerfile", METADATA)]);
+    build_ok(&d, &dir, &["-t", "parent", "--target", "parent"]);
+    let triggers = run_ok(d.docker().args(["inspect", "-f", "{{json .Config.OnBuild}}", "parent"]));
+    assert_eq!(triggers.trim(), r#"["RUN echo triggered > /onbuild","ENV FROM_TRIGGER=yes"]"#);
+    // A child of the tagged parent runs its triggers (and does not pass them on).
+    let child = context(&d, "child", &[("Dockerfile", "FROM parent\nRUN cat /onbuild\n")]);
+    let out = build_ok(&d, &child, &["-t", "child2"]);
+    assert!(out.contains("# Executing 2 build triggers"), "{out}");
+    assert_eq!(sh(&d, "child2", "cat /onbuild; echo $FROM_TRIGGER"), "triggered\nyes\n");
+    assert_eq!(run_ok(d.docker().args(["inspect", "-f", "{{json .Config.OnBuild}}", "child2"])).trim(), "null");
+
+    build_ok(&d, &dir, &["-t", "child"]);
+    let f = "{{.Author}}|{{json .Config.Volumes}}|{{.Config.StopSignal}}|{{json .Config.Healthcheck}}|{{json .Config.Entrypoint}}|{{json .Config.Cmd}}|{{json .Config.Shell}}";
+    let got = run_ok(d.docker().args(["inspect", "-f", f, "child"]));
+    assert_eq!(
+        got.trim(),
+        r#"someone@example.com|{"/data":{},"/logs":{}}|SIGUSR1|{"Test":["CMD-SHELL","test -e /onbuild"],"Interval":5000000000,"Timeout":2000000000,"Retries":4}|["/bin/echo"]|["from","cmd"]|["/bin/sh","-ec"]"#
+    );
+    assert_eq!(run_ok(d.docker().args(["run", "--rm", "child"])), "from cmd\n");
+    assert_eq!(run_ok(d.docker().args(["run", "--rm", "--entrypoint", "cat", "child", "/shell"])), "shell: /bin/sh\n");
+    // ENTRYPOINT in a stage that sets no CMD drops the inherited one.
+    let ep = context(&d, "ep", &[("Dockerfile", "FROM child\nENTRYPOINT [\"/bin/echo\", \"only\"]\n")]);
+    build_ok(&d, &ep, &["-t", "ep"]);
+    assert_eq!(run_ok(d.docker().args(["inspect", "-f", "{{json .Config.Cmd}}", "ep"])).trim(), "null");
+    assert_eq!(run_ok(d.docker().args(["run", "--rm", "ep"])), "only\n");
+    assert_no_leftovers(&d);
+}
+
+/// A loopback HTTP server for ADD and remote contexts, serving `dir`.
+struct Http {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Http {
+    fn serve(dir: &Path) -> Http {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        let child = Command::new("/usr/bin/python3")
+            .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string()])
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Http { child, port }
+    }
+}
+
+impl Drop for Http {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn add_url_remote_context_run_mounts_network_and_parallel_stages() {
+    let d = daemon();
+    let www = d.dir.join("www");
+    fs::create_dir_all(&www).unwrap();
+    fs::write(www.join("file.txt"), "over http\n").unwrap();
+    let http = Http::serve(&www);
+    let url = format!("http://127.0.0.1:{}/file.txt", http.port);
+    let sum = {
+        use std::io::Read;
+        let mut f = fs::File::open(www.join("file.txt")).unwrap();
+        let mut b = Vec::new();
+        f.read_to_end(&mut b).unwrap();
+        let out = Command::new("sha256sum").arg(www.join("file.txt")).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string()
+    };
+    // Two stages that can only finish if they run at the same time: each waits for
+    // the other's mark in a shared cache mount.
+    let df = format!(
+        r#"FROM busybox AS left
+RUN --mount=type=cache,id=sync,target=/s touch /s/left; for i in $(seq 200); do [ -e /s/right ] && exit 0; sleep 0.05; done; exit 1
+FROM busybox AS right
+RUN --mount=type=cache,id=sync,target=/s touch /s/right; for i in $(seq 200); do [ -e /s/left ] && exit 0; sleep 0.05; done; exit 1
+RUN echo right > /right
+FROM busybox
+COPY --from=left /bin/busybox /tmp/bb
+ADD {url} /fetched/
+ADD --checksum=sha256:{sum} {url} /checked.txt
+RUN --mount=type=bind,source=ctxfile,target=/mnt/ctxfile cat /mnt/ctxfile > /from-bind
+RUN --mount=type=bind,from=right,source=/right,target=/mnt/right cp /mnt/right /from-stage
+RUN --network=none ip link show | grep -c ': ' > /links || true
+RUN --mount=type=tmpfs,target=/scratch echo temp > /scratch/t && test -e /scratch/t
+RUN cat /etc/hosts | grep -c buildhost > /hosts
+"#
+    );
+    let dir = context(&d, "ctx", &[("Dockerfile", &df), ("ctxfile", "bound from the context\n")]);
+    build_ok(&d, &dir, &["-t", "mixed", "--add-host", "buildhost:10.1.2.3", "-m", "256m"]);
+    assert_eq!(
+        sh(&d, "mixed", "cat /fetched/file.txt /checked.txt /from-bind /from-stage /links /hosts; stat -c %a /checked.txt; test -e /scratch/t || echo tmpfs-gone"),
+        "over http\nover http\nbound from the context\nright\n1\n1\n600\ntmpfs-gone\n"
+    );
+    // A wrong --checksum fails the step.
+    let bad = context(&d, "bad", &[("Dockerfile", &format!("FROM busybox\nADD --checksum=sha256:{} {url} /x\n", "0".repeat(64)))]);
+    let out = build(&d, &bad, &[]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("digest mismatch"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // A remote context: a tarball over http.
+    let remote = d.dir.join("remote");
+    fs::create_dir_all(&remote).unwrap();
+    fs::write(remote.join("Dockerfile"), "FROM busybox\nCOPY hello /hello\n").unwrap();
+    fs::write(remote.join("hello"), "from a remote context\n").unwrap();
+    let st = Command::new("tar").arg("-czf").arg(www.join("ctx.tar.gz")).arg("-C").arg(&remote).arg(".").status().unwrap();
+    assert!(st.success());
+    let out = d.docker().args(["build", "-t", "remote"]).arg(format!("http://127.0.0.1:{}/ctx.tar.gz", http.port)).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(sh(&d, "remote", "cat /hello"), "from a remote context\n");
+    assert_no_leftovers(&d);
+}
+
+#[test]
+fn cache_from_another_image_history() {
+    let d = daemon();
+    let dir = context(&d, "ctx", &[("Dockerfile", "FROM busybox\nENV V=1\nCOPY f /f\nRUN cat /f > /g\nCMD [\"cat\", \"/g\"]\n"), ("f", "content\n")]);
+    build_ok(&d, &dir, &["-t", "source:1"]);
+    // Forget the cache index (the image and its layers stay).
+    run_ok(d.docker().args(["builder", "prune", "-af"]));
+    let out = build_ok(&d, &dir, &["-t", "reuse", "--cache-from", "source:1"]);
+    assert_eq!(count(&out, "Using cache"), 4, "{out}");
+    assert!(!out.contains("Running in"), "{out}");
+    assert_eq!(run_ok(d.docker().args(["run", "--rm", "reuse"])), "content\n");
+    let layers = |i: &str| run_ok(d.docker().args(["inspect", "-f", "{{json .RootFS.Layers}}", i]));
+    assert_eq!(layers("reuse"), layers("source:1"));
+    assert_no_leftovers(&d);
+}
