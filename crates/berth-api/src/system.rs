@@ -21,6 +21,8 @@ pub async fn ping() -> Response {
             (header::CACHE_CONTROL, "no-cache, no-store, must-revalidate"),
             (header::PRAGMA, "no-cache"),
             (header::HeaderName::from_static("swarm"), "inactive"),
+            // The builder berth serves is the classic one (BuildKit would be "2").
+            (header::HeaderName::from_static("builder-version"), "1"),
         ],
         "OK",
     )

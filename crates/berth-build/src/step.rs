@@ -56,12 +56,6 @@ fn nop(text: &str) -> String {
     format!("/bin/sh -c #(nop)  {text}")
 }
 
-/// Go's `%q` of a string slice: `["a" "b"]`.
-fn go_quoted(v: &[String]) -> String {
-    let parts: Vec<String> = v.iter().map(|s| serde_json::to_string(s).unwrap_or_default()).collect();
-    format!("[{}]", parts.join(" "))
-}
-
 /// Go's `%v` of a string slice: `[a b]`.
 fn go_plain(v: &[String]) -> String {
     format!("[{}]", v.join(" "))
@@ -393,12 +387,12 @@ impl<'a, B: Backend> StageRun<'a, B> {
             InstructionKind::Cmd(form) => {
                 let cmd = self.command(form);
                 self.cmd_set = true;
-                self.config_step(&format!("CMD {}", go_quoted(&cmd)), move |c| c.cmd = Some(cmd)).await
+                self.config_step(&format!("CMD {}", berth_types::gofmt::quote_slice(&cmd)), move |c| c.cmd = Some(cmd)).await
             }
             InstructionKind::Entrypoint(form) => {
                 let ep = self.command(form);
                 let keep_cmd = self.cmd_set;
-                self.config_step(&format!("ENTRYPOINT {}", go_quoted(&ep)), move |c| {
+                self.config_step(&format!("ENTRYPOINT {}", berth_types::gofmt::quote_slice(&ep)), move |c| {
                     c.entrypoint = Some(ep);
                     if !keep_cmd {
                         c.cmd = None;
@@ -430,7 +424,7 @@ impl<'a, B: Backend> StageRun<'a, B> {
                 };
                 let text = format!(
                     "HEALTHCHECK &{{{} {:?} {:?} {:?} {:?} '\\x{:02x}'}}",
-                    go_quoted(hc.test.as_deref().unwrap_or_default()),
+                    berth_types::gofmt::quote_slice(hc.test.as_deref().unwrap_or_default()),
                     go_duration(hc.interval),
                     go_duration(hc.timeout),
                     go_duration(hc.start_period),

@@ -408,23 +408,77 @@ pub async fn builder_prune(ctx: &Ctx, a: BuilderPruneArgs) -> Result<()> {
     if !super::confirm(ctx, warning, a.force) {
         return Ok(());
     }
-    let c = ctx.client().await?;
-    let mut call = Call::post("/build/prune").flag("all", a.all);
-    if let Some(n) = byte_size("--keep-storage", &a.keep_storage)? {
-        call = call.query("keep-storage", n.to_string());
-    }
-    if let Some(f) = super::filters_json(&a.filter)? {
-        call = call.query("filters", f);
-    }
-    let v: serde_json::Value = serde_json::from_slice(&c.bytes(call).await?).map_err(|e| Error::msg(format!("unexpected answer from the daemon: {e}")))?;
-    let deleted: Vec<&str> = v["CachesDeleted"].as_array().map(|a| a.iter().filter_map(|x| x.as_str()).collect()).unwrap_or_default();
+    let keep = byte_size("--keep-storage", &a.keep_storage)?.unwrap_or(0);
+    let (deleted, space) = prune_cache(ctx, a.all, keep, &a.filter).await?;
     if !deleted.is_empty() {
         ctx.io.println("Deleted build cache objects:");
-        for d in deleted {
+        for d in &deleted {
             ctx.io.println(d);
         }
         ctx.io.println("");
     }
-    ctx.io.println(&format!("Total reclaimed space: {}", units::human_size(v["SpaceReclaimed"].as_u64().unwrap_or(0) as f64)));
+    ctx.io.println(&format!("Total reclaimed space: {}", units::human_size(space as f64)));
     Ok(())
+}
+
+/// `POST /build/prune`: the IDs removed and the bytes given back.
+pub async fn prune_cache(ctx: &Ctx, all: bool, keep_storage: i64, filter: &[String]) -> Result<(Vec<String>, u64)> {
+    let c = ctx.client().await?;
+    let mut call = Call::post("/build/prune").flag("all", all);
+    if keep_storage > 0 {
+        call = call.query("keep-storage", keep_storage.to_string());
+    }
+    if let Some(f) = super::filters_json(filter)? {
+        call = call.query("filters", f);
+    }
+    let v: serde_json::Value = serde_json::from_slice(&c.bytes(call).await?).map_err(|e| Error::msg(format!("unexpected answer from the daemon: {e}")))?;
+    let deleted = v["CachesDeleted"].as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default();
+    Ok((deleted, v["SpaceReclaimed"].as_u64().unwrap_or(0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(tar_bytes: &[u8]) -> Vec<String> {
+        let mut ar = tar::Archive::new(tar_bytes);
+        let mut names: Vec<String> = ar.entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().trim_end_matches('/').to_string()).collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn context_honours_dockerignore_with_exceptions() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("Dockerfile"), "FROM busybox\n").unwrap();
+        std::fs::write(d.join(".dockerignore"), "*.log\nsecret\nDockerfile\n**/*.tmp\n!keep/important.tmp\n").unwrap();
+        std::fs::write(d.join("a.log"), "x").unwrap();
+        std::fs::create_dir_all(d.join("secret")).unwrap();
+        std::fs::write(d.join("secret/key"), "k").unwrap();
+        std::fs::create_dir_all(d.join("src")).unwrap();
+        std::fs::write(d.join("src/main.c"), "int main;").unwrap();
+        std::fs::write(d.join("src/x.tmp"), "t").unwrap();
+        std::fs::create_dir_all(d.join("keep")).unwrap();
+        std::fs::write(d.join("keep/important.tmp"), "i").unwrap();
+        let mut out = Vec::new();
+        let n = write_context(d, "Dockerfile", None, &mut out).unwrap();
+        assert_eq!(n as usize, out.len());
+        // The Dockerfile and .dockerignore are sent even when a pattern names them.
+        assert_eq!(names(&out), vec![".dockerignore", "Dockerfile", "keep", "keep/important.tmp", "src", "src/main.c"]);
+        let mut ar = tar::Archive::new(out.as_slice());
+        for e in ar.entries().unwrap() {
+            let e = e.unwrap();
+            assert_eq!((e.header().uid().unwrap(), e.header().gid().unwrap()), (0, 0));
+        }
+    }
+
+    #[test]
+    fn a_dockerfile_from_outside_gets_its_own_name() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("data"), "d").unwrap();
+        let mut out = Vec::new();
+        write_context(dir.path(), ".dockerfile.abc", Some(b"FROM scratch\n"), &mut out).unwrap();
+        assert_eq!(names(&out), vec![".dockerfile.abc", "data"]);
+    }
 }

@@ -684,23 +684,4 @@ mod tests {
         assert_eq!(t.execute(&history_row(&h, true, true)).unwrap(), "<missing>|/bin/sh -c #(nop) CMD [\"sh\"] with a long tai…|1.98MB");
         assert_eq!(t.execute(&history_row(&h, true, false)).unwrap().rsplit('|').next().unwrap(), "1984295");
     }
-
-    #[test]
-    fn build_context_honours_dockerignore() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("Dockerfile"), "FROM busybox\n").unwrap();
-        std::fs::write(dir.path().join(".dockerignore"), "*.log\nsecret\n").unwrap();
-        std::fs::write(dir.path().join("a.log"), "x").unwrap();
-        std::fs::create_dir(dir.path().join("secret")).unwrap();
-        std::fs::write(dir.path().join("secret/key"), "k").unwrap();
-        std::fs::create_dir(dir.path().join("src")).unwrap();
-        std::fs::write(dir.path().join("src/main.c"), "int main;").unwrap();
-        let (tar_bytes, df) = context_tar(dir.path(), None).unwrap();
-        assert_eq!(df, "Dockerfile");
-        let mut ar = tar::Archive::new(tar_bytes.as_slice());
-        let mut names: Vec<String> = ar.entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned()).collect();
-        names.sort();
-        assert_eq!(names, vec![".dockerignore", "Dockerfile", "src", "src/main.c"]);
-        assert!(glob_match("*.log", "a.log") && !glob_match("*.log", "d/a.log"));
-    }
 }

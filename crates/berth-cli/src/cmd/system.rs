@@ -463,6 +463,15 @@ pub async fn prune(ctx: &Ctx, a: PruneArgs) -> Result<()> {
         imgs.iter().for_each(|i| ctx.io.println(i));
         ctx.io.println("");
     }
+    // Build cache knows only some of the filters (`until`); the others are not its.
+    let cache_filter: Vec<String> = a.filter.iter().filter(|f| f.starts_with("until=")).cloned().collect();
+    let (caches, space) = super::build::prune_cache(ctx, a.all, 0, &cache_filter).await?;
+    total += space;
+    if !caches.is_empty() {
+        ctx.io.println("Deleted build cache objects:");
+        caches.iter().for_each(|i| ctx.io.println(i));
+        ctx.io.println("");
+    }
     ctx.io.println(&format!("Total reclaimed space: {}", units::human_size(total as f64)));
     Ok(())
 }
