@@ -356,7 +356,7 @@ pub async fn build(ctx: &Ctx, a: BuildArgs) -> Result<()> {
         match t.join() {
             Ok(Ok(n)) => {
                 if !a.quiet {
-                    ctx.io.println(&format!("Sending build context to Docker daemon  {}", units::human_size_precision(n as f64, 4)));
+                    ctx.io.println(&format!("Sending build context to berth daemon  {}", units::human_size_precision(n as f64, 4)));
                 }
             }
             Ok(Err(e)) => return Err(Error::msg(format!("error checking context: {e}"))),
