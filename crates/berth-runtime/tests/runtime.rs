@@ -698,6 +698,13 @@ fn a_cached_seccomp_program_is_enforced_like_a_fresh_one() {
     p.set_args(Some(vec!["mkdir".into(), "/tmp/c".into()]));
     let epid = second.rt.exec(&second.id, &p, ExecOptions { stdio: Some([devnull(), devnull(), devnull()]), ..Default::default() }).unwrap();
     assert_eq!(wait(epid), 1, "mkdir in exec was not refused");
+    // The container's own commands run before it is killed (its output is read to
+    // the end only after the kill, so wait for the mark its script leaves).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !second.bundle.join("rootfs/tmp/b").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(50));
     second.rt.kill(&second.id, libc::SIGKILL, false).unwrap();
     wait(st.pid);
     let out = read_all(r);

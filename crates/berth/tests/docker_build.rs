@@ -590,3 +590,35 @@ fn cache_from_another_image_history() {
     assert_eq!(layers("reuse"), layers("source:1"));
     assert_no_leftovers(&d);
 }
+
+#[test]
+fn a_daemon_killed_mid_build_cleans_up_on_restart() {
+    let mut d = daemon();
+    let dir = context(&d, "ctx", &[("Dockerfile", "FROM busybox\nCOPY . /ctx\nRUN echo started; sleep 300\n"), ("f", "x")]);
+    let mut child = d.docker().args(["build", "-t", "killed"]).arg(&dir).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    use std::io::Read;
+    while !seen.lines().any(|l| l == "started") {
+        let n = stdout.read(&mut buf).unwrap();
+        assert!(n > 0, "build ended early: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    d.kill9();
+    let _ = child.kill();
+    let _ = child.wait();
+    d.restart();
+    // The RUN container (still running under its shim) and the build's mounts and
+    // workspaces are gone; the cache of the finished COPY step still works.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !run_ok(d.docker().args(["ps", "-aq"])).trim().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "build container left after restart:\n{}", d.log());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_no_leftovers(&d);
+    let again = context(&d, "ctx", &[("Dockerfile", "FROM busybox\nCOPY . /ctx\nRUN echo done\n")]);
+    let out = build_ok(&d, &again, &["-t", "after"]);
+    assert_eq!(count(&out, "Using cache"), 0, "the Dockerfile changed, so COPY's context differs: {out}");
+    assert_no_leftovers(&d);
+}
