@@ -44,6 +44,20 @@ tar -C "$work/rootfs" -cf - . | "$berth" import -c 'CMD ["sh"]' - busybox:latest
 echo "== berth run --rm busybox (isolated: own hostname, PID 1, network)"
 "$berth" run --rm --name demo busybox sh -c 'echo "hostname: $(hostname)"; echo "pid 1:    $(cat /proc/1/cmdline | tr "\0" " ")"; ip -o -4 addr show eth0 | awk "{print \"address:  \" \$4}"'
 
+echo "== berth build: a two-stage Dockerfile, built, run, then rebuilt from the cache"
+mkdir -p "$work/app"
+cat >"$work/app/Dockerfile" <<'DF'
+FROM busybox AS build
+ARG GREETING=hello
+RUN mkdir /out && echo "$GREETING from a berth-built image" > /out/message
+FROM busybox
+COPY --from=build /out/message /message
+CMD ["cat", "/message"]
+DF
+"$berth" build -t demo-app "$work/app"
+"$berth" run --rm demo-app
+"$berth" build -q -t demo-app "$work/app" >/dev/null && echo "(rebuilt from the cache)"
+
 if command -v docker >/dev/null 2>&1; then
     echo "== the same daemon, driven by the real docker CLI"
     DOCKER_HOST="unix://$sock" docker run --rm busybox echo "hello from docker run on berth"
