@@ -36,7 +36,9 @@ pub async fn start(State(e): St, Path(id): Path<String>, mut req: Request) -> Ap
         return Ok(StatusCode::OK.into_response());
     }
     let cfg = inst.config.clone();
-    let tty = cfg.tty || body.tty;
+    // As dockerd: the *start* request's Tty decides raw vs stdcopy-framed output;
+    // the exec's own Tty (from create) decides whether the process gets a terminal.
+    let tty = body.tty;
     let keys = hijack::parse_detach_keys(&cfg.detach_keys)?;
     let content_type = if tty || version.0 < 142 { hijack::RAW_STREAM } else { hijack::MULTIPLEXED_STREAM };
     let Some(on_upgrade) = on_upgrade else {
@@ -63,7 +65,7 @@ pub async fn start(State(e): St, Path(id): Path<String>, mut req: Request) -> Ap
         let io = hyper_util::rt::TokioIo::new(up);
         match e.exec_run(&inst).await {
             Ok(session) => {
-                if let (true, Some([h, w])) = (tty, body.console_size)
+                if let (true, Some([h, w])) = (cfg.tty, body.console_size)
                     && h > 0 && w > 0 {
                         let _ = e.exec_resize(&inst.id, h as u16, w as u16).await;
                     }

@@ -706,7 +706,11 @@ impl Engine {
         let rec = c.snapshot();
         match rec.state.status {
             Status::Running | Status::Paused | Status::Restarting if !force => {
-                let what = if rec.state.status == Status::Paused { "paused" } else { "running" };
+                let what = match rec.state.status {
+                    Status::Paused => "paused",
+                    Status::Restarting => "restarting",
+                    _ => "running",
+                };
                 return Err(Error::conflict(format!(
                     "cannot remove container \"{}\": container is {what}: stop the container before removing or force remove",
                     rec.name

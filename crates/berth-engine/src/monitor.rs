@@ -111,10 +111,17 @@ impl Engine {
         let started = crate::util::parse_rfc3339(&rec.state.started_at);
         let t0 = std::time::Instant::now();
         self.end_execs(&id);
-        // The exit first (waiters learn it at once), then the teardown, in parallel.
+        // The exit first (waiters learn it at once), then the teardown, in parallel. A
+        // container its policy restarts is `restarting` from this moment on, as in
+        // dockerd (so it cannot be removed without force in between).
         c.mark_exited(generation);
+        let restart = {
+            let mut pre = c.snapshot();
+            pre.state.exit_code = status.exit_code as i64;
+            self.should_restart(&pre)
+        };
         let rec = match c.update(true, |r| {
-            r.state.status = Status::Exited;
+            r.state.status = if restart { Status::Restarting } else { Status::Exited };
             r.state.pid = 0;
             r.state.exit_code = status.exit_code as i64;
             r.state.oom_killed = status.oom_killed;
@@ -152,7 +159,7 @@ impl Engine {
         self.emit_container(&rec, "die", &[("exitCode", status.exit_code.to_string())]);
 
         let ran_for = started.map(|s| (chrono::Utc::now() - s).num_milliseconds()).unwrap_or(0);
-        if self.should_restart(&rec) {
+        if restart {
             let engine = self.clone();
             let c = c.clone();
             // Docker's back-off: 100ms doubling per quick failure, reset after 10s of running.
