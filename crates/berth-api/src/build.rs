@@ -105,6 +105,7 @@ pub async fn build(State(e): St, req: Request) -> ApiResult {
     });
 
     // Until the first message, a failure is still an HTTP error.
+    let mut finished: Option<Result<String, BuildError>> = None;
     let first = tokio::select! {
         m = msg_rx.recv() => m,
         r = &mut done_rx => match r {
@@ -121,7 +122,14 @@ pub async fn build(State(e): St, req: Request) -> ApiResult {
                 }
                 return Err(ApiError(berth_engine::build::engine_err(&err)));
             }
-            _ => msg_rx.recv().await,
+            Ok(Ok(id)) => {
+                finished = Some(Ok(id));
+                msg_rx.recv().await
+            }
+            Err(_) => {
+                finished = Some(Err(BuildError::system("the build stopped unexpectedly (see the daemon's log)")));
+                msg_rx.recv().await
+            }
         },
     };
     let (tx, rx) = mpsc::channel::<std::io::Result<bytes::Bytes>>(64);
@@ -142,12 +150,12 @@ pub async fn build(State(e): St, req: Request) -> ApiResult {
                 }
             };
         }
-        let err = match done_rx.await {
-            Ok(Ok(_)) => None,
-            Ok(Err(err)) => Some(err),
+        let result = match finished {
+            Some(r) => r,
             // The build task died (a bug): say so rather than end the stream silently.
-            Err(_) => Some(BuildError::system("the build stopped unexpectedly (see the daemon's log)")),
+            None => done_rx.await.unwrap_or_else(|_| Err(BuildError::system("the build stopped unexpectedly (see the daemon's log)"))),
         };
+        let err = result.err();
         if let Some(err) = err
             && !cancel.is_cancelled() {
                 let _ = tx.send(Ok(line(&error_message(&err)))).await;

@@ -39,6 +39,8 @@ pub struct CacheIndex {
     entries: Mutex<HashMap<String, Entry>>,
     /// Keys whose usage changed since the last flush.
     dirty: Mutex<Vec<String>>,
+    /// When each entry's usage was last written (unix seconds).
+    written: Mutex<HashMap<String, i64>>,
 }
 
 /// A cache key from its parts (order matters).
@@ -77,7 +79,8 @@ impl CacheIndex {
                 }
             }
         }
-        Ok(CacheIndex { dir: dir.to_path_buf(), entries: Mutex::new(entries), dirty: Mutex::new(Vec::new()) })
+        let written = entries.iter().map(|(k, e)| (k.clone(), e.last_used)).collect();
+        Ok(CacheIndex { dir: dir.to_path_buf(), entries: Mutex::new(entries), dirty: Mutex::new(Vec::new()), written: Mutex::new(written) })
     }
 
     pub fn get(&self, key: &str) -> Option<Entry> {
@@ -97,6 +100,7 @@ impl CacheIndex {
     /// Records an entry durably.
     pub fn put(&self, entry: Entry) -> std::io::Result<()> {
         self.write(&entry, true)?;
+        self.written.lock().unwrap_or_else(|p| p.into_inner()).insert(entry.key.clone(), entry.last_used);
         self.entries.lock().unwrap_or_else(|p| p.into_inner()).insert(entry.key.clone(), entry);
         Ok(())
     }
@@ -111,12 +115,25 @@ impl CacheIndex {
         std::fs::rename(&tmp, self.dir.join(&entry.key))
     }
 
-    /// Writes the usage of entries hit since the last flush (not synced: losing a
-    /// last-used time to a crash costs nothing).
+    /// Writes the usage of entries hit since the last flush that has not been written
+    /// for a minute (not synced: losing a last-used time to a crash costs nothing, and
+    /// a fully cached build should not rewrite its whole index).
     pub fn flush(&self) {
         let keys: Vec<String> = std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|p| p.into_inner()));
+        let now = now();
         for k in keys {
-            if let Some(e) = self.get(&k) {
+            let Some(e) = self.get(&k) else { continue };
+            let stale = {
+                let mut w = self.written.lock().unwrap_or_else(|p| p.into_inner());
+                let last = w.get(&k).copied().unwrap_or(0);
+                if now - last >= 60 {
+                    w.insert(k.clone(), now);
+                    true
+                } else {
+                    false
+                }
+            };
+            if stale {
                 let _ = self.write(&e, false);
             }
         }

@@ -283,8 +283,10 @@ impl<B: Backend> Builder<B> {
                 let _ = slot.send(Some(r.map(Arc::new)));
             }
         });
+        let t0 = std::time::Instant::now();
         join_all(runs).await;
         let held = forwarder.await.unwrap_or_default();
+        tracing::debug!("build: stages ran in {:?}", t0.elapsed());
         self.cache.flush();
 
         let first_error = first_error.into_inner().unwrap_or_else(|p| p.into_inner());
@@ -314,7 +316,9 @@ impl<B: Backend> Builder<B> {
             let consumed = consumed.lock().unwrap_or_else(|p| p.into_inner());
             opts.build_args.keys().filter(|k| !consumed.contains(*k) && !PROXY_ARGS.contains(&k.as_str()) && !global.contains_key(*k)).cloned().collect()
         };
+        let t0 = std::time::Instant::now();
         self.backend.tag(&image, &opts.tags).await?;
+        tracing::debug!("build: tagged in {:?}", t0.elapsed());
         let _ = out.send(JsonMessage { aux: Some(serde_json::json!({ "ID": image })), ..Default::default() });
         if quiet {
             let _ = out.send(JsonMessage::stream(format!("{image}\n")));

@@ -409,10 +409,13 @@ impl Engine {
         let dir = builder.tmp_dir().join(format!("ctx-{}", &crate::util::random_id()[..16]));
         let dockerfile = opts.dockerfile.clone();
         let limit = berth_image::UnpackLimit::keep_free(self.cfg.min_free_space.unwrap_or(1 << 30));
+        let t0 = std::time::Instant::now();
         let ctx = tokio::task::spawn_blocking(move || Context::receive(input, &dir, &dockerfile, &limit))
             .await
             .map_err(|e| BuildError::system(e.to_string()))??;
+        tracing::debug!("build: context received in {:?}", t0.elapsed());
         let r = builder.build(Arc::new(ctx), opts, out, cancel).await;
+        tracing::debug!("build: done in {:?}", t0.elapsed());
         if let Ok(id) = &r {
             self.events.emit("image", "build", id, Default::default());
         }

@@ -673,8 +673,12 @@ impl ImageStore {
                 "refusing to create a tag with a digest reference".into(),
             ));
         }
-        set_ref(&mut meta, &r, &id);
-        meta.save_refs()?;
+        // Re-tagging the same image (a cached rebuild) leaves the references file alone.
+        let same = meta.refs.get(&r.to_string()).is_some_and(|(_, old)| *old == id);
+        if !same {
+            set_ref(&mut meta, &r, &id);
+            meta.save_refs()?;
+        }
         if let Some(e) = meta.images.get_mut(&id) {
             e.record.last_tag_time = Some(now_string());
             let rec = e.record.clone();
