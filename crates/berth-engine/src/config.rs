@@ -40,6 +40,8 @@ pub struct EngineConfig {
     pub nft_table: String,
     pub mtu: u32,
     pub ip_forward: bool,
+    /// Add berth's accept rules to iptables' FORWARD chain (hosts with a DROP policy).
+    pub iptables: bool,
     pub dns: Vec<String>,
     pub dns_search: Vec<String>,
     pub dns_opts: Vec<String>,
@@ -109,6 +111,7 @@ impl Default for EngineConfig {
             nft_table: "berth".into(),
             mtu: 1500,
             ip_forward: true,
+            iptables: true,
             dns: Vec::new(),
             dns_search: Vec::new(),
             dns_opts: Vec::new(),

@@ -20,6 +20,9 @@ use crate::error::{Error, ErrorKind, Result};
 pub struct Networking {
     pub(crate) mgr: NetworkManager,
     netns_dir: PathBuf,
+    /// The host's networking warnings as last checked (`/info` shows them and
+    /// refreshes them in the background: the checks run firewall tools).
+    warnings: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// What start needs from the network: the namespace to join and the files' contents.
@@ -64,6 +67,7 @@ impl Networking {
         nc.nft_table = cfg.nft_table.clone();
         nc.mtu = cfg.mtu;
         nc.enable_ip_forward = cfg.ip_forward;
+        nc.iptables = cfg.iptables;
         if !cfg.dns.is_empty() {
             let mut ups = Vec::new();
             for d in &cfg.dns {
@@ -75,7 +79,30 @@ impl Networking {
         let mgr = NetworkManager::open(nc).await.map_err(net_err)?;
         let netns_dir = cfg.exec_root.join("netns");
         std::fs::create_dir_all(&netns_dir)?;
-        Ok(Networking { mgr, netns_dir })
+        let warnings = mgr.host_warnings().await;
+        for w in &warnings {
+            tracing::warn!("{w}");
+        }
+        Ok(Networking { mgr, netns_dir, warnings: Arc::new(std::sync::Mutex::new(warnings)) })
+    }
+
+    /// The networking warnings for `/info`; they are checked again in the background.
+    pub(crate) fn host_warnings(engine: &Arc<Engine>) -> Vec<String> {
+        let cached = engine.net.warnings.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let e = engine.clone();
+        tokio::spawn(async move {
+            let fresh = e.net.mgr.host_warnings().await;
+            *e.net.warnings.lock().unwrap_or_else(|p| p.into_inner()) = fresh;
+        });
+        cached
+    }
+
+    /// The daemon is stopping: rules no running container needs go (see
+    /// [`NetworkManager::shutdown`]).
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.mgr.shutdown().await {
+            tracing::warn!("removing network rules at shutdown: {e}");
+        }
     }
 
     pub(crate) fn netns_path(&self, id: &str) -> PathBuf {

@@ -65,7 +65,7 @@ impl Engine {
         }
     }
 
-    pub fn info(&self) -> Info {
+    pub fn info(self: &Arc<Self>) -> Info {
         let recs: Vec<_> = self.containers.list().iter().map(|c| c.snapshot()).collect();
         let running = recs.iter().filter(|r| r.state.status == Status::Running || r.state.status == Status::Restarting).count() as i64;
         let paused = recs.iter().filter(|r| r.state.status == Status::Paused).count() as i64;
@@ -152,7 +152,7 @@ impl Engine {
             isolation: String::new(),
             init_binary: String::new(),
             security_options: vec!["name=seccomp,profile=builtin".into()],
-            warnings: None,
+            warnings: Some(crate::network::Networking::host_warnings(self)).filter(|w| !w.is_empty()),
             docker_root_dir: self.cfg.data_root.display().to_string(),
         }
     }

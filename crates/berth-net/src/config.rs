@@ -42,6 +42,10 @@ pub struct NetConfig {
     /// Ports chosen for `-P` / `-p 80` come from this range (Docker: the kernel's
     /// ephemeral range). `None` reads /proc/sys/net/ipv4/ip_local_port_range.
     pub ephemeral_ports: Option<(u16, u16)>,
+    /// `--iptables`: add berth's accept rules to iptables' FORWARD chain (see
+    /// [`crate::iptables`]). Off, berth keeps to its own nftables table, and hosts
+    /// whose FORWARD policy is DROP block container traffic.
+    pub iptables: bool,
 }
 
 impl NetConfig {
@@ -60,6 +64,7 @@ impl NetConfig {
             host_hosts: "/etc/hosts".into(),
             dns_upstreams: None,
             ephemeral_ports: None,
+            iptables: true,
         }
     }
 

@@ -19,8 +19,10 @@ use rtnetlink::{LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, Link
 
 use crate::error::{NetError, Result};
 use crate::firewall;
+use crate::iptables::{Backend, Family, XtablesFacts};
 use crate::netns;
 use crate::ports::Proto;
+use crate::tools::{self, ToolOutput};
 
 /// A bridge device as the manager wants it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,13 +59,28 @@ pub struct TaggedLink {
     pub alias: String,
 }
 
+/// What is at an interface name on the host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkInfo {
+    /// The ownership tag, if any.
+    pub alias: Option<String>,
+    /// `bridge`, `veth`, ... (None for plain devices).
+    pub kind: Option<String>,
+    /// Some interface is enslaved to it (for a bridge: it is in use).
+    pub has_ports: bool,
+}
+
 /// Everything the manager asks of the kernel.
 pub trait Dataplane: Send + Sync + 'static {
     /// Holds a host port while a mapping exists; dropping it frees the port.
     type PortGuard: Send + Sync + 'static;
+    /// Holds this daemon's claim on its nft table name (see [`Dataplane::claim_table`]).
+    type Claim: Send + Sync + 'static;
 
-    /// Creates the bridge if missing (refusing one that is not ours), gives it the
-    /// gateway address, the MTU and route_localnet, and sets it up.
+    /// Creates the bridge if missing, (re)tags it with `spec.alias`, gives it the
+    /// gateway address, the MTU and route_localnet, and sets it up. Whether an existing
+    /// interface of that name may be taken over is the caller's decision (see
+    /// [`Dataplane::link_info`]); one that is not a bridge is refused.
     fn ensure_bridge(&self, spec: &BridgeSpec) -> impl Future<Output = Result<()>> + Send;
     /// Deletes a host interface by name; no error if it does not exist.
     fn delete_link(&self, name: &str) -> impl Future<Output = Result<()>> + Send;
@@ -91,6 +108,28 @@ pub trait Dataplane: Send + Sync + 'static {
     fn enable_ip_forward(&self) -> Result<()>;
     /// True when `path` is a live network namespace.
     fn netns_exists(&self, path: &Path) -> bool;
+    /// What is at interface `name` on the host, if anything.
+    fn link_info(&self, name: &str) -> impl Future<Output = Result<Option<LinkInfo>>> + Send;
+    /// Claims the nft table name `table` for this process in this network namespace,
+    /// until the claim is dropped (or the process dies, even by SIGKILL). Conflict when
+    /// a live daemon holds it.
+    fn claim_table(&self, table: &str) -> Result<Self::Claim>;
+    /// True when a live daemon holds a claim on `table` here.
+    fn table_claimed(&self, table: &str) -> bool;
+    /// Runs a firewall tool (`nft`, `iptables-nft-restore`, ...) with `args`, feeding
+    /// it `stdin`.
+    fn run_tool(&self, prog: &str, args: &[&str], stdin: Option<&str>) -> impl Future<Output = Result<ToolOutput>> + Send;
+    /// Which iptables backends exist and are in use (see [`crate::iptables`]).
+    fn xtables_facts(&self, family: Family) -> XtablesFacts;
+    /// A sysctl's value (`net/bridge/bridge-nf-call-iptables`), None if it does not exist.
+    fn sysctl(&self, key: &str) -> Option<String>;
+    fn set_sysctl(&self, key: &str, value: &str) -> Result<()>;
+}
+
+/// The abstract unix socket name that marks a daemon's claim on its nft table.
+/// Abstract names belong to the network namespace, like the bridges and the table.
+fn claim_name(table: &str) -> String {
+    format!("berth-net/{table}")
 }
 
 // ---------------------------------------------------------------------------------
@@ -118,6 +157,16 @@ fn nl_errno(e: &rtnetlink::Error) -> Option<i32> {
 fn alias_of(link: &LinkMessage) -> Option<&str> {
     link.attributes.iter().find_map(|a| match a {
         LinkAttribute::IfAlias(s) => Some(s.as_str()),
+        _ => None,
+    })
+}
+
+fn kind_of(link: &LinkMessage) -> Option<String> {
+    link.attributes.iter().find_map(|a| match a {
+        LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
+            netlink_packet_route::link::LinkInfo::Kind(k) => Some(k.to_string()),
+            _ => None,
+        }),
         _ => None,
     })
 }
@@ -180,11 +229,8 @@ impl LinuxDataplane {
     async fn find_or_create_bridge(&self, spec: &BridgeSpec) -> Result<(u32, bool)> {
         let h = &self.handle;
         if let Some(link) = Self::link_by_name(h, &spec.name).await? {
-            if alias_of(&link) != Some(spec.alias.as_str()) {
-                return Err(NetError::conflict(format!(
-                    "interface {} already exists and is not managed by this daemon",
-                    spec.name
-                )));
+            if kind_of(&link).as_deref() != Some("bridge") {
+                return Err(NetError::conflict(format!("interface {} already exists and is not a bridge", spec.name)));
             }
             return Ok((link.header.index, false));
         }
@@ -267,6 +313,7 @@ impl LinuxDataplane {
 
 impl Dataplane for LinuxDataplane {
     type PortGuard = OwnedFd;
+    type Claim = std::os::unix::net::UnixDatagram;
 
     async fn ensure_bridge(&self, spec: &BridgeSpec) -> Result<()> {
         let (index, created) = self.find_or_create_bridge(spec).await?;
@@ -408,6 +455,80 @@ impl Dataplane for LinuxDataplane {
         firewall::run_nft(&script).await
     }
 
+    async fn link_info(&self, name: &str) -> Result<Option<LinkInfo>> {
+        let Some(link) = Self::link_by_name(&self.handle, name).await? else { return Ok(None) };
+        let index = link.header.index;
+        let mut has_ports = false;
+        let mut s = self.handle.link().get().execute();
+        while let Some(l) = s.try_next().await.map_err(nl_err("list interfaces"))? {
+            if l.attributes.iter().any(|a| matches!(a, LinkAttribute::Controller(c) if *c == index)) {
+                has_ports = true;
+                break;
+            }
+        }
+        Ok(Some(LinkInfo { alias: alias_of(&link).map(str::to_string), kind: kind_of(&link), has_ports }))
+    }
+
+    fn claim_table(&self, table: &str) -> Result<std::os::unix::net::UnixDatagram> {
+        use std::os::linux::net::SocketAddrExt;
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(claim_name(table).as_bytes())
+            .map_err(|e| NetError::system("abstract socket name", e))?;
+        std::os::unix::net::UnixDatagram::bind_addr(&addr).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                NetError::conflict(format!(
+                    "another berth daemon is running with nftables table {table:?} here: give this one its own --nft-table and --bridge"
+                ))
+            } else {
+                NetError::system("claim the nftables table", e)
+            }
+        })
+    }
+
+    fn table_claimed(&self, table: &str) -> bool {
+        use std::os::linux::net::SocketAddrExt;
+        let Ok(addr) = std::os::unix::net::SocketAddr::from_abstract_name(claim_name(table).as_bytes()) else {
+            return false;
+        };
+        // Binding succeeds only when nobody holds the name; the probe closes at once.
+        matches!(std::os::unix::net::UnixDatagram::bind_addr(&addr), Err(e) if e.kind() == std::io::ErrorKind::AddrInUse)
+    }
+
+    async fn run_tool(&self, prog: &str, args: &[&str], stdin: Option<&str>) -> Result<ToolOutput> {
+        tools::run(prog, args, stdin).await
+    }
+
+    fn xtables_facts(&self, family: Family) -> XtablesFacts {
+        let (plain, names) = match family {
+            Family::V4 => ("iptables", "/proc/net/ip_tables_names"),
+            Family::V6 => ("ip6tables", "/proc/net/ip6_tables_names"),
+        };
+        let default = tools::find(plain).and_then(|p| std::fs::canonicalize(p).ok()).and_then(|p| {
+            let n = p.file_name()?.to_string_lossy().into_owned();
+            if n.contains("nft") {
+                Some(Backend::Nft)
+            } else if n.contains("legacy") {
+                Some(Backend::Legacy)
+            } else {
+                None
+            }
+        });
+        XtablesFacts {
+            nft_tool: tools::find(&crate::iptables::tool(Backend::Nft, family)).is_some(),
+            legacy_tool: tools::find(&crate::iptables::tool(Backend::Legacy, family)).is_some(),
+            default,
+            legacy_filter: std::fs::read_to_string(names).is_ok_and(|t| t.lines().any(|l| l.trim() == "filter")),
+            nft_filter: false,
+        }
+    }
+
+    fn sysctl(&self, key: &str) -> Option<String> {
+        std::fs::read_to_string(format!("/proc/sys/{key}")).ok().map(|s| s.trim().to_string())
+    }
+
+    fn set_sysctl(&self, key: &str, value: &str) -> Result<()> {
+        write_sysctl(&format!("/proc/sys/{key}"), value)
+    }
+
     fn reserve_port(&self, ip: Ipv4Addr, port: u16, proto: Proto) -> std::io::Result<OwnedFd> {
         use rustix::net::{AddressFamily, SocketFlags, SocketType};
         let ty = match proto {
@@ -458,6 +579,15 @@ pub struct RecordedState {
     /// Default routes set per namespace: (ifname, gateway).
     pub default_routes: BTreeMap<PathBuf, (String, Ipv4Addr)>,
     pub ip_forward: bool,
+    /// Interfaces someone else made (name → what they look like).
+    pub foreign_links: BTreeMap<String, LinkInfo>,
+    /// nft table names held by "other live daemons".
+    pub claimed_tables: std::collections::BTreeSet<String>,
+    /// Tool runs: program, arguments, stdin.
+    pub tool_runs: Vec<(String, Vec<String>, Option<String>)>,
+    /// What `xtables_facts` answers (the same for both families).
+    pub xtables: XtablesFacts,
+    pub sysctls: BTreeMap<String, String>,
 }
 
 /// An in-memory dataplane for tests without root. Clones share one state, so a test
@@ -509,6 +639,25 @@ impl RecordingDataplane {
         self.lock().veths.insert(spec.host_name.clone(), spec);
     }
 
+    /// Adds an interface as if someone else had made it.
+    pub fn inject_foreign_link(&self, name: &str, info: LinkInfo) {
+        self.lock().foreign_links.insert(name.to_string(), info);
+    }
+
+    /// Pretends a live daemon holds `table`.
+    pub fn claim_table_elsewhere(&self, table: &str) {
+        self.lock().claimed_tables.insert(table.to_string());
+    }
+
+    /// What `xtables_facts` will answer.
+    pub fn set_xtables(&self, facts: XtablesFacts) {
+        self.lock().xtables = facts;
+    }
+
+    pub fn set_sysctl_value(&self, key: &str, value: &str) {
+        self.lock().sysctls.insert(key.to_string(), value.to_string());
+    }
+
     /// Removes a veth as if its namespace had died.
     pub fn vanish_veth(&self, name: &str) {
         self.lock().veths.remove(name);
@@ -519,20 +668,81 @@ impl RecordingDataplane {
     }
 }
 
+/// A table claim in the recording dataplane; released on drop.
+#[derive(Debug)]
+pub struct RecordedClaim {
+    owner: Weak<Mutex<RecordedState>>,
+    table: String,
+}
+
+impl Drop for RecordedClaim {
+    fn drop(&mut self) {
+        if let Some(s) = self.owner.upgrade() {
+            s.lock().unwrap_or_else(|p| p.into_inner()).claimed_tables.remove(&self.table);
+        }
+    }
+}
+
 impl Dataplane for RecordingDataplane {
     type PortGuard = RecordedPort;
+    type Claim = RecordedClaim;
 
     async fn ensure_bridge(&self, spec: &BridgeSpec) -> Result<()> {
         let mut s = self.lock();
-        if let Some(existing) = s.bridges.get(&spec.name)
-            && existing.alias != spec.alias
-        {
-            return Err(NetError::conflict(format!(
-                "interface {} already exists and is not managed by this daemon",
-                spec.name
-            )));
+        if let Some(f) = s.foreign_links.get(&spec.name) {
+            if f.kind.as_deref() != Some("bridge") {
+                return Err(NetError::conflict(format!("interface {} already exists and is not a bridge", spec.name)));
+            }
+            s.foreign_links.remove(&spec.name);
         }
         s.bridges.insert(spec.name.clone(), spec.clone());
+        Ok(())
+    }
+
+    async fn link_info(&self, name: &str) -> Result<Option<LinkInfo>> {
+        let s = self.lock();
+        if let Some(b) = s.bridges.get(name) {
+            let has_ports = s.veths.values().any(|v| v.bridge == name);
+            return Ok(Some(LinkInfo { alias: Some(b.alias.clone()), kind: Some("bridge".into()), has_ports }));
+        }
+        if let Some(v) = s.veths.get(name) {
+            return Ok(Some(LinkInfo { alias: Some(v.alias.clone()), kind: Some("veth".into()), has_ports: false }));
+        }
+        Ok(s.foreign_links.get(name).cloned())
+    }
+
+    fn claim_table(&self, table: &str) -> Result<RecordedClaim> {
+        let mut s = self.lock();
+        if !s.claimed_tables.insert(table.to_string()) {
+            return Err(NetError::conflict(format!("another berth daemon is running with nftables table {table:?} here")));
+        }
+        Ok(RecordedClaim { owner: Arc::downgrade(&self.state), table: table.to_string() })
+    }
+
+    fn table_claimed(&self, table: &str) -> bool {
+        self.lock().claimed_tables.contains(table)
+    }
+
+    async fn run_tool(&self, prog: &str, args: &[&str], stdin: Option<&str>) -> Result<ToolOutput> {
+        let mut s = self.lock();
+        s.tool_runs.push((prog.to_string(), args.iter().map(|a| a.to_string()).collect(), stdin.map(str::to_string)));
+        Ok(ToolOutput { success: true, ..Default::default() })
+    }
+
+    fn xtables_facts(&self, _family: Family) -> XtablesFacts {
+        self.lock().xtables.clone()
+    }
+
+    fn sysctl(&self, key: &str) -> Option<String> {
+        self.lock().sysctls.get(key).cloned()
+    }
+
+    fn set_sysctl(&self, key: &str, value: &str) -> Result<()> {
+        let mut s = self.lock();
+        if !s.sysctls.contains_key(key) {
+            return Err(NetError::system_msg(format!("no sysctl {key}")));
+        }
+        s.sysctls.insert(key.to_string(), value.to_string());
         Ok(())
     }
 

@@ -18,14 +18,17 @@ pub mod dataplane;
 pub mod dns;
 pub mod error;
 pub mod files;
+pub mod host_check;
 pub mod firewall;
 pub mod ids;
+pub mod iptables;
 pub mod ipam;
 mod manager;
 pub mod model;
 pub mod netns;
 mod persist;
 pub mod ports;
+pub mod tools;
 
 pub use config::NetConfig;
 pub use dataplane::{Dataplane, LinuxDataplane, RecordingDataplane};

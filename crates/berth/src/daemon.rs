@@ -45,6 +45,10 @@ struct Flags {
     nft_table: Option<String>,
     #[arg(long = "mtu")]
     mtu: Option<u32>,
+    /// Add berth's accept rules to iptables' FORWARD chain, for hosts whose firewall
+    /// drops forwarded traffic (--iptables=false: keep to berth's own nftables table).
+    #[arg(long = "iptables", value_name = "bool", num_args = 0..=1, default_missing_value = "true")]
+    iptables: Option<bool>,
     #[arg(long = "dns")]
     dns: Vec<String>,
     /// json-file options: max-size=10m, max-file=3.
@@ -148,6 +152,9 @@ fn build_config(f: Flags) -> Result<EngineConfig, String> {
     }
     if let Some(v) = f.mtu {
         cfg.mtu = v;
+    }
+    if let Some(v) = f.iptables {
+        cfg.iptables = v;
     }
     if !f.dns.is_empty() {
         cfg.dns = f.dns;
@@ -277,6 +284,7 @@ pub fn main(args: &[OsString]) -> i32 {
             }
         };
         let app = berth_api::router(engine.clone());
+        let running = engine.clone();
         tracing::info!("berth daemon serving {:?}", engine.cfg.hosts);
         tokio::spawn(give_back_when_idle());
         let serve = berth_api::serve(app, listen);
@@ -287,7 +295,7 @@ pub fn main(args: &[OsString]) -> i32 {
                 return 1;
             }
         };
-        tokio::select! {
+        let code = tokio::select! {
             r = serve => {
                 if let Err(e) = r {
                     eprintln!("berth daemon: {e}");
@@ -297,7 +305,9 @@ pub fn main(args: &[OsString]) -> i32 {
             }
             _ = term.recv() => 0,
             _ = tokio::signal::ctrl_c() => 0,
-        }
+        };
+        running.shutdown().await;
+        code
     });
     // Containers and their shims live on (live restore); tasks that wait for shims
     // never end, so the runtime is not waited for.

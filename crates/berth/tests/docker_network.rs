@@ -160,3 +160,54 @@ fn bad_network_input_gives_dockers_errors() {
     names.sort();
     assert_eq!(names, vec!["bridge", "host", "none", "one"]);
 }
+
+#[test]
+fn a_wiped_data_root_starts_on_the_old_bridge_but_a_live_daemons_bridge_is_refused() {
+    let mut d = daemon();
+    let bridge = berth_testutil::daemon::bridge_name(d.slot);
+    d.stop();
+    // A clean stop leaves the default bridge, as dockerd leaves docker0.
+    assert!(std::process::Command::new("ip").args(["link", "show", &bridge]).output().unwrap().status.success());
+    // The usual reset: wipe the data root, start again.
+    std::fs::remove_dir_all(&d.data_root).unwrap();
+    d.start_again();
+    d.busybox_image("busybox:latest");
+    let id = run_ok(d.docker().args(["network", "inspect", "-f", "{{.Id}}", "bridge"]));
+    let link = run_ok(std::process::Command::new("ip").args(["-d", "link", "show", &bridge]));
+    assert!(link.contains(&format!("net:{}", id.trim())), "the bridge carries the new network's tag: {link}");
+    let addr = run_ok(d.docker().args(["run", "--rm", "busybox", "ip", "-o", "-4", "addr", "show", "eth0"]));
+    assert!(addr.contains(&format!("172.29.{}.", d.slot)), "{addr}");
+
+    // Another daemon naming the live daemon's bridge, or its nftables table, is refused
+    // with a message that says what to change, and changes nothing.
+    let scratch = berth_testutil::short_tempdir("b2");
+    let other_args = |table: &str| -> Vec<String> {
+        let mut a: Vec<String> = d.args().to_vec();
+        let set = |a: &mut Vec<String>, flag: &str, v: String| {
+            let i = a.iter().position(|x| x == flag).unwrap();
+            a[i + 1] = v;
+        };
+        set(&mut a, "--data-root", scratch.path().join("data").display().to_string());
+        set(&mut a, "--exec-root", scratch.path().join("run").display().to_string());
+        set(&mut a, "-H", format!("unix://{}", scratch.path().join("s.sock").display()));
+        set(&mut a, "--nft-table", table.to_string());
+        set(&mut a, "--cgroup-parent", "/btd-other".to_string());
+        a
+    };
+    for (table, needle) in [
+        ("btdother", format!("interface {bridge} is a bridge of another running berth daemon (nftables table {}): choose another name with --bridge", berth_testutil::daemon::nft_table(d.slot))),
+        (berth_testutil::daemon::nft_table(d.slot).as_str(), "another berth daemon is running with nftables table".to_string()),
+    ] {
+        let out = std::process::Command::new("timeout")
+            .arg("30")
+            .arg(env!("CARGO_BIN_EXE_berth"))
+            .args(other_args(table))
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&needle), "{err}");
+    }
+    let _ = std::process::Command::new("nft").args(["delete", "table", "inet", "btdother"]).output();
+    assert_eq!(run_ok(d.docker().args(["run", "--rm", "busybox", "echo", "still-fine"])).trim(), "still-fine");
+}

@@ -29,6 +29,7 @@ use crate::error::{NetError, Result};
 use crate::files::{DEFAULT_NAMESERVERS, HostResolvConf};
 use crate::firewall::{self, BridgeRules, Dnat, FirewallModel};
 use crate::ids;
+use crate::iptables::{Family, HostFirewall};
 use crate::ipam::{self, SubnetPlan};
 use crate::model::{BridgeSettings, Driver, Endpoint, EndpointRecord, NetworkRecord, SandboxRecord};
 use crate::persist::JsonDir;
@@ -77,7 +78,11 @@ pub struct NetworkManager<D: Dataplane = LinuxDataplane> {
     /// The nft script last applied: most endpoint changes leave the rules as they are,
     /// and running nft costs a process and a netlink transaction.
     applied_nft: std::sync::Mutex<Option<String>>,
+    /// berth's accept rules in the host's iptables (IPv4).
+    host_fw: Mutex<HostFirewall>,
     _lock: nix::fcntl::Flock<std::fs::File>,
+    /// This daemon's claim on its nft table (and so its bridges) in this namespace.
+    _claim: D::Claim,
 }
 
 impl NetworkManager<LinuxDataplane> {
@@ -129,6 +134,7 @@ impl<D: Dataplane> NetworkManager<D> {
     pub async fn open_with(config: NetConfig, dp: D) -> Result<Self> {
         config.validate()?;
         let lock = lock_data_dir(&config)?;
+        let claim = dp.claim_table(&config.nft_table)?;
         let stores = Stores {
             networks: JsonDir::open(config.data_dir.join("networks"))?,
             endpoints: JsonDir::open(config.data_dir.join("endpoints"))?,
@@ -157,6 +163,7 @@ impl<D: Dataplane> NetworkManager<D> {
             tag_prefix,
             ephemeral,
             applied_nft: std::sync::Mutex::new(None),
+            host_fw: Mutex::new(HostFirewall::new(&config.nft_table, Family::V4, config.iptables)),
             state: Mutex::new(State {
                 networks,
                 endpoints,
@@ -169,6 +176,7 @@ impl<D: Dataplane> NetworkManager<D> {
             dp,
             config,
             _lock: lock,
+            _claim: claim,
         };
         mgr.restore().await?;
         Ok(mgr)
@@ -211,7 +219,11 @@ impl<D: Dataplane> NetworkManager<D> {
 
         for net in st.networks.values() {
             let Some(spec) = self.bridge_spec(net) else { continue };
-            match self.dp.ensure_bridge(&spec).await {
+            let ensured = match self.may_take_bridge(&spec, net.is_predefined()).await {
+                Ok(()) => self.dp.ensure_bridge(&spec).await,
+                Err(e) => Err(e),
+            };
+            match ensured {
                 Ok(()) => {}
                 // Without the default bridge the daemon cannot run containers at all.
                 Err(e) if net.is_predefined() => return Err(e),
@@ -277,9 +289,52 @@ impl<D: Dataplane> NetworkManager<D> {
             st.port_guards.insert(sb.container_id.clone(), guards);
         }
 
-        self.apply_firewall(&st).await?;
+        // Tables of berth versions before IPv6 were `ip` tables of the same name.
+        self.dp.apply_nft(format!("add table ip {0}\ndelete table ip {0}\n", self.config.nft_table)).await?;
+        let model = Self::firewall_model(&st, false);
+        self.apply_nft_model(&model).await?;
+        // A host firewall that cannot be written to must not keep the daemon down:
+        // say why, and try again on the next change.
+        if let Err(e) = self.sync_host_firewall(&model).await {
+            tracing::warn!("adding berth's rules to iptables: {e}");
+        }
         self.refresh_dns(&mut st).await;
         Ok(())
+    }
+
+    /// Whether an interface already at `spec.name` may become this bridge: one of ours
+    /// (this tag or an older one of this daemon's table, e.g. after the data root was
+    /// wiped), one left by a berth daemon that is no longer running, or (for the
+    /// default bridge, as dockerd's `-b`) an untagged bridge nothing is attached to.
+    /// A bridge of another live daemon, or anything else, is refused.
+    async fn may_take_bridge(&self, spec: &BridgeSpec, default: bool) -> Result<()> {
+        let Some(info) = self.dp.link_info(&spec.name).await? else { return Ok(()) };
+        if info.alias.as_deref() == Some(spec.alias.as_str()) {
+            return Ok(());
+        }
+        let hint = if default { "choose another name with --bridge" } else { "choose another com.docker.network.bridge.name" };
+        if info.kind.as_deref() != Some("bridge") {
+            return Err(NetError::conflict(format!("interface {} already exists and is not a bridge: {hint}", spec.name)));
+        }
+        let owner = info.alias.as_deref().and_then(|a| a.strip_prefix("berth:")).and_then(|rest| rest.split_once(':')).map(|(t, _)| t);
+        match owner {
+            Some(table) if table == self.config.nft_table => {
+                if default {
+                    return Ok(());
+                }
+                Err(NetError::conflict(format!("interface {} already exists and belongs to another network: {hint}", spec.name)))
+            }
+            Some(table) if self.dp.table_claimed(table) => Err(NetError::conflict(format!(
+                "interface {} is a bridge of another running berth daemon (nftables table {table}): {hint}",
+                spec.name
+            ))),
+            Some(_) => Ok(()),
+            None if default && !info.has_ports => Ok(()),
+            None => Err(NetError::conflict(format!(
+                "interface {} already exists and is not managed by berth: {hint}",
+                spec.name
+            ))),
+        }
     }
 
     async fn ensure_predefined(&self, st: &mut State<D::PortGuard>) -> Result<()> {
@@ -370,16 +425,21 @@ impl<D: Dataplane> NetworkManager<D> {
         Ok(())
     }
 
-    /// The firewall as the records say it should be.
-    fn firewall_model(st: &State<D::PortGuard>) -> FirewallModel {
+    /// The firewall as the records say it should be. `in_use_only`: just what running
+    /// containers need (a daemon stopping leaves only that behind).
+    fn firewall_model(st: &State<D::PortGuard>, in_use_only: bool) -> FirewallModel {
         let mut model = FirewallModel::default();
         for net in st.networks.values() {
+            if in_use_only && !Self::has_endpoints(st, &net.id) {
+                continue;
+            }
             if let Some(b) = &net.bridge {
                 model.bridges.push(BridgeRules {
                     ifname: b.ifname.clone(),
-                    subnet: b.plan.subnet,
+                    subnets: vec![ipnet::IpNet::V4(b.plan.subnet)],
                     internal: net.internal,
                     masquerade: b.masquerade,
+                    icc: true,
                 });
             }
         }
@@ -388,9 +448,9 @@ impl<D: Dataplane> NetworkManager<D> {
             for m in &sb.ports {
                 model.dnats.push(Dnat {
                     proto: m.proto,
-                    host_ip: m.host_ip,
+                    host_ip: m.host_ip.into(),
                     host_port: m.host_port,
-                    target_ip: target.ip,
+                    target_ip: target.ip.into(),
                     target_port: m.container_port,
                 });
             }
@@ -398,8 +458,16 @@ impl<D: Dataplane> NetworkManager<D> {
         model
     }
 
+    /// Puts the kernel's rules in line with the records: berth's nft table, and its
+    /// accept rules in the host's iptables.
     async fn apply_firewall(&self, st: &State<D::PortGuard>) -> Result<()> {
-        let script = firewall::render(&self.config.nft_table, &Self::firewall_model(st));
+        let model = Self::firewall_model(st, false);
+        let (nft, host) = tokio::join!(self.apply_nft_model(&model), self.sync_host_firewall(&model));
+        nft.and(host)
+    }
+
+    async fn apply_nft_model(&self, model: &FirewallModel) -> Result<()> {
+        let script = firewall::render(&self.config.nft_table, model);
         if self.applied_nft.lock().unwrap_or_else(|p| p.into_inner()).as_deref() == Some(script.as_str()) {
             return Ok(());
         }
@@ -407,6 +475,70 @@ impl<D: Dataplane> NetworkManager<D> {
         // After a failure the kernel's state is unknown: apply in full next time.
         *self.applied_nft.lock().unwrap_or_else(|p| p.into_inner()) = r.is_ok().then_some(script);
         r
+    }
+
+    async fn sync_host_firewall(&self, model: &FirewallModel) -> Result<()> {
+        let bridges: Vec<String> = model.bridges.iter().map(|b| b.ifname.clone()).collect();
+        self.host_fw.lock().await.sync(&self.dp, &bridges).await
+    }
+
+    /// What on this host breaks container networking, for `/info` (see
+    /// [`crate::host_check`]).
+    pub async fn host_warnings(&self) -> Vec<String> {
+        use crate::host_check;
+        use crate::iptables::{Backend, tool};
+        let mut w = Vec::new();
+        if self.dp.sysctl("net/ipv4/ip_forward").as_deref() == Some("0") {
+            w.push("WARNING: IPv4 forwarding is disabled. Networking will not work.".to_string());
+        }
+        let (enabled, programmed, error) = {
+            let fw = self.host_fw.lock().await;
+            (fw.enabled(), fw.backends(), fw.last_error().map(str::to_string))
+        };
+        if let Some(e) = error {
+            w.push(format!("WARNING: berth could not add its rules to iptables' FORWARD chain: {e}"));
+        }
+        let chains = match self.dp.run_tool("nft", &["-j", "list", "chains"], None).await {
+            Ok(o) if o.success => host_check::forward_chains(&o.stdout),
+            _ => Vec::new(),
+        };
+        let not_written = |b: Backend| {
+            let why = if enabled { "berth could not write to it" } else { "berth runs with --iptables=false" };
+            format!(
+                "WARNING: the FORWARD policy of {} is DROP and {why}: containers' forwarded traffic is dropped there",
+                tool(b, Family::V4)
+            )
+        };
+        let nft_drop = chains.iter().any(|c| c.family == "ip" && c.table == "filter" && c.name == "FORWARD" && c.policy_drop);
+        if nft_drop && !programmed.contains(&Backend::Nft) {
+            w.push(not_written(Backend::Nft));
+        }
+        if self.dp.xtables_facts(Family::V4).legacy_filter && !programmed.contains(&Backend::Legacy) {
+            let t = tool(Backend::Legacy, Family::V4);
+            if let Ok(o) = self.dp.run_tool(&t, &["-w", "5", "-S", "FORWARD"], None).await
+                && host_check::forward_policy_drop(&o.stdout)
+            {
+                w.push(not_written(Backend::Legacy));
+            }
+        }
+        w.extend(host_check::foreign_chain_warnings(&chains, &self.config.nft_table, &self.config.default_bridge));
+        w
+    }
+
+    /// The daemon is stopping (its containers live on): rules of networks no running
+    /// container is on are removed; with no container left, berth's nft table and its
+    /// iptables rules go entirely. The next open() puts everything back.
+    pub async fn shutdown(&self) -> Result<()> {
+        let st = self.state.lock().await;
+        let model = Self::firewall_model(&st, true);
+        if model.bridges.is_empty() {
+            let nft = self.dp.apply_nft(firewall::render_delete(&self.config.nft_table)).await;
+            *self.applied_nft.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            let host = self.host_fw.lock().await.remove(&self.dp).await;
+            return nft.and(host);
+        }
+        let (nft, host) = tokio::join!(self.apply_nft_model(&model), self.sync_host_firewall(&model));
+        nft.and(host)
     }
 
     fn gateway_endpoint<'a>(st: &'a State<D::PortGuard>, container_id: &str) -> Option<&'a EndpointRecord> {
@@ -509,6 +641,7 @@ impl<D: Dataplane> NetworkManager<D> {
             self.dp.delete_link(&l.name).await?;
         }
         self.dp.apply_nft(firewall::render_delete(&self.config.nft_table)).await?;
+        self.host_fw.lock().await.remove(&self.dp).await?;
         let dir = self.config.data_dir.clone();
         for sub in ["networks", "endpoints", "sandboxes"] {
             let p = dir.join(sub);

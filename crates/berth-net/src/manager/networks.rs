@@ -76,6 +76,7 @@ impl<D: Dataplane> NetworkManager<D> {
         let rec = self.plan_network(&st, &req).await?;
         let spec = self.bridge_spec(&rec).ok_or_else(|| NetError::system_msg("bridge network without a bridge"))?;
 
+        self.may_take_bridge(&spec, false).await?;
         self.dp.ensure_bridge(&spec).await?;
         let undo_bridge = |e: NetError| async move {
             if let Err(e2) = self.dp.delete_link(&spec.name).await {
@@ -294,7 +295,7 @@ impl<D: Dataplane> NetworkManager<D> {
         Ok(out)
     }
 
-    fn has_endpoints(st: &State<D::PortGuard>, net_id: &str) -> bool {
+    pub(super) fn has_endpoints(st: &State<D::PortGuard>, net_id: &str) -> bool {
         st.endpoints.values().any(|e| e.network_id == net_id)
     }
 

@@ -311,7 +311,7 @@ async fn publishing_is_all_or_nothing_and_follows_the_gateway() {
     assert!((40000..=40009).contains(&got[1].host_port));
     assert_eq!(got[1].host_ip, Ipv4Addr::UNSPECIFIED);
     let script = f.dp.snapshot().nft_scripts.last().unwrap().clone();
-    assert!(script.contains("ip daddr 127.0.0.1 tcp dport 18080 dnat to 10.201.0.2:80"), "{script}");
+    assert!(script.contains("ip daddr 127.0.0.1 tcp dport 18080 dnat ip to 10.201.0.2:80"), "{script}");
 
     // The second container asks for 18080 too (and another port): refused, nothing kept.
     let ports_before = f.dp.snapshot().ports.len();
@@ -405,7 +405,7 @@ async fn restart_removes_leaks_and_dead_endpoints_then_reconcile_releases_the_de
     assert!(m.endpoints_of(&cid(2)).await.is_empty(), "dead endpoint dropped");
     assert_eq!(m.ports_of(&cid(3)).await.len(), 1, "ports restored");
     assert_eq!(f.dp.snapshot().ports.len(), 1, "port re-reserved");
-    assert!(f.dp.snapshot().nft_scripts.last().unwrap().contains("tcp dport 18090 dnat to 10.201.0.4:80"));
+    assert!(f.dp.snapshot().nft_scripts.last().unwrap().contains("tcp dport 18090 dnat ip to 10.201.0.4:80"));
 
     // The engine says only container 1 is alive.
     let report = m.reconcile(&HashSet::from([cid(1)])).await.unwrap();
@@ -498,5 +498,110 @@ async fn teardown_removes_everything() {
     let snap = f.dp.snapshot();
     assert!(snap.bridges.is_empty());
     assert!(snap.veths.is_empty());
-    assert_eq!(snap.nft_scripts.last().unwrap(), "add table ip berth_unit\ndelete table ip berth_unit\n");
+    assert_eq!(snap.nft_scripts.last().unwrap(), &crate::firewall::render_delete("berth_unit"));
+}
+
+fn tagged_bridge(alias: &str, has_ports: bool) -> crate::dataplane::LinkInfo {
+    crate::dataplane::LinkInfo { alias: Some(alias.into()), kind: Some("bridge".into()), has_ports }
+}
+
+#[tokio::test]
+async fn a_fresh_state_takes_over_a_default_bridge_no_live_daemon_owns() {
+    // Left by this daemon's table before its data root was wiped.
+    let f = Fixture::new();
+    f.dp.inject_foreign_link("bt0", tagged_bridge("berth:berth_unit:net:0123", true));
+    let m = f.open().await;
+    let id = m.inspect_network("bridge").await.unwrap().id;
+    assert_eq!(f.dp.snapshot().bridges["bt0"].alias, format!("berth:berth_unit:net:{id}"));
+    drop(m);
+
+    // Left by another berth daemon that is not running; an untagged, unused bridge.
+    for info in [tagged_bridge("berth:gone:net:42", false), crate::dataplane::LinkInfo { kind: Some("bridge".into()), ..Default::default() }] {
+        let f = Fixture::new();
+        f.dp.inject_foreign_link("bt0", info);
+        f.open().await;
+        assert!(f.dp.snapshot().bridges.contains_key("bt0"));
+    }
+}
+
+#[tokio::test]
+async fn a_bridge_of_a_live_daemon_or_not_a_bridge_is_refused_naming_the_flag() {
+    let f = Fixture::new();
+    f.dp.inject_foreign_link("bt0", tagged_bridge("berth:other:net:42", false));
+    f.dp.claim_table_elsewhere("other");
+    let e = NetworkManager::open_with(f.config(), f.dp.clone()).await.err().unwrap();
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    assert_eq!(
+        e.message(),
+        "interface bt0 is a bridge of another running berth daemon (nftables table other): choose another name with --bridge"
+    );
+
+    let f = Fixture::new();
+    f.dp.inject_foreign_link("bt0", crate::dataplane::LinkInfo { kind: Some("bridge".into()), has_ports: true, ..Default::default() });
+    let e = NetworkManager::open_with(f.config(), f.dp.clone()).await.err().unwrap();
+    assert!(e.message().contains("is not managed by berth: choose another name with --bridge"), "{}", e.message());
+
+    let f = Fixture::new();
+    f.dp.inject_foreign_link("bt0", crate::dataplane::LinkInfo { kind: Some("veth".into()), ..Default::default() });
+    let e = NetworkManager::open_with(f.config(), f.dp.clone()).await.err().unwrap();
+    assert!(e.message().contains("is not a bridge"), "{}", e.message());
+
+    // A second daemon on the same table is refused before it touches anything.
+    let f = Fixture::new();
+    f.dp.claim_table_elsewhere("berth_unit");
+    let e = NetworkManager::open_with(f.config(), f.dp.clone()).await.err().unwrap();
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    assert!(f.dp.snapshot().bridges.is_empty());
+}
+
+fn restores(snap: &crate::dataplane::RecordedState) -> Vec<String> {
+    snap.tool_runs.iter().filter(|(p, _, _)| p.ends_with("-restore")).filter_map(|(p, _, s)| Some(format!("{p}\n{}", s.clone()?))).collect()
+}
+
+#[tokio::test]
+async fn iptables_rules_follow_the_bridges_in_every_backend_in_use() {
+    let f = Fixture::new();
+    f.dp.set_xtables(crate::iptables::XtablesFacts {
+        nft_tool: true,
+        legacy_tool: true,
+        default: Some(crate::iptables::Backend::Nft),
+        legacy_filter: true,
+        nft_filter: false,
+    });
+    let m = f.open().await;
+    let first = restores(&f.dp.snapshot());
+    assert_eq!(first.len(), 2, "{first:?}");
+    assert!(first[0].starts_with("iptables-nft-restore\n") && first[1].starts_with("iptables-legacy-restore\n"));
+    assert!(first[0].contains("-A BERTH-FORWARD-berth_unit -i bt0 -j ACCEPT\n"));
+
+    let id = m.create_network(subnet_req("front", "10.201.0.0/24")).await.unwrap().id;
+    let br = format!("br-{}", &id[..12]);
+    let after = restores(&f.dp.snapshot());
+    assert_eq!(after.len(), 4);
+    assert!(after[2].contains(&format!("-A BERTH-FORWARD-berth_unit -o {br} -m conntrack --ctstate DNAT -j ACCEPT")));
+    // Connecting a container changes no bridge: iptables is not run again.
+    m.connect("front", f.request(1)).await.unwrap();
+    assert_eq!(restores(&f.dp.snapshot()).len(), 4);
+
+    // A clean stop with a container still running keeps what it needs.
+    m.shutdown().await.unwrap();
+    let kept = restores(&f.dp.snapshot());
+    assert!(kept.last().unwrap().contains(&format!("-i {br} -j ACCEPT")));
+    assert!(!kept.last().unwrap().contains("-i bt0 "), "the default bridge has no container");
+    m.release(&cid(1)).await.unwrap();
+    let before = f.dp.snapshot().tool_runs.len();
+    m.shutdown().await.unwrap();
+    let snap = f.dp.snapshot();
+    assert_eq!(snap.nft_scripts.last().unwrap(), &crate::firewall::render_delete("berth_unit"));
+    assert!(snap.tool_runs[before..].iter().any(|(p, a, _)| p == "iptables-nft" && a.contains(&"-S".to_string())));
+}
+
+#[tokio::test]
+async fn iptables_can_be_left_alone() {
+    let f = Fixture::new();
+    f.dp.set_xtables(crate::iptables::XtablesFacts { nft_tool: true, default: Some(crate::iptables::Backend::Nft), ..Default::default() });
+    let m = NetworkManager::open_with(NetConfig { iptables: false, ..f.config() }, f.dp.clone()).await.unwrap();
+    m.create_network(subnet_req("front", "10.201.0.0/24")).await.unwrap();
+    m.teardown().await.unwrap();
+    assert!(f.dp.snapshot().tool_runs.is_empty());
 }
