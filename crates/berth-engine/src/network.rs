@@ -23,6 +23,8 @@ pub struct Networking {
     /// The host's networking warnings as last checked (`/info` shows them and
     /// refreshes them in the background: the checks run firewall tools).
     warnings: Arc<std::sync::Mutex<Vec<String>>>,
+    /// The daemon's `--dns`, `--dns-search`, `--dns-opt`: every container's defaults.
+    dns_defaults: berth_net::files::DnsSettings,
 }
 
 /// What start needs from the network: the namespace to join and the files' contents.
@@ -83,7 +85,12 @@ impl Networking {
         for w in &warnings {
             tracing::warn!("{w}");
         }
-        Ok(Networking { mgr, netns_dir, warnings: Arc::new(std::sync::Mutex::new(warnings)) })
+        let dns_defaults = berth_net::files::DnsSettings {
+            servers: cfg.dns.iter().filter_map(|d| d.parse().ok()).collect(),
+            search: cfg.dns_search.clone(),
+            options: cfg.dns_opts.clone(),
+        };
+        Ok(Networking { mgr, netns_dir, warnings: Arc::new(std::sync::Mutex::new(warnings)), dns_defaults })
     }
 
     /// The networking warnings for `/info`; they are checked again in the background.
@@ -177,18 +184,7 @@ impl Networking {
         let hc = &rec.host_config;
         let mode = hc.network_mode.as_str();
         let mut record = NetworkRecord { networks: rec.network.networks.clone(), ..Default::default() };
-        let files_req = |mode: NetworkMode| FilesRequest {
-            container_id: rec.id.clone(),
-            mode,
-            hostname: rec.config.hostname.clone(),
-            domainname: rec.config.domainname.clone(),
-            dns: berth_net::files::DnsSettings {
-                servers: hc.dns.clone().unwrap_or_default().iter().filter_map(|d| d.parse().ok()).collect(),
-                search: hc.dns_search.clone().unwrap_or_default(),
-                options: hc.dns_options.clone().unwrap_or_default(),
-            },
-            extra_hosts: hc.extra_hosts.clone().unwrap_or_default(),
-        };
+        let files_req = |mode: NetworkMode| self.files_request(rec, mode);
         if mode == "host" {
             let files = self.mgr.container_files(&files_req(NetworkMode::Host)).await.map_err(net_err)?;
             return Ok(Attachment { record, netns: None, files });
@@ -285,13 +281,33 @@ impl Networking {
             ipv4,
             aliases: es.aliases.clone().unwrap_or_default(),
             mac,
-            dns_servers: rec.host_config.dns.clone().unwrap_or_default().iter().filter_map(|d| d.parse().ok()).collect(),
+            dns_servers: self.dns_settings(&rec.host_config).servers,
         };
         let ep = self.mgr.connect(name, req).await.map_err(net_err)?;
         let mut out: EndpointSettings = serde_json::from_value(serde_json::to_value(ep.settings()).map_err(|e| Error::system(e.to_string()))?).unwrap_or_default();
         out.ipam_config = es.ipam_config.clone();
         out.aliases = es.aliases.clone();
         Ok(out)
+    }
+
+    /// After a connect or disconnect of a running container: its resolv.conf switches
+    /// to the embedded DNS on its first user network and back after its last (as
+    /// Docker's does), and /etc/hosts lists its addresses on every network.
+    async fn refresh_files(&self, rec: &ContainerRecord) {
+        let files = match self.mgr.container_files(&self.files_request(rec, NetworkMode::Sandbox)).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!("updating the resolver files of {}: {e}", rec.short_id());
+                return;
+            }
+        };
+        for (path, text) in [(&rec.resolv_conf_path, &files.resolv_conf), (&rec.hosts_path, &files.hosts)] {
+            match update_generated(path, text) {
+                Ok(true) => {}
+                Ok(false) => tracing::info!("{path} was edited in the container: left as it is"),
+                Err(e) => tracing::warn!("updating {path}: {e}"),
+            }
+        }
     }
 
     /// Undoes attach (the container stopped).
@@ -342,6 +358,7 @@ impl Networking {
             c.update(false, |r| {
                 r.network.networks.insert(net.name.clone(), ep);
             })?;
+            self.refresh_files(&rec).await;
         } else {
             c.update(false, |r| {
                 r.network.networks.insert(net.name.clone(), es);
@@ -361,14 +378,47 @@ impl Networking {
         if net.name == "host" || net.name == "none" {
             return Err(Error::forbidden(format!("container cannot be disconnected from network {}", net.name)));
         }
-        if rec.state.status == Status::Running || rec.state.status == Status::Paused {
+        let live = rec.state.status == Status::Running || rec.state.status == Status::Paused;
+        if live {
             self.mgr.disconnect(&net.name, &rec.id).await.map_err(net_err)?;
         }
         c.update(false, |r| {
             r.network.networks.remove(&net.name);
         })?;
+        if live {
+            self.refresh_files(&rec).await;
+        }
         engine.events.emit("network", "disconnect", &net.id, [("container".to_string(), rec.id.clone()), ("name".to_string(), net.name.clone()), ("type".to_string(), "bridge".to_string())].into_iter().collect());
         Ok(())
+    }
+}
+
+impl Networking {
+    /// The container's `--dns*` settings, each defaulting to the daemon's (as Docker).
+    fn dns_settings(&self, hc: &HostConfig) -> berth_net::files::DnsSettings {
+        let or = |own: &Option<Vec<String>>, default: &Vec<String>| match own {
+            Some(v) if !v.is_empty() => v.clone(),
+            _ => default.clone(),
+        };
+        let servers: Vec<IpAddr> = hc.dns.clone().unwrap_or_default().iter().filter_map(|d| d.parse().ok()).collect();
+        berth_net::files::DnsSettings {
+            servers: if servers.is_empty() { self.dns_defaults.servers.clone() } else { servers },
+            search: or(&hc.dns_search, &self.dns_defaults.search),
+            options: or(&hc.dns_options, &self.dns_defaults.options),
+        }
+    }
+
+    /// What berth-net needs to render the container's resolv.conf, hosts and hostname.
+    fn files_request(&self, rec: &ContainerRecord, mode: NetworkMode) -> FilesRequest {
+        let hc = &rec.host_config;
+        FilesRequest {
+            container_id: rec.id.clone(),
+            mode,
+            hostname: rec.config.hostname.clone(),
+            domainname: rec.config.domainname.clone(),
+            dns: self.dns_settings(hc),
+            extra_hosts: hc.extra_hosts.clone().unwrap_or_default(),
+        }
     }
 }
 
@@ -376,12 +426,48 @@ fn to_net_portmap(pm: &PortMap) -> Result<berth_net::PortMap> {
     serde_json::from_value(serde_json::to_value(pm).map_err(|e| Error::system(e.to_string()))?).map_err(|e| Error::invalid(format!("invalid port bindings: {e}")))
 }
 
-/// Writes hostname, hosts and resolv.conf into the container's directory.
+/// Writes hostname, hosts and resolv.conf into the container's directory, with the
+/// digest of each, so that later updates can tell whether the user edited them.
 pub fn write_files(rec: &ContainerRecord, att: &Attachment) -> Result<()> {
-    crate::util::write_replace(std::path::Path::new(&rec.hostname_path), att.files.hostname.as_bytes())?;
-    crate::util::write_replace(std::path::Path::new(&rec.hosts_path), att.files.hosts.as_bytes())?;
-    crate::util::write_replace(std::path::Path::new(&rec.resolv_conf_path), att.files.resolv_conf.as_bytes())?;
+    for (path, text) in [
+        (&rec.hostname_path, &att.files.hostname),
+        (&rec.hosts_path, &att.files.hosts),
+        (&rec.resolv_conf_path, &att.files.resolv_conf),
+    ] {
+        crate::util::write_replace(std::path::Path::new(path), text.as_bytes())?;
+        crate::util::write_replace(&digest_path(path), digest(text.as_bytes()).as_bytes())?;
+    }
     Ok(())
+}
+
+fn digest_path(path: &str) -> PathBuf {
+    PathBuf::from(format!("{path}.hash"))
+}
+
+/// FNV-1a of the content: only to notice an edit, not to resist one.
+fn digest(data: &[u8]) -> String {
+    let h = data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
+    format!("{h:016x}")
+}
+
+/// Rewrites a generated file of a running container in place (it is bind-mounted: a
+/// rename would not be seen inside), unless the user edited it since berth wrote it —
+/// as Docker, berth then leaves it alone. Returns whether the file now says `text`.
+fn update_generated(path: &str, text: &str) -> Result<bool> {
+    use std::io::Write;
+    let current = std::fs::read(path)?;
+    if let Ok(recorded) = std::fs::read_to_string(digest_path(path))
+        && recorded.trim() != digest(&current)
+    {
+        return Ok(false);
+    }
+    if current != text.as_bytes() {
+        let mut f = std::fs::OpenOptions::new().write(true).truncate(true).open(path)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+    }
+    crate::util::write_replace(&digest_path(path), digest(text.as_bytes()).as_bytes())?;
+    Ok(true)
 }
 
 impl Engine {

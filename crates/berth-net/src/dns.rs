@@ -5,10 +5,14 @@
 //! setns()es, binds and returns the fds); the daemon serves them from its runtime. A
 //! query is answered from the containers sharing a network with the asker (names,
 //! network aliases, short IDs, `name.network`, and PTR for their addresses); anything
-//! else is forwarded, raw, from the host's namespace to the upstream servers.
+//! else is forwarded, raw, to the upstream servers: the container's `--dns` servers from
+//! the container's own namespace (as Docker does: they are the container's servers, and
+//! may be reachable only from there), the host's servers from the host's namespace
+//! (loopback ones included, e.g. systemd-resolved's 127.0.0.53).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -193,10 +197,18 @@ fn servfail(query: &[u8]) -> Option<Vec<u8>> {
     reply_to(&req, ResponseCode::ServFail).to_vec().ok()
 }
 
+/// Where a forwarded query goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstreams {
+    pub servers: Vec<SocketAddr>,
+    /// Sent from the container's namespace (its `--dns` servers) rather than the host's.
+    pub from_container: bool,
+}
+
 /// State shared by every sandbox's server.
 pub struct DnsShared {
     pub table: RwLock<DnsTable>,
-    default_upstreams: Vec<SocketAddr>,
+    default_upstreams: RwLock<Vec<SocketAddr>>,
     forwards: Arc<Semaphore>,
 }
 
@@ -204,9 +216,24 @@ impl DnsShared {
     pub fn new(default_upstreams: Vec<SocketAddr>) -> Arc<Self> {
         Arc::new(DnsShared {
             table: RwLock::new(DnsTable::default()),
-            default_upstreams,
+            default_upstreams: RwLock::new(default_upstreams),
             forwards: Arc::new(Semaphore::new(MAX_CONCURRENT_FORWARDS)),
         })
+    }
+
+    /// The host's servers (after its resolv.conf changed).
+    pub fn set_default_upstreams(&self, servers: Vec<SocketAddr>) {
+        match self.default_upstreams.write() {
+            Ok(mut g) => *g = servers,
+            Err(p) => *p.into_inner() = servers,
+        }
+    }
+
+    pub fn default_upstreams(&self) -> Vec<SocketAddr> {
+        match self.default_upstreams.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
     }
 
     pub fn replace_table(&self, t: DnsTable) {
@@ -216,23 +243,57 @@ impl DnsShared {
         }
     }
 
-    fn answer(&self, container_id: &str, query: &[u8]) -> (Answer, Vec<SocketAddr>) {
+    fn answer(&self, container_id: &str, query: &[u8]) -> (Answer, Upstreams) {
         let table = match self.table.read() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
         let a = answer(&table, container_id, query);
-        let ups = table.upstreams_for(container_id).cloned().unwrap_or_else(|| self.default_upstreams.clone());
+        let ups = match table.upstreams_for(container_id) {
+            Some(own) => Upstreams { servers: own.clone(), from_container: true },
+            None => Upstreams { servers: self.default_upstreams(), from_container: false },
+        };
         (a, ups)
     }
 }
 
-async fn forward_udp(query: &[u8], upstreams: &[SocketAddr]) -> Option<Vec<u8>> {
+/// A UDP socket connected to `up`, made in `netns` (None: the daemon's namespace).
+async fn udp_to(up: SocketAddr, netns: Option<&Path>) -> Option<UdpSocket> {
+    let bind: SocketAddr = if up.is_ipv4() { "0.0.0.0:0".parse().ok()? } else { "[::]:0".parse().ok()? };
+    let std_sock = match netns {
+        None => std::net::UdpSocket::bind(bind).ok()?,
+        Some(ns) => crate::netns::run_in_netns(ns, move || std::net::UdpSocket::bind(bind)).await.ok()?,
+    };
+    std_sock.set_nonblocking(true).ok()?;
+    let sock = UdpSocket::from_std(std_sock).ok()?;
+    sock.connect(up).await.ok()?;
+    Some(sock)
+}
+
+/// A TCP connection to `up`, made in `netns` (None: the daemon's namespace).
+async fn tcp_to(up: SocketAddr, netns: Option<&Path>) -> Option<TcpStream> {
+    match netns {
+        None => TcpStream::connect(up).await.ok(),
+        Some(ns) => {
+            // The socket must be created inside the namespace; connecting it there
+            // too keeps the thread's work in one place (bounded by the timeout).
+            let s = crate::netns::run_in_netns(ns, move || {
+                let s = std::net::TcpStream::connect_timeout(&up, UPSTREAM_TIMEOUT)?;
+                s.set_nonblocking(true)?;
+                Ok(s)
+            })
+            .await
+            .ok()?;
+            TcpStream::from_std(s).ok()
+        }
+    }
+}
+
+async fn forward_udp(query: &[u8], upstreams: &[SocketAddr], netns: Option<&Path>) -> Option<Vec<u8>> {
     let id = query.get(..2)?;
     for up in upstreams {
-        let bind: SocketAddr = if up.is_ipv4() { "0.0.0.0:0".parse().ok()? } else { "[::]:0".parse().ok()? };
-        let Ok(sock) = UdpSocket::bind(bind).await else { continue };
-        if sock.connect(up).await.is_err() || sock.send(query).await.is_err() {
+        let Some(sock) = udp_to(*up, netns).await else { continue };
+        if sock.send(query).await.is_err() {
             continue;
         }
         let mut buf = vec![0u8; 65535];
@@ -249,10 +310,10 @@ async fn forward_udp(query: &[u8], upstreams: &[SocketAddr]) -> Option<Vec<u8>> 
     None
 }
 
-async fn forward_tcp(query: &[u8], upstreams: &[SocketAddr]) -> Option<Vec<u8>> {
+async fn forward_tcp(query: &[u8], upstreams: &[SocketAddr], netns: Option<&Path>) -> Option<Vec<u8>> {
     for up in upstreams {
         let attempt = async {
-            let mut s = TcpStream::connect(up).await.ok()?;
+            let mut s = tcp_to(*up, netns).await?;
             let len = u16::try_from(query.len()).ok()?;
             s.write_all(&len.to_be_bytes()).await.ok()?;
             s.write_all(query).await.ok()?;
@@ -282,10 +343,11 @@ impl Drop for DnsServer {
 }
 
 impl DnsServer {
-    /// Serves `udp` and `tcp` (already bound inside the container's namespace) for
-    /// `container_id`. Must be called within a tokio runtime.
+    /// Serves `udp` and `tcp` (already bound inside the container's namespace, at
+    /// `netns`) for `container_id`. Must be called within a tokio runtime.
     pub fn start(
         container_id: String,
+        netns: PathBuf,
         udp: std::net::UdpSocket,
         tcp: std::net::TcpListener,
         shared: Arc<DnsShared>,
@@ -294,14 +356,28 @@ impl DnsServer {
         tcp.set_nonblocking(true)?;
         let udp = Arc::new(UdpSocket::from_std(udp)?);
         let tcp = TcpListener::from_std(tcp)?;
-        let cid = Arc::<str>::from(container_id);
-        let udp_task = tokio::spawn(serve_udp(udp, cid.clone(), shared.clone()));
-        let tcp_task = tokio::spawn(serve_tcp(tcp, cid, shared));
+        let ctx = Arc::new(Ctx { cid: container_id, netns, shared });
+        let udp_task = tokio::spawn(serve_udp(udp, ctx.clone()));
+        let tcp_task = tokio::spawn(serve_tcp(tcp, ctx));
         Ok(DnsServer { tasks: vec![udp_task, tcp_task] })
     }
 }
 
-async fn serve_udp(sock: Arc<UdpSocket>, cid: Arc<str>, shared: Arc<DnsShared>) {
+/// What one sandbox's server works with.
+struct Ctx {
+    cid: String,
+    netns: PathBuf,
+    shared: Arc<DnsShared>,
+}
+
+impl Ctx {
+    fn source(&self, ups: &Upstreams) -> Option<&Path> {
+        ups.from_container.then_some(self.netns.as_path())
+    }
+}
+
+async fn serve_udp(sock: Arc<UdpSocket>, ctx: Arc<Ctx>) {
+    let (cid, shared) = (&ctx.cid, &ctx.shared);
     let mut buf = vec![0u8; 65535];
     loop {
         let (n, peer) = match sock.recv_from(&mut buf).await {
@@ -313,7 +389,7 @@ async fn serve_udp(sock: Arc<UdpSocket>, cid: Arc<str>, shared: Arc<DnsShared>) 
             }
         };
         let query = buf[..n].to_vec();
-        match shared.answer(&cid, &query) {
+        match shared.answer(cid, &query) {
             (Answer::Reply(r), _) => {
                 let _ = sock.send_to(&r, peer).await;
             }
@@ -327,9 +403,10 @@ async fn serve_udp(sock: Arc<UdpSocket>, cid: Arc<str>, shared: Arc<DnsShared>) 
                     continue;
                 };
                 let sock = sock.clone();
+                let ctx = ctx.clone();
                 tokio::spawn(async move {
                     let _permit = permit;
-                    let resp = forward_udp(&query, &ups).await.or_else(|| servfail(&query));
+                    let resp = forward_udp(&query, &ups.servers, ctx.source(&ups)).await.or_else(|| servfail(&query));
                     if let Some(r) = resp {
                         let _ = sock.send_to(&r, peer).await;
                     }
@@ -339,20 +416,21 @@ async fn serve_udp(sock: Arc<UdpSocket>, cid: Arc<str>, shared: Arc<DnsShared>) 
     }
 }
 
-async fn serve_tcp(listener: TcpListener, cid: Arc<str>, shared: Arc<DnsShared>) {
+async fn serve_tcp(listener: TcpListener, ctx: Arc<Ctx>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
-        let (cid, shared) = (cid.clone(), shared.clone());
+        let ctx = ctx.clone();
         tokio::spawn(async move {
-            let _ = serve_tcp_conn(stream, &cid, &shared).await;
+            let _ = serve_tcp_conn(stream, &ctx).await;
         });
     }
 }
 
-async fn serve_tcp_conn(mut s: TcpStream, cid: &str, shared: &DnsShared) -> std::io::Result<()> {
+async fn serve_tcp_conn(mut s: TcpStream, ctx: &Ctx) -> std::io::Result<()> {
+    let (cid, shared) = (ctx.cid.as_str(), &ctx.shared);
     loop {
         let n = match tokio::time::timeout(TCP_IDLE_TIMEOUT, s.read_u16()).await {
             Ok(Ok(n)) => n as usize,
@@ -363,7 +441,7 @@ async fn serve_tcp_conn(mut s: TcpStream, cid: &str, shared: &DnsShared) -> std:
         let resp = match shared.answer(cid, &query) {
             (Answer::Reply(r), _) => Some(r),
             (Answer::Drop, _) => None,
-            (Answer::Forward, ups) => forward_tcp(&query, &ups).await.or_else(|| servfail(&query)),
+            (Answer::Forward, ups) => forward_tcp(&query, &ups.servers, ctx.source(&ups)).await.or_else(|| servfail(&query)),
         };
         let Some(r) = resp else { return Ok(()) };
         let len = u16::try_from(r.len()).map_err(|_| std::io::Error::other("answer too large"))?;

@@ -108,8 +108,10 @@ pub fn resolv_conf(host: &HostResolvConf, user: &DnsSettings, mode: ResolverMode
             }
             let _ = writeln!(out, "nameserver {INTERNAL_RESOLVER}");
             write_search_options(&mut out, &search, &options);
+            // The embedded DNS asks the host's servers from the host's namespace, so
+            // loopback ones (systemd-resolved's 127.0.0.53) work too.
             let ext: Vec<String> = if user.servers.is_empty() {
-                host.usable_nameservers().iter().map(|s| format!("host({s})")).collect()
+                host.nameservers.iter().map(|s| format!("host({s})")).collect()
             } else {
                 user.servers.iter().map(|s| s.to_string()).collect()
             };
@@ -235,7 +237,7 @@ mod tests {
         assert!(!out.contains("nameserver 10.255.255.53"));
         assert!(out.contains("search corp.example lab.example\n"));
         assert!(out.contains("options edns0 ndots:0\n"), "{out}");
-        assert!(out.contains("# ExtServers: [host(10.255.255.53)]"));
+        assert!(out.contains("# ExtServers: [host(127.0.0.53) host(10.255.255.53)]"));
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub mod model;
 pub mod netns;
 mod persist;
 pub mod ports;
+mod resolv_watch;
 pub mod tools;
 
 pub use config::NetConfig;

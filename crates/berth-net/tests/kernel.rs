@@ -510,21 +510,30 @@ async fn network_options_mtu_bridge_name_and_no_masquerade() {
 /// A DNS server on 127.0.0.1 standing in for the host's resolver: answers every A
 /// query with 192.0.2.123, over UDP and TCP.
 async fn fake_upstream() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = udp.local_addr().unwrap();
+    let tcp = std::net::TcpListener::bind(addr).unwrap();
+    (addr, serve_fake_dns(udp, tcp, Ipv4Addr::new(192, 0, 2, 123)))
+}
+
+/// Serves the two sockets, answering every A query with `ip`.
+fn serve_fake_dns(udp: std::net::UdpSocket, tcp: std::net::TcpListener, ip: Ipv4Addr) -> tokio::task::JoinHandle<()> {
     use hickory_proto::op::{Message, MessageType};
     use hickory_proto::rr::{RData, Record, rdata::A};
-    fn answer(q: &[u8]) -> Vec<u8> {
+    let answer = move |q: &[u8]| -> Vec<u8> {
         let req = Message::from_vec(q).unwrap();
         let mut resp = Message::response(req.metadata.id, req.metadata.op_code);
         resp.metadata.message_type = MessageType::Response;
         resp.add_queries(req.queries.clone());
         let name = req.queries[0].name().clone();
-        resp.add_answer(Record::from_rdata(name, 30, RData::A(A(Ipv4Addr::new(192, 0, 2, 123)))));
+        resp.add_answer(Record::from_rdata(name, 30, RData::A(A(ip))));
         resp.to_vec().unwrap()
-    }
-    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let addr = udp.local_addr().unwrap();
-    let tcp = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let task = tokio::spawn(async move {
+    };
+    udp.set_nonblocking(true).unwrap();
+    tcp.set_nonblocking(true).unwrap();
+    let udp = tokio::net::UdpSocket::from_std(udp).unwrap();
+    let tcp = tokio::net::TcpListener::from_std(tcp).unwrap();
+    tokio::spawn(async move {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut buf = vec![0u8; 4096];
         loop {
@@ -540,8 +549,7 @@ async fn fake_upstream() -> (SocketAddr, tokio::task::JoinHandle<()>) {
                 }
             }
         }
-    });
-    (addr, task)
+    })
 }
 
 /// One DNS query over TCP to 127.0.0.11 from inside the namespace.
@@ -606,6 +614,61 @@ async fn embedded_dns_forwards_other_names_and_speaks_tcp() {
     assert_eq!(env.nslookup(&ns_b, "alpha"), vec![Ipv4Addr::new(192, 0, 2, 123)]);
     m.teardown().await.unwrap();
     task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_servers_of_a_container_are_asked_from_its_own_namespace() {
+    let env = Env::new(162);
+    let m = NetworkManager::open(env.config()).await.unwrap();
+    m.create_network(sub(&env, "dnsnet", 1)).await.unwrap();
+    let ns = env.netns("own-dns").await;
+    // `--dns 127.0.0.1`: a server only the container's namespace has.
+    let (udp, tcp) = berth_net::netns::run_in_netns(&ns, || {
+        Ok((std::net::UdpSocket::bind("127.0.0.1:53")?, std::net::TcpListener::bind("127.0.0.1:53")?))
+    })
+    .await
+    .unwrap();
+    let task = serve_fake_dns(udp, tcp, Ipv4Addr::new(198, 51, 100, 7));
+    m.connect("dnsnet", berth_net::EndpointRequest { dns_servers: vec!["127.0.0.1".parse().unwrap()], ..env.request(1, &ns) })
+        .await
+        .unwrap();
+    assert_eq!(env.nslookup(&ns, "external.test"), vec![Ipv4Addr::new(198, 51, 100, 7)]);
+    assert_eq!(tcp_query_in(&ns, "external.test.").await, vec![Ipv4Addr::new(198, 51, 100, 7)]);
+    m.teardown().await.unwrap();
+    task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hosts_resolv_conf_is_followed_as_it_changes() {
+    let env = Env::new(163);
+    // Two "host resolvers" on loopback addresses (asked from the host's namespace).
+    let mut tasks = Vec::new();
+    for (last, answer) in [(1u8, 11u8), (2, 22)] {
+        let addr = SocketAddr::from((Ipv4Addr::new(127, 77, env.index, last), 53));
+        let udp = std::net::UdpSocket::bind(addr).unwrap();
+        let tcp = std::net::TcpListener::bind(addr).unwrap();
+        tasks.push(serve_fake_dns(udp, tcp, Ipv4Addr::new(198, 51, 100, answer)));
+    }
+    let rc = env.dir.path().join("resolv.conf");
+    std::fs::write(&rc, format!("nameserver 127.77.{}.1\n", env.index)).unwrap();
+    let mut config = env.config();
+    config.dns_upstreams = None;
+    let m = NetworkManager::open(config).await.unwrap();
+    m.create_network(sub(&env, "dnsnet", 1)).await.unwrap();
+    let ns = env.netns("c").await;
+    m.connect("dnsnet", env.request(1, &ns)).await.unwrap();
+    assert_eq!(env.nslookup(&ns, "name.test"), vec![Ipv4Addr::new(198, 51, 100, 11)]);
+    // Replaced the way tools do it: a new file renamed over the old one.
+    let tmp = env.dir.path().join("resolv.conf.new");
+    std::fs::write(&tmp, format!("nameserver 127.77.{}.2\n", env.index)).unwrap();
+    std::fs::rename(&tmp, &rc).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while env.nslookup(&ns, "name.test") != vec![Ipv4Addr::new(198, 51, 100, 22)] {
+        assert!(std::time::Instant::now() < deadline, "the new resolver is not asked");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    m.teardown().await.unwrap();
+    tasks.iter().for_each(|t| t.abort());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

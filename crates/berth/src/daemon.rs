@@ -49,8 +49,15 @@ struct Flags {
     /// drops forwarded traffic (--iptables=false: keep to berth's own nftables table).
     #[arg(long = "iptables", value_name = "bool", num_args = 0..=1, default_missing_value = "true")]
     iptables: Option<bool>,
+    /// DNS servers for every container (and the embedded DNS's upstreams).
     #[arg(long = "dns")]
     dns: Vec<String>,
+    /// DNS search domains for every container.
+    #[arg(long = "dns-search")]
+    dns_search: Vec<String>,
+    /// DNS options for every container.
+    #[arg(long = "dns-opt")]
+    dns_opts: Vec<String>,
     /// json-file options: max-size=10m, max-file=3.
     #[arg(long = "log-opt")]
     log_opts: Vec<String>,
@@ -158,6 +165,12 @@ fn build_config(f: Flags) -> Result<EngineConfig, String> {
     }
     if !f.dns.is_empty() {
         cfg.dns = f.dns;
+    }
+    if !f.dns_search.is_empty() {
+        cfg.dns_search = f.dns_search;
+    }
+    if !f.dns_opts.is_empty() {
+        cfg.dns_opts = f.dns_opts;
     }
     for o in f.log_opts {
         let (k, v) = parse_kv(&o)?;

@@ -211,3 +211,56 @@ fn a_wiped_data_root_starts_on_the_old_bridge_but_a_live_daemons_bridge_is_refus
     let _ = std::process::Command::new("nft").args(["delete", "table", "inet", "btdother"]).output();
     assert_eq!(run_ok(d.docker().args(["run", "--rm", "busybox", "echo", "still-fine"])).trim(), "still-fine");
 }
+
+/// `nslookup name` inside a running container, through its own resolv.conf; the
+/// addresses it found (busybox prints the server's first).
+fn lookup(d: &TestDaemon, container: &str, name: &str) -> Vec<String> {
+    let out = d.docker().args(["exec", container, "sh", "-c", &format!("timeout 5 nslookup {name}")]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.split("Name:").skip(1).flat_map(|s| s.lines().filter_map(|l| l.trim().strip_prefix("Address:")).map(|a| a.trim().to_string())).collect()
+}
+
+#[test]
+fn dns_follows_a_container_as_it_joins_and_leaves_user_networks() {
+    // External names go to a server on the daemon's loopback that does not exist, so
+    // nothing leaves the machine and unknown names fail fast.
+    let d = TestDaemon::start_with(Path::new(env!("CARGO_BIN_EXE_berth")), &["--dns", "127.0.0.1"]);
+    d.busybox_image("busybox:latest");
+    run_ok(d.docker().args(["network", "create", "mynet"]));
+    web(&d, "web", &["--network", "mynet", "--network-alias", "www"], "peer");
+    run_ok(d.docker().args(["run", "-d", "--name", "c1", "busybox", "sleep", "300"]));
+    let rc = run_ok(d.docker().args(["exec", "c1", "cat", "/etc/resolv.conf"]));
+    assert!(!rc.contains("127.0.0.11"), "default bridge: {rc}");
+
+    // Joining its first user network switches resolv.conf to the embedded DNS.
+    run_ok(d.docker().args(["network", "connect", "--alias", "cee", "mynet", "c1"]));
+    let rc = run_ok(d.docker().args(["exec", "c1", "cat", "/etc/resolv.conf"]));
+    assert!(rc.contains("nameserver 127.0.0.11") && rc.contains("ndots:0"), "{rc}");
+    let web_ip = run_ok(d.docker().args(["inspect", "-f", "{{.NetworkSettings.Networks.mynet.IPAddress}}", "web"]));
+    let c1_ip = run_ok(d.docker().args(["inspect", "-f", "{{.NetworkSettings.Networks.mynet.IPAddress}}", "c1"]));
+    let (web_ip, c1_ip) = (web_ip.trim().to_string(), c1_ip.trim().to_string());
+    assert!(lookup(&d, "c1", "web").contains(&web_ip));
+    assert!(lookup(&d, "c1", "www.mynet").contains(&web_ip));
+    let got = run_ok(d.docker().args(["exec", "c1", "sh", "-c", "timeout 3 wget -qO- http://web/index.html"]));
+    assert_eq!(got.trim(), "peer");
+    let hosts = run_ok(d.docker().args(["exec", "c1", "cat", "/etc/hosts"]));
+    assert!(hosts.contains(&c1_ip), "{hosts}");
+    // And the peers see c1 by its name, its alias and name.network.
+    for name in ["c1", "cee", "c1.mynet"] {
+        assert!(lookup(&d, "web", name).contains(&c1_ip), "{name}");
+    }
+
+    // Leaving it: names go, resolv.conf switches back.
+    run_ok(d.docker().args(["network", "disconnect", "mynet", "c1"]));
+    let rc = run_ok(d.docker().args(["exec", "c1", "cat", "/etc/resolv.conf"]));
+    assert!(!rc.contains("127.0.0.11"), "{rc}");
+    assert!(lookup(&d, "c1", "web").is_empty());
+    assert!(lookup(&d, "web", "cee").is_empty());
+    assert!(!run_ok(d.docker().args(["exec", "c1", "cat", "/etc/hosts"])).contains(&c1_ip));
+
+    // A resolv.conf the user edited is left alone.
+    run_ok(d.docker().args(["exec", "c1", "sh", "-c", "echo '# mine' >> /etc/resolv.conf"]));
+    run_ok(d.docker().args(["network", "connect", "mynet", "c1"]));
+    let rc = run_ok(d.docker().args(["exec", "c1", "cat", "/etc/resolv.conf"]));
+    assert!(rc.contains("# mine") && !rc.contains("127.0.0.11"), "{rc}");
+}

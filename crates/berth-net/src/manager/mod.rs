@@ -125,6 +125,16 @@ fn read_ephemeral_range() -> (u16, u16) {
     }
 }
 
+/// The embedded DNS's upstreams from the host's resolv.conf: every nameserver, loopback
+/// ones too (queries to them leave from the host's namespace), else Docker's fallback.
+pub(crate) fn host_upstreams(host: &HostResolvConf) -> Vec<SocketAddr> {
+    let mut servers = host.nameservers.clone();
+    if servers.is_empty() {
+        servers = DEFAULT_NAMESERVERS.iter().map(|ip| (*ip).into()).collect();
+    }
+    upstreams_from(&servers)
+}
+
 pub(crate) fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
@@ -146,14 +156,7 @@ impl<D: Dataplane> NetworkManager<D> {
 
         let upstreams = match &config.dns_upstreams {
             Some(u) => u.clone(),
-            None => {
-                let host = HostResolvConf::read(&config.host_resolv_conf)?;
-                let mut servers = host.usable_nameservers();
-                if servers.is_empty() {
-                    servers = DEFAULT_NAMESERVERS.iter().map(|ip| (*ip).into()).collect();
-                }
-                upstreams_from(&servers)
-            }
+            None => host_upstreams(&HostResolvConf::read(&config.host_resolv_conf)?),
         };
         let ephemeral = config.ephemeral_ports.unwrap_or_else(read_ephemeral_range);
         let start = ephemeral.0 + (rand::random::<u16>() % (ephemeral.1 - ephemeral.0).max(1));
@@ -179,6 +182,9 @@ impl<D: Dataplane> NetworkManager<D> {
             _claim: claim,
         };
         mgr.restore().await?;
+        if mgr.config.dns_upstreams.is_none() {
+            crate::resolv_watch::spawn(mgr.config.host_resolv_conf.clone(), Arc::downgrade(&mgr.dns));
+        }
         Ok(mgr)
     }
 
@@ -597,7 +603,7 @@ impl<D: Dataplane> NetworkManager<D> {
 
     async fn start_dns(&self, container_id: &str, netns: &std::path::Path) -> Result<DnsServer> {
         let (udp, tcp) = self.dp.dns_sockets(netns).await?;
-        DnsServer::start(container_id.to_string(), udp, tcp, self.dns.clone())
+        DnsServer::start(container_id.to_string(), netns.to_path_buf(), udp, tcp, self.dns.clone())
             .map_err(|e| NetError::system("start the embedded DNS", e))
     }
 
