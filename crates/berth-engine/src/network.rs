@@ -284,7 +284,7 @@ impl Networking {
             dns_servers: self.dns_settings(&rec.host_config).servers,
         };
         let ep = self.mgr.connect(name, req).await.map_err(net_err)?;
-        let mut out: EndpointSettings = serde_json::from_value(serde_json::to_value(ep.settings()).map_err(|e| Error::system(e.to_string()))?).unwrap_or_default();
+        let mut out: EndpointSettings = ep.settings();
         out.ipam_config = es.ipam_config.clone();
         out.aliases = es.aliases.clone();
         Ok(out)

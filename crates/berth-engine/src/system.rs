@@ -13,7 +13,6 @@ use berth_types::volume::{Volume, VolumeCreateRequest, VolumePruneResponse};
 use crate::container::Status;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::util::convert;
 use crate::network::net_err;
 use crate::query::ListOptions;
 
@@ -280,23 +279,21 @@ impl Engine {
     // ---- networks -------------------------------------------------------------
 
     pub async fn network_create(&self, req: NetworkCreateRequest) -> Result<NetworkCreateResponse> {
-        let r = self.net.mgr.create_network(convert(&req)?).await.map_err(net_err)?;
-        let resp: NetworkCreateResponse = convert(&r)?;
-        self.events.emit("network", "create", &resp.id, [("name".to_string(), req.name.clone()), ("type".to_string(), "bridge".to_string())].into_iter().collect());
+        let name = req.name.clone();
+        let resp: NetworkCreateResponse = self.net.mgr.create_network(req).await.map_err(net_err)?;
+        self.events.emit("network", "create", &resp.id, [("name".to_string(), name), ("type".to_string(), "bridge".to_string())].into_iter().collect());
         Ok(resp)
     }
 
     pub async fn network_inspect(&self, key: &str) -> Result<Network> {
-        let n = self.net.mgr.inspect_network(key).await.map_err(net_err)?;
-        let mut out: Network = convert(&n)?;
+        let mut out: Network = self.net.mgr.inspect_network(key).await.map_err(net_err)?;
         self.fill_network_containers(&mut out);
         Ok(out)
     }
 
     pub async fn network_list(&self, filters: &Filters) -> Result<Vec<Network>> {
         let nf: berth_net::NetworkFilters = filters_map(filters);
-        let list = self.net.mgr.list_networks(&nf).await.map_err(net_err)?;
-        list.iter().map(convert).collect()
+        self.net.mgr.list_networks(&nf).await.map_err(net_err)
     }
 
     fn fill_network_containers(&self, n: &mut Network) {

@@ -35,8 +35,8 @@ pub use config::NetConfig;
 pub use dataplane::{Dataplane, LinuxDataplane, RecordingDataplane};
 pub use error::{ErrorKind, NetError, Result};
 pub use manager::{ContainerFiles, FilesRequest, NetworkFilters, NetworkManager, NetworkMode, ReconcileReport, options};
-pub use model::{
-    Endpoint, EndpointRequest, EndpointSettings, Ipam, IpamConfig, NetworkContainer, NetworkCreateRequest,
-    NetworkCreateResponse, NetworkInspect,
+pub use berth_types::network::{
+    EndpointSettings, Ipam, IpamPoolConfig, Network, NetworkContainer, NetworkCreateRequest, NetworkCreateResponse,
 };
+pub use model::{Endpoint, EndpointRequest};
 pub use ports::{HostPort, PortBinding, PortBindingRequest, PortMap, PortMapping, Proto};

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
+use berth_types::network::{EndpointIpamConfig, EndpointSettings};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{NetError, Result};
@@ -130,47 +131,6 @@ pub(crate) struct SandboxRecord {
 // Requests.
 // ---------------------------------------------------------------------------------
 
-/// `POST /networks/create` body (Docker's `NetworkCreateRequest`); deserialises from
-/// the API's JSON as is.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct NetworkCreateRequest {
-    pub name: String,
-    pub driver: String,
-    pub scope: String,
-    pub internal: bool,
-    pub attachable: bool,
-    pub ingress: bool,
-    pub config_only: bool,
-    #[serde(rename = "IPAM")]
-    pub ipam: Option<Ipam>,
-    #[serde(rename = "EnableIPv4")]
-    pub enable_ipv4: Option<bool>,
-    #[serde(rename = "EnableIPv6")]
-    pub enable_ipv6: Option<bool>,
-    pub options: BTreeMap<String, String>,
-    pub labels: BTreeMap<String, String>,
-}
-
-impl NetworkCreateRequest {
-    /// A bridge network named `name` with everything else defaulted.
-    pub fn named(name: impl Into<String>) -> Self {
-        NetworkCreateRequest { name: name.into(), ..Default::default() }
-    }
-
-    /// Adds one IPAM config entry (`--subnet`, `--gateway`, `--ip-range`).
-    pub fn with_subnet(mut self, subnet: &str, gateway: Option<&str>, ip_range: Option<&str>) -> Self {
-        let ipam = self.ipam.get_or_insert_with(Ipam::default);
-        ipam.config.push(IpamConfig {
-            subnet: subnet.into(),
-            gateway: gateway.unwrap_or_default().into(),
-            ip_range: ip_range.unwrap_or_default().into(),
-            aux_address: BTreeMap::new(),
-        });
-        self
-    }
-}
-
 /// A container joining a network (`--network`, `docker network connect`).
 #[derive(Debug, Clone, Default)]
 pub struct EndpointRequest {
@@ -240,7 +200,7 @@ impl Endpoint {
     /// The container-inspect `NetworkSettings.Networks[<name>]` entry.
     pub fn settings(&self) -> EndpointSettings {
         EndpointSettings {
-            ipam_config: self.requested_ip.map(|ip| EndpointIpamConfig { ipv4_address: ip.to_string() }),
+            ipam_config: self.requested_ip.map(|ip| EndpointIpamConfig { ipv4_address: ip.to_string(), ..Default::default() }),
             links: None,
             mac_address: self.mac.clone(),
             aliases: if self.aliases.is_empty() { None } else { Some(self.aliases.clone()) },
@@ -250,130 +210,13 @@ impl Endpoint {
             endpoint_id: self.endpoint_id.clone(),
             gateway: self.gateway.to_string(),
             ip_address: self.ip.to_string(),
-            ip_prefix_len: self.prefix_len,
+            ip_prefix_len: i64::from(self.prefix_len),
             ipv6_gateway: String::new(),
             global_ipv6_address: String::new(),
             global_ipv6_prefix_len: 0,
             dns_names: if self.dns_names.is_empty() { None } else { Some(self.dns_names.clone()) },
         }
     }
-}
-
-/// `EndpointSettings` as the Engine API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct EndpointSettings {
-    #[serde(rename = "IPAMConfig")]
-    pub ipam_config: Option<EndpointIpamConfig>,
-    pub links: Option<Vec<String>>,
-    pub mac_address: String,
-    pub aliases: Option<Vec<String>>,
-    pub driver_opts: Option<BTreeMap<String, String>>,
-    pub gw_priority: i64,
-    #[serde(rename = "NetworkID")]
-    pub network_id: String,
-    #[serde(rename = "EndpointID")]
-    pub endpoint_id: String,
-    pub gateway: String,
-    #[serde(rename = "IPAddress")]
-    pub ip_address: String,
-    #[serde(rename = "IPPrefixLen")]
-    pub ip_prefix_len: u8,
-    #[serde(rename = "IPv6Gateway")]
-    pub ipv6_gateway: String,
-    #[serde(rename = "GlobalIPv6Address")]
-    pub global_ipv6_address: String,
-    #[serde(rename = "GlobalIPv6PrefixLen")]
-    pub global_ipv6_prefix_len: u8,
-    #[serde(rename = "DNSNames")]
-    pub dns_names: Option<Vec<String>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EndpointIpamConfig {
-    #[serde(rename = "IPv4Address")]
-    pub ipv4_address: String,
-}
-
-/// `IPAM` of a network (request and inspect).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct Ipam {
-    pub driver: String,
-    pub options: Option<BTreeMap<String, String>>,
-    pub config: Vec<IpamConfig>,
-}
-
-impl Default for Ipam {
-    fn default() -> Self {
-        Ipam { driver: "default".into(), options: None, config: Vec::new() }
-    }
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct IpamConfig {
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub subnet: String,
-    #[serde(rename = "IPRange", skip_serializing_if = "String::is_empty")]
-    pub ip_range: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub gateway: String,
-    #[serde(rename = "AuxiliaryAddresses", skip_serializing_if = "BTreeMap::is_empty")]
-    pub aux_address: BTreeMap<String, String>,
-}
-
-/// `Containers[<id>]` of a network inspect.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct NetworkContainer {
-    pub name: String,
-    #[serde(rename = "EndpointID")]
-    pub endpoint_id: String,
-    pub mac_address: String,
-    #[serde(rename = "IPv4Address")]
-    pub ipv4_address: String,
-    #[serde(rename = "IPv6Address")]
-    pub ipv6_address: String,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ConfigReference {
-    pub network: String,
-}
-
-/// `GET /networks/{id}` (and each entry of `GET /networks`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct NetworkInspect {
-    pub name: String,
-    pub id: String,
-    pub created: String,
-    pub scope: String,
-    pub driver: String,
-    #[serde(rename = "EnableIPv4")]
-    pub enable_ipv4: bool,
-    #[serde(rename = "EnableIPv6")]
-    pub enable_ipv6: bool,
-    #[serde(rename = "IPAM")]
-    pub ipam: Ipam,
-    pub internal: bool,
-    pub attachable: bool,
-    pub ingress: bool,
-    pub config_from: ConfigReference,
-    pub config_only: bool,
-    pub containers: BTreeMap<String, NetworkContainer>,
-    pub options: BTreeMap<String, String>,
-    pub labels: BTreeMap<String, String>,
-}
-
-/// `POST /networks/create` answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct NetworkCreateResponse {
-    pub id: String,
-    pub warning: String,
 }
 
 /// Parses "02:42:ac:11:00:02" (a unicast MAC, as the kernel requires).
@@ -424,9 +267,9 @@ mod tests {
     fn create_request_reads_the_cli_json() {
         // What docker CLI 28 sends for `docker network create trace-net` (api-traces).
         let body = r#"{"Driver":"bridge","Scope":"","IPAM":{"Driver":"default","Options":{},"Config":[]},"Internal":false,"Attachable":false,"Ingress":false,"ConfigOnly":false,"ConfigFrom":null,"Options":{},"Labels":{},"Name":"trace-net","CheckDuplicate":true}"#;
-        let req: NetworkCreateRequest = serde_json::from_str(body).unwrap();
+        let req: berth_types::network::NetworkCreateRequest = serde_json::from_str(body).unwrap();
         assert_eq!(req.name, "trace-net");
-        assert_eq!(req.ipam.unwrap().config.len(), 0);
+        assert_eq!(req.ipam.unwrap().configs().len(), 0);
     }
 
     #[test]

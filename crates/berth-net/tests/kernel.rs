@@ -425,7 +425,7 @@ async fn bad_input_gets_dockers_errors_and_changes_nothing() {
     );
     check(
         create(NetworkCreateRequest {
-            options: [("com.docker.network.bridge.name".to_string(), env.bridge.clone())].into(),
+            options: Some([("com.docker.network.bridge.name".to_string(), env.bridge.clone())].into()),
             ..sub(&env, "samebridge", 3)
         })
         .await,
@@ -476,13 +476,12 @@ async fn network_options_mtu_bridge_name_and_no_masquerade() {
     let m = NetworkManager::open(env.config()).await.unwrap();
     let name = format!("bo{}", berth_net::ids::short_random_hex(6));
     m.create_network(NetworkCreateRequest {
-        options: [
+        options: Some([
             ("com.docker.network.driver.mtu".to_string(), "1400".to_string()),
             ("com.docker.network.bridge.name".to_string(), name.clone()),
             ("com.docker.network.bridge.enable_ip_masquerade".to_string(), "false".to_string()),
-        ]
-        .into(),
-        labels: [("team".to_string(), "net".to_string())].into(),
+        ].into()),
+        labels: Some([("team".to_string(), "net".to_string())].into()),
         ..sub(&env, "tuned", 1)
     })
     .await
@@ -726,7 +725,7 @@ async fn outbound_traffic_is_masqueraded_unless_disabled() {
     let m = NetworkManager::open(env.config()).await.unwrap();
     m.create_network(sub(&env, "nat", 1)).await.unwrap();
     m.create_network(NetworkCreateRequest {
-        options: [("com.docker.network.bridge.enable_ip_masquerade".to_string(), "false".to_string())].into(),
+        options: Some([("com.docker.network.bridge.enable_ip_masquerade".to_string(), "false".to_string())].into()),
         ..sub(&env, "plain", 2)
     })
     .await
@@ -790,7 +789,7 @@ async fn automatic_subnets_skip_subnets_routed_on_the_host() {
     let m = NetworkManager::open(env.config()).await.unwrap();
     let a = m.create_network(NetworkCreateRequest::named("auto-a")).await.unwrap();
     let b = m.create_network(NetworkCreateRequest::named("auto-b")).await.unwrap();
-    let subnet = |n: &berth_net::NetworkInspect| n.ipam.config[0].subnet.clone();
+    let subnet = |n: &berth_net::Network| n.ipam.configs()[0].subnet.clone();
     assert_eq!(subnet(&m.inspect_network(&a.id).await.unwrap()), format!("10.{}.129.0/24", env.index));
     assert_eq!(subnet(&m.inspect_network(&b.id).await.unwrap()), format!("10.{}.130.0/24", env.index));
     m.teardown().await.unwrap();

@@ -9,9 +9,9 @@ use crate::dataplane::Dataplane;
 use crate::error::{NetError, Result};
 use crate::ids;
 use crate::ipam::{self, SubnetPlan};
-use crate::model::{
-    BridgeSettings, ConfigReference, Driver, Ipam, IpamConfig, NetworkContainer, NetworkCreateRequest,
-    NetworkCreateResponse, NetworkInspect, NetworkRecord,
+use crate::model::{BridgeSettings, Driver, NetworkRecord};
+use berth_types::network::{
+    ConfigReference, Ipam, IpamPoolConfig, Network, NetworkContainer, NetworkCreateRequest, NetworkCreateResponse,
 };
 
 /// Docker's `filters` query (`map[string][]string`) for list and prune.
@@ -131,8 +131,8 @@ impl<D: Dataplane> NetworkManager<D> {
             return Err(NetError::not_found(format!("plugin \"{}\" not found", ipam_req.driver)));
         }
         // IPv6 entries are ignored when IPv6 is off, as Docker does.
-        let v4: Vec<&IpamConfig> =
-            ipam_req.config.iter().filter(|c| c.subnet.is_empty() || !c.subnet.contains(':')).collect();
+        let v4: Vec<&IpamPoolConfig> =
+            ipam_req.configs().iter().filter(|c| c.subnet.is_empty() || !c.subnet.contains(':')).collect();
         if v4.len() > 1 {
             return Err(NetError::forbidden("bridge driver doesn't support multiple subnets"));
         }
@@ -141,7 +141,8 @@ impl<D: Dataplane> NetworkManager<D> {
         let mut masquerade = true;
         let mut host_binding = self.config.default_binding_ip;
         let mut ifname = None;
-        for (k, v) in &req.options {
+        let req_options = req.options.clone().unwrap_or_default();
+        for (k, v) in &req_options {
             match k.as_str() {
                 options::BRIDGE_NAME => {
                     validate_ifname(v)?;
@@ -178,7 +179,8 @@ impl<D: Dataplane> NetworkManager<D> {
             st.networks.values().filter_map(|n| n.bridge.as_ref().map(|b| b.plan.subnet)).collect();
         let (plan, aux_names, user_subnet) = match v4.first().filter(|c| !c.subnet.is_empty()) {
             Some(c) => {
-                let aux: Vec<(String, String)> = c.aux_address.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                let aux: Vec<(String, String)> =
+                    c.auxiliary_addresses.iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect();
                 let v = ipam::validate_ipam_config(&c.subnet, Some(c.ip_range.as_str()), Some(c.gateway.as_str()), &aux)?;
                 if ours.iter().any(|o| ipam::overlaps(o, &v.subnet)) {
                     return Err(NetError::forbidden("invalid pool request: Pool overlaps with other one on this address space"));
@@ -203,8 +205,8 @@ impl<D: Dataplane> NetworkManager<D> {
             driver: Driver::Bridge,
             internal: req.internal,
             attachable: req.attachable,
-            labels: req.labels.clone(),
-            options: req.options.clone(),
+            labels: req.labels.clone().unwrap_or_default(),
+            options: req_options,
             ipam_options: ipam_req.options.clone().unwrap_or_default(),
             bridge: Some(BridgeSettings {
                 ifname,
@@ -219,18 +221,18 @@ impl<D: Dataplane> NetworkManager<D> {
         })
     }
 
-    fn inspect_record(st: &State<D::PortGuard>, net: &NetworkRecord, with_containers: bool) -> NetworkInspect {
+    fn inspect_record(st: &State<D::PortGuard>, net: &NetworkRecord, with_containers: bool) -> Network {
         let (config, options_null) = match &net.bridge {
             Some(b) => {
                 let mut aux = BTreeMap::new();
                 for (name, ip) in b.aux_names.iter().zip(&b.plan.reserved) {
                     aux.insert(name.clone(), ip.to_string());
                 }
-                let cfg = IpamConfig {
+                let cfg = IpamPoolConfig {
                     subnet: b.plan.subnet.to_string(),
                     ip_range: b.plan.ip_range.map(|r| r.to_string()).unwrap_or_default(),
                     gateway: b.plan.gateway.to_string(),
-                    aux_address: aux,
+                    auxiliary_addresses: if aux.is_empty() { None } else { Some(aux) },
                 };
                 (vec![cfg], false)
             }
@@ -251,7 +253,7 @@ impl<D: Dataplane> NetworkManager<D> {
                 );
             }
         }
-        NetworkInspect {
+        Network {
             name: net.name.clone(),
             id: net.id.clone(),
             created: net.created.clone(),
@@ -262,7 +264,7 @@ impl<D: Dataplane> NetworkManager<D> {
             ipam: Ipam {
                 driver: "default".into(),
                 options: if options_null { None } else { Some(net.ipam_options.clone()) },
-                config,
+                config: Some(config),
             },
             internal: net.internal,
             attachable: net.attachable,
@@ -276,14 +278,14 @@ impl<D: Dataplane> NetworkManager<D> {
     }
 
     /// `GET /networks/{id}`.
-    pub async fn inspect_network(&self, name_or_id: &str) -> Result<NetworkInspect> {
+    pub async fn inspect_network(&self, name_or_id: &str) -> Result<Network> {
         let st = self.state.lock().await;
         let net = Self::resolve(&st, name_or_id)?;
         Ok(Self::inspect_record(&st, net, true))
     }
 
     /// `GET /networks?filters=...` (Containers left empty, as Docker does since 1.28).
-    pub async fn list_networks(&self, filters: &NetworkFilters) -> Result<Vec<NetworkInspect>> {
+    pub async fn list_networks(&self, filters: &NetworkFilters) -> Result<Vec<Network>> {
         let st = self.state.lock().await;
         let mut out = Vec::new();
         for net in st.networks.values() {

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use super::*;
 use crate::dataplane::{RecordingDataplane, VethSpec};
-use crate::model::{EndpointRequest, NetworkCreateRequest};
+use crate::NetworkCreateRequest;
+use crate::model::EndpointRequest;
 use crate::ports::{HostPort, PortBindingRequest, Proto};
 use crate::{ErrorKind, NetConfig};
 
@@ -69,8 +70,8 @@ async fn predefined_networks_exist_like_dockers() {
     assert_eq!(names, vec!["bridge", "host", "none"]);
     let bridge = m.inspect_network("bridge").await.unwrap();
     assert_eq!(bridge.driver, "bridge");
-    assert_eq!(bridge.ipam.config[0].subnet, "10.200.0.0/24");
-    assert_eq!(bridge.ipam.config[0].gateway, "10.200.0.1");
+    assert_eq!(bridge.ipam.configs()[0].subnet, "10.200.0.0/24");
+    assert_eq!(bridge.ipam.configs()[0].gateway, "10.200.0.1");
     assert_eq!(bridge.options["com.docker.network.bridge.name"], "bt0");
     assert_eq!(m.inspect_network("none").await.unwrap().driver, "null");
     assert_eq!(m.inspect_network("host").await.unwrap().id.len(), 64);
@@ -136,9 +137,9 @@ async fn automatic_subnets_avoid_networks_and_host_routes() {
     let b = m.create_network(NetworkCreateRequest::named("b")).await.unwrap();
     let a = m.inspect_network(&a.id).await.unwrap();
     let b = m.inspect_network(&b.id).await.unwrap();
-    assert_eq!(a.ipam.config[0].subnet, "172.19.0.0/16");
-    assert_eq!(a.ipam.config[0].gateway, "172.19.0.1");
-    assert_eq!(b.ipam.config[0].subnet, "172.20.0.0/16");
+    assert_eq!(a.ipam.configs()[0].subnet, "172.19.0.0/16");
+    assert_eq!(a.ipam.configs()[0].gateway, "172.19.0.1");
+    assert_eq!(b.ipam.configs()[0].subnet, "172.20.0.0/16");
     // Prefix lookups and the bridge name.
     assert_eq!(m.inspect_network(&a.id[..10]).await.unwrap().name, "a");
     assert!(f.dp.snapshot().bridges.contains_key(&format!("br-{}", &a.id[..12])));
@@ -421,7 +422,7 @@ async fn list_filters_and_prune() {
     let f = Fixture::new();
     let m = f.open().await;
     m.create_network(NetworkCreateRequest {
-        labels: BTreeMap::from([("env".into(), "ci".into())]),
+        labels: Some(BTreeMap::from([("env".into(), "ci".into())])),
         ..subnet_req("keep-me", "10.201.0.0/24")
     })
     .await
@@ -431,7 +432,7 @@ async fn list_filters_and_prune() {
     m.connect("used", f.request(1)).await.unwrap();
 
     let q = |k: &str, v: &str| BTreeMap::from([(k.to_string(), vec![v.to_string()])]);
-    let names = |v: Vec<crate::NetworkInspect>| v.into_iter().map(|n| n.name).collect::<Vec<_>>();
+    let names = |v: Vec<crate::Network>| v.into_iter().map(|n| n.name).collect::<Vec<_>>();
     assert_eq!(names(m.list_networks(&q("type", "custom")).await.unwrap()), vec!["idle", "keep-me", "used"]);
     assert_eq!(names(m.list_networks(&q("type", "builtin")).await.unwrap()), vec!["bridge", "host", "none"]);
     assert_eq!(names(m.list_networks(&q("dangling", "true")).await.unwrap()), vec!["idle", "keep-me"]);
