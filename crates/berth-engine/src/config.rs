@@ -42,6 +42,8 @@ pub struct EngineConfig {
     pub ip_forward: bool,
     /// Add berth's accept rules to iptables' FORWARD chain (hosts with a DROP policy).
     pub iptables: bool,
+    /// Containers on the default bridge may talk to each other (`--icc`).
+    pub icc: bool,
     pub dns: Vec<String>,
     pub dns_search: Vec<String>,
     pub dns_opts: Vec<String>,
@@ -112,6 +114,7 @@ impl Default for EngineConfig {
             mtu: 1500,
             ip_forward: true,
             iptables: true,
+            icc: true,
             dns: Vec::new(),
             dns_search: Vec::new(),
             dns_opts: Vec::new(),

@@ -70,6 +70,7 @@ impl Networking {
         nc.mtu = cfg.mtu;
         nc.enable_ip_forward = cfg.ip_forward;
         nc.iptables = cfg.iptables;
+        nc.icc = cfg.icc;
         if !cfg.dns.is_empty() {
             let mut ups = Vec::new();
             for d in &cfg.dns {
@@ -184,7 +185,14 @@ impl Networking {
         let hc = &rec.host_config;
         let mode = hc.network_mode.as_str();
         let mut record = NetworkRecord { networks: rec.network.networks.clone(), ..Default::default() };
-        let files_req = |mode: NetworkMode| self.files_request(rec, mode);
+        // Legacy links are a default-bridge feature; elsewhere links are DNS aliases.
+        let legacy = if record.networks.contains_key("bridge") {
+            crate::links::legacy(rec, &engine.containers)?
+        } else {
+            crate::links::Legacy::default()
+        };
+        record.link_env = legacy.env.clone();
+        let files_req = |mode: NetworkMode| self.files_request(rec, mode, legacy.hosts.clone());
         if mode == "host" {
             let files = self.mgr.container_files(&files_req(NetworkMode::Host)).await.map_err(net_err)?;
             return Ok(Attachment { record, netns: None, files });
@@ -207,7 +215,7 @@ impl Networking {
         let _ = berth_net::netns::delete_netns(&netns);
         berth_net::netns::create_netns(&netns).await.map_err(net_err)?;
         record.sandbox_key = netns.to_string_lossy().into_owned();
-        let result = self.connect_all(rec, &netns, &mut record).await;
+        let result = self.connect_all(rec, &netns, &mut record, &legacy.ports).await;
         if let Err(e) = result {
             let _ = self.mgr.unpublish(&rec.id).await;
             let _ = self.mgr.release(&rec.id).await;
@@ -225,7 +233,13 @@ impl Networking {
         Ok(Attachment { record, netns: Some(netns), files })
     }
 
-    async fn connect_all(&self, rec: &ContainerRecord, netns: &std::path::Path, record: &mut NetworkRecord) -> Result<()> {
+    async fn connect_all(
+        &self,
+        rec: &ContainerRecord,
+        netns: &std::path::Path,
+        record: &mut NetworkRecord,
+        linked_ports: &[berth_net::model::LinkedPorts],
+    ) -> Result<()> {
         let hc = &rec.host_config;
         if hc.network_mode == "none" {
             return Ok(());
@@ -233,7 +247,8 @@ impl Networking {
         let names: Vec<String> = record.networks.keys().cloned().collect();
         for name in names {
             let es = record.networks.get(&name).cloned().unwrap_or_default();
-            let ep = self.connect_one(rec, netns, &name, &es).await?;
+            let ports = if name == "bridge" { linked_ports } else { &[] };
+            let ep = self.connect_one(rec, netns, &name, &es, ports).await?;
             record.networks.insert(name, ep);
         }
         let mut reqs = match &hc.port_bindings {
@@ -262,7 +277,25 @@ impl Networking {
         Ok(())
     }
 
-    async fn connect_one(&self, rec: &ContainerRecord, netns: &std::path::Path, name: &str, es: &EndpointSettings) -> Result<EndpointSettings> {
+    async fn connect_one(
+        &self,
+        rec: &ContainerRecord,
+        netns: &std::path::Path,
+        name: &str,
+        es: &EndpointSettings,
+        linked_ports: &[berth_net::model::LinkedPorts],
+    ) -> Result<EndpointSettings> {
+        // Link aliases on a user network: the endpoint's own `Links`, or (API clients
+        // that only set HostConfig.Links) the container's links on its primary network.
+        let mut links: Vec<String> = es.links.clone().unwrap_or_default();
+        if links.is_empty() && name != "bridge" && primary_network(&rec.host_config.network_mode) == name {
+            links = rec.host_config.links.clone().unwrap_or_default();
+        }
+        let links = if name == "bridge" {
+            Vec::new()
+        } else {
+            links.iter().map(|l| crate::links::parse(l).map(|l| (l.alias, l.target))).collect::<Result<Vec<_>>>()?
+        };
         let ipv4 = match es.ipam_config.as_ref().map(|c| c.ipv4_address.as_str()).filter(|s| !s.is_empty()) {
             Some(ip) => Some(ip.parse::<Ipv4Addr>().map_err(|_| Error::invalid(format!("invalid IPv4 address: {ip}")))?),
             None => None,
@@ -282,6 +315,8 @@ impl Networking {
             aliases: es.aliases.clone().unwrap_or_default(),
             mac,
             dns_servers: self.dns_settings(&rec.host_config).servers,
+            links,
+            linked_ports: linked_ports.to_vec(),
         };
         let ep = self.mgr.connect(name, req).await.map_err(net_err)?;
         let mut out: EndpointSettings = ep.settings();
@@ -293,8 +328,9 @@ impl Networking {
     /// After a connect or disconnect of a running container: its resolv.conf switches
     /// to the embedded DNS on its first user network and back after its last (as
     /// Docker's does), and /etc/hosts lists its addresses on every network.
-    async fn refresh_files(&self, rec: &ContainerRecord) {
-        let files = match self.mgr.container_files(&self.files_request(rec, NetworkMode::Sandbox)).await {
+    async fn refresh_files(&self, engine: &Engine, rec: &ContainerRecord) {
+        let links = crate::links::legacy(rec, &engine.containers).map(|l| l.hosts).unwrap_or_default();
+        let files = match self.mgr.container_files(&self.files_request(rec, NetworkMode::Sandbox, links)).await {
             Ok(f) => f,
             Err(e) => {
                 tracing::warn!("updating the resolver files of {}: {e}", rec.short_id());
@@ -354,11 +390,11 @@ impl Networking {
         es.network_id = net.id.clone();
         if rec.state.status.is_alive() {
             let netns = PathBuf::from(&rec.network.sandbox_key);
-            let ep = self.connect_one(&rec, &netns, &net.name, &es).await?;
+            let ep = self.connect_one(&rec, &netns, &net.name, &es, &[]).await?;
             c.update(false, |r| {
                 r.network.networks.insert(net.name.clone(), ep);
             })?;
-            self.refresh_files(&rec).await;
+            self.refresh_files(engine, &rec).await;
         } else {
             c.update(false, |r| {
                 r.network.networks.insert(net.name.clone(), es);
@@ -386,7 +422,7 @@ impl Networking {
             r.network.networks.remove(&net.name);
         })?;
         if live {
-            self.refresh_files(&rec).await;
+            self.refresh_files(engine, &rec).await;
         }
         engine.events.emit("network", "disconnect", &net.id, [("container".to_string(), rec.id.clone()), ("name".to_string(), net.name.clone()), ("type".to_string(), "bridge".to_string())].into_iter().collect());
         Ok(())
@@ -409,7 +445,7 @@ impl Networking {
     }
 
     /// What berth-net needs to render the container's resolv.conf, hosts and hostname.
-    fn files_request(&self, rec: &ContainerRecord, mode: NetworkMode) -> FilesRequest {
+    fn files_request(&self, rec: &ContainerRecord, mode: NetworkMode, links: Vec<berth_net::files::ExtraHost>) -> FilesRequest {
         let hc = &rec.host_config;
         FilesRequest {
             container_id: rec.id.clone(),
@@ -418,6 +454,7 @@ impl Networking {
             domainname: rec.config.domainname.clone(),
             dns: self.dns_settings(hc),
             extra_hosts: hc.extra_hosts.clone().unwrap_or_default(),
+            links,
         }
     }
 }

@@ -46,6 +46,9 @@ pub struct NetConfig {
     /// [`crate::iptables`]). Off, berth keeps to its own nftables table, and hosts
     /// whose FORWARD policy is DROP block container traffic.
     pub iptables: bool,
+    /// `--icc`: containers on the default bridge may talk to each other (off: only
+    /// published ports and legacy links' ports; needs br_netfilter).
+    pub icc: bool,
 }
 
 impl NetConfig {
@@ -65,6 +68,7 @@ impl NetConfig {
             dns_upstreams: None,
             ephemeral_ports: None,
             iptables: true,
+            icc: true,
         }
     }
 

@@ -52,6 +52,8 @@ pub struct DnsTable {
     sandboxes: HashMap<String, Vec<String>>,
     /// container id → `--dns` servers overriding the host's.
     upstreams: HashMap<String, Vec<SocketAddr>>,
+    /// (container id, network id) → that endpoint's link aliases (alias, container name).
+    links: HashMap<(String, String), Vec<(String, String)>>,
 }
 
 impl DnsTable {
@@ -75,6 +77,15 @@ impl DnsTable {
         }
     }
 
+    /// Link aliases of one endpoint: `alias` resolves to the container called `name` on
+    /// the same network, for `container_id` only.
+    pub fn add_links(&mut self, container_id: &str, network_id: &str, links: &[(String, String)]) {
+        if !links.is_empty() {
+            let lower = links.iter().map(|(a, n)| (a.to_lowercase(), n.to_lowercase())).collect();
+            self.links.insert((container_id.to_string(), network_id.to_string()), lower);
+        }
+    }
+
     pub fn set_upstreams(&mut self, container_id: &str, servers: Vec<SocketAddr>) {
         if !servers.is_empty() {
             self.upstreams.insert(container_id.to_string(), servers);
@@ -88,7 +99,12 @@ impl DnsTable {
         for net_id in self.sandboxes.get(container_id)? {
             let Some(net) = self.networks.get(net_id) else { continue };
             let suffix = format!(".{}", net.name);
-            let wanted = q.strip_suffix(&suffix).unwrap_or(&q);
+            let mut wanted = q.strip_suffix(&suffix).unwrap_or(&q);
+            if let Some(links) = self.links.get(&(container_id.to_string(), net_id.clone()))
+                && let Some((_, target)) = links.iter().find(|(alias, _)| alias == wanted)
+            {
+                wanted = target;
+            }
             let ips: Vec<Ipv4Addr> =
                 net.entries.iter().filter(|e| e.names.iter().any(|n| n == wanted)).map(|e| e.ip).collect();
             if !ips.is_empty() {
@@ -515,6 +531,15 @@ mod tests {
         // Unknown sandbox or name: forward.
         assert_eq!(answer(&t, "nobody", &query("web.", RecordType::A)), Answer::Forward);
         assert_eq!(answer(&t, "c-cli", &query("example.com.", RecordType::A)), Answer::Forward);
+    }
+
+    #[test]
+    fn link_aliases_resolve_for_the_linking_container_only() {
+        let mut t = table();
+        t.add_links("c-cli", "n1", &[("store".into(), "web".into())]);
+        let m = reply(answer(&t, "c-cli", &query("STORE.", RecordType::A)));
+        assert_eq!(a_records(&m), vec!["10.1.0.2".parse::<Ipv4Addr>().unwrap()]);
+        assert_eq!(answer(&t, "c-web", &query("store.", RecordType::A)), Answer::Forward);
     }
 
     #[test]

@@ -74,6 +74,22 @@ pub(crate) struct BridgeSettings {
     pub masquerade: bool,
     pub host_binding_ipv4: Ipv4Addr,
     pub default_bridge: bool,
+    /// `enable_icc`: containers on the bridge may talk to each other freely.
+    #[serde(default = "yes")]
+    pub icc: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A legacy link (`--link`) from a container on the default bridge: the linked
+/// container's address and exposed ports, which stay open to it when the bridge has
+/// `enable_icc=false` (as Docker opens them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkedPorts {
+    pub server: Ipv4Addr,
+    pub ports: Vec<(crate::ports::Proto, u16)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -94,6 +110,13 @@ pub(crate) struct EndpointRecord {
     pub provides_gateway: bool,
     /// Connect order within the daemon (interfaces, DNS precedence, inspect order).
     pub seq: u64,
+    /// Link aliases on a user network (`--link name:alias`): `alias` resolves, for this
+    /// container only, to the container called `name` on the same network.
+    #[serde(default)]
+    pub links: Vec<(String, String)>,
+    /// Legacy links' open ports (default bridge with icc off).
+    #[serde(default)]
+    pub linked_ports: Vec<LinkedPorts>,
 }
 
 impl EndpointRecord {
@@ -148,6 +171,11 @@ pub struct EndpointRequest {
     pub mac: Option<String>,
     /// `--dns`: servers the embedded DNS forwards to instead of the host's.
     pub dns_servers: Vec<IpAddr>,
+    /// Link aliases on a user network, `(alias, container name)` (Docker's endpoint
+    /// `Links`, `--link name:alias` with `--network`): resolved for this container only.
+    pub links: Vec<(String, String)>,
+    /// Legacy links from the default bridge: ports kept open when icc is off.
+    pub linked_ports: Vec<LinkedPorts>,
 }
 
 // ---------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ async fn two_namespaces_reach_each_other_by_ip_and_by_name() {
     // busybox wget http://web/ with the resolv.conf berth writes for the container.
     let files = m
         .container_files(&berth_net::FilesRequest {
+            links: vec![],
             container_id: common::container_id(2),
             mode: berth_net::NetworkMode::Sandbox,
             hostname: "cli".into(),

@@ -49,6 +49,10 @@ struct Flags {
     /// drops forwarded traffic (--iptables=false: keep to berth's own nftables table).
     #[arg(long = "iptables", value_name = "bool", num_args = 0..=1, default_missing_value = "true")]
     iptables: Option<bool>,
+    /// Let containers on the default bridge talk to each other (--icc=false: only
+    /// published ports and legacy links' ports).
+    #[arg(long = "icc", value_name = "bool", num_args = 0..=1, default_missing_value = "true")]
+    icc: Option<bool>,
     /// DNS servers for every container (and the embedded DNS's upstreams).
     #[arg(long = "dns")]
     dns: Vec<String>,
@@ -162,6 +166,9 @@ fn build_config(f: Flags) -> Result<EngineConfig, String> {
     }
     if let Some(v) = f.iptables {
         cfg.iptables = v;
+    }
+    if let Some(v) = f.icc {
+        cfg.icc = v;
     }
     if !f.dns.is_empty() {
         cfg.dns = f.dns;

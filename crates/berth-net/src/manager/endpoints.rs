@@ -86,9 +86,9 @@ impl<D: Dataplane> NetworkManager<D> {
         st.sandboxes.insert(sandbox.container_id.clone(), sandbox.clone());
         st.endpoints.insert(rec.id.clone(), rec.clone());
 
-        // Published ports follow the gateway endpoint.
-        if rec.provides_gateway
-            && !sandbox.ports.is_empty()
+        // Published ports follow the gateway endpoint; legacy links open ports. (When
+        // nothing changed, the rendered rules equal the applied ones and nft is not run.)
+        if ((rec.provides_gateway && !sandbox.ports.is_empty()) || !rec.linked_ports.is_empty())
             && let Err(e) = self.apply_firewall(&st).await
         {
             tracing::warn!("updating port forwarding for {}: {e}", sandbox.container_id);
@@ -179,6 +179,14 @@ impl<D: Dataplane> NetworkManager<D> {
                 aliases.push(a.clone());
             }
         }
+        for (alias, target) in &req.links {
+            if alias.is_empty() || target.is_empty() || alias.contains(char::is_whitespace) {
+                return Err(NetError::invalid(format!("invalid link {target}:{alias}")));
+            }
+        }
+        if !req.links.is_empty() && !net.has_dns() {
+            return Err(NetError::invalid("link aliases are only supported on user defined networks"));
+        }
         let rec = EndpointRecord {
             id: ids::new_id(),
             network_id: net.id.clone(),
@@ -194,6 +202,8 @@ impl<D: Dataplane> NetworkManager<D> {
             mac,
             provides_gateway,
             seq,
+            links: req.links.clone(),
+            linked_ports: req.linked_ports.clone(),
         };
         Ok((rec, sandbox.is_none()))
     }

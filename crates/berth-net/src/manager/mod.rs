@@ -295,6 +295,11 @@ impl<D: Dataplane> NetworkManager<D> {
             st.port_guards.insert(sb.container_id.clone(), guards);
         }
 
+        if st.networks.values().any(|n| n.bridge.as_ref().is_some_and(|b| !b.icc))
+            && let Err(e) = self.ensure_bridge_netfilter()
+        {
+            tracing::warn!("{e}");
+        }
         // Tables of berth versions before IPv6 were `ip` tables of the same name.
         self.dp.apply_nft(format!("add table ip {0}\ndelete table ip {0}\n", self.config.nft_table)).await?;
         let model = Self::firewall_model(&st, false);
@@ -306,6 +311,20 @@ impl<D: Dataplane> NetworkManager<D> {
         }
         self.refresh_dns(&mut st).await;
         Ok(())
+    }
+
+    /// `enable_icc=false` is enforced on bridged traffic, which the forward hook only
+    /// sees through br_netfilter (`bridge-nf-call-iptables=1`); dockerd turns it on for
+    /// the same reason. It applies to the whole network namespace.
+    pub(super) fn ensure_bridge_netfilter(&self) -> Result<()> {
+        const KEY: &str = "net/bridge/bridge-nf-call-iptables";
+        match self.dp.sysctl(KEY).as_deref() {
+            Some("1") => Ok(()),
+            Some(_) => self.dp.set_sysctl(KEY, "1"),
+            None => Err(NetError::forbidden(
+                "enable_icc=false needs br_netfilter (modprobe br_netfilter): without it bridged traffic cannot be filtered",
+            )),
+        }
     }
 
     /// Whether an interface already at `spec.name` may become this bridge: one of ours
@@ -404,6 +423,7 @@ impl<D: Dataplane> NetworkManager<D> {
             masquerade: true,
             host_binding_ipv4: self.config.default_binding_ip,
             default_bridge: true,
+            icc: self.config.icc,
         };
         if let Some(old) = &old {
             let changed = old.ifname != settings.ifname || old.plan != settings.plan;
@@ -419,7 +439,7 @@ impl<D: Dataplane> NetworkManager<D> {
         }
         rec.options = BTreeMap::from([
             (options::DEFAULT_BRIDGE.to_string(), "true".to_string()),
-            (options::ICC.to_string(), "true".to_string()),
+            (options::ICC.to_string(), self.config.icc.to_string()),
             (options::MASQUERADE.to_string(), "true".to_string()),
             (options::HOST_BINDING.to_string(), self.config.default_binding_ip.to_string()),
             (options::BRIDGE_NAME.to_string(), settings.ifname.clone()),
@@ -445,8 +465,25 @@ impl<D: Dataplane> NetworkManager<D> {
                     subnets: vec![ipnet::IpNet::V4(b.plan.subnet)],
                     internal: net.internal,
                     masquerade: b.masquerade,
-                    icc: true,
+                    icc: b.icc,
                 });
+            }
+        }
+        for e in st.endpoints.values().filter(|e| !e.linked_ports.is_empty()) {
+            let Some(b) = st.networks.get(&e.network_id).and_then(|n| n.bridge.as_ref()) else { continue };
+            if b.icc || !model.bridges.iter().any(|m| m.ifname == b.ifname) {
+                continue;
+            }
+            for l in &e.linked_ports {
+                for (proto, port) in &l.ports {
+                    model.links.push(firewall::LinkAccept {
+                        bridge: b.ifname.clone(),
+                        client: e.ip.into(),
+                        server: l.server.into(),
+                        proto: *proto,
+                        port: *port,
+                    });
+                }
             }
         }
         for sb in st.sandboxes.values() {
@@ -503,6 +540,10 @@ impl<D: Dataplane> NetworkManager<D> {
         };
         if let Some(e) = error {
             w.push(format!("WARNING: berth could not add its rules to iptables' FORWARD chain: {e}"));
+        }
+        let icc_off = self.state.lock().await.networks.values().any(|n| n.bridge.as_ref().is_some_and(|b| !b.icc));
+        if icc_off && self.dp.sysctl("net/bridge/bridge-nf-call-iptables").as_deref() != Some("1") {
+            w.push("WARNING: bridge-nf-call-iptables is disabled: networks with enable_icc=false do not isolate their containers".into());
         }
         let chains = match self.dp.run_tool("nft", &["-j", "list", "chains"], None).await {
             Ok(o) if o.success => host_check::forward_chains(&o.stdout),
@@ -574,6 +615,7 @@ impl<D: Dataplane> NetworkManager<D> {
         eps.sort_by_key(|e| e.seq);
         for e in eps {
             table.add_endpoint(&e.network_id, &e.container_id, &e.container_name, &e.dns_names(), e.ip);
+            table.add_links(&e.container_id, &e.network_id, &e.links);
         }
         for sb in st.sandboxes.values() {
             let servers: Vec<SocketAddr> = sb.dns_servers.iter().map(|ip| SocketAddr::new(*ip, 53)).collect();

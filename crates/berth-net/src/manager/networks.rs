@@ -77,6 +77,9 @@ impl<D: Dataplane> NetworkManager<D> {
         let spec = self.bridge_spec(&rec).ok_or_else(|| NetError::system_msg("bridge network without a bridge"))?;
 
         self.may_take_bridge(&spec, false).await?;
+        if rec.bridge.as_ref().is_some_and(|b| !b.icc) {
+            self.ensure_bridge_netfilter()?;
+        }
         self.dp.ensure_bridge(&spec).await?;
         let undo_bridge = |e: NetError| async move {
             if let Err(e2) = self.dp.delete_link(&spec.name).await {
@@ -139,6 +142,7 @@ impl<D: Dataplane> NetworkManager<D> {
 
         let mut mtu = self.config.mtu;
         let mut masquerade = true;
+        let mut icc = true;
         let mut host_binding = self.config.default_binding_ip;
         let mut ifname = None;
         let req_options = req.options.clone().unwrap_or_default();
@@ -156,11 +160,7 @@ impl<D: Dataplane> NetworkManager<D> {
                         .ok_or_else(|| NetError::invalid(format!("invalid MTU value {v:?}")))?;
                 }
                 options::MASQUERADE => masquerade = parse_bool_option(k, v)?,
-                options::ICC if !parse_bool_option(k, v)? => {
-                    return Err(NetError::invalid(
-                        "enable_icc=false is not supported (it needs br_netfilter, which berth does not use)",
-                    ));
-                }
+                options::ICC => icc = parse_bool_option(k, v)?,
                 options::HOST_BINDING => {
                     host_binding = v
                         .parse::<Ipv4Addr>()
@@ -217,6 +217,7 @@ impl<D: Dataplane> NetworkManager<D> {
                 masquerade,
                 host_binding_ipv4: host_binding,
                 default_bridge: false,
+                icc,
             }),
         })
     }

@@ -460,6 +460,7 @@ async fn resolver_files_follow_the_network_kind() {
     assert!(!m.dns_running(&cid(2)).await, "no embedded DNS on the default bridge");
 
     let req = |n: u8, mode| FilesRequest {
+        links: vec![],
         container_id: cid(n),
         mode,
         hostname: cid(n)[..12].to_string(),
@@ -605,4 +606,37 @@ async fn iptables_can_be_left_alone() {
     m.create_network(subnet_req("front", "10.201.0.0/24")).await.unwrap();
     m.teardown().await.unwrap();
     assert!(f.dp.snapshot().tool_runs.is_empty());
+}
+
+#[tokio::test]
+async fn icc_off_turns_on_br_netfilter_or_is_refused_without_it() {
+    let f = Fixture::new();
+    let m = f.open().await;
+    let quiet = || NetworkCreateRequest {
+        options: Some(BTreeMap::from([("com.docker.network.bridge.enable_icc".into(), "false".into())])),
+        ..subnet_req("quiet", "10.201.0.0/24")
+    };
+    // No br_netfilter: refused, nothing made.
+    let before = f.dp.snapshot();
+    let e = m.create_network(quiet()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Forbidden);
+    assert!(e.message().contains("needs br_netfilter"), "{}", e.message());
+    assert_eq!(f.dp.snapshot().bridges, before.bridges);
+
+    f.dp.set_sysctl_value("net/bridge/bridge-nf-call-iptables", "0");
+    let id = m.create_network(quiet()).await.unwrap().id;
+    assert_eq!(f.dp.snapshot().sysctls["net/bridge/bridge-nf-call-iptables"], "1");
+    let br = format!("br-{}", &id[..12]);
+    let script = f.dp.snapshot().nft_scripts.last().unwrap().clone();
+    assert!(script.contains(&format!("iifname \"{br}\" oifname \"{br}\" drop")), "{script}");
+    assert_eq!(m.inspect_network("quiet").await.unwrap().options["com.docker.network.bridge.enable_icc"], "false");
+
+    // A legacy link's ports open a way through, for that pair only.
+    let mut req = f.request(1);
+    req.linked_ports = vec![crate::model::LinkedPorts { server: "10.201.0.9".parse().unwrap(), ports: vec![(Proto::Tcp, 80)] }];
+    m.connect("quiet", req).await.unwrap();
+    let script = f.dp.snapshot().nft_scripts.last().unwrap().clone();
+    assert!(script.contains(&format!("iifname \"{br}\" oifname \"{br}\" ip saddr 10.201.0.2 ip daddr 10.201.0.9 tcp dport 80 accept")), "{script}");
+    m.release(&cid(1)).await.unwrap();
+    assert!(!f.dp.snapshot().nft_scripts.last().unwrap().contains("tcp dport 80 accept"));
 }
