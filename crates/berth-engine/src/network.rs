@@ -71,6 +71,16 @@ impl Networking {
         nc.enable_ip_forward = cfg.ip_forward;
         nc.iptables = cfg.iptables;
         nc.icc = cfg.icc;
+        nc.ipv6 = cfg.ipv6;
+        nc.ip6tables = cfg.ip6tables;
+        if !cfg.fixed_cidr_v6.is_empty() {
+            let net: berth_net::Ipv6Net = cfg
+                .fixed_cidr_v6
+                .parse()
+                .map_err(|_| Error::invalid(format!("invalid fixed-cidr-v6 {:?}", cfg.fixed_cidr_v6)))?;
+            nc.fixed_cidr_v6 = Some(net);
+            nc.ipv6 = true;
+        }
         if !cfg.dns.is_empty() {
             let mut ups = Vec::new();
             for d in &cfg.dns {
@@ -167,6 +177,12 @@ impl Networking {
             let mut es = requested.get(&name).cloned().or_else(|| if name == primary { requested.get("default").cloned() } else { None }).unwrap_or_default();
             if let Some(ip) = es.ipam_config.as_ref().map(|c| c.ipv4_address.clone()).filter(|s| !s.is_empty()) {
                 ip.parse::<Ipv4Addr>().map_err(|_| Error::invalid(format!("invalid IPv4 address: {ip}")))?;
+                if name == "bridge" {
+                    return Err(Error::invalid("user specified IP address is supported on user defined networks only"));
+                }
+            }
+            if let Some(ip) = es.ipam_config.as_ref().map(|c| c.ipv6_address.clone()).filter(|s| !s.is_empty()) {
+                ip.parse::<std::net::Ipv6Addr>().map_err(|_| Error::invalid(format!("invalid IPv6 address: {ip}")))?;
                 if name == "bridge" {
                     return Err(Error::invalid("user specified IP address is supported on user defined networks only"));
                 }
@@ -300,6 +316,14 @@ impl Networking {
             Some(ip) => Some(ip.parse::<Ipv4Addr>().map_err(|_| Error::invalid(format!("invalid IPv4 address: {ip}")))?),
             None => None,
         };
+        let ipv6 = match es.ipam_config.as_ref().map(|c| c.ipv6_address.as_str()).filter(|s| !s.is_empty()) {
+            Some(ip) => Some(ip.parse::<std::net::Ipv6Addr>().map_err(|_| Error::invalid(format!("invalid IPv6 address: {ip}")))?),
+            None => None,
+        };
+        let mut link_local_ips = Vec::new();
+        for ip in es.ipam_config.as_ref().and_then(|c| c.link_local_ips.clone()).unwrap_or_default() {
+            link_local_ips.push(ip.parse::<IpAddr>().map_err(|_| Error::invalid(format!("invalid link-local IP address: {ip}")))?);
+        }
         let mac = if !es.mac_address.is_empty() {
             Some(es.mac_address.clone())
         } else if !rec.config.mac_address.is_empty() {
@@ -317,6 +341,8 @@ impl Networking {
             dns_servers: self.dns_settings(&rec.host_config).servers,
             links,
             linked_ports: linked_ports.to_vec(),
+            ipv6,
+            link_local_ips,
         };
         let ep = self.mgr.connect(name, req).await.map_err(net_err)?;
         let mut out: EndpointSettings = ep.settings();

@@ -310,7 +310,11 @@ impl Engine {
                         endpoint_id: es.endpoint_id.clone(),
                         mac_address: es.mac_address.clone(),
                         ipv4_address: if es.ip_address.is_empty() { String::new() } else { format!("{}/{}", es.ip_address, es.ip_prefix_len) },
-                        ipv6_address: String::new(),
+                        ipv6_address: if es.global_ipv6_address.is_empty() {
+                            String::new()
+                        } else {
+                            format!("{}/{}", es.global_ipv6_address, es.global_ipv6_prefix_len)
+                        },
                     },
                 );
             }

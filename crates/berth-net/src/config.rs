@@ -4,7 +4,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 use crate::error::{NetError, Result};
 use crate::ipam::{AddressPool, docker_default_pools};
@@ -49,6 +49,15 @@ pub struct NetConfig {
     /// `--icc`: containers on the default bridge may talk to each other (off: only
     /// published ports and legacy links' ports; needs br_netfilter).
     pub icc: bool,
+    /// `--ipv6`: the default bridge is dual-stack.
+    pub ipv6: bool,
+    /// `--fixed-cidr-v6`: the default bridge's IPv6 subnet (else one from the pools).
+    pub fixed_cidr_v6: Option<Ipv6Net>,
+    /// Pools for IPv6 networks created without a subnet. Empty: a ULA /48 of this
+    /// daemon's own, split into /64s (see [`crate::ipam6::ula_pool`]).
+    pub ipv6_pools: Vec<crate::ipam6::AddressPool6>,
+    /// `--ip6tables`: berth's accept rules in ip6tables' FORWARD too.
+    pub ip6tables: bool,
 }
 
 impl NetConfig {
@@ -69,6 +78,10 @@ impl NetConfig {
             ephemeral_ports: None,
             iptables: true,
             icc: true,
+            ipv6: false,
+            fixed_cidr_v6: None,
+            ipv6_pools: Vec::new(),
+            ip6tables: true,
         }
     }
 

@@ -5,14 +5,14 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 
 use futures_util::TryStreamExt;
-use ipnet::Ipv4Net;
-use netlink_packet_route::address::AddressAttribute;
+use ipnet::{Ipv4Net, Ipv6Net};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags};
 use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteType};
 use rtnetlink::{LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
@@ -33,6 +33,8 @@ pub struct BridgeSpec {
     pub gateway: Ipv4Addr,
     pub prefix_len: u8,
     pub mtu: u32,
+    /// The IPv6 gateway address and prefix of a dual-stack network.
+    pub gateway6: Option<(Ipv6Addr, u8)>,
 }
 
 /// A veth pair joining a namespace to a bridge.
@@ -50,6 +52,12 @@ pub struct VethSpec {
     pub mtu: u32,
     /// Add the default route through this gateway.
     pub gateway: Option<Ipv4Addr>,
+    /// IPv6 address and prefix on a dual-stack network.
+    pub ip6: Option<(Ipv6Addr, u8)>,
+    /// Add the IPv6 default route through this gateway.
+    pub gateway6: Option<Ipv6Addr>,
+    /// `--link-local-ip` addresses.
+    pub link_local: Vec<IpAddr>,
 }
 
 /// An interface carrying an ownership tag.
@@ -94,20 +102,37 @@ pub trait Dataplane: Send + Sync + 'static {
     /// Creates a veth pair: host end on the bridge, peer inside the namespace with
     /// its address, MAC, MTU and (optionally) the default route.
     fn create_veth(&self, spec: &VethSpec) -> impl Future<Output = Result<()>> + Send;
-    /// Replaces the namespace's default route with one through `gateway` on `ifname`.
-    fn set_default_route(&self, netns: &Path, ifname: &str, gateway: Ipv4Addr) -> impl Future<Output = Result<()>> + Send;
+    /// Replaces the namespace's default routes with ones through `gateway` (and
+    /// `gateway6`) on `ifname`.
+    fn set_default_route(
+        &self,
+        netns: &Path,
+        ifname: &str,
+        gateway: Ipv4Addr,
+        gateway6: Option<Ipv6Addr>,
+    ) -> impl Future<Output = Result<()>> + Send;
     /// The host's IPv4 routes (to keep new subnets off networks already in use).
     fn host_routes(&self) -> impl Future<Output = Result<Vec<Ipv4Net>>> + Send;
+    /// The host's IPv6 routes.
+    fn host_routes6(&self) -> impl Future<Output = Result<Vec<Ipv6Net>>> + Send;
     /// Runs an nft script (one atomic transaction).
     fn apply_nft(&self, script: String) -> impl Future<Output = Result<()>> + Send;
     /// Binds (without listening) ip:port so nobody else can take it.
-    fn reserve_port(&self, ip: Ipv4Addr, port: u16, proto: Proto) -> std::io::Result<Self::PortGuard>;
+    /// (IPv4) binds without listening; IPv6 sockets are bound IPv6-only and, for TCP,
+    /// listen, as the userland proxy serves them (see [`crate::proxy`]).
+    fn reserve_port(&self, ip: IpAddr, port: u16, proto: Proto) -> std::io::Result<Self::PortGuard>;
+    /// Starts relaying a reserved (IPv6) port to `target`; None when this dataplane
+    /// has no sockets to relay.
+    fn start_proxy(&self, guard: &Self::PortGuard, proto: Proto, target: SocketAddr) -> Result<Option<crate::proxy::Proxy>>;
     /// UDP and TCP sockets bound to 127.0.0.11:53 inside the namespace.
     fn dns_sockets(&self, netns: &Path) -> impl Future<Output = Result<(std::net::UdpSocket, std::net::TcpListener)>> + Send;
     /// Sets net.ipv4.ip_forward = 1.
     fn enable_ip_forward(&self) -> Result<()>;
     /// True when `path` is a live network namespace.
     fn netns_exists(&self, path: &Path) -> bool;
+    /// True when the host has IPv6 (no `ipv6.disable=1`): ports published without a
+    /// host address are then published on [::] too.
+    fn host_has_ipv6(&self) -> bool;
     /// What is at interface `name` on the host, if anything.
     fn link_info(&self, name: &str) -> impl Future<Output = Result<Option<LinkInfo>>> + Send;
     /// Claims the nft table name `table` for this process in this network namespace,
@@ -273,6 +298,18 @@ impl LinuxDataplane {
                 .await
                 .map_err(nl_err(format!("add {}/{} to {}", spec.gateway, spec.prefix_len, spec.name)))?;
         }
+        if let Some((gw6, plen6)) = spec.gateway6 {
+            write_sysctl(&format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", spec.name), "0")?;
+            for (ip, plen) in Self::ipv6_addrs(h, index).await? {
+                if (ip, plen) != (gw6, plen6) {
+                    let mut del = h.address().get().set_link_index_filter(index).set_address_filter(IpAddr::V6(ip)).execute();
+                    while let Some(m) = del.try_next().await.map_err(nl_err("list addresses"))? {
+                        h.address().del(m).execute().await.map_err(nl_err(format!("remove {ip} from {}", spec.name)))?;
+                    }
+                }
+            }
+            add_address(h, index, IpAddr::V6(gw6), plen6, &spec.name).await?;
+        }
         h.link()
             .set(LinkUnspec::new_with_index(index).mtu(spec.mtu).up().build())
             .execute()
@@ -283,8 +320,35 @@ impl LinuxDataplane {
         write_sysctl(&format!("/proc/sys/net/ipv4/conf/{}/route_localnet", spec.name), "1")
     }
 
+    /// Global IPv6 addresses of an interface (link-local ones are the kernel's).
+    async fn ipv6_addrs(handle: &rtnetlink::Handle, index: u32) -> Result<Vec<(Ipv6Addr, u8)>> {
+        let mut out = Vec::new();
+        let mut s = handle.address().get().set_link_index_filter(index).execute();
+        while let Some(msg) = s.try_next().await.map_err(nl_err("list addresses"))? {
+            if msg.header.index != index {
+                continue;
+            }
+            for a in &msg.attributes {
+                if let AddressAttribute::Address(IpAddr::V6(ip)) = a
+                    && (ip.segments()[0] & 0xffc0) != 0xfe80
+                    && !out.contains(&(*ip, msg.header.prefix_len))
+                {
+                    out.push((*ip, msg.header.prefix_len));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     async fn configure_peer(handle: &rtnetlink::Handle, spec: &VethSpec) -> Result<()> {
         let idx = Self::index_of(handle, &spec.ifname).await?;
+        if let Some((ip6, plen6)) = spec.ip6 {
+            add_address(handle, idx, IpAddr::V6(ip6), plen6, &spec.ifname).await?;
+        }
+        for ll in &spec.link_local {
+            let plen = if ll.is_ipv4() { 16 } else { 64 };
+            add_address(handle, idx, *ll, plen, &spec.ifname).await?;
+        }
         handle
             .address()
             .add(idx, IpAddr::V4(spec.ip), spec.prefix_len)
@@ -307,7 +371,32 @@ impl LinuxDataplane {
                 .await
                 .map_err(nl_err(format!("add default route via {gw}")))?;
         }
+        if let Some(gw6) = spec.gateway6 {
+            let route = RouteMessageBuilder::<Ipv6Addr>::new().gateway(gw6).output_interface(idx).build();
+            handle
+                .route()
+                .add(route)
+                .replace()
+                .execute()
+                .await
+                .map_err(nl_err(format!("add default route via {gw6}")))?;
+        }
         Ok(())
+    }
+}
+
+/// Adds an address (if it is not there yet). IPv6 ones skip duplicate address
+/// detection: on a bridge berth manages, no one else has them, and a tentative
+/// address would be unusable for a second or two after start.
+async fn add_address(handle: &rtnetlink::Handle, index: u32, ip: IpAddr, plen: u8, ifname: &str) -> Result<()> {
+    let mut req = handle.address().add(index, ip, plen);
+    if ip.is_ipv6() {
+        req.message_mut().attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
+    }
+    match req.execute().await {
+        Ok(()) => Ok(()),
+        Err(e) if nl_errno(&e) == Some(libc::EEXIST) => Ok(()),
+        Err(e) => Err(NetError::system(format!("add {ip}/{plen} to {ifname}"), e)),
     }
 }
 
@@ -419,7 +508,7 @@ impl Dataplane for LinuxDataplane {
         Ok(())
     }
 
-    async fn set_default_route(&self, netns_path: &Path, ifname: &str, gateway: Ipv4Addr) -> Result<()> {
+    async fn set_default_route(&self, netns_path: &Path, ifname: &str, gateway: Ipv4Addr, gateway6: Option<Ipv6Addr>) -> Result<()> {
         let inner = netns::netlink_in(netns_path).await?;
         let idx = Self::index_of(&inner, ifname).await?;
         let route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(gateway).output_interface(idx).build();
@@ -429,7 +518,32 @@ impl Dataplane for LinuxDataplane {
             .replace()
             .execute()
             .await
-            .map_err(nl_err(format!("set default route via {gateway}")))
+            .map_err(nl_err(format!("set default route via {gateway}")))?;
+        if let Some(gw6) = gateway6 {
+            let route = RouteMessageBuilder::<Ipv6Addr>::new().gateway(gw6).output_interface(idx).build();
+            inner.route().add(route).replace().execute().await.map_err(nl_err(format!("set default route via {gw6}")))?;
+        }
+        Ok(())
+    }
+
+    async fn host_routes6(&self) -> Result<Vec<Ipv6Net>> {
+        let mut out = Vec::new();
+        let mut s = self.handle.route().get(RouteMessageBuilder::<Ipv6Addr>::new().build()).execute();
+        while let Some(r) = s.try_next().await.map_err(nl_err("list routes"))? {
+            let plen = r.header.destination_prefix_length;
+            if r.header.kind != RouteType::Unicast || plen == 0 || r.header.table != 254 {
+                continue;
+            }
+            for a in &r.attributes {
+                if let RouteAttribute::Destination(RouteAddress::Inet6(ip)) = a
+                    && let Ok(net) = Ipv6Net::new(*ip, plen)
+                    && (ip.segments()[0] & 0xffc0) != 0xfe80
+                {
+                    out.push(net.trunc());
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn host_routes(&self) -> Result<Vec<Ipv4Net>> {
@@ -529,17 +643,36 @@ impl Dataplane for LinuxDataplane {
         write_sysctl(&format!("/proc/sys/{key}"), value)
     }
 
-    fn reserve_port(&self, ip: Ipv4Addr, port: u16, proto: Proto) -> std::io::Result<OwnedFd> {
+    fn reserve_port(&self, ip: IpAddr, port: u16, proto: Proto) -> std::io::Result<OwnedFd> {
         use rustix::net::{AddressFamily, SocketFlags, SocketType};
         let ty = match proto {
             Proto::Tcp => SocketType::STREAM,
             Proto::Udp => SocketType::DGRAM,
         };
-        let fd = rustix::net::socket_with(AddressFamily::INET, ty, SocketFlags::CLOEXEC, None)?;
-        // No SO_REUSEADDR and no listen(): the port is held, not served. DNAT rewrites
-        // the traffic before it could reach this socket.
-        rustix::net::bind(&fd, &SocketAddrV4::new(ip, port))?;
-        Ok(fd)
+        match ip {
+            IpAddr::V4(v4) => {
+                let fd = rustix::net::socket_with(AddressFamily::INET, ty, SocketFlags::CLOEXEC, None)?;
+                // No SO_REUSEADDR and no listen(): the port is held, not served. DNAT
+                // rewrites the traffic before it could reach this socket.
+                rustix::net::bind(&fd, &SocketAddrV4::new(v4, port))?;
+                Ok(fd)
+            }
+            IpAddr::V6(v6) => {
+                let fd = rustix::net::socket_with(AddressFamily::INET6, ty, SocketFlags::CLOEXEC, None)?;
+                // IPv6 only: [::] must not take the IPv4 port too.
+                rustix::net::sockopt::set_ipv6_v6only(&fd, true)?;
+                rustix::net::bind(&fd, &std::net::SocketAddrV6::new(v6, port, 0, 0))?;
+                if proto == Proto::Tcp {
+                    rustix::net::listen(&fd, 1024)?;
+                }
+                Ok(fd)
+            }
+        }
+    }
+
+    fn start_proxy(&self, guard: &OwnedFd, proto: Proto, target: SocketAddr) -> Result<Option<crate::proxy::Proxy>> {
+        let fd = guard.try_clone().map_err(|e| NetError::system("duplicate a port's socket", e))?;
+        crate::proxy::Proxy::start(fd, proto, target).map(Some).map_err(|e| NetError::system("start the port proxy", e))
     }
 
     async fn dns_sockets(&self, netns_path: &Path) -> Result<(std::net::UdpSocket, std::net::TcpListener)> {
@@ -559,6 +692,10 @@ impl Dataplane for LinuxDataplane {
     fn netns_exists(&self, path: &Path) -> bool {
         netns::is_netns(path)
     }
+
+    fn host_has_ipv6(&self) -> bool {
+        Path::new("/proc/net/if_inet6").exists()
+    }
 }
 
 // ---------------------------------------------------------------------------------
@@ -575,7 +712,7 @@ pub struct RecordedState {
     /// Every nft script applied, oldest first.
     pub nft_scripts: Vec<String>,
     /// Reserved (ip, port, proto).
-    pub ports: Vec<(Ipv4Addr, u16, Proto)>,
+    pub ports: Vec<(IpAddr, u16, Proto)>,
     /// Default routes set per namespace: (ifname, gateway).
     pub default_routes: BTreeMap<PathBuf, (String, Ipv4Addr)>,
     pub ip_forward: bool,
@@ -588,6 +725,8 @@ pub struct RecordedState {
     /// What `xtables_facts` answers (the same for both families).
     pub xtables: XtablesFacts,
     pub sysctls: BTreeMap<String, String>,
+    /// What `host_has_ipv6` answers (default: no).
+    pub ipv6: bool,
 }
 
 /// An in-memory dataplane for tests without root. Clones share one state, so a test
@@ -595,7 +734,7 @@ pub struct RecordedState {
 #[derive(Debug, Default, Clone)]
 pub struct RecordingDataplane {
     state: Arc<Mutex<RecordedState>>,
-    ports: Arc<Mutex<Vec<(Ipv4Addr, u16, Proto)>>>,
+    ports: Arc<Mutex<Vec<(IpAddr, u16, Proto)>>>,
     host_routes: Arc<Mutex<Vec<Ipv4Net>>>,
     fail_next_veth: Arc<Mutex<bool>>,
 }
@@ -603,8 +742,8 @@ pub struct RecordingDataplane {
 /// A reserved port in the recording dataplane; released on drop.
 #[derive(Debug)]
 pub struct RecordedPort {
-    owner: Weak<Mutex<Vec<(Ipv4Addr, u16, Proto)>>>,
-    key: (Ipv4Addr, u16, Proto),
+    owner: Weak<Mutex<Vec<(IpAddr, u16, Proto)>>>,
+    key: (IpAddr, u16, Proto),
 }
 
 impl Drop for RecordedPort {
@@ -652,6 +791,10 @@ impl RecordingDataplane {
     /// What `xtables_facts` will answer.
     pub fn set_xtables(&self, facts: XtablesFacts) {
         self.lock().xtables = facts;
+    }
+
+    pub fn set_ipv6(&self, on: bool) {
+        self.lock().ipv6 = on;
     }
 
     pub fn set_sysctl_value(&self, key: &str, value: &str) {
@@ -794,9 +937,13 @@ impl Dataplane for RecordingDataplane {
         Ok(())
     }
 
-    async fn set_default_route(&self, netns: &Path, ifname: &str, gateway: Ipv4Addr) -> Result<()> {
+    async fn set_default_route(&self, netns: &Path, ifname: &str, gateway: Ipv4Addr, _gateway6: Option<Ipv6Addr>) -> Result<()> {
         self.lock().default_routes.insert(netns.to_path_buf(), (ifname.to_string(), gateway));
         Ok(())
+    }
+
+    async fn host_routes6(&self) -> Result<Vec<Ipv6Net>> {
+        Ok(Vec::new())
     }
 
     async fn host_routes(&self) -> Result<Vec<Ipv4Net>> {
@@ -808,10 +955,17 @@ impl Dataplane for RecordingDataplane {
         Ok(())
     }
 
-    fn reserve_port(&self, ip: Ipv4Addr, port: u16, proto: Proto) -> std::io::Result<RecordedPort> {
+    fn start_proxy(&self, _guard: &RecordedPort, _proto: Proto, _target: SocketAddr) -> Result<Option<crate::proxy::Proxy>> {
+        Ok(None)
+    }
+
+    fn reserve_port(&self, ip: IpAddr, port: u16, proto: Proto) -> std::io::Result<RecordedPort> {
         let list = self.ports.clone();
         let mut l = list.lock().unwrap_or_else(|p| p.into_inner());
-        let clash = l.iter().any(|(i, p, pr)| *p == port && *pr == proto && (*i == ip || i.is_unspecified() || ip.is_unspecified()));
+        let same_family = |a: &IpAddr| a.is_ipv4() == ip.is_ipv4();
+        let clash = l.iter().any(|(i, p, pr)| {
+            *p == port && *pr == proto && same_family(i) && (*i == ip || i.is_unspecified() || ip.is_unspecified())
+        });
         if clash {
             return Err(std::io::Error::from_raw_os_error(libc::EADDRINUSE));
         }
@@ -834,5 +988,9 @@ impl Dataplane for RecordingDataplane {
 
     fn netns_exists(&self, path: &Path) -> bool {
         path.exists()
+    }
+
+    fn host_has_ipv6(&self) -> bool {
+        self.lock().ipv6
     }
 }

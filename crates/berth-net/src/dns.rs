@@ -11,13 +11,13 @@
 //! (loopback ones included, e.g. systemd-resolved's 127.0.0.53).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::{A, PTR};
+use hickory_proto::rr::rdata::{A, AAAA, PTR};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -35,6 +35,7 @@ const MAX_CONCURRENT_FORWARDS: usize = 100;
 struct DnsEntry {
     names: Vec<String>,
     ip: Ipv4Addr,
+    ip6: Option<Ipv6Addr>,
     container_name: String,
 }
 
@@ -63,12 +64,22 @@ impl DnsTable {
             .or_insert_with(|| DnsNetwork { name: name.to_lowercase(), entries: Vec::new() });
     }
 
-    /// Registers an endpoint: `names` resolve to `ip` for containers on `network_id`.
-    pub fn add_endpoint(&mut self, network_id: &str, container_id: &str, container_name: &str, names: &[String], ip: Ipv4Addr) {
+    /// Registers an endpoint: `names` resolve to `ip` (and `ip6`, on dual-stack
+    /// networks) for containers on `network_id`.
+    pub fn add_endpoint(
+        &mut self,
+        network_id: &str,
+        container_id: &str,
+        container_name: &str,
+        names: &[String],
+        ip: Ipv4Addr,
+        ip6: Option<Ipv6Addr>,
+    ) {
         let Some(net) = self.networks.get_mut(network_id) else { return };
         net.entries.push(DnsEntry {
             names: names.iter().map(|n| n.to_lowercase()).collect(),
             ip,
+            ip6,
             container_name: container_name.to_string(),
         });
         let nets = self.sandboxes.entry(container_id.to_string()).or_default();
@@ -94,7 +105,7 @@ impl DnsTable {
 
     /// Addresses for `qname` as seen from `container_id`; `None` if the name is not
     /// a container's (so the query goes upstream).
-    pub fn lookup(&self, container_id: &str, qname: &str) -> Option<Vec<Ipv4Addr>> {
+    pub fn lookup(&self, container_id: &str, qname: &str) -> Option<Vec<IpAddr>> {
         let q = qname.trim_end_matches('.').to_lowercase();
         for net_id in self.sandboxes.get(container_id)? {
             let Some(net) = self.networks.get(net_id) else { continue };
@@ -105,10 +116,11 @@ impl DnsTable {
             {
                 wanted = target;
             }
-            let ips: Vec<Ipv4Addr> =
-                net.entries.iter().filter(|e| e.names.iter().any(|n| n == wanted)).map(|e| e.ip).collect();
-            if !ips.is_empty() {
-                return Some(ips);
+            let found: Vec<&DnsEntry> = net.entries.iter().filter(|e| e.names.iter().any(|n| n == wanted)).collect();
+            if !found.is_empty() {
+                let v4 = found.iter().map(|e| IpAddr::V4(e.ip));
+                let v6 = found.iter().filter_map(|e| e.ip6.map(IpAddr::V6));
+                return Some(v4.chain(v6).collect());
             }
         }
         None
@@ -116,10 +128,14 @@ impl DnsTable {
 
     /// The name of the container at `ip` ("name.network"), if it shares a network
     /// with `container_id`.
-    pub fn reverse(&self, container_id: &str, ip: Ipv4Addr) -> Option<String> {
+    pub fn reverse(&self, container_id: &str, ip: IpAddr) -> Option<String> {
         for net_id in self.sandboxes.get(container_id)? {
             let Some(net) = self.networks.get(net_id) else { continue };
-            if let Some(e) = net.entries.iter().find(|e| e.ip == ip) {
+            let hit = |e: &&DnsEntry| match ip {
+                IpAddr::V4(a) => e.ip == a,
+                IpAddr::V6(a) => e.ip6 == Some(a),
+            };
+            if let Some(e) = net.entries.iter().find(hit) {
                 let name = if e.container_name.is_empty() { e.names.first()?.clone() } else { e.container_name.clone() };
                 return Some(format!("{name}.{}", net.name));
             }
@@ -163,9 +179,10 @@ fn encode(msg: &Message) -> Answer {
     }
 }
 
-fn arpa_to_ipv4(name: &Name) -> Option<Ipv4Addr> {
+fn arpa_to_ip(name: &Name) -> Option<IpAddr> {
     match name.parse_arpa_name().ok()? {
-        ipnet::IpNet::V4(n) if n.prefix_len() == 32 => Some(n.addr()),
+        ipnet::IpNet::V4(n) if n.prefix_len() == 32 => Some(IpAddr::V4(n.addr())),
+        ipnet::IpNet::V6(n) if n.prefix_len() == 128 => Some(IpAddr::V6(n.addr())),
         _ => None,
     }
 }
@@ -182,7 +199,7 @@ pub fn answer(table: &DnsTable, container_id: &str, query: &[u8]) -> Answer {
     let Some(q) = req.queries.first() else { return encode(&reply_to(&req, ResponseCode::FormErr)) };
     let qname = q.name().to_ascii();
     match q.query_type() {
-        RecordType::PTR => match arpa_to_ipv4(q.name()).and_then(|ip| table.reverse(container_id, ip)) {
+        RecordType::PTR => match arpa_to_ip(q.name()).and_then(|ip| table.reverse(container_id, ip)) {
             Some(target) => {
                 let Ok(target) = Name::from_ascii(format!("{target}.")) else { return Answer::Forward };
                 let mut resp = reply_to(&req, ResponseCode::NoError);
@@ -195,12 +212,16 @@ pub fn answer(table: &DnsTable, container_id: &str, query: &[u8]) -> Answer {
             None => Answer::Forward,
             Some(ips) => {
                 let mut resp = reply_to(&req, ResponseCode::NoError);
-                // A container name has only IPv4 addresses here: AAAA and other types
-                // get an empty NOERROR, so the asker does not wait on upstream.
-                if qtype == RecordType::A {
-                    for ip in ips {
-                        resp.add_answer(Record::from_rdata(q.name().clone(), LOCAL_TTL, RData::A(A(ip))));
-                    }
+                // A container name with no address of the asked type (AAAA on an
+                // IPv4-only network, MX, ...) gets an empty NOERROR, so the asker does
+                // not wait on upstream.
+                for ip in ips {
+                    let rdata = match (qtype, ip) {
+                        (RecordType::A, IpAddr::V4(a)) => RData::A(A(a)),
+                        (RecordType::AAAA, IpAddr::V6(a)) => RData::AAAA(AAAA(a)),
+                        _ => continue,
+                    };
+                    resp.add_answer(Record::from_rdata(q.name().clone(), LOCAL_TTL, rdata));
                 }
                 encode(&resp)
             }
@@ -479,10 +500,10 @@ mod tests {
         let mut t = DnsTable::default();
         t.add_network("n1", "frontend");
         t.add_network("n2", "backend");
-        t.add_endpoint("n1", "c-web", "web", &["web".into(), "www".into(), "aaaaaaaaaaaa".into()], "10.1.0.2".parse().unwrap());
-        t.add_endpoint("n1", "c-cli", "cli", &["cli".into()], "10.1.0.3".parse().unwrap());
-        t.add_endpoint("n2", "c-db", "db", &["db".into()], "10.2.0.2".parse().unwrap());
-        t.add_endpoint("n2", "c-web", "web", &["web".into()], "10.2.0.3".parse().unwrap());
+        t.add_endpoint("n1", "c-web", "web", &["web".into(), "www".into(), "aaaaaaaaaaaa".into()], "10.1.0.2".parse().unwrap(), None);
+        t.add_endpoint("n1", "c-cli", "cli", &["cli".into()], "10.1.0.3".parse().unwrap(), None);
+        t.add_endpoint("n2", "c-db", "db", &["db".into()], "10.2.0.2".parse().unwrap(), None);
+        t.add_endpoint("n2", "c-web", "web", &["web".into()], "10.2.0.3".parse().unwrap(), None);
         t
     }
 
@@ -540,6 +561,25 @@ mod tests {
         let m = reply(answer(&t, "c-cli", &query("STORE.", RecordType::A)));
         assert_eq!(a_records(&m), vec!["10.1.0.2".parse::<Ipv4Addr>().unwrap()]);
         assert_eq!(answer(&t, "c-web", &query("store.", RecordType::A)), Answer::Forward);
+    }
+
+    #[test]
+    fn dual_stack_names_answer_aaaa_and_ip6_ptr() {
+        let mut t = table();
+        t.add_network("n6", "v6net");
+        t.add_endpoint("n6", "c-six", "six", &["six".into()], "10.6.0.2".parse().unwrap(), Some("fd00:6::2".parse().unwrap()));
+        t.add_endpoint("n6", "c-cli", "cli", &["cli".into()], "10.6.0.3".parse().unwrap(), Some("fd00:6::3".parse().unwrap()));
+        let m = reply(answer(&t, "c-cli", &query("six.", RecordType::AAAA)));
+        let v6: Vec<Ipv6Addr> = m.answers.iter().filter_map(|r| match &r.data { RData::AAAA(a) => Some(a.0), _ => None }).collect();
+        assert_eq!(v6, vec!["fd00:6::2".parse::<Ipv6Addr>().unwrap()]);
+        let m = reply(answer(&t, "c-cli", &query("six.", RecordType::A)));
+        assert_eq!(a_records(&m), vec!["10.6.0.2".parse::<Ipv4Addr>().unwrap()]);
+        let arpa = Name::from(IpAddr::V6("fd00:6::2".parse().unwrap())).to_ascii();
+        let m = reply(answer(&t, "c-cli", &query(&arpa, RecordType::PTR)));
+        match &m.answers[0].data {
+            RData::PTR(p) => assert_eq!(p.0.to_ascii(), "six.v6net."),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -114,8 +114,11 @@ pub fn render(table: &str, model: &FirewallModel) -> String {
     for d in &dnats {
         let f = fam(&d.host_ip);
         s.push_str("\t\t");
-        if d.host_ip.is_unspecified() {
-            let _ = write!(s, "meta nfproto {} ", if f == "ip" { "ipv4" } else { "ipv6" });
+        if d.host_ip.is_unspecified() && f == "ip" {
+            s.push_str("meta nfproto ipv4 ");
+        } else if d.host_ip.is_unspecified() {
+            // [::1] is the proxy's: a packet from ::1 cannot be sent to a container.
+            s.push_str("ip6 daddr != ::1 ");
         } else {
             let _ = write!(s, "{f} daddr {} ", d.host_ip);
         }
@@ -254,7 +257,7 @@ mod tests {
         assert!(s.contains("elements = { \"br-a\", \"br-i\", \"br-q\" }"));
         assert!(s.contains("\t\tip daddr 127.0.0.1 tcp dport 18099 dnat ip to 172.18.0.2:80\n"));
         assert!(s.contains("\t\tmeta nfproto ipv4 udp dport 5353 dnat ip to 172.18.0.3:53\n"));
-        assert!(s.contains("\t\tmeta nfproto ipv6 tcp dport 8080 dnat ip6 to [fd00:1::2]:80\n"));
+        assert!(s.contains("\t\tip6 daddr != ::1 tcp dport 8080 dnat ip6 to [fd00:1::2]:80\n"));
         assert!(s.contains("ip saddr 172.18.0.0/16 oifname != \"br-a\" masquerade"));
         assert!(s.contains("ip6 saddr fd00:1::/64 oifname != \"br-a\" masquerade"));
         // Internal networks get no outbound NAT and are fenced in both directions.

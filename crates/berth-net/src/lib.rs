@@ -23,15 +23,18 @@ pub mod firewall;
 pub mod ids;
 pub mod iptables;
 pub mod ipam;
+pub mod ipam6;
 mod manager;
 pub mod model;
 pub mod netns;
 mod persist;
 pub mod ports;
+pub mod proxy;
 mod resolv_watch;
 pub mod tools;
 
 pub use config::NetConfig;
+pub use ipnet::{Ipv4Net, Ipv6Net};
 pub use dataplane::{Dataplane, LinuxDataplane, RecordingDataplane};
 pub use error::{ErrorKind, NetError, Result};
 pub use manager::{ContainerFiles, FilesRequest, NetworkFilters, NetworkManager, NetworkMode, ReconcileReport, options};

@@ -2,7 +2,7 @@
 //! serialised with Docker's field names so the engine can pass them through).
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use berth_types::network::{EndpointIpamConfig, EndpointSettings};
@@ -77,6 +77,27 @@ pub(crate) struct BridgeSettings {
     /// `enable_icc`: containers on the bridge may talk to each other freely.
     #[serde(default = "yes")]
     pub icc: bool,
+    /// IPv6 (`--ipv6`): the network's IPv6 subnet, besides its IPv4 one.
+    #[serde(default)]
+    pub v6: Option<BridgeV6>,
+}
+
+/// The IPv6 side of a dual-stack bridge network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct BridgeV6 {
+    pub plan: crate::ipam6::SubnetPlan6,
+    /// Names of the IPv6 `--aux-address` entries, in `plan.reserved` order.
+    pub aux_names: Vec<String>,
+    /// Subnet given by the user (only then may endpoints ask for a fixed `--ip6`).
+    pub user_subnet: bool,
+}
+
+/// An endpoint's IPv6 address on a dual-stack network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointV6 {
+    pub ip: Ipv6Addr,
+    pub prefix_len: u8,
+    pub gateway: Ipv6Addr,
 }
 
 fn yes() -> bool {
@@ -117,6 +138,14 @@ pub(crate) struct EndpointRecord {
     /// Legacy links' open ports (default bridge with icc off).
     #[serde(default)]
     pub linked_ports: Vec<LinkedPorts>,
+    /// IPv6 address on a dual-stack network.
+    #[serde(default)]
+    pub v6: Option<EndpointV6>,
+    #[serde(default)]
+    pub requested_ipv6: Option<Ipv6Addr>,
+    /// `--link-local-ip` addresses.
+    #[serde(default)]
+    pub link_local: Vec<IpAddr>,
 }
 
 impl EndpointRecord {
@@ -176,6 +205,10 @@ pub struct EndpointRequest {
     pub links: Vec<(String, String)>,
     /// Legacy links from the default bridge: ports kept open when icc is off.
     pub linked_ports: Vec<LinkedPorts>,
+    /// `--ip6`: a fixed IPv6 address (networks with a user-configured IPv6 subnet).
+    pub ipv6: Option<Ipv6Addr>,
+    /// `--link-local-ip`: extra link-local addresses (169.254.0.0/16, fe80::/10).
+    pub link_local_ips: Vec<IpAddr>,
 }
 
 // ---------------------------------------------------------------------------------
@@ -202,6 +235,9 @@ pub struct Endpoint {
     pub dns_names: Vec<String>,
     pub requested_ip: Option<Ipv4Addr>,
     pub provides_gateway: bool,
+    pub v6: Option<EndpointV6>,
+    pub requested_ipv6: Option<Ipv6Addr>,
+    pub link_local: Vec<IpAddr>,
 }
 
 impl Endpoint {
@@ -222,13 +258,22 @@ impl Endpoint {
             dns_names: if net.has_dns() { rec.dns_names() } else { Vec::new() },
             requested_ip: rec.requested_ip,
             provides_gateway: rec.provides_gateway,
+            v6: rec.v6,
+            requested_ipv6: rec.requested_ipv6,
+            link_local: rec.link_local.clone(),
         }
     }
 
     /// The container-inspect `NetworkSettings.Networks[<name>]` entry.
     pub fn settings(&self) -> EndpointSettings {
         EndpointSettings {
-            ipam_config: self.requested_ip.map(|ip| EndpointIpamConfig { ipv4_address: ip.to_string(), ..Default::default() }),
+            ipam_config: (self.requested_ip.is_some() || self.requested_ipv6.is_some() || !self.link_local.is_empty()).then(|| {
+                EndpointIpamConfig {
+                    ipv4_address: self.requested_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+                    ipv6_address: self.requested_ipv6.map(|ip| ip.to_string()).unwrap_or_default(),
+                    link_local_ips: (!self.link_local.is_empty()).then(|| self.link_local.iter().map(|ip| ip.to_string()).collect()),
+                }
+            }),
             links: None,
             mac_address: self.mac.clone(),
             aliases: if self.aliases.is_empty() { None } else { Some(self.aliases.clone()) },
@@ -239,9 +284,9 @@ impl Endpoint {
             gateway: self.gateway.to_string(),
             ip_address: self.ip.to_string(),
             ip_prefix_len: i64::from(self.prefix_len),
-            ipv6_gateway: String::new(),
-            global_ipv6_address: String::new(),
-            global_ipv6_prefix_len: 0,
+            ipv6_gateway: self.v6.map(|v| v.gateway.to_string()).unwrap_or_default(),
+            global_ipv6_address: self.v6.map(|v| v.ip.to_string()).unwrap_or_default(),
+            global_ipv6_prefix_len: self.v6.map(|v| i64::from(v.prefix_len)).unwrap_or_default(),
             dns_names: if self.dns_names.is_empty() { None } else { Some(self.dns_names.clone()) },
         }
     }
@@ -318,6 +363,9 @@ mod tests {
             dns_names: vec!["trace-web".into(), "f1ed81748690".into()],
             requested_ip: None,
             provides_gateway: true,
+            v6: None,
+            requested_ipv6: None,
+            link_local: vec![],
         };
         let v = serde_json::to_value(ep.settings()).unwrap();
         assert_eq!(v["IPAddress"], "172.18.0.2");

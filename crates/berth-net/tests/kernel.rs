@@ -70,7 +70,7 @@ async fn two_namespaces_reach_each_other_by_ip_and_by_name() {
 }
 
 fn bind(port: u16, ip: Option<Ipv4Addr>, host_port: HostPort) -> PortBindingRequest {
-    PortBindingRequest { container_port: port, proto: Proto::Tcp, host_ip: ip, host_port }
+    PortBindingRequest { container_port: port, proto: Proto::Tcp, host_ip: ip.map(std::net::IpAddr::V4), host_port }
 }
 
 /// A free TCP port on 127.0.0.1 right now.
@@ -100,6 +100,10 @@ async fn published_ports_answer_on_loopback_host_addresses_and_from_other_networ
         )
         .await
         .unwrap();
+    // Without a host address, a port is published on [::] too (this host has IPv6).
+    let v6: Vec<_> = got.iter().filter(|m| m.host_ip.is_ipv6()).cloned().collect();
+    let got: Vec<_> = got.into_iter().filter(|m| m.host_ip.is_ipv4()).collect();
+    assert_eq!(v6.iter().map(|m| m.host_port).collect::<Vec<_>>(), vec![q, got[2].host_port]);
     assert_eq!(got[0].host_port, p);
     assert_eq!(got[1].host_port, q);
     assert_eq!(got[1].host_ip, Ipv4Addr::UNSPECIFIED);
@@ -110,6 +114,8 @@ async fn published_ports_answer_on_loopback_host_addresses_and_from_other_networ
     assert_eq!(http_get(lo(p)).unwrap(), "published");
     assert_eq!(http_get(lo(q)).unwrap(), "published");
     assert_eq!(http_get(lo(any)).unwrap(), "published");
+    // [::1] through the userland proxy (the container has no IPv6 address).
+    assert_eq!(http_get(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, q))).unwrap(), "published");
     // The default bridge's gateway is one of the host's own addresses.
     let gw = m.host_gateway_ip().await.unwrap();
     assert_eq!(http_get(SocketAddr::from((gw, q))).unwrap(), "published");
@@ -127,8 +133,9 @@ async fn published_ports_answer_on_loopback_host_addresses_and_from_other_networ
     // docker port / inspect.
     let map = m.port_map(&container_id(1), &["80/tcp".into()]).await.unwrap();
     let bindings = map["80/tcp"].as_ref().unwrap();
-    assert_eq!(bindings.len(), 3);
+    assert_eq!(bindings.len(), 5, "{bindings:?}");
     assert_eq!(bindings[0].host_ip, "127.0.0.1");
+    assert_eq!(bindings[2].host_ip, "::");
     assert_eq!(bindings[0].host_port, p.to_string());
 
     // Taken ports: by us, and by another process.
@@ -146,6 +153,7 @@ async fn published_ports_answer_on_loopback_host_addresses_and_from_other_networ
     // Unpublish: rules and reservations go.
     m.unpublish(&container_id(1)).await.unwrap();
     assert!(http_get(lo(p)).is_err());
+    assert!(http_get(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, q))).is_err(), "the proxy is gone");
     assert!(!env.nft_table().contains(&format!("dport {q}")));
     drop(std::net::TcpListener::bind(("0.0.0.0", q)).expect("port released"));
 

@@ -108,6 +108,10 @@ impl HardenedHost {
     pub const UPLINK_IP: &'static str = "192.0.2.1";
     /// The outside's address (and the host's default gateway).
     pub const OUTSIDE_IP: &'static str = "192.0.2.2";
+    /// The host's IPv6 address on its uplink.
+    pub const UPLINK_IP6: &'static str = "fd99::1";
+    /// The outside's IPv6 address (and the host's IPv6 default gateway).
+    pub const OUTSIDE_IP6: &'static str = "fd99::2";
 
     pub fn new() -> HardenedHost {
         crate::require_root();
@@ -154,17 +158,22 @@ iptables-legacy -w -A ufw-before-forward -m conntrack --ctstate RELATED,ESTABLIS
 # The uplink to the outside.
 ip link add up0 type veth peer name up1 netns {outside}
 ip addr add {up}/24 dev up0
+ip addr add {up6}/64 dev up0 nodad
 ip link set up0 up
 ip route add default via {out}
+ip -6 route add default via {out6}
 "#,
             outside = h.outside,
             up = Self::UPLINK_IP,
-            out = Self::OUTSIDE_IP
+            out = Self::OUTSIDE_IP,
+            up6 = Self::UPLINK_IP6,
+            out6 = Self::OUTSIDE_IP6
         );
         h.must(&setup);
         let outside = format!(
-            "set -e\nip link set lo up\nip addr add {out}/24 dev up1\nip link set up1 up\n",
-            out = Self::OUTSIDE_IP
+            "set -e\nip link set lo up\nip addr add {out}/24 dev up1\nip addr add {out6}/64 dev up1 nodad\nip link set up1 up\n",
+            out = Self::OUTSIDE_IP,
+            out6 = Self::OUTSIDE_IP6
         );
         let o = in_netns(Some(&h.outside), &["sh", "-c", &outside]);
         assert!(o.status.success(), "outside setup: {}", String::from_utf8_lossy(&o.stderr));

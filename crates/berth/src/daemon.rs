@@ -53,6 +53,15 @@ struct Flags {
     /// published ports and legacy links' ports).
     #[arg(long = "icc", value_name = "bool", num_args = 0..=1, default_missing_value = "true")]
     icc: Option<bool>,
+    /// Make the default bridge dual-stack (IPv6 beside IPv4).
+    #[arg(long = "ipv6", value_name = "bool", num_args = 0..=1, default_missing_value = "true")]
+    ipv6: Option<bool>,
+    /// The default bridge's IPv6 subnet, e.g. fd00:b::/64 (implies --ipv6).
+    #[arg(long = "fixed-cidr-v6")]
+    fixed_cidr_v6: Option<String>,
+    /// Add berth's accept rules to ip6tables' FORWARD chain too.
+    #[arg(long = "ip6tables", value_name = "bool", num_args = 0..=1, default_missing_value = "true")]
+    ip6tables: Option<bool>,
     /// DNS servers for every container (and the embedded DNS's upstreams).
     #[arg(long = "dns")]
     dns: Vec<String>,
@@ -169,6 +178,15 @@ fn build_config(f: Flags) -> Result<EngineConfig, String> {
     }
     if let Some(v) = f.icc {
         cfg.icc = v;
+    }
+    if let Some(v) = f.ipv6 {
+        cfg.ipv6 = v;
+    }
+    if let Some(v) = f.fixed_cidr_v6 {
+        cfg.fixed_cidr_v6 = v;
+    }
+    if let Some(v) = f.ip6tables {
+        cfg.ip6tables = v;
     }
     if !f.dns.is_empty() {
         cfg.dns = f.dns;

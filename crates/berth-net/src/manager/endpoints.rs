@@ -2,14 +2,15 @@
 //! reconcile with the containers the engine knows to be alive.
 
 use std::collections::{BTreeSet, HashSet};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::{NetworkManager, State};
 use crate::dataplane::{Dataplane, VethSpec};
 use crate::error::{NetError, Result};
 use crate::ids;
 use crate::model::{
-    Driver, Endpoint, EndpointRecord, EndpointRequest, NetworkRecord, SandboxRecord, format_mac, mac_for_ip, parse_mac,
+    Driver, Endpoint, EndpointRecord, EndpointRequest, EndpointV6, NetworkRecord, SandboxRecord, format_mac, mac_for_ip,
+    parse_mac,
 };
 
 /// What [`NetworkManager::reconcile`] cleaned up.
@@ -46,6 +47,9 @@ impl<D: Dataplane> NetworkManager<D> {
                 prefix_len: rec.prefix_len,
                 mtu: bridge.mtu,
                 gateway: rec.provides_gateway.then_some(rec.gateway),
+                ip6: rec.v6.map(|v| (v.ip, v.prefix_len)),
+                gateway6: rec.v6.filter(|_| rec.provides_gateway).map(|v| v.gateway),
+                link_local: rec.link_local.clone(),
             };
             match self.dp.create_veth(&spec).await {
                 Ok(()) => break,
@@ -92,6 +96,9 @@ impl<D: Dataplane> NetworkManager<D> {
             && let Err(e) = self.apply_firewall(&st).await
         {
             tracing::warn!("updating port forwarding for {}: {e}", sandbox.container_id);
+        }
+        if rec.provides_gateway && !sandbox.ports.is_empty() {
+            self.sync_proxies(&mut st);
         }
         self.refresh_dns(&mut st).await;
         if net.has_dns() && !st.dns_servers.contains_key(&req.container_id) {
@@ -147,18 +154,40 @@ impl<D: Dataplane> NetworkManager<D> {
         if bridge.default_bridge && !req.aliases.is_empty() {
             return Err(NetError::invalid("network-scoped alias is supported only for containers in user defined networks"));
         }
-        if req.ipv4.is_some() {
+        if req.ipv4.is_some() || req.ipv6.is_some() {
             if bridge.default_bridge {
                 return Err(NetError::invalid("user specified IP address is supported on user defined networks only"));
             }
-            if !bridge.user_subnet {
+            let user_v6 = bridge.v6.as_ref().is_some_and(|v| v.user_subnet);
+            if (req.ipv4.is_some() && !bridge.user_subnet) || (req.ipv6.is_some() && !user_v6) {
                 return Err(NetError::invalid(
                     "user specified IP address is supported only when connecting to networks with user configured subnets",
                 ));
             }
         }
+        for ll in &req.link_local_ips {
+            let link_local = match ll {
+                IpAddr::V4(a) => a.is_link_local(),
+                IpAddr::V6(a) => (a.segments()[0] & 0xffc0) == 0xfe80,
+            };
+            if !link_local {
+                return Err(NetError::invalid(format!("invalid link-local IP address: {ll}")));
+            }
+        }
         let used: BTreeSet<Ipv4Addr> = st.endpoints.values().filter(|e| e.network_id == net.id).map(|e| e.ip).collect();
         let ip = bridge.plan.allocate(&used, req.ipv4)?;
+        let v6 = match &bridge.v6 {
+            Some(b6) => {
+                let used6: BTreeSet<Ipv6Addr> =
+                    st.endpoints.values().filter(|e| e.network_id == net.id).filter_map(|e| e.v6.map(|v| v.ip)).collect();
+                let ip6 = b6.plan.allocate(&used6, req.ipv6)?;
+                Some(EndpointV6 { ip: ip6, prefix_len: b6.plan.subnet.prefix_len(), gateway: b6.plan.gateway })
+            }
+            None if req.ipv6.is_some() => {
+                return Err(NetError::invalid(format!("network {} does not have IPv6 enabled", net.name)));
+            }
+            None => None,
+        };
         let mac = match &req.mac {
             Some(m) if !m.is_empty() => format_mac(&parse_mac(m)?),
             _ => format_mac(&mac_for_ip(ip)),
@@ -204,6 +233,9 @@ impl<D: Dataplane> NetworkManager<D> {
             seq,
             links: req.links.clone(),
             linked_ports: req.linked_ports.clone(),
+            v6,
+            requested_ipv6: req.ipv6,
+            link_local: req.link_local_ips.clone(),
         };
         Ok((rec, sandbox.is_none()))
     }
@@ -255,6 +287,7 @@ impl<D: Dataplane> NetworkManager<D> {
         if let Err(e) = self.apply_firewall(st).await {
             tracing::warn!("updating rules after removing endpoint {}: {e}", rec.id);
         }
+        self.sync_proxies(st);
         self.refresh_dns(st).await;
         Ok(())
     }
@@ -266,7 +299,7 @@ impl<D: Dataplane> NetworkManager<D> {
             .find(|e| st.networks.get(&e.network_id).is_some_and(|n| !n.internal))
             .cloned();
         let Some(mut next) = next else { return };
-        if let Err(e) = self.dp.set_default_route(&netns, &next.ifname, next.gateway).await {
+        if let Err(e) = self.dp.set_default_route(&netns, &next.ifname, next.gateway, next.v6.map(|v| v.gateway)).await {
             tracing::warn!("moving the default route of {container_id} to {}: {e}", next.ifname);
             return;
         }
@@ -300,6 +333,7 @@ impl<D: Dataplane> NetworkManager<D> {
         if st.sandboxes.remove(container_id).is_some() {
             st.stores.sandboxes.remove(container_id)?;
             st.port_guards.remove(container_id);
+            self.sync_proxies(st);
             self.apply_firewall(st).await?;
             self.refresh_dns(st).await;
         }

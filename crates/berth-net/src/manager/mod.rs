@@ -31,7 +31,8 @@ use crate::firewall::{self, BridgeRules, Dnat, FirewallModel};
 use crate::ids;
 use crate::iptables::{Family, HostFirewall};
 use crate::ipam::{self, SubnetPlan};
-use crate::model::{BridgeSettings, Driver, Endpoint, EndpointRecord, NetworkRecord, SandboxRecord};
+use crate::ipam6::{self, AddressPool6, SubnetPlan6};
+use crate::model::{BridgeSettings, BridgeV6, Driver, Endpoint, EndpointRecord, NetworkRecord, SandboxRecord};
 use crate::persist::JsonDir;
 
 pub use endpoints::ReconcileReport;
@@ -58,8 +59,10 @@ struct State<G> {
     networks: BTreeMap<String, NetworkRecord>,
     endpoints: BTreeMap<String, EndpointRecord>,
     sandboxes: BTreeMap<String, SandboxRecord>,
-    /// Sockets holding each sandbox's published host ports (same order as its ports).
-    port_guards: HashMap<String, Vec<G>>,
+    /// Sockets holding each sandbox's published host ports, with their mappings.
+    port_guards: HashMap<String, Vec<(crate::ports::PortMapping, G)>>,
+    /// Userland relays of published IPv6 ports: (container, host ip, port, proto).
+    proxies: HashMap<(String, std::net::IpAddr, u16, crate::ports::Proto), crate::proxy::Proxy>,
     dns_servers: HashMap<String, DnsServer>,
     /// Where the next search for a free ephemeral port starts.
     port_cursor: u16,
@@ -80,6 +83,10 @@ pub struct NetworkManager<D: Dataplane = LinuxDataplane> {
     applied_nft: std::sync::Mutex<Option<String>>,
     /// berth's accept rules in the host's iptables (IPv4).
     host_fw: Mutex<HostFirewall>,
+    /// ... and in ip6tables, for dual-stack bridges.
+    host_fw6: Mutex<HostFirewall>,
+    /// Where IPv6 subnets of networks created without one come from.
+    v6_pools: Vec<AddressPool6>,
     _lock: nix::fcntl::Flock<std::fs::File>,
     /// This daemon's claim on its nft table (and so its bridges) in this namespace.
     _claim: D::Claim,
@@ -167,11 +174,18 @@ impl<D: Dataplane> NetworkManager<D> {
             ephemeral,
             applied_nft: std::sync::Mutex::new(None),
             host_fw: Mutex::new(HostFirewall::new(&config.nft_table, Family::V4, config.iptables)),
+            host_fw6: Mutex::new(HostFirewall::new(&config.nft_table, Family::V6, config.iptables && config.ip6tables)),
+            v6_pools: if config.ipv6_pools.is_empty() {
+                vec![ipam6::ula_pool(&format!("{}:{}", config.nft_table, config.data_dir.display()))]
+            } else {
+                config.ipv6_pools.clone()
+            },
             state: Mutex::new(State {
                 networks,
                 endpoints,
                 sandboxes,
                 port_guards: HashMap::new(),
+                proxies: HashMap::new(),
                 dns_servers: HashMap::new(),
                 port_cursor: start,
                 stores,
@@ -213,6 +227,7 @@ impl<D: Dataplane> NetworkManager<D> {
             gateway: b.plan.gateway,
             prefix_len: b.plan.subnet.prefix_len(),
             mtu: b.mtu,
+            gateway6: b.v6.as_ref().map(|v| (v.plan.gateway, v.plan.subnet.prefix_len())),
         })
     }
 
@@ -282,7 +297,7 @@ impl<D: Dataplane> NetworkManager<D> {
             let mut guards = Vec::new();
             for m in &sb.ports {
                 match self.dp.reserve_port(m.host_ip, m.host_port, m.proto) {
-                    Ok(g) => guards.push(g),
+                    Ok(g) => guards.push((*m, g)),
                     Err(e) => tracing::warn!(
                         "cannot re-reserve {}:{}/{} for {}: {e}",
                         m.host_ip,
@@ -300,10 +315,16 @@ impl<D: Dataplane> NetworkManager<D> {
         {
             tracing::warn!("{e}");
         }
+        if st.networks.values().any(|n| n.bridge.as_ref().is_some_and(|b| b.v6.is_some()))
+            && let Err(e) = self.enable_ipv6_forwarding()
+        {
+            tracing::warn!("{e}");
+        }
         // Tables of berth versions before IPv6 were `ip` tables of the same name.
         self.dp.apply_nft(format!("add table ip {0}\ndelete table ip {0}\n", self.config.nft_table)).await?;
         let model = Self::firewall_model(&st, false);
         self.apply_nft_model(&model).await?;
+        self.sync_proxies(&mut st);
         // A host firewall that cannot be written to must not keep the daemon down:
         // say why, and try again on the next change.
         if let Err(e) = self.sync_host_firewall(&model).await {
@@ -325,6 +346,15 @@ impl<D: Dataplane> NetworkManager<D> {
                 "enable_icc=false needs br_netfilter (modprobe br_netfilter): without it bridged traffic cannot be filtered",
             )),
         }
+    }
+
+    /// Dual-stack networks route IPv6 between the bridge and the world, as dockerd
+    /// turns on for them.
+    pub(super) fn enable_ipv6_forwarding(&self) -> Result<()> {
+        if self.config.enable_ip_forward && self.dp.sysctl("net/ipv6/conf/all/forwarding").as_deref() != Some("1") {
+            self.dp.set_sysctl("net/ipv6/conf/all/forwarding", "1")?;
+        }
+        Ok(())
     }
 
     /// Whether an interface already at `spec.name` may become this bridge: one of ours
@@ -414,6 +444,22 @@ impl<D: Dataplane> NetworkManager<D> {
             (None, Some(b)) => b.plan.clone(),
             (None, None) => return Err(NetError::system_msg("default bridge has no address plan")),
         };
+        // `--ipv6`: the default bridge is dual-stack, on `--fixed-cidr-v6` or on the
+        // subnet it had, else on one from the pools.
+        let v6 = if !self.config.ipv6 {
+            None
+        } else {
+            let plan = match (&self.config.fixed_cidr_v6, old.as_ref().and_then(|b| b.v6.as_ref())) {
+                (Some(net), _) => SubnetPlan6::new(*net, None, None, vec![])?,
+                (None, Some(v)) => v.plan.clone(),
+                (None, None) => {
+                    let mut taken = self.dp.host_routes6().await?;
+                    taken.extend(st.networks.values().filter_map(|n| n.bridge.as_ref()?.v6.as_ref().map(|v| v.plan.subnet)));
+                    SubnetPlan6::new(ipam6::allocate_subnet(&self.v6_pools, &taken)?, None, None, vec![])?
+                }
+            };
+            Some(BridgeV6 { plan, aux_names: vec![], user_subnet: self.config.fixed_cidr_v6.is_some() })
+        };
         let settings = BridgeSettings {
             ifname: self.config.default_bridge.clone(),
             plan,
@@ -424,9 +470,12 @@ impl<D: Dataplane> NetworkManager<D> {
             host_binding_ipv4: self.config.default_binding_ip,
             default_bridge: true,
             icc: self.config.icc,
+            v6,
         };
         if let Some(old) = &old {
-            let changed = old.ifname != settings.ifname || old.plan != settings.plan;
+            let changed = old.ifname != settings.ifname
+                || old.plan != settings.plan
+                || old.v6.as_ref().map(|v| v.plan.subnet) != settings.v6.as_ref().map(|v| v.plan.subnet);
             if changed && in_use {
                 return Err(NetError::forbidden(format!(
                     "cannot change the default bridge ({} {}) to {} {} while containers are attached to it",
@@ -460,9 +509,11 @@ impl<D: Dataplane> NetworkManager<D> {
                 continue;
             }
             if let Some(b) = &net.bridge {
+                let mut subnets = vec![ipnet::IpNet::V4(b.plan.subnet)];
+                subnets.extend(b.v6.as_ref().map(|v| ipnet::IpNet::V6(v.plan.subnet)));
                 model.bridges.push(BridgeRules {
                     ifname: b.ifname.clone(),
-                    subnets: vec![ipnet::IpNet::V4(b.plan.subnet)],
+                    subnets,
                     internal: net.internal,
                     masquerade: b.masquerade,
                     icc: b.icc,
@@ -489,11 +540,21 @@ impl<D: Dataplane> NetworkManager<D> {
         for sb in st.sandboxes.values() {
             let Some(target) = Self::gateway_endpoint(st, &sb.container_id) else { continue };
             for m in &sb.ports {
+                // IPv6 ports go in-kernel only to a container with IPv6, and never from
+                // ::1 (the proxy serves those).
+                let target_ip = match m.host_ip {
+                    std::net::IpAddr::V4(_) => std::net::IpAddr::V4(target.ip),
+                    std::net::IpAddr::V6(a) if a.is_loopback() => continue,
+                    std::net::IpAddr::V6(_) => match target.v6 {
+                        Some(v) => std::net::IpAddr::V6(v.ip),
+                        None => continue,
+                    },
+                };
                 model.dnats.push(Dnat {
                     proto: m.proto,
-                    host_ip: m.host_ip.into(),
+                    host_ip: m.host_ip,
                     host_port: m.host_port,
-                    target_ip: target.ip.into(),
+                    target_ip,
                     target_port: m.container_port,
                 });
             }
@@ -522,7 +583,13 @@ impl<D: Dataplane> NetworkManager<D> {
 
     async fn sync_host_firewall(&self, model: &FirewallModel) -> Result<()> {
         let bridges: Vec<String> = model.bridges.iter().map(|b| b.ifname.clone()).collect();
-        self.host_fw.lock().await.sync(&self.dp, &bridges).await
+        let v6: Vec<String> =
+            model.bridges.iter().filter(|b| b.subnets.iter().any(|n| matches!(n, ipnet::IpNet::V6(_)))).map(|b| b.ifname.clone()).collect();
+        let r4 = self.host_fw.lock().await.sync(&self.dp, &bridges).await;
+        // ip6tables only matters once there is IPv6 to forward.
+        let mut fw6 = self.host_fw6.lock().await;
+        let r6 = if v6.is_empty() && fw6.backends().is_empty() { Ok(()) } else { fw6.sync(&self.dp, &v6).await };
+        r4.and(r6)
     }
 
     /// What on this host breaks container networking, for `/info` (see
@@ -582,7 +649,8 @@ impl<D: Dataplane> NetworkManager<D> {
             let nft = self.dp.apply_nft(firewall::render_delete(&self.config.nft_table)).await;
             *self.applied_nft.lock().unwrap_or_else(|p| p.into_inner()) = None;
             let host = self.host_fw.lock().await.remove(&self.dp).await;
-            return nft.and(host);
+            let host6 = self.host_fw6.lock().await.remove(&self.dp).await;
+            return nft.and(host).and(host6);
         }
         let (nft, host) = tokio::join!(self.apply_nft_model(&model), self.sync_host_firewall(&model));
         nft.and(host)
@@ -614,7 +682,7 @@ impl<D: Dataplane> NetworkManager<D> {
         let mut eps: Vec<&EndpointRecord> = st.endpoints.values().collect();
         eps.sort_by_key(|e| e.seq);
         for e in eps {
-            table.add_endpoint(&e.network_id, &e.container_id, &e.container_name, &e.dns_names(), e.ip);
+            table.add_endpoint(&e.network_id, &e.container_id, &e.container_name, &e.dns_names(), e.ip, e.v6.map(|v| v.ip));
             table.add_links(&e.container_id, &e.network_id, &e.links);
         }
         for sb in st.sandboxes.values() {
@@ -675,6 +743,7 @@ impl<D: Dataplane> NetworkManager<D> {
     pub async fn teardown(self) -> Result<()> {
         let mut st = self.state.lock().await;
         st.dns_servers.clear();
+        st.proxies.clear();
         st.port_guards.clear();
         let veths: Vec<String> = st.endpoints.values().map(|e| e.host_veth.clone()).collect();
         for v in veths {
@@ -690,6 +759,7 @@ impl<D: Dataplane> NetworkManager<D> {
         }
         self.dp.apply_nft(firewall::render_delete(&self.config.nft_table)).await?;
         self.host_fw.lock().await.remove(&self.dp).await?;
+        self.host_fw6.lock().await.remove(&self.dp).await?;
         let dir = self.config.data_dir.clone();
         for sub in ["networks", "endpoints", "sandboxes"] {
             let p = dir.join(sub);

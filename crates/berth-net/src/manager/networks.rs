@@ -9,7 +9,8 @@ use crate::dataplane::Dataplane;
 use crate::error::{NetError, Result};
 use crate::ids;
 use crate::ipam::{self, SubnetPlan};
-use crate::model::{BridgeSettings, Driver, NetworkRecord};
+use crate::ipam6::{self, SubnetPlan6};
+use crate::model::{BridgeSettings, BridgeV6, Driver, NetworkRecord};
 use berth_types::network::{
     ConfigReference, Ipam, IpamPoolConfig, Network, NetworkContainer, NetworkCreateRequest, NetworkCreateResponse,
 };
@@ -80,6 +81,9 @@ impl<D: Dataplane> NetworkManager<D> {
         if rec.bridge.as_ref().is_some_and(|b| !b.icc) {
             self.ensure_bridge_netfilter()?;
         }
+        if rec.bridge.as_ref().is_some_and(|b| b.v6.is_some()) {
+            self.enable_ipv6_forwarding()?;
+        }
         self.dp.ensure_bridge(&spec).await?;
         let undo_bridge = |e: NetError| async move {
             if let Err(e2) = self.dp.delete_link(&spec.name).await {
@@ -122,9 +126,6 @@ impl<D: Dataplane> NetworkManager<D> {
         }
         if req.ingress || req.config_only {
             return Err(NetError::invalid("ingress and config-only networks need swarm mode, which berth does not have"));
-        }
-        if req.enable_ipv6 == Some(true) {
-            return Err(NetError::invalid("IPv6 networks are not supported by berth yet"));
         }
         if req.enable_ipv4 == Some(false) {
             return Err(NetError::invalid("IPv4 cannot be disabled on a bridge network"));
@@ -175,6 +176,7 @@ impl<D: Dataplane> NetworkManager<D> {
             return Err(NetError::conflict(format!("bridge name {ifname} is already used by another network")));
         }
 
+        let v6 = if req.enable_ipv6 == Some(true) { Some(self.plan_v6(st, &ipam_req).await?) } else { None };
         let ours: Vec<ipnet::Ipv4Net> =
             st.networks.values().filter_map(|n| n.bridge.as_ref().map(|b| b.plan.subnet)).collect();
         let (plan, aux_names, user_subnet) = match v4.first().filter(|c| !c.subnet.is_empty()) {
@@ -218,8 +220,37 @@ impl<D: Dataplane> NetworkManager<D> {
                 host_binding_ipv4: host_binding,
                 default_bridge: false,
                 icc,
+                v6,
             }),
         })
+    }
+
+    /// The IPv6 side of a new `--ipv6` network: its `IPAM.Config` IPv6 entry, or a
+    /// /64 from the pools.
+    async fn plan_v6(&self, st: &State<D::PortGuard>, ipam_req: &Ipam) -> Result<BridgeV6> {
+        let v6: Vec<&IpamPoolConfig> = ipam_req.configs().iter().filter(|c| c.subnet.contains(':')).collect();
+        if v6.len() > 1 {
+            return Err(NetError::forbidden("bridge driver doesn't support multiple subnets"));
+        }
+        let ours: Vec<ipnet::Ipv6Net> =
+            st.networks.values().filter_map(|n| n.bridge.as_ref()?.v6.as_ref().map(|v| v.plan.subnet)).collect();
+        match v6.first() {
+            Some(c) => {
+                let aux: Vec<(String, String)> =
+                    c.auxiliary_addresses.iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect();
+                let plan = ipam6::validate_ipam_config(&c.subnet, Some(c.ip_range.as_str()), Some(c.gateway.as_str()), &aux)?;
+                if ours.iter().any(|o| ipam6::overlaps(o, &plan.subnet)) {
+                    return Err(NetError::forbidden("invalid pool request: Pool overlaps with other one on this address space"));
+                }
+                Ok(BridgeV6 { plan, aux_names: aux.into_iter().map(|(k, _)| k).collect(), user_subnet: true })
+            }
+            None => {
+                let mut taken = self.dp.host_routes6().await?;
+                taken.extend(ours);
+                let subnet = ipam6::allocate_subnet(&self.v6_pools, &taken)?;
+                Ok(BridgeV6 { plan: SubnetPlan6::new(subnet, None, None, vec![])?, aux_names: vec![], user_subnet: false })
+            }
+        }
     }
 
     fn inspect_record(st: &State<D::PortGuard>, net: &NetworkRecord, with_containers: bool) -> Network {
@@ -235,7 +266,18 @@ impl<D: Dataplane> NetworkManager<D> {
                     gateway: b.plan.gateway.to_string(),
                     auxiliary_addresses: if aux.is_empty() { None } else { Some(aux) },
                 };
-                (vec![cfg], false)
+                let mut configs = vec![cfg];
+                if let Some(v6) = &b.v6 {
+                    let aux6: BTreeMap<String, String> =
+                        v6.aux_names.iter().zip(&v6.plan.reserved).map(|(n, ip)| (n.clone(), ip.to_string())).collect();
+                    configs.push(IpamPoolConfig {
+                        subnet: v6.plan.subnet.to_string(),
+                        ip_range: v6.plan.ip_range.map(|r| r.to_string()).unwrap_or_default(),
+                        gateway: v6.plan.gateway.to_string(),
+                        auxiliary_addresses: if aux6.is_empty() { None } else { Some(aux6) },
+                    });
+                }
+                (configs, false)
             }
             None => (vec![], true),
         };
@@ -249,7 +291,7 @@ impl<D: Dataplane> NetworkManager<D> {
                         endpoint_id: e.id.clone(),
                         mac_address: e.mac.clone(),
                         ipv4_address: format!("{}/{}", e.ip, e.prefix_len),
-                        ipv6_address: String::new(),
+                        ipv6_address: e.v6.map(|v| format!("{}/{}", v.ip, v.prefix_len)).unwrap_or_default(),
                     },
                 );
             }
@@ -261,7 +303,7 @@ impl<D: Dataplane> NetworkManager<D> {
             scope: "local".into(),
             driver: net.driver.as_str().into(),
             enable_ipv4: net.driver == Driver::Bridge,
-            enable_ipv6: false,
+            enable_ipv6: net.bridge.as_ref().is_some_and(|b| b.v6.is_some()),
             ipam: Ipam {
                 driver: "default".into(),
                 options: if options_null { None } else { Some(net.ipam_options.clone()) },

@@ -59,7 +59,10 @@ impl<D: Dataplane> NetworkManager<D> {
                     Self::sandbox_has_dns(&st, &req.container_id)
                 };
                 let mode = if internal { ResolverMode::Internal } else { ResolverMode::HostCopy };
-                let ips: Vec<_> = endpoints.iter().map(|e| e.ip).collect();
+                let ips: Vec<std::net::IpAddr> = endpoints
+                    .iter()
+                    .flat_map(|e| std::iter::once(std::net::IpAddr::V4(e.ip)).chain(e.v6.map(|v| std::net::IpAddr::V6(v.ip))))
+                    .collect();
                 (
                     files::resolv_conf(&host_rc, &req.dns, mode, &host_path),
                     files::hosts(&req.hostname, &req.domainname, &ips, &extra),

@@ -297,7 +297,7 @@ async fn publishing_is_all_or_nothing_and_follows_the_gateway() {
     m.create_network(subnet_req("front", "10.201.0.0/24")).await.unwrap();
     m.connect("front", f.request(1)).await.unwrap();
     m.connect("front", f.request(2)).await.unwrap();
-    let lo = Some(Ipv4Addr::LOCALHOST);
+    let lo = Some(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST));
     let got = m
         .publish(
             &cid(1),
@@ -393,6 +393,9 @@ async fn restart_removes_leaks_and_dead_endpoints_then_reconcile_releases_the_de
         prefix_len: 24,
         mtu: 1500,
         gateway: None,
+        ip6: None,
+        gateway6: None,
+        link_local: vec![],
     };
     f.dp.inject_veth(leak);
     f.dp.inject_veth(VethSpec { host_name: "vethother".into(), alias: "someone-else".into(), ..f.dp.snapshot().veths[&a.host_veth].clone() });
@@ -639,4 +642,52 @@ async fn icc_off_turns_on_br_netfilter_or_is_refused_without_it() {
     assert!(script.contains(&format!("iifname \"{br}\" oifname \"{br}\" ip saddr 10.201.0.2 ip daddr 10.201.0.9 tcp dport 80 accept")), "{script}");
     m.release(&cid(1)).await.unwrap();
     assert!(!f.dp.snapshot().nft_scripts.last().unwrap().contains("tcp dport 80 accept"));
+}
+
+#[tokio::test]
+async fn ipv6_networks_get_subnets_addresses_rules_and_inspect_fields() {
+    let f = Fixture::new();
+    f.dp.set_xtables(crate::iptables::XtablesFacts { nft_tool: true, default: Some(crate::iptables::Backend::Nft), ..Default::default() });
+    f.dp.set_sysctl_value("net/ipv6/conf/all/forwarding", "0");
+    let m = f.open().await;
+    let given = NetworkCreateRequest { enable_ipv6: Some(true), ..subnet_req("six", "10.201.0.0/24") }.with_subnet("fd00:1::/64", None, None);
+    let id = m.create_network(given).await.unwrap().id;
+    assert_eq!(f.dp.snapshot().sysctls["net/ipv6/conf/all/forwarding"], "1");
+    let auto = m.create_network(NetworkCreateRequest { enable_ipv6: Some(true), ..subnet_req("auto", "10.202.0.0/24") }).await.unwrap();
+    let a = m.inspect_network(&auto.id).await.unwrap();
+    assert!(a.enable_ipv6);
+    let sub6 = &a.ipam.configs()[1].subnet;
+    assert!(sub6.starts_with("fd") && sub6.ends_with("::/64"), "{sub6}");
+    // The same daemon identity gets the same ULA /48; the next network the next /64.
+    let auto2 = m.create_network(NetworkCreateRequest { enable_ipv6: Some(true), ..subnet_req("auto2", "10.203.0.0/24") }).await.unwrap();
+    assert_ne!(&m.inspect_network(&auto2.id).await.unwrap().ipam.configs()[1].subnet, sub6);
+
+    let e1 = m.connect("six", f.request(1)).await.unwrap();
+    let v6 = e1.v6.unwrap();
+    assert_eq!(v6.ip.to_string(), "fd00:1::2");
+    assert_eq!(v6.gateway.to_string(), "fd00:1::1");
+    let s = e1.settings();
+    assert_eq!((s.global_ipv6_address.as_str(), s.global_ipv6_prefix_len, s.ipv6_gateway.as_str()), ("fd00:1::2", 64, "fd00:1::1"));
+    let mut req = f.request(2);
+    req.ipv6 = Some("fd00:1::99".parse().unwrap());
+    assert_eq!(m.connect("six", req).await.unwrap().v6.unwrap().ip.to_string(), "fd00:1::99");
+    let mut bad = f.request(3);
+    bad.ipv6 = Some("fd00:1::99".parse().unwrap());
+    assert_eq!(m.connect("six", bad).await.unwrap_err().message(), "Address already in use");
+    let mut bad = f.request(3);
+    bad.ipv6 = Some("fd00:9::1".parse().unwrap());
+    assert!(m.connect("auto", bad).await.unwrap_err().message().contains("user configured subnets"));
+    let mut bad = f.request(3);
+    bad.link_local_ips = vec!["10.0.0.1".parse().unwrap()];
+    assert_eq!(m.connect("six", bad).await.unwrap_err().message(), "invalid link-local IP address: 10.0.0.1");
+
+    let inspect = m.inspect_network("six").await.unwrap();
+    assert_eq!(inspect.containers[&cid(1)].ipv6_address, "fd00:1::2/64");
+    let script = f.dp.snapshot().nft_scripts.last().unwrap().clone();
+    assert!(script.contains(&format!("ip6 saddr fd00:1::/64 oifname != \"br-{}\" masquerade", &id[..12])), "{script}");
+    let ip6 = f.dp.snapshot().tool_runs.iter().filter(|(p, _, _)| p == "ip6tables-nft-restore").count();
+    assert!(ip6 >= 1, "ip6tables written for IPv6 bridges");
+    // A clash with another IPv6 network is Docker's overlap error.
+    let clash = NetworkCreateRequest { enable_ipv6: Some(true), ..subnet_req("clash", "10.204.0.0/24") }.with_subnet("fd00:1::/80", None, None);
+    assert_eq!(m.create_network(clash).await.unwrap_err().message(), "invalid pool request: Pool overlaps with other one on this address space");
 }
