@@ -280,8 +280,9 @@ impl Engine {
 
     pub async fn network_create(&self, req: NetworkCreateRequest) -> Result<NetworkCreateResponse> {
         let name = req.name.clone();
+        let driver = if req.driver.is_empty() { "bridge".to_string() } else { req.driver.clone() };
         let resp: NetworkCreateResponse = self.net.mgr.create_network(req).await.map_err(net_err)?;
-        self.events.emit("network", "create", &resp.id, [("name".to_string(), name), ("type".to_string(), "bridge".to_string())].into_iter().collect());
+        self.events.emit("network", "create", &resp.id, [("name".to_string(), name), ("type".to_string(), driver)].into_iter().collect());
         Ok(resp)
     }
 
@@ -335,7 +336,7 @@ impl Engine {
             return Err(Error::forbidden(format!("error while removing network: network {} id {} has active endpoints", n.name, n.id)));
         }
         self.net.mgr.remove_network(key).await.map_err(net_err)?;
-        self.events.emit("network", "destroy", &n.id, [("name".to_string(), n.name.clone()), ("type".to_string(), "bridge".to_string())].into_iter().collect());
+        self.events.emit("network", "destroy", &n.id, [("name".to_string(), n.name.clone()), ("type".to_string(), n.driver.clone())].into_iter().collect());
         Ok(())
     }
 

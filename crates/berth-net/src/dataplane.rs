@@ -15,7 +15,11 @@ use ipnet::{Ipv4Net, Ipv6Net};
 use netlink_packet_route::address::{AddressAttribute, AddressFlags};
 use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteType};
-use rtnetlink::{LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use netlink_packet_route::link::{IpVlanMode, MacVlanMode};
+use rtnetlink::{
+    LinkBridge, LinkBridgePort, LinkDummy, LinkIpVlan, LinkMacVlan, LinkMessageBuilder, LinkUnspec, LinkVeth, LinkVlan,
+    RouteMessageBuilder,
+};
 
 use crate::error::{NetError, Result};
 use crate::firewall;
@@ -58,6 +62,71 @@ pub struct VethSpec {
     pub gateway6: Option<Ipv6Addr>,
     /// `--link-local-ip` addresses.
     pub link_local: Vec<IpAddr>,
+}
+
+impl VethSpec {
+    fn addrs(&self) -> PeerAddrs {
+        PeerAddrs {
+            ip: self.ip,
+            prefix_len: self.prefix_len,
+            gateway: self.gateway,
+            ip6: self.ip6,
+            gateway6: self.gateway6,
+            link_local: self.link_local.clone(),
+        }
+    }
+}
+
+/// The addresses and routes of a container's interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerAddrs {
+    pub ip: Ipv4Addr,
+    pub prefix_len: u8,
+    pub gateway: Option<Ipv4Addr>,
+    pub ip6: Option<(Ipv6Addr, u8)>,
+    pub gateway6: Option<Ipv6Addr>,
+    pub link_local: Vec<IpAddr>,
+}
+
+/// macvlan or ipvlan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VlanKind {
+    Macvlan,
+    Ipvlan,
+}
+
+impl VlanKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            VlanKind::Macvlan => "macvlan",
+            VlanKind::Ipvlan => "ipvlan",
+        }
+    }
+}
+
+/// A container's interface on a macvlan/ipvlan network, made on the parent and put
+/// straight into the container's namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VlanLinkSpec {
+    pub kind: VlanKind,
+    pub parent: String,
+    /// macvlan: bridge | private | vepa | passthru; ipvlan: l2 | l3 | l3s.
+    pub mode: String,
+    pub netns: PathBuf,
+    pub ifname: String,
+    /// macvlan only (ipvlan interfaces share the parent's).
+    pub mac: Option<[u8; 6]>,
+    pub mtu: u32,
+    pub addrs: PeerAddrs,
+}
+
+/// A parent interface berth makes for a macvlan/ipvlan network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParentToMake {
+    /// An 802.1q sub-interface `<base>.<id>` (`-o parent=eth0.10`).
+    Vlan { base: String, id: u16 },
+    /// A dummy interface (a network without `-o parent`, or `--internal`).
+    Dummy,
 }
 
 /// An interface carrying an ownership tag.
@@ -135,6 +204,15 @@ pub trait Dataplane: Send + Sync + 'static {
     fn host_has_ipv6(&self) -> bool;
     /// What is at interface `name` on the host, if anything.
     fn link_info(&self, name: &str) -> impl Future<Output = Result<Option<LinkInfo>>> + Send;
+    /// Creates the parent `name` (tagged `alias`), up. No error if it exists.
+    fn make_parent(&self, name: &str, alias: &str, what: &ParentToMake) -> impl Future<Output = Result<()>> + Send;
+    /// Checks that the kernel can make `kind` interfaces on `parent` (by making one and
+    /// deleting it), so a network is refused at once rather than at its first container.
+    fn probe_vlan(&self, kind: VlanKind, parent: &str, mode: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Creates a macvlan/ipvlan interface in the container's namespace, addressed.
+    fn create_vlan_link(&self, spec: &VlanLinkSpec) -> impl Future<Output = Result<()>> + Send;
+    /// Deletes an interface inside a namespace (no error if either is gone).
+    fn delete_link_in(&self, netns: &Path, ifname: &str) -> impl Future<Output = Result<()>> + Send;
     /// Claims the nft table name `table` for this process in this network namespace,
     /// until the claim is dropped (or the process dies, even by SIGKILL). Conflict when
     /// a live daemon holds it.
@@ -340,27 +418,27 @@ impl LinuxDataplane {
         Ok(out)
     }
 
-    async fn configure_peer(handle: &rtnetlink::Handle, spec: &VethSpec) -> Result<()> {
-        let idx = Self::index_of(handle, &spec.ifname).await?;
+    async fn configure_peer(handle: &rtnetlink::Handle, ifname: &str, spec: &PeerAddrs) -> Result<()> {
+        let idx = Self::index_of(handle, ifname).await?;
         if let Some((ip6, plen6)) = spec.ip6 {
-            add_address(handle, idx, IpAddr::V6(ip6), plen6, &spec.ifname).await?;
+            add_address(handle, idx, IpAddr::V6(ip6), plen6, ifname).await?;
         }
         for ll in &spec.link_local {
             let plen = if ll.is_ipv4() { 16 } else { 64 };
-            add_address(handle, idx, *ll, plen, &spec.ifname).await?;
+            add_address(handle, idx, *ll, plen, ifname).await?;
         }
         handle
             .address()
             .add(idx, IpAddr::V4(spec.ip), spec.prefix_len)
             .execute()
             .await
-            .map_err(nl_err(format!("add {}/{} to {}", spec.ip, spec.prefix_len, spec.ifname)))?;
+            .map_err(nl_err(format!("add {}/{} to {ifname}", spec.ip, spec.prefix_len)))?;
         handle
             .link()
             .set(LinkUnspec::new_with_index(idx).up().build())
             .execute()
             .await
-            .map_err(nl_err(format!("set {} up", spec.ifname)))?;
+            .map_err(nl_err(format!("set {ifname} up")))?;
         if let Some(gw) = spec.gateway {
             let route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(gw).output_interface(idx).build();
             handle
@@ -383,6 +461,58 @@ impl LinuxDataplane {
         }
         Ok(())
     }
+}
+
+/// The netlink message creating a macvlan/ipvlan interface `name` on `parent` (`mtu`
+/// 0: the parent's).
+fn vlan_link_message(
+    kind: VlanKind,
+    name: &str,
+    parent: u32,
+    mode: &str,
+    mac: Option<[u8; 6]>,
+    mtu: u32,
+    netns_fd: Option<std::os::fd::RawFd>,
+) -> Result<LinkMessage> {
+    let msg = match kind {
+        VlanKind::Macvlan => {
+            let mode = match mode {
+                "" | "bridge" => MacVlanMode::Bridge,
+                "private" => MacVlanMode::Private,
+                "vepa" => MacVlanMode::Vepa,
+                "passthru" => MacVlanMode::Passthrough,
+                other => return Err(NetError::invalid(format!("unknown macvlan mode {other:?}"))),
+            };
+            let mut b = LinkMessageBuilder::<LinkMacVlan>::new(name).link(parent).mode(mode);
+            if mtu > 0 {
+                b = b.mtu(mtu);
+            }
+            if let Some(mac) = mac {
+                b = b.address(mac.to_vec());
+            }
+            if let Some(fd) = netns_fd {
+                b = b.setns_by_fd(fd);
+            }
+            b.build()
+        }
+        VlanKind::Ipvlan => {
+            let mode = match mode {
+                "" | "l2" => IpVlanMode::L2,
+                "l3" => IpVlanMode::L3,
+                "l3s" => IpVlanMode::L3S,
+                other => return Err(NetError::invalid(format!("unknown ipvlan mode {other:?}"))),
+            };
+            let mut b = LinkMessageBuilder::<LinkIpVlan>::new(name).link(parent).mode(mode);
+            if mtu > 0 {
+                b = b.mtu(mtu);
+            }
+            if let Some(fd) = netns_fd {
+                b = b.setns_by_fd(fd);
+            }
+            b.build()
+        }
+    };
+    Ok(msg)
 }
 
 /// Adds an address (if it is not there yet). IPv6 ones skip duplicate address
@@ -498,7 +628,7 @@ impl Dataplane for LinuxDataplane {
                 .await
                 .map_err(nl_err(format!("set hairpin on {}", spec.host_name)))?;
             let inner = netns::netlink_in(&spec.netns).await?;
-            Self::configure_peer(&inner, spec).await
+            Self::configure_peer(&inner, &spec.ifname, &spec.addrs()).await
         };
         if let Err(e) = finish.await {
             // Deleting one end removes both: nothing is left behind.
@@ -567,6 +697,80 @@ impl Dataplane for LinuxDataplane {
 
     async fn apply_nft(&self, script: String) -> Result<()> {
         firewall::run_nft(&script).await
+    }
+
+    async fn make_parent(&self, name: &str, alias: &str, what: &ParentToMake) -> Result<()> {
+        let h = &self.handle;
+        if Self::link_by_name(h, name).await?.is_some() {
+            return Ok(());
+        }
+        let msg = match what {
+            ParentToMake::Vlan { base, id } => {
+                let base_idx = Self::link_by_name(h, base).await?.map(|l| l.header.index).ok_or_else(|| {
+                    NetError::invalid(format!("-o parent interface was not found on the host: {base}"))
+                })?;
+                LinkVlan::new(name, base_idx, *id).alias(alias.to_string()).up().build()
+            }
+            ParentToMake::Dummy => LinkDummy::new(name).alias(alias.to_string()).up().build(),
+        };
+        h.link().add(msg).execute().await.map_err(|e| match nl_errno(&e) {
+            Some(libc::EOPNOTSUPP) => NetError::invalid(match what {
+                ParentToMake::Vlan { .. } => format!("cannot create {name}: this kernel has no 802.1q VLAN support (CONFIG_VLAN_8021Q)"),
+                ParentToMake::Dummy => format!("cannot create {name}: this kernel has no dummy interfaces (CONFIG_DUMMY); give -o parent="),
+            }),
+            _ => NetError::system(format!("create {name}"), e),
+        })?;
+        // Tag it (again): the alias is what marks it ours.
+        let idx = Self::index_of(h, name).await?;
+        h.link().set(LinkUnspec::new_with_index(idx).alias(alias.to_string()).up().build()).execute().await.map_err(nl_err(format!("set {name} up")))
+    }
+
+    async fn probe_vlan(&self, kind: VlanKind, parent: &str, mode: &str) -> Result<()> {
+        let h = &self.handle;
+        let parent_idx = Self::index_of(h, parent).await?;
+        let name = format!("bp{}", crate::ids::short_random_hex(8));
+        let msg = vlan_link_message(kind, &name, parent_idx, mode, None, 0, None)?;
+        match h.link().add(msg).execute().await {
+            Ok(()) => self.delete_link(&name).await,
+            Err(e) if nl_errno(&e) == Some(libc::EOPNOTSUPP) => Err(NetError::invalid(format!(
+                "{0} networks are not available: this kernel has no {0} support (CONFIG_{1})",
+                kind.as_str(),
+                kind.as_str().to_uppercase()
+            ))),
+            Err(e) => Err(NetError::invalid(format!("cannot create {} interfaces on {parent}: {e}", kind.as_str()))),
+        }
+    }
+
+    async fn create_vlan_link(&self, spec: &VlanLinkSpec) -> Result<()> {
+        let h = &self.handle;
+        let parent_idx = Self::index_of(h, &spec.parent).await?;
+        let ns = std::fs::File::open(&spec.netns).map_err(|e| NetError::system(format!("open {}", spec.netns.display()), e))?;
+        use std::os::fd::AsRawFd;
+        let msg = vlan_link_message(spec.kind, &spec.ifname, parent_idx, &spec.mode, spec.mac, spec.mtu, Some(ns.as_raw_fd()))?;
+        h.link().add(msg).execute().await.map_err(|e| match nl_errno(&e) {
+            Some(libc::EEXIST) => NetError::conflict(format!("interface {} already exists", spec.ifname)),
+            _ => NetError::system(format!("create {} interface on {}", spec.kind.as_str(), spec.parent), e),
+        })?;
+        drop(ns);
+        let inner = netns::netlink_in(&spec.netns).await?;
+        if let Err(e) = Self::configure_peer(&inner, &spec.ifname, &spec.addrs).await {
+            let _ = self.delete_link_in(&spec.netns, &spec.ifname).await;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    async fn delete_link_in(&self, netns_path: &Path, ifname: &str) -> Result<()> {
+        if !netns::is_netns(netns_path) {
+            return Ok(());
+        }
+        let inner = netns::netlink_in(netns_path).await?;
+        let Some(link) = Self::link_by_name(&inner, ifname).await? else { return Ok(()) };
+        match inner.link().del(link.header.index).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if nl_errno(&e) == Some(libc::ENODEV) => Ok(()),
+            Err(e) => Err(NetError::system(format!("delete {ifname}"), e)),
+        }
     }
 
     async fn link_info(&self, name: &str) -> Result<Option<LinkInfo>> {
@@ -727,6 +931,12 @@ pub struct RecordedState {
     pub sysctls: BTreeMap<String, String>,
     /// What `host_has_ipv6` answers (default: no).
     pub ipv6: bool,
+    /// Parents made for macvlan/ipvlan networks: name → tag.
+    pub parents: BTreeMap<String, String>,
+    /// macvlan/ipvlan interfaces by (namespace, name).
+    pub vlan_links: BTreeMap<(PathBuf, String), VlanLinkSpec>,
+    /// Drivers the "kernel" lacks ("ipvlan").
+    pub unsupported: Vec<String>,
 }
 
 /// An in-memory dataplane for tests without root. Clones share one state, so a test
@@ -781,6 +991,11 @@ impl RecordingDataplane {
     /// Adds an interface as if someone else had made it.
     pub fn inject_foreign_link(&self, name: &str, info: LinkInfo) {
         self.lock().foreign_links.insert(name.to_string(), info);
+    }
+
+    /// Pretends the "kernel" lacks a driver ("ipvlan").
+    pub fn lack_driver(&self, kind: &str) {
+        self.lock().unsupported.push(kind.to_string());
     }
 
     /// Pretends a live daemon holds `table`.
@@ -842,8 +1057,44 @@ impl Dataplane for RecordingDataplane {
         Ok(())
     }
 
+    async fn make_parent(&self, name: &str, alias: &str, _what: &ParentToMake) -> Result<()> {
+        let mut s = self.lock();
+        if !s.foreign_links.contains_key(name) && !s.parents.contains_key(name) {
+            s.parents.insert(name.to_string(), alias.to_string());
+        }
+        Ok(())
+    }
+
+    async fn probe_vlan(&self, kind: VlanKind, parent: &str, _mode: &str) -> Result<()> {
+        let s = self.lock();
+        if !s.foreign_links.contains_key(parent) && !s.parents.contains_key(parent) {
+            return Err(NetError::system_msg(format!("interface {parent} does not exist")));
+        }
+        if s.unsupported.contains(&kind.as_str().to_string()) {
+            return Err(NetError::invalid(format!("{} networks are not available", kind.as_str())));
+        }
+        Ok(())
+    }
+
+    async fn create_vlan_link(&self, spec: &VlanLinkSpec) -> Result<()> {
+        let mut s = self.lock();
+        if let Some(gw) = spec.addrs.gateway {
+            s.default_routes.insert(spec.netns.clone(), (spec.ifname.clone(), gw));
+        }
+        s.vlan_links.insert((spec.netns.clone(), spec.ifname.clone()), spec.clone());
+        Ok(())
+    }
+
+    async fn delete_link_in(&self, netns: &Path, ifname: &str) -> Result<()> {
+        self.lock().vlan_links.remove(&(netns.to_path_buf(), ifname.to_string()));
+        Ok(())
+    }
+
     async fn link_info(&self, name: &str) -> Result<Option<LinkInfo>> {
         let s = self.lock();
+        if let Some(alias) = s.parents.get(name) {
+            return Ok(Some(LinkInfo { alias: Some(alias.clone()), kind: Some("dummy".into()), has_ports: false }));
+        }
         if let Some(b) = s.bridges.get(name) {
             let has_ports = s.veths.values().any(|v| v.bridge == name);
             return Ok(Some(LinkInfo { alias: Some(b.alias.clone()), kind: Some("bridge".into()), has_ports }));
@@ -891,6 +1142,7 @@ impl Dataplane for RecordingDataplane {
 
     async fn delete_link(&self, name: &str) -> Result<()> {
         let mut s = self.lock();
+        s.parents.remove(name);
         s.bridges.remove(name);
         if let Some(v) = s.veths.remove(name) {
             s.default_routes.retain(|ns, (ifname, _)| !(ns == &v.netns && ifname == &v.ifname));
@@ -910,7 +1162,8 @@ impl Dataplane for RecordingDataplane {
         let s = self.lock();
         let bridges = s.bridges.values().map(|b| TaggedLink { name: b.name.clone(), alias: b.alias.clone() });
         let veths = s.veths.values().map(|v| TaggedLink { name: v.host_name.clone(), alias: v.alias.clone() });
-        Ok(bridges.chain(veths).filter(|l| l.alias.starts_with(prefix)).collect())
+        let parents = s.parents.iter().map(|(n, a)| TaggedLink { name: n.clone(), alias: a.clone() });
+        Ok(bridges.chain(veths).chain(parents).filter(|l| l.alias.starts_with(prefix)).collect())
     }
 
     async fn create_veth(&self, spec: &VethSpec) -> Result<()> {

@@ -16,14 +16,16 @@ use crate::ports::PortMapping;
 // Persisted records (internal).
 // ---------------------------------------------------------------------------------
 
-/// Which driver a network uses. Only `bridge` networks can be created; `host` and
-/// `null` exist once each as the predefined `host` and `none` networks.
+/// Which driver a network uses. `bridge`, `macvlan` and `ipvlan` networks can be
+/// created; `host` and `null` exist once each as the predefined `host` and `none`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Driver {
     Bridge,
     Host,
     Null,
+    Macvlan,
+    Ipvlan,
 }
 
 impl Driver {
@@ -32,8 +34,29 @@ impl Driver {
             Driver::Bridge => "bridge",
             Driver::Host => "host",
             Driver::Null => "null",
+            Driver::Macvlan => "macvlan",
+            Driver::Ipvlan => "ipvlan",
         }
     }
+}
+
+/// A macvlan or ipvlan network: its containers' interfaces hang off a host interface
+/// (the parent) and sit on its LAN; no bridge, no NAT, no published ports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct VlanSettings {
+    /// The host interface (`-o parent=eth0`, or `eth0.10` for an 802.1q sub-interface).
+    pub parent: String,
+    /// berth made the parent (an 802.1q sub-interface, or a dummy for a network without
+    /// one) and removes it with the network.
+    pub created_parent: bool,
+    /// macvlan: bridge | private | vepa | passthru; ipvlan: l2 | l3 | l3s.
+    pub mode: String,
+    pub mtu: u32,
+    pub plan: SubnetPlan,
+    pub aux_names: Vec<String>,
+    pub user_subnet: bool,
+    #[serde(default)]
+    pub v6: Option<BridgeV6>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -48,17 +71,38 @@ pub(crate) struct NetworkRecord {
     pub options: BTreeMap<String, String>,
     pub ipam_options: BTreeMap<String, String>,
     pub bridge: Option<BridgeSettings>,
+    #[serde(default)]
+    pub vlan: Option<VlanSettings>,
 }
 
 impl NetworkRecord {
     pub fn is_predefined(&self) -> bool {
-        self.driver != Driver::Bridge || self.bridge.as_ref().is_some_and(|b| b.default_bridge)
+        matches!(self.driver, Driver::Host | Driver::Null) || self.bridge.as_ref().is_some_and(|b| b.default_bridge)
     }
 
-    /// User-defined bridge networks get the embedded DNS and name resolution; the
-    /// default bridge does not (as in Docker).
+    /// User-defined networks get the embedded DNS and name resolution; the default
+    /// bridge does not (as in Docker).
     pub fn has_dns(&self) -> bool {
-        self.bridge.as_ref().is_some_and(|b| !b.default_bridge)
+        self.bridge.as_ref().is_some_and(|b| !b.default_bridge) || self.vlan.is_some()
+    }
+
+    /// The IPv4 addressing of a network with addresses (bridge, macvlan, ipvlan).
+    pub fn plan(&self) -> Option<&SubnetPlan> {
+        self.bridge.as_ref().map(|b| &b.plan).or(self.vlan.as_ref().map(|v| &v.plan))
+    }
+
+    /// Its IPv6 addressing, when dual-stack.
+    pub fn v6(&self) -> Option<&BridgeV6> {
+        self.bridge.as_ref().and_then(|b| b.v6.as_ref()).or(self.vlan.as_ref().and_then(|v| v.v6.as_ref()))
+    }
+
+    /// `--aux-address` names of the IPv4 subnet and whether the user gave the subnet.
+    pub fn aux_names_and_user_subnet(&self) -> (&[String], bool) {
+        match (&self.bridge, &self.vlan) {
+            (Some(b), _) => (&b.aux_names, b.user_subnet),
+            (None, Some(v)) => (&v.aux_names, v.user_subnet),
+            _ => (&[], false),
+        }
     }
 }
 

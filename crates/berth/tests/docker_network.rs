@@ -147,6 +147,8 @@ fn bad_network_input_gives_dockers_errors() {
         (vec!["network", "create", "--subnet", "10.222.1.0/33", "three"], "invalid"),
         (vec!["network", "create", "one"], "already exists"),
         (vec!["network", "rm", "nosuch"], "not found"),
+        (vec!["network", "create", "--config-only", "conf"], "config-only networks (--config-only) are not supported"),
+        (vec!["network", "create", "--config-from", "one", "derived"], "--config-from is not supported"),
     ] {
         let out = d.docker().args(&args).output().unwrap();
         assert!(!out.status.success(), "{args:?}");
@@ -155,6 +157,10 @@ fn bad_network_input_gives_dockers_errors() {
     }
     let out = d.docker().args(["run", "--rm", "--network", "nosuch", "busybox", "true"]).output().unwrap();
     assert!(!out.status.success());
+    // berth's own CLI gets the same answers.
+    let out = d.berth().args(["network", "create", "--config-only", "conf"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("config-only networks (--config-only) are not supported"));
     let ls = run_ok(d.docker().args(["network", "ls", "--format", "{{.Name}}"]));
     let mut names: Vec<&str> = ls.lines().collect();
     names.sort();

@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::{NetworkManager, State};
-use crate::dataplane::{Dataplane, VethSpec};
+use crate::dataplane::{Dataplane, PeerAddrs, VethSpec, VlanKind, VlanLinkSpec};
 use crate::error::{NetError, Result};
 use crate::ids;
 use crate::model::{
@@ -31,36 +31,8 @@ impl<D: Dataplane> NetworkManager<D> {
         let mut st = self.state.lock().await;
         let net = Self::resolve(&st, network)?.clone();
         let (rec, sandbox_new) = self.plan_endpoint(&st, &net, &req)?;
-        let bridge = net.bridge.as_ref().ok_or_else(|| NetError::system_msg("bridge network without a bridge"))?;
-
         let mut rec = rec;
-        let mut attempt = 0;
-        loop {
-            let spec = VethSpec {
-                host_name: rec.host_veth.clone(),
-                alias: self.ep_tag(&rec.id),
-                bridge: bridge.ifname.clone(),
-                netns: req.netns.clone(),
-                ifname: rec.ifname.clone(),
-                mac: parse_mac(&rec.mac)?,
-                ip: rec.ip,
-                prefix_len: rec.prefix_len,
-                mtu: bridge.mtu,
-                gateway: rec.provides_gateway.then_some(rec.gateway),
-                ip6: rec.v6.map(|v| (v.ip, v.prefix_len)),
-                gateway6: rec.v6.filter(|_| rec.provides_gateway).map(|v| v.gateway),
-                link_local: rec.link_local.clone(),
-            };
-            match self.dp.create_veth(&spec).await {
-                Ok(()) => break,
-                // A host veth name taken by someone else: pick another one.
-                Err(e) if e.kind() == crate::ErrorKind::Conflict && attempt + 1 < MAX_VETH_NAME_TRIES => {
-                    attempt += 1;
-                    rec.host_veth = format!("veth{}", ids::short_random_hex(7));
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        self.create_endpoint_link(&net, &mut rec, &req).await?;
 
         let sandbox = match st.sandboxes.get(&req.container_id) {
             Some(sb) => sb.clone(),
@@ -81,7 +53,7 @@ impl<D: Dataplane> NetworkManager<D> {
             .store(&sandbox.container_id, &sandbox)
             .and_then(|_| st.stores.endpoints.store(&rec.id, &rec));
         if let Err(e) = persisted {
-            let _ = self.dp.delete_link(&rec.host_veth).await;
+            let _ = self.delete_endpoint_link(&rec, Some(&req.netns)).await;
             if sandbox_new {
                 let _ = st.stores.sandboxes.remove(&sandbox.container_id);
             }
@@ -113,6 +85,72 @@ impl<D: Dataplane> NetworkManager<D> {
         Ok(Endpoint::from_record(&rec, &net))
     }
 
+    /// Makes the endpoint's interface in the container's namespace: a veth pair into
+    /// the network's bridge, or a macvlan/ipvlan interface on the network's parent.
+    async fn create_endpoint_link(&self, net: &NetworkRecord, rec: &mut EndpointRecord, req: &EndpointRequest) -> Result<()> {
+        let addrs = PeerAddrs {
+            ip: rec.ip,
+            prefix_len: rec.prefix_len,
+            gateway: rec.provides_gateway.then_some(rec.gateway),
+            ip6: rec.v6.map(|v| (v.ip, v.prefix_len)),
+            gateway6: rec.v6.filter(|_| rec.provides_gateway).map(|v| v.gateway),
+            link_local: rec.link_local.clone(),
+        };
+        if let Some(vlan) = &net.vlan {
+            let kind = super::vlan::kind_of(net.driver).ok_or_else(|| NetError::system_msg("not a vlan driver"))?;
+            let spec = VlanLinkSpec {
+                kind,
+                parent: vlan.parent.clone(),
+                mode: vlan.mode.clone(),
+                netns: req.netns.clone(),
+                ifname: rec.ifname.clone(),
+                // ipvlan interfaces share the parent's MAC.
+                mac: if kind == VlanKind::Macvlan { Some(parse_mac(&rec.mac)?) } else { None },
+                mtu: vlan.mtu,
+                addrs,
+            };
+            return self.dp.create_vlan_link(&spec).await;
+        }
+        let bridge = net.bridge.as_ref().ok_or_else(|| NetError::system_msg("bridge network without a bridge"))?;
+        let mut attempt = 0;
+        loop {
+            let spec = VethSpec {
+                host_name: rec.host_veth.clone(),
+                alias: self.ep_tag(&rec.id),
+                bridge: bridge.ifname.clone(),
+                netns: req.netns.clone(),
+                ifname: rec.ifname.clone(),
+                mac: parse_mac(&rec.mac)?,
+                ip: addrs.ip,
+                prefix_len: addrs.prefix_len,
+                mtu: bridge.mtu,
+                gateway: addrs.gateway,
+                ip6: addrs.ip6,
+                gateway6: addrs.gateway6,
+                link_local: addrs.link_local.clone(),
+            };
+            match self.dp.create_veth(&spec).await {
+                Ok(()) => return Ok(()),
+                // A host veth name taken by someone else: pick another one.
+                Err(e) if e.kind() == crate::ErrorKind::Conflict && attempt + 1 < MAX_VETH_NAME_TRIES => {
+                    attempt += 1;
+                    rec.host_veth = format!("veth{}", ids::short_random_hex(7));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Removes an endpoint's interface: its host veth (which takes the peer along), or
+    /// a macvlan/ipvlan interface inside the container's namespace.
+    async fn delete_endpoint_link(&self, rec: &EndpointRecord, netns: Option<&std::path::Path>) -> Result<()> {
+        match (rec.host_veth.is_empty(), netns) {
+            (false, _) => self.dp.delete_link(&rec.host_veth).await,
+            (true, Some(ns)) => self.dp.delete_link_in(ns, &rec.ifname).await,
+            (true, None) => Ok(()),
+        }
+    }
+
     /// Validates a connect request and prepares the endpoint record (address, MAC,
     /// interface names). Changes nothing.
     fn plan_endpoint(
@@ -122,7 +160,7 @@ impl<D: Dataplane> NetworkManager<D> {
         req: &EndpointRequest,
     ) -> Result<(EndpointRecord, bool)> {
         match net.driver {
-            Driver::Bridge => {}
+            Driver::Bridge | Driver::Macvlan | Driver::Ipvlan => {}
             Driver::Host | Driver::Null => {
                 return Err(NetError::forbidden(format!(
                     "container cannot be disconnected from {0} network or connected to {0} network",
@@ -130,7 +168,9 @@ impl<D: Dataplane> NetworkManager<D> {
                 )));
             }
         }
-        let bridge = net.bridge.as_ref().ok_or_else(|| NetError::system_msg("bridge network without a bridge"))?;
+        let plan = net.plan().ok_or_else(|| NetError::system_msg("network without addresses"))?;
+        let default_bridge = net.bridge.as_ref().is_some_and(|b| b.default_bridge);
+        let user_subnet = net.aux_names_and_user_subnet().1;
         if !ids::is_full_id(&req.container_id) {
             return Err(NetError::invalid(format!("invalid container ID {:?}", req.container_id)));
         }
@@ -151,15 +191,15 @@ impl<D: Dataplane> NetworkManager<D> {
             let who = if req.container_name.is_empty() { ids::short_id(&req.container_id) } else { &req.container_name };
             return Err(NetError::forbidden(format!("endpoint with name {who} already exists in network {}", net.name)));
         }
-        if bridge.default_bridge && !req.aliases.is_empty() {
+        if default_bridge && !req.aliases.is_empty() {
             return Err(NetError::invalid("network-scoped alias is supported only for containers in user defined networks"));
         }
         if req.ipv4.is_some() || req.ipv6.is_some() {
-            if bridge.default_bridge {
+            if default_bridge {
                 return Err(NetError::invalid("user specified IP address is supported on user defined networks only"));
             }
-            let user_v6 = bridge.v6.as_ref().is_some_and(|v| v.user_subnet);
-            if (req.ipv4.is_some() && !bridge.user_subnet) || (req.ipv6.is_some() && !user_v6) {
+            let user_v6 = net.v6().is_some_and(|v| v.user_subnet);
+            if (req.ipv4.is_some() && !user_subnet) || (req.ipv6.is_some() && !user_v6) {
                 return Err(NetError::invalid(
                     "user specified IP address is supported only when connecting to networks with user configured subnets",
                 ));
@@ -175,8 +215,8 @@ impl<D: Dataplane> NetworkManager<D> {
             }
         }
         let used: BTreeSet<Ipv4Addr> = st.endpoints.values().filter(|e| e.network_id == net.id).map(|e| e.ip).collect();
-        let ip = bridge.plan.allocate(&used, req.ipv4)?;
-        let v6 = match &bridge.v6 {
+        let ip = plan.allocate(&used, req.ipv4)?;
+        let v6 = match net.v6() {
             Some(b6) => {
                 let used6: BTreeSet<Ipv6Addr> =
                     st.endpoints.values().filter(|e| e.network_id == net.id).filter_map(|e| e.v6.map(|v| v.ip)).collect();
@@ -224,10 +264,11 @@ impl<D: Dataplane> NetworkManager<D> {
             aliases,
             requested_ip: req.ipv4,
             ifname,
-            host_veth: format!("veth{}", ids::short_random_hex(7)),
+            // macvlan/ipvlan interfaces have no host side.
+            host_veth: if net.bridge.is_some() { format!("veth{}", ids::short_random_hex(7)) } else { String::new() },
             ip,
-            prefix_len: bridge.plan.subnet.prefix_len(),
-            gateway: bridge.plan.gateway,
+            prefix_len: plan.subnet.prefix_len(),
+            gateway: plan.gateway,
             mac,
             provides_gateway,
             seq,
@@ -270,10 +311,14 @@ impl<D: Dataplane> NetworkManager<D> {
         let Some(rec) = st.endpoints.get(endpoint_id).cloned() else { return Ok(()) };
         st.stores.endpoints.remove(&rec.id)?;
         st.endpoints.remove(&rec.id);
+        let netns = st.sandboxes.get(&rec.container_id).map(|sb| sb.netns.clone());
         if !wait_for_link {
-            self.dp.delete_link_in_background(&rec.host_veth);
-        } else if let Err(e) = self.dp.delete_link(&rec.host_veth).await {
-            tracing::warn!("endpoint {} removed but its veth {} was not: {e}", rec.id, rec.host_veth);
+            // A stopping container's namespace goes, with a macvlan/ipvlan interface in it.
+            if !rec.host_veth.is_empty() {
+                self.dp.delete_link_in_background(&rec.host_veth);
+            }
+        } else if let Err(e) = self.delete_endpoint_link(&rec, netns.as_deref()).await {
+            tracing::warn!("endpoint {} removed but its interface was not: {e}", rec.id);
         }
         let cid = rec.container_id.clone();
         let remaining = Self::sandbox_endpoints(st, &cid).into_iter().map(|e| e.id.clone()).collect::<Vec<_>>();

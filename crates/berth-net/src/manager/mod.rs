@@ -13,6 +13,7 @@ mod endpoints;
 mod networks;
 mod publish;
 mod resolver_files;
+mod vlan;
 #[cfg(test)]
 mod tests;
 
@@ -254,6 +255,15 @@ impl<D: Dataplane> NetworkManager<D> {
             }
         }
 
+        // Parents berth made for macvlan/ipvlan networks (gone after a reboot).
+        for net in st.networks.values() {
+            let Some(v) = &net.vlan else { continue };
+            if let Some(what) = vlan::parent_to_make(v)
+                && let Err(e) = self.dp.make_parent(&v.parent, &self.net_tag(&net.id), &what).await
+            {
+                tracing::error!("restoring the parent {} of network {}: {e}", v.parent, net.name);
+            }
+        }
         // Interfaces we tagged but no record claims are leftovers of a crash.
         let tagged = self.dp.tagged_links(&self.tag_prefix).await?;
         let mut live_veths = HashSet::new();
@@ -271,9 +281,16 @@ impl<D: Dataplane> NetworkManager<D> {
                 self.dp.delete_link(&link.name).await?;
             }
         }
-        // Endpoints whose veth is gone died with their namespace.
-        let dead: Vec<String> =
-            st.endpoints.values().filter(|e| !live_veths.contains(&e.host_veth)).map(|e| e.id.clone()).collect();
+        // Endpoints whose veth is gone died with their namespace (a macvlan/ipvlan
+        // endpoint has no host side: it lives as long as the namespace).
+        let alive = |e: &EndpointRecord| {
+            if e.host_veth.is_empty() {
+                st.sandboxes.get(&e.container_id).is_some_and(|sb| self.dp.netns_exists(&sb.netns))
+            } else {
+                live_veths.contains(&e.host_veth)
+            }
+        };
+        let dead: Vec<String> = st.endpoints.values().filter(|e| !alive(e)).map(|e| e.id.clone()).collect();
         for id in dead {
             tracing::info!("dropping endpoint {id}: its interface is gone");
             st.stores.endpoints.remove(&id)?;
@@ -406,6 +423,7 @@ impl<D: Dataplane> NetworkManager<D> {
                     options: BTreeMap::new(),
                     ipam_options: BTreeMap::new(),
                     bridge: None,
+                    vlan: None,
                 };
                 st.stores.networks.store(&rec.id, &rec)?;
                 st.networks.insert(rec.id.clone(), rec);
@@ -435,6 +453,7 @@ impl<D: Dataplane> NetworkManager<D> {
                 options: BTreeMap::new(),
                 ipam_options: BTreeMap::new(),
                 bridge: None,
+                vlan: None,
             },
         };
         let in_use = st.endpoints.values().any(|e| e.network_id == rec.id);
@@ -539,6 +558,9 @@ impl<D: Dataplane> NetworkManager<D> {
         }
         for sb in st.sandboxes.values() {
             let Some(target) = Self::gateway_endpoint(st, &sb.container_id) else { continue };
+            if st.networks.get(&target.network_id).is_none_or(|n| n.bridge.is_none()) {
+                continue;
+            }
             for m in &sb.ports {
                 // IPv6 ports go in-kernel only to a container with IPv6, and never from
                 // ::1 (the proxy serves those).
@@ -745,13 +767,14 @@ impl<D: Dataplane> NetworkManager<D> {
         st.dns_servers.clear();
         st.proxies.clear();
         st.port_guards.clear();
-        let veths: Vec<String> = st.endpoints.values().map(|e| e.host_veth.clone()).collect();
+        let veths: Vec<String> = st.endpoints.values().map(|e| e.host_veth.clone()).filter(|v| !v.is_empty()).collect();
         for v in veths {
             self.dp.delete_link(&v).await?;
         }
-        let bridges: Vec<String> =
+        let mut links: Vec<String> =
             st.networks.values().filter_map(|n| n.bridge.as_ref().map(|b| b.ifname.clone())).collect();
-        for b in bridges {
+        links.extend(st.networks.values().filter_map(|n| n.vlan.as_ref().filter(|v| v.created_parent).map(|v| v.parent.clone())));
+        for b in links {
             self.dp.delete_link(&b).await?;
         }
         for l in self.dp.tagged_links(&self.tag_prefix).await? {

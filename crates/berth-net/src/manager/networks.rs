@@ -71,10 +71,13 @@ impl<D: Dataplane> NetworkManager<D> {
         Err(NetError::no_such_network(name_or_id))
     }
 
-    /// `POST /networks/create`: a user-defined bridge network.
+    /// `POST /networks/create`: a user-defined bridge, macvlan or ipvlan network.
     pub async fn create_network(&self, req: NetworkCreateRequest) -> Result<NetworkCreateResponse> {
         let mut st = self.state.lock().await;
         let rec = self.plan_network(&st, &req).await?;
+        if rec.vlan.is_some() {
+            return self.create_vlan_network(&mut st, rec).await;
+        }
         let spec = self.bridge_spec(&rec).ok_or_else(|| NetError::system_msg("bridge network without a bridge"))?;
 
         self.may_take_bridge(&spec, false).await?;
@@ -114,18 +117,26 @@ impl<D: Dataplane> NetworkManager<D> {
         if st.networks.values().any(|n| n.name == req.name) {
             return Err(NetError::conflict(format!("network with name {} already exists", req.name)));
         }
-        match req.driver.as_str() {
-            "" | "bridge" => {}
+        let driver = match req.driver.as_str() {
+            "" | "bridge" => Driver::Bridge,
+            "macvlan" => Driver::Macvlan,
+            "ipvlan" => Driver::Ipvlan,
             "host" | "null" => {
                 return Err(NetError::forbidden(format!("only one instance of \"{}\" network is allowed", req.driver)));
             }
             other => return Err(NetError::not_found(format!("plugin \"{other}\" not found"))),
-        }
+        };
         if !matches!(req.scope.as_str(), "" | "local") {
             return Err(NetError::invalid(format!("invalid scope {:?}: bridge networks are local", req.scope)));
         }
-        if req.ingress || req.config_only {
-            return Err(NetError::invalid("ingress and config-only networks need swarm mode, which berth does not have"));
+        if req.ingress {
+            return Err(NetError::invalid("ingress networks need swarm mode, which berth does not have"));
+        }
+        if req.config_only {
+            return Err(NetError::invalid("config-only networks (--config-only) are not supported by berth: create the network with its options instead"));
+        }
+        if req.config_from.as_ref().is_some_and(|c| !c.network.is_empty()) {
+            return Err(NetError::invalid("--config-from is not supported by berth: create the network with its options instead"));
         }
         if req.enable_ipv4 == Some(false) {
             return Err(NetError::invalid("IPv4 cannot be disabled on a bridge network"));
@@ -138,7 +149,26 @@ impl<D: Dataplane> NetworkManager<D> {
         let v4: Vec<&IpamPoolConfig> =
             ipam_req.configs().iter().filter(|c| c.subnet.is_empty() || !c.subnet.contains(':')).collect();
         if v4.len() > 1 {
-            return Err(NetError::forbidden("bridge driver doesn't support multiple subnets"));
+            return Err(NetError::forbidden(format!("{} driver doesn't support multiple subnets", driver.as_str())));
+        }
+        let req_options = req.options.clone().unwrap_or_default();
+        if driver != Driver::Bridge {
+            let id = ids::new_id();
+            let ipv6 = req.enable_ipv6 == Some(true);
+            let vlan = self.plan_vlan(st, &id, driver, &req_options, req.internal, v4.first().copied(), ipv6, &ipam_req).await?;
+            return Ok(NetworkRecord {
+                id,
+                name: req.name.clone(),
+                created: now_rfc3339(),
+                driver,
+                internal: req.internal,
+                attachable: req.attachable,
+                labels: req.labels.clone().unwrap_or_default(),
+                options: req_options,
+                ipam_options: ipam_req.options.clone().unwrap_or_default(),
+                bridge: None,
+                vlan: Some(vlan),
+            });
         }
 
         let mut mtu = self.config.mtu;
@@ -146,7 +176,6 @@ impl<D: Dataplane> NetworkManager<D> {
         let mut icc = true;
         let mut host_binding = self.config.default_binding_ip;
         let mut ifname = None;
-        let req_options = req.options.clone().unwrap_or_default();
         for (k, v) in &req_options {
             match k.as_str() {
                 options::BRIDGE_NAME => {
@@ -177,29 +206,7 @@ impl<D: Dataplane> NetworkManager<D> {
         }
 
         let v6 = if req.enable_ipv6 == Some(true) { Some(self.plan_v6(st, &ipam_req).await?) } else { None };
-        let ours: Vec<ipnet::Ipv4Net> =
-            st.networks.values().filter_map(|n| n.bridge.as_ref().map(|b| b.plan.subnet)).collect();
-        let (plan, aux_names, user_subnet) = match v4.first().filter(|c| !c.subnet.is_empty()) {
-            Some(c) => {
-                let aux: Vec<(String, String)> =
-                    c.auxiliary_addresses.iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect();
-                let v = ipam::validate_ipam_config(&c.subnet, Some(c.ip_range.as_str()), Some(c.gateway.as_str()), &aux)?;
-                if ours.iter().any(|o| ipam::overlaps(o, &v.subnet)) {
-                    return Err(NetError::forbidden("invalid pool request: Pool overlaps with other one on this address space"));
-                }
-                let names = aux.into_iter().map(|(k, _)| k).collect();
-                (SubnetPlan::new(v.subnet, v.gateway, v.ip_range, v.aux)?, names, true)
-            }
-            None => {
-                if v4.first().is_some_and(|c| !c.gateway.is_empty() || !c.ip_range.is_empty()) {
-                    return Err(NetError::invalid("a gateway or ip-range needs a subnet"));
-                }
-                let mut taken = self.dp.host_routes().await?;
-                taken.extend(ours);
-                let subnet = ipam::allocate_subnet(&self.config.address_pools, &taken)?;
-                (SubnetPlan::new(subnet, None, None, vec![])?, vec![], false)
-            }
-        };
+        let (plan, aux_names, user_subnet) = self.plan_v4(st, v4.first().copied()).await?;
         Ok(NetworkRecord {
             id,
             name: req.name.clone(),
@@ -222,18 +229,48 @@ impl<D: Dataplane> NetworkManager<D> {
                 icc,
                 v6,
             }),
+            vlan: None,
         })
+    }
+
+    /// The IPv4 subnet of a new network: its `IPAM.Config` entry (checked against the
+    /// other networks), or the next free pool subnet. With the aux names and whether
+    /// the user gave the subnet.
+    pub(super) async fn plan_v4(&self, st: &State<D::PortGuard>, cfg: Option<&IpamPoolConfig>) -> Result<(SubnetPlan, Vec<String>, bool)> {
+        let ours: Vec<ipnet::Ipv4Net> = st.networks.values().filter_map(|n| n.plan().map(|p| p.subnet)).collect();
+        let v4: Vec<&IpamPoolConfig> = cfg.into_iter().collect();
+        let planned = match v4.first().filter(|c| !c.subnet.is_empty()) {
+            Some(c) => {
+                let aux: Vec<(String, String)> =
+                    c.auxiliary_addresses.iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect();
+                let v = ipam::validate_ipam_config(&c.subnet, Some(c.ip_range.as_str()), Some(c.gateway.as_str()), &aux)?;
+                if ours.iter().any(|o| ipam::overlaps(o, &v.subnet)) {
+                    return Err(NetError::forbidden("invalid pool request: Pool overlaps with other one on this address space"));
+                }
+                let names = aux.into_iter().map(|(k, _)| k).collect();
+                (SubnetPlan::new(v.subnet, v.gateway, v.ip_range, v.aux)?, names, true)
+            }
+            None => {
+                if v4.first().is_some_and(|c| !c.gateway.is_empty() || !c.ip_range.is_empty()) {
+                    return Err(NetError::invalid("a gateway or ip-range needs a subnet"));
+                }
+                let mut taken = self.dp.host_routes().await?;
+                taken.extend(ours);
+                let subnet = ipam::allocate_subnet(&self.config.address_pools, &taken)?;
+                (SubnetPlan::new(subnet, None, None, vec![])?, vec![], false)
+            }
+        };
+        Ok(planned)
     }
 
     /// The IPv6 side of a new `--ipv6` network: its `IPAM.Config` IPv6 entry, or a
     /// /64 from the pools.
-    async fn plan_v6(&self, st: &State<D::PortGuard>, ipam_req: &Ipam) -> Result<BridgeV6> {
+    pub(super) async fn plan_v6(&self, st: &State<D::PortGuard>, ipam_req: &Ipam) -> Result<BridgeV6> {
         let v6: Vec<&IpamPoolConfig> = ipam_req.configs().iter().filter(|c| c.subnet.contains(':')).collect();
         if v6.len() > 1 {
             return Err(NetError::forbidden("bridge driver doesn't support multiple subnets"));
         }
-        let ours: Vec<ipnet::Ipv6Net> =
-            st.networks.values().filter_map(|n| n.bridge.as_ref()?.v6.as_ref().map(|v| v.plan.subnet)).collect();
+        let ours: Vec<ipnet::Ipv6Net> = st.networks.values().filter_map(|n| n.v6().map(|v| v.plan.subnet)).collect();
         match v6.first() {
             Some(c) => {
                 let aux: Vec<(String, String)> =
@@ -254,20 +291,20 @@ impl<D: Dataplane> NetworkManager<D> {
     }
 
     fn inspect_record(st: &State<D::PortGuard>, net: &NetworkRecord, with_containers: bool) -> Network {
-        let (config, options_null) = match &net.bridge {
-            Some(b) => {
+        let (config, options_null) = match net.plan() {
+            Some(plan) => {
                 let mut aux = BTreeMap::new();
-                for (name, ip) in b.aux_names.iter().zip(&b.plan.reserved) {
+                for (name, ip) in net.aux_names_and_user_subnet().0.iter().zip(&plan.reserved) {
                     aux.insert(name.clone(), ip.to_string());
                 }
                 let cfg = IpamPoolConfig {
-                    subnet: b.plan.subnet.to_string(),
-                    ip_range: b.plan.ip_range.map(|r| r.to_string()).unwrap_or_default(),
-                    gateway: b.plan.gateway.to_string(),
+                    subnet: plan.subnet.to_string(),
+                    ip_range: plan.ip_range.map(|r| r.to_string()).unwrap_or_default(),
+                    gateway: plan.gateway.to_string(),
                     auxiliary_addresses: if aux.is_empty() { None } else { Some(aux) },
                 };
                 let mut configs = vec![cfg];
-                if let Some(v6) = &b.v6 {
+                if let Some(v6) = net.v6() {
                     let aux6: BTreeMap<String, String> =
                         v6.aux_names.iter().zip(&v6.plan.reserved).map(|(n, ip)| (n.clone(), ip.to_string())).collect();
                     configs.push(IpamPoolConfig {
@@ -302,8 +339,8 @@ impl<D: Dataplane> NetworkManager<D> {
             created: net.created.clone(),
             scope: "local".into(),
             driver: net.driver.as_str().into(),
-            enable_ipv4: net.driver == Driver::Bridge,
-            enable_ipv6: net.bridge.as_ref().is_some_and(|b| b.v6.is_some()),
+            enable_ipv4: net.plan().is_some(),
+            enable_ipv6: net.v6().is_some(),
             ipam: Ipam {
                 driver: "default".into(),
                 options: if options_null { None } else { Some(net.ipam_options.clone()) },
@@ -425,6 +462,11 @@ impl<D: Dataplane> NetworkManager<D> {
             && let Err(e) = self.dp.delete_link(&b.ifname).await
         {
             tracing::warn!("network {} removed but its bridge {} was not: {e}", net.name, b.ifname);
+        }
+        if let Some(v) = net.vlan.as_ref().filter(|v| v.created_parent)
+            && let Err(e) = self.dp.delete_link(&v.parent).await
+        {
+            tracing::warn!("network {} removed but its parent {} was not: {e}", net.name, v.parent);
         }
         self.refresh_dns(st).await;
         Ok(())

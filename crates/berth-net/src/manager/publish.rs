@@ -24,6 +24,11 @@ impl<D: Dataplane> NetworkManager<D> {
         let Some(gw) = Self::gateway_endpoint(&st, container_id).cloned() else {
             return Ok(Vec::new());
         };
+        // Ports are published from bridge networks only (macvlan/ipvlan containers are
+        // on the parent's LAN themselves), as in Docker.
+        if st.networks.get(&gw.network_id).is_none_or(|n| n.bridge.is_none()) {
+            return Ok(Vec::new());
+        }
         let default_ip = st
             .networks
             .get(&gw.network_id)

@@ -691,3 +691,62 @@ async fn ipv6_networks_get_subnets_addresses_rules_and_inspect_fields() {
     let clash = NetworkCreateRequest { enable_ipv6: Some(true), ..subnet_req("clash", "10.204.0.0/24") }.with_subnet("fd00:1::/80", None, None);
     assert_eq!(m.create_network(clash).await.unwrap_err().message(), "invalid pool request: Pool overlaps with other one on this address space");
 }
+
+fn vlan_req(name: &str, driver: &str, subnet: &str, opts: &[(&str, &str)]) -> NetworkCreateRequest {
+    NetworkCreateRequest {
+        driver: driver.into(),
+        options: Some(opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+        ..subnet_req(name, subnet)
+    }
+}
+
+#[tokio::test]
+async fn macvlan_and_ipvlan_networks_hang_off_their_parent() {
+    let f = Fixture::new();
+    f.dp.inject_foreign_link("eth1", crate::dataplane::LinkInfo::default());
+    f.dp.lack_driver("ipvlan");
+    let m = f.open().await;
+
+    let e = m.create_network(vlan_req("mv", "macvlan", "10.201.0.0/24", &[("parent", "eth9")])).await.unwrap_err();
+    assert_eq!(e.message(), "-o parent interface was not found on the host: eth9");
+    let e = m.create_network(vlan_req("mv", "macvlan", "10.201.0.0/24", &[("parent", "eth1"), ("macvlan_mode", "bogus")])).await.unwrap_err();
+    assert_eq!(e.message(), "requested macvlan mode 'bogus' is not valid, 'bridge' mode is the macvlan driver default");
+    let before = m.network_ids().await;
+    let e = m.create_network(vlan_req("iv", "ipvlan", "10.201.0.0/24", &[("parent", "eth1.10")])).await.unwrap_err();
+    assert!(e.message().contains("ipvlan networks are not available"), "{}", e.message());
+    assert_eq!(m.network_ids().await, before);
+    assert!(f.dp.snapshot().parents.is_empty(), "the sub-interface made for it is gone");
+
+    let mv = m.create_network(vlan_req("mv", "macvlan", "10.201.0.0/24", &[("parent", "eth1")])).await.unwrap().id;
+    let n = m.inspect_network("mv").await.unwrap();
+    assert_eq!((n.driver.as_str(), n.options["parent"].as_str()), ("macvlan", "eth1"));
+    let e = m.create_network(vlan_req("mv2", "macvlan", "10.202.0.0/24", &[("parent", "eth1")])).await.unwrap_err();
+    assert_eq!(e.message(), "network mv is already using parent interface eth1");
+    // A sub-interface and a dummy parent are made, tagged, and removed with the network.
+    let sub = m.create_network(vlan_req("tagged", "macvlan", "10.203.0.0/24", &[("parent", "eth1.10")])).await.unwrap().id;
+    let dm = m.create_network(vlan_req("alone", "macvlan", "10.204.0.0/24", &[])).await.unwrap().id;
+    let parents = f.dp.snapshot().parents;
+    assert_eq!(parents["eth1.10"], format!("berth:berth_unit:net:{sub}"));
+    assert!(parents.contains_key(&format!("dm-{}", &dm[..12])));
+    m.remove_network("tagged").await.unwrap();
+    m.remove_network("alone").await.unwrap();
+    assert!(f.dp.snapshot().parents.is_empty());
+
+    // Endpoints: a macvlan interface with the endpoint's MAC and addresses, in the namespace.
+    let req = EndpointRequest { container_name: "a".into(), ..f.request(1) };
+    let ep = m.connect("mv", req.clone()).await.unwrap();
+    let links = f.dp.snapshot().vlan_links;
+    let spec = &links[&(req.netns.clone(), "eth0".to_string())];
+    assert_eq!((spec.parent.as_str(), spec.mode.as_str(), spec.addrs.ip), ("eth1", "bridge", ep.ip));
+    assert_eq!(spec.mac, Some(crate::model::parse_mac(&ep.mac).unwrap()));
+    assert_eq!(spec.addrs.gateway, Some("10.201.0.1".parse().unwrap()));
+    assert!(m.dns_running(&cid(1)).await, "the embedded DNS serves macvlan networks");
+    let published = m
+        .publish(&cid(1), &[PortBindingRequest { container_port: 80, proto: Proto::Tcp, host_ip: None, host_port: HostPort::Any }])
+        .await
+        .unwrap();
+    assert!(published.is_empty(), "no published ports on macvlan");
+    m.disconnect("mv", &cid(1)).await.unwrap();
+    assert!(f.dp.snapshot().vlan_links.is_empty());
+    m.remove_network(&mv).await.unwrap();
+}
