@@ -166,6 +166,11 @@ pub trait Dataplane: Send + Sync + 'static {
     /// goes down at once; a failure is logged; a crash in between is mended by
     /// reconcile (tagged links nobody owns).
     fn delete_link_in_background(&self, name: &str);
+    /// Takes a bridge out of service now and deletes it in the background: it goes
+    /// down and is renamed (so its name is free at once for a new network), then is
+    /// unregistered, which waits out RCU grace periods. Its tag stays, so a crash in
+    /// between leaves a tagged link that the next open() removes.
+    fn retire_link(&self, name: &str) -> impl Future<Output = Result<()>> + Send;
     /// Host interfaces whose alias starts with `prefix`.
     fn tagged_links(&self, prefix: &str) -> impl Future<Output = Result<Vec<TaggedLink>>> + Send;
     /// Creates a veth pair: host end on the bridge, peer inside the namespace with
@@ -551,6 +556,23 @@ impl Dataplane for LinuxDataplane {
             Err(e) if nl_errno(&e) == Some(libc::ENODEV) => Ok(()),
             Err(e) => Err(NetError::system(format!("delete {name}"), e)),
         }
+    }
+
+    async fn retire_link(&self, name: &str) -> Result<()> {
+        let Some(link) = Self::link_by_name(&self.handle, name).await? else { return Ok(()) };
+        let index = link.header.index;
+        let retired = format!("bx{}", crate::ids::short_random_hex(12));
+        let down = self.handle.link().set(LinkUnspec::new_with_index(index).down().build()).execute().await;
+        let renamed = match down {
+            Ok(()) => self.handle.link().set(LinkUnspec::new_with_index(index).name(retired.clone()).build()).execute().await,
+            Err(e) => Err(e),
+        };
+        if renamed.is_err() {
+            // Not renamed: delete it the slow way rather than leave it holding the name.
+            return self.delete_link(name).await;
+        }
+        self.delete_link_in_background(&retired);
+        Ok(())
     }
 
     fn delete_link_in_background(&self, name: &str) {
@@ -1148,6 +1170,10 @@ impl Dataplane for RecordingDataplane {
             s.default_routes.retain(|ns, (ifname, _)| !(ns == &v.netns && ifname == &v.ifname));
         }
         Ok(())
+    }
+
+    async fn retire_link(&self, name: &str) -> Result<()> {
+        self.delete_link(name).await
     }
 
     fn delete_link_in_background(&self, name: &str) {

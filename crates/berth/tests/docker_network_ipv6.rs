@@ -115,3 +115,14 @@ fn dual_stack_networks_resolve_route_publish_and_isolate_over_ipv6() {
     let out = d.docker().args(["run", "--rm", "--network", "auto6", "--ip6", "fd00:c0::5", "busybox", "true"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("user configured subnets"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn docker_pys_network_tests_pass() {
+    let host = HardenedHost::new();
+    let d = TestDaemon::start_in(Path::new(env!("CARGO_BIN_EXE_berth")), Some(&host.path()), &["--dns", "127.0.0.1"]);
+    d.busybox_image("busybox:latest");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/docker_py_networks.py");
+    let out = std::process::Command::new("/usr/bin/python3").arg(&script).arg(d.host()).output().expect("python3-docker");
+    assert!(out.status.success(), "{}\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr), d.log());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "docker-py networks ok\n");
+}

@@ -459,7 +459,7 @@ impl<D: Dataplane> NetworkManager<D> {
             return Err(e);
         }
         if let Some(b) = &net.bridge
-            && let Err(e) = self.dp.delete_link(&b.ifname).await
+            && let Err(e) = self.dp.retire_link(&b.ifname).await
         {
             tracing::warn!("network {} removed but its bridge {} was not: {e}", net.name, b.ifname);
         }
