@@ -20,8 +20,8 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 berth=$top/target/release/berth
 docker=${DOCKER:-/usr/local/bin/docker}
 [ -x "$berth" ] || { echo "build first: cargo build --release -p berth" >&2; exit 1; }
-command -v iperf3 >/dev/null || { apt-get update -qq; apt-get install -y -qq iperf3 >/dev/null; }
-command -v dockerd >/dev/null || { apt-get update -qq; apt-get install -y -qq --no-install-recommends docker.io >/dev/null; }
+# iperf3 and dockerd (installed without starting its service: scripts/setup.sh --bench).
+command -v iperf3 >/dev/null && command -v dockerd >/dev/null || sh "$top/scripts/setup.sh" --bench
 work=$(mktemp -d /var/tmp/bhbench.XXXXXX)
 tag=$$
 NP=bhp$tag NH=bhh$tag ND=bhd$tag

@@ -85,7 +85,7 @@ async fn serve_udp(socket: Arc<UdpSocket>, target: SocketAddr) {
             f.retain(|_, fl| fl.last.lock().map(|t| t.elapsed() < UDP_IDLE).unwrap_or(false));
             last_sweep = Instant::now();
         }
-        if !f.contains_key(&client) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = f.entry(client) {
             let bind: SocketAddr = if target.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
             let Ok(up) = UdpSocket::bind(bind).await else { continue };
             if up.connect(target).await.is_err() {
@@ -94,7 +94,7 @@ async fn serve_udp(socket: Arc<UdpSocket>, target: SocketAddr) {
             let up = Arc::new(up);
             let last = Arc::new(std::sync::Mutex::new(Instant::now()));
             let replies = tokio::spawn(relay_replies(up.clone(), socket.clone(), client, last.clone()));
-            f.insert(client, Flow { upstream: up, last, _replies: replies });
+            slot.insert(Flow { upstream: up, last, _replies: replies });
         }
         if let Some(flow) = f.get(&client) {
             if let Ok(mut t) = flow.last.lock() {
