@@ -28,7 +28,7 @@ def call(conn, method, url, body=None):
     payload = resp.read()
     if resp.status >= 300:
         raise SystemExit(f"{method} {url}: {resp.status} {payload!r}")
-    return json.loads(payload) if payload else None
+    return json.loads(payload) if payload and resp.getheader("Content-Type", "").startswith("application/json") else None
 
 
 def main():

@@ -504,6 +504,7 @@ impl Engine {
         })?;
         undo.disarm();
         tracing::debug!("start {}: started at {:?}", &id[..12], t0.elapsed());
+        self.net.started(self, &rec).await;
         self.emit_container(&rec, "start", &[]);
         crate::health::spawn(self.clone(), c.clone(), generation);
         Ok(())

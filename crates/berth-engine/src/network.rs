@@ -372,6 +372,29 @@ impl Networking {
         }
     }
 
+    /// A container started: the running containers that link to it (legacy links) get
+    /// its address, perhaps a new one, in their /etc/hosts, as Docker updates them.
+    pub async fn started(&self, engine: &Engine, rec: &ContainerRecord) {
+        if !rec.network.networks.contains_key("bridge") {
+            return;
+        }
+        for c in engine.containers.list() {
+            let parent = c.snapshot();
+            if parent.id == rec.id || !parent.state.status.is_alive() {
+                continue;
+            }
+            let links_to_it = parent
+                .host_config
+                .links
+                .iter()
+                .flatten()
+                .any(|l| crate::links::parse(l).is_ok_and(|l| l.target == rec.bare_name()));
+            if links_to_it {
+                self.refresh_files(engine, &parent).await;
+            }
+        }
+    }
+
     /// Undoes attach (the container stopped).
     pub async fn detach(&self, _engine: &Engine, rec: &ContainerRecord) {
         let t0 = std::time::Instant::now();

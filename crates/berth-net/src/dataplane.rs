@@ -39,6 +39,8 @@ pub struct BridgeSpec {
     pub mtu: u32,
     /// The IPv6 gateway address and prefix of a dual-stack network.
     pub gateway6: Option<(Ipv6Addr, u8)>,
+    /// The netdev group of the daemon's bridges (what berth's iptables rules match).
+    pub group: u32,
 }
 
 /// A veth pair joining a namespace to a bridge.
@@ -342,7 +344,7 @@ impl LinuxDataplane {
             }
             return Ok((link.header.index, false));
         }
-        let msg = LinkBridge::new(&spec.name).mtu(spec.mtu).alias(spec.alias.clone()).build();
+        let msg = LinkBridge::new(&spec.name).mtu(spec.mtu).alias(spec.alias.clone()).link_group(spec.group).build();
         h.link().add(msg).execute().await.map_err(|e| {
             if nl_errno(&e) == Some(libc::EEXIST) {
                 NetError::conflict(format!("interface {} already exists", spec.name))
@@ -360,7 +362,7 @@ impl LinuxDataplane {
         // The alias is the ownership tag; set it again in case the kernel ignored it
         // at creation.
         h.link()
-            .set(LinkUnspec::new_with_index(index).alias(spec.alias.clone()).build())
+            .set(LinkUnspec::new_with_index(index).alias(spec.alias.clone()).link_group(spec.group).build())
             .execute()
             .await
             .map_err(nl_err(format!("tag {}", spec.name)))?;
@@ -959,6 +961,8 @@ pub struct RecordedState {
     pub vlan_links: BTreeMap<(PathBuf, String), VlanLinkSpec>,
     /// Drivers the "kernel" lacks ("ipvlan").
     pub unsupported: Vec<String>,
+    /// Tools whose next run fails.
+    pub failing_tools: Vec<String>,
 }
 
 /// An in-memory dataplane for tests without root. Clones share one state, so a test
@@ -1013,6 +1017,11 @@ impl RecordingDataplane {
     /// Adds an interface as if someone else had made it.
     pub fn inject_foreign_link(&self, name: &str, info: LinkInfo) {
         self.lock().foreign_links.insert(name.to_string(), info);
+    }
+
+    /// Makes the next run of `prog` fail.
+    pub fn fail_tool_once(&self, prog: &str) {
+        self.lock().failing_tools.push(prog.to_string());
     }
 
     /// Pretends the "kernel" lacks a driver ("ipvlan").
@@ -1142,6 +1151,10 @@ impl Dataplane for RecordingDataplane {
     async fn run_tool(&self, prog: &str, args: &[&str], stdin: Option<&str>) -> Result<ToolOutput> {
         let mut s = self.lock();
         s.tool_runs.push((prog.to_string(), args.iter().map(|a| a.to_string()).collect(), stdin.map(str::to_string)));
+        if let Some(i) = s.failing_tools.iter().position(|t| t == prog) {
+            s.failing_tools.remove(i);
+            return Ok(ToolOutput { success: false, stderr: "injected failure".into(), ..Default::default() });
+        }
         Ok(ToolOutput { success: true, ..Default::default() })
     }
 

@@ -12,19 +12,25 @@
 //! ```text
 //! -A FORWARD -m comment --comment "berth:<table>" -j BERTH-FORWARD     (inserted first)
 //! -A BERTH-FORWARD -j BERTH-USER                                        (the admin's hook)
-//! -A BERTH-FORWARD -o <bridge> -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
-//! -A BERTH-FORWARD -o <bridge> -m conntrack --ctstate DNAT -j ACCEPT   (published ports)
-//! -A BERTH-FORWARD -i <bridge> -j ACCEPT
+//! -A BERTH-FORWARD -m devgroup --dst-group G -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+//! -A BERTH-FORWARD -m devgroup --dst-group G -m conntrack --ctstate DNAT -j ACCEPT  (published ports)
+//! -A BERTH-FORWARD -m devgroup --src-group G -j ACCEPT
 //! ```
 //!
-//! `BERTH-FORWARD` belongs to berth and is rewritten whole (one `iptables-restore
-//! --noflush` transaction) whenever its bridges change; `BERTH-USER` belongs to the
-//! admin (like `DOCKER-USER`): created if missing, never flushed; a DROP there is final,
-//! a RETURN goes on to berth's rules. The jump is tagged with a comment naming the
-//! daemon's table, so each daemon finds (and removes) exactly its own.
-//! A daemon whose nft table is not `berth` gets chains suffixed with the table name.
+//! G is the netdev group every bridge of this daemon is put in ([`bridge_group`]), so
+//! the rules match the daemon's bridges — and nobody else's, Docker's included — without
+//! naming them: they are written once at start, not for each network created or
+//! removed (which would cost an iptables run per network operation).
+//! `BERTH-FORWARD` belongs to berth and is written whole (one `iptables-restore
+//! --noflush` transaction); `BERTH-USER` belongs to the admin (like `DOCKER-USER`):
+//! created if missing, never flushed; a DROP there is final, a RETURN goes on to berth's
+//! rules. The jump is tagged with a comment naming the daemon's table, so each daemon
+//! finds (and removes) exactly its own; it is checked and put back first again at most
+//! every [`RECHECK`] while networks change (someone may have flushed FORWARD). A daemon
+//! whose nft table is not `berth` gets chains suffixed with the table name.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use crate::dataplane::Dataplane;
 use crate::error::{NetError, Result};
@@ -86,6 +92,17 @@ pub fn choose_backends(f: &XtablesFacts) -> Vec<Backend> {
     out
 }
 
+/// How often, at most, the rules are checked and the jump put back first while
+/// networks change.
+pub const RECHECK: Duration = Duration::from_secs(30);
+
+/// The netdev group of a daemon's bridges (`ip link show group <n>` lists them): a
+/// fixed high prefix plus 24 bits of a hash of the nft table name, away from group 0
+/// (every other interface's) and from small numbers admins pick.
+pub fn bridge_group(table: &str) -> u32 {
+    0x6200_0000 | (fnv1a(table) & 0x00ff_ffff)
+}
+
 /// iptables chain names are at most 28 characters.
 const MAX_CHAIN: usize = 28;
 
@@ -98,6 +115,8 @@ pub struct Chains {
     pub user: String,
     /// The comment tagging the FORWARD jump: `berth:<table>`.
     pub comment: String,
+    /// The netdev group of the daemon's bridges.
+    pub group: u32,
 }
 
 impl Chains {
@@ -113,6 +132,7 @@ impl Chains {
             forward: format!("BERTH-FORWARD{suffix}"),
             user: format!("BERTH-USER{suffix}"),
             comment: format!("berth:{table}"),
+            group: bridge_group(table),
         }
     }
 
@@ -138,11 +158,11 @@ pub fn our_jumps(listing: &str, ch: &Chains) -> Vec<String> {
         .collect()
 }
 
-/// The restore script that rewrites berth's chain for `bridges` and puts the FORWARD
-/// jump first. `stale`: `None` when exactly one jump is known to exist (it is deleted
-/// and re-inserted, and the transaction fails if it was gone); otherwise the `-D`
-/// lines of every jump found.
-pub fn render_sync(ch: &Chains, bridges: &[String], stale: Option<&[String]>) -> String {
+/// The restore script that writes berth's chain and puts the FORWARD jump first.
+/// `stale`: `None` when exactly one jump is known to exist (it is deleted and
+/// re-inserted, and the transaction fails if it was gone); otherwise the `-D` lines of
+/// every jump found.
+pub fn render_sync(ch: &Chains, stale: Option<&[String]>) -> String {
     let mut s = String::from("*filter\n");
     s.push_str(&format!(":{} - [0:0]\n", ch.forward));
     match stale {
@@ -156,11 +176,10 @@ pub fn render_sync(ch: &Chains, bridges: &[String], stale: Option<&[String]>) ->
     }
     s.push_str(&format!("-I FORWARD 1 {}\n", ch.jump()));
     s.push_str(&format!("-A {} -j {}\n", ch.forward, ch.user));
-    for b in bridges {
-        s.push_str(&format!("-A {} -o {b} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n", ch.forward));
-        s.push_str(&format!("-A {} -o {b} -m conntrack --ctstate DNAT -j ACCEPT\n", ch.forward));
-        s.push_str(&format!("-A {} -i {b} -j ACCEPT\n", ch.forward));
-    }
+    let (f, g) = (&ch.forward, ch.group);
+    s.push_str(&format!("-A {f} -m devgroup --dst-group {g:#x} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"));
+    s.push_str(&format!("-A {f} -m devgroup --dst-group {g:#x} -m conntrack --ctstate DNAT -j ACCEPT\n"));
+    s.push_str(&format!("-A {f} -m devgroup --src-group {g:#x} -j ACCEPT\n"));
     s.push_str("COMMIT\n");
     s
 }
@@ -186,9 +205,11 @@ pub struct HostFirewall {
     chains: Chains,
     family: Family,
     enabled: bool,
-    /// Per backend written to: the bridges last written (`None`: state unknown, go the
-    /// slow way next time).
-    applied: BTreeMap<Backend, Option<Vec<String>>>,
+    /// Per backend written to: whether its rules are known to be in place (false:
+    /// state unknown, go the slow way next time).
+    applied: BTreeMap<Backend, bool>,
+    /// When the rules were last checked against the kernel.
+    checked: Option<Instant>,
     /// Why the last sync failed, for `/info`.
     last_error: Option<String>,
 }
@@ -197,7 +218,14 @@ const WAIT: [&str; 2] = ["-w", "5"];
 
 impl HostFirewall {
     pub fn new(table: &str, family: Family, enabled: bool) -> Self {
-        HostFirewall { chains: Chains::new(table), family, enabled, applied: BTreeMap::new(), last_error: None }
+        HostFirewall {
+            chains: Chains::new(table),
+            family,
+            enabled,
+            applied: BTreeMap::new(),
+            checked: None,
+            last_error: None,
+        }
     }
 
     pub fn enabled(&self) -> bool {
@@ -211,6 +239,11 @@ impl HostFirewall {
 
     pub fn chains(&self) -> &Chains {
         &self.chains
+    }
+
+    /// Makes the next sync check the kernel (tests; what [`RECHECK`] does in time).
+    pub fn expire_check(&mut self) {
+        self.checked = None;
     }
 
     /// The backends written to now (empty when disabled or none is in use).
@@ -231,46 +264,42 @@ impl HostFirewall {
         choose_backends(&facts)
     }
 
-    /// Makes berth's chain accept traffic of `bridges` in every backend in use, and
-    /// its jump the first rule of FORWARD. Cheap when nothing changed.
-    pub async fn sync<D: Dataplane>(&mut self, dp: &D, bridges: &[String]) -> Result<()> {
+    /// Makes sure berth's rules are in every backend in use, with the jump first in
+    /// FORWARD. Writes only what is missing or unknown, and every [`RECHECK`] checks
+    /// (and repairs) what was written; otherwise it costs nothing.
+    pub async fn sync<D: Dataplane>(&mut self, dp: &D) -> Result<()> {
         if !self.enabled {
             return Ok(());
         }
-        let mut wanted: Vec<String> = bridges.to_vec();
-        wanted.sort();
-        wanted.dedup();
-        // A backend can come into use after start (a legacy table made by someone);
-        // reading the facts is cheap, so look again each time something changes.
-        if self.applied.is_empty() || self.applied.values().any(|a| a.as_ref() != Some(&wanted)) {
-            for b in self.detect(dp).await {
-                self.applied.entry(b).or_insert(None);
-            }
+        let recheck = self.checked.is_none_or(|t| t.elapsed() >= RECHECK);
+        if !recheck && !self.applied.is_empty() && self.applied.values().all(|ok| *ok) {
+            return Ok(());
         }
+        // A backend can come into use after start (a legacy table made by someone):
+        // reading the facts is cheap, so look again at each check.
+        for b in self.detect(dp).await {
+            self.applied.entry(b).or_insert(false);
+        }
+        self.checked = Some(Instant::now());
         let mut errors = Vec::new();
         let backends: Vec<Backend> = self.applied.keys().copied().collect();
         for b in backends {
-            let known = self.applied.get(&b).cloned().flatten();
-            if known.as_ref() == Some(&wanted) {
-                continue;
-            }
             let restore = format!("{}-restore", tool(b, self.family));
-            if known.is_some() {
-                let out = dp.run_tool(&restore, &["-w", "5", "--noflush"], Some(&render_sync(&self.chains, &wanted, None))).await?;
+            if self.applied.get(&b) == Some(&true) {
+                let out = dp.run_tool(&restore, &["-w", "5", "--noflush"], Some(&render_sync(&self.chains, None))).await?;
                 if out.success {
-                    self.applied.insert(b, Some(wanted.clone()));
                     continue;
                 }
                 // The jump or the admin's chain went missing (someone flushed FORWARD):
                 // repair the slow way.
                 tracing::info!("{restore}: {}; repairing berth's rules", out.stderr.trim());
             }
-            match self.sync_slow(dp, b, &wanted).await {
+            match self.sync_slow(dp, b).await {
                 Ok(()) => {
-                    self.applied.insert(b, Some(wanted.clone()));
+                    self.applied.insert(b, true);
                 }
                 Err(e) => {
-                    self.applied.insert(b, None);
+                    self.applied.insert(b, false);
                     errors.push(e.to_string());
                 }
             }
@@ -284,7 +313,7 @@ impl HostFirewall {
         }
     }
 
-    async fn sync_slow<D: Dataplane>(&self, dp: &D, b: Backend, bridges: &[String]) -> Result<()> {
+    async fn sync_slow<D: Dataplane>(&self, dp: &D, b: Backend) -> Result<()> {
         let t = tool(b, self.family);
         // Fails when the chain exists, which is fine: it is the admin's.
         let _ = dp.run_tool(&t, &[WAIT[0], WAIT[1], "-N", &self.chains.user], None).await?;
@@ -293,7 +322,7 @@ impl HostFirewall {
             return Err(NetError::system_msg(format!("{t} -S FORWARD: {}", listing.stderr.trim())));
         }
         let jumps = our_jumps(&listing.stdout, &self.chains);
-        let script = render_sync(&self.chains, bridges, Some(&jumps));
+        let script = render_sync(&self.chains, Some(&jumps));
         let out = dp.run_tool(&format!("{t}-restore"), &["-w", "5", "--noflush"], Some(&script)).await?;
         if !out.success {
             return Err(NetError::system_msg(format!("{t}-restore: {}", out.stderr.trim())));
@@ -312,6 +341,7 @@ impl HostFirewall {
             }
         }
         self.applied.clear();
+        self.checked = None;
         let mut errors = Vec::new();
         for b in backends {
             let t = tool(b, self.family);
@@ -350,22 +380,24 @@ mod tests {
     }
 
     #[test]
-    fn sync_script_rewrites_the_chain_and_moves_the_jump_first() {
+    fn sync_script_writes_the_chain_and_moves_the_jump_first() {
         let c = Chains::new("berth");
-        let s = render_sync(&c, &["berth0".into(), "br-1".into()], None);
+        let g = format!("{:#x}", bridge_group("berth"));
+        let s = render_sync(&c, None);
         assert_eq!(
             s,
-            "*filter\n:BERTH-FORWARD - [0:0]\n\
-             -D FORWARD -m comment --comment \"berth:berth\" -j BERTH-FORWARD\n\
-             -I FORWARD 1 -m comment --comment \"berth:berth\" -j BERTH-FORWARD\n\
-             -A BERTH-FORWARD -j BERTH-USER\n\
-             -A BERTH-FORWARD -o berth0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n\
-             -A BERTH-FORWARD -o berth0 -m conntrack --ctstate DNAT -j ACCEPT\n\
-             -A BERTH-FORWARD -i berth0 -j ACCEPT\n\
-             -A BERTH-FORWARD -o br-1 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n\
-             -A BERTH-FORWARD -o br-1 -m conntrack --ctstate DNAT -j ACCEPT\n\
-             -A BERTH-FORWARD -i br-1 -j ACCEPT\nCOMMIT\n"
+            format!(
+                "*filter\n:BERTH-FORWARD - [0:0]\n\
+                 -D FORWARD -m comment --comment \"berth:berth\" -j BERTH-FORWARD\n\
+                 -I FORWARD 1 -m comment --comment \"berth:berth\" -j BERTH-FORWARD\n\
+                 -A BERTH-FORWARD -j BERTH-USER\n\
+                 -A BERTH-FORWARD -m devgroup --dst-group {g} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n\
+                 -A BERTH-FORWARD -m devgroup --dst-group {g} -m conntrack --ctstate DNAT -j ACCEPT\n\
+                 -A BERTH-FORWARD -m devgroup --src-group {g} -j ACCEPT\nCOMMIT\n"
+            )
         );
+        assert_ne!(bridge_group("berth"), bridge_group("btd1"));
+        assert_eq!(bridge_group("x") & 0xff00_0000, 0x6200_0000);
     }
 
     #[test]
@@ -383,11 +415,34 @@ mod tests {
                 "-D FORWARD -m comment --comment berth:btd3 -j BERTH-FORWARD-btd3".to_string(),
             ]
         );
-        let s = render_sync(&c, &[], Some(&our_jumps(listing, &c)));
+        let s = render_sync(&c, Some(&our_jumps(listing, &c)));
         assert_eq!(s.matches("-D FORWARD").count(), 2);
         assert_eq!(s.matches("-I FORWARD 1").count(), 1);
         let r = render_remove(&c, &our_jumps(listing, &c), true);
         assert!(r.ends_with(":BERTH-FORWARD-btd3 - [0:0]\n-X BERTH-FORWARD-btd3\n-X BERTH-USER-btd3\nCOMMIT\n"), "{r}");
+    }
+
+    #[tokio::test]
+    async fn rules_are_written_once_then_checked_and_repaired_the_slow_way() {
+        let dp = crate::dataplane::RecordingDataplane::default();
+        dp.set_xtables(XtablesFacts { nft_tool: true, default: Some(Backend::Nft), ..Default::default() });
+        let mut fw = HostFirewall::new("t", Family::V4, true);
+        let runs = |dp: &crate::dataplane::RecordingDataplane| dp.snapshot().tool_runs.iter().map(|(p, a, _)| format!("{p} {}", a.join(" "))).collect::<Vec<_>>();
+        fw.sync(&dp).await.unwrap();
+        // Slow way: the admin's chain, the listing of FORWARD, the restore.
+        assert_eq!(runs(&dp), ["iptables-nft -w 5 -N BERTH-USER-t", "iptables-nft -w 5 -S FORWARD", "iptables-nft-restore -w 5 --noflush"]);
+        fw.sync(&dp).await.unwrap();
+        assert_eq!(runs(&dp).len(), 3, "nothing to do until the next check");
+        // A check: the fast way (one restore moving the jump first); it fails (the jump
+        // was flushed away), so the slow way repairs.
+        fw.expire_check();
+        dp.fail_tool_once("iptables-nft-restore");
+        fw.sync(&dp).await.unwrap();
+        let r = runs(&dp);
+        assert_eq!(r.len(), 7, "{r:?}");
+        assert_eq!(r[4], "iptables-nft -w 5 -N BERTH-USER-t");
+        assert_eq!(fw.backends(), vec![Backend::Nft]);
+        assert!(fw.last_error().is_none());
     }
 
     #[test]

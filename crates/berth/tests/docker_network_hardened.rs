@@ -48,6 +48,14 @@ fn bridge_of(d: &TestDaemon, net: &str) -> String {
     format!("br-{}", &id.trim()[..12])
 }
 
+/// The netdev group of an interface in the host namespace.
+fn link_group(host: &HardenedHost, ifname: &str) -> u32 {
+    let out = host.sh(&format!("ip -d link show {ifname}"));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let g = text.split_whitespace().skip_while(|w| *w != "group").nth(1).unwrap_or_else(|| panic!("{text}"));
+    g.parse().unwrap_or_else(|_| panic!("group {g} in {text}"))
+}
+
 fn forward_chain(d: &TestDaemon) -> String {
     format!("BERTH-FORWARD-{}", nft_table(d.slot))
 }
@@ -74,9 +82,12 @@ fn containers_talk_publish_and_stay_isolated_on_a_host_that_drops_forwarded_traf
     web(&d, "web", &["--network", "appnet", "-p", "8080:80"], "hello-web");
     assert_jump_first(&host, &d);
     let br = bridge_of(&d, "appnet");
+    // berth's chain accepts its bridges by their netdev group; the new bridge is in it.
+    let group = link_group(&host, &br);
+    assert_eq!(group, link_group(&host, &berth_testutil::daemon::bridge_name(d.slot)));
     for tool in ["iptables-nft", "iptables-legacy"] {
         let chain = iptables_rules(Some(&host.name), tool, Some(&forward_chain(&d)));
-        assert!(chain.contains(&format!("-i {br} -j ACCEPT")), "{tool}:\n{chain}");
+        assert!(chain.contains(&format!("-m devgroup --src-group {group:#x} -j ACCEPT")), "{tool}:\n{chain}");
     }
 
     // Two containers on a user network, by name (bridged, so through FORWARD).
@@ -137,7 +148,8 @@ fn rules_are_repaired_after_sigkill_and_removed_when_the_daemon_stops() {
     let drift = host.sh(&format!(
         "iptables-nft -w -D FORWARD -m comment --comment {comment} -j {chain} && \
          iptables-legacy -w -A FORWARD -m comment --comment {comment} -j {chain} && \
-         iptables-legacy -w -A {chain} -i br-gone -j ACCEPT"
+         iptables-legacy -w -A {chain} -i br-gone -j ACCEPT && \
+         iptables-nft -w -F {chain}"
     ));
     assert!(drift.status.success(), "{}", String::from_utf8_lossy(&drift.stderr));
     d.start_again();

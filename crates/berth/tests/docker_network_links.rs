@@ -76,6 +76,14 @@ fn a_link_gives_a_hosts_entry_env_vars_and_on_user_networks_an_alias() {
     assert_eq!(got.trim(), "linked");
     let links = run_ok(d.docker().args(["inspect", "-f", "{{json .HostConfig.Links}}", "client"]));
     assert_eq!(links.trim(), r#"["/web:/client/db"]"#);
+    // The linked container comes back on another address: the link follows it.
+    run_ok(d.docker().args(["stop", "-t", "1", "web"]));
+    run_ok(d.docker().args(["run", "-d", "--name", "squatter", "busybox", "sleep", "300"]));
+    run_ok(d.docker().args(["start", "web"]));
+    let ip2 = run_ok(d.docker().args(["inspect", "-f", "{{.NetworkSettings.Networks.bridge.IPAddress}}", "web"]));
+    assert_ne!(ip2.trim(), ip, "the squatter took web's old address");
+    let hosts = run_ok(d.docker().args(["exec", "client", "cat", "/etc/hosts"]));
+    assert!(hosts.contains(&format!("{}\tdb webhost web\n", ip2.trim())) && !hosts.contains(&format!("{ip}\t")), "{hosts}");
 
     // Docker's errors: an unknown container at create, a stopped one at start.
     assert!(stderr_of(&d, &["create", "--link", "nosuch:x", "busybox", "true"]).contains("could not get container for nosuch"));

@@ -229,6 +229,7 @@ impl<D: Dataplane> NetworkManager<D> {
             prefix_len: b.plan.subnet.prefix_len(),
             mtu: b.mtu,
             gateway6: b.v6.as_ref().map(|v| (v.plan.gateway, v.plan.subnet.prefix_len())),
+            group: crate::iptables::bridge_group(&self.config.nft_table),
         })
     }
 
@@ -604,13 +605,11 @@ impl<D: Dataplane> NetworkManager<D> {
     }
 
     async fn sync_host_firewall(&self, model: &FirewallModel) -> Result<()> {
-        let bridges: Vec<String> = model.bridges.iter().map(|b| b.ifname.clone()).collect();
-        let v6: Vec<String> =
-            model.bridges.iter().filter(|b| b.subnets.iter().any(|n| matches!(n, ipnet::IpNet::V6(_)))).map(|b| b.ifname.clone()).collect();
-        let r4 = self.host_fw.lock().await.sync(&self.dp, &bridges).await;
+        let r4 = self.host_fw.lock().await.sync(&self.dp).await;
         // ip6tables only matters once there is IPv6 to forward.
+        let any_v6 = model.bridges.iter().any(|b| b.subnets.iter().any(|n| matches!(n, ipnet::IpNet::V6(_))));
         let mut fw6 = self.host_fw6.lock().await;
-        let r6 = if v6.is_empty() && fw6.backends().is_empty() { Ok(()) } else { fw6.sync(&self.dp, &v6).await };
+        let r6 = if any_v6 || !fw6.backends().is_empty() { fw6.sync(&self.dp).await } else { Ok(()) };
         r4.and(r6)
     }
 
