@@ -15,7 +15,7 @@ pub struct ToolOutput {
 /// it at all is an error; a non-zero exit is reported in the output.
 pub async fn run(prog: &str, args: &[&str], stdin: Option<&str>) -> Result<ToolOutput> {
     use tokio::io::AsyncWriteExt;
-    let mut child = tokio::process::Command::new(prog)
+    let mut child = tokio::process::Command::new(resolved(prog))
         .args(args)
         .stdin(if stdin.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() })
         .stdout(std::process::Stdio::piped())
@@ -33,6 +33,25 @@ pub async fn run(prog: &str, args: &[&str], stdin: Option<&str>) -> Result<ToolO
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     })
+}
+
+/// `prog`'s full path, found once and remembered: a spawn then makes one execve
+/// rather than one per PATH directory (the daemon's PATH may be long).
+fn resolved(prog: &str) -> std::path::PathBuf {
+    static CACHE: std::sync::Mutex<Option<std::collections::HashMap<String, std::path::PathBuf>>> = std::sync::Mutex::new(None);
+    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    let map = cache.get_or_insert_with(Default::default);
+    if let Some(p) = map.get(prog) {
+        return p.clone();
+    }
+    match find(prog) {
+        Some(p) => {
+            map.insert(prog.to_string(), p.clone());
+            p
+        }
+        // Not found (yet): let the spawn say so, and look again next time.
+        None => std::path::PathBuf::from(prog),
+    }
 }
 
 /// The full path of `prog` if it is an executable in the usual system directories or
