@@ -28,7 +28,7 @@ NP=bhp$tag NH=bhh$tag ND=bhd$tag
 declare -A pid
 cleanup() {
     set +e
-    for h in b-plain b-hard d; do
+    for h in b-plain b-hard b-beside d; do
         $docker -H "unix://$work/$h.sock" rm -f $($docker -H "unix://$work/$h.sock" ps -aq 2>/dev/null) >/dev/null 2>&1
     done
     for p in "${pid[@]}"; do kill "$p" 2>/dev/null; done
@@ -104,6 +104,32 @@ for r in $(seq "$rounds"); do
     done
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+# Coexistence: a berth daemon beside dockerd in dockerd's namespace (dockerd's DROP
+# policy and chains, berth's jump); containers of both talk, also after dockerd
+# restarts and re-inserts its own jumps first.
+start_berth b-beside "$ND"
+pid_b=${pid[b-beside]}
+for _ in $(seq 150); do $docker -H "unix://$work/b-beside.sock" version >/dev/null 2>&1 && break; sleep 0.2; done
+tar -C "$work/rootfs" -cf - . | $docker -H "unix://$work/b-beside.sock" import - bb >/dev/null
+talk() { # socket → ok|FAIL: a container reaches another by name on a user network
+    local D="$docker -H unix://$work/$1.sock"
+    $D network create talknet >/dev/null 2>&1 || true
+    $D rm -f talksrv >/dev/null 2>&1
+    $D run -d --name talksrv --network talknet bb sh -c 'mkdir -p /w && echo hi > /w/index.html && exec httpd -f -p 80 -h /w' >/dev/null
+    sleep 0.5
+    if $D run --rm --network talknet bb sh -c 'timeout 3 wget -qO- http://talksrv/index.html; exit $?' 2>/dev/null | grep -q hi; then echo ok; else echo FAIL; fi
+    $D rm -f talksrv >/dev/null 2>&1
+}
+beside_before="berth $(talk b-beside), dockerd $(talk d)"
+kill "${pid[d]}"; wait "${pid[d]}" 2>/dev/null || true
+nsenter --net=/run/netns/"$ND" dockerd --data-root "$work/d" --exec-root "$work/d-run" -H "unix://$work/d.sock" \
+    --pidfile "$work/d.pid" --default-address-pool base=10.223.0.0/16,size=24 --cgroup-parent /bhbench-d \
+    --containerd-namespace bhbench --containerd-plugins-namespace bhbenchp >>"$work/dockerd.log" 2>&1 &
+pid[d]=$!
+for _ in $(seq 150); do $docker -H "unix://$work/d.sock" version >/dev/null 2>&1 && break; sleep 0.2; done
+beside_after="berth $(talk b-beside), dockerd $(talk d)"
+forward_beside=$(ip netns exec "$ND" iptables-nft -S FORWARD | grep -- '^-A' | head -4 | tr '\n' ';')
 declare -A med
 for h in b-plain b-hard d; do med[$h]=$(echo "${runs[$h]}" | median); done
 rules=$(ip netns exec "$NH" iptables-nft -S FORWARD | head -3 | tr '\n' ';')
@@ -138,5 +164,11 @@ echo "| berth, hardened host (FORWARD DROP, br_netfilter, other chains) | ${med[
 echo "| dockerd (its own DROP policy and rules) | ${med[d]} | ${runs[d]}|"
 echo
 echo "berth hardened / plain: $(echo "scale=3; ${med[b-hard]} / ${med[b-plain]}" | bc)."
+echo
+echo "## berth beside dockerd (one namespace, dockerd's DROP policy and chains)"
+echo
+echo "- containers talk by name on a user network: $beside_before"
+echo "- after dockerd restarted (re-inserting its jumps): $beside_after"
+echo "- FORWARD then starts: \`$forward_beside\`"
 } >"$out"
 cat "$out"

@@ -73,6 +73,11 @@ pub(crate) struct NetworkRecord {
     pub bridge: Option<BridgeSettings>,
     #[serde(default)]
     pub vlan: Option<VlanSettings>,
+    /// A container has joined it since it was created, so its rules are in berth's
+    /// nft table (and stay until it is removed). A network nobody used has no traffic
+    /// to NAT or filter, so creating and removing it never touches the firewall.
+    #[serde(default = "yes")]
+    pub active: bool,
 }
 
 impl NetworkRecord {

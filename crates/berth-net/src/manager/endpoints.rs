@@ -62,12 +62,20 @@ impl<D: Dataplane> NetworkManager<D> {
         st.sandboxes.insert(sandbox.container_id.clone(), sandbox.clone());
         st.endpoints.insert(rec.id.clone(), rec.clone());
 
-        // Published ports follow the gateway endpoint; legacy links open ports. (When
-        // nothing changed, the rendered rules equal the applied ones and nft is not run.)
-        if ((rec.provides_gateway && !sandbox.ports.is_empty()) || !rec.linked_ports.is_empty())
-            && let Err(e) = self.apply_firewall(&st).await
+        // The network's first container puts its rules in the table; published ports
+        // follow the gateway endpoint; legacy links open ports. (When nothing changed,
+        // the rendered rules equal the applied ones and nft is not run.)
+        if !net.active
+            && let Some(n) = st.networks.get_mut(&net.id)
         {
-            tracing::warn!("updating port forwarding for {}: {e}", sandbox.container_id);
+            n.active = true;
+            let n = n.clone();
+            if let Err(e) = st.stores.networks.store(&n.id, &n) {
+                tracing::warn!("recording that network {} is in use: {e}", n.name);
+            }
+        }
+        if let Err(e) = self.apply_firewall(&st).await {
+            tracing::warn!("updating the rules for {}: {e}", sandbox.container_id);
         }
         if rec.provides_gateway && !sandbox.ports.is_empty() {
             self.sync_proxies(&mut st);

@@ -425,6 +425,7 @@ impl<D: Dataplane> NetworkManager<D> {
                     ipam_options: BTreeMap::new(),
                     bridge: None,
                     vlan: None,
+                    active: true,
                 };
                 st.stores.networks.store(&rec.id, &rec)?;
                 st.networks.insert(rec.id.clone(), rec);
@@ -455,6 +456,7 @@ impl<D: Dataplane> NetworkManager<D> {
                 ipam_options: BTreeMap::new(),
                 bridge: None,
                 vlan: None,
+                active: true,
             },
         };
         let in_use = st.endpoints.values().any(|e| e.network_id == rec.id);
@@ -525,7 +527,9 @@ impl<D: Dataplane> NetworkManager<D> {
     fn firewall_model(st: &State<D::PortGuard>, in_use_only: bool) -> FirewallModel {
         let mut model = FirewallModel::default();
         for net in st.networks.values() {
-            if in_use_only && !Self::has_endpoints(st, &net.id) {
+            let in_use = Self::has_endpoints(st, &net.id);
+            let needed = if in_use_only { in_use } else { net.active || in_use };
+            if !needed {
                 continue;
             }
             if let Some(b) = &net.bridge {

@@ -168,6 +168,7 @@ impl<D: Dataplane> NetworkManager<D> {
                 ipam_options: ipam_req.options.clone().unwrap_or_default(),
                 bridge: None,
                 vlan: Some(vlan),
+                active: false,
             });
         }
 
@@ -230,6 +231,7 @@ impl<D: Dataplane> NetworkManager<D> {
                 v6,
             }),
             vlan: None,
+            active: false,
         })
     }
 

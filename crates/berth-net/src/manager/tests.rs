@@ -629,8 +629,8 @@ async fn icc_off_turns_on_br_netfilter_or_is_refused_without_it() {
     let id = m.create_network(quiet()).await.unwrap().id;
     assert_eq!(f.dp.snapshot().sysctls["net/bridge/bridge-nf-call-iptables"], "1");
     let br = format!("br-{}", &id[..12]);
-    let script = f.dp.snapshot().nft_scripts.last().unwrap().clone();
-    assert!(script.contains(&format!("iifname \"{br}\" oifname \"{br}\" drop")), "{script}");
+    // No rules until a container joins (a network nobody uses has no traffic).
+    assert!(!f.dp.snapshot().nft_scripts.last().unwrap().contains(&br));
     assert_eq!(m.inspect_network("quiet").await.unwrap().options["com.docker.network.bridge.enable_icc"], "false");
 
     // A legacy link's ports open a way through, for that pair only.
@@ -638,6 +638,7 @@ async fn icc_off_turns_on_br_netfilter_or_is_refused_without_it() {
     req.linked_ports = vec![crate::model::LinkedPorts { server: "10.201.0.9".parse().unwrap(), ports: vec![(Proto::Tcp, 80)] }];
     m.connect("quiet", req).await.unwrap();
     let script = f.dp.snapshot().nft_scripts.last().unwrap().clone();
+    assert!(script.contains(&format!("iifname \"{br}\" oifname \"{br}\" drop")), "{script}");
     assert!(script.contains(&format!("iifname \"{br}\" oifname \"{br}\" ip saddr 10.201.0.2 ip daddr 10.201.0.9 tcp dport 80 accept")), "{script}");
     m.release(&cid(1)).await.unwrap();
     assert!(!f.dp.snapshot().nft_scripts.last().unwrap().contains("tcp dport 80 accept"));
@@ -748,4 +749,28 @@ async fn macvlan_and_ipvlan_networks_hang_off_their_parent() {
     m.disconnect("mv", &cid(1)).await.unwrap();
     assert!(f.dp.snapshot().vlan_links.is_empty());
     m.remove_network(&mv).await.unwrap();
+}
+
+#[tokio::test]
+async fn creating_and_removing_an_unused_network_leaves_the_firewall_alone() {
+    let f = Fixture::new();
+    f.dp.set_xtables(crate::iptables::XtablesFacts { nft_tool: true, default: Some(crate::iptables::Backend::Nft), ..Default::default() });
+    let m = f.open().await;
+    let before = f.dp.snapshot();
+    let id = m.create_network(subnet_req("idle", "10.201.0.0/24")).await.unwrap().id;
+    m.remove_network(&id).await.unwrap();
+    let after = f.dp.snapshot();
+    assert_eq!(after.nft_scripts.len(), before.nft_scripts.len(), "no nft run");
+    assert_eq!(after.tool_runs.len(), before.tool_runs.len(), "no iptables run");
+    // Once a container has used it, its rules stay until the network goes.
+    m.create_network(subnet_req("used", "10.202.0.0/24")).await.unwrap();
+    m.connect("used", f.request(1)).await.unwrap();
+    m.release(&cid(1)).await.unwrap();
+    assert!(f.dp.snapshot().nft_scripts.last().unwrap().contains("10.202.0.0/24"));
+    // And survive a restart.
+    drop(m);
+    let m = f.open().await;
+    assert!(f.dp.snapshot().nft_scripts.last().unwrap().contains("10.202.0.0/24"));
+    m.remove_network("used").await.unwrap();
+    assert!(!f.dp.snapshot().nft_scripts.last().unwrap().contains("10.202.0.0/24"));
 }
