@@ -168,11 +168,14 @@ pub trait Dataplane: Send + Sync + 'static {
     /// goes down at once; a failure is logged; a crash in between is mended by
     /// reconcile (tagged links nobody owns).
     fn delete_link_in_background(&self, name: &str);
-    /// Takes a bridge out of service now and deletes it in the background: it goes
-    /// down and is renamed (so its name is free at once for a new network), then is
-    /// unregistered, which waits out RCU grace periods. Its tag stays, so a crash in
-    /// between leaves a tagged link that the next open() removes.
+    /// Takes a bridge out of service now: it goes down, loses its addresses and is
+    /// renamed (so its name is free at once for a new network); then it is kept for
+    /// reuse by the next network, or unregistered in the background (which waits out
+    /// RCU grace periods). Its tag stays, so a crash leaves a tagged link that the next
+    /// open() removes; [`Dataplane::drop_spares`] deletes what is kept.
     fn retire_link(&self, name: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Deletes the retired bridges kept for reuse.
+    fn drop_spares(&self) -> impl Future<Output = Result<()>> + Send;
     /// Host interfaces whose alias starts with `prefix`.
     fn tagged_links(&self, prefix: &str) -> impl Future<Output = Result<Vec<TaggedLink>>> + Send;
     /// Creates a veth pair: host end on the bridge, peer inside the namespace with
@@ -249,7 +252,14 @@ fn claim_name(table: &str) -> String {
 /// rtnetlink, nft, sockets and /proc/sys on the running kernel.
 pub struct LinuxDataplane {
     handle: rtnetlink::Handle,
+    /// Bridges of removed networks, kept (down, without addresses, renamed) for the
+    /// next network: unregistering a netdev waits out RCU grace periods under the
+    /// rtnl lock (tens of ms), which a create right after would wait for too.
+    spares: Mutex<Vec<u32>>,
 }
+
+/// How many retired bridges are kept for reuse.
+const SPARE_BRIDGES: usize = 2;
 
 fn nl_err(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> NetError {
     let what = what.into();
@@ -297,7 +307,20 @@ impl LinuxDataplane {
     pub fn new() -> Result<Self> {
         let (conn, handle, _) = rtnetlink::new_connection().map_err(|e| NetError::system("open netlink", e))?;
         tokio::spawn(conn);
-        Ok(LinuxDataplane { handle })
+        Ok(LinuxDataplane { handle, spares: Mutex::new(Vec::new()) })
+    }
+
+    /// A spare bridge renamed to `name`, if one is left.
+    async fn take_spare(&self, name: &str) -> Option<u32> {
+        loop {
+            let index = self.spares.lock().unwrap_or_else(|p| p.into_inner()).pop()?;
+            let renamed = self.handle.link().set(LinkUnspec::new_with_index(index).name(name.to_string()).build()).execute().await;
+            match renamed {
+                Ok(()) => return Some(index),
+                // Gone meanwhile (someone deleted it): try the next one.
+                Err(e) => tracing::debug!("spare bridge {index}: {e}"),
+            }
+        }
     }
 
     async fn link_by_name(handle: &rtnetlink::Handle, name: &str) -> Result<Option<LinkMessage>> {
@@ -344,6 +367,9 @@ impl LinuxDataplane {
             }
             return Ok((link.header.index, false));
         }
+        if let Some(index) = self.take_spare(&spec.name).await {
+            return Ok((index, true));
+        }
         let msg = LinkBridge::new(&spec.name).mtu(spec.mtu).alias(spec.alias.clone()).link_group(spec.group).build();
         h.link().add(msg).execute().await.map_err(|e| {
             if nl_errno(&e) == Some(libc::EEXIST) {
@@ -382,6 +408,16 @@ impl LinuxDataplane {
                 .execute()
                 .await
                 .map_err(nl_err(format!("add {}/{} to {}", spec.gateway, spec.prefix_len, spec.name)))?;
+        }
+        // Global IPv6 addresses other than the gateway's go (a reused bridge may have
+        // served a dual-stack network).
+        for (ip, plen) in Self::ipv6_addrs(h, index).await? {
+            if spec.gateway6 != Some((ip, plen)) {
+                let mut del = h.address().get().set_link_index_filter(index).set_address_filter(IpAddr::V6(ip)).execute();
+                while let Some(m) = del.try_next().await.map_err(nl_err("list addresses"))? {
+                    h.address().del(m).execute().await.map_err(nl_err(format!("remove {ip} from {}", spec.name)))?;
+                }
+            }
         }
         if let Some((gw6, plen6)) = spec.gateway6 {
             write_sysctl(&format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", spec.name), "0")?;
@@ -560,6 +596,18 @@ impl Dataplane for LinuxDataplane {
         }
     }
 
+    async fn drop_spares(&self) -> Result<()> {
+        let spares: Vec<u32> = std::mem::take(&mut *self.spares.lock().unwrap_or_else(|p| p.into_inner()));
+        for index in spares {
+            match self.handle.link().del(index).execute().await {
+                Ok(()) => {}
+                Err(e) if nl_errno(&e) == Some(libc::ENODEV) => {}
+                Err(e) => return Err(NetError::system("delete a spare bridge", e)),
+            }
+        }
+        Ok(())
+    }
+
     async fn retire_link(&self, name: &str) -> Result<()> {
         let Some(link) = Self::link_by_name(&self.handle, name).await? else { return Ok(()) };
         let index = link.header.index;
@@ -572,6 +620,20 @@ impl Dataplane for LinuxDataplane {
         if renamed.is_err() {
             // Not renamed: delete it the slow way rather than leave it holding the name.
             return self.delete_link(name).await;
+        }
+        // Its addresses go with it (a down bridge keeps its IPv4 ones).
+        let mut addrs = self.handle.address().get().set_link_index_filter(index).execute();
+        while let Ok(Some(m)) = addrs.try_next().await {
+            if m.header.index == index {
+                let _ = self.handle.address().del(m).execute().await;
+            }
+        }
+        {
+            let mut spares = self.spares.lock().unwrap_or_else(|p| p.into_inner());
+            if spares.len() < SPARE_BRIDGES {
+                spares.push(index);
+                return Ok(());
+            }
         }
         self.delete_link_in_background(&retired);
         Ok(())
@@ -1187,6 +1249,10 @@ impl Dataplane for RecordingDataplane {
 
     async fn retire_link(&self, name: &str) -> Result<()> {
         self.delete_link(name).await
+    }
+
+    async fn drop_spares(&self) -> Result<()> {
+        Ok(())
     }
 
     fn delete_link_in_background(&self, name: &str) {

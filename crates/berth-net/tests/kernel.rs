@@ -803,3 +803,32 @@ async fn automatic_subnets_skip_subnets_routed_on_the_host() {
     assert_eq!(subnet(&m.inspect_network(&b.id).await.unwrap()), format!("10.{}.130.0/24", env.index));
     m.teardown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_networks_bridge_is_reused_clean_by_the_next_one() {
+    let env = Env::new(164);
+    let m = NetworkManager::open(env.config()).await.unwrap();
+    let index_of = |name: &str| -> String {
+        let out = std::process::Command::new("ip").args(["-o", "link", "show", name]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).split(':').next().unwrap_or_default().to_string()
+    };
+    let a = m.create_network(sub(&env, "first", 1)).await.unwrap().id;
+    let br_a = format!("br-{}", &a[..12]);
+    let index = index_of(&br_a);
+    m.remove_network(&a).await.unwrap();
+    assert!(!common::link_exists(&br_a), "the name is free at once");
+    let b = m.create_network(sub(&env, "second", 2)).await.unwrap().id;
+    let br_b = format!("br-{}", &b[..12]);
+    assert_eq!(index_of(&br_b), index, "the retired bridge was reused");
+    let addrs = String::from_utf8_lossy(&std::process::Command::new("ip").args(["-o", "addr", "show", "dev", &br_b]).output().unwrap().stdout).into_owned();
+    assert!(addrs.contains(&format!("10.{}.2.1/24", env.index)) && !addrs.contains(&format!("10.{}.1.1", env.index)), "{addrs}");
+    let link = String::from_utf8_lossy(&std::process::Command::new("ip").args(["-d", "link", "show", &br_b]).output().unwrap().stdout).into_owned();
+    assert!(link.contains(&format!("alias berth:{}:net:{b}", env.table)), "{link}");
+    // And it works: a container on it reaches its gateway.
+    let ns = env.netns("reuse").await;
+    m.connect("second", env.request(1, &ns)).await.unwrap();
+    let ping = env.run_in(&ns, &["busybox", "ping", "-c", "1", "-W", "2", &format!("10.{}.2.1", env.index)]);
+    assert!(ping.status.success(), "{}", String::from_utf8_lossy(&ping.stdout));
+    m.teardown().await.unwrap();
+    assert!(env.tagged_links().is_empty(), "spares go with teardown");
+}

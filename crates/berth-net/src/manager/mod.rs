@@ -669,6 +669,9 @@ impl<D: Dataplane> NetworkManager<D> {
     /// iptables rules go entirely. The next open() puts everything back.
     pub async fn shutdown(&self) -> Result<()> {
         let st = self.state.lock().await;
+        if let Err(e) = self.dp.drop_spares().await {
+            tracing::warn!("{e}");
+        }
         let model = Self::firewall_model(&st, true);
         if model.bridges.is_empty() {
             let nft = self.dp.apply_nft(firewall::render_delete(&self.config.nft_table)).await;
@@ -780,6 +783,7 @@ impl<D: Dataplane> NetworkManager<D> {
         for b in links {
             self.dp.delete_link(&b).await?;
         }
+        self.dp.drop_spares().await?;
         for l in self.dp.tagged_links(&self.tag_prefix).await? {
             self.dp.delete_link(&l.name).await?;
         }
