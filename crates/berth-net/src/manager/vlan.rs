@@ -3,7 +3,7 @@
 //! parent's LAN with addresses from the network's subnet. No bridge, no NAT, no
 //! published ports (as in Docker); the embedded DNS works as on any user network.
 //! `-o parent=eth0.10` makes the 802.1q sub-interface if it is missing, and a network
-//! without a parent (or `--internal`) gets a dummy one; berth removes what it made.
+//! without a parent, or `--internal`, gets a dummy one; berth removes what it made.
 
 use std::collections::BTreeMap;
 
@@ -84,7 +84,9 @@ impl<D: Dataplane> NetworkManager<D> {
             None => 0,
         };
         let given = opts.get(PARENT).cloned().unwrap_or_default();
-        let (parent, created_parent) = if given.is_empty() {
+        // An internal network, like one without a parent, sits on a dummy of its own
+        // (Docker's rule): nothing it sends leaves the host.
+        let (parent, created_parent) = if given.is_empty() || internal {
             (format!("dm-{}", &id[..12]), true)
         } else {
             validate_ifname(&given)?;
@@ -107,7 +109,6 @@ impl<D: Dataplane> NetworkManager<D> {
                 },
             }
         };
-        let _ = internal;
         let (plan, aux_names, user_subnet) = self.plan_v4(st, v4).await?;
         let v6 = if ipv6 { Some(self.plan_v6(st, ipam_req).await?) } else { None };
         Ok(VlanSettings { parent, created_parent, mode, mtu, plan, aux_names, user_subnet, v6 })
