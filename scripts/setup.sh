@@ -2,11 +2,18 @@
 # Installs what berth needs on a fresh Debian 12 machine (run as root).
 #   scripts/setup.sh          what building and running berth needs
 #   scripts/setup.sh --test   plus what the test suite needs (reference peers, tools)
+#   scripts/setup.sh --bench  plus what bench/ compares against (iperf3, dockerd)
 set -eu
 build_pkgs="busybox-static libseccomp-dev pkg-config nftables iproute2 ca-certificates"
-test_pkgs="runc crun skopeo docker-registry apache2-utils iptables procps psmisc curl python3-docker docker-compose"
+test_pkgs="runc crun skopeo docker-registry apache2-utils iptables procps psmisc curl python3-docker docker-compose util-linux"
+bench_pkgs="iperf3 docker.io bc"
 pkgs=$build_pkgs
-[ "${1:-}" = "--test" ] && pkgs="$build_pkgs $test_pkgs"
+for a in "$@"; do
+    case "$a" in
+        --test) pkgs="$pkgs $test_pkgs" ;;
+        --bench) pkgs="$pkgs $bench_pkgs" ;;
+    esac
+done
 export DEBIAN_FRONTEND=noninteractive
 missing=""
 for p in $pkgs; do
@@ -14,8 +21,15 @@ for p in $pkgs; do
 done
 if [ -n "$missing" ]; then
     apt-get update -qq
+    # Packages with services (docker.io, docker-registry) must not start them: a
+    # dockerd started here would set the host's FORWARD policy to DROP.
+    norc=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && norc=1
+    fi
     # shellcheck disable=SC2086
     apt-get install -y -qq --no-install-recommends $missing
+    [ -n "$norc" ] && rm -f /usr/sbin/policy-rc.d
 fi
 # Debian's docker-registry package starts a registry on :5000 as a service; tests run
 # their own on loopback ports, so the system one is not wanted.
@@ -23,6 +37,7 @@ if [ -x /etc/init.d/docker-registry ]; then
     /etc/init.d/docker-registry stop >/dev/null 2>&1 || true
 fi
 command -v cargo >/dev/null || { echo "setup.sh: cargo not found (install Rust with rustup)" >&2; exit 1; }
-if [ "${1:-}" = "--test" ] && ! cargo nextest --version >/dev/null 2>&1; then
+case " $* " in *" --test "*) want_nextest=1 ;; *) want_nextest="" ;; esac
+if [ -n "$want_nextest" ] && ! cargo nextest --version >/dev/null 2>&1; then
     cargo install --locked cargo-nextest
 fi

@@ -40,6 +40,16 @@ pub struct EngineConfig {
     pub nft_table: String,
     pub mtu: u32,
     pub ip_forward: bool,
+    /// Add berth's accept rules to iptables' FORWARD chain (hosts with a DROP policy).
+    pub iptables: bool,
+    /// Containers on the default bridge may talk to each other (`--icc`).
+    pub icc: bool,
+    /// The default bridge is dual-stack (`--ipv6`).
+    pub ipv6: bool,
+    /// The default bridge's IPv6 subnet (`--fixed-cidr-v6`).
+    pub fixed_cidr_v6: String,
+    /// berth's accept rules in ip6tables too (`--ip6tables`).
+    pub ip6tables: bool,
     pub dns: Vec<String>,
     pub dns_search: Vec<String>,
     pub dns_opts: Vec<String>,
@@ -109,6 +119,11 @@ impl Default for EngineConfig {
             nft_table: "berth".into(),
             mtu: 1500,
             ip_forward: true,
+            iptables: true,
+            icc: true,
+            ipv6: false,
+            fixed_cidr_v6: String::new(),
+            ip6tables: true,
             dns: Vec::new(),
             dns_search: Vec::new(),
             dns_opts: Vec::new(),

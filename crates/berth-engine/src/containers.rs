@@ -227,6 +227,8 @@ impl Engine {
             hc.network_mode = "default".into();
         }
         self.net.validate_mode(&hc, &self.containers)?;
+        let links = crate::links::normalize(hc.links.as_deref().unwrap_or_default(), &name, &hc.network_mode, &self.containers)?;
+        hc.links = (!links.is_empty()).then_some(links);
         let networks = self.net.initial_networks(&hc, networking.as_ref()).await?;
         self.seccomp_profile(&hc, &[])?;
         let runtime = if hc.runtime.is_empty() { self.cfg.default_runtime.clone() } else { hc.runtime.clone() };
@@ -505,6 +507,7 @@ impl Engine {
         })?;
         undo.disarm();
         tracing::debug!("start {}: started at {:?}", &id[..12], t0.elapsed());
+        self.net.started(self, &rec).await;
         self.emit_container(&rec, "start", &[]);
         crate::health::spawn(self.clone(), c.clone(), generation);
         Ok(())

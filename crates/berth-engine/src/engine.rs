@@ -106,6 +106,12 @@ impl Engine {
     pub fn data_root(&self) -> &Path {
         &self.cfg.data_root
     }
+
+    /// The daemon is stopping; containers live on (live restore). Firewall rules that
+    /// no running container needs are removed.
+    pub async fn shutdown(&self) {
+        self.net.shutdown().await;
+    }
 }
 
 fn load_engine_id(data_root: &Path) -> Result<String> {

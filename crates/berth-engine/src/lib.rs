@@ -15,6 +15,7 @@ pub mod exec;
 pub mod fsutil;
 mod health;
 pub mod images;
+mod links;
 pub mod logs;
 mod monitor;
 pub mod network;

@@ -20,6 +20,11 @@ use crate::error::{Error, ErrorKind, Result};
 pub struct Networking {
     pub(crate) mgr: NetworkManager,
     netns_dir: PathBuf,
+    /// The host's networking warnings as last checked (`/info` shows them and
+    /// refreshes them in the background: the checks run firewall tools).
+    warnings: Arc<std::sync::Mutex<Vec<String>>>,
+    /// The daemon's `--dns`, `--dns-search`, `--dns-opt`: every container's defaults.
+    dns_defaults: berth_net::files::DnsSettings,
 }
 
 /// What start needs from the network: the namespace to join and the files' contents.
@@ -64,6 +69,18 @@ impl Networking {
         nc.nft_table = cfg.nft_table.clone();
         nc.mtu = cfg.mtu;
         nc.enable_ip_forward = cfg.ip_forward;
+        nc.iptables = cfg.iptables;
+        nc.icc = cfg.icc;
+        nc.ipv6 = cfg.ipv6;
+        nc.ip6tables = cfg.ip6tables;
+        if !cfg.fixed_cidr_v6.is_empty() {
+            let net: berth_net::Ipv6Net = cfg
+                .fixed_cidr_v6
+                .parse()
+                .map_err(|_| Error::invalid(format!("invalid fixed-cidr-v6 {:?}", cfg.fixed_cidr_v6)))?;
+            nc.fixed_cidr_v6 = Some(net);
+            nc.ipv6 = true;
+        }
         if !cfg.dns.is_empty() {
             let mut ups = Vec::new();
             for d in &cfg.dns {
@@ -75,7 +92,35 @@ impl Networking {
         let mgr = NetworkManager::open(nc).await.map_err(net_err)?;
         let netns_dir = cfg.exec_root.join("netns");
         std::fs::create_dir_all(&netns_dir)?;
-        Ok(Networking { mgr, netns_dir })
+        let warnings = mgr.host_warnings().await;
+        for w in &warnings {
+            tracing::warn!("{w}");
+        }
+        let dns_defaults = berth_net::files::DnsSettings {
+            servers: cfg.dns.iter().filter_map(|d| d.parse().ok()).collect(),
+            search: cfg.dns_search.clone(),
+            options: cfg.dns_opts.clone(),
+        };
+        Ok(Networking { mgr, netns_dir, warnings: Arc::new(std::sync::Mutex::new(warnings)), dns_defaults })
+    }
+
+    /// The networking warnings for `/info`; they are checked again in the background.
+    pub(crate) fn host_warnings(engine: &Arc<Engine>) -> Vec<String> {
+        let cached = engine.net.warnings.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let e = engine.clone();
+        tokio::spawn(async move {
+            let fresh = e.net.mgr.host_warnings().await;
+            *e.net.warnings.lock().unwrap_or_else(|p| p.into_inner()) = fresh;
+        });
+        cached
+    }
+
+    /// The daemon is stopping: rules no running container needs go (see
+    /// [`NetworkManager::shutdown`]).
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.mgr.shutdown().await {
+            tracing::warn!("removing network rules at shutdown: {e}");
+        }
     }
 
     pub(crate) fn netns_path(&self, id: &str) -> PathBuf {
@@ -136,6 +181,12 @@ impl Networking {
                     return Err(Error::invalid("user specified IP address is supported on user defined networks only"));
                 }
             }
+            if let Some(ip) = es.ipam_config.as_ref().map(|c| c.ipv6_address.clone()).filter(|s| !s.is_empty()) {
+                ip.parse::<std::net::Ipv6Addr>().map_err(|_| Error::invalid(format!("invalid IPv6 address: {ip}")))?;
+                if name == "bridge" {
+                    return Err(Error::invalid("user specified IP address is supported on user defined networks only"));
+                }
+            }
             if es.aliases.as_ref().is_some_and(|a| !a.is_empty()) && name == "bridge" {
                 return Err(Error::invalid("network-scoped alias is supported only for containers in user defined networks"));
             }
@@ -150,18 +201,14 @@ impl Networking {
         let hc = &rec.host_config;
         let mode = hc.network_mode.as_str();
         let mut record = NetworkRecord { networks: rec.network.networks.clone(), ..Default::default() };
-        let files_req = |mode: NetworkMode| FilesRequest {
-            container_id: rec.id.clone(),
-            mode,
-            hostname: rec.config.hostname.clone(),
-            domainname: rec.config.domainname.clone(),
-            dns: berth_net::files::DnsSettings {
-                servers: hc.dns.clone().unwrap_or_default().iter().filter_map(|d| d.parse().ok()).collect(),
-                search: hc.dns_search.clone().unwrap_or_default(),
-                options: hc.dns_options.clone().unwrap_or_default(),
-            },
-            extra_hosts: hc.extra_hosts.clone().unwrap_or_default(),
+        // Legacy links are a default-bridge feature; elsewhere links are DNS aliases.
+        let legacy = if record.networks.contains_key("bridge") {
+            crate::links::legacy(rec, &engine.containers)?
+        } else {
+            crate::links::Legacy::default()
         };
+        record.link_env = legacy.env.clone();
+        let files_req = |mode: NetworkMode| self.files_request(rec, mode, legacy.hosts.clone());
         if mode == "host" {
             let files = self.mgr.container_files(&files_req(NetworkMode::Host)).await.map_err(net_err)?;
             return Ok(Attachment { record, netns: None, files });
@@ -184,7 +231,7 @@ impl Networking {
         let _ = berth_net::netns::delete_netns(&netns);
         berth_net::netns::create_netns(&netns).await.map_err(net_err)?;
         record.sandbox_key = netns.to_string_lossy().into_owned();
-        let result = self.connect_all(rec, &netns, &mut record).await;
+        let result = self.connect_all(rec, &netns, &mut record, &legacy.ports).await;
         if let Err(e) = result {
             let _ = self.mgr.unpublish(&rec.id).await;
             let _ = self.mgr.release(&rec.id).await;
@@ -202,7 +249,13 @@ impl Networking {
         Ok(Attachment { record, netns: Some(netns), files })
     }
 
-    async fn connect_all(&self, rec: &ContainerRecord, netns: &std::path::Path, record: &mut NetworkRecord) -> Result<()> {
+    async fn connect_all(
+        &self,
+        rec: &ContainerRecord,
+        netns: &std::path::Path,
+        record: &mut NetworkRecord,
+        linked_ports: &[berth_net::model::LinkedPorts],
+    ) -> Result<()> {
         let hc = &rec.host_config;
         if hc.network_mode == "none" {
             return Ok(());
@@ -210,7 +263,8 @@ impl Networking {
         let names: Vec<String> = record.networks.keys().cloned().collect();
         for name in names {
             let es = record.networks.get(&name).cloned().unwrap_or_default();
-            let ep = self.connect_one(rec, netns, &name, &es).await?;
+            let ports = if name == "bridge" { linked_ports } else { &[] };
+            let ep = self.connect_one(rec, netns, &name, &es, ports).await?;
             record.networks.insert(name, ep);
         }
         let mut reqs = match &hc.port_bindings {
@@ -239,11 +293,37 @@ impl Networking {
         Ok(())
     }
 
-    async fn connect_one(&self, rec: &ContainerRecord, netns: &std::path::Path, name: &str, es: &EndpointSettings) -> Result<EndpointSettings> {
+    async fn connect_one(
+        &self,
+        rec: &ContainerRecord,
+        netns: &std::path::Path,
+        name: &str,
+        es: &EndpointSettings,
+        linked_ports: &[berth_net::model::LinkedPorts],
+    ) -> Result<EndpointSettings> {
+        // Link aliases on a user network: the endpoint's own `Links`, or (API clients
+        // that only set HostConfig.Links) the container's links on its primary network.
+        let mut links: Vec<String> = es.links.clone().unwrap_or_default();
+        if links.is_empty() && name != "bridge" && primary_network(&rec.host_config.network_mode) == name {
+            links = rec.host_config.links.clone().unwrap_or_default();
+        }
+        let links = if name == "bridge" {
+            Vec::new()
+        } else {
+            links.iter().map(|l| crate::links::parse(l).map(|l| (l.alias, l.target))).collect::<Result<Vec<_>>>()?
+        };
         let ipv4 = match es.ipam_config.as_ref().map(|c| c.ipv4_address.as_str()).filter(|s| !s.is_empty()) {
             Some(ip) => Some(ip.parse::<Ipv4Addr>().map_err(|_| Error::invalid(format!("invalid IPv4 address: {ip}")))?),
             None => None,
         };
+        let ipv6 = match es.ipam_config.as_ref().map(|c| c.ipv6_address.as_str()).filter(|s| !s.is_empty()) {
+            Some(ip) => Some(ip.parse::<std::net::Ipv6Addr>().map_err(|_| Error::invalid(format!("invalid IPv6 address: {ip}")))?),
+            None => None,
+        };
+        let mut link_local_ips = Vec::new();
+        for ip in es.ipam_config.as_ref().and_then(|c| c.link_local_ips.clone()).unwrap_or_default() {
+            link_local_ips.push(ip.parse::<IpAddr>().map_err(|_| Error::invalid(format!("invalid link-local IP address: {ip}")))?);
+        }
         let mac = if !es.mac_address.is_empty() {
             Some(es.mac_address.clone())
         } else if !rec.config.mac_address.is_empty() {
@@ -258,13 +338,61 @@ impl Networking {
             ipv4,
             aliases: es.aliases.clone().unwrap_or_default(),
             mac,
-            dns_servers: rec.host_config.dns.clone().unwrap_or_default().iter().filter_map(|d| d.parse().ok()).collect(),
+            dns_servers: self.dns_settings(&rec.host_config).servers,
+            links,
+            linked_ports: linked_ports.to_vec(),
+            ipv6,
+            link_local_ips,
         };
         let ep = self.mgr.connect(name, req).await.map_err(net_err)?;
-        let mut out: EndpointSettings = serde_json::from_value(serde_json::to_value(ep.settings()).map_err(|e| Error::system(e.to_string()))?).unwrap_or_default();
+        let mut out: EndpointSettings = ep.settings();
         out.ipam_config = es.ipam_config.clone();
         out.aliases = es.aliases.clone();
         Ok(out)
+    }
+
+    /// After a connect or disconnect of a running container: its resolv.conf switches
+    /// to the embedded DNS on its first user network and back after its last (as
+    /// Docker's does), and /etc/hosts lists its addresses on every network.
+    async fn refresh_files(&self, engine: &Engine, rec: &ContainerRecord) {
+        let links = crate::links::legacy(rec, &engine.containers).map(|l| l.hosts).unwrap_or_default();
+        let files = match self.mgr.container_files(&self.files_request(rec, NetworkMode::Sandbox, links)).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!("updating the resolver files of {}: {e}", rec.short_id());
+                return;
+            }
+        };
+        for (path, text) in [(&rec.resolv_conf_path, &files.resolv_conf), (&rec.hosts_path, &files.hosts)] {
+            match update_generated(path, text) {
+                Ok(true) => {}
+                Ok(false) => tracing::info!("{path} was edited in the container: left as it is"),
+                Err(e) => tracing::warn!("updating {path}: {e}"),
+            }
+        }
+    }
+
+    /// A container started: the running containers that link to it (legacy links) get
+    /// its address, perhaps a new one, in their /etc/hosts, as Docker updates them.
+    pub async fn started(&self, engine: &Engine, rec: &ContainerRecord) {
+        if !rec.network.networks.contains_key("bridge") {
+            return;
+        }
+        for c in engine.containers.list() {
+            let parent = c.snapshot();
+            if parent.id == rec.id || !parent.state.status.is_alive() {
+                continue;
+            }
+            let links_to_it = parent
+                .host_config
+                .links
+                .iter()
+                .flatten()
+                .any(|l| crate::links::parse(l).is_ok_and(|l| l.target == rec.bare_name()));
+            if links_to_it {
+                self.refresh_files(engine, &parent).await;
+            }
+        }
     }
 
     /// Undoes attach (the container stopped).
@@ -311,10 +439,11 @@ impl Networking {
         es.network_id = net.id.clone();
         if rec.state.status.is_alive() {
             let netns = PathBuf::from(&rec.network.sandbox_key);
-            let ep = self.connect_one(&rec, &netns, &net.name, &es).await?;
+            let ep = self.connect_one(&rec, &netns, &net.name, &es, &[]).await?;
             c.update(false, |r| {
                 r.network.networks.insert(net.name.clone(), ep);
             })?;
+            self.refresh_files(engine, &rec).await;
         } else {
             c.update(false, |r| {
                 r.network.networks.insert(net.name.clone(), es);
@@ -334,14 +463,48 @@ impl Networking {
         if net.name == "host" || net.name == "none" {
             return Err(Error::forbidden(format!("container cannot be disconnected from network {}", net.name)));
         }
-        if rec.state.status == Status::Running || rec.state.status == Status::Paused {
+        let live = rec.state.status == Status::Running || rec.state.status == Status::Paused;
+        if live {
             self.mgr.disconnect(&net.name, &rec.id).await.map_err(net_err)?;
         }
         c.update(false, |r| {
             r.network.networks.remove(&net.name);
         })?;
+        if live {
+            self.refresh_files(engine, &rec).await;
+        }
         engine.events.emit("network", "disconnect", &net.id, [("container".to_string(), rec.id.clone()), ("name".to_string(), net.name.clone()), ("type".to_string(), "bridge".to_string())].into_iter().collect());
         Ok(())
+    }
+}
+
+impl Networking {
+    /// The container's `--dns*` settings, each defaulting to the daemon's (as Docker).
+    fn dns_settings(&self, hc: &HostConfig) -> berth_net::files::DnsSettings {
+        let or = |own: &Option<Vec<String>>, default: &Vec<String>| match own {
+            Some(v) if !v.is_empty() => v.clone(),
+            _ => default.clone(),
+        };
+        let servers: Vec<IpAddr> = hc.dns.clone().unwrap_or_default().iter().filter_map(|d| d.parse().ok()).collect();
+        berth_net::files::DnsSettings {
+            servers: if servers.is_empty() { self.dns_defaults.servers.clone() } else { servers },
+            search: or(&hc.dns_search, &self.dns_defaults.search),
+            options: or(&hc.dns_options, &self.dns_defaults.options),
+        }
+    }
+
+    /// What berth-net needs to render the container's resolv.conf, hosts and hostname.
+    fn files_request(&self, rec: &ContainerRecord, mode: NetworkMode, links: Vec<berth_net::files::ExtraHost>) -> FilesRequest {
+        let hc = &rec.host_config;
+        FilesRequest {
+            container_id: rec.id.clone(),
+            mode,
+            hostname: rec.config.hostname.clone(),
+            domainname: rec.config.domainname.clone(),
+            dns: self.dns_settings(hc),
+            extra_hosts: hc.extra_hosts.clone().unwrap_or_default(),
+            links,
+        }
     }
 }
 
@@ -349,12 +512,48 @@ fn to_net_portmap(pm: &PortMap) -> Result<berth_net::PortMap> {
     serde_json::from_value(serde_json::to_value(pm).map_err(|e| Error::system(e.to_string()))?).map_err(|e| Error::invalid(format!("invalid port bindings: {e}")))
 }
 
-/// Writes hostname, hosts and resolv.conf into the container's directory.
+/// Writes hostname, hosts and resolv.conf into the container's directory, with the
+/// digest of each, so that later updates can tell whether the user edited them.
 pub fn write_files(rec: &ContainerRecord, att: &Attachment) -> Result<()> {
-    crate::util::write_replace(std::path::Path::new(&rec.hostname_path), att.files.hostname.as_bytes())?;
-    crate::util::write_replace(std::path::Path::new(&rec.hosts_path), att.files.hosts.as_bytes())?;
-    crate::util::write_replace(std::path::Path::new(&rec.resolv_conf_path), att.files.resolv_conf.as_bytes())?;
+    for (path, text) in [
+        (&rec.hostname_path, &att.files.hostname),
+        (&rec.hosts_path, &att.files.hosts),
+        (&rec.resolv_conf_path, &att.files.resolv_conf),
+    ] {
+        crate::util::write_replace(std::path::Path::new(path), text.as_bytes())?;
+        crate::util::write_replace(&digest_path(path), digest(text.as_bytes()).as_bytes())?;
+    }
     Ok(())
+}
+
+fn digest_path(path: &str) -> PathBuf {
+    PathBuf::from(format!("{path}.hash"))
+}
+
+/// FNV-1a of the content: only to notice an edit, not to resist one.
+fn digest(data: &[u8]) -> String {
+    let h = data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
+    format!("{h:016x}")
+}
+
+/// Rewrites a generated file of a running container in place (it is bind-mounted: a
+/// rename would not be seen inside), unless the user edited it since berth wrote it —
+/// as Docker, berth then leaves it alone. Returns whether the file now says `text`.
+fn update_generated(path: &str, text: &str) -> Result<bool> {
+    use std::io::Write;
+    let current = std::fs::read(path)?;
+    if let Ok(recorded) = std::fs::read_to_string(digest_path(path))
+        && recorded.trim() != digest(&current)
+    {
+        return Ok(false);
+    }
+    if current != text.as_bytes() {
+        let mut f = std::fs::OpenOptions::new().write(true).truncate(true).open(path)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+    }
+    crate::util::write_replace(&digest_path(path), digest(text.as_bytes()).as_bytes())?;
+    Ok(true)
 }
 
 impl Engine {

@@ -126,6 +126,9 @@ impl Engine {
                 es.ip_address.clear();
                 es.ip_prefix_len = 0;
                 es.mac_address.clear();
+                es.global_ipv6_address.clear();
+                es.global_ipv6_prefix_len = 0;
+                es.ipv6_gateway.clear();
             }
         }
         let primary = networks.get(if rec.host_config.network_mode == "default" { "bridge" } else { rec.host_config.network_mode.as_str() }).cloned().unwrap_or_default();
@@ -176,6 +179,9 @@ impl Engine {
                 ip_address: primary.ip_address.clone(),
                 ip_prefix_len: primary.ip_prefix_len,
                 mac_address: primary.mac_address.clone(),
+                global_ipv6_address: primary.global_ipv6_address.clone(),
+                global_ipv6_prefix_len: primary.global_ipv6_prefix_len,
+                ipv6_gateway: primary.ipv6_gateway.clone(),
                 networks,
                 ..Default::default()
             },

@@ -13,7 +13,6 @@ use berth_types::volume::{Volume, VolumeCreateRequest, VolumePruneResponse};
 use crate::container::Status;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::util::convert;
 use crate::network::net_err;
 use crate::query::ListOptions;
 
@@ -65,7 +64,7 @@ impl Engine {
         }
     }
 
-    pub fn info(&self) -> Info {
+    pub fn info(self: &Arc<Self>) -> Info {
         let recs: Vec<_> = self.containers.list().iter().map(|c| c.snapshot()).collect();
         let running = recs.iter().filter(|r| r.state.status == Status::Running || r.state.status == Status::Restarting).count() as i64;
         let paused = recs.iter().filter(|r| r.state.status == Status::Paused).count() as i64;
@@ -152,7 +151,7 @@ impl Engine {
             isolation: String::new(),
             init_binary: String::new(),
             security_options: vec!["name=seccomp,profile=builtin".into()],
-            warnings: None,
+            warnings: Some(crate::network::Networking::host_warnings(self)).filter(|w| !w.is_empty()),
             docker_root_dir: self.cfg.data_root.display().to_string(),
         }
     }
@@ -281,23 +280,22 @@ impl Engine {
     // ---- networks -------------------------------------------------------------
 
     pub async fn network_create(&self, req: NetworkCreateRequest) -> Result<NetworkCreateResponse> {
-        let r = self.net.mgr.create_network(convert(&req)?).await.map_err(net_err)?;
-        let resp: NetworkCreateResponse = convert(&r)?;
-        self.events.emit("network", "create", &resp.id, [("name".to_string(), req.name.clone()), ("type".to_string(), "bridge".to_string())].into_iter().collect());
+        let name = req.name.clone();
+        let driver = if req.driver.is_empty() { "bridge".to_string() } else { req.driver.clone() };
+        let resp: NetworkCreateResponse = self.net.mgr.create_network(req).await.map_err(net_err)?;
+        self.events.emit("network", "create", &resp.id, [("name".to_string(), name), ("type".to_string(), driver)].into_iter().collect());
         Ok(resp)
     }
 
     pub async fn network_inspect(&self, key: &str) -> Result<Network> {
-        let n = self.net.mgr.inspect_network(key).await.map_err(net_err)?;
-        let mut out: Network = convert(&n)?;
+        let mut out: Network = self.net.mgr.inspect_network(key).await.map_err(net_err)?;
         self.fill_network_containers(&mut out);
         Ok(out)
     }
 
     pub async fn network_list(&self, filters: &Filters) -> Result<Vec<Network>> {
         let nf: berth_net::NetworkFilters = filters_map(filters);
-        let list = self.net.mgr.list_networks(&nf).await.map_err(net_err)?;
-        list.iter().map(convert).collect()
+        self.net.mgr.list_networks(&nf).await.map_err(net_err)
     }
 
     fn fill_network_containers(&self, n: &mut Network) {
@@ -314,7 +312,11 @@ impl Engine {
                         endpoint_id: es.endpoint_id.clone(),
                         mac_address: es.mac_address.clone(),
                         ipv4_address: if es.ip_address.is_empty() { String::new() } else { format!("{}/{}", es.ip_address, es.ip_prefix_len) },
-                        ipv6_address: String::new(),
+                        ipv6_address: if es.global_ipv6_address.is_empty() {
+                            String::new()
+                        } else {
+                            format!("{}/{}", es.global_ipv6_address, es.global_ipv6_prefix_len)
+                        },
                     },
                 );
             }
@@ -335,7 +337,7 @@ impl Engine {
             return Err(Error::forbidden(format!("error while removing network: network {} id {} has active endpoints", n.name, n.id)));
         }
         self.net.mgr.remove_network(key).await.map_err(net_err)?;
-        self.events.emit("network", "destroy", &n.id, [("name".to_string(), n.name.clone()), ("type".to_string(), "bridge".to_string())].into_iter().collect());
+        self.events.emit("network", "destroy", &n.id, [("name".to_string(), n.name.clone()), ("type".to_string(), n.driver.clone())].into_iter().collect());
         Ok(())
     }
 

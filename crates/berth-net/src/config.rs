@@ -4,7 +4,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 use crate::error::{NetError, Result};
 use crate::ipam::{AddressPool, docker_default_pools};
@@ -42,6 +42,22 @@ pub struct NetConfig {
     /// Ports chosen for `-P` / `-p 80` come from this range (Docker: the kernel's
     /// ephemeral range). `None` reads /proc/sys/net/ipv4/ip_local_port_range.
     pub ephemeral_ports: Option<(u16, u16)>,
+    /// `--iptables`: add berth's accept rules to iptables' FORWARD chain (see
+    /// [`crate::iptables`]). Off, berth keeps to its own nftables table, and hosts
+    /// whose FORWARD policy is DROP block container traffic.
+    pub iptables: bool,
+    /// `--icc`: containers on the default bridge may talk to each other (off: only
+    /// published ports and legacy links' ports; needs br_netfilter).
+    pub icc: bool,
+    /// `--ipv6`: the default bridge is dual-stack.
+    pub ipv6: bool,
+    /// `--fixed-cidr-v6`: the default bridge's IPv6 subnet (else one from the pools).
+    pub fixed_cidr_v6: Option<Ipv6Net>,
+    /// Pools for IPv6 networks created without a subnet. Empty: a ULA /48 of this
+    /// daemon's own, split into /64s (see [`crate::ipam6::ula_pool`]).
+    pub ipv6_pools: Vec<crate::ipam6::AddressPool6>,
+    /// `--ip6tables`: berth's accept rules in ip6tables' FORWARD too.
+    pub ip6tables: bool,
 }
 
 impl NetConfig {
@@ -60,6 +76,12 @@ impl NetConfig {
             host_hosts: "/etc/hosts".into(),
             dns_upstreams: None,
             ephemeral_ports: None,
+            iptables: true,
+            icc: true,
+            ipv6: false,
+            fixed_cidr_v6: None,
+            ipv6_pools: Vec::new(),
+            ip6tables: true,
         }
     }
 

@@ -108,8 +108,10 @@ pub fn resolv_conf(host: &HostResolvConf, user: &DnsSettings, mode: ResolverMode
             }
             let _ = writeln!(out, "nameserver {INTERNAL_RESOLVER}");
             write_search_options(&mut out, &search, &options);
+            // The embedded DNS asks the host's servers from the host's namespace, so
+            // loopback ones (systemd-resolved's 127.0.0.53) work too.
             let ext: Vec<String> = if user.servers.is_empty() {
-                host.usable_nameservers().iter().map(|s| format!("host({s})")).collect()
+                host.nameservers.iter().map(|s| format!("host({s})")).collect()
             } else {
                 user.servers.iter().map(|s| s.to_string()).collect()
             };
@@ -177,7 +179,7 @@ pub fn parse_extra_host(s: &str, host_gateway: Ipv4Addr) -> Result<ExtraHost> {
 
 /// /etc/hosts of a container with its own network namespace: Docker's defaults,
 /// the `--add-host` entries, then one line per container address with its hostname.
-pub fn hosts(hostname: &str, domainname: &str, own_ips: &[Ipv4Addr], extra: &[ExtraHost]) -> String {
+pub fn hosts(hostname: &str, domainname: &str, own_ips: &[IpAddr], extra: &[ExtraHost]) -> String {
     let mut out = String::from(HOSTS_DEFAULTS);
     for e in extra {
         let _ = writeln!(out, "{}\t{}", e.ip, e.name);
@@ -235,7 +237,7 @@ mod tests {
         assert!(!out.contains("nameserver 10.255.255.53"));
         assert!(out.contains("search corp.example lab.example\n"));
         assert!(out.contains("options edns0 ndots:0\n"), "{out}");
-        assert!(out.contains("# ExtServers: [host(10.255.255.53)]"));
+        assert!(out.contains("# ExtServers: [host(127.0.0.53) host(10.255.255.53)]"));
     }
 
     #[test]
@@ -283,6 +285,8 @@ mod tests {
             parse_extra_host("v6=::1", gw).unwrap(),
         ];
         let out = hosts("f1ed81748690", "", &["172.18.0.2".parse().unwrap()], &extra);
+        let dual = hosts("d", "", &["10.1.0.2".parse().unwrap(), "fd00::2".parse().unwrap()], &[]);
+        assert!(dual.ends_with("10.1.0.2\td\nfd00::2\td\n"), "{dual}");
         assert!(out.starts_with("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"));
         assert!(out.ends_with("10.0.0.5\tdb\n172.17.0.1\thost.docker.internal\n::1\tv6\n172.18.0.2\tf1ed81748690\n"), "{out}");
         let out = hosts("web", "example.com", &["10.1.0.2".parse().unwrap()], &[]);

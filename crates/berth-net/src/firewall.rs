@@ -1,16 +1,22 @@
 //! NAT, port forwarding and isolation as one nftables table owned by this daemon.
 //!
-//! The whole table is rendered from the manager's state and replaced in a single nft
-//! transaction (`add table; delete table; table {...}`), so the kernel always holds
-//! either the old or the new rule set, rules of removed networks and endpoints cannot
-//! linger, and a restart after `kill -9` converges by rendering again. Nobody else's
-//! tables or chains are touched. The script is plain nft syntax (what `nft list table`
-//! prints), which keeps it readable and testable as text.
+//! The whole table (`table inet <name>`, IPv4 and IPv6 in one) is rendered from the
+//! manager's state and replaced in a single nft transaction (`add table; delete table;
+//! table {...}`), so the kernel always holds either the old or the new rule set, rules
+//! of removed networks and endpoints cannot linger, and a restart after `kill -9`
+//! converges by rendering again. Nobody else's tables or chains are touched. The
+//! script is plain nft syntax (what `nft list table` prints), which keeps it readable
+//! and testable as text.
+//!
+//! This table makes every decision (what is NATed, forwarded, isolated). Another
+//! firewall's chains can still drop what this table lets through (a drop anywhere is
+//! final); [`crate::iptables`] adds the accept rules that hosts with a `FORWARD` policy
+//! of DROP need.
 
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 
 use crate::error::{NetError, Result};
 use crate::ports::Proto;
@@ -19,22 +25,39 @@ use crate::ports::Proto;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BridgeRules {
     pub ifname: String,
-    pub subnet: Ipv4Net,
+    /// IPv4 and (for IPv6 networks) IPv6 subnets.
+    pub subnets: Vec<IpNet>,
     /// `--internal`: nothing leaves or enters the bridge except between its ports.
     pub internal: bool,
     /// Masquerade traffic leaving for other interfaces (outbound NAT).
     pub masquerade: bool,
+    /// `enable_icc`: containers on the bridge may talk to each other. Off, only
+    /// published ports and legacy links' ports are reachable (needs br_netfilter,
+    /// as bridged traffic is only seen by the forward hook through it).
+    pub icc: bool,
 }
 
 /// One published port: traffic for host_ip:host_port goes to target_ip:target_port.
+/// host_ip and target_ip are of one family.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Dnat {
     pub proto: Proto,
-    /// 0.0.0.0 means every local address, 127.0.0.1 included.
-    pub host_ip: Ipv4Addr,
+    /// 0.0.0.0 / :: mean every local address of that family, loopback included.
+    pub host_ip: IpAddr,
     pub host_port: u16,
-    pub target_ip: Ipv4Addr,
+    pub target_ip: IpAddr,
     pub target_port: u16,
+}
+
+/// A legacy link on an `enable_icc=false` bridge: `client` may open connections to
+/// `server`'s exposed `port` (Docker opens exactly these for `--link`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LinkAccept {
+    pub bridge: String,
+    pub client: IpAddr,
+    pub server: IpAddr,
+    pub proto: Proto,
+    pub port: u16,
 }
 
 /// Everything the table must express.
@@ -42,15 +65,34 @@ pub struct Dnat {
 pub struct FirewallModel {
     pub bridges: Vec<BridgeRules>,
     pub dnats: Vec<Dnat>,
+    pub links: Vec<LinkAccept>,
 }
 
-/// The nft script that atomically replaces `table ip <table>` with `model`.
+fn fam(ip: &IpAddr) -> &'static str {
+    if ip.is_ipv4() { "ip" } else { "ip6" }
+}
+
+fn net_fam(net: &IpNet) -> &'static str {
+    match net {
+        IpNet::V4(_) => "ip",
+        IpNet::V6(_) => "ip6",
+    }
+}
+
+fn target(ip: &IpAddr, port: u16) -> String {
+    match ip {
+        IpAddr::V4(a) => format!("{a}:{port}"),
+        IpAddr::V6(a) => format!("[{a}]:{port}"),
+    }
+}
+
+/// The nft script that atomically replaces `table inet <table>` with `model`.
 pub fn render(table: &str, model: &FirewallModel) -> String {
     let mut s = String::new();
     // `add` makes the `delete` valid on a first run; all three lines are one transaction.
-    let _ = writeln!(s, "add table ip {table}");
-    let _ = writeln!(s, "delete table ip {table}");
-    let _ = writeln!(s, "table ip {table} {{");
+    let _ = writeln!(s, "add table inet {table}");
+    let _ = writeln!(s, "delete table inet {table}");
+    let _ = writeln!(s, "table inet {table} {{");
 
     s.push_str("\tset bridges {\n\t\ttype ifname\n");
     if !model.bridges.is_empty() {
@@ -70,11 +112,17 @@ pub fn render(table: &str, model: &FirewallModel) -> String {
     let mut dnats = model.dnats.clone();
     dnats.sort();
     for d in &dnats {
+        let f = fam(&d.host_ip);
         s.push_str("\t\t");
-        if !d.host_ip.is_unspecified() {
-            let _ = write!(s, "ip daddr {} ", d.host_ip);
+        if d.host_ip.is_unspecified() && f == "ip" {
+            s.push_str("meta nfproto ipv4 ");
+        } else if d.host_ip.is_unspecified() {
+            // [::1] is the proxy's: a packet from ::1 cannot be sent to a container.
+            s.push_str("ip6 daddr != ::1 ");
+        } else {
+            let _ = write!(s, "{f} daddr {} ", d.host_ip);
         }
-        let _ = writeln!(s, "{} dport {} dnat to {}:{}", d.proto, d.host_port, d.target_ip, d.target_port);
+        let _ = writeln!(s, "{} dport {} dnat {f} to {}", d.proto, d.host_port, target(&d.target_ip, d.target_port));
     }
     s.push_str("\t}\n");
 
@@ -82,11 +130,14 @@ pub fn render(table: &str, model: &FirewallModel) -> String {
     for b in &model.bridges {
         // Host loopback → published port: the source must not stay 127.0.0.1.
         let _ = writeln!(s, "\t\toifname \"{}\" ip saddr 127.0.0.0/8 masquerade", b.ifname);
-        // Hairpin: a container reaching a published port that leads back into its own
-        // bridge; without this the answer would bypass the NAT and be dropped.
-        let _ = writeln!(s, "\t\toifname \"{}\" ip saddr {} ct status dnat masquerade", b.ifname, b.subnet);
-        if b.masquerade && !b.internal {
-            let _ = writeln!(s, "\t\tip saddr {} oifname != \"{}\" masquerade", b.subnet, b.ifname);
+        for net in &b.subnets {
+            let f = net_fam(net);
+            // Hairpin: a container reaching a published port that leads back into its
+            // own bridge; without this the answer would bypass the NAT and be dropped.
+            let _ = writeln!(s, "\t\toifname \"{}\" {f} saddr {net} ct status dnat masquerade", b.ifname);
+            if b.masquerade && !b.internal {
+                let _ = writeln!(s, "\t\t{f} saddr {net} oifname != \"{}\" masquerade", b.ifname);
+            }
         }
     }
     s.push_str("\t}\n");
@@ -97,43 +148,42 @@ pub fn render(table: &str, model: &FirewallModel) -> String {
         let _ = writeln!(s, "\t\toifname \"{0}\" iifname != \"{0}\" drop", b.ifname);
     }
     s.push_str("\t\tct state established,related accept\n");
-    // Published ports are reachable from every network; plain traffic between two
-    // bridge networks is not (Docker's isolation).
+    // Published ports are reachable from every network and from outside; plain
+    // traffic between two bridge networks is not (Docker's isolation), nor is traffic
+    // routed to a container's address from outside (as Docker ≥ 28 in NAT mode).
     s.push_str("\t\tct status dnat accept\n");
+    s.push_str("\t\toifname @bridges iifname != @bridges drop\n");
     for b in model.bridges.iter().filter(|b| !b.internal) {
         let _ = writeln!(s, "\t\tiifname \"{0}\" oifname @bridges oifname != \"{0}\" drop", b.ifname);
+    }
+    let mut links = model.links.clone();
+    links.sort();
+    for l in &links {
+        let f = fam(&l.client);
+        let _ = writeln!(
+            s,
+            "\t\tiifname \"{0}\" oifname \"{0}\" {f} saddr {1} {f} daddr {2} {3} dport {4} accept",
+            l.bridge, l.client, l.server, l.proto, l.port
+        );
+    }
+    for b in model.bridges.iter().filter(|b| !b.icc) {
+        let _ = writeln!(s, "\t\tiifname \"{0}\" oifname \"{0}\" drop", b.ifname);
     }
     s.push_str("\t}\n}\n");
     s
 }
 
-/// The nft script that removes the table if it exists.
+/// The nft script that removes the table if it exists (and the `ip`-family table of
+/// berth versions before IPv6, of the same name).
 pub fn render_delete(table: &str) -> String {
-    format!("add table ip {table}\ndelete table ip {table}\n")
+    format!("add table inet {table}\ndelete table inet {table}\nadd table ip {table}\ndelete table ip {table}\n")
 }
 
 /// Runs `nft -f -` with `script` on stdin.
 pub async fn run_nft(script: &str) -> Result<()> {
-    use tokio::io::AsyncWriteExt;
-    let mut child = tokio::process::Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| NetError::system("run nft", e))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(script.as_bytes()).await.map_err(|e| NetError::system("write to nft", e))?;
-        drop(stdin);
-    }
-    let out = child.wait_with_output().await.map_err(|e| NetError::system("wait for nft", e))?;
-    if !out.status.success() {
-        return Err(NetError::system_msg(format!(
-            "nft failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+    let out = crate::tools::run("nft", &["-f", "-"], Some(script)).await?;
+    if !out.success {
+        return Err(NetError::system_msg(format!("nft failed: {}", out.stderr.trim())));
     }
     Ok(())
 }
@@ -147,15 +197,24 @@ mod tests {
             bridges: vec![
                 BridgeRules {
                     ifname: "br-a".into(),
-                    subnet: "172.18.0.0/16".parse().unwrap(),
+                    subnets: vec!["172.18.0.0/16".parse().unwrap(), "fd00:1::/64".parse().unwrap()],
                     internal: false,
                     masquerade: true,
+                    icc: true,
                 },
                 BridgeRules {
                     ifname: "br-i".into(),
-                    subnet: "10.9.0.0/24".parse().unwrap(),
+                    subnets: vec!["10.9.0.0/24".parse().unwrap()],
                     internal: true,
                     masquerade: true,
+                    icc: true,
+                },
+                BridgeRules {
+                    ifname: "br-q".into(),
+                    subnets: vec!["10.8.0.0/24".parse().unwrap()],
+                    internal: false,
+                    masquerade: true,
+                    icc: false,
                 },
             ],
             dnats: vec![
@@ -168,28 +227,45 @@ mod tests {
                 },
                 Dnat {
                     proto: Proto::Udp,
-                    host_ip: Ipv4Addr::UNSPECIFIED,
+                    host_ip: "0.0.0.0".parse().unwrap(),
                     host_port: 5353,
                     target_ip: "172.18.0.3".parse().unwrap(),
                     target_port: 53,
                 },
+                Dnat {
+                    proto: Proto::Tcp,
+                    host_ip: "::".parse().unwrap(),
+                    host_port: 8080,
+                    target_ip: "fd00:1::2".parse().unwrap(),
+                    target_port: 80,
+                },
             ],
+            links: vec![LinkAccept {
+                bridge: "br-q".into(),
+                client: "10.8.0.3".parse().unwrap(),
+                server: "10.8.0.2".parse().unwrap(),
+                proto: Proto::Tcp,
+                port: 80,
+            }],
         }
     }
 
     #[test]
     fn rules_cover_nat_ports_isolation_and_internal() {
         let s = render("berthT", &model());
-        assert!(s.starts_with("add table ip berthT\ndelete table ip berthT\ntable ip berthT {\n"));
-        assert!(s.contains("elements = { \"br-a\", \"br-i\" }"));
-        assert!(s.contains("\t\tip daddr 127.0.0.1 tcp dport 18099 dnat to 172.18.0.2:80\n"));
-        assert!(s.contains("\t\tudp dport 5353 dnat to 172.18.0.3:53\n"));
+        assert!(s.starts_with("add table inet berthT\ndelete table inet berthT\ntable inet berthT {\n"));
+        assert!(s.contains("elements = { \"br-a\", \"br-i\", \"br-q\" }"));
+        assert!(s.contains("\t\tip daddr 127.0.0.1 tcp dport 18099 dnat ip to 172.18.0.2:80\n"));
+        assert!(s.contains("\t\tmeta nfproto ipv4 udp dport 5353 dnat ip to 172.18.0.3:53\n"));
+        assert!(s.contains("\t\tip6 daddr != ::1 tcp dport 8080 dnat ip6 to [fd00:1::2]:80\n"));
         assert!(s.contains("ip saddr 172.18.0.0/16 oifname != \"br-a\" masquerade"));
+        assert!(s.contains("ip6 saddr fd00:1::/64 oifname != \"br-a\" masquerade"));
         // Internal networks get no outbound NAT and are fenced in both directions.
         assert!(!s.contains("ip saddr 10.9.0.0/24 oifname != \"br-i\" masquerade"));
         assert!(s.contains("iifname \"br-i\" oifname != \"br-i\" drop"));
         assert!(s.contains("oifname \"br-i\" iifname != \"br-i\" drop"));
         assert!(s.contains("iifname \"br-a\" oifname @bridges oifname != \"br-a\" drop"));
+        assert!(s.contains("oifname @bridges iifname != @bridges drop"));
         // The internal fence comes before anything that accepts.
         let fence = s.find("iifname \"br-i\" oifname != \"br-i\" drop").unwrap();
         let accept = s.find("ct state established,related accept").unwrap();
@@ -197,10 +273,22 @@ mod tests {
     }
 
     #[test]
+    fn icc_off_drops_within_the_bridge_after_published_ports_and_links() {
+        let s = render("t", &model());
+        let dnat = s.find("ct status dnat accept").unwrap();
+        let link = s
+            .find("iifname \"br-q\" oifname \"br-q\" ip saddr 10.8.0.3 ip daddr 10.8.0.2 tcp dport 80 accept")
+            .unwrap();
+        let icc = s.find("iifname \"br-q\" oifname \"br-q\" drop").unwrap();
+        assert!(dnat < icc && link < icc);
+        assert!(!s.contains("iifname \"br-a\" oifname \"br-a\" drop"));
+    }
+
+    #[test]
     fn empty_model_is_still_a_valid_table() {
         let s = render("t", &FirewallModel::default());
         assert!(!s.contains("elements"));
         assert!(s.contains("chain published {\n\t}"));
-        assert_eq!(render_delete("t"), "add table ip t\ndelete table ip t\n");
+        assert!(render_delete("t").starts_with("add table inet t\ndelete table inet t\n"));
     }
 }

@@ -18,21 +18,28 @@ pub mod dataplane;
 pub mod dns;
 pub mod error;
 pub mod files;
+pub mod host_check;
 pub mod firewall;
 pub mod ids;
+pub mod iptables;
 pub mod ipam;
+pub mod ipam6;
 mod manager;
 pub mod model;
 pub mod netns;
 mod persist;
 pub mod ports;
+pub mod proxy;
+mod resolv_watch;
+pub mod tools;
 
 pub use config::NetConfig;
+pub use ipnet::{Ipv4Net, Ipv6Net};
 pub use dataplane::{Dataplane, LinuxDataplane, RecordingDataplane};
 pub use error::{ErrorKind, NetError, Result};
 pub use manager::{ContainerFiles, FilesRequest, NetworkFilters, NetworkManager, NetworkMode, ReconcileReport, options};
-pub use model::{
-    Endpoint, EndpointRequest, EndpointSettings, Ipam, IpamConfig, NetworkContainer, NetworkCreateRequest,
-    NetworkCreateResponse, NetworkInspect,
+pub use berth_types::network::{
+    EndpointSettings, Ipam, IpamPoolConfig, Network, NetworkContainer, NetworkCreateRequest, NetworkCreateResponse,
 };
+pub use model::{Endpoint, EndpointRequest};
 pub use ports::{HostPort, PortBinding, PortBindingRequest, PortMap, PortMapping, Proto};

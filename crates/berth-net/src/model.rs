@@ -2,9 +2,10 @@
 //! serialised with Docker's field names so the engine can pass them through).
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
+use berth_types::network::{EndpointIpamConfig, EndpointSettings};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{NetError, Result};
@@ -15,14 +16,16 @@ use crate::ports::PortMapping;
 // Persisted records (internal).
 // ---------------------------------------------------------------------------------
 
-/// Which driver a network uses. Only `bridge` networks can be created; `host` and
-/// `null` exist once each as the predefined `host` and `none` networks.
+/// Which driver a network uses. `bridge`, `macvlan` and `ipvlan` networks can be
+/// created; `host` and `null` exist once each as the predefined `host` and `none`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Driver {
     Bridge,
     Host,
     Null,
+    Macvlan,
+    Ipvlan,
 }
 
 impl Driver {
@@ -31,8 +34,29 @@ impl Driver {
             Driver::Bridge => "bridge",
             Driver::Host => "host",
             Driver::Null => "null",
+            Driver::Macvlan => "macvlan",
+            Driver::Ipvlan => "ipvlan",
         }
     }
+}
+
+/// A macvlan or ipvlan network: its containers' interfaces hang off a host interface
+/// (the parent) and sit on its LAN; no bridge, no NAT, no published ports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct VlanSettings {
+    /// The host interface (`-o parent=eth0`, or `eth0.10` for an 802.1q sub-interface).
+    pub parent: String,
+    /// berth made the parent (an 802.1q sub-interface, or a dummy for a network without
+    /// one) and removes it with the network.
+    pub created_parent: bool,
+    /// macvlan: bridge | private | vepa | passthru; ipvlan: l2 | l3 | l3s.
+    pub mode: String,
+    pub mtu: u32,
+    pub plan: SubnetPlan,
+    pub aux_names: Vec<String>,
+    pub user_subnet: bool,
+    #[serde(default)]
+    pub v6: Option<BridgeV6>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -47,17 +71,43 @@ pub(crate) struct NetworkRecord {
     pub options: BTreeMap<String, String>,
     pub ipam_options: BTreeMap<String, String>,
     pub bridge: Option<BridgeSettings>,
+    #[serde(default)]
+    pub vlan: Option<VlanSettings>,
+    /// A container has joined it since it was created, so its rules are in berth's
+    /// nft table (and stay until it is removed). A network nobody used has no traffic
+    /// to NAT or filter, so creating and removing it never touches the firewall.
+    #[serde(default = "yes")]
+    pub active: bool,
 }
 
 impl NetworkRecord {
     pub fn is_predefined(&self) -> bool {
-        self.driver != Driver::Bridge || self.bridge.as_ref().is_some_and(|b| b.default_bridge)
+        matches!(self.driver, Driver::Host | Driver::Null) || self.bridge.as_ref().is_some_and(|b| b.default_bridge)
     }
 
-    /// User-defined bridge networks get the embedded DNS and name resolution; the
-    /// default bridge does not (as in Docker).
+    /// User-defined networks get the embedded DNS and name resolution; the default
+    /// bridge does not (as in Docker).
     pub fn has_dns(&self) -> bool {
-        self.bridge.as_ref().is_some_and(|b| !b.default_bridge)
+        self.bridge.as_ref().is_some_and(|b| !b.default_bridge) || self.vlan.is_some()
+    }
+
+    /// The IPv4 addressing of a network with addresses (bridge, macvlan, ipvlan).
+    pub fn plan(&self) -> Option<&SubnetPlan> {
+        self.bridge.as_ref().map(|b| &b.plan).or(self.vlan.as_ref().map(|v| &v.plan))
+    }
+
+    /// Its IPv6 addressing, when dual-stack.
+    pub fn v6(&self) -> Option<&BridgeV6> {
+        self.bridge.as_ref().and_then(|b| b.v6.as_ref()).or(self.vlan.as_ref().and_then(|v| v.v6.as_ref()))
+    }
+
+    /// `--aux-address` names of the IPv4 subnet and whether the user gave the subnet.
+    pub fn aux_names_and_user_subnet(&self) -> (&[String], bool) {
+        match (&self.bridge, &self.vlan) {
+            (Some(b), _) => (&b.aux_names, b.user_subnet),
+            (None, Some(v)) => (&v.aux_names, v.user_subnet),
+            _ => (&[], false),
+        }
     }
 }
 
@@ -73,6 +123,43 @@ pub(crate) struct BridgeSettings {
     pub masquerade: bool,
     pub host_binding_ipv4: Ipv4Addr,
     pub default_bridge: bool,
+    /// `enable_icc`: containers on the bridge may talk to each other freely.
+    #[serde(default = "yes")]
+    pub icc: bool,
+    /// IPv6 (`--ipv6`): the network's IPv6 subnet, besides its IPv4 one.
+    #[serde(default)]
+    pub v6: Option<BridgeV6>,
+}
+
+/// The IPv6 side of a dual-stack bridge network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct BridgeV6 {
+    pub plan: crate::ipam6::SubnetPlan6,
+    /// Names of the IPv6 `--aux-address` entries, in `plan.reserved` order.
+    pub aux_names: Vec<String>,
+    /// Subnet given by the user (only then may endpoints ask for a fixed `--ip6`).
+    pub user_subnet: bool,
+}
+
+/// An endpoint's IPv6 address on a dual-stack network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointV6 {
+    pub ip: Ipv6Addr,
+    pub prefix_len: u8,
+    pub gateway: Ipv6Addr,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A legacy link (`--link`) from a container on the default bridge: the linked
+/// container's address and exposed ports, which stay open to it when the bridge has
+/// `enable_icc=false` (as Docker opens them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkedPorts {
+    pub server: Ipv4Addr,
+    pub ports: Vec<(crate::ports::Proto, u16)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -93,6 +180,21 @@ pub(crate) struct EndpointRecord {
     pub provides_gateway: bool,
     /// Connect order within the daemon (interfaces, DNS precedence, inspect order).
     pub seq: u64,
+    /// Link aliases on a user network (`--link name:alias`): `alias` resolves, for this
+    /// container only, to the container called `name` on the same network.
+    #[serde(default)]
+    pub links: Vec<(String, String)>,
+    /// Legacy links' open ports (default bridge with icc off).
+    #[serde(default)]
+    pub linked_ports: Vec<LinkedPorts>,
+    /// IPv6 address on a dual-stack network.
+    #[serde(default)]
+    pub v6: Option<EndpointV6>,
+    #[serde(default)]
+    pub requested_ipv6: Option<Ipv6Addr>,
+    /// `--link-local-ip` addresses.
+    #[serde(default)]
+    pub link_local: Vec<IpAddr>,
 }
 
 impl EndpointRecord {
@@ -130,47 +232,6 @@ pub(crate) struct SandboxRecord {
 // Requests.
 // ---------------------------------------------------------------------------------
 
-/// `POST /networks/create` body (Docker's `NetworkCreateRequest`); deserialises from
-/// the API's JSON as is.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct NetworkCreateRequest {
-    pub name: String,
-    pub driver: String,
-    pub scope: String,
-    pub internal: bool,
-    pub attachable: bool,
-    pub ingress: bool,
-    pub config_only: bool,
-    #[serde(rename = "IPAM")]
-    pub ipam: Option<Ipam>,
-    #[serde(rename = "EnableIPv4")]
-    pub enable_ipv4: Option<bool>,
-    #[serde(rename = "EnableIPv6")]
-    pub enable_ipv6: Option<bool>,
-    pub options: BTreeMap<String, String>,
-    pub labels: BTreeMap<String, String>,
-}
-
-impl NetworkCreateRequest {
-    /// A bridge network named `name` with everything else defaulted.
-    pub fn named(name: impl Into<String>) -> Self {
-        NetworkCreateRequest { name: name.into(), ..Default::default() }
-    }
-
-    /// Adds one IPAM config entry (`--subnet`, `--gateway`, `--ip-range`).
-    pub fn with_subnet(mut self, subnet: &str, gateway: Option<&str>, ip_range: Option<&str>) -> Self {
-        let ipam = self.ipam.get_or_insert_with(Ipam::default);
-        ipam.config.push(IpamConfig {
-            subnet: subnet.into(),
-            gateway: gateway.unwrap_or_default().into(),
-            ip_range: ip_range.unwrap_or_default().into(),
-            aux_address: BTreeMap::new(),
-        });
-        self
-    }
-}
-
 /// A container joining a network (`--network`, `docker network connect`).
 #[derive(Debug, Clone, Default)]
 pub struct EndpointRequest {
@@ -188,6 +249,15 @@ pub struct EndpointRequest {
     pub mac: Option<String>,
     /// `--dns`: servers the embedded DNS forwards to instead of the host's.
     pub dns_servers: Vec<IpAddr>,
+    /// Link aliases on a user network, `(alias, container name)` (Docker's endpoint
+    /// `Links`, `--link name:alias` with `--network`): resolved for this container only.
+    pub links: Vec<(String, String)>,
+    /// Legacy links from the default bridge: ports kept open when icc is off.
+    pub linked_ports: Vec<LinkedPorts>,
+    /// `--ip6`: a fixed IPv6 address (networks with a user-configured IPv6 subnet).
+    pub ipv6: Option<Ipv6Addr>,
+    /// `--link-local-ip`: extra link-local addresses (169.254.0.0/16, fe80::/10).
+    pub link_local_ips: Vec<IpAddr>,
 }
 
 // ---------------------------------------------------------------------------------
@@ -214,6 +284,9 @@ pub struct Endpoint {
     pub dns_names: Vec<String>,
     pub requested_ip: Option<Ipv4Addr>,
     pub provides_gateway: bool,
+    pub v6: Option<EndpointV6>,
+    pub requested_ipv6: Option<Ipv6Addr>,
+    pub link_local: Vec<IpAddr>,
 }
 
 impl Endpoint {
@@ -234,13 +307,22 @@ impl Endpoint {
             dns_names: if net.has_dns() { rec.dns_names() } else { Vec::new() },
             requested_ip: rec.requested_ip,
             provides_gateway: rec.provides_gateway,
+            v6: rec.v6,
+            requested_ipv6: rec.requested_ipv6,
+            link_local: rec.link_local.clone(),
         }
     }
 
     /// The container-inspect `NetworkSettings.Networks[<name>]` entry.
     pub fn settings(&self) -> EndpointSettings {
         EndpointSettings {
-            ipam_config: self.requested_ip.map(|ip| EndpointIpamConfig { ipv4_address: ip.to_string() }),
+            ipam_config: (self.requested_ip.is_some() || self.requested_ipv6.is_some() || !self.link_local.is_empty()).then(|| {
+                EndpointIpamConfig {
+                    ipv4_address: self.requested_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+                    ipv6_address: self.requested_ipv6.map(|ip| ip.to_string()).unwrap_or_default(),
+                    link_local_ips: (!self.link_local.is_empty()).then(|| self.link_local.iter().map(|ip| ip.to_string()).collect()),
+                }
+            }),
             links: None,
             mac_address: self.mac.clone(),
             aliases: if self.aliases.is_empty() { None } else { Some(self.aliases.clone()) },
@@ -250,130 +332,13 @@ impl Endpoint {
             endpoint_id: self.endpoint_id.clone(),
             gateway: self.gateway.to_string(),
             ip_address: self.ip.to_string(),
-            ip_prefix_len: self.prefix_len,
-            ipv6_gateway: String::new(),
-            global_ipv6_address: String::new(),
-            global_ipv6_prefix_len: 0,
+            ip_prefix_len: i64::from(self.prefix_len),
+            ipv6_gateway: self.v6.map(|v| v.gateway.to_string()).unwrap_or_default(),
+            global_ipv6_address: self.v6.map(|v| v.ip.to_string()).unwrap_or_default(),
+            global_ipv6_prefix_len: self.v6.map(|v| i64::from(v.prefix_len)).unwrap_or_default(),
             dns_names: if self.dns_names.is_empty() { None } else { Some(self.dns_names.clone()) },
         }
     }
-}
-
-/// `EndpointSettings` as the Engine API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct EndpointSettings {
-    #[serde(rename = "IPAMConfig")]
-    pub ipam_config: Option<EndpointIpamConfig>,
-    pub links: Option<Vec<String>>,
-    pub mac_address: String,
-    pub aliases: Option<Vec<String>>,
-    pub driver_opts: Option<BTreeMap<String, String>>,
-    pub gw_priority: i64,
-    #[serde(rename = "NetworkID")]
-    pub network_id: String,
-    #[serde(rename = "EndpointID")]
-    pub endpoint_id: String,
-    pub gateway: String,
-    #[serde(rename = "IPAddress")]
-    pub ip_address: String,
-    #[serde(rename = "IPPrefixLen")]
-    pub ip_prefix_len: u8,
-    #[serde(rename = "IPv6Gateway")]
-    pub ipv6_gateway: String,
-    #[serde(rename = "GlobalIPv6Address")]
-    pub global_ipv6_address: String,
-    #[serde(rename = "GlobalIPv6PrefixLen")]
-    pub global_ipv6_prefix_len: u8,
-    #[serde(rename = "DNSNames")]
-    pub dns_names: Option<Vec<String>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EndpointIpamConfig {
-    #[serde(rename = "IPv4Address")]
-    pub ipv4_address: String,
-}
-
-/// `IPAM` of a network (request and inspect).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct Ipam {
-    pub driver: String,
-    pub options: Option<BTreeMap<String, String>>,
-    pub config: Vec<IpamConfig>,
-}
-
-impl Default for Ipam {
-    fn default() -> Self {
-        Ipam { driver: "default".into(), options: None, config: Vec::new() }
-    }
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct IpamConfig {
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub subnet: String,
-    #[serde(rename = "IPRange", skip_serializing_if = "String::is_empty")]
-    pub ip_range: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub gateway: String,
-    #[serde(rename = "AuxiliaryAddresses", skip_serializing_if = "BTreeMap::is_empty")]
-    pub aux_address: BTreeMap<String, String>,
-}
-
-/// `Containers[<id>]` of a network inspect.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct NetworkContainer {
-    pub name: String,
-    #[serde(rename = "EndpointID")]
-    pub endpoint_id: String,
-    pub mac_address: String,
-    #[serde(rename = "IPv4Address")]
-    pub ipv4_address: String,
-    #[serde(rename = "IPv6Address")]
-    pub ipv6_address: String,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ConfigReference {
-    pub network: String,
-}
-
-/// `GET /networks/{id}` (and each entry of `GET /networks`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct NetworkInspect {
-    pub name: String,
-    pub id: String,
-    pub created: String,
-    pub scope: String,
-    pub driver: String,
-    #[serde(rename = "EnableIPv4")]
-    pub enable_ipv4: bool,
-    #[serde(rename = "EnableIPv6")]
-    pub enable_ipv6: bool,
-    #[serde(rename = "IPAM")]
-    pub ipam: Ipam,
-    pub internal: bool,
-    pub attachable: bool,
-    pub ingress: bool,
-    pub config_from: ConfigReference,
-    pub config_only: bool,
-    pub containers: BTreeMap<String, NetworkContainer>,
-    pub options: BTreeMap<String, String>,
-    pub labels: BTreeMap<String, String>,
-}
-
-/// `POST /networks/create` answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct NetworkCreateResponse {
-    pub id: String,
-    pub warning: String,
 }
 
 /// Parses "02:42:ac:11:00:02" (a unicast MAC, as the kernel requires).
@@ -424,9 +389,9 @@ mod tests {
     fn create_request_reads_the_cli_json() {
         // What docker CLI 28 sends for `docker network create trace-net` (api-traces).
         let body = r#"{"Driver":"bridge","Scope":"","IPAM":{"Driver":"default","Options":{},"Config":[]},"Internal":false,"Attachable":false,"Ingress":false,"ConfigOnly":false,"ConfigFrom":null,"Options":{},"Labels":{},"Name":"trace-net","CheckDuplicate":true}"#;
-        let req: NetworkCreateRequest = serde_json::from_str(body).unwrap();
+        let req: berth_types::network::NetworkCreateRequest = serde_json::from_str(body).unwrap();
         assert_eq!(req.name, "trace-net");
-        assert_eq!(req.ipam.unwrap().config.len(), 0);
+        assert_eq!(req.ipam.unwrap().configs().len(), 0);
     }
 
     #[test]
@@ -447,6 +412,9 @@ mod tests {
             dns_names: vec!["trace-web".into(), "f1ed81748690".into()],
             requested_ip: None,
             provides_gateway: true,
+            v6: None,
+            requested_ipv6: None,
+            link_local: vec![],
         };
         let v = serde_json::to_value(ep.settings()).unwrap();
         assert_eq!(v["IPAddress"], "172.18.0.2");

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
@@ -56,8 +56,9 @@ pub enum HostPort {
 pub struct PortBindingRequest {
     pub container_port: u16,
     pub proto: Proto,
-    /// `None`: the network's / daemon's default binding address (0.0.0.0).
-    pub host_ip: Option<Ipv4Addr>,
+    /// `None`: the network's / daemon's default binding address (0.0.0.0, and [::]
+    /// beside it on hosts with IPv6, as Docker does).
+    pub host_ip: Option<IpAddr>,
     pub host_port: HostPort,
 }
 
@@ -66,7 +67,7 @@ pub struct PortBindingRequest {
 pub struct PortMapping {
     pub container_port: u16,
     pub proto: Proto,
-    pub host_ip: Ipv4Addr,
+    pub host_ip: IpAddr,
     pub host_port: u16,
 }
 
@@ -111,17 +112,12 @@ pub fn parse_port_key(key: &str) -> Result<(u16, Proto)> {
     Ok((parse_port(port)?, Proto::parse(proto)?))
 }
 
-fn parse_host_ip(s: &str) -> Result<Option<Ipv4Addr>> {
+fn parse_host_ip(s: &str) -> Result<Option<IpAddr>> {
     let s = s.trim_start_matches('[').trim_end_matches(']');
     if s.is_empty() {
         return Ok(None);
     }
-    if s.contains(':') {
-        return Err(NetError::invalid(format!("publishing ports on IPv6 address {s} is not supported")));
-    }
-    s.parse::<Ipv4Addr>()
-        .map(Some)
-        .map_err(|_| NetError::invalid(format!("invalid IP address: {s}")))
+    s.parse::<IpAddr>().map(Some).map_err(|_| NetError::invalid(format!("invalid IP address: {s}")))
 }
 
 fn parse_host_port(s: &str) -> Result<HostPort> {
@@ -140,11 +136,6 @@ pub fn requests_from_port_map(map: &PortMap) -> Result<Vec<PortBindingRequest>> 
         let bindings = bindings.clone().unwrap_or_default();
         let bindings = if bindings.is_empty() { vec![PortBinding::default()] } else { bindings };
         for b in bindings {
-            // The CLI sends "::" bindings alongside "0.0.0.0" ones on dual-stack hosts;
-            // IPv6 is not published (see docs/networking.md), so those are skipped.
-            if b.host_ip.contains(':') {
-                continue;
-            }
             out.push(PortBindingRequest {
                 container_port,
                 proto,
@@ -261,9 +252,14 @@ pub fn port_map<'a>(exposed: impl IntoIterator<Item = (u16, Proto)>, mappings: i
     map
 }
 
+/// `ip:port` as Docker prints it ([::1]:80 for IPv6).
+pub fn host_port_str(ip: IpAddr, port: u16) -> String {
+    std::net::SocketAddr::new(ip, port).to_string()
+}
+
 /// Docker's message when a host port cannot be had.
-pub fn already_allocated(ip: Ipv4Addr, port: u16) -> NetError {
-    NetError::conflict(format!("Bind for {ip}:{port} failed: port is already allocated"))
+pub fn already_allocated(ip: IpAddr, port: u16) -> NetError {
+    NetError::conflict(format!("Bind for {} failed: port is already allocated", host_port_str(ip, port)))
 }
 
 #[cfg(test)]
@@ -298,7 +294,7 @@ mod tests {
         for bad in ["", "0", "70000", "a:b", "8000-8002:80-81", "1.2.3.4:5:6:7", "80/xyz", "999.1.1.1:80:80", "9-8:80"] {
             assert!(parse_publish_spec(bad).is_err(), "{bad} should fail");
         }
-        assert!(parse_publish_spec("[::1]:80:80").is_err(), "IPv6 is refused clearly");
+        assert_eq!(parse_publish_spec("[::1]:8080:80").unwrap(), vec![req(80, Some("::1"), HostPort::Single(8080))]);
     }
 
     #[test]
@@ -340,6 +336,7 @@ mod tests {
         let map = port_map([(80, Proto::Tcp), (53, Proto::Udp)], [&m]);
         let v = serde_json::to_value(&map).unwrap();
         assert_eq!(v, serde_json::json!({"53/udp": null, "80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18099"}]}));
-        assert_eq!(already_allocated(Ipv4Addr::UNSPECIFIED, 80).message(), "Bind for 0.0.0.0:80 failed: port is already allocated");
+        assert_eq!(already_allocated("0.0.0.0".parse().unwrap(), 80).message(), "Bind for 0.0.0.0:80 failed: port is already allocated");
+        assert_eq!(already_allocated("::".parse().unwrap(), 80).message(), "Bind for [::]:80 failed: port is already allocated");
     }
 }

@@ -48,6 +48,7 @@ async fn two_namespaces_reach_each_other_by_ip_and_by_name() {
     // busybox wget http://web/ with the resolv.conf berth writes for the container.
     let files = m
         .container_files(&berth_net::FilesRequest {
+            links: vec![],
             container_id: common::container_id(2),
             mode: berth_net::NetworkMode::Sandbox,
             hostname: "cli".into(),
@@ -69,7 +70,7 @@ async fn two_namespaces_reach_each_other_by_ip_and_by_name() {
 }
 
 fn bind(port: u16, ip: Option<Ipv4Addr>, host_port: HostPort) -> PortBindingRequest {
-    PortBindingRequest { container_port: port, proto: Proto::Tcp, host_ip: ip, host_port }
+    PortBindingRequest { container_port: port, proto: Proto::Tcp, host_ip: ip.map(std::net::IpAddr::V4), host_port }
 }
 
 /// A free TCP port on 127.0.0.1 right now.
@@ -99,6 +100,10 @@ async fn published_ports_answer_on_loopback_host_addresses_and_from_other_networ
         )
         .await
         .unwrap();
+    // Without a host address, a port is published on [::] too (this host has IPv6).
+    let v6: Vec<_> = got.iter().filter(|m| m.host_ip.is_ipv6()).cloned().collect();
+    let got: Vec<_> = got.into_iter().filter(|m| m.host_ip.is_ipv4()).collect();
+    assert_eq!(v6.iter().map(|m| m.host_port).collect::<Vec<_>>(), vec![q, got[2].host_port]);
     assert_eq!(got[0].host_port, p);
     assert_eq!(got[1].host_port, q);
     assert_eq!(got[1].host_ip, Ipv4Addr::UNSPECIFIED);
@@ -109,6 +114,8 @@ async fn published_ports_answer_on_loopback_host_addresses_and_from_other_networ
     assert_eq!(http_get(lo(p)).unwrap(), "published");
     assert_eq!(http_get(lo(q)).unwrap(), "published");
     assert_eq!(http_get(lo(any)).unwrap(), "published");
+    // [::1] through the userland proxy (the container has no IPv6 address).
+    assert_eq!(http_get(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, q))).unwrap(), "published");
     // The default bridge's gateway is one of the host's own addresses.
     let gw = m.host_gateway_ip().await.unwrap();
     assert_eq!(http_get(SocketAddr::from((gw, q))).unwrap(), "published");
@@ -126,8 +133,9 @@ async fn published_ports_answer_on_loopback_host_addresses_and_from_other_networ
     // docker port / inspect.
     let map = m.port_map(&container_id(1), &["80/tcp".into()]).await.unwrap();
     let bindings = map["80/tcp"].as_ref().unwrap();
-    assert_eq!(bindings.len(), 3);
+    assert_eq!(bindings.len(), 5, "{bindings:?}");
     assert_eq!(bindings[0].host_ip, "127.0.0.1");
+    assert_eq!(bindings[2].host_ip, "::");
     assert_eq!(bindings[0].host_port, p.to_string());
 
     // Taken ports: by us, and by another process.
@@ -145,6 +153,7 @@ async fn published_ports_answer_on_loopback_host_addresses_and_from_other_networ
     // Unpublish: rules and reservations go.
     m.unpublish(&container_id(1)).await.unwrap();
     assert!(http_get(lo(p)).is_err());
+    assert!(http_get(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, q))).is_err(), "the proxy is gone");
     assert!(!env.nft_table().contains(&format!("dport {q}")));
     drop(std::net::TcpListener::bind(("0.0.0.0", q)).expect("port released"));
 
@@ -425,7 +434,7 @@ async fn bad_input_gets_dockers_errors_and_changes_nothing() {
     );
     check(
         create(NetworkCreateRequest {
-            options: [("com.docker.network.bridge.name".to_string(), env.bridge.clone())].into(),
+            options: Some([("com.docker.network.bridge.name".to_string(), env.bridge.clone())].into()),
             ..sub(&env, "samebridge", 3)
         })
         .await,
@@ -476,13 +485,12 @@ async fn network_options_mtu_bridge_name_and_no_masquerade() {
     let m = NetworkManager::open(env.config()).await.unwrap();
     let name = format!("bo{}", berth_net::ids::short_random_hex(6));
     m.create_network(NetworkCreateRequest {
-        options: [
+        options: Some([
             ("com.docker.network.driver.mtu".to_string(), "1400".to_string()),
             ("com.docker.network.bridge.name".to_string(), name.clone()),
             ("com.docker.network.bridge.enable_ip_masquerade".to_string(), "false".to_string()),
-        ]
-        .into(),
-        labels: [("team".to_string(), "net".to_string())].into(),
+        ].into()),
+        labels: Some([("team".to_string(), "net".to_string())].into()),
         ..sub(&env, "tuned", 1)
     })
     .await
@@ -510,21 +518,30 @@ async fn network_options_mtu_bridge_name_and_no_masquerade() {
 /// A DNS server on 127.0.0.1 standing in for the host's resolver: answers every A
 /// query with 192.0.2.123, over UDP and TCP.
 async fn fake_upstream() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = udp.local_addr().unwrap();
+    let tcp = std::net::TcpListener::bind(addr).unwrap();
+    (addr, serve_fake_dns(udp, tcp, Ipv4Addr::new(192, 0, 2, 123)))
+}
+
+/// Serves the two sockets, answering every A query with `ip`.
+fn serve_fake_dns(udp: std::net::UdpSocket, tcp: std::net::TcpListener, ip: Ipv4Addr) -> tokio::task::JoinHandle<()> {
     use hickory_proto::op::{Message, MessageType};
     use hickory_proto::rr::{RData, Record, rdata::A};
-    fn answer(q: &[u8]) -> Vec<u8> {
+    let answer = move |q: &[u8]| -> Vec<u8> {
         let req = Message::from_vec(q).unwrap();
         let mut resp = Message::response(req.metadata.id, req.metadata.op_code);
         resp.metadata.message_type = MessageType::Response;
         resp.add_queries(req.queries.clone());
         let name = req.queries[0].name().clone();
-        resp.add_answer(Record::from_rdata(name, 30, RData::A(A(Ipv4Addr::new(192, 0, 2, 123)))));
+        resp.add_answer(Record::from_rdata(name, 30, RData::A(A(ip))));
         resp.to_vec().unwrap()
-    }
-    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let addr = udp.local_addr().unwrap();
-    let tcp = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let task = tokio::spawn(async move {
+    };
+    udp.set_nonblocking(true).unwrap();
+    tcp.set_nonblocking(true).unwrap();
+    let udp = tokio::net::UdpSocket::from_std(udp).unwrap();
+    let tcp = tokio::net::TcpListener::from_std(tcp).unwrap();
+    tokio::spawn(async move {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut buf = vec![0u8; 4096];
         loop {
@@ -540,8 +557,7 @@ async fn fake_upstream() -> (SocketAddr, tokio::task::JoinHandle<()>) {
                 }
             }
         }
-    });
-    (addr, task)
+    })
 }
 
 /// One DNS query over TCP to 127.0.0.11 from inside the namespace.
@@ -609,6 +625,61 @@ async fn embedded_dns_forwards_other_names_and_speaks_tcp() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_servers_of_a_container_are_asked_from_its_own_namespace() {
+    let env = Env::new(162);
+    let m = NetworkManager::open(env.config()).await.unwrap();
+    m.create_network(sub(&env, "dnsnet", 1)).await.unwrap();
+    let ns = env.netns("own-dns").await;
+    // `--dns 127.0.0.1`: a server only the container's namespace has.
+    let (udp, tcp) = berth_net::netns::run_in_netns(&ns, || {
+        Ok((std::net::UdpSocket::bind("127.0.0.1:53")?, std::net::TcpListener::bind("127.0.0.1:53")?))
+    })
+    .await
+    .unwrap();
+    let task = serve_fake_dns(udp, tcp, Ipv4Addr::new(198, 51, 100, 7));
+    m.connect("dnsnet", berth_net::EndpointRequest { dns_servers: vec!["127.0.0.1".parse().unwrap()], ..env.request(1, &ns) })
+        .await
+        .unwrap();
+    assert_eq!(env.nslookup(&ns, "external.test"), vec![Ipv4Addr::new(198, 51, 100, 7)]);
+    assert_eq!(tcp_query_in(&ns, "external.test.").await, vec![Ipv4Addr::new(198, 51, 100, 7)]);
+    m.teardown().await.unwrap();
+    task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hosts_resolv_conf_is_followed_as_it_changes() {
+    let env = Env::new(163);
+    // Two "host resolvers" on loopback addresses (asked from the host's namespace).
+    let mut tasks = Vec::new();
+    for (last, answer) in [(1u8, 11u8), (2, 22)] {
+        let addr = SocketAddr::from((Ipv4Addr::new(127, 77, env.index, last), 53));
+        let udp = std::net::UdpSocket::bind(addr).unwrap();
+        let tcp = std::net::TcpListener::bind(addr).unwrap();
+        tasks.push(serve_fake_dns(udp, tcp, Ipv4Addr::new(198, 51, 100, answer)));
+    }
+    let rc = env.dir.path().join("resolv.conf");
+    std::fs::write(&rc, format!("nameserver 127.77.{}.1\n", env.index)).unwrap();
+    let mut config = env.config();
+    config.dns_upstreams = None;
+    let m = NetworkManager::open(config).await.unwrap();
+    m.create_network(sub(&env, "dnsnet", 1)).await.unwrap();
+    let ns = env.netns("c").await;
+    m.connect("dnsnet", env.request(1, &ns)).await.unwrap();
+    assert_eq!(env.nslookup(&ns, "name.test"), vec![Ipv4Addr::new(198, 51, 100, 11)]);
+    // Replaced the way tools do it: a new file renamed over the old one.
+    let tmp = env.dir.path().join("resolv.conf.new");
+    std::fs::write(&tmp, format!("nameserver 127.77.{}.2\n", env.index)).unwrap();
+    std::fs::rename(&tmp, &rc).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while env.nslookup(&ns, "name.test") != vec![Ipv4Addr::new(198, 51, 100, 22)] {
+        assert!(std::time::Instant::now() < deadline, "the new resolver is not asked");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    m.teardown().await.unwrap();
+    tasks.iter().for_each(|t| t.abort());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn netns_create_and_delete() {
     let env = Env::new(161);
     let p = env.dir.path().join("solo");
@@ -663,7 +734,7 @@ async fn outbound_traffic_is_masqueraded_unless_disabled() {
     let m = NetworkManager::open(env.config()).await.unwrap();
     m.create_network(sub(&env, "nat", 1)).await.unwrap();
     m.create_network(NetworkCreateRequest {
-        options: [("com.docker.network.bridge.enable_ip_masquerade".to_string(), "false".to_string())].into(),
+        options: Some([("com.docker.network.bridge.enable_ip_masquerade".to_string(), "false".to_string())].into()),
         ..sub(&env, "plain", 2)
     })
     .await
@@ -727,8 +798,37 @@ async fn automatic_subnets_skip_subnets_routed_on_the_host() {
     let m = NetworkManager::open(env.config()).await.unwrap();
     let a = m.create_network(NetworkCreateRequest::named("auto-a")).await.unwrap();
     let b = m.create_network(NetworkCreateRequest::named("auto-b")).await.unwrap();
-    let subnet = |n: &berth_net::NetworkInspect| n.ipam.config[0].subnet.clone();
+    let subnet = |n: &berth_net::Network| n.ipam.configs()[0].subnet.clone();
     assert_eq!(subnet(&m.inspect_network(&a.id).await.unwrap()), format!("10.{}.129.0/24", env.index));
     assert_eq!(subnet(&m.inspect_network(&b.id).await.unwrap()), format!("10.{}.130.0/24", env.index));
     m.teardown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_networks_bridge_is_reused_clean_by_the_next_one() {
+    let env = Env::new(164);
+    let m = NetworkManager::open(env.config()).await.unwrap();
+    let index_of = |name: &str| -> String {
+        let out = std::process::Command::new("ip").args(["-o", "link", "show", name]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).split(':').next().unwrap_or_default().to_string()
+    };
+    let a = m.create_network(sub(&env, "first", 1)).await.unwrap().id;
+    let br_a = format!("br-{}", &a[..12]);
+    let index = index_of(&br_a);
+    m.remove_network(&a).await.unwrap();
+    assert!(!common::link_exists(&br_a), "the name is free at once");
+    let b = m.create_network(sub(&env, "second", 2)).await.unwrap().id;
+    let br_b = format!("br-{}", &b[..12]);
+    assert_eq!(index_of(&br_b), index, "the retired bridge was reused");
+    let addrs = String::from_utf8_lossy(&std::process::Command::new("ip").args(["-o", "addr", "show", "dev", &br_b]).output().unwrap().stdout).into_owned();
+    assert!(addrs.contains(&format!("10.{}.2.1/24", env.index)) && !addrs.contains(&format!("10.{}.1.1", env.index)), "{addrs}");
+    let link = String::from_utf8_lossy(&std::process::Command::new("ip").args(["-d", "link", "show", &br_b]).output().unwrap().stdout).into_owned();
+    assert!(link.contains(&format!("alias berth:{}:net:{b}", env.table)), "{link}");
+    // And it works: a container on it reaches its gateway.
+    let ns = env.netns("reuse").await;
+    m.connect("second", env.request(1, &ns)).await.unwrap();
+    let ping = env.run_in(&ns, &["busybox", "ping", "-c", "1", "-W", "2", &format!("10.{}.2.1", env.index)]);
+    assert!(ping.status.success(), "{}", String::from_utf8_lossy(&ping.stdout));
+    m.teardown().await.unwrap();
+    assert!(env.tagged_links().is_empty(), "spares go with teardown");
 }

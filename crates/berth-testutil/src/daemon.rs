@@ -83,7 +83,10 @@ fn cleanup_slot(slot: u32, dir: Option<&Path>) {
     for link in tagged_links(&format!("berth:{}:", nft_table(slot))) {
         let _ = Command::new("ip").args(["link", "del", &link]).stderr(Stdio::null()).status();
     }
-    let _ = Command::new("nft").args(["delete", "table", "ip", &nft_table(slot)]).stderr(Stdio::null()).status();
+    for family in ["inet", "ip"] {
+        let _ = Command::new("nft").args(["delete", "table", family, &nft_table(slot)]).stderr(Stdio::null()).status();
+    }
+    crate::net::remove_berth_iptables(&nft_table(slot));
     crate::remove_cgroup_tree(&cgroup_parent(slot));
     if let Some(dir) = dir {
         let _ = std::fs::remove_dir_all(dir);
@@ -195,6 +198,8 @@ pub struct TestDaemon {
     pub exec_root: PathBuf,
     pub slot: u32,
     args: Vec<String>,
+    /// The network namespace the daemon runs in (None: the host's).
+    netns: Option<PathBuf>,
     child: Option<Child>,
     _slot: Slot,
 }
@@ -206,6 +211,12 @@ impl TestDaemon {
     }
 
     pub fn start_with(bin: &Path, extra: &[&str]) -> TestDaemon {
+        TestDaemon::start_in(bin, None, extra)
+    }
+
+    /// Starts the daemon inside the network namespace at `netns` (a path such as
+    /// /run/netns/<name>), so that its bridges and rules land there.
+    pub fn start_in(bin: &Path, netns: Option<&Path>, extra: &[&str]) -> TestDaemon {
         crate::require_root();
         let dir = tempfile::Builder::new().prefix("btd").tempdir_in("/tmp").expect("temp dir").keep();
         let slot = Slot::acquire(&dir);
@@ -237,14 +248,33 @@ impl TestDaemon {
         ];
         std::fs::write(dir.join("daemon.json"), "{}").expect("daemon.json");
         args.extend(extra.iter().map(|s| s.to_string()));
-        let mut d = TestDaemon { bin: bin.to_path_buf(), dir, socket, data_root, exec_root, slot: n, args, child: None, _slot: slot };
+        let mut d = TestDaemon {
+            bin: bin.to_path_buf(),
+            dir,
+            socket,
+            data_root,
+            exec_root,
+            slot: n,
+            args,
+            netns: netns.map(Path::to_path_buf),
+            child: None,
+            _slot: slot,
+        };
         d.spawn();
         d
     }
 
     fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("daemon.log")).expect("daemon log");
-        let child = Command::new(&self.bin)
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net={}", ns.display())).arg(&self.bin);
+                c
+            }
+            None => Command::new(&self.bin),
+        };
+        let child = cmd
             .args(&self.args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
@@ -308,6 +338,37 @@ impl TestDaemon {
     pub fn restart(&mut self) {
         self.kill9();
         self.spawn();
+    }
+
+    /// Stops the daemon as a service manager would (SIGTERM) and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: sending SIGTERM to our own child's pid.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while c.try_wait().ok().flatten().is_none() {
+                if Instant::now() > deadline {
+                    let _ = c.kill();
+                    panic!("berth daemon did not stop on SIGTERM:\n{}", self.log());
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// Starts the daemon again after [`TestDaemon::stop`] or [`TestDaemon::kill9`].
+    pub fn start_again(&mut self) {
+        self.spawn();
+    }
+
+    /// The daemon's arguments (to start another one like it).
+    pub fn args(&self) -> &[String] {
+        &self.args
+    }
+
+    /// Replaces the daemon's arguments for the next start.
+    pub fn set_args(&mut self, args: Vec<String>) {
+        self.args = args;
     }
 
     /// Imports a busybox root filesystem as image `name` (e.g. "busybox:latest") with

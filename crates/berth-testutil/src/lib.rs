@@ -2,6 +2,7 @@
 //! filesystems come from Debian's busybox-static (`/bin/busybox`).
 
 pub mod daemon;
+pub mod net;
 pub mod pty;
 
 use std::path::{Path, PathBuf};

@@ -43,6 +43,7 @@ pub struct EndpointSettings {
     pub global_ipv6_prefix_len: i64,
     pub mac_address: String,
     pub driver_opts: Option<StringMap>,
+    pub gw_priority: i64,
     #[serde(rename = "DNSNames")]
     pub dns_names: Option<Vec<String>>,
 }
@@ -68,6 +69,13 @@ pub struct Ipam {
     pub config: Option<Vec<IpamPoolConfig>>,
 }
 
+impl Ipam {
+    /// The pools, none when `Config` is null.
+    pub fn configs(&self) -> &[IpamPoolConfig] {
+        self.config.as_deref().unwrap_or_default()
+    }
+}
+
 /// `POST /networks/create`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
@@ -79,6 +87,8 @@ pub struct NetworkCreateRequest {
     pub internal: bool,
     pub attachable: bool,
     pub ingress: bool,
+    pub config_only: bool,
+    pub config_from: Option<ConfigReference>,
     #[serde(rename = "IPAM")]
     pub ipam: Option<Ipam>,
     #[serde(rename = "EnableIPv4")]
@@ -87,6 +97,25 @@ pub struct NetworkCreateRequest {
     pub enable_ipv6: Option<bool>,
     pub options: Option<StringMap>,
     pub labels: Option<StringMap>,
+}
+
+impl NetworkCreateRequest {
+    /// A bridge network named `name` with everything else defaulted.
+    pub fn named(name: impl Into<String>) -> Self {
+        NetworkCreateRequest { name: name.into(), ..Default::default() }
+    }
+
+    /// Adds one IPAM pool (`--subnet`, `--gateway`, `--ip-range`).
+    pub fn with_subnet(mut self, subnet: &str, gateway: Option<&str>, ip_range: Option<&str>) -> Self {
+        let ipam = self.ipam.get_or_insert_with(Ipam::default);
+        ipam.config.get_or_insert_with(Vec::new).push(IpamPoolConfig {
+            subnet: subnet.into(),
+            gateway: gateway.unwrap_or_default().into(),
+            ip_range: ip_range.unwrap_or_default().into(),
+            auxiliary_addresses: None,
+        });
+        self
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -45,8 +45,32 @@ struct Flags {
     nft_table: Option<String>,
     #[arg(long = "mtu")]
     mtu: Option<u32>,
+    /// Add berth's accept rules to iptables' FORWARD chain, for hosts whose firewall
+    /// drops forwarded traffic (--iptables=false: keep to berth's own nftables table).
+    #[arg(long = "iptables", value_name = "bool", num_args = 0..=1, default_missing_value = "true")]
+    iptables: Option<bool>,
+    /// Let containers on the default bridge talk to each other (--icc=false: only
+    /// published ports and legacy links' ports).
+    #[arg(long = "icc", value_name = "bool", num_args = 0..=1, default_missing_value = "true")]
+    icc: Option<bool>,
+    /// Make the default bridge dual-stack (IPv6 beside IPv4).
+    #[arg(long = "ipv6", value_name = "bool", num_args = 0..=1, default_missing_value = "true")]
+    ipv6: Option<bool>,
+    /// The default bridge's IPv6 subnet, e.g. fd00:b::/64 (implies --ipv6).
+    #[arg(long = "fixed-cidr-v6")]
+    fixed_cidr_v6: Option<String>,
+    /// Add berth's accept rules to ip6tables' FORWARD chain too.
+    #[arg(long = "ip6tables", value_name = "bool", num_args = 0..=1, default_missing_value = "true")]
+    ip6tables: Option<bool>,
+    /// DNS servers for every container (and the embedded DNS's upstreams).
     #[arg(long = "dns")]
     dns: Vec<String>,
+    /// DNS search domains for every container.
+    #[arg(long = "dns-search")]
+    dns_search: Vec<String>,
+    /// DNS options for every container.
+    #[arg(long = "dns-opt")]
+    dns_opts: Vec<String>,
     /// json-file options: max-size=10m, max-file=3.
     #[arg(long = "log-opt")]
     log_opts: Vec<String>,
@@ -149,8 +173,29 @@ fn build_config(f: Flags) -> Result<EngineConfig, String> {
     if let Some(v) = f.mtu {
         cfg.mtu = v;
     }
+    if let Some(v) = f.iptables {
+        cfg.iptables = v;
+    }
+    if let Some(v) = f.icc {
+        cfg.icc = v;
+    }
+    if let Some(v) = f.ipv6 {
+        cfg.ipv6 = v;
+    }
+    if let Some(v) = f.fixed_cidr_v6 {
+        cfg.fixed_cidr_v6 = v;
+    }
+    if let Some(v) = f.ip6tables {
+        cfg.ip6tables = v;
+    }
     if !f.dns.is_empty() {
         cfg.dns = f.dns;
+    }
+    if !f.dns_search.is_empty() {
+        cfg.dns_search = f.dns_search;
+    }
+    if !f.dns_opts.is_empty() {
+        cfg.dns_opts = f.dns_opts;
     }
     for o in f.log_opts {
         let (k, v) = parse_kv(&o)?;
@@ -277,6 +322,7 @@ pub fn main(args: &[OsString]) -> i32 {
             }
         };
         let app = berth_api::router(engine.clone());
+        let running = engine.clone();
         tracing::info!("berth daemon serving {:?}", engine.cfg.hosts);
         tokio::spawn(give_back_when_idle());
         let serve = berth_api::serve(app, listen);
@@ -287,7 +333,7 @@ pub fn main(args: &[OsString]) -> i32 {
                 return 1;
             }
         };
-        tokio::select! {
+        let code = tokio::select! {
             r = serve => {
                 if let Err(e) = r {
                     eprintln!("berth daemon: {e}");
@@ -297,7 +343,9 @@ pub fn main(args: &[OsString]) -> i32 {
             }
             _ = term.recv() => 0,
             _ = tokio::signal::ctrl_c() => 0,
-        }
+        };
+        running.shutdown().await;
+        code
     });
     // Containers and their shims live on (live restore); tasks that wait for shims
     // never end, so the runtime is not waited for.

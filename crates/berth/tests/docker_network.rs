@@ -147,6 +147,8 @@ fn bad_network_input_gives_dockers_errors() {
         (vec!["network", "create", "--subnet", "10.222.1.0/33", "three"], "invalid"),
         (vec!["network", "create", "one"], "already exists"),
         (vec!["network", "rm", "nosuch"], "not found"),
+        (vec!["network", "create", "--config-only", "conf"], "config-only networks (--config-only) are not supported"),
+        (vec!["network", "create", "--config-from", "one", "derived"], "--config-from is not supported"),
     ] {
         let out = d.docker().args(&args).output().unwrap();
         assert!(!out.status.success(), "{args:?}");
@@ -155,8 +157,116 @@ fn bad_network_input_gives_dockers_errors() {
     }
     let out = d.docker().args(["run", "--rm", "--network", "nosuch", "busybox", "true"]).output().unwrap();
     assert!(!out.status.success());
+    // berth's own CLI gets the same answers.
+    let out = d.berth().args(["network", "create", "--config-only", "conf"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("config-only networks (--config-only) are not supported"));
     let ls = run_ok(d.docker().args(["network", "ls", "--format", "{{.Name}}"]));
     let mut names: Vec<&str> = ls.lines().collect();
     names.sort();
     assert_eq!(names, vec!["bridge", "host", "none", "one"]);
+}
+
+#[test]
+fn a_wiped_data_root_starts_on_the_old_bridge_but_a_live_daemons_bridge_is_refused() {
+    let mut d = daemon();
+    let bridge = berth_testutil::daemon::bridge_name(d.slot);
+    d.stop();
+    // A clean stop leaves the default bridge, as dockerd leaves docker0.
+    assert!(std::process::Command::new("ip").args(["link", "show", &bridge]).output().unwrap().status.success());
+    // The usual reset: wipe the data root, start again.
+    std::fs::remove_dir_all(&d.data_root).unwrap();
+    d.start_again();
+    d.busybox_image("busybox:latest");
+    let id = run_ok(d.docker().args(["network", "inspect", "-f", "{{.Id}}", "bridge"]));
+    let link = run_ok(std::process::Command::new("ip").args(["-d", "link", "show", &bridge]));
+    assert!(link.contains(&format!("net:{}", id.trim())), "the bridge carries the new network's tag: {link}");
+    let addr = run_ok(d.docker().args(["run", "--rm", "busybox", "ip", "-o", "-4", "addr", "show", "eth0"]));
+    assert!(addr.contains(&format!("172.29.{}.", d.slot)), "{addr}");
+
+    // Another daemon naming the live daemon's bridge, or its nftables table, is refused
+    // with a message that says what to change, and changes nothing.
+    let scratch = berth_testutil::short_tempdir("b2");
+    let other_args = |table: &str| -> Vec<String> {
+        let mut a: Vec<String> = d.args().to_vec();
+        let set = |a: &mut Vec<String>, flag: &str, v: String| {
+            let i = a.iter().position(|x| x == flag).unwrap();
+            a[i + 1] = v;
+        };
+        set(&mut a, "--data-root", scratch.path().join("data").display().to_string());
+        set(&mut a, "--exec-root", scratch.path().join("run").display().to_string());
+        set(&mut a, "-H", format!("unix://{}", scratch.path().join("s.sock").display()));
+        set(&mut a, "--nft-table", table.to_string());
+        set(&mut a, "--cgroup-parent", "/btd-other".to_string());
+        a
+    };
+    for (table, needle) in [
+        ("btdother", format!("interface {bridge} is a bridge of another running berth daemon (nftables table {}): choose another name with --bridge", berth_testutil::daemon::nft_table(d.slot))),
+        (berth_testutil::daemon::nft_table(d.slot).as_str(), "another berth daemon is running with nftables table".to_string()),
+    ] {
+        let out = std::process::Command::new("timeout")
+            .arg("30")
+            .arg(env!("CARGO_BIN_EXE_berth"))
+            .args(other_args(table))
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&needle), "{err}");
+    }
+    let _ = std::process::Command::new("nft").args(["delete", "table", "inet", "btdother"]).output();
+    assert_eq!(run_ok(d.docker().args(["run", "--rm", "busybox", "echo", "still-fine"])).trim(), "still-fine");
+}
+
+/// `nslookup name` inside a running container, through its own resolv.conf; the
+/// addresses it found (busybox prints the server's first).
+fn lookup(d: &TestDaemon, container: &str, name: &str) -> Vec<String> {
+    let out = d.docker().args(["exec", container, "sh", "-c", &format!("timeout 5 nslookup {name}")]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.split("Name:").skip(1).flat_map(|s| s.lines().filter_map(|l| l.trim().strip_prefix("Address:")).map(|a| a.trim().to_string())).collect()
+}
+
+#[test]
+fn dns_follows_a_container_as_it_joins_and_leaves_user_networks() {
+    // External names go to a server on the daemon's loopback that does not exist, so
+    // nothing leaves the machine and unknown names fail fast.
+    let d = TestDaemon::start_with(Path::new(env!("CARGO_BIN_EXE_berth")), &["--dns", "127.0.0.1"]);
+    d.busybox_image("busybox:latest");
+    run_ok(d.docker().args(["network", "create", "mynet"]));
+    web(&d, "web", &["--network", "mynet", "--network-alias", "www"], "peer");
+    run_ok(d.docker().args(["run", "-d", "--name", "c1", "busybox", "sleep", "300"]));
+    let rc = run_ok(d.docker().args(["exec", "c1", "cat", "/etc/resolv.conf"]));
+    assert!(!rc.contains("127.0.0.11"), "default bridge: {rc}");
+
+    // Joining its first user network switches resolv.conf to the embedded DNS.
+    run_ok(d.docker().args(["network", "connect", "--alias", "cee", "mynet", "c1"]));
+    let rc = run_ok(d.docker().args(["exec", "c1", "cat", "/etc/resolv.conf"]));
+    assert!(rc.contains("nameserver 127.0.0.11") && rc.contains("ndots:0"), "{rc}");
+    let web_ip = run_ok(d.docker().args(["inspect", "-f", "{{.NetworkSettings.Networks.mynet.IPAddress}}", "web"]));
+    let c1_ip = run_ok(d.docker().args(["inspect", "-f", "{{.NetworkSettings.Networks.mynet.IPAddress}}", "c1"]));
+    let (web_ip, c1_ip) = (web_ip.trim().to_string(), c1_ip.trim().to_string());
+    assert!(lookup(&d, "c1", "web").contains(&web_ip));
+    assert!(lookup(&d, "c1", "www.mynet").contains(&web_ip));
+    let got = run_ok(d.docker().args(["exec", "c1", "sh", "-c", "timeout 3 wget -qO- http://web/index.html"]));
+    assert_eq!(got.trim(), "peer");
+    let hosts = run_ok(d.docker().args(["exec", "c1", "cat", "/etc/hosts"]));
+    assert!(hosts.contains(&c1_ip), "{hosts}");
+    // And the peers see c1 by its name, its alias and name.network.
+    for name in ["c1", "cee", "c1.mynet"] {
+        assert!(lookup(&d, "web", name).contains(&c1_ip), "{name}");
+    }
+
+    // Leaving it: names go, resolv.conf switches back.
+    run_ok(d.docker().args(["network", "disconnect", "mynet", "c1"]));
+    let rc = run_ok(d.docker().args(["exec", "c1", "cat", "/etc/resolv.conf"]));
+    assert!(!rc.contains("127.0.0.11"), "{rc}");
+    assert!(lookup(&d, "c1", "web").is_empty());
+    assert!(lookup(&d, "web", "cee").is_empty());
+    assert!(!run_ok(d.docker().args(["exec", "c1", "cat", "/etc/hosts"])).contains(&c1_ip));
+
+    // A resolv.conf the user edited is left alone.
+    run_ok(d.docker().args(["exec", "c1", "sh", "-c", "echo '# mine' >> /etc/resolv.conf"]));
+    run_ok(d.docker().args(["network", "connect", "mynet", "c1"]));
+    let rc = run_ok(d.docker().args(["exec", "c1", "cat", "/etc/resolv.conf"]));
+    assert!(rc.contains("# mine") && !rc.contains("127.0.0.11"), "{rc}");
 }

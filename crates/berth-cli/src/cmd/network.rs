@@ -40,6 +40,10 @@ pub struct CreateArgs {
     pub driver: String,
     #[arg(long, value_name = "strings", help = "IPv4 or IPv6 Gateway for the master subnet")]
     pub gateway: Vec<String>,
+    #[arg(long = "config-from", value_name = "string", help = "The network from which to copy the configuration")]
+    pub config_from: Option<String>,
+    #[arg(long = "config-only", action = ArgAction::SetTrue, help = "Create a configuration only network")]
+    pub config_only: bool,
     #[arg(long, action = ArgAction::SetTrue, help = "Create swarm routing-mesh network")]
     pub ingress: bool,
     #[arg(long, action = ArgAction::SetTrue, help = "Restrict external access to the network")]
@@ -122,7 +126,8 @@ pub async fn create(ctx: &Ctx, a: CreateArgs) -> Result<()> {
         "Internal": a.internal,
         "Attachable": a.attachable,
         "Ingress": a.ingress,
-        "ConfigOnly": false,
+        "ConfigOnly": a.config_only,
+        "ConfigFrom": a.config_from.as_ref().map(|n| serde_json::json!({"Network": n})),
         "Options": parse::kv_map(&a.opt),
         "Labels": parse::kv_map(&a.label),
     });

@@ -80,6 +80,8 @@ pub struct NetworkRecord {
     pub sandbox_key: String,
     pub ports: PortMap,
     pub networks: std::collections::BTreeMap<String, EndpointSettings>,
+    /// Legacy links' variables, computed at start (for the process and for execs).
+    pub link_env: Vec<String>,
 }
 
 /// A mount berth resolved for the container (volume, bind or tmpfs).

@@ -128,6 +128,12 @@ pub struct SpecInputs<'a> {
     pub hostname: String,
 }
 
+/// True when `var` (NAME=value) is set again in `env`.
+fn overridden(var: &str, env: &[String]) -> bool {
+    let name = var.split('=').next().unwrap_or(var);
+    env.iter().any(|e| e.split('=').next() == Some(name))
+}
+
 pub fn build(rec: &ContainerRecord, inp: &SpecInputs) -> Result<Value> {
     let cfg = &rec.config;
     let hc = &rec.host_config;
@@ -146,6 +152,8 @@ pub fn build(rec: &ContainerRecord, inp: &SpecInputs) -> Result<Value> {
     if !container_env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", ids.home));
     }
+    // Legacy links' variables come before the container's own, which win.
+    env.extend(rec.network.link_env.iter().filter(|l| !overridden(l, &container_env)).cloned());
     env.extend(container_env);
 
     let caps = capabilities(hc)?;
@@ -320,6 +328,7 @@ pub fn exec_process(
     if !container_env.iter().chain(env).any(|e| e.starts_with("HOME=")) {
         full_env.push(format!("HOME={}", ids.home));
     }
+    full_env.extend(rec.network.link_env.iter().filter(|l| !overridden(l, &container_env)).cloned());
     full_env.extend(container_env);
     full_env.extend(env.iter().cloned());
     let caps: Vec<String> = if privileged || hc.privileged { all_caps() } else { capabilities(hc)? };

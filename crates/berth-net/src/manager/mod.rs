@@ -13,6 +13,7 @@ mod endpoints;
 mod networks;
 mod publish;
 mod resolver_files;
+mod vlan;
 #[cfg(test)]
 mod tests;
 
@@ -29,8 +30,10 @@ use crate::error::{NetError, Result};
 use crate::files::{DEFAULT_NAMESERVERS, HostResolvConf};
 use crate::firewall::{self, BridgeRules, Dnat, FirewallModel};
 use crate::ids;
+use crate::iptables::{Family, HostFirewall};
 use crate::ipam::{self, SubnetPlan};
-use crate::model::{BridgeSettings, Driver, Endpoint, EndpointRecord, NetworkRecord, SandboxRecord};
+use crate::ipam6::{self, AddressPool6, SubnetPlan6};
+use crate::model::{BridgeSettings, BridgeV6, Driver, Endpoint, EndpointRecord, NetworkRecord, SandboxRecord};
 use crate::persist::JsonDir;
 
 pub use endpoints::ReconcileReport;
@@ -57,8 +60,10 @@ struct State<G> {
     networks: BTreeMap<String, NetworkRecord>,
     endpoints: BTreeMap<String, EndpointRecord>,
     sandboxes: BTreeMap<String, SandboxRecord>,
-    /// Sockets holding each sandbox's published host ports (same order as its ports).
-    port_guards: HashMap<String, Vec<G>>,
+    /// Sockets holding each sandbox's published host ports, with their mappings.
+    port_guards: HashMap<String, Vec<(crate::ports::PortMapping, G)>>,
+    /// Userland relays of published IPv6 ports: (container, host ip, port, proto).
+    proxies: HashMap<(String, std::net::IpAddr, u16, crate::ports::Proto), crate::proxy::Proxy>,
     dns_servers: HashMap<String, DnsServer>,
     /// Where the next search for a free ephemeral port starts.
     port_cursor: u16,
@@ -77,7 +82,15 @@ pub struct NetworkManager<D: Dataplane = LinuxDataplane> {
     /// The nft script last applied: most endpoint changes leave the rules as they are,
     /// and running nft costs a process and a netlink transaction.
     applied_nft: std::sync::Mutex<Option<String>>,
+    /// berth's accept rules in the host's iptables (IPv4).
+    host_fw: Mutex<HostFirewall>,
+    /// ... and in ip6tables, for dual-stack bridges.
+    host_fw6: Mutex<HostFirewall>,
+    /// Where IPv6 subnets of networks created without one come from.
+    v6_pools: Vec<AddressPool6>,
     _lock: nix::fcntl::Flock<std::fs::File>,
+    /// This daemon's claim on its nft table (and so its bridges) in this namespace.
+    _claim: D::Claim,
 }
 
 impl NetworkManager<LinuxDataplane> {
@@ -120,6 +133,16 @@ fn read_ephemeral_range() -> (u16, u16) {
     }
 }
 
+/// The embedded DNS's upstreams from the host's resolv.conf: every nameserver, loopback
+/// ones too (queries to them leave from the host's namespace), else Docker's fallback.
+pub(crate) fn host_upstreams(host: &HostResolvConf) -> Vec<SocketAddr> {
+    let mut servers = host.nameservers.clone();
+    if servers.is_empty() {
+        servers = DEFAULT_NAMESERVERS.iter().map(|ip| (*ip).into()).collect();
+    }
+    upstreams_from(&servers)
+}
+
 pub(crate) fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
@@ -129,6 +152,7 @@ impl<D: Dataplane> NetworkManager<D> {
     pub async fn open_with(config: NetConfig, dp: D) -> Result<Self> {
         config.validate()?;
         let lock = lock_data_dir(&config)?;
+        let claim = dp.claim_table(&config.nft_table)?;
         let stores = Stores {
             networks: JsonDir::open(config.data_dir.join("networks"))?,
             endpoints: JsonDir::open(config.data_dir.join("endpoints"))?,
@@ -140,14 +164,7 @@ impl<D: Dataplane> NetworkManager<D> {
 
         let upstreams = match &config.dns_upstreams {
             Some(u) => u.clone(),
-            None => {
-                let host = HostResolvConf::read(&config.host_resolv_conf)?;
-                let mut servers = host.usable_nameservers();
-                if servers.is_empty() {
-                    servers = DEFAULT_NAMESERVERS.iter().map(|ip| (*ip).into()).collect();
-                }
-                upstreams_from(&servers)
-            }
+            None => host_upstreams(&HostResolvConf::read(&config.host_resolv_conf)?),
         };
         let ephemeral = config.ephemeral_ports.unwrap_or_else(read_ephemeral_range);
         let start = ephemeral.0 + (rand::random::<u16>() % (ephemeral.1 - ephemeral.0).max(1));
@@ -157,11 +174,19 @@ impl<D: Dataplane> NetworkManager<D> {
             tag_prefix,
             ephemeral,
             applied_nft: std::sync::Mutex::new(None),
+            host_fw: Mutex::new(HostFirewall::new(&config.nft_table, Family::V4, config.iptables)),
+            host_fw6: Mutex::new(HostFirewall::new(&config.nft_table, Family::V6, config.iptables && config.ip6tables)),
+            v6_pools: if config.ipv6_pools.is_empty() {
+                vec![ipam6::ula_pool(&format!("{}:{}", config.nft_table, config.data_dir.display()))]
+            } else {
+                config.ipv6_pools.clone()
+            },
             state: Mutex::new(State {
                 networks,
                 endpoints,
                 sandboxes,
                 port_guards: HashMap::new(),
+                proxies: HashMap::new(),
                 dns_servers: HashMap::new(),
                 port_cursor: start,
                 stores,
@@ -169,8 +194,12 @@ impl<D: Dataplane> NetworkManager<D> {
             dp,
             config,
             _lock: lock,
+            _claim: claim,
         };
         mgr.restore().await?;
+        if mgr.config.dns_upstreams.is_none() {
+            crate::resolv_watch::spawn(mgr.config.host_resolv_conf.clone(), Arc::downgrade(&mgr.dns));
+        }
         Ok(mgr)
     }
 
@@ -199,6 +228,8 @@ impl<D: Dataplane> NetworkManager<D> {
             gateway: b.plan.gateway,
             prefix_len: b.plan.subnet.prefix_len(),
             mtu: b.mtu,
+            gateway6: b.v6.as_ref().map(|v| (v.plan.gateway, v.plan.subnet.prefix_len())),
+            group: crate::iptables::bridge_group(&self.config.nft_table),
         })
     }
 
@@ -211,7 +242,11 @@ impl<D: Dataplane> NetworkManager<D> {
 
         for net in st.networks.values() {
             let Some(spec) = self.bridge_spec(net) else { continue };
-            match self.dp.ensure_bridge(&spec).await {
+            let ensured = match self.may_take_bridge(&spec, net.is_predefined()).await {
+                Ok(()) => self.dp.ensure_bridge(&spec).await,
+                Err(e) => Err(e),
+            };
+            match ensured {
                 Ok(()) => {}
                 // Without the default bridge the daemon cannot run containers at all.
                 Err(e) if net.is_predefined() => return Err(e),
@@ -221,6 +256,15 @@ impl<D: Dataplane> NetworkManager<D> {
             }
         }
 
+        // Parents berth made for macvlan/ipvlan networks (gone after a reboot).
+        for net in st.networks.values() {
+            let Some(v) = &net.vlan else { continue };
+            if let Some(what) = vlan::parent_to_make(v)
+                && let Err(e) = self.dp.make_parent(&v.parent, &self.net_tag(&net.id), &what).await
+            {
+                tracing::error!("restoring the parent {} of network {}: {e}", v.parent, net.name);
+            }
+        }
         // Interfaces we tagged but no record claims are leftovers of a crash.
         let tagged = self.dp.tagged_links(&self.tag_prefix).await?;
         let mut live_veths = HashSet::new();
@@ -238,9 +282,16 @@ impl<D: Dataplane> NetworkManager<D> {
                 self.dp.delete_link(&link.name).await?;
             }
         }
-        // Endpoints whose veth is gone died with their namespace.
-        let dead: Vec<String> =
-            st.endpoints.values().filter(|e| !live_veths.contains(&e.host_veth)).map(|e| e.id.clone()).collect();
+        // Endpoints whose veth is gone died with their namespace (a macvlan/ipvlan
+        // endpoint has no host side: it lives as long as the namespace).
+        let alive = |e: &EndpointRecord| {
+            if e.host_veth.is_empty() {
+                st.sandboxes.get(&e.container_id).is_some_and(|sb| self.dp.netns_exists(&sb.netns))
+            } else {
+                live_veths.contains(&e.host_veth)
+            }
+        };
+        let dead: Vec<String> = st.endpoints.values().filter(|e| !alive(e)).map(|e| e.id.clone()).collect();
         for id in dead {
             tracing::info!("dropping endpoint {id}: its interface is gone");
             st.stores.endpoints.remove(&id)?;
@@ -264,7 +315,7 @@ impl<D: Dataplane> NetworkManager<D> {
             let mut guards = Vec::new();
             for m in &sb.ports {
                 match self.dp.reserve_port(m.host_ip, m.host_port, m.proto) {
-                    Ok(g) => guards.push(g),
+                    Ok(g) => guards.push((*m, g)),
                     Err(e) => tracing::warn!(
                         "cannot re-reserve {}:{}/{} for {}: {e}",
                         m.host_ip,
@@ -277,9 +328,86 @@ impl<D: Dataplane> NetworkManager<D> {
             st.port_guards.insert(sb.container_id.clone(), guards);
         }
 
-        self.apply_firewall(&st).await?;
+        if st.networks.values().any(|n| n.bridge.as_ref().is_some_and(|b| !b.icc))
+            && let Err(e) = self.ensure_bridge_netfilter()
+        {
+            tracing::warn!("{e}");
+        }
+        if st.networks.values().any(|n| n.bridge.as_ref().is_some_and(|b| b.v6.is_some()))
+            && let Err(e) = self.enable_ipv6_forwarding()
+        {
+            tracing::warn!("{e}");
+        }
+        // Tables of berth versions before IPv6 were `ip` tables of the same name.
+        self.dp.apply_nft(format!("add table ip {0}\ndelete table ip {0}\n", self.config.nft_table)).await?;
+        let model = Self::firewall_model(&st, false);
+        self.apply_nft_model(&model).await?;
+        self.sync_proxies(&mut st);
+        // A host firewall that cannot be written to must not keep the daemon down:
+        // say why, and try again on the next change.
+        if let Err(e) = self.sync_host_firewall(&model).await {
+            tracing::warn!("adding berth's rules to iptables: {e}");
+        }
         self.refresh_dns(&mut st).await;
         Ok(())
+    }
+
+    /// `enable_icc=false` is enforced on bridged traffic, which the forward hook only
+    /// sees through br_netfilter (`bridge-nf-call-iptables=1`); dockerd turns it on for
+    /// the same reason. It applies to the whole network namespace.
+    pub(super) fn ensure_bridge_netfilter(&self) -> Result<()> {
+        const KEY: &str = "net/bridge/bridge-nf-call-iptables";
+        match self.dp.sysctl(KEY).as_deref() {
+            Some("1") => Ok(()),
+            Some(_) => self.dp.set_sysctl(KEY, "1"),
+            None => Err(NetError::forbidden(
+                "enable_icc=false needs br_netfilter (modprobe br_netfilter): without it bridged traffic cannot be filtered",
+            )),
+        }
+    }
+
+    /// Dual-stack networks route IPv6 between the bridge and the world, as dockerd
+    /// turns on for them.
+    pub(super) fn enable_ipv6_forwarding(&self) -> Result<()> {
+        if self.config.enable_ip_forward && self.dp.sysctl("net/ipv6/conf/all/forwarding").as_deref() != Some("1") {
+            self.dp.set_sysctl("net/ipv6/conf/all/forwarding", "1")?;
+        }
+        Ok(())
+    }
+
+    /// Whether an interface already at `spec.name` may become this bridge: one of ours
+    /// (this tag or an older one of this daemon's table, e.g. after the data root was
+    /// wiped), one left by a berth daemon that is no longer running, or (for the
+    /// default bridge, as dockerd's `-b`) an untagged bridge nothing is attached to.
+    /// A bridge of another live daemon, or anything else, is refused.
+    async fn may_take_bridge(&self, spec: &BridgeSpec, default: bool) -> Result<()> {
+        let Some(info) = self.dp.link_info(&spec.name).await? else { return Ok(()) };
+        if info.alias.as_deref() == Some(spec.alias.as_str()) {
+            return Ok(());
+        }
+        let hint = if default { "choose another name with --bridge" } else { "choose another com.docker.network.bridge.name" };
+        if info.kind.as_deref() != Some("bridge") {
+            return Err(NetError::conflict(format!("interface {} already exists and is not a bridge: {hint}", spec.name)));
+        }
+        let owner = info.alias.as_deref().and_then(|a| a.strip_prefix("berth:")).and_then(|rest| rest.split_once(':')).map(|(t, _)| t);
+        match owner {
+            Some(table) if table == self.config.nft_table => {
+                if default {
+                    return Ok(());
+                }
+                Err(NetError::conflict(format!("interface {} already exists and belongs to another network: {hint}", spec.name)))
+            }
+            Some(table) if self.dp.table_claimed(table) => Err(NetError::conflict(format!(
+                "interface {} is a bridge of another running berth daemon (nftables table {table}): {hint}",
+                spec.name
+            ))),
+            Some(_) => Ok(()),
+            None if default && !info.has_ports => Ok(()),
+            None => Err(NetError::conflict(format!(
+                "interface {} already exists and is not managed by berth: {hint}",
+                spec.name
+            ))),
+        }
     }
 
     async fn ensure_predefined(&self, st: &mut State<D::PortGuard>) -> Result<()> {
@@ -296,6 +424,8 @@ impl<D: Dataplane> NetworkManager<D> {
                     options: BTreeMap::new(),
                     ipam_options: BTreeMap::new(),
                     bridge: None,
+                    vlan: None,
+                    active: true,
                 };
                 st.stores.networks.store(&rec.id, &rec)?;
                 st.networks.insert(rec.id.clone(), rec);
@@ -325,6 +455,8 @@ impl<D: Dataplane> NetworkManager<D> {
                 options: BTreeMap::new(),
                 ipam_options: BTreeMap::new(),
                 bridge: None,
+                vlan: None,
+                active: true,
             },
         };
         let in_use = st.endpoints.values().any(|e| e.network_id == rec.id);
@@ -333,6 +465,22 @@ impl<D: Dataplane> NetworkManager<D> {
             (Some(p), _) => p,
             (None, Some(b)) => b.plan.clone(),
             (None, None) => return Err(NetError::system_msg("default bridge has no address plan")),
+        };
+        // `--ipv6`: the default bridge is dual-stack, on `--fixed-cidr-v6` or on the
+        // subnet it had, else on one from the pools.
+        let v6 = if !self.config.ipv6 {
+            None
+        } else {
+            let plan = match (&self.config.fixed_cidr_v6, old.as_ref().and_then(|b| b.v6.as_ref())) {
+                (Some(net), _) => SubnetPlan6::new(*net, None, None, vec![])?,
+                (None, Some(v)) => v.plan.clone(),
+                (None, None) => {
+                    let mut taken = self.dp.host_routes6().await?;
+                    taken.extend(st.networks.values().filter_map(|n| n.bridge.as_ref()?.v6.as_ref().map(|v| v.plan.subnet)));
+                    SubnetPlan6::new(ipam6::allocate_subnet(&self.v6_pools, &taken)?, None, None, vec![])?
+                }
+            };
+            Some(BridgeV6 { plan, aux_names: vec![], user_subnet: self.config.fixed_cidr_v6.is_some() })
         };
         let settings = BridgeSettings {
             ifname: self.config.default_bridge.clone(),
@@ -343,9 +491,13 @@ impl<D: Dataplane> NetworkManager<D> {
             masquerade: true,
             host_binding_ipv4: self.config.default_binding_ip,
             default_bridge: true,
+            icc: self.config.icc,
+            v6,
         };
         if let Some(old) = &old {
-            let changed = old.ifname != settings.ifname || old.plan != settings.plan;
+            let changed = old.ifname != settings.ifname
+                || old.plan != settings.plan
+                || old.v6.as_ref().map(|v| v.plan.subnet) != settings.v6.as_ref().map(|v| v.plan.subnet);
             if changed && in_use {
                 return Err(NetError::forbidden(format!(
                     "cannot change the default bridge ({} {}) to {} {} while containers are attached to it",
@@ -358,7 +510,7 @@ impl<D: Dataplane> NetworkManager<D> {
         }
         rec.options = BTreeMap::from([
             (options::DEFAULT_BRIDGE.to_string(), "true".to_string()),
-            (options::ICC.to_string(), "true".to_string()),
+            (options::ICC.to_string(), self.config.icc.to_string()),
             (options::MASQUERADE.to_string(), "true".to_string()),
             (options::HOST_BINDING.to_string(), self.config.default_binding_ip.to_string()),
             (options::BRIDGE_NAME.to_string(), settings.ifname.clone()),
@@ -370,27 +522,66 @@ impl<D: Dataplane> NetworkManager<D> {
         Ok(())
     }
 
-    /// The firewall as the records say it should be.
-    fn firewall_model(st: &State<D::PortGuard>) -> FirewallModel {
+    /// The firewall as the records say it should be. `in_use_only`: just what running
+    /// containers need (a daemon stopping leaves only that behind).
+    fn firewall_model(st: &State<D::PortGuard>, in_use_only: bool) -> FirewallModel {
         let mut model = FirewallModel::default();
         for net in st.networks.values() {
+            let in_use = Self::has_endpoints(st, &net.id);
+            let needed = if in_use_only { in_use } else { net.active || in_use };
+            if !needed {
+                continue;
+            }
             if let Some(b) = &net.bridge {
+                let mut subnets = vec![ipnet::IpNet::V4(b.plan.subnet)];
+                subnets.extend(b.v6.as_ref().map(|v| ipnet::IpNet::V6(v.plan.subnet)));
                 model.bridges.push(BridgeRules {
                     ifname: b.ifname.clone(),
-                    subnet: b.plan.subnet,
+                    subnets,
                     internal: net.internal,
                     masquerade: b.masquerade,
+                    icc: b.icc,
                 });
+            }
+        }
+        for e in st.endpoints.values().filter(|e| !e.linked_ports.is_empty()) {
+            let Some(b) = st.networks.get(&e.network_id).and_then(|n| n.bridge.as_ref()) else { continue };
+            if b.icc || !model.bridges.iter().any(|m| m.ifname == b.ifname) {
+                continue;
+            }
+            for l in &e.linked_ports {
+                for (proto, port) in &l.ports {
+                    model.links.push(firewall::LinkAccept {
+                        bridge: b.ifname.clone(),
+                        client: e.ip.into(),
+                        server: l.server.into(),
+                        proto: *proto,
+                        port: *port,
+                    });
+                }
             }
         }
         for sb in st.sandboxes.values() {
             let Some(target) = Self::gateway_endpoint(st, &sb.container_id) else { continue };
+            if st.networks.get(&target.network_id).is_none_or(|n| n.bridge.is_none()) {
+                continue;
+            }
             for m in &sb.ports {
+                // IPv6 ports go in-kernel only to a container with IPv6, and never from
+                // ::1 (the proxy serves those).
+                let target_ip = match m.host_ip {
+                    std::net::IpAddr::V4(_) => std::net::IpAddr::V4(target.ip),
+                    std::net::IpAddr::V6(a) if a.is_loopback() => continue,
+                    std::net::IpAddr::V6(_) => match target.v6 {
+                        Some(v) => std::net::IpAddr::V6(v.ip),
+                        None => continue,
+                    },
+                };
                 model.dnats.push(Dnat {
                     proto: m.proto,
                     host_ip: m.host_ip,
                     host_port: m.host_port,
-                    target_ip: target.ip,
+                    target_ip,
                     target_port: m.container_port,
                 });
             }
@@ -398,8 +589,16 @@ impl<D: Dataplane> NetworkManager<D> {
         model
     }
 
+    /// Puts the kernel's rules in line with the records: berth's nft table, and its
+    /// accept rules in the host's iptables.
     async fn apply_firewall(&self, st: &State<D::PortGuard>) -> Result<()> {
-        let script = firewall::render(&self.config.nft_table, &Self::firewall_model(st));
+        let model = Self::firewall_model(st, false);
+        let (nft, host) = tokio::join!(self.apply_nft_model(&model), self.sync_host_firewall(&model));
+        nft.and(host)
+    }
+
+    async fn apply_nft_model(&self, model: &FirewallModel) -> Result<()> {
+        let script = firewall::render(&self.config.nft_table, model);
         if self.applied_nft.lock().unwrap_or_else(|p| p.into_inner()).as_deref() == Some(script.as_str()) {
             return Ok(());
         }
@@ -407,6 +606,82 @@ impl<D: Dataplane> NetworkManager<D> {
         // After a failure the kernel's state is unknown: apply in full next time.
         *self.applied_nft.lock().unwrap_or_else(|p| p.into_inner()) = r.is_ok().then_some(script);
         r
+    }
+
+    async fn sync_host_firewall(&self, model: &FirewallModel) -> Result<()> {
+        let r4 = self.host_fw.lock().await.sync(&self.dp).await;
+        // ip6tables only matters once there is IPv6 to forward.
+        let any_v6 = model.bridges.iter().any(|b| b.subnets.iter().any(|n| matches!(n, ipnet::IpNet::V6(_))));
+        let mut fw6 = self.host_fw6.lock().await;
+        let r6 = if any_v6 || !fw6.backends().is_empty() { fw6.sync(&self.dp).await } else { Ok(()) };
+        r4.and(r6)
+    }
+
+    /// What on this host breaks container networking, for `/info` (see
+    /// [`crate::host_check`]).
+    pub async fn host_warnings(&self) -> Vec<String> {
+        use crate::host_check;
+        use crate::iptables::{Backend, tool};
+        let mut w = Vec::new();
+        if self.dp.sysctl("net/ipv4/ip_forward").as_deref() == Some("0") {
+            w.push("WARNING: IPv4 forwarding is disabled. Networking will not work.".to_string());
+        }
+        let (enabled, programmed, error) = {
+            let fw = self.host_fw.lock().await;
+            (fw.enabled(), fw.backends(), fw.last_error().map(str::to_string))
+        };
+        if let Some(e) = error {
+            w.push(format!("WARNING: berth could not add its rules to iptables' FORWARD chain: {e}"));
+        }
+        let icc_off = self.state.lock().await.networks.values().any(|n| n.bridge.as_ref().is_some_and(|b| !b.icc));
+        if icc_off && self.dp.sysctl("net/bridge/bridge-nf-call-iptables").as_deref() != Some("1") {
+            w.push("WARNING: bridge-nf-call-iptables is disabled: networks with enable_icc=false do not isolate their containers".into());
+        }
+        let chains = match self.dp.run_tool("nft", &["-j", "list", "chains"], None).await {
+            Ok(o) if o.success => host_check::forward_chains(&o.stdout),
+            _ => Vec::new(),
+        };
+        let not_written = |b: Backend| {
+            let why = if enabled { "berth could not write to it" } else { "berth runs with --iptables=false" };
+            format!(
+                "WARNING: the FORWARD policy of {} is DROP and {why}: containers' forwarded traffic is dropped there",
+                tool(b, Family::V4)
+            )
+        };
+        let nft_drop = chains.iter().any(|c| c.family == "ip" && c.table == "filter" && c.name == "FORWARD" && c.policy_drop);
+        if nft_drop && !programmed.contains(&Backend::Nft) {
+            w.push(not_written(Backend::Nft));
+        }
+        if self.dp.xtables_facts(Family::V4).legacy_filter && !programmed.contains(&Backend::Legacy) {
+            let t = tool(Backend::Legacy, Family::V4);
+            if let Ok(o) = self.dp.run_tool(&t, &["-w", "5", "-S", "FORWARD"], None).await
+                && host_check::forward_policy_drop(&o.stdout)
+            {
+                w.push(not_written(Backend::Legacy));
+            }
+        }
+        w.extend(host_check::foreign_chain_warnings(&chains, &self.config.nft_table, &self.config.default_bridge));
+        w
+    }
+
+    /// The daemon is stopping (its containers live on): rules of networks no running
+    /// container is on are removed; with no container left, berth's nft table and its
+    /// iptables rules go entirely. The next open() puts everything back.
+    pub async fn shutdown(&self) -> Result<()> {
+        let st = self.state.lock().await;
+        if let Err(e) = self.dp.drop_spares().await {
+            tracing::warn!("{e}");
+        }
+        let model = Self::firewall_model(&st, true);
+        if model.bridges.is_empty() {
+            let nft = self.dp.apply_nft(firewall::render_delete(&self.config.nft_table)).await;
+            *self.applied_nft.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            let host = self.host_fw.lock().await.remove(&self.dp).await;
+            let host6 = self.host_fw6.lock().await.remove(&self.dp).await;
+            return nft.and(host).and(host6);
+        }
+        let (nft, host) = tokio::join!(self.apply_nft_model(&model), self.sync_host_firewall(&model));
+        nft.and(host)
     }
 
     fn gateway_endpoint<'a>(st: &'a State<D::PortGuard>, container_id: &str) -> Option<&'a EndpointRecord> {
@@ -435,7 +710,8 @@ impl<D: Dataplane> NetworkManager<D> {
         let mut eps: Vec<&EndpointRecord> = st.endpoints.values().collect();
         eps.sort_by_key(|e| e.seq);
         for e in eps {
-            table.add_endpoint(&e.network_id, &e.container_id, &e.container_name, &e.dns_names(), e.ip);
+            table.add_endpoint(&e.network_id, &e.container_id, &e.container_name, &e.dns_names(), e.ip, e.v6.map(|v| v.ip));
+            table.add_links(&e.container_id, &e.network_id, &e.links);
         }
         for sb in st.sandboxes.values() {
             let servers: Vec<SocketAddr> = sb.dns_servers.iter().map(|ip| SocketAddr::new(*ip, 53)).collect();
@@ -465,7 +741,7 @@ impl<D: Dataplane> NetworkManager<D> {
 
     async fn start_dns(&self, container_id: &str, netns: &std::path::Path) -> Result<DnsServer> {
         let (udp, tcp) = self.dp.dns_sockets(netns).await?;
-        DnsServer::start(container_id.to_string(), udp, tcp, self.dns.clone())
+        DnsServer::start(container_id.to_string(), netns.to_path_buf(), udp, tcp, self.dns.clone())
             .map_err(|e| NetError::system("start the embedded DNS", e))
     }
 
@@ -495,20 +771,25 @@ impl<D: Dataplane> NetworkManager<D> {
     pub async fn teardown(self) -> Result<()> {
         let mut st = self.state.lock().await;
         st.dns_servers.clear();
+        st.proxies.clear();
         st.port_guards.clear();
-        let veths: Vec<String> = st.endpoints.values().map(|e| e.host_veth.clone()).collect();
+        let veths: Vec<String> = st.endpoints.values().map(|e| e.host_veth.clone()).filter(|v| !v.is_empty()).collect();
         for v in veths {
             self.dp.delete_link(&v).await?;
         }
-        let bridges: Vec<String> =
+        let mut links: Vec<String> =
             st.networks.values().filter_map(|n| n.bridge.as_ref().map(|b| b.ifname.clone())).collect();
-        for b in bridges {
+        links.extend(st.networks.values().filter_map(|n| n.vlan.as_ref().filter(|v| v.created_parent).map(|v| v.parent.clone())));
+        for b in links {
             self.dp.delete_link(&b).await?;
         }
+        self.dp.drop_spares().await?;
         for l in self.dp.tagged_links(&self.tag_prefix).await? {
             self.dp.delete_link(&l.name).await?;
         }
         self.dp.apply_nft(firewall::render_delete(&self.config.nft_table)).await?;
+        self.host_fw.lock().await.remove(&self.dp).await?;
+        self.host_fw6.lock().await.remove(&self.dp).await?;
         let dir = self.config.data_dir.clone();
         for sub in ["networks", "endpoints", "sandboxes"] {
             let p = dir.join(sub);

@@ -9,9 +9,10 @@ use crate::dataplane::Dataplane;
 use crate::error::{NetError, Result};
 use crate::ids;
 use crate::ipam::{self, SubnetPlan};
-use crate::model::{
-    BridgeSettings, ConfigReference, Driver, Ipam, IpamConfig, NetworkContainer, NetworkCreateRequest,
-    NetworkCreateResponse, NetworkInspect, NetworkRecord,
+use crate::ipam6::{self, SubnetPlan6};
+use crate::model::{BridgeSettings, BridgeV6, Driver, NetworkRecord};
+use berth_types::network::{
+    ConfigReference, Ipam, IpamPoolConfig, Network, NetworkContainer, NetworkCreateRequest, NetworkCreateResponse,
 };
 
 /// Docker's `filters` query (`map[string][]string`) for list and prune.
@@ -70,12 +71,22 @@ impl<D: Dataplane> NetworkManager<D> {
         Err(NetError::no_such_network(name_or_id))
     }
 
-    /// `POST /networks/create`: a user-defined bridge network.
+    /// `POST /networks/create`: a user-defined bridge, macvlan or ipvlan network.
     pub async fn create_network(&self, req: NetworkCreateRequest) -> Result<NetworkCreateResponse> {
         let mut st = self.state.lock().await;
         let rec = self.plan_network(&st, &req).await?;
+        if rec.vlan.is_some() {
+            return self.create_vlan_network(&mut st, rec).await;
+        }
         let spec = self.bridge_spec(&rec).ok_or_else(|| NetError::system_msg("bridge network without a bridge"))?;
 
+        self.may_take_bridge(&spec, false).await?;
+        if rec.bridge.as_ref().is_some_and(|b| !b.icc) {
+            self.ensure_bridge_netfilter()?;
+        }
+        if rec.bridge.as_ref().is_some_and(|b| b.v6.is_some()) {
+            self.enable_ipv6_forwarding()?;
+        }
         self.dp.ensure_bridge(&spec).await?;
         let undo_bridge = |e: NetError| async move {
             if let Err(e2) = self.dp.delete_link(&spec.name).await {
@@ -106,21 +117,26 @@ impl<D: Dataplane> NetworkManager<D> {
         if st.networks.values().any(|n| n.name == req.name) {
             return Err(NetError::conflict(format!("network with name {} already exists", req.name)));
         }
-        match req.driver.as_str() {
-            "" | "bridge" => {}
+        let driver = match req.driver.as_str() {
+            "" | "bridge" => Driver::Bridge,
+            "macvlan" => Driver::Macvlan,
+            "ipvlan" => Driver::Ipvlan,
             "host" | "null" => {
                 return Err(NetError::forbidden(format!("only one instance of \"{}\" network is allowed", req.driver)));
             }
             other => return Err(NetError::not_found(format!("plugin \"{other}\" not found"))),
-        }
+        };
         if !matches!(req.scope.as_str(), "" | "local") {
             return Err(NetError::invalid(format!("invalid scope {:?}: bridge networks are local", req.scope)));
         }
-        if req.ingress || req.config_only {
-            return Err(NetError::invalid("ingress and config-only networks need swarm mode, which berth does not have"));
+        if req.ingress {
+            return Err(NetError::invalid("ingress networks need swarm mode, which berth does not have"));
         }
-        if req.enable_ipv6 == Some(true) {
-            return Err(NetError::invalid("IPv6 networks are not supported by berth yet"));
+        if req.config_only {
+            return Err(NetError::invalid("config-only networks (--config-only) are not supported by berth: create the network with its options instead"));
+        }
+        if req.config_from.as_ref().is_some_and(|c| !c.network.is_empty()) {
+            return Err(NetError::invalid("--config-from is not supported by berth: create the network with its options instead"));
         }
         if req.enable_ipv4 == Some(false) {
             return Err(NetError::invalid("IPv4 cannot be disabled on a bridge network"));
@@ -130,17 +146,38 @@ impl<D: Dataplane> NetworkManager<D> {
             return Err(NetError::not_found(format!("plugin \"{}\" not found", ipam_req.driver)));
         }
         // IPv6 entries are ignored when IPv6 is off, as Docker does.
-        let v4: Vec<&IpamConfig> =
-            ipam_req.config.iter().filter(|c| c.subnet.is_empty() || !c.subnet.contains(':')).collect();
+        let v4: Vec<&IpamPoolConfig> =
+            ipam_req.configs().iter().filter(|c| c.subnet.is_empty() || !c.subnet.contains(':')).collect();
         if v4.len() > 1 {
-            return Err(NetError::forbidden("bridge driver doesn't support multiple subnets"));
+            return Err(NetError::forbidden(format!("{} driver doesn't support multiple subnets", driver.as_str())));
+        }
+        let req_options = req.options.clone().unwrap_or_default();
+        if driver != Driver::Bridge {
+            let id = ids::new_id();
+            let ipv6 = req.enable_ipv6 == Some(true);
+            let vlan = self.plan_vlan(st, &id, driver, &req_options, req.internal, v4.first().copied(), ipv6, &ipam_req).await?;
+            return Ok(NetworkRecord {
+                id,
+                name: req.name.clone(),
+                created: now_rfc3339(),
+                driver,
+                internal: req.internal,
+                attachable: req.attachable,
+                labels: req.labels.clone().unwrap_or_default(),
+                options: req_options,
+                ipam_options: ipam_req.options.clone().unwrap_or_default(),
+                bridge: None,
+                vlan: Some(vlan),
+                active: false,
+            });
         }
 
         let mut mtu = self.config.mtu;
         let mut masquerade = true;
+        let mut icc = true;
         let mut host_binding = self.config.default_binding_ip;
         let mut ifname = None;
-        for (k, v) in &req.options {
+        for (k, v) in &req_options {
             match k.as_str() {
                 options::BRIDGE_NAME => {
                     validate_ifname(v)?;
@@ -154,11 +191,7 @@ impl<D: Dataplane> NetworkManager<D> {
                         .ok_or_else(|| NetError::invalid(format!("invalid MTU value {v:?}")))?;
                 }
                 options::MASQUERADE => masquerade = parse_bool_option(k, v)?,
-                options::ICC if !parse_bool_option(k, v)? => {
-                    return Err(NetError::invalid(
-                        "enable_icc=false is not supported (it needs br_netfilter, which berth does not use)",
-                    ));
-                }
+                options::ICC => icc = parse_bool_option(k, v)?,
                 options::HOST_BINDING => {
                     host_binding = v
                         .parse::<Ipv4Addr>()
@@ -173,11 +206,45 @@ impl<D: Dataplane> NetworkManager<D> {
             return Err(NetError::conflict(format!("bridge name {ifname} is already used by another network")));
         }
 
-        let ours: Vec<ipnet::Ipv4Net> =
-            st.networks.values().filter_map(|n| n.bridge.as_ref().map(|b| b.plan.subnet)).collect();
-        let (plan, aux_names, user_subnet) = match v4.first().filter(|c| !c.subnet.is_empty()) {
+        let v6 = if req.enable_ipv6 == Some(true) { Some(self.plan_v6(st, &ipam_req).await?) } else { None };
+        let (plan, aux_names, user_subnet) = self.plan_v4(st, v4.first().copied()).await?;
+        Ok(NetworkRecord {
+            id,
+            name: req.name.clone(),
+            created: now_rfc3339(),
+            driver: Driver::Bridge,
+            internal: req.internal,
+            attachable: req.attachable,
+            labels: req.labels.clone().unwrap_or_default(),
+            options: req_options,
+            ipam_options: ipam_req.options.clone().unwrap_or_default(),
+            bridge: Some(BridgeSettings {
+                ifname,
+                plan,
+                aux_names,
+                user_subnet,
+                mtu,
+                masquerade,
+                host_binding_ipv4: host_binding,
+                default_bridge: false,
+                icc,
+                v6,
+            }),
+            vlan: None,
+            active: false,
+        })
+    }
+
+    /// The IPv4 subnet of a new network: its `IPAM.Config` entry (checked against the
+    /// other networks), or the next free pool subnet. With the aux names and whether
+    /// the user gave the subnet.
+    pub(super) async fn plan_v4(&self, st: &State<D::PortGuard>, cfg: Option<&IpamPoolConfig>) -> Result<(SubnetPlan, Vec<String>, bool)> {
+        let ours: Vec<ipnet::Ipv4Net> = st.networks.values().filter_map(|n| n.plan().map(|p| p.subnet)).collect();
+        let v4: Vec<&IpamPoolConfig> = cfg.into_iter().collect();
+        let planned = match v4.first().filter(|c| !c.subnet.is_empty()) {
             Some(c) => {
-                let aux: Vec<(String, String)> = c.aux_address.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                let aux: Vec<(String, String)> =
+                    c.auxiliary_addresses.iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect();
                 let v = ipam::validate_ipam_config(&c.subnet, Some(c.ip_range.as_str()), Some(c.gateway.as_str()), &aux)?;
                 if ours.iter().any(|o| ipam::overlaps(o, &v.subnet)) {
                     return Err(NetError::forbidden("invalid pool request: Pool overlaps with other one on this address space"));
@@ -195,43 +262,61 @@ impl<D: Dataplane> NetworkManager<D> {
                 (SubnetPlan::new(subnet, None, None, vec![])?, vec![], false)
             }
         };
-        Ok(NetworkRecord {
-            id,
-            name: req.name.clone(),
-            created: now_rfc3339(),
-            driver: Driver::Bridge,
-            internal: req.internal,
-            attachable: req.attachable,
-            labels: req.labels.clone(),
-            options: req.options.clone(),
-            ipam_options: ipam_req.options.clone().unwrap_or_default(),
-            bridge: Some(BridgeSettings {
-                ifname,
-                plan,
-                aux_names,
-                user_subnet,
-                mtu,
-                masquerade,
-                host_binding_ipv4: host_binding,
-                default_bridge: false,
-            }),
-        })
+        Ok(planned)
     }
 
-    fn inspect_record(st: &State<D::PortGuard>, net: &NetworkRecord, with_containers: bool) -> NetworkInspect {
-        let (config, options_null) = match &net.bridge {
-            Some(b) => {
+    /// The IPv6 side of a new `--ipv6` network: its `IPAM.Config` IPv6 entry, or a
+    /// /64 from the pools.
+    pub(super) async fn plan_v6(&self, st: &State<D::PortGuard>, ipam_req: &Ipam) -> Result<BridgeV6> {
+        let v6: Vec<&IpamPoolConfig> = ipam_req.configs().iter().filter(|c| c.subnet.contains(':')).collect();
+        if v6.len() > 1 {
+            return Err(NetError::forbidden("bridge driver doesn't support multiple subnets"));
+        }
+        let ours: Vec<ipnet::Ipv6Net> = st.networks.values().filter_map(|n| n.v6().map(|v| v.plan.subnet)).collect();
+        match v6.first() {
+            Some(c) => {
+                let aux: Vec<(String, String)> =
+                    c.auxiliary_addresses.iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect();
+                let plan = ipam6::validate_ipam_config(&c.subnet, Some(c.ip_range.as_str()), Some(c.gateway.as_str()), &aux)?;
+                if ours.iter().any(|o| ipam6::overlaps(o, &plan.subnet)) {
+                    return Err(NetError::forbidden("invalid pool request: Pool overlaps with other one on this address space"));
+                }
+                Ok(BridgeV6 { plan, aux_names: aux.into_iter().map(|(k, _)| k).collect(), user_subnet: true })
+            }
+            None => {
+                let mut taken = self.dp.host_routes6().await?;
+                taken.extend(ours);
+                let subnet = ipam6::allocate_subnet(&self.v6_pools, &taken)?;
+                Ok(BridgeV6 { plan: SubnetPlan6::new(subnet, None, None, vec![])?, aux_names: vec![], user_subnet: false })
+            }
+        }
+    }
+
+    fn inspect_record(st: &State<D::PortGuard>, net: &NetworkRecord, with_containers: bool) -> Network {
+        let (config, options_null) = match net.plan() {
+            Some(plan) => {
                 let mut aux = BTreeMap::new();
-                for (name, ip) in b.aux_names.iter().zip(&b.plan.reserved) {
+                for (name, ip) in net.aux_names_and_user_subnet().0.iter().zip(&plan.reserved) {
                     aux.insert(name.clone(), ip.to_string());
                 }
-                let cfg = IpamConfig {
-                    subnet: b.plan.subnet.to_string(),
-                    ip_range: b.plan.ip_range.map(|r| r.to_string()).unwrap_or_default(),
-                    gateway: b.plan.gateway.to_string(),
-                    aux_address: aux,
+                let cfg = IpamPoolConfig {
+                    subnet: plan.subnet.to_string(),
+                    ip_range: plan.ip_range.map(|r| r.to_string()).unwrap_or_default(),
+                    gateway: plan.gateway.to_string(),
+                    auxiliary_addresses: if aux.is_empty() { None } else { Some(aux) },
                 };
-                (vec![cfg], false)
+                let mut configs = vec![cfg];
+                if let Some(v6) = net.v6() {
+                    let aux6: BTreeMap<String, String> =
+                        v6.aux_names.iter().zip(&v6.plan.reserved).map(|(n, ip)| (n.clone(), ip.to_string())).collect();
+                    configs.push(IpamPoolConfig {
+                        subnet: v6.plan.subnet.to_string(),
+                        ip_range: v6.plan.ip_range.map(|r| r.to_string()).unwrap_or_default(),
+                        gateway: v6.plan.gateway.to_string(),
+                        auxiliary_addresses: if aux6.is_empty() { None } else { Some(aux6) },
+                    });
+                }
+                (configs, false)
             }
             None => (vec![], true),
         };
@@ -245,23 +330,23 @@ impl<D: Dataplane> NetworkManager<D> {
                         endpoint_id: e.id.clone(),
                         mac_address: e.mac.clone(),
                         ipv4_address: format!("{}/{}", e.ip, e.prefix_len),
-                        ipv6_address: String::new(),
+                        ipv6_address: e.v6.map(|v| format!("{}/{}", v.ip, v.prefix_len)).unwrap_or_default(),
                     },
                 );
             }
         }
-        NetworkInspect {
+        Network {
             name: net.name.clone(),
             id: net.id.clone(),
             created: net.created.clone(),
             scope: "local".into(),
             driver: net.driver.as_str().into(),
-            enable_ipv4: net.driver == Driver::Bridge,
-            enable_ipv6: false,
+            enable_ipv4: net.plan().is_some(),
+            enable_ipv6: net.v6().is_some(),
             ipam: Ipam {
                 driver: "default".into(),
                 options: if options_null { None } else { Some(net.ipam_options.clone()) },
-                config,
+                config: Some(config),
             },
             internal: net.internal,
             attachable: net.attachable,
@@ -275,14 +360,14 @@ impl<D: Dataplane> NetworkManager<D> {
     }
 
     /// `GET /networks/{id}`.
-    pub async fn inspect_network(&self, name_or_id: &str) -> Result<NetworkInspect> {
+    pub async fn inspect_network(&self, name_or_id: &str) -> Result<Network> {
         let st = self.state.lock().await;
         let net = Self::resolve(&st, name_or_id)?;
         Ok(Self::inspect_record(&st, net, true))
     }
 
     /// `GET /networks?filters=...` (Containers left empty, as Docker does since 1.28).
-    pub async fn list_networks(&self, filters: &NetworkFilters) -> Result<Vec<NetworkInspect>> {
+    pub async fn list_networks(&self, filters: &NetworkFilters) -> Result<Vec<Network>> {
         let st = self.state.lock().await;
         let mut out = Vec::new();
         for net in st.networks.values() {
@@ -294,7 +379,7 @@ impl<D: Dataplane> NetworkManager<D> {
         Ok(out)
     }
 
-    fn has_endpoints(st: &State<D::PortGuard>, net_id: &str) -> bool {
+    pub(super) fn has_endpoints(st: &State<D::PortGuard>, net_id: &str) -> bool {
         st.endpoints.values().any(|e| e.network_id == net_id)
     }
 
@@ -376,9 +461,14 @@ impl<D: Dataplane> NetworkManager<D> {
             return Err(e);
         }
         if let Some(b) = &net.bridge
-            && let Err(e) = self.dp.delete_link(&b.ifname).await
+            && let Err(e) = self.dp.retire_link(&b.ifname).await
         {
             tracing::warn!("network {} removed but its bridge {} was not: {e}", net.name, b.ifname);
+        }
+        if let Some(v) = net.vlan.as_ref().filter(|v| v.created_parent)
+            && let Err(e) = self.dp.delete_link(&v.parent).await
+        {
+            tracing::warn!("network {} removed but its parent {} was not: {e}", net.name, v.parent);
         }
         self.refresh_dns(st).await;
         Ok(())

@@ -28,6 +28,8 @@ pub struct FilesRequest {
     pub dns: DnsSettings,
     /// `--add-host` values as given ("name:ip", "name:host-gateway").
     pub extra_hosts: Vec<String>,
+    /// Legacy links' /etc/hosts entries ("alias hostname name" → address), after them.
+    pub links: Vec<files::ExtraHost>,
 }
 
 /// The three files' contents.
@@ -44,8 +46,9 @@ impl<D: Dataplane> NetworkManager<D> {
     /// none modes get the host's resolv.conf without loopback servers.
     pub async fn container_files(&self, req: &FilesRequest) -> Result<ContainerFiles> {
         let host_gateway = self.host_gateway_ip().await.unwrap_or(std::net::Ipv4Addr::LOCALHOST);
-        let extra: Vec<files::ExtraHost> =
+        let mut extra: Vec<files::ExtraHost> =
             req.extra_hosts.iter().map(|h| files::parse_extra_host(h, host_gateway)).collect::<Result<_>>()?;
+        extra.extend(req.links.iter().cloned());
         let host_rc = HostResolvConf::read(&self.config.host_resolv_conf)?;
         let host_path = self.config.host_resolv_conf.display().to_string();
         let endpoints = self.endpoints_of(&req.container_id).await;
@@ -56,7 +59,10 @@ impl<D: Dataplane> NetworkManager<D> {
                     Self::sandbox_has_dns(&st, &req.container_id)
                 };
                 let mode = if internal { ResolverMode::Internal } else { ResolverMode::HostCopy };
-                let ips: Vec<_> = endpoints.iter().map(|e| e.ip).collect();
+                let ips: Vec<std::net::IpAddr> = endpoints
+                    .iter()
+                    .flat_map(|e| std::iter::once(std::net::IpAddr::V4(e.ip)).chain(e.v6.map(|v| std::net::IpAddr::V6(v.ip))))
+                    .collect();
                 (
                     files::resolv_conf(&host_rc, &req.dns, mode, &host_path),
                     files::hosts(&req.hostname, &req.domainname, &ips, &extra),

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use super::*;
 use crate::dataplane::{RecordingDataplane, VethSpec};
-use crate::model::{EndpointRequest, NetworkCreateRequest};
+use crate::NetworkCreateRequest;
+use crate::model::EndpointRequest;
 use crate::ports::{HostPort, PortBindingRequest, Proto};
 use crate::{ErrorKind, NetConfig};
 
@@ -69,8 +70,8 @@ async fn predefined_networks_exist_like_dockers() {
     assert_eq!(names, vec!["bridge", "host", "none"]);
     let bridge = m.inspect_network("bridge").await.unwrap();
     assert_eq!(bridge.driver, "bridge");
-    assert_eq!(bridge.ipam.config[0].subnet, "10.200.0.0/24");
-    assert_eq!(bridge.ipam.config[0].gateway, "10.200.0.1");
+    assert_eq!(bridge.ipam.configs()[0].subnet, "10.200.0.0/24");
+    assert_eq!(bridge.ipam.configs()[0].gateway, "10.200.0.1");
     assert_eq!(bridge.options["com.docker.network.bridge.name"], "bt0");
     assert_eq!(m.inspect_network("none").await.unwrap().driver, "null");
     assert_eq!(m.inspect_network("host").await.unwrap().id.len(), 64);
@@ -136,9 +137,9 @@ async fn automatic_subnets_avoid_networks_and_host_routes() {
     let b = m.create_network(NetworkCreateRequest::named("b")).await.unwrap();
     let a = m.inspect_network(&a.id).await.unwrap();
     let b = m.inspect_network(&b.id).await.unwrap();
-    assert_eq!(a.ipam.config[0].subnet, "172.19.0.0/16");
-    assert_eq!(a.ipam.config[0].gateway, "172.19.0.1");
-    assert_eq!(b.ipam.config[0].subnet, "172.20.0.0/16");
+    assert_eq!(a.ipam.configs()[0].subnet, "172.19.0.0/16");
+    assert_eq!(a.ipam.configs()[0].gateway, "172.19.0.1");
+    assert_eq!(b.ipam.configs()[0].subnet, "172.20.0.0/16");
     // Prefix lookups and the bridge name.
     assert_eq!(m.inspect_network(&a.id[..10]).await.unwrap().name, "a");
     assert!(f.dp.snapshot().bridges.contains_key(&format!("br-{}", &a.id[..12])));
@@ -296,7 +297,7 @@ async fn publishing_is_all_or_nothing_and_follows_the_gateway() {
     m.create_network(subnet_req("front", "10.201.0.0/24")).await.unwrap();
     m.connect("front", f.request(1)).await.unwrap();
     m.connect("front", f.request(2)).await.unwrap();
-    let lo = Some(Ipv4Addr::LOCALHOST);
+    let lo = Some(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST));
     let got = m
         .publish(
             &cid(1),
@@ -311,7 +312,7 @@ async fn publishing_is_all_or_nothing_and_follows_the_gateway() {
     assert!((40000..=40009).contains(&got[1].host_port));
     assert_eq!(got[1].host_ip, Ipv4Addr::UNSPECIFIED);
     let script = f.dp.snapshot().nft_scripts.last().unwrap().clone();
-    assert!(script.contains("ip daddr 127.0.0.1 tcp dport 18080 dnat to 10.201.0.2:80"), "{script}");
+    assert!(script.contains("ip daddr 127.0.0.1 tcp dport 18080 dnat ip to 10.201.0.2:80"), "{script}");
 
     // The second container asks for 18080 too (and another port): refused, nothing kept.
     let ports_before = f.dp.snapshot().ports.len();
@@ -392,6 +393,9 @@ async fn restart_removes_leaks_and_dead_endpoints_then_reconcile_releases_the_de
         prefix_len: 24,
         mtu: 1500,
         gateway: None,
+        ip6: None,
+        gateway6: None,
+        link_local: vec![],
     };
     f.dp.inject_veth(leak);
     f.dp.inject_veth(VethSpec { host_name: "vethother".into(), alias: "someone-else".into(), ..f.dp.snapshot().veths[&a.host_veth].clone() });
@@ -405,7 +409,7 @@ async fn restart_removes_leaks_and_dead_endpoints_then_reconcile_releases_the_de
     assert!(m.endpoints_of(&cid(2)).await.is_empty(), "dead endpoint dropped");
     assert_eq!(m.ports_of(&cid(3)).await.len(), 1, "ports restored");
     assert_eq!(f.dp.snapshot().ports.len(), 1, "port re-reserved");
-    assert!(f.dp.snapshot().nft_scripts.last().unwrap().contains("tcp dport 18090 dnat to 10.201.0.4:80"));
+    assert!(f.dp.snapshot().nft_scripts.last().unwrap().contains("tcp dport 18090 dnat ip to 10.201.0.4:80"));
 
     // The engine says only container 1 is alive.
     let report = m.reconcile(&HashSet::from([cid(1)])).await.unwrap();
@@ -421,7 +425,7 @@ async fn list_filters_and_prune() {
     let f = Fixture::new();
     let m = f.open().await;
     m.create_network(NetworkCreateRequest {
-        labels: BTreeMap::from([("env".into(), "ci".into())]),
+        labels: Some(BTreeMap::from([("env".into(), "ci".into())])),
         ..subnet_req("keep-me", "10.201.0.0/24")
     })
     .await
@@ -431,7 +435,7 @@ async fn list_filters_and_prune() {
     m.connect("used", f.request(1)).await.unwrap();
 
     let q = |k: &str, v: &str| BTreeMap::from([(k.to_string(), vec![v.to_string()])]);
-    let names = |v: Vec<crate::NetworkInspect>| v.into_iter().map(|n| n.name).collect::<Vec<_>>();
+    let names = |v: Vec<crate::Network>| v.into_iter().map(|n| n.name).collect::<Vec<_>>();
     assert_eq!(names(m.list_networks(&q("type", "custom")).await.unwrap()), vec!["idle", "keep-me", "used"]);
     assert_eq!(names(m.list_networks(&q("type", "builtin")).await.unwrap()), vec!["bridge", "host", "none"]);
     assert_eq!(names(m.list_networks(&q("dangling", "true")).await.unwrap()), vec!["idle", "keep-me"]);
@@ -459,6 +463,7 @@ async fn resolver_files_follow_the_network_kind() {
     assert!(!m.dns_running(&cid(2)).await, "no embedded DNS on the default bridge");
 
     let req = |n: u8, mode| FilesRequest {
+        links: vec![],
         container_id: cid(n),
         mode,
         hostname: cid(n)[..12].to_string(),
@@ -498,5 +503,274 @@ async fn teardown_removes_everything() {
     let snap = f.dp.snapshot();
     assert!(snap.bridges.is_empty());
     assert!(snap.veths.is_empty());
-    assert_eq!(snap.nft_scripts.last().unwrap(), "add table ip berth_unit\ndelete table ip berth_unit\n");
+    assert_eq!(snap.nft_scripts.last().unwrap(), &crate::firewall::render_delete("berth_unit"));
+}
+
+fn tagged_bridge(alias: &str, has_ports: bool) -> crate::dataplane::LinkInfo {
+    crate::dataplane::LinkInfo { alias: Some(alias.into()), kind: Some("bridge".into()), has_ports }
+}
+
+#[tokio::test]
+async fn a_fresh_state_takes_over_a_default_bridge_no_live_daemon_owns() {
+    // Left by this daemon's table before its data root was wiped.
+    let f = Fixture::new();
+    f.dp.inject_foreign_link("bt0", tagged_bridge("berth:berth_unit:net:0123", true));
+    let m = f.open().await;
+    let id = m.inspect_network("bridge").await.unwrap().id;
+    assert_eq!(f.dp.snapshot().bridges["bt0"].alias, format!("berth:berth_unit:net:{id}"));
+    drop(m);
+
+    // Left by another berth daemon that is not running; an untagged, unused bridge.
+    for info in [tagged_bridge("berth:gone:net:42", false), crate::dataplane::LinkInfo { kind: Some("bridge".into()), ..Default::default() }] {
+        let f = Fixture::new();
+        f.dp.inject_foreign_link("bt0", info);
+        f.open().await;
+        assert!(f.dp.snapshot().bridges.contains_key("bt0"));
+    }
+}
+
+#[tokio::test]
+async fn a_bridge_of_a_live_daemon_or_not_a_bridge_is_refused_naming_the_flag() {
+    let f = Fixture::new();
+    f.dp.inject_foreign_link("bt0", tagged_bridge("berth:other:net:42", false));
+    f.dp.claim_table_elsewhere("other");
+    let e = NetworkManager::open_with(f.config(), f.dp.clone()).await.err().unwrap();
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    assert_eq!(
+        e.message(),
+        "interface bt0 is a bridge of another running berth daemon (nftables table other): choose another name with --bridge"
+    );
+
+    let f = Fixture::new();
+    f.dp.inject_foreign_link("bt0", crate::dataplane::LinkInfo { kind: Some("bridge".into()), has_ports: true, ..Default::default() });
+    let e = NetworkManager::open_with(f.config(), f.dp.clone()).await.err().unwrap();
+    assert!(e.message().contains("is not managed by berth: choose another name with --bridge"), "{}", e.message());
+
+    let f = Fixture::new();
+    f.dp.inject_foreign_link("bt0", crate::dataplane::LinkInfo { kind: Some("veth".into()), ..Default::default() });
+    let e = NetworkManager::open_with(f.config(), f.dp.clone()).await.err().unwrap();
+    assert!(e.message().contains("is not a bridge"), "{}", e.message());
+
+    // A second daemon on the same table is refused before it touches anything.
+    let f = Fixture::new();
+    f.dp.claim_table_elsewhere("berth_unit");
+    let e = NetworkManager::open_with(f.config(), f.dp.clone()).await.err().unwrap();
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    assert!(f.dp.snapshot().bridges.is_empty());
+}
+
+fn restores(snap: &crate::dataplane::RecordedState) -> Vec<String> {
+    snap.tool_runs.iter().filter(|(p, _, _)| p.ends_with("-restore")).filter_map(|(p, _, s)| Some(format!("{p}\n{}", s.clone()?))).collect()
+}
+
+#[tokio::test]
+async fn iptables_rules_are_written_once_for_every_backend_in_use() {
+    let f = Fixture::new();
+    f.dp.set_xtables(crate::iptables::XtablesFacts {
+        nft_tool: true,
+        legacy_tool: true,
+        default: Some(crate::iptables::Backend::Nft),
+        legacy_filter: true,
+        nft_filter: false,
+    });
+    let m = f.open().await;
+    let first = restores(&f.dp.snapshot());
+    assert_eq!(first.len(), 2, "{first:?}");
+    assert!(first[0].starts_with("iptables-nft-restore\n") && first[1].starts_with("iptables-legacy-restore\n"));
+    let group = format!("{:#x}", crate::iptables::bridge_group("berth_unit"));
+    assert!(first[0].contains(&format!("-A BERTH-FORWARD-berth_unit -m devgroup --src-group {group} -j ACCEPT\n")));
+    assert_eq!(f.dp.snapshot().bridges["bt0"].group, crate::iptables::bridge_group("berth_unit"));
+
+    // Networks come and go without touching iptables: the rules match the bridges'
+    // group, and every bridge is put in it.
+    let id = m.create_network(subnet_req("front", "10.201.0.0/24")).await.unwrap().id;
+    assert_eq!(f.dp.snapshot().bridges[&format!("br-{}", &id[..12])].group, crate::iptables::bridge_group("berth_unit"));
+    m.connect("front", f.request(1)).await.unwrap();
+    assert_eq!(restores(&f.dp.snapshot()).len(), 2);
+
+    // A clean stop with a container still running keeps the rules.
+    let before = f.dp.snapshot().tool_runs.len();
+    m.shutdown().await.unwrap();
+    assert!(f.dp.snapshot().tool_runs[before..].iter().all(|(_, a, _)| !a.contains(&"-S".to_string())), "nothing removed");
+    m.release(&cid(1)).await.unwrap();
+    let before = f.dp.snapshot().tool_runs.len();
+    m.shutdown().await.unwrap();
+    let snap = f.dp.snapshot();
+    assert_eq!(snap.nft_scripts.last().unwrap(), &crate::firewall::render_delete("berth_unit"));
+    assert!(snap.tool_runs[before..].iter().any(|(p, a, _)| p == "iptables-nft" && a.contains(&"-S".to_string())));
+}
+
+#[tokio::test]
+async fn iptables_can_be_left_alone() {
+    let f = Fixture::new();
+    f.dp.set_xtables(crate::iptables::XtablesFacts { nft_tool: true, default: Some(crate::iptables::Backend::Nft), ..Default::default() });
+    let m = NetworkManager::open_with(NetConfig { iptables: false, ..f.config() }, f.dp.clone()).await.unwrap();
+    m.create_network(subnet_req("front", "10.201.0.0/24")).await.unwrap();
+    m.teardown().await.unwrap();
+    assert!(f.dp.snapshot().tool_runs.is_empty());
+}
+
+#[tokio::test]
+async fn icc_off_turns_on_br_netfilter_or_is_refused_without_it() {
+    let f = Fixture::new();
+    let m = f.open().await;
+    let quiet = || NetworkCreateRequest {
+        options: Some(BTreeMap::from([("com.docker.network.bridge.enable_icc".into(), "false".into())])),
+        ..subnet_req("quiet", "10.201.0.0/24")
+    };
+    // No br_netfilter: refused, nothing made.
+    let before = f.dp.snapshot();
+    let e = m.create_network(quiet()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Forbidden);
+    assert!(e.message().contains("needs br_netfilter"), "{}", e.message());
+    assert_eq!(f.dp.snapshot().bridges, before.bridges);
+
+    f.dp.set_sysctl_value("net/bridge/bridge-nf-call-iptables", "0");
+    let id = m.create_network(quiet()).await.unwrap().id;
+    assert_eq!(f.dp.snapshot().sysctls["net/bridge/bridge-nf-call-iptables"], "1");
+    let br = format!("br-{}", &id[..12]);
+    // No rules until a container joins (a network nobody uses has no traffic).
+    assert!(!f.dp.snapshot().nft_scripts.last().unwrap().contains(&br));
+    assert_eq!(m.inspect_network("quiet").await.unwrap().options["com.docker.network.bridge.enable_icc"], "false");
+
+    // A legacy link's ports open a way through, for that pair only.
+    let mut req = f.request(1);
+    req.linked_ports = vec![crate::model::LinkedPorts { server: "10.201.0.9".parse().unwrap(), ports: vec![(Proto::Tcp, 80)] }];
+    m.connect("quiet", req).await.unwrap();
+    let script = f.dp.snapshot().nft_scripts.last().unwrap().clone();
+    assert!(script.contains(&format!("iifname \"{br}\" oifname \"{br}\" drop")), "{script}");
+    assert!(script.contains(&format!("iifname \"{br}\" oifname \"{br}\" ip saddr 10.201.0.2 ip daddr 10.201.0.9 tcp dport 80 accept")), "{script}");
+    m.release(&cid(1)).await.unwrap();
+    assert!(!f.dp.snapshot().nft_scripts.last().unwrap().contains("tcp dport 80 accept"));
+}
+
+#[tokio::test]
+async fn ipv6_networks_get_subnets_addresses_rules_and_inspect_fields() {
+    let f = Fixture::new();
+    f.dp.set_xtables(crate::iptables::XtablesFacts { nft_tool: true, default: Some(crate::iptables::Backend::Nft), ..Default::default() });
+    f.dp.set_sysctl_value("net/ipv6/conf/all/forwarding", "0");
+    let m = f.open().await;
+    let given = NetworkCreateRequest { enable_ipv6: Some(true), ..subnet_req("six", "10.201.0.0/24") }.with_subnet("fd00:1::/64", None, None);
+    let id = m.create_network(given).await.unwrap().id;
+    assert_eq!(f.dp.snapshot().sysctls["net/ipv6/conf/all/forwarding"], "1");
+    let auto = m.create_network(NetworkCreateRequest { enable_ipv6: Some(true), ..subnet_req("auto", "10.202.0.0/24") }).await.unwrap();
+    let a = m.inspect_network(&auto.id).await.unwrap();
+    assert!(a.enable_ipv6);
+    let sub6 = &a.ipam.configs()[1].subnet;
+    assert!(sub6.starts_with("fd") && sub6.ends_with("::/64"), "{sub6}");
+    // The same daemon identity gets the same ULA /48; the next network the next /64.
+    let auto2 = m.create_network(NetworkCreateRequest { enable_ipv6: Some(true), ..subnet_req("auto2", "10.203.0.0/24") }).await.unwrap();
+    assert_ne!(&m.inspect_network(&auto2.id).await.unwrap().ipam.configs()[1].subnet, sub6);
+
+    let e1 = m.connect("six", f.request(1)).await.unwrap();
+    let v6 = e1.v6.unwrap();
+    assert_eq!(v6.ip.to_string(), "fd00:1::2");
+    assert_eq!(v6.gateway.to_string(), "fd00:1::1");
+    let s = e1.settings();
+    assert_eq!((s.global_ipv6_address.as_str(), s.global_ipv6_prefix_len, s.ipv6_gateway.as_str()), ("fd00:1::2", 64, "fd00:1::1"));
+    let mut req = f.request(2);
+    req.ipv6 = Some("fd00:1::99".parse().unwrap());
+    assert_eq!(m.connect("six", req).await.unwrap().v6.unwrap().ip.to_string(), "fd00:1::99");
+    let mut bad = f.request(3);
+    bad.ipv6 = Some("fd00:1::99".parse().unwrap());
+    assert_eq!(m.connect("six", bad).await.unwrap_err().message(), "Address already in use");
+    let mut bad = f.request(3);
+    bad.ipv6 = Some("fd00:9::1".parse().unwrap());
+    assert!(m.connect("auto", bad).await.unwrap_err().message().contains("user configured subnets"));
+    let mut bad = f.request(3);
+    bad.link_local_ips = vec!["10.0.0.1".parse().unwrap()];
+    assert_eq!(m.connect("six", bad).await.unwrap_err().message(), "invalid link-local IP address: 10.0.0.1");
+
+    let inspect = m.inspect_network("six").await.unwrap();
+    assert_eq!(inspect.containers[&cid(1)].ipv6_address, "fd00:1::2/64");
+    let script = f.dp.snapshot().nft_scripts.last().unwrap().clone();
+    assert!(script.contains(&format!("ip6 saddr fd00:1::/64 oifname != \"br-{}\" masquerade", &id[..12])), "{script}");
+    let ip6 = f.dp.snapshot().tool_runs.iter().filter(|(p, _, _)| p == "ip6tables-nft-restore").count();
+    assert!(ip6 >= 1, "ip6tables written for IPv6 bridges");
+    // A clash with another IPv6 network is Docker's overlap error.
+    let clash = NetworkCreateRequest { enable_ipv6: Some(true), ..subnet_req("clash", "10.204.0.0/24") }.with_subnet("fd00:1::/80", None, None);
+    assert_eq!(m.create_network(clash).await.unwrap_err().message(), "invalid pool request: Pool overlaps with other one on this address space");
+}
+
+fn vlan_req(name: &str, driver: &str, subnet: &str, opts: &[(&str, &str)]) -> NetworkCreateRequest {
+    NetworkCreateRequest {
+        driver: driver.into(),
+        options: Some(opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+        ..subnet_req(name, subnet)
+    }
+}
+
+#[tokio::test]
+async fn macvlan_and_ipvlan_networks_hang_off_their_parent() {
+    let f = Fixture::new();
+    f.dp.inject_foreign_link("eth1", crate::dataplane::LinkInfo::default());
+    f.dp.lack_driver("ipvlan");
+    let m = f.open().await;
+
+    let e = m.create_network(vlan_req("mv", "macvlan", "10.201.0.0/24", &[("parent", "eth9")])).await.unwrap_err();
+    assert_eq!(e.message(), "-o parent interface was not found on the host: eth9");
+    let e = m.create_network(vlan_req("mv", "macvlan", "10.201.0.0/24", &[("parent", "eth1"), ("macvlan_mode", "bogus")])).await.unwrap_err();
+    assert_eq!(e.message(), "requested macvlan mode 'bogus' is not valid, 'bridge' mode is the macvlan driver default");
+    let before = m.network_ids().await;
+    let e = m.create_network(vlan_req("iv", "ipvlan", "10.201.0.0/24", &[("parent", "eth1.10")])).await.unwrap_err();
+    assert!(e.message().contains("ipvlan networks are not available"), "{}", e.message());
+    assert_eq!(m.network_ids().await, before);
+    assert!(f.dp.snapshot().parents.is_empty(), "the sub-interface made for it is gone");
+
+    let mv = m.create_network(vlan_req("mv", "macvlan", "10.201.0.0/24", &[("parent", "eth1")])).await.unwrap().id;
+    let n = m.inspect_network("mv").await.unwrap();
+    assert_eq!((n.driver.as_str(), n.options["parent"].as_str()), ("macvlan", "eth1"));
+    let e = m.create_network(vlan_req("mv2", "macvlan", "10.202.0.0/24", &[("parent", "eth1")])).await.unwrap_err();
+    assert_eq!(e.message(), "network mv is already using parent interface eth1");
+    // A sub-interface and a dummy parent are made, tagged, and removed with the network.
+    let sub = m.create_network(vlan_req("tagged", "macvlan", "10.203.0.0/24", &[("parent", "eth1.10")])).await.unwrap().id;
+    let dm = m.create_network(vlan_req("alone", "macvlan", "10.204.0.0/24", &[])).await.unwrap().id;
+    let parents = f.dp.snapshot().parents;
+    assert_eq!(parents["eth1.10"], format!("berth:berth_unit:net:{sub}"));
+    assert!(parents.contains_key(&format!("dm-{}", &dm[..12])));
+    m.remove_network("tagged").await.unwrap();
+    m.remove_network("alone").await.unwrap();
+    assert!(f.dp.snapshot().parents.is_empty());
+
+    // Endpoints: a macvlan interface with the endpoint's MAC and addresses, in the namespace.
+    let req = EndpointRequest { container_name: "a".into(), ..f.request(1) };
+    let ep = m.connect("mv", req.clone()).await.unwrap();
+    let links = f.dp.snapshot().vlan_links;
+    let spec = &links[&(req.netns.clone(), "eth0".to_string())];
+    assert_eq!((spec.parent.as_str(), spec.mode.as_str(), spec.addrs.ip), ("eth1", "bridge", ep.ip));
+    assert_eq!(spec.mac, Some(crate::model::parse_mac(&ep.mac).unwrap()));
+    assert_eq!(spec.addrs.gateway, Some("10.201.0.1".parse().unwrap()));
+    assert!(m.dns_running(&cid(1)).await, "the embedded DNS serves macvlan networks");
+    let published = m
+        .publish(&cid(1), &[PortBindingRequest { container_port: 80, proto: Proto::Tcp, host_ip: None, host_port: HostPort::Any }])
+        .await
+        .unwrap();
+    assert!(published.is_empty(), "no published ports on macvlan");
+    m.disconnect("mv", &cid(1)).await.unwrap();
+    assert!(f.dp.snapshot().vlan_links.is_empty());
+    m.remove_network(&mv).await.unwrap();
+}
+
+#[tokio::test]
+async fn creating_and_removing_an_unused_network_leaves_the_firewall_alone() {
+    let f = Fixture::new();
+    f.dp.set_xtables(crate::iptables::XtablesFacts { nft_tool: true, default: Some(crate::iptables::Backend::Nft), ..Default::default() });
+    let m = f.open().await;
+    let before = f.dp.snapshot();
+    let id = m.create_network(subnet_req("idle", "10.201.0.0/24")).await.unwrap().id;
+    m.remove_network(&id).await.unwrap();
+    let after = f.dp.snapshot();
+    assert_eq!(after.nft_scripts.len(), before.nft_scripts.len(), "no nft run");
+    assert_eq!(after.tool_runs.len(), before.tool_runs.len(), "no iptables run");
+    // Once a container has used it, its rules stay until the network goes.
+    m.create_network(subnet_req("used", "10.202.0.0/24")).await.unwrap();
+    m.connect("used", f.request(1)).await.unwrap();
+    m.release(&cid(1)).await.unwrap();
+    assert!(f.dp.snapshot().nft_scripts.last().unwrap().contains("10.202.0.0/24"));
+    // And survive a restart.
+    drop(m);
+    let m = f.open().await;
+    assert!(f.dp.snapshot().nft_scripts.last().unwrap().contains("10.202.0.0/24"));
+    m.remove_network("used").await.unwrap();
+    assert!(!f.dp.snapshot().nft_scripts.last().unwrap().contains("10.202.0.0/24"));
 }

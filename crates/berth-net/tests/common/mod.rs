@@ -177,7 +177,7 @@ impl Env {
 
     /// The nft table as the kernel has it ("" if there is none).
     pub fn nft_table(&self) -> String {
-        let out = Command::new("nft").args(["list", "table", "ip", &self.table]).output().unwrap();
+        let out = Command::new("nft").args(["list", "table", "inet", &self.table]).output().unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -250,7 +250,8 @@ impl Drop for Env {
         for ns in self.netns.lock().unwrap().drain(..) {
             let _ = berth_net::netns::delete_netns(&ns);
         }
-        let _ = Command::new("nft").args(["delete", "table", "ip", &self.table]).output();
+        let _ = Command::new("nft").args(["delete", "table", "inet", &self.table]).output();
+        berth_testutil::net::remove_berth_iptables(&self.table);
         for l in self.links.lock().unwrap().drain(..).chain(self.tagged_links()) {
             let _ = Command::new("ip").args(["link", "del", &l]).output();
         }
