@@ -17,7 +17,7 @@ cleanup() {
     [ -S "$sock" ] && "$berth" -H "unix://$sock" rm -f $("$berth" -H "unix://$sock" ps -aq) >/dev/null 2>&1 || true
     [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null || true
     ip link del berthdemo0 2>/dev/null || true
-    nft delete table ip berthdemo 2>/dev/null || true
+    nft delete table inet berthdemo 2>/dev/null || true
     for d in /sys/fs/cgroup/*/berth-demo /sys/fs/cgroup/berth-demo; do
         [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
     done

@@ -29,7 +29,7 @@ cleanup() {
     wait "$daemon" 2>/dev/null || true
     grep " $work" /proc/self/mountinfo | awk '{print $5}' | sort -r | while read -r m; do umount -l "$m"; done
     ip link del bbench0 2>/dev/null || true
-    nft delete table ip bbench0 2>/dev/null || true
+    nft delete table inet bbench0 2>/dev/null || true
     for c in /sys/fs/cgroup/*/bbench0 /sys/fs/cgroup/bbench0; do [ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} \; 2>/dev/null; done
     rm -rf "$work"
 }

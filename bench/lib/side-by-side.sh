@@ -14,7 +14,7 @@ side_by_side_cleanup() {
     sleep 2
     pkill -f "containerd --config $work" 2>/dev/null
     ip link del benchberth0 2>/dev/null; ip link del benchdock0 2>/dev/null
-    nft delete table ip benchberth 2>/dev/null
+    nft delete table inet benchberth 2>/dev/null; nft delete table ip benchberth 2>/dev/null
     grep " $work" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
     for d in /sys/fs/cgroup/*/benchberth /sys/fs/cgroup/*/benchdock; do [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null; done
     rm -rf "$work"

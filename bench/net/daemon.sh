@@ -24,7 +24,7 @@ cleanup() {
     [ -n "${bpid:-}" ] && kill "$bpid" 2>/dev/null; [ -n "${dpid:-}" ] && kill "$dpid" 2>/dev/null
     sleep 2
     ip link del benchnet0 2>/dev/null; ip link del benchdnet0 2>/dev/null
-    nft delete table ip benchnet 2>/dev/null
+    nft delete table inet benchnet 2>/dev/null
     # dockerd's own rules and chains: every rule naming its bridge, subnet or chains.
     for t in filter nat; do
         iptables -t $t -S 2>/dev/null | grep -E -- '^-A .*(benchdnet0|172\.23\.0\.0/24|-j DOCKER)' | sed 's/^-A/-D/' |

@@ -15,7 +15,7 @@ cleanup() {
     set +e
     "$berth" -H "$sock" rm -f $("$berth" -H "$sock" ps -aq) >/dev/null 2>&1
     [ -n "${bpid:-}" ] && kill "$bpid" 2>/dev/null && wait "$bpid" 2>/dev/null
-    ip link del benchvol0 2>/dev/null; nft delete table ip benchvol 2>/dev/null
+    ip link del benchvol0 2>/dev/null; nft delete table inet benchvol 2>/dev/null
     grep " $work" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
     for d in /sys/fs/cgroup/*/benchvol; do [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null; done
     rm -rf "$work"

@@ -203,7 +203,9 @@ impl Engine {
                 }
             },
         };
+        let mut ph = crate::timing::Phases::new("create", "-");
         let image = self.images.resolve(&cfg.image).await?;
+        ph.mark("image");
         merge_image_config(&mut cfg, &image.config);
         let (path, args) = {
             let mut full: Vec<String> = cfg.entrypoint.clone().unwrap_or_default();
@@ -295,6 +297,7 @@ impl Engine {
             hosts_path: dir.join("hosts").to_string_lossy().into_owned(),
             runtime,
         };
+        ph.mark("validate");
         if let Err(e) = self.images.prepare_snapshot(&id, &image.id).await {
             self.discard_volumes(&created_vols);
             return Err(e);
@@ -320,7 +323,10 @@ impl Engine {
                 return Err(e);
             }
         };
+        ph.mark("snapshot+record");
         self.emit_container(&c.snapshot(), "create", &[]);
+        ph.mark("event");
+        ph.finish();
         Ok(CreateResponse { id, warnings: Vec::new() })
     }
 
@@ -404,10 +410,10 @@ impl Engine {
         let rootfs = self.rootfs_of(&id);
         let runtime = self.runtime_of(&rec)?;
         let mut undo = StartUndo::new(self.clone(), id.clone());
-        let t0 = std::time::Instant::now();
+        let mut ph = crate::timing::Phases::new("start", &id);
 
         self.images.mount_snapshot(&id, &rootfs).await?;
-        tracing::debug!("start {}: rootfs at {:?}", &id[..12], t0.elapsed());
+        ph.mark("rootfs");
         undo.rootfs = true;
         for m in rec.mounts.iter().filter(|m| m.kind == "volume") {
             self.volumes.acquire(&m.name)?;
@@ -415,8 +421,9 @@ impl Engine {
         }
         self.copy_up_volumes(c, &rootfs).await?;
 
+        ph.mark("volumes");
         let net = self.net.attach(self, &rec).await?;
-        tracing::debug!("start {}: net at {:?}", &id[..12], t0.elapsed());
+        ph.mark("net");
         undo.network = true;
         let mut rec = rec;
         rec.network = net.record.clone();
@@ -440,7 +447,7 @@ impl Engine {
         let state_dir = self.state_dir_of(&id);
         std::fs::create_dir_all(&state_dir)?;
         crate::util::write_replace(&state_dir.join("config.json"), &serde_json::to_vec(&spec)?)?;
-        tracing::debug!("start {}: spec at {:?}", &id[..12], t0.elapsed());
+        ph.mark("spec");
 
         let log_path = (rec.host_config.log_config.kind != "none").then(|| std::path::PathBuf::from(&rec.log_path));
         let shim_cfg = berth_shim::ShimConfig {
@@ -467,7 +474,7 @@ impl Engine {
             other => Error::system(other.to_string()),
         })?;
         undo.shim = Some(self.shim_socket_of(&id));
-        tracing::debug!("start {}: shim at {:?}", &id[..12], t0.elapsed());
+        ph.mark("shim");
         // Reap the shim when it ends (after the container), so it leaves no zombie.
         tokio::task::spawn_blocking(move || {
             let _ = child.wait();
@@ -484,7 +491,7 @@ impl Engine {
         let generation = c.next_generation();
         let stdin = crate::monitor::spawn(self.clone(), c.clone(), generation, reader, writer, open_stdin);
         c.set_live(Some(crate::container::live::Live { shim_socket: socket.clone(), init_pid, stdin }));
-        tracing::debug!("start {}: attach at {:?}", &id[..12], t0.elapsed());
+        ph.mark("attach");
 
         let r = shimclient::call(&socket, &Request::Start).await.map_err(|e| Error::system(format!("starting container: {e}")))?;
         if !r.ok {
@@ -506,7 +513,8 @@ impl Engine {
             }
         })?;
         undo.disarm();
-        tracing::debug!("start {}: started at {:?}", &id[..12], t0.elapsed());
+        ph.mark("start+record");
+        ph.finish();
         self.net.started(self, &rec).await;
         self.emit_container(&rec, "start", &[]);
         crate::health::spawn(self.clone(), c.clone(), generation);
@@ -733,8 +741,9 @@ impl Engine {
             }
         }
         self.wait_cleanup(c).await;
-        let t0 = std::time::Instant::now();
+        let mut ph = crate::timing::Phases::new("rm", &rec.id);
         c.update(false, |r| r.state.status = Status::Removing)?;
+        ph.mark("mark");
         if let Err(e) = self.images.remove_snapshot(&rec.id).await {
             let _ = c.update(false, |r| {
                 r.state.status = Status::Dead;
@@ -742,10 +751,11 @@ impl Engine {
             });
             return Err(e.context("removing container filesystem"));
         }
-        tracing::debug!("rm {}: snapshot removed at {:?}", rec.short_id(), t0.elapsed());
+        ph.mark("snapshot");
         self.net.forget(self, &rec).await;
-        tracing::debug!("rm {}: network forgotten at {:?}", rec.short_id(), t0.elapsed());
+        ph.mark("network");
         self.containers.remove(c)?;
+        ph.mark("record");
         let _ = std::fs::remove_dir_all(self.state_dir_of(&rec.id));
         if remove_volumes {
             for m in rec.mounts.iter().filter(|m| m.kind == "volume" && m.anonymous) {
@@ -755,7 +765,8 @@ impl Engine {
             }
         }
         self.emit_container(&rec, "destroy", &[]);
-        tracing::debug!("rm {}: done at {:?}", rec.short_id(), t0.elapsed());
+        ph.mark("volumes+event");
+        ph.finish();
         Ok(())
     }
 

@@ -109,7 +109,7 @@ impl Engine {
         let rec = c.snapshot();
         let id = rec.id.clone();
         let started = crate::util::parse_rfc3339(&rec.state.started_at);
-        let t0 = std::time::Instant::now();
+        let mut ph = crate::timing::Phases::new("exit", &id);
         self.end_execs(&id);
         // The exit first (waiters learn it at once), then the teardown, in parallel. A
         // container its policy restarts is `restarting` from this moment on, as in
@@ -139,7 +139,7 @@ impl Engine {
                 c.snapshot()
             }
         };
-        tracing::debug!("exit {}: recorded at {:?}", &id[..12], t0.elapsed());
+        ph.mark("record");
         let net = self.net.detach(self, &rec);
         let fs = async {
             for m in rec.mounts.iter().filter(|m| m.kind == "volume") {
@@ -151,7 +151,8 @@ impl Engine {
             let _ = std::fs::remove_dir_all(self.state_dir_of(&id));
         };
         tokio::join!(net, fs);
-        tracing::debug!("exit {}: torn down at {:?}", &id[..12], t0.elapsed());
+        ph.mark("teardown");
+        ph.finish();
         c.set_live(None);
         if status.oom_killed {
             self.emit_container(&rec, "oom", &[]);

@@ -108,6 +108,10 @@ struct Flags {
     log_level: Option<String>,
     #[arg(long = "label")]
     labels: Vec<String>,
+    /// Log where each container operation's time goes, phase by phase
+    /// (docs/performance.md; also BERTH_TRACE_PHASES=1).
+    #[arg(long = "trace-phases")]
+    trace_phases: bool,
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -280,6 +284,7 @@ pub fn main(args: &[OsString]) -> i32 {
             return if e.use_stderr() { 125 } else { 0 };
         }
     };
+    let trace_phases = flags.trace_phases;
     let cfg = match build_config(flags) {
         Ok(c) => c,
         Err(e) => {
@@ -299,6 +304,7 @@ pub fn main(args: &[OsString]) -> i32 {
             return 1;
         }
     };
+    berth_engine::timing::enable(trace_phases || std::env::var("BERTH_TRACE_PHASES").is_ok_and(|v| v == "1"));
     let exe = match std::env::current_exe() {
         Ok(p) => p,
         Err(e) => {
