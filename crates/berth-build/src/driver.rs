@@ -61,7 +61,9 @@ pub struct StageOut {
     pub config: ImageConfig,
 }
 
-pub(crate) type StageSlot = watch::Receiver<Option<std::result::Result<Arc<StageOut>, BuildError>>>;
+/// A stage's result as the stages waiting for it see it (`None`: not finished yet).
+pub(crate) type StageResult = Option<std::result::Result<Arc<StageOut>, BuildError>>;
+pub(crate) type StageSlot = watch::Receiver<StageResult>;
 
 /// The builder of one daemon: its backend, cache index and working directories.
 pub struct Builder<B: Backend> {
@@ -252,7 +254,7 @@ impl<B: Backend> Builder<B> {
             held
         });
 
-        let mut slots: HashMap<usize, watch::Sender<Option<std::result::Result<Arc<StageOut>, BuildError>>>> = HashMap::new();
+        let mut slots: HashMap<usize, watch::Sender<StageResult>> = HashMap::new();
         let mut readers: HashMap<usize, StageSlot> = HashMap::new();
         for &i in &needed {
             let (tx, rx) = watch::channel(None);
@@ -266,7 +268,7 @@ impl<B: Backend> Builder<B> {
         let runs = needed.iter().map(|&i| {
             let out = senders.remove(&i).expect("one sender per stage");
             let slot = slots.remove(&i).expect("one slot per stage");
-            let run = StageRun::new(self, &df, i, &ctx, &opts, &global, &readers, &consumed, out, stop.clone(), first_step[&i], total, lexer.clone(), i == target);
+            let run = StageRun::new(self, &df, i, &ctx, &opts, &global, &readers, &consumed, out, stop.clone(), first_step[&i], total, lexer, i == target);
             let stop = stop.clone();
             let first_error = &first_error;
             let failed = failed.clone();
