@@ -393,7 +393,7 @@ impl Engine {
                 128
             };
             let msg = e.message.clone();
-            let _ = c.update(false, |r| {
+            let _ = c.update_state(false, |r| {
                 r.state.error = msg;
                 r.state.exit_code = code;
                 if r.state.status != Status::Created {
@@ -498,7 +498,7 @@ impl Engine {
             return Err(Error::system(format!("starting container: {}", r.error)));
         }
         let network = net.record.clone();
-        let rec = c.update(false, |r| {
+        let rec = c.update_state(false, |r| {
             r.network = network;
             r.state.manually_stopped = false;
             r.state.started_at = now_rfc3339();
@@ -603,7 +603,7 @@ impl Engine {
         let rec = c.update(false, |r| r.state.manually_stopped = true)?;
         if rec.state.status == Status::Paused {
             self.runtime_of(&rec)?.resume(&rec.id)?;
-            c.update(false, |r| r.state.status = Status::Running)?;
+            c.update_state(false, |r| r.state.status = Status::Running)?;
         }
         let sig_name = signal.filter(|s| !s.is_empty()).map(str::to_string).unwrap_or_else(|| {
             if rec.config.stop_signal.is_empty() { "SIGTERM".into() } else { rec.config.stop_signal.clone() }
@@ -638,7 +638,7 @@ impl Engine {
         if rec.state.status == Status::Paused && sig == libc::SIGKILL {
             // A frozen process cannot die; thaw it so the kill lands.
             let _ = self.runtime_of(&rec)?.resume(&rec.id);
-            c.update(false, |r| r.state.status = Status::Running)?;
+            c.update_state(false, |r| r.state.status = Status::Running)?;
         }
         self.emit_container(&rec, "kill", &[("signal", sig.to_string())]);
         self.signal(&c, sig).await?;
@@ -687,7 +687,7 @@ impl Engine {
         let rt = self.runtime_of(&rec)?;
         let id = rec.id.clone();
         tokio::task::spawn_blocking(move || rt.pause(&id)).await.map_err(|e| Error::system(e.to_string()))??;
-        let rec = c.update(false, |r| r.state.status = Status::Paused)?;
+        let rec = c.update_state(false, |r| r.state.status = Status::Paused)?;
         self.emit_container(&rec, "pause", &[]);
         Ok(())
     }
@@ -702,7 +702,7 @@ impl Engine {
         let rt = self.runtime_of(&rec)?;
         let id = rec.id.clone();
         tokio::task::spawn_blocking(move || rt.resume(&id)).await.map_err(|e| Error::system(e.to_string()))??;
-        let rec = c.update(false, |r| r.state.status = Status::Running)?;
+        let rec = c.update_state(false, |r| r.state.status = Status::Running)?;
         self.emit_container(&rec, "unpause", &[]);
         Ok(())
     }
@@ -742,10 +742,10 @@ impl Engine {
         }
         self.wait_cleanup(c).await;
         let mut ph = crate::timing::Phases::new("rm", &rec.id);
-        c.update(false, |r| r.state.status = Status::Removing)?;
+        c.update_state(false, |r| r.state.status = Status::Removing)?;
         ph.mark("mark");
         if let Err(e) = self.images.remove_snapshot(&rec.id).await {
-            let _ = c.update(false, |r| {
+            let _ = c.update_state(false, |r| {
                 r.state.status = Status::Dead;
                 r.state.error = e.message.clone();
             });

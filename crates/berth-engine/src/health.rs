@@ -42,7 +42,7 @@ pub(crate) fn spawn(engine: Arc<Engine>, c: Arc<Container>, generation: u64) {
     let start_period = nanos(hc.start_period, Duration::ZERO);
     let start_interval = nanos(hc.start_interval, Duration::from_secs(5));
     let retries = if hc.retries > 0 { hc.retries } else { DEFAULT_RETRIES };
-    let _ = c.update(false, |r| r.state.health = Some(Health { status: "starting".into(), failing_streak: 0, log: Vec::new() }));
+    let _ = c.update_state(false, |r| r.state.health = Some(Health { status: "starting".into(), failing_streak: 0, log: Vec::new() }));
     tokio::spawn(async move {
         let began = tokio::time::Instant::now();
         loop {
@@ -65,7 +65,7 @@ pub(crate) fn spawn(engine: Arc<Engine>, c: Arc<Container>, generation: u64) {
             let result = HealthcheckResult { start, end: now_rfc3339(), exit_code: code, output };
             let in_start = began.elapsed() < start_period;
             let mut changed = None;
-            let rec = c.update(false, |r| {
+            let rec = c.update_state(false, |r| {
                 let h = r.state.health.get_or_insert_with(Health::default);
                 let before = h.status.clone();
                 if code == 0 {

@@ -120,7 +120,7 @@ impl Engine {
             pre.state.exit_code = status.exit_code as i64;
             self.should_restart(&pre)
         };
-        let rec = match c.update(true, |r| {
+        let rec = match c.update_state(true, |r| {
             r.state.status = if restart { Status::Restarting } else { Status::Exited };
             r.state.pid = 0;
             r.state.exit_code = status.exit_code as i64;
@@ -166,21 +166,21 @@ impl Engine {
             // Docker's back-off: 100ms doubling per quick failure, reset after 10s of running.
             let n = if ran_for > 10_000 { 0 } else { rec.restart_count.min(10) };
             let delay = Duration::from_millis((100u64 << n).min(60_000));
-            let _ = c.update(false, |r| r.state.status = Status::Restarting);
+            let _ = c.update_state(false, |r| r.state.status = Status::Restarting);
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
                 let _op = c.op.lock().await;
                 let r = c.snapshot();
                 if r.state.status != Status::Restarting || r.state.manually_stopped {
                     if r.state.status == Status::Restarting {
-                        let _ = c.update(false, |r| r.state.status = Status::Exited);
+                        let _ = c.update_state(false, |r| r.state.status = Status::Exited);
                     }
                     return;
                 }
-                let _ = c.update(false, |r| r.restart_count += 1);
+                let _ = c.update_state(false, |r| r.restart_count += 1);
                 if let Err(e) = engine.start_locked(&c).await {
                     tracing::warn!("restarting {}: {e}", c.id);
-                    let _ = c.update(false, |r| r.state.status = Status::Exited);
+                    let _ = c.update_state(false, |r| r.state.status = Status::Exited);
                 }
             });
         } else if rec.host_config.auto_remove {
@@ -227,14 +227,14 @@ impl Engine {
                     let engine = self.clone();
                     let c = c.clone();
                     tokio::spawn(async move {
-                        let _ = c.update(false, |r| r.state.status = Status::Dead);
+                        let _ = c.update_state(false, |r| r.state.status = Status::Dead);
                         let _ = engine.remove_locked(&c, true, false).await;
                     });
                 }
                 _ if self.shim_socket_of(&rec.id).exists() && self.reattach(&c).await => {
                     // A start whose last record write a crash cut off: the container runs.
                     let pid = c.live().map(|l| l.init_pid as i64).unwrap_or(0);
-                    let _ = c.update(false, |r| {
+                    let _ = c.update_state(false, |r| {
                         r.state.status = Status::Running;
                         r.state.pid = pid;
                         r.state.manually_stopped = false;

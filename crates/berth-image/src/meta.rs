@@ -207,6 +207,13 @@ impl Meta {
         fsutil::atomic_write_json(&self.dir.join("snapshots").join(key_file(&rec.key)), rec)
     }
 
+    /// [`Meta::save_snapshot`] for where a snapshot is mounted, a hint the next
+    /// start checks against the mount table: replaced atomically, not flushed.
+    pub fn save_snapshot_mount(&self, rec: &SnapshotRecord) -> Result<()> {
+        let bytes = serde_json::to_vec(rec).map_err(|e| ImageError::System(format!("encode snapshot record: {e}")))?;
+        fsutil::replace_unsynced(&self.dir.join("snapshots").join(key_file(&rec.key)), &bytes)
+    }
+
     pub fn delete_snapshot_file(&self, key: &str) -> Result<()> {
         let p = self.dir.join("snapshots").join(key_file(key));
         match fs::remove_file(&p) {

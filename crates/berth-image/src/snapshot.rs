@@ -246,7 +246,7 @@ impl ImageStore {
             .map_err(|e| ImageError::io_path("mount overlay on", target, e))?;
         let mut rec = rec;
         rec.mounted_at = Some(target.to_path_buf());
-        if let Err(e) = meta.save_snapshot(&rec) {
+        if let Err(e) = meta.save_snapshot_mount(&rec) {
             let _ = self.mounter.unmount(target);
             return Err(e);
         }
@@ -266,7 +266,7 @@ impl ImageStore {
             self.mounter
                 .unmount(&at)
                 .map_err(|e| ImageError::io_path("unmount", &at, e))?;
-            meta.save_snapshot(&rec)?;
+            meta.save_snapshot_mount(&rec)?;
             meta.snapshots.insert(key.to_owned(), rec);
         }
         Ok(())

@@ -118,15 +118,34 @@ impl Container {
         f(&self.lock())
     }
 
-    /// Changes the record, persists it, and tells waiters. `exited` marks an exit.
+    /// Changes the record, persists it durably (flushed to disk), and tells waiters.
+    /// `exited` marks an exit. For what a user set (names, limits, networks, a stop).
     pub fn update(&self, exited: bool, f: impl FnOnce(&mut ContainerRecord)) -> Result<ContainerRecord> {
+        self.write(exited, true, f)
+    }
+
+    /// [`Container::update`] for runtime state only (running, paused, exited, exit
+    /// code, health): replaced atomically — a killed daemon never finds it half
+    /// written — but not flushed to disk. A power loss can only lose state that the
+    /// next start rebuilds from the shims anyway, and a start or exit costs no fsync.
+    pub fn update_state(&self, exited: bool, f: impl FnOnce(&mut ContainerRecord)) -> Result<ContainerRecord> {
+        self.write(exited, false, f)
+    }
+
+    fn write(&self, exited: bool, durable: bool, f: impl FnOnce(&mut ContainerRecord)) -> Result<ContainerRecord> {
         // The write happens under the lock: concurrent updates (a start finishing while
         // the exit arrives) land on disk in the order they were made.
         let rec = {
             let mut r = self.lock();
             f(&mut r);
             let rec = r.clone();
-            write_json_atomic(&self.dir.join(RECORD_FILE), &rec).map_err(|e| Error::system(format!("saving container {}: {e}", self.id)))?;
+            let path = self.dir.join(RECORD_FILE);
+            let saved = if durable {
+                write_json_atomic(&path, &rec)
+            } else {
+                serde_json::to_vec_pretty(&rec).map_err(std::io::Error::other).and_then(|d| crate::util::write_replace(&path, &d))
+            };
+            saved.map_err(|e| Error::system(format!("saving container {}: {e}", self.id)))?;
             rec
         };
         self.wait_tx.send_modify(|w| {
