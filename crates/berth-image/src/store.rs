@@ -98,7 +98,9 @@ fn default_margin(path: &Path) -> u64 {
     match rustix::fs::statvfs(path) {
         Ok(st) => {
             let total = st.f_blocks.saturating_mul(st.f_frsize);
-            (total / 20).clamp(1 << 30, 20 << 30)
+            // 1% of the filesystem, 256 MiB to 2 GiB: enough to stop a bomb before the
+            // disk is full without refusing ordinary layers on a disk that is merely busy.
+            (total / 100).clamp(256 << 20, 2 << 30)
         }
         Err(_) => 1 << 30,
     }
@@ -1204,6 +1206,6 @@ mod tests {
     #[test]
     fn default_margin_is_clamped() {
         let m = default_margin(Path::new("/"));
-        assert!((1 << 30..=20 << 30).contains(&m), "{m}");
+        assert!((256 << 20..=2 << 30).contains(&m), "{m}");
     }
 }
