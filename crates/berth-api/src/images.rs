@@ -9,18 +9,23 @@ use berth_engine::{Engine, Error};
 use berth_types::progress::JsonMessage;
 use tokio::sync::mpsc;
 
-use crate::util::{ApiError, ApiResult, ChannelWriter, Params, body_reader, line, ok_json, stream_response};
+use crate::util::{ApiError, ApiResult, ChannelWriter, Params, body_reader, line, ok_json, ok_json_with, stream_response};
+use crate::{ApiVersion, compat};
+
+fn version(req: &Request) -> ApiVersion {
+    req.extensions().get::<ApiVersion>().copied().unwrap_or_default()
+}
 
 type St = State<Arc<Engine>>;
 
 pub async fn list(State(e): St, req: Request) -> ApiResult {
     let p = Params::parse(req.uri().query());
     let mut filters = p.filters()?;
-    // The old `filter=name` parameter.
-    if let Some(f) = p.get("filter").filter(|f| !f.is_empty()) {
-        filters = berth_types::filters::Filters::from_pairs([("reference".to_string(), f.to_string())]);
-    }
-    ok_json(&e.image_list(&filters, p.bool("all")?).await?)
+    let v = version(&req);
+    // The old `filter=name` parameter (before 1.41); `shared-size` (1.42) is computed
+    // only by `system df`, so the list answers -1 as dockerd does when not asked.
+    let _shared_size = compat::image_list_params(v, &p, &mut filters)?;
+    ok_json_with(&e.image_list(&filters, p.bool("all")?).await?, |l| compat::image_list(v, l))
 }
 
 /// `POST /images/create`: import (`fromSrc`) or pull (`fromImage`).
@@ -49,7 +54,8 @@ pub async fn create(State(e): St, req: Request) -> ApiResult {
     if let Some(image) = p.get("fromImage") {
         let auth = req.headers().get("X-Registry-Auth").and_then(|v| v.to_str().ok()).map(str::to_string);
         let all_tags = p.bool("all-tags")? || (p.str("tag").is_empty() && !image.contains(':') && !image.contains('@') && p.get("tag").is_some());
-        return crate::registry::pull(e, image, p.str("tag"), p.str("platform"), auth, all_tags).await;
+        let platform = compat::platform_param(version(&req), 32, &p).to_string();
+        return crate::registry::pull(e, image, p.str("tag"), &platform, auth, all_tags).await;
     }
     Err(ApiError(Error::invalid("either fromImage or fromSrc is required")))
 }
@@ -63,7 +69,10 @@ pub async fn by_name(State(e): St, Path(rest): Path<String>, req: Request) -> Ap
         _ => (rest.clone(), ""),
     };
     match (method.as_str(), verb) {
-        ("GET", "json") => ok_json(&e.images_inspect(&name).await?),
+        ("GET", "json") => {
+            let v = version(&req);
+            ok_json_with(&e.images_inspect(&name).await?, |i| compat::image_inspect(v, i))
+        }
         ("GET", "history") => ok_json(&e.images_history(&name).await?),
         ("POST", "tag") => {
             e.image_tag(&name, p.str("repo"), p.str("tag")).await?;

@@ -25,6 +25,8 @@ pub struct ResolvedImage {
     /// `sha256:...`
     pub id: String,
     pub config: Config,
+    /// The image's platform (os/architecture/variant of its config).
+    pub platform: berth_registry::manifest::Platform,
 }
 
 pub(crate) fn image_err(e: ImageError) -> Error {
@@ -75,7 +77,12 @@ impl ImageService {
             })
             .await
             .map_err(|e| if e.kind == ErrorKind::NotFound { Error::no_such_image(&normalize_for_message(name)) } else { e })?;
-        Ok(ResolvedImage { id: id.to_string(), config: cfg.config.as_ref().map(convert).transpose()?.unwrap_or_default() })
+        let platform = berth_registry::manifest::Platform::new(
+            if cfg.os.is_empty() { "linux" } else { &cfg.os },
+            &cfg.architecture,
+            Some(cfg.variant.as_str()).filter(|v| !v.is_empty()),
+        );
+        Ok(ResolvedImage { id: id.to_string(), config: cfg.config.as_ref().map(convert).transpose()?.unwrap_or_default(), platform })
     }
 
     fn container_dir(&self, id: &str) -> PathBuf {
