@@ -211,3 +211,79 @@ fn names_fields_and_messages_as_dockerd() {
     // HostConfig.Runtime is the name asked for (the daemon's default when none).
     assert_eq!(run_ok(d.docker().args(["inspect", "-f", "{{.HostConfig.Runtime}}", &id])).trim(), "berth");
 }
+
+fn fixture(name: &str) -> serde_json::Value {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/docker-inspect").join(name);
+    serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
+}
+
+/// Every member of dockerd's answer is in berth's, with the same JSON kind (null,
+/// object, array, string, number, bool), recursively (arrays by their first element).
+/// berth may add members of newer API versions.
+fn same_shape(path: &str, docker: &serde_json::Value, berth: &serde_json::Value) {
+    use serde_json::Value as V;
+    let kind = |v: &V| match v {
+        V::Null => "null",
+        V::Bool(_) => "bool",
+        V::Number(_) => "number",
+        V::String(_) => "string",
+        V::Array(_) => "array",
+        V::Object(_) => "object",
+    };
+    assert_eq!(kind(docker), kind(berth), "{path}: dockerd {docker} vs berth {berth}");
+    match (docker, berth) {
+        (V::Object(d), V::Object(b)) => {
+            for (k, dv) in d {
+                // Keys that are IDs (Containers) differ by nature.
+                if k.len() == 64 && k.chars().all(|c| c.is_ascii_hexdigit()) {
+                    continue;
+                }
+                let bv = b.get(k).unwrap_or_else(|| panic!("{path}.{k} missing in berth's answer: {berth}"));
+                same_shape(&format!("{path}.{k}"), dv, bv);
+            }
+        }
+        (V::Array(d), V::Array(b)) if !d.is_empty() && !b.is_empty() => same_shape(&format!("{path}[0]"), &d[0], &b[0]),
+        _ => {}
+    }
+}
+
+#[test]
+fn json_shapes_match_dockerd_recordings() {
+    let d = daemon();
+    let get = |path: &str| -> serde_json::Value {
+        let (st, _, body) = http(&d, "GET", path, "");
+        assert_eq!(st, 200, "{path}: {}", String::from_utf8_lossy(&body));
+        serde_json::from_slice(&body).unwrap()
+    };
+    // A network made through the API without options, one through the CLI with one.
+    http(&d, "POST", "/v1.41/networks/create", r#"{"Name":"apinet"}"#);
+    let id = run_ok(d.docker().args(["run", "-d", "--network", "apinet", "busybox", "sleep", "300"])).trim().to_string();
+    same_shape("network", &fixture("network-api-created.json"), &get("/v1.41/networks/apinet"));
+    run_ok(d.docker().args(["network", "create", "-o", "com.docker.network.bridge.name=brfid1", "optnet"]));
+    let n = get("/v1.41/networks/optnet");
+    same_shape("network", &fixture("network-cli-options.json"), &n);
+    // The same option key as dockerd's answer (the bridge name differs).
+    let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&n["Options"]), keys(&fixture("network-cli-options.json")["Options"]));
+    // Mounts of named, anonymous and --mount volumes.
+    let c = run_ok(d.docker().args(["run", "-d", "-v", "namedv:/data", "-v", "/anon", "--mount", "type=volume,src=mv,dst=/m", "busybox", "sleep", "300"])).trim().to_string();
+    let want = fixture("container-volume-mounts.json");
+    let got = get(&format!("/v1.41/containers/{c}/json"))["Mounts"].clone();
+    for w in want.as_array().unwrap() {
+        let g = got.as_array().unwrap().iter().find(|m| m["Destination"] == w["Destination"]).unwrap();
+        same_shape("mount", w, g);
+        for k in ["Type", "Driver", "Mode", "RW", "Propagation"] {
+            assert_eq!(g[k], w[k], "{k} of {}", w["Destination"]);
+        }
+    }
+    // top with ps options.
+    let top = get(&format!("/v1.41/containers/{id}/top?ps_args=-o%20pid,args"));
+    same_shape("top", &fixture("top-ps-options.json"), &top);
+    assert_eq!(top["Titles"], fixture("top-ps-options.json")["Titles"]);
+    // A local volume with options, created as the CLI does.
+    run_ok(d.docker().args(["volume", "create", "--opt", "type=ext4", "--opt", "device=/dev/berth-no-such-dev", "badvol"]));
+    let v = get("/v1.41/volumes/badvol");
+    let want = fixture("volume-local-options.json");
+    same_shape("volume", &want, &v);
+    assert_eq!(v["Options"], want["Options"]);
+}
