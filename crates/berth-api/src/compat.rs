@@ -348,6 +348,38 @@ pub fn platform_param<'a>(v: ApiVersion, since_minor: u32, p: &'a Params) -> &'a
     if v.before(since_minor) { "" } else { p.str("platform") }
 }
 
+/// A JSON-encoded OCI platform parameter (`{"os":"linux","architecture":"arm64"}`),
+/// decoded with dockerd's checks; `None` when the parameter is absent or the
+/// request's version predates it.
+pub fn platform_json(v: ApiVersion, since_minor: u32, p: &Params) -> Result<Option<berth_registry::manifest::Platform>, ApiError> {
+    let raw = p.str("platform");
+    if v.before(since_minor) || raw.is_empty() {
+        return Ok(None);
+    }
+    #[derive(serde::Deserialize)]
+    struct P {
+        #[serde(default)]
+        os: String,
+        #[serde(default)]
+        architecture: String,
+        #[serde(default)]
+        variant: String,
+        #[serde(default, rename = "os.version")]
+        os_version: String,
+        #[serde(default, rename = "os.features")]
+        os_features: Vec<String>,
+    }
+    let x: P = serde_json::from_str(raw).map_err(|e| invalid(format!("failed to parse platform: {e}")))?;
+    let optional = !x.variant.is_empty() || !x.os_version.is_empty() || !x.os_features.is_empty();
+    if x.os.is_empty() && x.architecture.is_empty() && optional {
+        return Err(invalid("optional platform fields provided, but OS and Architecture are missing"));
+    }
+    if x.os.is_empty() || x.architecture.is_empty() {
+        return Err(invalid("both OS and Architecture must be provided"));
+    }
+    Ok(Some(berth_registry::manifest::Platform::new(&x.os, &x.architecture, Some(x.variant.as_str()).filter(|v| !v.is_empty())).normalised()))
+}
+
 /// `GET /containers/{id}/json`.
 pub fn container_inspect(v: ApiVersion, c: &mut Value) {
     let id = c.get("Id").and_then(Value::as_str).unwrap_or("").to_string();

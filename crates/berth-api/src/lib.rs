@@ -165,6 +165,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/images/search", get(images::search))
         .route("/images/prune", post(images::prune))
         .route("/images/{*name}", any(images::by_name))
+        .route("/distribution/{*name}", get(images::distribution))
         .route("/build", post(build::build))
         .route("/build/prune", post(build::prune))
         .route("/build/cancel", post(build::cancel))

@@ -187,7 +187,7 @@ impl Engine {
         let wanted = if platform.is_empty() {
             None
         } else {
-            Some(platform.parse::<berth_registry::manifest::Platform>().map_err(|e| Error::invalid(e.to_string()))?)
+            Some(crate::images::parse_platform_arg(platform)?)
         };
         let mut warnings = Vec::new();
         let mut cfg = req.config;
@@ -216,15 +216,16 @@ impl Engine {
                 }
             },
         };
-        let image = self.images.resolve(&cfg.image).await?;
+        let image = match &wanted {
+            Some(w) => {
+                let id = self.images.resolve_platform_id(&cfg.image, w).await?;
+                self.images.resolve(&id).await?
+            }
+            None => self.images.resolve(&cfg.image).await?,
+        };
         let have = image.platform.clone().normalised();
         match &wanted {
-            Some(w) if !w.matches(&have) => {
-                return Err(Error::not_found(format!(
-                    "image with reference {} was found but does not match the specified platform: wanted {}, actual: {}",
-                    cfg.image, w, have
-                )));
-            }
+            Some(_) => {}
             None if !berth_registry::manifest::Platform::host().matches(&have) && !have.architecture.is_empty() => warnings.push(format!(
                 "The requested image's platform ({have}) does not match the detected host platform ({}) and no specific platform was requested",
                 berth_registry::manifest::Platform::host()
@@ -321,6 +322,7 @@ impl Engine {
             hostname_path: dir.join("hostname").to_string_lossy().into_owned(),
             hosts_path: dir.join("hosts").to_string_lossy().into_owned(),
             runtime,
+            foreign_platform: if !have.architecture.is_empty() && !berth_registry::manifest::Platform::host().matches(&have) { have.to_string() } else { String::new() },
         };
         if let Err(e) = self.images.prepare_snapshot(&id, &image.id).await {
             self.discard_volumes(&created_vols);
@@ -427,6 +429,9 @@ impl Engine {
 
     async fn start_inner(self: &Arc<Self>, c: &Arc<Container>) -> Result<()> {
         let rec = c.snapshot();
+        if !rec.foreign_platform.is_empty() {
+            crate::emulation::check(&rec.foreign_platform)?;
+        }
         let id = rec.id.clone();
         let rootfs = self.rootfs_of(&id);
         let runtime = self.runtime_of(&rec)?;
