@@ -5,7 +5,7 @@
 #   scripts/setup.sh --bench  plus what bench/ compares against (iperf3, dockerd)
 set -eu
 build_pkgs="busybox-static libseccomp-dev pkg-config nftables iproute2 ca-certificates"
-test_pkgs="runc crun skopeo docker-registry apache2-utils iptables procps psmisc curl python3-docker docker-compose util-linux e2fsprogs qemu-user-static binfmt-support"
+test_pkgs="runc crun skopeo docker-registry apache2-utils iptables procps psmisc curl python3-docker docker-compose util-linux e2fsprogs bzip2 xz-utils qemu-user-static binfmt-support"
 bench_pkgs="iperf3 docker.io bc"
 pkgs=$build_pkgs
 for a in "$@"; do
