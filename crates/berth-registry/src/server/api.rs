@@ -19,7 +19,7 @@ use super::auth::{AuthResult, Htpasswd};
 use super::errors::ApiError;
 use super::storage::Storage;
 use crate::digest::{Algorithm, Digest, Hasher};
-use crate::manifest::MAX_MANIFEST_SIZE;
+use crate::manifest::{self, MAX_MANIFEST_SIZE};
 use crate::reference::{is_valid_tag, validate_repository};
 
 /// Shared by every request.
@@ -80,6 +80,7 @@ enum Endpoint {
     Blob(String, String),
     Uploads(String),
     Upload(String, String),
+    Referrers(String, String),
 }
 
 fn parse_endpoint(path: &str) -> Option<Endpoint> {
@@ -93,6 +94,12 @@ fn parse_endpoint(path: &str) -> Option<Endpoint> {
     }
     if let Some(name) = rest.strip_suffix("/tags/list") {
         return Some(Endpoint::Tags(name.to_string()));
+    }
+    if let Some(i) = rest.rfind("/referrers/") {
+        let after = &rest[i + "/referrers/".len()..];
+        if !after.contains('/') && !rest[..i].contains("/manifests/") && !rest[..i].contains("/blobs/") {
+            return Some(Endpoint::Referrers(rest[..i].to_string(), after.to_string()));
+        }
     }
     let m = rest.rfind("/manifests/");
     let b = rest.rfind("/blobs/");
@@ -152,7 +159,8 @@ async fn route(app: &Arc<AppState>, req: Request) -> Result<Response, ApiError> 
         | Endpoint::Manifest(n, _)
         | Endpoint::Blob(n, _)
         | Endpoint::Uploads(n)
-        | Endpoint::Upload(n, _) => Some(n.clone()),
+        | Endpoint::Upload(n, _)
+        | Endpoint::Referrers(n, _) => Some(n.clone()),
         Endpoint::Base | Endpoint::Catalog => None,
     };
     if let Some(n) = &name
@@ -168,6 +176,7 @@ async fn route(app: &Arc<AppState>, req: Request) -> Result<Response, ApiError> 
         (Endpoint::Base, Method::GET | Method::HEAD) => Ok(json_response(StatusCode::OK, "{}".into())),
         (Endpoint::Catalog, Method::GET) => catalog(app, &query).await,
         (Endpoint::Tags(n), Method::GET) => tags(app, &n, &query).await,
+        (Endpoint::Referrers(n, d), Method::GET) => referrers(app, &n, &d, &query).await,
         (Endpoint::Manifest(n, r), Method::GET | Method::HEAD) => get_manifest(app, &n, &r, is_head).await,
         (Endpoint::Manifest(n, r), Method::PUT) => put_manifest(app, &n, &r, req).await,
         (Endpoint::Manifest(n, r), Method::DELETE) => delete_manifest(app, &n, &r).await,
@@ -338,6 +347,10 @@ async fn put_manifest(app: &Arc<AppState>, name: &str, reference: &str, req: Req
         .await
         .map_err(|e| ApiError::manifest_invalid(format!("cannot read manifest (at most {MAX_MANIFEST_SIZE} bytes): {e}")))?;
     let n = name.to_string();
+    // OCI 1.1: a manifest with a subject is answered with `OCI-Subject`.
+    let subject = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("subject").and_then(|s| s.get("digest")).and_then(|d| d.as_str()).map(str::to_string));
     let digest = blocking(app, move |s| {
         let (tag, algorithm, expected) = match r {
             ManifestRef::Tag(t) => (Some(t), Algorithm::Sha256, None),
@@ -355,13 +368,28 @@ async fn put_manifest(app: &Arc<AppState>, name: &str, reference: &str, req: Req
         Ok(s.put_manifest(&n, &body, content_type.as_deref(), tag.as_deref(), algorithm)?)
     })
     .await?;
-    Ok(empty(
-        StatusCode::CREATED,
-        &[
-            ("location", format!("/v2/{name}/manifests/{digest}")),
-            ("docker-content-digest", digest.to_string()),
-        ],
-    ))
+    let mut headers = vec![("location", format!("/v2/{name}/manifests/{digest}")), ("docker-content-digest", digest.to_string())];
+    if let Some(s) = subject {
+        headers.push(("oci-subject", s));
+    }
+    Ok(empty(StatusCode::CREATED, &headers))
+}
+
+/// `GET /v2/<name>/referrers/<digest>[?artifactType=]` (OCI distribution 1.1): an image
+/// index of the manifests whose `subject` is `digest`; 200 even when there are none.
+async fn referrers(app: &Arc<AppState>, name: &str, digest: &str, query: &HashMap<String, String>) -> Result<Response, ApiError> {
+    let d = parse_digest(digest)?;
+    let (n, t) = (name.to_string(), query.get("artifactType").cloned());
+    let filter = t.clone();
+    let list = blocking(app, move |s| Ok(s.referrers(&n, &d, filter.as_deref())?)).await?;
+    let body = json!({"schemaVersion": 2, "mediaType": manifest::media::OCI_INDEX, "manifests": list}).to_string();
+    let mut resp = json_response(StatusCode::OK, body);
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(manifest::media::OCI_INDEX));
+    if t.is_some() {
+        h.insert("oci-filters-applied", HeaderValue::from_static("artifactType"));
+    }
+    Ok(resp)
 }
 
 async fn delete_manifest(app: &Arc<AppState>, name: &str, reference: &str) -> Result<Response, ApiError> {
