@@ -53,6 +53,16 @@ enum Command {
         /// PEM private key for --tls-cert.
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// Run as a pull-through cache of this registry (`https://registry-1.docker.io`,
+        /// `http://127.0.0.1:5001`): pulls fetch and keep what is missing; pushes are refused.
+        #[arg(long)]
+        proxy_remote_url: Option<String>,
+        /// Username for the upstream registry.
+        #[arg(long, requires = "proxy_remote_url", env = "BERTH_PROXY_USERNAME")]
+        proxy_username: Option<String>,
+        /// Password for the upstream registry.
+        #[arg(long, requires = "proxy_remote_url", env = "BERTH_PROXY_PASSWORD", hide_env_values = true)]
+        proxy_password: Option<String>,
     },
     /// Pull an image into the image store of a data root (no daemon).
     Pull {
@@ -143,9 +153,17 @@ pub fn main(args: &[OsString]) -> i32 {
             htpasswd,
             tls_cert,
             tls_key,
+            proxy_remote_url,
+            proxy_username,
+            proxy_password,
         } => {
             let mut config = ServerConfig::new(addr, &root);
             config.htpasswd = htpasswd;
+            config.proxy = proxy_remote_url.map(|remote_url| server::proxy::ProxyConfig {
+                remote_url,
+                username: proxy_username.unwrap_or_default(),
+                password: proxy_password.unwrap_or_default(),
+            });
             if let (Some(cert), Some(key)) = (tls_cert, tls_key) {
                 config.tls = Some(TlsFiles { cert, key });
             }

@@ -342,6 +342,15 @@ impl RegistryClient {
         Ok((desc, platforms))
     }
 
+    /// A blob of `reference`'s repository, as a streamed response (the pull-through
+    /// cache reads it into its storage).
+    pub(crate) async fn blob_response(&self, reference: &Reference, digest: &Digest, auth: &AuthConfig) -> Result<reqwest::Response, RegistryError> {
+        let ep = self.endpoint(reference.registry()).await?;
+        let s = self.session(ep, vec![pull_scope(reference.repository())], auth);
+        let url = s.ep.url(&format!("v2/{}/blobs/{digest}", reference.repository()))?;
+        s.send(&format!("blob {digest}"), |http| Ok(http.get(url.clone()))).await
+    }
+
     /// The HTTP client to use for a token realm: the registry's own when the realm is on
     /// the same host (so its certs.d CA applies), else one with system CAs.
     fn token_http<'a>(&'a self, ep: &'a Endpoint, realm: &str) -> &'a reqwest::Client {

@@ -26,6 +26,8 @@ use crate::reference::{is_valid_tag, validate_repository};
 pub(crate) struct AppState {
     pub storage: Storage,
     pub htpasswd: Option<Htpasswd>,
+    /// Pull-through cache mode: the upstream registry.
+    pub proxy: Option<super::proxy::Proxy>,
     /// Hash state of live upload sessions, so finishing an upload does not re-read it.
     /// Lost on restart, when the data file is hashed instead.
     uploads: Mutex<HashMap<String, Arc<tokio::sync::Mutex<UploadState>>>>,
@@ -43,6 +45,7 @@ impl AppState {
         AppState {
             storage,
             htpasswd,
+            proxy: None,
             uploads: Mutex::new(HashMap::new()),
         }
     }
@@ -174,6 +177,18 @@ async fn route(app: &Arc<AppState>, req: Request) -> Result<Response, ApiError> 
     let is_head = method == Method::HEAD;
     match (endpoint, method) {
         (Endpoint::Base, Method::GET | Method::HEAD) => Ok(json_response(StatusCode::OK, "{}".into())),
+        (Endpoint::Tags(n), Method::GET) if app.proxy.is_some() => proxy_tags(app, &n, &query).await,
+        (Endpoint::Manifest(n, r), Method::GET | Method::HEAD) if app.proxy.is_some() => {
+            proxy_manifest(app, &n, &r).await?;
+            get_manifest(app, &n, &r, is_head).await
+        }
+        (Endpoint::Blob(n, d), Method::GET | Method::HEAD) if app.proxy.is_some() => {
+            proxy_blob(app, &n, &d).await?;
+            get_blob(app, &n, &d, req.headers(), is_head).await
+        }
+        (Endpoint::Manifest(..) | Endpoint::Blob(..) | Endpoint::Uploads(..) | Endpoint::Upload(..), _) if app.proxy.is_some() => {
+            Err(ApiError::unsupported("this registry is a pull-through cache: pushes and deletes are not accepted"))
+        }
         (Endpoint::Catalog, Method::GET) => catalog(app, &query).await,
         (Endpoint::Tags(n), Method::GET) => tags(app, &n, &query).await,
         (Endpoint::Referrers(n, d), Method::GET) => referrers(app, &n, &d, &query).await,
@@ -408,6 +423,102 @@ async fn delete_manifest(app: &Arc<AppState>, name: &str, reference: &str) -> Re
     })
     .await?;
     Ok(empty(StatusCode::ACCEPTED, &[]))
+}
+
+// ----- pull-through cache -----
+
+fn upstream_error(e: crate::client::RegistryError, unknown: impl FnOnce() -> ApiError) -> ApiError {
+    match e.kind() {
+        crate::client::ErrorKind::NotFound => unknown(),
+        crate::client::ErrorKind::Unauthorized => ApiError::unauthorized(format!("Basic realm=\"{REALM}\"")),
+        _ => ApiError::internal(format!("upstream: {e}")),
+    }
+}
+
+/// Makes sure the manifest `reference` names is stored: a digest not stored yet, or a
+/// tag, is asked of the upstream (a tag follows the upstream; when it is unreachable
+/// the stored tag is served, as distribution's proxy does).
+async fn proxy_manifest(app: &Arc<AppState>, name: &str, reference: &str) -> Result<(), ApiError> {
+    let proxy = app.proxy.as_ref().expect("proxy mode");
+    let r = parse_manifest_ref(reference)?;
+    if let ManifestRef::Digest(d) = &r {
+        let (n, d2) = (name.to_string(), d.clone());
+        if blocking(app, move |s| Ok(s.get_manifest(&n, &d2)?.is_some())).await? {
+            return Ok(());
+        }
+    }
+    let fetched = match proxy.manifest(name, reference).await {
+        Ok(m) => m,
+        Err(e) => {
+            if let ManifestRef::Tag(t) = &r {
+                let (n, t) = (name.to_string(), t.clone());
+                if blocking(app, move |s| Ok(s.resolve_tag(&n, &t)?.is_some())).await? {
+                    tracing::warn!("upstream unreachable for {name}:{reference}, serving the cached manifest: {e}");
+                    return Ok(());
+                }
+            }
+            return Err(upstream_error(e, || ApiError::manifest_unknown(reference)));
+        }
+    };
+    let tag = match r {
+        ManifestRef::Tag(t) => Some(t),
+        ManifestRef::Digest(_) => None,
+    };
+    let n = name.to_string();
+    blocking(app, move |s| Ok(s.cache_manifest(&n, &fetched.bytes, &fetched.media_type, &fetched.digest, tag.as_deref())?)).await
+}
+
+/// Makes sure blob `digest` is stored and linked to `name`, from the upstream if need be.
+async fn proxy_blob(app: &Arc<AppState>, name: &str, digest: &str) -> Result<(), ApiError> {
+    let proxy = app.proxy.as_ref().expect("proxy mode");
+    let d = parse_digest(digest)?;
+    let (n, d2) = (name.to_string(), d.clone());
+    let have = blocking(app, move |s| {
+        if s.blob_size(&n, &d2)?.is_some() {
+            return Ok(true);
+        }
+        if s.blob_exists_globally(&d2) {
+            s.link_blob(&n, &d2)?;
+            return Ok(true);
+        }
+        Ok(false)
+    })
+    .await?;
+    if have {
+        return Ok(());
+    }
+    let n = name.to_string();
+    let uuid = blocking(app, move |s| Ok(s.create_upload(&n)?)).await?;
+    let path = app.storage.upload_data_path(&uuid);
+    let mut file = std::fs::OpenOptions::new().append(true).create(true).open(&path).map_err(|e| ApiError::internal(e.to_string()))?;
+    let fetched = proxy.blob_into(name, &d, &mut file).await;
+    drop(file);
+    let (n, u) = (name.to_string(), uuid.clone());
+    let (_, computed) = match fetched {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = blocking(app, move |s| Ok(s.cancel_upload(&n, &u)?)).await;
+            return Err(upstream_error(e, || ApiError::blob_unknown(digest)));
+        }
+    };
+    let n = name.to_string();
+    blocking(app, move |s| Ok(s.commit_upload(&n, &uuid, &d, Some(computed))?)).await?;
+    Ok(())
+}
+
+/// The upstream's tags (paginated here as for stored ones).
+async fn proxy_tags(app: &Arc<AppState>, name: &str, query: &HashMap<String, String>) -> Result<Response, ApiError> {
+    let proxy = app.proxy.as_ref().expect("proxy mode");
+    let mut all = proxy.tags(name).await.map_err(|e| upstream_error(e, || ApiError::name_unknown(name)))?;
+    all.sort();
+    let (page, next) = paginate(all, query)?;
+    let mut resp = json_response(StatusCode::OK, json!({"name": name, "tags": page}).to_string());
+    if let (Some(n), Some(last)) = (next, page.last()) {
+        if let Ok(v) = HeaderValue::from_str(&link_header(&format!("/v2/{name}/tags/list"), last, n)) {
+            resp.headers_mut().insert(header::LINK, v);
+        }
+    }
+    Ok(resp)
 }
 
 // ----- blobs -----

@@ -2,6 +2,7 @@
 //! optional htpasswd Basic auth and optional TLS (rustls, ring provider).
 
 mod api;
+pub mod proxy;
 pub mod auth;
 mod errors;
 pub mod gc;
@@ -32,6 +33,8 @@ pub struct ServerConfig {
     pub htpasswd: Option<PathBuf>,
     /// PEM certificate chain and private key: when set, the server speaks only HTTPS.
     pub tls: Option<TlsFiles>,
+    /// Pull-through cache of another registry (see [`proxy`]).
+    pub proxy: Option<proxy::ProxyConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -47,6 +50,7 @@ impl ServerConfig {
             root: root.to_path_buf(),
             htpasswd: None,
             tls: None,
+            proxy: None,
         }
     }
 }
@@ -66,6 +70,8 @@ pub enum ServerError {
     Htpasswd(#[from] auth::HtpasswdError),
     #[error("TLS setup: {0}")]
     Tls(String),
+    #[error("{0}")]
+    Proxy(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -150,9 +156,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         Some(files) => Some(tls_acceptor(files)?),
         None => None,
     };
-    let app = Router::new()
-        .fallback(api::handle)
-        .with_state(Arc::new(api::AppState::new(storage, htpasswd)));
+    let proxy = match &config.proxy {
+        Some(p) => Some(proxy::Proxy::new(p).map_err(ServerError::Proxy)?),
+        None => None,
+    };
+    let mut state = api::AppState::new(storage, htpasswd);
+    state.proxy = proxy;
+    let app = Router::new().fallback(api::handle).with_state(Arc::new(state));
     let tcp = TcpListener::bind(config.addr)
         .await
         .map_err(|source| ServerError::Bind {

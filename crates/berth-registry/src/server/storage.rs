@@ -369,6 +369,41 @@ impl Storage {
         Ok(digest)
     }
 
+    /// Stores a manifest the pull-through cache fetched (already checked against its
+    /// digest by the client): its blobs are fetched when asked for, so they are not
+    /// required here.
+    pub fn cache_manifest(&self, repo: &str, bytes: &[u8], media_type: &str, digest: &Digest, tag: Option<&str>) -> Result<(), StorageError> {
+        let mut h = Hasher::new(digest.algorithm());
+        h.update(bytes);
+        let actual = h.finish();
+        if &actual != digest {
+            return Err(StorageError::DigestMismatch { expected: digest.clone(), actual });
+        }
+        let blob = self.blob_path(digest);
+        if !blob.exists() {
+            atomic_write(&blob, bytes)?;
+        }
+        let link = self.manifest_link(repo, digest);
+        if !link.exists() {
+            atomic_write(&link, media_type.as_bytes())?;
+            if let Ok((_, m)) = manifest::parse(Some(media_type), bytes) {
+                let subject = match &m {
+                    Manifest::Image(m) => m.subject.as_ref(),
+                    Manifest::Index(i) => i.subject.as_ref(),
+                };
+                if let Some(s) = subject {
+                    self.add_referrer(repo, &s.digest, digest, media_type, bytes)?;
+                }
+            }
+        }
+        if let Some(t) = tag
+            && self.resolve_tag(repo, t)?.as_ref() != Some(digest)
+        {
+            atomic_write(&self.tag_path(repo, t), digest.to_string().as_bytes())?;
+        }
+        Ok(())
+    }
+
     /// Resolves a tag to the digest it points at.
     pub fn resolve_tag(&self, repo: &str, tag: &str) -> io::Result<Option<Digest>> {
         if !is_valid_tag(tag) {
