@@ -86,6 +86,14 @@ enum Command {
         reference: String,
     },
     /// Delete blobs no manifest references. The registry must not be serving.
+    /// Storage used per repository (and what only it uses).
+    Du {
+        #[arg(long)]
+        root: PathBuf,
+        /// `json` for one JSON array.
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
     GarbageCollect {
         #[arg(long)]
         root: PathBuf,
@@ -176,6 +184,32 @@ pub fn main(args: &[OsString]) -> i32 {
             reference,
         } => standalone(common, Transfer::Pull { platform, all_tags, reference }),
         Command::Push { common, image, reference } => standalone(common, Transfer::Push { image, reference }),
+        Command::Du { root, format } => {
+            let storage = match server::Storage::open(&root) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("berth registry du: {}: {e}", root.display());
+                    return 1;
+                }
+            };
+            match storage.usage() {
+                Ok(list) if format == "json" => {
+                    println!("{}", serde_json::to_string(&list).unwrap_or_default());
+                    0
+                }
+                Ok(list) => {
+                    println!("{:<40} {:>12} {:>12} {:>7} {:>10} {:>5}", "REPOSITORY", "SIZE", "UNIQUE", "BLOBS", "MANIFESTS", "TAGS");
+                    for u in &list {
+                        println!("{:<40} {:>12} {:>12} {:>7} {:>10} {:>5}", u.repository, u.size, u.unique, u.blobs, u.manifests, u.tags);
+                    }
+                    0
+                }
+                Err(e) => {
+                    eprintln!("berth registry du: {e}");
+                    1
+                }
+            }
+        }
         Command::GarbageCollect {
             root,
             delete_untagged,

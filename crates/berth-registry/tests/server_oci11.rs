@@ -204,3 +204,19 @@ async fn chunks_in_order_only_and_ranges() {
     assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(r.headers()["content-range"], "bytes */3000");
 }
+
+#[tokio::test]
+async fn storage_usage_per_repository() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start_registry(dir.path()).await;
+    let (c, base) = (http(), srv.url());
+    let shared = vec![7u8; 1000];
+    let own = vec![9u8; 300];
+    push(&c, &base, "a", &shared, &sha256(&shared)).await;
+    push(&c, &base, "b", &shared, &sha256(&shared)).await;
+    push(&c, &base, "b", &own, &sha256(&own)).await;
+    let usage = berth_registry::server::Storage::open(dir.path()).unwrap().usage().unwrap();
+    let get = |r: &str| usage.iter().find(|u| u.repository == r).unwrap().clone();
+    assert_eq!((get("a").size, get("a").unique, get("a").blobs), (1000, 0, 1));
+    assert_eq!((get("b").size, get("b").unique, get("b").blobs), (1300, 300, 2));
+}

@@ -497,6 +497,37 @@ impl Storage {
         digests_under(&self.repo_dir(repo).join("_blobs"))
     }
 
+    /// Storage used per repository: every blob and manifest it links, and the part of
+    /// it no other repository links (what deleting the repository and collecting
+    /// garbage would free). Sorted by repository name.
+    pub fn usage(&self) -> io::Result<Vec<RepoUsage>> {
+        let repos = self.repositories()?;
+        let mut links: Vec<(String, std::collections::BTreeSet<Digest>)> = Vec::new();
+        let mut users: std::collections::HashMap<Digest, usize> = std::collections::HashMap::new();
+        for r in &repos {
+            let mut set: std::collections::BTreeSet<Digest> = self.blob_link_digests(r)?.into_iter().collect();
+            set.extend(self.manifest_digests(r)?);
+            for d in &set {
+                *users.entry(d.clone()).or_default() += 1;
+            }
+            links.push((r.clone(), set));
+        }
+        let mut out = Vec::new();
+        for (repo, set) in links {
+            let mut u = RepoUsage { repository: repo.clone(), manifests: self.manifest_digests(&repo)?.len(), tags: self.tags(&repo)?.map(|t| t.len()).unwrap_or(0), ..Default::default() };
+            for d in &set {
+                let Ok(meta) = fs::metadata(self.blob_path(d)) else { continue };
+                u.size += meta.len();
+                u.blobs += 1;
+                if users.get(d).copied().unwrap_or(0) == 1 {
+                    u.unique += meta.len();
+                }
+            }
+            out.push(u);
+        }
+        Ok(out)
+    }
+
     /// Digests of every blob in the registry.
     pub fn all_blob_digests(&self) -> io::Result<Vec<Digest>> {
         digests_under(&self.root.join("blobs"))
@@ -575,6 +606,20 @@ fn walk_repositories(dir: &Path, prefix: &str, out: &mut Vec<String>) -> io::Res
 }
 
 /// Hashes a file with `algorithm`.
+/// One repository's share of the storage (`berth registry du`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RepoUsage {
+    pub repository: String,
+    /// Bytes of every blob and manifest the repository links.
+    pub size: u64,
+    /// Bytes only this repository links.
+    pub unique: u64,
+    pub blobs: usize,
+    pub manifests: usize,
+    pub tags: usize,
+}
+
 pub fn hash_file(path: &Path, algorithm: Algorithm) -> io::Result<Digest> {
     let mut f = File::open(path)?;
     let mut h = Hasher::new(algorithm);
