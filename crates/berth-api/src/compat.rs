@@ -126,6 +126,14 @@ pub fn container_create(v: ApiVersion, body: &mut Value) -> Result<Vec<String>, 
     if let Some(w) = mac_address(v, body)? {
         warnings.push(w);
     }
+    if v.before(48) {
+        // GwPriority came in 1.48.
+        if let Some(eps) = body.get_mut("NetworkingConfig").and_then(|n| n.get_mut("EndpointsConfig")).and_then(Value::as_object_mut) {
+            for ep in eps.values_mut().filter_map(Value::as_object_mut) {
+                ep.remove("GwPriority");
+            }
+        }
+    }
     Ok(warnings)
 }
 
@@ -199,6 +207,21 @@ pub fn exec_create(v: ApiVersion, body: &mut Value) {
     {
         o.remove("ConsoleSize");
     }
+}
+
+/// `POST /exec/{id}/start`: ConsoleSize in the start body is read from 1.42 on.
+pub fn exec_start(v: ApiVersion, body: &mut Value) {
+    if let Some(o) = obj(body)
+        && v.before(42)
+    {
+        o.remove("ConsoleSize");
+    }
+}
+
+/// `wait`: before 1.30 the answer's headers wait for the result too (then it is sent
+/// whole); before 1.34 a failed removal (`condition=removed`) gives an empty body.
+pub fn wait_legacy(v: ApiVersion) -> (bool, bool) {
+    (v.before(30), v.before(34))
 }
 
 /// `stop`/`restart`: the `signal` parameter exists from 1.42 on.
@@ -602,6 +625,23 @@ mod tests {
         assert_eq!(i["Config"].get("Hostname"), None);
         assert_eq!(i["Config"]["Entrypoint"], Value::Null);
         assert_eq!(i["Config"]["WorkingDir"], "");
+    }
+
+    #[test]
+    fn gw_priority_and_exec_start_console_size() {
+        let body = || json!({"NetworkingConfig": {"EndpointsConfig": {"n1": {"GwPriority": 5}}}, "HostConfig": {"NetworkMode": "n1"}});
+        let mut b = body();
+        container_create(ApiVersion(147), &mut b).unwrap();
+        assert_eq!(b["NetworkingConfig"]["EndpointsConfig"]["n1"]["GwPriority"], Value::Null);
+        let mut b = body();
+        container_create(ApiVersion(148), &mut b).unwrap();
+        assert_eq!(b["NetworkingConfig"]["EndpointsConfig"]["n1"]["GwPriority"], 5);
+        let mut s = json!({"Tty": true, "ConsoleSize": [24, 80]});
+        exec_start(ApiVersion(141), &mut s);
+        assert_eq!(s["ConsoleSize"], Value::Null);
+        let mut s = json!({"Tty": true, "ConsoleSize": [24, 80]});
+        exec_start(ApiVersion(142), &mut s);
+        assert_eq!(s["ConsoleSize"], json!([24, 80]));
     }
 
     #[test]

@@ -156,8 +156,16 @@ pub async fn resize(State(e): St, Path(id): Path<String>, req: Request) -> ApiRe
 /// `wait`: headers go out at once, the body when the condition holds.
 pub async fn wait(State(e): St, Path(id): Path<String>, req: Request) -> ApiResult {
     let p = Params::parse(req.uri().query());
-    let cond = WaitCondition::parse(&compat::wait_condition(version(&req), &p))?;
+    let v = version(&req);
+    let cond = WaitCondition::parse(&compat::wait_condition(v, &p))?;
     let c = e.container(&id)?;
+    let (whole, empty_on_error) = compat::wait_legacy(v);
+    if whole {
+        // Before 1.30: nothing is sent until the container has stopped.
+        let w = e.wait_container(&c.id, cond).await?;
+        return ok_json(&w);
+    }
+    let removed = matches!(p.str("condition"), "removed");
     let (tx, rx) = mpsc::channel(1);
     let engine = e.clone();
     let cid = c.id.clone();
@@ -165,6 +173,8 @@ pub async fn wait(State(e): St, Path(id): Path<String>, req: Request) -> ApiResu
         let r = engine.wait_container(&cid, cond).await;
         let body = match r {
             Ok(w) => crate::util::line(&w),
+            // Before 1.34 a failed removal gave no body at all.
+            Err(_) if empty_on_error && removed => Bytes::new(),
             Err(err) => crate::util::line(&berth_types::container::WaitResponse {
                 status_code: -1,
                 error: Some(berth_types::container::WaitExitError { message: err.message }),

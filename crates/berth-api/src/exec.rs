@@ -9,7 +9,7 @@ use berth_engine::Engine;
 use berth_types::exec::{ExecCreateRequest, ExecStartRequest};
 
 use crate::hijack;
-use crate::util::{ApiResult, Params, from_value, invalid, json, ok_json, parse_body, parse_value};
+use crate::util::{ApiResult, Params, from_value, invalid, json, ok_json, parse_value};
 use crate::{ApiVersion, compat};
 
 type St = State<Arc<Engine>>;
@@ -32,7 +32,9 @@ pub async fn start(State(e): St, Path(id): Path<String>, mut req: Request) -> Ap
     let wants_upgrade = hijack::wants_upgrade(&req);
     let on_upgrade = wants_upgrade.then(|| hyper::upgrade::on(&mut req));
     let bytes = axum::body::to_bytes(req.into_body(), 1 << 20).await.map_err(|e| invalid(e.to_string()))?;
-    let body: ExecStartRequest = parse_body(&bytes)?;
+    let mut value = parse_value(&bytes)?;
+    compat::exec_start(version, &mut value);
+    let body: ExecStartRequest = from_value(value)?;
     let inst = e.exec_prepare(&id)?;
     if body.detach {
         e.exec_detached(inst).await?;
