@@ -63,6 +63,18 @@ enum Command {
         /// Password for the upstream registry.
         #[arg(long, requires = "proxy_remote_url", env = "BERTH_PROXY_PASSWORD", hide_env_values = true)]
         proxy_password: Option<String>,
+        /// Bearer-token auth: where clients get tokens (the token server's URL).
+        #[arg(long, requires_all = ["token_service", "token_issuer", "token_rootcertbundle"], conflicts_with = "htpasswd")]
+        token_realm: Option<String>,
+        /// This registry's name in tokens (`aud`).
+        #[arg(long, requires = "token_realm")]
+        token_service: Option<String>,
+        /// The tokens' issuer (`iss`).
+        #[arg(long, requires = "token_realm")]
+        token_issuer: Option<String>,
+        /// PEM certificates of the keys that sign tokens.
+        #[arg(long, requires = "token_realm")]
+        token_rootcertbundle: Option<PathBuf>,
     },
     /// Pull an image into the image store of a data root (no daemon).
     Pull {
@@ -164,9 +176,16 @@ pub fn main(args: &[OsString]) -> i32 {
             proxy_remote_url,
             proxy_username,
             proxy_password,
+            token_realm,
+            token_service,
+            token_issuer,
+            token_rootcertbundle,
         } => {
             let mut config = ServerConfig::new(addr, &root);
             config.htpasswd = htpasswd;
+            if let (Some(realm), Some(service), Some(issuer), Some(bundle)) = (token_realm, token_service, token_issuer, token_rootcertbundle) {
+                config.token = Some(server::token::TokenConfig { realm, service, issuer, root_cert_bundle: bundle });
+            }
             config.proxy = proxy_remote_url.map(|remote_url| server::proxy::ProxyConfig {
                 remote_url,
                 username: proxy_username.unwrap_or_default(),

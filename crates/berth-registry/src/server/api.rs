@@ -28,6 +28,8 @@ pub(crate) struct AppState {
     pub htpasswd: Option<Htpasswd>,
     /// Pull-through cache mode: the upstream registry.
     pub proxy: Option<super::proxy::Proxy>,
+    /// Bearer-token auth.
+    pub token: Option<super::token::TokenAuth>,
     /// Hash state of live upload sessions, so finishing an upload does not re-read it.
     /// Lost on restart, when the data file is hashed instead.
     uploads: Mutex<HashMap<String, Arc<tokio::sync::Mutex<UploadState>>>>,
@@ -46,6 +48,7 @@ impl AppState {
             storage,
             htpasswd,
             proxy: None,
+            token: None,
             uploads: Mutex::new(HashMap::new()),
         }
     }
@@ -171,9 +174,31 @@ async fn route(app: &Arc<AppState>, req: Request) -> Result<Response, ApiError> 
     {
         return Err(ApiError::name_invalid(n));
     }
-    let query: HashMap<String, String> = Query::try_from_uri(req.uri())
+    let mut query: HashMap<String, String> = Query::try_from_uri(req.uri())
         .map(|Query(q)| q)
         .unwrap_or_default();
+    if let Some(t) = &app.token {
+        use super::token::Scope;
+        let scope = match (&endpoint, &method) {
+            (Endpoint::Base, _) => None,
+            (Endpoint::Catalog, _) => Some(Scope { kind: "registry".into(), name: "catalog".into(), actions: vec!["*".into()] }),
+            (Endpoint::Manifest(n, _) | Endpoint::Blob(n, _), &Method::DELETE) => Some(Scope::repository(n, &["delete"])),
+            (Endpoint::Manifest(n, _), &Method::PUT) | (Endpoint::Uploads(n) | Endpoint::Upload(n, _), _) => Some(Scope::repository(n, &["pull", "push"])),
+            (Endpoint::Tags(n) | Endpoint::Manifest(n, _) | Endpoint::Blob(n, _) | Endpoint::Referrers(n, _), _) => Some(Scope::repository(n, &["pull"])),
+        };
+        let auth = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        if let Err(insufficient) = t.check(auth, scope.as_ref()) {
+            return Err(ApiError::unauthorized(t.challenge(scope.as_ref(), insufficient)));
+        }
+        // A cross-repository mount needs pull on the source too; without it the
+        // request is an ordinary upload (as distribution does).
+        if let (Endpoint::Uploads(_), Some(from)) = (&endpoint, query.get("from").cloned())
+            && t.check(auth, Some(&Scope::repository(&from, &["pull"]))).is_err()
+        {
+            query.remove("mount");
+            query.remove("from");
+        }
+    }
     let is_head = method == Method::HEAD;
     match (endpoint, method) {
         (Endpoint::Base, Method::GET | Method::HEAD) => Ok(json_response(StatusCode::OK, "{}".into())),

@@ -3,6 +3,7 @@
 
 mod api;
 pub mod proxy;
+pub mod token;
 pub mod auth;
 mod errors;
 pub mod gc;
@@ -35,6 +36,8 @@ pub struct ServerConfig {
     pub tls: Option<TlsFiles>,
     /// Pull-through cache of another registry (see [`proxy`]).
     pub proxy: Option<proxy::ProxyConfig>,
+    /// Bearer-token auth (see [`token`]); exclusive with `htpasswd`.
+    pub token: Option<token::TokenConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -51,6 +54,7 @@ impl ServerConfig {
             htpasswd: None,
             tls: None,
             proxy: None,
+            token: None,
         }
     }
 }
@@ -160,8 +164,16 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         Some(p) => Some(proxy::Proxy::new(p).map_err(ServerError::Proxy)?),
         None => None,
     };
+    if config.token.is_some() && config.htpasswd.is_some() {
+        return Err(ServerError::Proxy("choose one auth: --htpasswd or --token-realm".into()));
+    }
+    let token = match &config.token {
+        Some(t) => Some(token::TokenAuth::load(t.clone()).map_err(ServerError::Proxy)?),
+        None => None,
+    };
     let mut state = api::AppState::new(storage, htpasswd);
     state.proxy = proxy;
+    state.token = token;
     let app = Router::new().fallback(api::handle).with_state(Arc::new(state));
     let tcp = TcpListener::bind(config.addr)
         .await
