@@ -75,6 +75,15 @@ enum Command {
         /// PEM certificates of the keys that sign tokens.
         #[arg(long, requires = "token_realm")]
         token_rootcertbundle: Option<PathBuf>,
+        /// Collect garbage while serving, this often (Go duration: `1h`, `30m`).
+        #[arg(long, value_parser = parse_duration)]
+        gc_interval: Option<std::time::Duration>,
+        /// Keep unreferenced blobs younger than this (uploads whose manifest is to come).
+        #[arg(long, value_parser = parse_duration, default_value = "1h")]
+        gc_grace: std::time::Duration,
+        /// Online collection also deletes manifests no tag reaches.
+        #[arg(long, requires = "gc_interval")]
+        gc_delete_untagged: bool,
     },
     /// Pull an image into the image store of a data root (no daemon).
     Pull {
@@ -180,9 +189,15 @@ pub fn main(args: &[OsString]) -> i32 {
             token_service,
             token_issuer,
             token_rootcertbundle,
+            gc_interval,
+            gc_grace,
+            gc_delete_untagged,
         } => {
             let mut config = ServerConfig::new(addr, &root);
             config.htpasswd = htpasswd;
+            config.gc_interval = gc_interval;
+            config.gc_grace = gc_grace;
+            config.gc_delete_untagged = gc_delete_untagged;
             if let (Some(realm), Some(service), Some(issuer), Some(bundle)) = (token_realm, token_service, token_issuer, token_rootcertbundle) {
                 config.token = Some(server::token::TokenConfig { realm, service, issuer, root_cert_bundle: bundle });
             }
@@ -446,4 +461,12 @@ fn run_standalone(common: Standalone, what: Transfer) -> Result<(), String> {
             }
         }
     })
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let n = berth_types::units::parse_go_duration(s).map_err(|e| e.to_string())?;
+    if n < 0 {
+        return Err(format!("negative duration {s:?}"));
+    }
+    Ok(std::time::Duration::from_nanos(n as u64))
 }

@@ -220,3 +220,41 @@ async fn storage_usage_per_repository() {
     assert_eq!((get("a").size, get("a").unique, get("a").blobs), (1000, 0, 1));
     assert_eq!((get("b").size, get("b").unique, get("b").blobs), (1300, 300, 2));
 }
+
+#[tokio::test]
+async fn online_garbage_collection_keeps_referenced_and_young_blobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = berth_registry::server::ServerConfig::new(loopback0(), dir.path());
+    cfg.gc_interval = Some(std::time::Duration::from_millis(200));
+    cfg.gc_grace = std::time::Duration::from_secs(2);
+    let srv = berth_registry::server::start(cfg).await.unwrap();
+    let (c, base) = (http(), srv.url());
+    let orphan = b"pushed, never referenced".to_vec();
+    push(&c, &base, "gc", &orphan, &sha256(&orphan)).await;
+    push(&c, &base, "gc", EMPTY, &sha256(EMPTY)).await;
+    let layer = b"referenced layer".to_vec();
+    push(&c, &base, "gc", &layer, &sha256(&layer)).await;
+    let m = j!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": EMPTY_TYPE, "digest": sha256(EMPTY), "size": 2},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha256(&layer), "size": layer.len()}],
+    })
+    .to_string();
+    assert_eq!(put(&c, &base, "gc", "v1", "application/vnd.oci.image.manifest.v1+json", &m).await.status(), StatusCode::CREATED);
+    let blob = |d: String| {
+        let (c, base) = (c.clone(), base.clone());
+        async move { c.head(format!("{base}/v2/gc/blobs/{d}")).send().await.unwrap().status() }
+    };
+    // Within the grace period the orphan stays (its manifest might be on its way).
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert_eq!(blob(sha256(&orphan)).await, StatusCode::OK);
+    // After it, the next collection takes it, while the server keeps serving.
+    tokio::time::sleep(std::time::Duration::from_millis(2300)).await;
+    assert_eq!(blob(sha256(&orphan)).await, StatusCode::NOT_FOUND);
+    assert_eq!(blob(sha256(&layer)).await, StatusCode::OK);
+    assert_eq!(c.get(format!("{base}/v2/gc/manifests/v1")).send().await.unwrap().status(), StatusCode::OK);
+    // Pushes keep working between collections.
+    let more = b"a later push".to_vec();
+    push(&c, &base, "gc", &more, &sha256(&more)).await;
+    srv.shutdown().await.unwrap();
+}

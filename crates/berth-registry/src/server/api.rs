@@ -30,6 +30,9 @@ pub(crate) struct AppState {
     pub proxy: Option<super::proxy::Proxy>,
     /// Bearer-token auth.
     pub token: Option<super::token::TokenAuth>,
+    /// Writers hold it shared; online garbage collection holds it exclusively, so no
+    /// manifest or upload lands between its mark and its sweep.
+    gc: tokio::sync::RwLock<()>,
     /// Hash state of live upload sessions, so finishing an upload does not re-read it.
     /// Lost on restart, when the data file is hashed instead.
     uploads: Mutex<HashMap<String, Arc<tokio::sync::Mutex<UploadState>>>>,
@@ -49,6 +52,7 @@ impl AppState {
             htpasswd,
             proxy: None,
             token: None,
+            gc: tokio::sync::RwLock::new(()),
             uploads: Mutex::new(HashMap::new()),
         }
     }
@@ -200,6 +204,9 @@ async fn route(app: &Arc<AppState>, req: Request) -> Result<Response, ApiError> 
         }
     }
     let is_head = method == Method::HEAD;
+    // Anything that writes the storage (pushes, deletes, a cache filling up) waits for
+    // an online collection to finish.
+    let _writing = if !matches!(method, Method::GET | Method::HEAD) || app.proxy.is_some() { Some(app.gc.read().await) } else { None };
     match (endpoint, method) {
         (Endpoint::Base, Method::GET | Method::HEAD) => Ok(json_response(StatusCode::OK, "{}".into())),
         (Endpoint::Tags(n), Method::GET) if app.proxy.is_some() => proxy_tags(app, &n, &query).await,
@@ -448,6 +455,27 @@ async fn delete_manifest(app: &Arc<AppState>, name: &str, reference: &str) -> Re
     })
     .await?;
     Ok(empty(StatusCode::ACCEPTED, &[]))
+}
+
+/// One online garbage collection (see `ServerConfig::gc_interval`).
+pub(crate) async fn collect_online(app: &Arc<AppState>, grace: std::time::Duration, delete_untagged: bool) -> Option<super::gc::GcReport> {
+    let _exclusive = app.gc.write().await;
+    let opts = super::gc::GcOptions { delete_untagged, dry_run: false };
+    let app2 = app.clone();
+    match tokio::task::spawn_blocking(move || super::gc::collect(&app2.storage, &opts, Some(grace))).await {
+        Ok(Ok(r)) => {
+            tracing::info!(deleted = r.blobs_deleted.len(), freed = r.bytes_freed, kept = r.blobs_kept, "online garbage collection");
+            Some(r)
+        }
+        Ok(Err(e)) => {
+            tracing::warn!("online garbage collection: {e}");
+            None
+        }
+        Err(e) => {
+            tracing::warn!("online garbage collection: {e}");
+            None
+        }
+    }
 }
 
 // ----- pull-through cache -----

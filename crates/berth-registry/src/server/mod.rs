@@ -38,6 +38,12 @@ pub struct ServerConfig {
     pub proxy: Option<proxy::ProxyConfig>,
     /// Bearer-token auth (see [`token`]); exclusive with `htpasswd`.
     pub token: Option<token::TokenConfig>,
+    /// Online garbage collection every this often (None: only the offline command).
+    pub gc_interval: Option<Duration>,
+    /// Unreferenced blobs younger than this are kept by online collection.
+    pub gc_grace: Duration,
+    /// Online collection also deletes manifests no tag reaches.
+    pub gc_delete_untagged: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -55,6 +61,9 @@ impl ServerConfig {
             tls: None,
             proxy: None,
             token: None,
+            gc_interval: None,
+            gc_grace: Duration::from_secs(3600),
+            gc_delete_untagged: false,
         }
     }
 }
@@ -174,7 +183,22 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let mut state = api::AppState::new(storage, htpasswd);
     state.proxy = proxy;
     state.token = token;
-    let app = Router::new().fallback(api::handle).with_state(Arc::new(state));
+    let state = Arc::new(state);
+    if let Some(every) = config.gc_interval {
+        let (st, grace, untagged) = (state.clone(), config.gc_grace, config.gc_delete_untagged);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if std::sync::Arc::strong_count(&st) == 1 {
+                    return; // the server is gone
+                }
+                api::collect_online(&st, grace, untagged).await;
+            }
+        });
+    }
+    let app = Router::new().fallback(api::handle).with_state(state);
     let tcp = TcpListener::bind(config.addr)
         .await
         .map_err(|source| ServerError::Bind {
