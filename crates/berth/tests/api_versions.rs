@@ -208,7 +208,7 @@ fn container_create_by_version() {
     let (st, v) = json(&d, "POST", "/v1.44/containers/create", sp);
     assert_eq!((st, v["message"].as_str().unwrap()), (400, "VolumeOptions.Subpath needs API v1.45 or newer"));
     // The container-wide MacAddress: moved to the endpoint, with a warning from 1.44.
-    let mac = r#"{"Image":"busybox","Cmd":["true"],"MacAddress":"02:42:ac:11:00:99","HostConfig":{"NetworkMode":"n1"}}"#;
+    let mac = r#"{"Image":"busybox","Cmd":["sleep","300"],"MacAddress":"02:42:ac:11:00:99","HostConfig":{"NetworkMode":"n1"}}"#;
     let c = ok(&d, "POST", "/v1.43/containers/create", mac);
     assert_eq!(c["Warnings"], serde_json::json!([]));
     let c = ok(&d, "POST", "/v1.44/containers/create", mac);
