@@ -140,12 +140,13 @@ async fn save(e: Arc<Engine>, names: Vec<String>, platform: Option<berth_registr
 pub async fn load(State(e): St, req: Request) -> ApiResult {
     let p = Params::parse(req.uri().query());
     let quiet = p.bool("quiet")?;
+    let platform = compat::platform_json(version(&req), 48, &p)?;
     let reader = body_reader(req.into_body());
     let (tx, rx) = mpsc::channel(16);
     let progress_tx = tx.clone();
     tokio::spawn(async move {
         let r = e
-            .images_load(reader, move |msg| {
+            .images_load_for(reader, platform.as_ref(), move |msg| {
                 let _ = progress_tx.blocking_send(Ok(line(&JsonMessage::stream(format!("{msg}\n")))));
             })
             .await;

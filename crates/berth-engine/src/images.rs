@@ -188,9 +188,13 @@ impl ImageService {
     }
 
     /// `docker load`; `progress` gets Docker's lines ("Loaded image: ...").
-    pub async fn load<R: Read + Send + 'static>(&self, input: R, mut progress: impl FnMut(String) + Send + 'static) -> Result<Vec<String>> {
+    pub async fn load<R: Read + Send + 'static>(&self, input: R, progress: impl FnMut(String) + Send + 'static) -> Result<Vec<String>> {
+        self.load_platform(input, None, progress).await
+    }
+
+    pub async fn load_platform<R: Read + Send + 'static>(&self, input: R, platform: Option<String>, mut progress: impl FnMut(String) + Send + 'static) -> Result<Vec<String>> {
         self.blocking(move |s| {
-            let loaded = s.load(input, &mut |ev: &LoadEvent| progress(ev.to_string()))?;
+            let loaded = s.load_platform(input, platform.as_deref(), &mut |ev: &LoadEvent| progress(ev.to_string()))?;
             Ok(loaded.into_iter().map(|l| l.id.to_string()).collect())
         })
         .await
@@ -500,7 +504,12 @@ impl crate::engine::Engine {
     }
 
     pub async fn images_load<R: Read + Send + 'static>(&self, input: R, progress: impl FnMut(String) + Send + 'static) -> Result<Vec<String>> {
-        let ids = self.images.load(input, progress).await?;
+        self.images_load_for(input, None, progress).await
+    }
+
+    /// `docker load [--platform P]`.
+    pub async fn images_load_for<R: Read + Send + 'static>(&self, input: R, platform: Option<&berth_registry::manifest::Platform>, progress: impl FnMut(String) + Send + 'static) -> Result<Vec<String>> {
+        let ids = self.images.load_platform(input, platform.map(|p| p.clone().normalised().to_string()), progress).await?;
         for id in &ids {
             self.events.emit("image", "load", id, Default::default());
         }

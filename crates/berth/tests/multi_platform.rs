@@ -210,9 +210,26 @@ fn a_two_platform_index_is_kept_whole_and_runs_for_both() {
     let cfg: serde_json::Value = serde_json::from_str(&cfg).unwrap();
     assert_eq!(cfg["architecture"], "arm64");
 
+    // The CLI's inspect --platform picks the kept platform too.
+    assert_eq!(run_ok(d.docker().args(["image", "inspect", "--platform", "linux/arm64", "-f", "{{.Architecture}}", &latest])).trim(), "arm64");
+
     // rmi of the tag removes every platform.
     run_ok(d.docker().args(["rmi", &latest]));
     assert_eq!(run_ok(d.docker().args(["images", "-aq"])).trim(), "", "nothing left");
+
+    // The whole index as an OCI archive (skopeo copy --all), loaded back: every platform
+    // kept; with --platform, only that one.
+    let oci = d.dir.join("multi-oci.tar");
+    run_ok(Command::new("skopeo").args(["copy", "-q", "--all", "--insecure-policy", "--src-tls-verify=false"]).arg(format!("docker://{latest}")).arg(format!("oci-archive:{}:multi:latest", oci.display())));
+    run_ok(d.docker().args(["load", "-q", "-i"]).arg(&oci));
+    assert_eq!(run_ok(d.docker().args(["image", "inspect", "-f", "{{.Architecture}}", "multi:latest"])).trim(), "amd64");
+    assert_eq!(run_ok(d.docker().args(["run", "--rm", "--pull", "never", "--platform", "linux/arm64", "multi:latest"])), "hello from arm64\n");
+    run_ok(d.docker().args(["rmi", "multi:latest"]));
+    assert_eq!(run_ok(d.docker().args(["images", "-aq"])).trim(), "");
+    run_ok(d.docker().args(["load", "-q", "--platform", "linux/arm64", "-i"]).arg(&oci));
+    assert_eq!(run_ok(d.docker().args(["image", "inspect", "-f", "{{.Architecture}}", "multi:latest"])).trim(), "arm64");
+    assert_eq!(run_ok(d.docker().args(["images", "-q"])).lines().count(), 1);
+    run_ok(d.docker().args(["rmi", "multi:latest"]));
 
     // An architecture no emulator is registered for: a clear error at start.
     import_program(&d, "wasmish:1", "linux/wasm", b"\0asm\x01\0\0\0");
