@@ -16,7 +16,7 @@
 set -eu
 runs=${1:-10}
 top=$(cd "$(dirname "$0")/../.." && pwd)
-berth=$top/target/release/berth
+berth=${BERTH_BIN:-$top/target/release/berth}
 [ -x "$berth" ] || { echo "run 'cargo build --release -p berth' first ($berth missing)" >&2; exit 1; }
 for t in docker-registry skopeo pigz hyperfine curl python3; do
     command -v $t >/dev/null || { echo "$t not found" >&2; exit 1; }
@@ -75,8 +75,8 @@ about="$(uname -r), $(nproc) cores; docker-registry $(docker-registry --version 
 cmp="hyperfine --warmup 1 --runs $runs \
  --prepare 'rm -rf $work/pull' -n 'pull through the cache (warm)' '$berth registry pull -q --no-sync --data-root $work/pull 127.0.0.1:$cache/bench/big:1' \
  --prepare 'rm -rf $work/pull' -n 'pull from the same storage, direct' '$berth registry pull -q --no-sync --data-root $work/pull 127.0.0.1:$direct/bench/big:1' \
- -n 'HTTP only: through the cache (warm)' 'sh $work/fetch.sh $cache' \
- -n 'HTTP only: direct' 'sh $work/fetch.sh $direct'"
+ --prepare 'true' -n 'HTTP only: through the cache (warm)' 'sh $work/fetch.sh $cache' \
+ --prepare 'true' -n 'HTTP only: direct' 'sh $work/fetch.sh $direct'"
 eval "$cmp --export-markdown $results/registry-cache.md --export-json $results/registry-cache.json"
 {
     echo
