@@ -5,7 +5,7 @@
 #   scripts/setup.sh --bench  plus what bench/ compares against (iperf3, dockerd)
 set -eu
 build_pkgs="busybox-static libseccomp-dev pkg-config nftables iproute2 ca-certificates"
-test_pkgs="runc crun skopeo docker-registry apache2-utils iptables procps psmisc curl python3-docker docker-compose util-linux"
+test_pkgs="runc crun skopeo docker-registry apache2-utils iptables procps psmisc curl python3-docker docker-compose util-linux e2fsprogs bzip2 xz-utils qemu-user-static binfmt-support"
 bench_pkgs="iperf3 docker.io bc"
 pkgs=$build_pkgs
 for a in "$@"; do
@@ -36,6 +36,15 @@ fi
 if [ -x /etc/init.d/docker-registry ]; then
     /etc/init.d/docker-registry stop >/dev/null 2>&1 || true
 fi
+# Images of other architectures run through binfmt_misc (qemu-user-static registers
+# its emulators with the F flag, so they work inside containers): the tests run one.
+case " $* " in *" --test "*)
+    if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
+        mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null || true
+    fi
+    command -v update-binfmts >/dev/null && update-binfmts --enable >/dev/null 2>&1 || true
+    ;;
+esac
 command -v cargo >/dev/null || { echo "setup.sh: cargo not found (install Rust with rustup)" >&2; exit 1; }
 case " $* " in *" --test "*) want_nextest=1 ;; *) want_nextest="" ;; esac
 if [ -n "$want_nextest" ] && ! cargo nextest --version >/dev/null 2>&1; then

@@ -168,13 +168,11 @@ pub async fn build(State(e): St, req: Request) -> ApiResult {
 pub async fn prune(State(e): St, req: Request) -> ApiResult {
     let p = Params::parse(req.uri().query());
     let all = p.bool("all")?;
-    let keep = ["keep-storage", "reserved-space", "max-used-space"]
-        .iter()
-        .find_map(|k| p.get(k).filter(|v| !v.is_empty()).map(|v| (k, v)))
-        .map(|(k, v)| v.parse::<i64>().map_err(|_| invalid(format!("invalid value for {k}: {v:?}"))))
-        .transpose()?
-        .unwrap_or(0)
-        .max(0) as u64;
+    let v = req.extensions().get::<crate::ApiVersion>().copied().unwrap_or_default();
+    let (reserved, max_used, _min_free) = crate::compat::build_prune_space(v, &p)?;
+    // berth's cache keeps at most `keep` bytes: the reserved space, or the maximum
+    // to use when only that is given.
+    let keep = if reserved > 0 { reserved } else { max_used };
     let (deleted, reclaimed) = e.build_prune(all, keep, &p.filters()?).await?;
     ok_json(&serde_json::json!({ "CachesDeleted": deleted, "SpaceReclaimed": reclaimed }))
 }

@@ -13,8 +13,12 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::hijack::{self, AttachSpec};
-use crate::util::{ApiError, ApiResult, ChannelWriter, Params, body_reader, invalid, json, no_content, ok_json, parse_body, stream_response};
-use crate::ApiVersion;
+use crate::util::{ApiError, ApiResult, ChannelWriter, Params, body_reader, from_value, invalid, json, no_content, ok_json, ok_json_with, parse_body, parse_value, stream_response};
+use crate::{ApiVersion, compat};
+
+fn version(req: &Request) -> ApiVersion {
+    req.extensions().get::<ApiVersion>().copied().unwrap_or_default()
+}
 
 type St = State<Arc<Engine>>;
 
@@ -30,24 +34,31 @@ pub async fn list(State(e): St, req: Request) -> ApiResult {
         size: p.bool("size")?,
         filters: p.filters()?,
     };
-    ok_json(&e.list_containers(&opts)?)
+    let v = version(&req);
+    ok_json_with(&e.list_containers(&opts)?, |l| compat::container_list(v, l))
 }
 
 pub async fn create(State(e): St, req: Request) -> ApiResult {
     let p = Params::parse(req.uri().query());
     let name = p.get("name").map(str::to_string);
+    let v = version(&req);
+    let platform = compat::platform_param(v, 41, &p).to_string();
     let bytes = body_bytes(req).await?;
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(invalid("Config cannot be empty in order to create a container"));
     }
-    let body: CreateRequest = parse_body(&bytes)?;
-    let r = e.create_container(name.as_deref(), body).await?;
+    let mut value = parse_value(&bytes)?;
+    let warnings = compat::container_create(v, &mut value)?;
+    let body: CreateRequest = from_value(value)?;
+    let mut r = e.create_container_for(name.as_deref(), body, &platform).await?;
+    r.warnings.extend(warnings);
     Ok(json(StatusCode::CREATED, &r))
 }
 
 pub async fn inspect(State(e): St, Path(id): Path<String>, req: Request) -> ApiResult {
     let p = Params::parse(req.uri().query());
-    ok_json(&e.inspect_container(&id, p.bool("size")?)?)
+    let v = version(&req);
+    ok_json_with(&e.inspect_container(&id, p.bool("size")?)?, |c| compat::container_inspect(v, c))
 }
 
 pub async fn top(State(e): St, Path(id): Path<String>, req: Request) -> ApiResult {
@@ -67,13 +78,15 @@ pub async fn start(State(e): St, Path(id): Path<String>) -> ApiResult {
 
 pub async fn stop(State(e): St, Path(id): Path<String>, req: Request) -> ApiResult {
     let p = Params::parse(req.uri().query());
-    e.stop_container(&id, p.get("signal"), p.int("t")?).await?;
+    let signal = compat::stop_signal(version(&req), &p);
+    e.stop_container(&id, signal.as_deref(), p.int("t")?).await?;
     no_content()
 }
 
 pub async fn restart(State(e): St, Path(id): Path<String>, req: Request) -> ApiResult {
     let p = Params::parse(req.uri().query());
-    e.restart_container(&id, p.get("signal"), p.int("t")?).await?;
+    let signal = compat::stop_signal(version(&req), &p);
+    e.restart_container(&id, signal.as_deref(), p.int("t")?).await?;
     no_content()
 }
 
@@ -100,16 +113,32 @@ pub async fn rename(State(e): St, Path(id): Path<String>, req: Request) -> ApiRe
 }
 
 pub async fn update(State(e): St, Path(id): Path<String>, req: Request) -> ApiResult {
-    let body: UpdateConfig = parse_body(&body_bytes(req).await?)?;
+    let v = version(&req);
+    let mut value = parse_value(&body_bytes(req).await?)?;
+    compat::container_update(v, &mut value);
+    let body: UpdateConfig = from_value(value)?;
     ok_json(&e.update_container(&id, body).await?)
 }
 
 pub async fn remove(State(e): St, Path(id): Path<String>, req: Request) -> ApiResult {
     let p = Params::parse(req.uri().query());
     if p.bool("link")? {
-        return Err(invalid("links are not supported by berth"));
+        e.remove_link(&id).await?;
+        return no_content();
     }
     e.remove_container(&id, p.bool("force")?, p.bool("v")?).await?;
+    no_content()
+}
+
+/// `DELETE /containers/{parent}/{alias}`: a link's name has a slash; only `link=1`
+/// gives it a meaning (otherwise no container has that name).
+pub async fn remove_named_link(State(e): St, Path((parent, alias)): Path<(String, String)>, req: Request) -> ApiResult {
+    let p = Params::parse(req.uri().query());
+    let name = format!("{parent}/{alias}");
+    if !p.bool("link")? {
+        return Err(ApiError(Error::no_such_container(&name)));
+    }
+    e.remove_link(&name).await?;
     no_content()
 }
 
@@ -127,8 +156,16 @@ pub async fn resize(State(e): St, Path(id): Path<String>, req: Request) -> ApiRe
 /// `wait`: headers go out at once, the body when the condition holds.
 pub async fn wait(State(e): St, Path(id): Path<String>, req: Request) -> ApiResult {
     let p = Params::parse(req.uri().query());
-    let cond = WaitCondition::parse(p.str("condition"))?;
+    let v = version(&req);
+    let cond = WaitCondition::parse(&compat::wait_condition(v, &p))?;
     let c = e.container(&id)?;
+    let (whole, empty_on_error) = compat::wait_legacy(v);
+    if whole {
+        // Before 1.30: nothing is sent until the container has stopped.
+        let w = e.wait_container(&c.id, cond).await?;
+        return ok_json(&w);
+    }
+    let removed = matches!(p.str("condition"), "removed");
     let (tx, rx) = mpsc::channel(1);
     let engine = e.clone();
     let cid = c.id.clone();
@@ -136,6 +173,8 @@ pub async fn wait(State(e): St, Path(id): Path<String>, req: Request) -> ApiResu
         let r = engine.wait_container(&cid, cond).await;
         let body = match r {
             Ok(w) => crate::util::line(&w),
+            // Before 1.34 a failed removal gave no body at all.
+            Err(_) if empty_on_error && removed => Bytes::new(),
             Err(err) => crate::util::line(&berth_types::container::WaitResponse {
                 status_code: -1,
                 error: Some(berth_types::container::WaitExitError { message: err.message }),
@@ -162,8 +201,7 @@ pub async fn attach(State(e): St, Path(id): Path<String>, mut req: Request) -> A
         stdin_once: rec.config.stdin_once && !rec.config.tty,
         detach_keys: hijack::parse_detach_keys(p.str("detachKeys"))?,
     };
-    let version = req.extensions().get::<ApiVersion>().copied().unwrap_or_default();
-    let content_type = if spec.tty || version.0 < 142 { hijack::RAW_STREAM } else { hijack::MULTIPLEXED_STREAM };
+    let content_type = if spec.tty || !compat::multiplexed_content_type(version(&req)) { hijack::RAW_STREAM } else { hijack::MULTIPLEXED_STREAM };
     if !hijack::wants_upgrade(&req) {
         // A client that does not hijack: output only, as a plain streamed body.
         return Ok(plain_attach(e, spec, rx, content_type));
@@ -239,6 +277,7 @@ pub async fn logs(State(e): St, Path(id): Path<String>, req: Request) -> ApiResu
     if !opts.stdout && !opts.stderr {
         return Err(invalid("Bad parameters: you must choose at least one stream"));
     }
+    let multiplexed = compat::multiplexed_content_type(version(&req));
     let (tty, mut lines) = e.logs(&id, opts)?;
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
@@ -249,14 +288,14 @@ pub async fn logs(State(e): St, Path(id): Path<String>, req: Request) -> ApiResu
             }
         }
     });
-    let ct = if tty { hijack::RAW_STREAM } else { hijack::MULTIPLEXED_STREAM };
+    let ct = if tty || !multiplexed { hijack::RAW_STREAM } else { hijack::MULTIPLEXED_STREAM };
     Ok(stream_response(ct, rx))
 }
 
 pub async fn stats(State(e): St, Path(id): Path<String>, req: Request) -> ApiResult {
     let p = Params::parse(req.uri().query());
     let stream = p.bool_or("stream", true)?;
-    let one_shot = p.bool("one-shot")?;
+    let one_shot = compat::stats_one_shot(version(&req), &p)?;
     let c = e.container(&id)?;
     let id = c.id.clone();
     if !stream {

@@ -9,14 +9,17 @@ use berth_engine::Engine;
 use berth_types::exec::{ExecCreateRequest, ExecStartRequest};
 
 use crate::hijack;
-use crate::util::{ApiResult, Params, invalid, json, ok_json, parse_body};
-use crate::ApiVersion;
+use crate::util::{ApiResult, Params, from_value, invalid, json, ok_json, parse_value};
+use crate::{ApiVersion, compat};
 
 type St = State<Arc<Engine>>;
 
 pub async fn create(State(e): St, Path(id): Path<String>, req: Request) -> ApiResult {
+    let version = req.extensions().get::<ApiVersion>().copied().unwrap_or_default();
     let bytes = axum::body::to_bytes(req.into_body(), 1 << 20).await.map_err(|e| invalid(e.to_string()))?;
-    let body: ExecCreateRequest = parse_body(&bytes)?;
+    let mut value = parse_value(&bytes)?;
+    compat::exec_create(version, &mut value);
+    let body: ExecCreateRequest = from_value(value)?;
     if !body.detach_keys.is_empty() {
         hijack::parse_detach_keys(&body.detach_keys)?;
     }
@@ -29,7 +32,9 @@ pub async fn start(State(e): St, Path(id): Path<String>, mut req: Request) -> Ap
     let wants_upgrade = hijack::wants_upgrade(&req);
     let on_upgrade = wants_upgrade.then(|| hyper::upgrade::on(&mut req));
     let bytes = axum::body::to_bytes(req.into_body(), 1 << 20).await.map_err(|e| invalid(e.to_string()))?;
-    let body: ExecStartRequest = parse_body(&bytes)?;
+    let mut value = parse_value(&bytes)?;
+    compat::exec_start(version, &mut value);
+    let body: ExecStartRequest = from_value(value)?;
     let inst = e.exec_prepare(&id)?;
     if body.detach {
         e.exec_detached(inst).await?;
@@ -40,7 +45,7 @@ pub async fn start(State(e): St, Path(id): Path<String>, mut req: Request) -> Ap
     // the exec's own Tty (from create) decides whether the process gets a terminal.
     let tty = body.tty;
     let keys = hijack::parse_detach_keys(&cfg.detach_keys)?;
-    let content_type = if tty || version.0 < 142 { hijack::RAW_STREAM } else { hijack::MULTIPLEXED_STREAM };
+    let content_type = if tty || !compat::multiplexed_content_type(version) { hijack::RAW_STREAM } else { hijack::MULTIPLEXED_STREAM };
     let Some(on_upgrade) = on_upgrade else {
         // No hijack: run it and return its output as the body.
         let session = e.exec_run(&inst).await?;

@@ -9,18 +9,23 @@ use berth_engine::{Engine, Error};
 use berth_types::progress::JsonMessage;
 use tokio::sync::mpsc;
 
-use crate::util::{ApiError, ApiResult, ChannelWriter, Params, body_reader, line, ok_json, stream_response};
+use crate::util::{ApiError, ApiResult, ChannelWriter, Params, body_reader, line, ok_json, ok_json_with, stream_response};
+use crate::{ApiVersion, compat};
+
+fn version(req: &Request) -> ApiVersion {
+    req.extensions().get::<ApiVersion>().copied().unwrap_or_default()
+}
 
 type St = State<Arc<Engine>>;
 
 pub async fn list(State(e): St, req: Request) -> ApiResult {
     let p = Params::parse(req.uri().query());
     let mut filters = p.filters()?;
-    // The old `filter=name` parameter.
-    if let Some(f) = p.get("filter").filter(|f| !f.is_empty()) {
-        filters = berth_types::filters::Filters::from_pairs([("reference".to_string(), f.to_string())]);
-    }
-    ok_json(&e.image_list(&filters, p.bool("all")?).await?)
+    let v = version(&req);
+    // The old `filter=name` parameter (before 1.41); `shared-size` (1.42) is computed
+    // only by `system df`, so the list answers -1 as dockerd does when not asked.
+    let _shared_size = compat::image_list_params(v, &p, &mut filters)?;
+    ok_json_with(&e.image_list(&filters, p.bool("all")?).await?, |l| compat::image_list(v, l))
 }
 
 /// `POST /images/create`: import (`fromSrc`) or pull (`fromImage`).
@@ -35,10 +40,11 @@ pub async fn create(State(e): St, req: Request) -> ApiResult {
         if src != "-" {
             return Err(ApiError(Error::invalid("importing from a URL is not supported by berth; pass the archive in the request body (fromSrc=-)")));
         }
+        let platform = compat::platform_param(version(&req), 32, &p).to_string();
         let reader = body_reader(req.into_body());
         let (tx, rx) = mpsc::channel(4);
         tokio::spawn(async move {
-            let msg = match e.image_import(reader, target, changes, message, "-".into()).await {
+            let msg = match e.image_import_for(reader, target, changes, message, "-".into(), &platform).await {
                 Ok(id) => JsonMessage::status(id),
                 Err(err) => JsonMessage::error(err.message),
             };
@@ -49,7 +55,8 @@ pub async fn create(State(e): St, req: Request) -> ApiResult {
     if let Some(image) = p.get("fromImage") {
         let auth = req.headers().get("X-Registry-Auth").and_then(|v| v.to_str().ok()).map(str::to_string);
         let all_tags = p.bool("all-tags")? || (p.str("tag").is_empty() && !image.contains(':') && !image.contains('@') && p.get("tag").is_some());
-        return crate::registry::pull(e, image, p.str("tag"), p.str("platform"), auth, all_tags).await;
+        let platform = compat::platform_param(version(&req), 32, &p).to_string();
+        return crate::registry::pull(e, image, p.str("tag"), &platform, auth, all_tags).await;
     }
     Err(ApiError(Error::invalid("either fromImage or fromSrc is required")))
 }
@@ -63,8 +70,25 @@ pub async fn by_name(State(e): St, Path(rest): Path<String>, req: Request) -> Ap
         _ => (rest.clone(), ""),
     };
     match (method.as_str(), verb) {
-        ("GET", "json") => ok_json(&e.images_inspect(&name).await?),
-        ("GET", "history") => ok_json(&e.images_history(&name).await?),
+        ("GET", "json") => {
+            let v = version(&req);
+            let platform = compat::platform_json(v, 49, &p)?;
+            if platform.is_some() && v.since(48) && p.bool("manifests")? {
+                return Err(ApiError(Error::invalid("conflicting options: manifests and platform options cannot both be set")));
+            }
+            let target = match &platform {
+                Some(pl) => e.image_for_platform(&name, pl).await?,
+                None => name.clone(),
+            };
+            ok_json_with(&e.images_inspect(&target).await?, |i| compat::image_inspect(v, i))
+        }
+        ("GET", "history") => {
+            let target = match compat::platform_json(version(&req), 48, &p)? {
+                Some(pl) => e.image_for_platform(&name, &pl).await?,
+                None => name.clone(),
+            };
+            ok_json(&e.images_history(&target).await?)
+        }
         ("POST", "tag") => {
             e.image_tag(&name, p.str("repo"), p.str("tag")).await?;
             Ok(StatusCode::CREATED.into_response())
@@ -73,7 +97,10 @@ pub async fn by_name(State(e): St, Path(rest): Path<String>, req: Request) -> Ap
             let auth = req.headers().get("X-Registry-Auth").and_then(|v| v.to_str().ok()).map(str::to_string);
             crate::registry::push(e, &name, p.str("tag"), auth).await
         }
-        ("GET", "get") => save(e, vec![name]).await,
+        ("GET", "get") => {
+            let platform = compat::platform_json(version(&req), 48, &p)?;
+            save(e, vec![name], platform).await
+        }
         ("DELETE", "") => ok_json(&e.image_remove(&name, p.bool("force")?, p.bool("noprune")?).await?),
         _ => Err(ApiError(Error::not_found(format!("page not found: {} /images/{rest}", method)))),
     }
@@ -85,17 +112,25 @@ pub async fn get_many(State(e): St, req: Request) -> ApiResult {
     if names.is_empty() {
         return Err(ApiError(Error::invalid("no images named")));
     }
-    save(e, names).await
+    let platform = compat::platform_json(version(&req), 48, &p)?;
+    save(e, names, platform).await
 }
 
-async fn save(e: Arc<Engine>, names: Vec<String>) -> ApiResult {
+async fn save(e: Arc<Engine>, names: Vec<String>, platform: Option<berth_registry::manifest::Platform>) -> ApiResult {
     for n in &names {
-        e.images_inspect(n).await?;
+        match &platform {
+            Some(pl) => {
+                e.image_for_platform(n, pl).await?;
+            }
+            None => {
+                e.images_inspect(n).await?;
+            }
+        }
     }
     let (tx, rx) = mpsc::channel(16);
     let w = ChannelWriter::new(tx.clone());
     tokio::spawn(async move {
-        if let Err(err) = e.images_save(names, w).await {
+        if let Err(err) = e.images_save_for(names, platform.as_ref(), w).await {
             let _ = tx.send(Err(std::io::Error::other(err.message))).await;
         }
     });
@@ -105,12 +140,13 @@ async fn save(e: Arc<Engine>, names: Vec<String>) -> ApiResult {
 pub async fn load(State(e): St, req: Request) -> ApiResult {
     let p = Params::parse(req.uri().query());
     let quiet = p.bool("quiet")?;
+    let platform = compat::platform_json(version(&req), 48, &p)?;
     let reader = body_reader(req.into_body());
     let (tx, rx) = mpsc::channel(16);
     let progress_tx = tx.clone();
     tokio::spawn(async move {
         let r = e
-            .images_load(reader, move |msg| {
+            .images_load_for(reader, platform.as_ref(), move |msg| {
                 let _ = progress_tx.blocking_send(Ok(line(&JsonMessage::stream(format!("{msg}\n")))));
             })
             .await;
@@ -125,6 +161,16 @@ pub async fn load(State(e): St, req: Request) -> ApiResult {
 pub async fn prune(State(e): St, req: Request) -> ApiResult {
     let p = Params::parse(req.uri().query());
     ok_json(&e.image_prune(&p.filters()?).await?)
+}
+
+/// `GET /distribution/{name}/json`: the registry's descriptor and platforms of `name`.
+pub async fn distribution(State(e): St, Path(rest): Path<String>, req: Request) -> ApiResult {
+    let Some(name) = rest.strip_suffix("/json") else {
+        return Err(ApiError(Error::not_found(format!("page not found: GET /distribution/{rest}"))));
+    };
+    let auth = req.headers().get("X-Registry-Auth").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let auth = berth_engine::registry::auth_from_header(auth.as_deref())?;
+    ok_json(&e.distribution_inspect(name, auth).await?)
 }
 
 pub async fn search() -> ApiResult {

@@ -4,6 +4,7 @@
 //! unix sockets and TLS TCP. Handlers only parse, call the engine and encode.
 
 mod build;
+pub mod compat;
 mod containers;
 mod exec;
 pub mod hijack;
@@ -150,6 +151,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/containers/{id}/attach/ws", get(c::attach_ws))
         .route("/containers/{id}/wait", post(c::wait))
         .route("/containers/{id}", axum::routing::delete(c::remove))
+        .route("/containers/{id}/{link}", axum::routing::delete(c::remove_named_link))
         .route("/containers/{id}/archive", get(c::archive_get).head(c::archive_head).put(c::archive_put))
         .route("/containers/{id}/exec", post(exec::create))
         .route("/exec/{id}/start", post(exec::start))
@@ -163,6 +165,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/images/search", get(images::search))
         .route("/images/prune", post(images::prune))
         .route("/images/{*name}", any(images::by_name))
+        .route("/distribution/{*name}", get(images::distribution))
         .route("/build", post(build::build))
         .route("/build/prune", post(build::prune))
         .route("/build/cancel", post(build::cancel))

@@ -19,7 +19,17 @@ async fn body<T: serde::de::DeserializeOwned + Default>(req: Request) -> Result<
 
 pub async fn list(State(e): St, req: Request) -> ApiResult {
     let p = Params::parse(req.uri().query());
-    ok_json(&e.network_list(&p.filters()?).await?)
+    let v = req.extensions().get::<crate::ApiVersion>().copied().unwrap_or_default();
+    let mut list = e.network_list(&p.filters()?).await?;
+    if crate::compat::network_list_detailed(v) {
+        // Before 1.28 each network lists its containers, as inspect does.
+        for n in list.iter_mut() {
+            if let Ok(full) = e.network_inspect(&n.id).await {
+                *n = full;
+            }
+        }
+    }
+    ok_json(&list)
 }
 
 pub async fn create(State(e): St, req: Request) -> ApiResult {
@@ -37,7 +47,11 @@ pub async fn remove(State(e): St, Path(id): Path<String>) -> ApiResult {
 }
 
 pub async fn connect(State(e): St, Path(id): Path<String>, req: Request) -> ApiResult {
-    let b: NetworkConnectRequest = body(req).await?;
+    let v = req.extensions().get::<crate::ApiVersion>().copied().unwrap_or_default();
+    let bytes = axum::body::to_bytes(req.into_body(), 1 << 20).await.map_err(|e| invalid(e.to_string()))?;
+    let mut value = crate::util::parse_value(&bytes)?;
+    crate::compat::network_connect(v, &mut value);
+    let b: NetworkConnectRequest = crate::util::from_value(value)?;
     e.net_connect(&b.container, &id, b.endpoint_config.unwrap_or_default()).await?;
     Ok(StatusCode::OK.into_response())
 }

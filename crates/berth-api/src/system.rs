@@ -40,12 +40,29 @@ pub async fn version(State(e): St) -> ApiResult {
     ok_json(&e.version())
 }
 
-pub async fn info(State(e): St) -> ApiResult {
-    ok_json(&e.info())
+pub async fn info(State(e): St, req: Request) -> ApiResult {
+    let v = req.extensions().get::<crate::ApiVersion>().copied().unwrap_or_default();
+    crate::util::ok_json_with(&e.info(), |i| crate::compat::info(v, i))
 }
 
-pub async fn df(State(e): St) -> ApiResult {
-    ok_json(&e.disk_usage().await?)
+pub async fn df(State(e): St, req: Request) -> ApiResult {
+    let v = req.extensions().get::<crate::ApiVersion>().copied().unwrap_or_default();
+    let p = Params::parse(req.uri().query());
+    let types = crate::compat::disk_usage_types(v, &p)?;
+    crate::util::ok_json_with(&e.disk_usage().await?, |du| {
+        crate::compat::disk_usage(v, du);
+        // Only the object types asked for (1.42's `type`); the others are null.
+        if !types.is_empty() {
+            for (t, key) in [("container", "Containers"), ("image", "Images"), ("volume", "Volumes"), ("build-cache", "BuildCache")] {
+                if !types.iter().any(|x| x == t) {
+                    du[key] = serde_json::Value::Null;
+                }
+            }
+            if !types.iter().any(|x| x == "image") {
+                du["LayersSize"] = serde_json::Value::from(0);
+            }
+        }
+    })
 }
 
 pub async fn events(State(e): St, req: Request) -> ApiResult {

@@ -13,6 +13,7 @@ use futures_util::TryStreamExt;
 use tokio::sync::mpsc;
 
 /// An engine error as Docker answers it: status from the kind, `{"message": ...}`.
+#[derive(Debug)]
 pub struct ApiError(pub Error);
 
 impl From<Error> for ApiError {
@@ -140,6 +141,28 @@ pub fn parse_body<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Res
     let mut v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| invalid(format!("invalid JSON: {e}")))?;
     berth_types::json::strip_nulls(&mut v);
     serde_json::from_value(v).map_err(|e| invalid(format!("invalid JSON: {e}")))
+}
+
+/// A JSON request body as a value (an empty body is `{}`), for the per-version rules
+/// to adjust before it is read with [`from_value`].
+pub fn parse_value(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(serde_json::Value::Object(Default::default()));
+    }
+    serde_json::from_slice(bytes).map_err(|e| invalid(format!("invalid JSON: {e}")))
+}
+
+/// Reads a (possibly adjusted) JSON body into a type, `null` members as "not set".
+pub fn from_value<T: serde::de::DeserializeOwned>(mut v: serde_json::Value) -> Result<T, ApiError> {
+    berth_types::json::strip_nulls(&mut v);
+    serde_json::from_value(v).map_err(|e| invalid(format!("invalid JSON: {e}")))
+}
+
+/// A value serialised, adjusted by a per-version rule, and answered as JSON.
+pub fn ok_json_with<T: serde::Serialize>(v: &T, adjust: impl FnOnce(&mut serde_json::Value)) -> ApiResult {
+    let mut value = serde_json::to_value(v).map_err(|e| ApiError(Error::system(e.to_string())))?;
+    adjust(&mut value);
+    ok_json(&value)
 }
 
 /// A streamed response body fed by a channel.

@@ -35,5 +35,8 @@ pub async fn remove(State(e): St, Path(name): Path<String>, req: Request) -> Api
 
 pub async fn prune(State(e): St, req: Request) -> ApiResult {
     let p = Params::parse(req.uri().query());
-    ok_json(&e.volume_prune(&p.filters()?)?)
+    let mut filters = p.filters()?;
+    let v = req.extensions().get::<crate::ApiVersion>().copied().unwrap_or_default();
+    crate::compat::volume_prune(v, &mut filters);
+    ok_json(&e.volume_prune(&filters)?)
 }

@@ -177,6 +177,19 @@ pub fn parse_signal(s: &str) -> Result<i32> {
 
 impl Engine {
     pub async fn create_container(self: &Arc<Self>, name: Option<&str>, req: CreateRequest) -> Result<CreateResponse> {
+        self.create_container_for(name, req, "").await
+    }
+
+    /// `create` with the API's `platform` parameter (`os[/arch[/variant]]`, empty for
+    /// none): the image must be of that platform (404 otherwise, as dockerd); without
+    /// one, an image of another platform than the host's is used with a warning.
+    pub async fn create_container_for(self: &Arc<Self>, name: Option<&str>, req: CreateRequest, platform: &str) -> Result<CreateResponse> {
+        let wanted = if platform.is_empty() {
+            None
+        } else {
+            Some(crate::images::parse_platform_arg(platform)?)
+        };
+        let mut warnings = Vec::new();
         let mut cfg = req.config;
         let mut hc = req.host_config.unwrap_or_default();
         let networking = req.networking_config;
@@ -204,7 +217,22 @@ impl Engine {
             },
         };
         let mut ph = crate::timing::Phases::new("create", "-");
-        let image = self.images.resolve(&cfg.image).await?;
+        let image = match &wanted {
+            Some(w) => {
+                let id = self.images.resolve_platform_id(&cfg.image, w).await?;
+                self.images.resolve(&id).await?
+            }
+            None => self.images.resolve(&cfg.image).await?,
+        };
+        let have = image.platform.clone().normalised();
+        match &wanted {
+            Some(_) => {}
+            None if !berth_registry::manifest::Platform::host().matches(&have) && !have.architecture.is_empty() => warnings.push(format!(
+                "The requested image's platform ({have}) does not match the detected host platform ({}) and no specific platform was requested",
+                berth_registry::manifest::Platform::host()
+            )),
+            _ => {}
+        }
         ph.mark("image");
         merge_image_config(&mut cfg, &image.config);
         let (path, args) = {
@@ -223,7 +251,7 @@ impl Engine {
         match hc.log_config.kind.as_str() {
             "" => hc.log_config.kind = self.cfg.log_driver.clone(),
             "json-file" | "none" => {}
-            other => return Err(Error::invalid(format!("failed to create container: logger: no log driver named '{other}' is registered"))),
+            other => return Err(Error::invalid(format!("logger: no log driver named '{other}' is registered"))),
         }
         if hc.network_mode.is_empty() {
             hc.network_mode = "default".into();
@@ -296,6 +324,7 @@ impl Engine {
             hostname_path: dir.join("hostname").to_string_lossy().into_owned(),
             hosts_path: dir.join("hosts").to_string_lossy().into_owned(),
             runtime,
+            foreign_platform: if !have.architecture.is_empty() && !berth_registry::manifest::Platform::host().matches(&have) { have.to_string() } else { String::new() },
         };
         ph.mark("validate");
         if let Err(e) = self.images.prepare_snapshot(&id, &image.id).await {
@@ -327,7 +356,7 @@ impl Engine {
         self.emit_container(&c.snapshot(), "create", &[]);
         ph.mark("event");
         ph.finish();
-        Ok(CreateResponse { id, warnings: Vec::new() })
+        Ok(CreateResponse { id, warnings })
     }
 
     fn discard_volumes(&self, names: &[String]) {
@@ -406,6 +435,9 @@ impl Engine {
 
     async fn start_inner(self: &Arc<Self>, c: &Arc<Container>) -> Result<()> {
         let rec = c.snapshot();
+        if !rec.foreign_platform.is_empty() {
+            crate::emulation::check(&rec.foreign_platform)?;
+        }
         let id = rec.id.clone();
         let rootfs = self.rootfs_of(&id);
         let runtime = self.runtime_of(&rec)?;
@@ -704,6 +736,29 @@ impl Engine {
         tokio::task::spawn_blocking(move || rt.resume(&id)).await.map_err(|e| Error::system(e.to_string()))??;
         let rec = c.update_state(false, |r| r.state.status = Status::Running)?;
         self.emit_container(&rec, "unpause", &[]);
+        Ok(())
+    }
+
+    /// `DELETE /containers/{parent}/{alias}?link=1` (`docker rm --link`): removes the
+    /// legacy link `alias` from container `parent`, as dockerd's rmLink. A name without
+    /// a parent is the container's own name, which cannot be removed that way.
+    pub async fn remove_link(self: &Arc<Self>, name: &str) -> Result<()> {
+        let full = format!("/{}", name.trim_start_matches('/'));
+        let (parent, alias) = full.rsplit_once('/').unwrap_or(("", &full));
+        if parent.is_empty() {
+            self.container(name)?;
+            return Err(Error::system("Conflict, cannot remove the default link name of the container"));
+        }
+        let Ok(pc) = self.container(parent.trim_start_matches('/')) else {
+            return Err(Error::no_such_container(name));
+        };
+        let _op = pc.op.lock().await;
+        let links = pc.snapshot().host_config.links.unwrap_or_default();
+        let keep: Vec<String> = links.iter().filter(|l| crate::links::parse(l).map(|x| x.alias != alias).unwrap_or(true)).cloned().collect();
+        if keep.len() == links.len() {
+            return Err(Error::no_such_container(name));
+        }
+        pc.update(false, |r| r.host_config.links = (!keep.is_empty()).then_some(keep))?;
         Ok(())
     }
 

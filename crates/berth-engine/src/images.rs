@@ -25,6 +25,8 @@ pub struct ResolvedImage {
     /// `sha256:...`
     pub id: String,
     pub config: Config,
+    /// The image's platform (os/architecture/variant of its config).
+    pub platform: berth_registry::manifest::Platform,
 }
 
 pub(crate) fn image_err(e: ImageError) -> Error {
@@ -75,7 +77,41 @@ impl ImageService {
             })
             .await
             .map_err(|e| if e.kind == ErrorKind::NotFound { Error::no_such_image(&normalize_for_message(name)) } else { e })?;
-        Ok(ResolvedImage { id: id.to_string(), config: cfg.config.as_ref().map(convert).transpose()?.unwrap_or_default() })
+        let platform = berth_registry::manifest::Platform::new(
+            if cfg.os.is_empty() { "linux" } else { &cfg.os },
+            &cfg.architecture,
+            Some(cfg.variant.as_str()).filter(|v| !v.is_empty()),
+        );
+        Ok(ResolvedImage { id: id.to_string(), config: cfg.config.as_ref().map(convert).transpose()?.unwrap_or_default(), platform })
+    }
+
+    /// The ID of `name`'s image for `platform`: the platform's own when a multi-platform
+    /// image keeps it, else the image `name` names if it is of that platform; 404 with
+    /// dockerd's message otherwise.
+    pub async fn resolve_platform_id(&self, name: &str, platform: &berth_registry::manifest::Platform) -> Result<String> {
+        let (n, p) = (name.to_string(), platform.clone().normalised().to_string());
+        let (id, cfg) = self
+            .blocking(move |s| {
+                let id = s.resolve_platform(&n, &p)?;
+                let cfg = s.config(&id.to_string())?;
+                Ok((id, cfg))
+            })
+            .await
+            .map_err(|e| if e.kind == ErrorKind::NotFound { Error::no_such_image(&normalize_for_message(name)) } else { e })?;
+        let have = berth_registry::manifest::Platform::new(if cfg.os.is_empty() { "linux" } else { &cfg.os }, &cfg.architecture, Some(cfg.variant.as_str()).filter(|v| !v.is_empty())).normalised();
+        if !platform.matches(&have) {
+            return Err(Error::not_found(format!(
+                "image with reference {name} was found but does not match the specified platform: wanted {}, actual: {have}",
+                platform.clone().normalised()
+            )));
+        }
+        Ok(id.to_string())
+    }
+
+    /// The platforms a multi-platform image keeps under `name` (empty otherwise).
+    pub async fn platforms(&self, name: &str) -> Result<Vec<(String, String)>> {
+        let n = name.to_string();
+        self.blocking(move |s| Ok(s.platforms(&n).into_iter().map(|(p, d)| (p, d.to_string())).collect())).await
     }
 
     fn container_dir(&self, id: &str) -> PathBuf {
@@ -152,18 +188,26 @@ impl ImageService {
     }
 
     /// `docker load`; `progress` gets Docker's lines ("Loaded image: ...").
-    pub async fn load<R: Read + Send + 'static>(&self, input: R, mut progress: impl FnMut(String) + Send + 'static) -> Result<Vec<String>> {
+    pub async fn load<R: Read + Send + 'static>(&self, input: R, progress: impl FnMut(String) + Send + 'static) -> Result<Vec<String>> {
+        self.load_platform(input, None, progress).await
+    }
+
+    pub async fn load_platform<R: Read + Send + 'static>(&self, input: R, platform: Option<String>, mut progress: impl FnMut(String) + Send + 'static) -> Result<Vec<String>> {
         self.blocking(move |s| {
-            let loaded = s.load(input, &mut |ev: &LoadEvent| progress(ev.to_string()))?;
+            let loaded = s.load_platform(input, platform.as_deref(), &mut |ev: &LoadEvent| progress(ev.to_string()))?;
             Ok(loaded.into_iter().map(|l| l.id.to_string()).collect())
         })
         .await
     }
 
     pub async fn save<W: Write + Send + 'static>(&self, names: Vec<String>, out: W) -> Result<()> {
+        self.save_platform(names, None, out).await
+    }
+
+    pub async fn save_platform<W: Write + Send + 'static>(&self, names: Vec<String>, platform: Option<String>, out: W) -> Result<()> {
         self.blocking(move |s| {
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-            s.save(&refs, out).map(|_| ())
+            s.save_platform(&refs, platform.as_deref(), out).map(|_| ())
         })
         .await
     }
@@ -368,11 +412,29 @@ impl crate::engine::Engine {
     }
 
     pub async fn image_import<R: Read + Send + 'static>(&self, input: R, tag: Option<String>, changes: Vec<String>, message: Option<String>, source: String) -> Result<String> {
-        let opts = ImportOptions { changes, tag, message, source: Some(source), created: None };
+        self.image_import_for(input, tag, changes, message, source, "").await
+    }
+
+    /// `import` with the API's `platform` (`os[/arch[/variant]]`; empty: the host's).
+    pub async fn image_import_for<R: Read + Send + 'static>(&self, input: R, tag: Option<String>, changes: Vec<String>, message: Option<String>, source: String, platform: &str) -> Result<String> {
+        let platform = if platform.is_empty() {
+            None
+        } else {
+            let p = parse_platform_arg(platform)?;
+            Some((p.os.clone(), p.architecture.clone(), p.variant.clone().unwrap_or_default()))
+        };
+        let opts = ImportOptions { changes, tag, message, source: Some(source), created: None, platform };
         let id = self.images.import(input, opts).await?;
         self.events.emit("image", "import", &id, Default::default());
         Ok(id)
     }
+}
+
+/// `os[/arch[/variant]]` as the API's string `platform` parameters take it (an OS
+/// alone means the host's architecture, as containerd's platforms.Parse).
+pub fn parse_platform_arg(s: &str) -> Result<berth_registry::manifest::Platform> {
+    let full = if s.contains('/') { s.to_string() } else { format!("{s}/{}", crate::emulation::host_arch()) };
+    full.parse::<berth_registry::manifest::Platform>().map_err(|e| Error::invalid(e.to_string()))
 }
 
 fn list_created(images: &ImageService, id: &str) -> i64 {
@@ -412,12 +474,27 @@ impl crate::engine::Engine {
         self.images.inspect(name).await
     }
 
+    /// The image `name` names for a platform (`--platform`): its ID.
+    pub async fn image_for_platform(&self, name: &str, platform: &berth_registry::manifest::Platform) -> Result<String> {
+        self.images.resolve_platform_id(name, platform).await
+    }
+
     pub async fn images_history(&self, name: &str) -> Result<Vec<HistoryItem>> {
         self.images.history(name).await
     }
 
     pub async fn images_save<W: Write + Send + 'static>(&self, names: Vec<String>, out: W) -> Result<()> {
-        let r = self.images.save(names.clone(), out).await;
+        self.images_save_for(names, None, out).await
+    }
+
+    /// `docker save [--platform P]`.
+    pub async fn images_save_for<W: Write + Send + 'static>(&self, names: Vec<String>, platform: Option<&berth_registry::manifest::Platform>, out: W) -> Result<()> {
+        if let Some(p) = platform {
+            for n in &names {
+                self.images.resolve_platform_id(n, p).await?;
+            }
+        }
+        let r = self.images.save_platform(names.clone(), platform.map(|p| p.clone().normalised().to_string()), out).await;
         if r.is_ok() {
             for n in names {
                 self.events.emit("image", "save", &n, Default::default());
@@ -427,7 +504,12 @@ impl crate::engine::Engine {
     }
 
     pub async fn images_load<R: Read + Send + 'static>(&self, input: R, progress: impl FnMut(String) + Send + 'static) -> Result<Vec<String>> {
-        let ids = self.images.load(input, progress).await?;
+        self.images_load_for(input, None, progress).await
+    }
+
+    /// `docker load [--platform P]`.
+    pub async fn images_load_for<R: Read + Send + 'static>(&self, input: R, platform: Option<&berth_registry::manifest::Platform>, progress: impl FnMut(String) + Send + 'static) -> Result<Vec<String>> {
+        let ids = self.images.load_platform(input, platform.map(|p| p.clone().normalised().to_string()), progress).await?;
         for id in &ids {
             self.events.emit("image", "load", id, Default::default());
         }

@@ -8,6 +8,7 @@ pub mod build;
 pub mod config;
 pub mod container;
 mod containers;
+pub mod emulation;
 mod engine;
 pub mod error;
 pub mod events;

@@ -412,7 +412,12 @@ impl Networking {
         self.detach(engine, rec).await;
     }
 
-    pub async fn renamed(&self, _engine: &Engine, _rec: &ContainerRecord, _old: &str) {}
+    /// After `rename`: DNS answers to the new name only.
+    pub async fn renamed(&self, _engine: &Engine, rec: &ContainerRecord, _old: &str) {
+        if let Err(e) = self.mgr.rename_container(&rec.id, rec.bare_name()).await {
+            tracing::warn!("renaming {} in the networks' DNS: {e}", rec.id);
+        }
+    }
 
     pub async fn reattached(&self, _engine: &Engine, _rec: &ContainerRecord) {}
 

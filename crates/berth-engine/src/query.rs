@@ -81,9 +81,15 @@ pub fn human_duration(d: chrono::Duration) -> String {
     berth_types::units::human_duration(d.to_std().unwrap_or_default())
 }
 
+/// A container's ports in `GET /containers/json`: those of its running network
+/// (exposed ones without a binding, and the published ones). A container that is not
+/// running has no network and so lists none, as dockerd clears them at stop.
 fn ports_of(rec: &ContainerRecord) -> Vec<Port> {
     let mut out = Vec::new();
     let running = rec.state.status.is_alive();
+    if !running {
+        return out;
+    }
     let mut keys: Vec<String> = rec.config.exposed_ports.as_ref().map(|e| e.keys().cloned().collect()).unwrap_or_default();
     for k in rec.network.ports.keys() {
         if !keys.contains(k) {
@@ -287,15 +293,22 @@ impl Engine {
         }
         let rt = self.runtime_of(&rec)?;
         let id = rec.id.clone();
+        validate_ps_args(ps_args)?;
         let pids = tokio::task::spawn_blocking(move || rt.processes(&id)).await.map_err(|e| Error::system(e.to_string()))??;
-        let args: Vec<String> = if ps_args.is_empty() { vec!["-ef".into()] } else { ps_args.split_whitespace().map(String::from).collect() };
-        let out = tokio::process::Command::new("ps")
-            .args(&args)
-            .output()
-            .await
-            .map_err(|e| Error::system(format!("running ps: {e}")))?;
+        let args: Vec<String> = if ps_args.is_empty() { vec!["-ef".into()] } else { ps_args.split(' ').filter(|a| !a.is_empty()).map(String::from).collect() };
+        // As dockerd: ps over the container's processes (`-q pid,...`), so that options
+        // which select no processes by themselves (`-o pid,args`) still list them;
+        // options that cannot go with -q (such as `f`) are retried without it.
+        let q = format!("-q{}", pids.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(","));
+        let mut out = tokio::process::Command::new("ps").args(&args).arg(&q).output().await.map_err(|e| Error::system(format!("ps: {e}")))?;
         if !out.status.success() {
-            return Err(Error::system(format!("ps: {}", String::from_utf8_lossy(&out.stderr).trim())));
+            out = tokio::process::Command::new("ps").args(&args).output().await.map_err(|e| Error::system(format!("ps: {e}")))?;
+            if !out.status.success() {
+                let err = String::from_utf8_lossy(&out.stderr);
+                let first = err.lines().next().unwrap_or("").to_string();
+                let why = if first.is_empty() { format!("exit status {}", out.status.code().unwrap_or(-1)) } else { first };
+                return Err(Error::system(format!("ps: {why}")));
+            }
         }
         parse_ps(&String::from_utf8_lossy(&out.stdout), &pids)
     }
@@ -441,25 +454,61 @@ fn regex_lite(pat: &str) -> std::result::Result<Box<dyn Fn(&str) -> bool>, ()> {
     }))
 }
 
+/// dockerd refuses ps options that would rename the PID column (`-o x=PID`), since
+/// the rows are matched to the container by that column.
+fn validate_ps_args(args: &str) -> Result<()> {
+    // `\s+([^\s]*)=\s*(PID[^\s]*)` as dockerd's check.
+    let bytes: Vec<&str> = args.split(char::is_whitespace).collect();
+    for (i, word) in bytes.iter().enumerate() {
+        if i == 0 {
+            continue;
+        }
+        if let Some((k, v)) = word.split_once('=') {
+            let v = if v.is_empty() { bytes.get(i + 1).copied().unwrap_or("") } else { v };
+            if v.starts_with("PID") && k != "pid" {
+                return Err(Error::system(format!("specifying \"{k}={v}\" is not allowed")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// dockerd's parsePSOutput: rows of the container's processes (and, with `m`, the
+/// thread rows under them), the last column keeping its spaces.
 fn parse_ps(text: &str, pids: &[i32]) -> Result<TopResponse> {
-    let mut lines = text.lines();
-    let header = lines.next().ok_or_else(|| Error::system("ps printed nothing"))?;
-    let titles: Vec<String> = header.split_whitespace().map(String::from).collect();
-    let pid_col = titles.iter().position(|t| t == "PID").ok_or_else(|| Error::invalid("Couldn't find PID field in ps output"))?;
+    let mut lines = text.split('\n');
+    let header = lines.next().unwrap_or("");
+    let titles: Vec<String> = header.split_ascii_whitespace().map(String::from).collect();
+    let pid_col = titles.iter().position(|t| t == "PID").ok_or_else(|| Error::system("Couldn't find PID field in ps output"))?;
     let mut processes = Vec::new();
+    let mut in_container = false;
+    let row = |fields: &[&str]| -> Vec<String> {
+        let n = titles.len().max(1);
+        let mut row: Vec<String> = fields[..(n - 1).min(fields.len())].iter().map(|s| s.to_string()).collect();
+        if fields.len() >= n {
+            row.push(fields[n - 1..].join(" "));
+        }
+        row
+    };
     for line in lines {
-        let fields: Vec<&str> = line.split_whitespace().collect();
+        if line.is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split_ascii_whitespace().collect();
         if fields.len() <= pid_col {
             continue;
         }
-        let Ok(pid) = fields[pid_col].parse::<i32>() else { continue };
-        if !pids.contains(&pid) {
+        if fields[pid_col] == "-" {
+            if in_container {
+                processes.push(row(&fields));
+            }
             continue;
         }
-        // The last column (CMD) may contain spaces.
-        let mut row: Vec<String> = fields[..titles.len() - 1].iter().map(|s| s.to_string()).collect();
-        row.push(fields[titles.len() - 1..].join(" "));
-        processes.push(row);
+        let pid: i32 = fields[pid_col].parse().map_err(|e| Error::system(format!("Unexpected pid '{}': {e}", fields[pid_col])))?;
+        in_container = pids.contains(&pid);
+        if in_container {
+            processes.push(row(&fields));
+        }
     }
     Ok(TopResponse { titles, processes })
 }

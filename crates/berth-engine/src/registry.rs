@@ -155,6 +155,20 @@ impl Engine {
         Ok(())
     }
 
+    /// `GET /distribution/{name}/json`: the registry's descriptor of `name` and the
+    /// platforms it provides.
+    pub async fn distribution_inspect(&self, name: &str, auth: AuthConfig) -> Result<serde_json::Value> {
+        let reference = Reference::parse(name).map_err(|e| Error::invalid(e.to_string()))?;
+        let (desc, platforms) = self
+            .registry
+            .run(move |client| async move { client.distribution_inspect(&reference, &auth).await.map_err(registry_err) })
+            .await?;
+        Ok(serde_json::json!({
+            "Descriptor": {"mediaType": desc.media_type, "digest": desc.digest.to_string(), "size": desc.size},
+            "Platforms": platforms,
+        }))
+    }
+
     /// `POST /auth`: checks credentials against the registry.
     pub async fn registry_login(&self, auth: AuthConfig) -> Result<AuthResponse> {
         let registry = if auth.server_address.is_empty() { "docker.io".to_string() } else { auth.server_address.clone() };

@@ -1,7 +1,7 @@
 //! Named volumes with Docker's `local` driver: `volumes/<name>/_data` under the data
-//! root, options and labels in `volumes/<name>/opts.json`. Volumes of type tmpfs or
-//! bind (`type=none,o=bind,device=...`) are mounted on `_data` while a container uses
-//! them.
+//! root, options and labels in `volumes/<name>/opts.json`. A volume with mount options
+//! (`type=tmpfs|ext4|xfs|nfs|none,device=...,o=...`) has its device mounted on `_data`
+//! while containers use it, as dockerd's local driver does.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -97,7 +97,7 @@ impl VolumeStore {
         if !valid_name(&name) {
             return Err(invalid_name(&name));
         }
-        validate_options(&opts)?;
+        validate_options(&opts).map_err(|e| e.context(format!("create {name}")))?;
         let mut inner = self.lock();
         if let Some(existing) = inner.vols.get(&name) {
             if !opts.is_empty() && existing.options != opts {
@@ -155,7 +155,7 @@ impl VolumeStore {
         if needs_mount(&rec.options) {
             let n = inner.mounted.entry(name.to_string()).or_insert(0);
             if *n == 0 && !is_mount_point(&data) {
-                mount_volume(&rec.options, &data).map_err(|e| e.context(format!("mounting volume {name}")))?;
+                mount_volume(&rec.options, &data).map_err(|e| e.context(format!("error while mounting volume '{}'", data.display())))?;
             }
             *n += 1;
         }
@@ -197,57 +197,140 @@ fn needs_mount(opts: &BTreeMap<String, String>) -> bool {
     opts.contains_key("type") || opts.contains_key("device")
 }
 
-/// The local driver's options: type, o, device (and size for tmpfs via o=size=...).
+/// The local driver's options, checked as dockerd's (volume/local): only `type`, `o`,
+/// `device` and `size`; `type` and `device` go together, `o` needs both. Any
+/// filesystem type the kernel mounts is accepted (tmpfs, ext4, xfs, nfs, `none` with
+/// `o=bind`, ...): as with dockerd, a wrong one fails when a container mounts it.
 fn validate_options(opts: &BTreeMap<String, String>) -> Result<()> {
+    if opts.is_empty() {
+        return Ok(());
+    }
     for k in opts.keys() {
         if !matches!(k.as_str(), "type" | "o" | "device" | "size") {
-            return Err(Error::invalid(format!("invalid option key: {k:?}")));
+            return Err(Error::invalid(format!("invalid option: {k:?}")));
         }
     }
-    match opts.get("type").map(String::as_str) {
-        None => {
-            if opts.contains_key("device") || opts.contains_key("o") {
-                return Err(Error::invalid("missing required option: \"type\""));
+    if let Some(size) = opts.get("size") {
+        let n = crate::config::parse_size(size).ok_or_else(|| Error::invalid(format!("invalid size: '{size}'")))?;
+        if n > 0 {
+            // berth's local driver has no project quotas (dockerd needs xfs pquota).
+            return Err(Error::invalid("quota size requested but no quota support"));
+        }
+    }
+    // dockerd walks a map here; the order of its checks is the order of these.
+    for (opt, required) in [("device", &["type"][..]), ("type", &["device"][..]), ("o", &["device", "type"][..])] {
+        if opts.contains_key(opt) {
+            for r in required {
+                if !opts.contains_key(*r) {
+                    return Err(Error::invalid(format!("missing required option: {r:?}")));
+                }
             }
         }
-        Some("tmpfs") => {}
-        Some("none") => {
-            let o = opts.get("o").map(String::as_str).unwrap_or("");
-            if !o.split(',').any(|x| x == "bind" || x == "rbind") {
-                return Err(Error::invalid("type=none needs o=bind"));
-            }
-            let dev = opts.get("device").ok_or_else(|| Error::invalid("missing required option: \"device\""))?;
-            if !Path::new(dev).is_absolute() {
-                return Err(Error::invalid(format!("bind device must be an absolute path: {dev}")));
-            }
-            if !Path::new(dev).exists() {
-                return Err(Error::invalid(format!("bind device {dev} does not exist")));
-            }
-        }
-        Some(t) => return Err(Error::invalid(format!("unsupported volume type {t:?} (berth's local driver supports tmpfs and none,o=bind)"))),
     }
     Ok(())
 }
 
+/// Mount flags named in an options string (moby/sys/mount's parseOptions): the rest is
+/// the filesystem's data. Returns (flags to set, propagation flags, data).
+fn parse_mount_options(o: &str) -> (nix::mount::MsFlags, nix::mount::MsFlags, String) {
+    use nix::mount::MsFlags as F;
+    let mut flags = F::empty();
+    let mut prop = F::empty();
+    let mut data = Vec::new();
+    for opt in o.split(',').filter(|x| !x.is_empty()) {
+        let (clear, set): (bool, F) = match opt {
+            "defaults" => (false, F::empty()),
+            "ro" => (false, F::MS_RDONLY),
+            "rw" => (true, F::MS_RDONLY),
+            "suid" => (true, F::MS_NOSUID),
+            "nosuid" => (false, F::MS_NOSUID),
+            "dev" => (true, F::MS_NODEV),
+            "nodev" => (false, F::MS_NODEV),
+            "exec" => (true, F::MS_NOEXEC),
+            "noexec" => (false, F::MS_NOEXEC),
+            "sync" => (false, F::MS_SYNCHRONOUS),
+            "async" => (true, F::MS_SYNCHRONOUS),
+            "dirsync" => (false, F::MS_DIRSYNC),
+            "remount" => (false, F::MS_REMOUNT),
+            "mand" => (false, F::MS_MANDLOCK),
+            "nomand" => (true, F::MS_MANDLOCK),
+            "atime" => (true, F::MS_NOATIME),
+            "noatime" => (false, F::MS_NOATIME),
+            "diratime" => (true, F::MS_NODIRATIME),
+            "nodiratime" => (false, F::MS_NODIRATIME),
+            "bind" => (false, F::MS_BIND),
+            "rbind" => (false, F::MS_BIND | F::MS_REC),
+            "relatime" => (false, F::MS_RELATIME),
+            "norelatime" => (true, F::MS_RELATIME),
+            "strictatime" => (false, F::MS_STRICTATIME),
+            "nostrictatime" => (true, F::MS_STRICTATIME),
+            "unbindable" | "runbindable" | "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" => {
+                let mut p = match opt.trim_start_matches('r') {
+                    "unbindable" => F::MS_UNBINDABLE,
+                    "private" => F::MS_PRIVATE,
+                    "shared" => F::MS_SHARED,
+                    _ => F::MS_SLAVE,
+                };
+                if opt.starts_with('r') {
+                    p |= F::MS_REC;
+                }
+                prop |= p;
+                continue;
+            }
+            other => {
+                data.push(other.to_string());
+                continue;
+            }
+        };
+        if clear {
+            flags.remove(set);
+        } else {
+            flags.insert(set);
+        }
+    }
+    (flags, prop, data.join(","))
+}
+
+/// Mounts the volume's `device` on `target` with `type` and `o`, as dockerd's local
+/// driver (moby/sys/mount's Mount): the mount, then the propagation, then a read-only
+/// remount for a read-only bind.
 fn mount_volume(opts: &BTreeMap<String, String>, target: &Path) -> Result<()> {
     use nix::mount::{MsFlags, mount};
-    let o = opts.get("o").cloned().unwrap_or_default();
-    match opts.get("type").map(String::as_str) {
-        Some("tmpfs") => {
-            let mut data: Vec<String> = o.split(',').filter(|x| !x.is_empty()).map(String::from).collect();
-            if let Some(size) = opts.get("size") {
-                data.push(format!("size={size}"));
-            }
-            mount(Some("tmpfs"), target, Some("tmpfs"), MsFlags::empty(), Some(data.join(",").as_str()))
-                .map_err(|e| Error::system(format!("tmpfs: {e}")))
-        }
-        Some("none") => {
-            let dev = opts.get("device").cloned().unwrap_or_default();
-            let flags = if o.split(',').any(|x| x == "rbind") { MsFlags::MS_BIND | MsFlags::MS_REC } else { MsFlags::MS_BIND };
-            mount(Some(dev.as_str()), target, None::<&str>, flags, None::<&str>).map_err(|e| Error::system(format!("bind {dev}: {e}")))
-        }
-        _ => Ok(()),
+    let device = opts.get("device").cloned().unwrap_or_default();
+    if device.is_empty() {
+        return Err(Error::system("missing device in volume options"));
     }
+    let kind = opts.get("type").cloned().unwrap_or_default();
+    let o = opts.get("o").cloned().unwrap_or_default();
+    let (flags, prop, data) = parse_mount_options(&o);
+    let fail = |flags: MsFlags, e: nix::errno::Errno| {
+        let mut msg = format!("failed to mount local volume: mount {device}:{}", target.display());
+        if !flags.is_empty() {
+            msg.push_str(&format!(", flags: {:#x}", flags.bits()));
+        }
+        if !data.is_empty() {
+            msg.push_str(&format!(", data: {}", hide_password(&data)));
+        }
+        msg.push_str(&format!(": {}", e.desc().to_lowercase()));
+        Error::system(msg)
+    };
+    if !flags.contains(MsFlags::MS_REMOUNT) || !data.is_empty() {
+        mount(Some(device.as_str()), target, Some(kind.as_str()).filter(|k| !k.is_empty()), flags, Some(data.as_str()).filter(|d| !d.is_empty()))
+            .map_err(|e| fail(flags, e))?;
+    }
+    if !prop.is_empty() {
+        mount(None::<&str>, target, None::<&str>, prop, None::<&str>).map_err(|e| fail(prop, e))?;
+    }
+    let bind_ro = MsFlags::MS_BIND | MsFlags::MS_RDONLY;
+    if flags.contains(bind_ro) {
+        mount(None::<&str>, target, None::<&str>, flags | MsFlags::MS_REMOUNT, None::<&str>).map_err(|e| fail(flags | MsFlags::MS_REMOUNT, e))?;
+    }
+    Ok(())
+}
+
+/// A CIFS password in the options never shows in an error.
+fn hide_password(data: &str) -> String {
+    data.split(',').map(|kv| if kv.starts_with("password=") { "password=********" } else { kv }).collect::<Vec<_>>().join(",")
 }
 
 /// Whether `p` is a mount point (per /proc/self/mountinfo).

@@ -26,6 +26,9 @@ pub struct ImportOptions {
     pub source: Option<String>,
     /// Overrides the creation time (RFC 3339); now by default.
     pub created: Option<String>,
+    /// The image's platform `(os, architecture, variant)` (`--platform`); the host's
+    /// by default, as dockerd since API 1.42 (which takes the architecture too).
+    pub platform: Option<(String, String, String)>,
 }
 
 pub(crate) fn media_type_for(c: Compression) -> &'static str {
@@ -72,8 +75,10 @@ impl ImageStore {
         self.with_lease(|lease| {
             let lw = self.anonymous_layer_writer(lease)?;
             let layer = ingest::copy_layer(input, lw)?;
+            let (os, architecture, variant) = opts.platform.clone().unwrap_or_else(|| ("linux".into(), crate::manifest::host_architecture().into(), String::new()));
             let ic = ImageConfig {
-                architecture: crate::manifest::host_architecture().into(),
+                architecture,
+                variant,
                 comment: message.clone(),
                 config: Some(cfg.clone()),
                 container_config: Some(ContainerConfig::default()),
@@ -84,7 +89,7 @@ impl ImageStore {
                     comment: message.clone(),
                     ..Default::default()
                 }],
-                os: "linux".into(),
+                os,
                 rootfs: RootFs {
                     kind: "layers".into(),
                     diff_ids: vec![layer.diff_id.clone()],

@@ -43,5 +43,5 @@ pub use lease::Lease;
 pub use manifest::Descriptor;
 pub use reference::Reference;
 pub use snapshot::{CommitOptions, Snapshot, SnapshotOptions};
-pub use store::{ImageStore, NewImage, StoreOptions};
+pub use store::{ImageStore, NewImage, StoreOptions, Variant};
 pub use types::*;

@@ -72,6 +72,21 @@ pub struct SnapshotRecord {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct RepositoriesFile {
     refs: BTreeMap<String, Digest>,
+    /// Multi-platform images pulled under a reference, per platform.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    variants: BTreeMap<String, PlatformSet>,
+}
+
+/// The platforms of one multi-platform index pulled under a reference (a tag or a
+/// digest reference): `os/arch[/variant]` → the image. The reference itself points
+/// at one of them (the host's when it was pulled, else the last one pulled); the
+/// others are kept whole and chosen by platform (`--platform`), as Docker's
+/// containerd image store keeps an index whole.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlatformSet {
+    /// The index's digest.
+    pub index: Option<Digest>,
+    pub images: BTreeMap<String, Digest>,
 }
 
 /// An image with its parsed config.
@@ -89,6 +104,8 @@ pub struct Meta {
     pub images: BTreeMap<Digest, ImageEntry>,
     /// Full reference string → (reference, image).
     pub refs: BTreeMap<String, (Reference, Digest)>,
+    /// Full reference string → the platforms pulled from its index.
+    pub variants: BTreeMap<String, PlatformSet>,
     pub snapshots: BTreeMap<String, SnapshotRecord>,
 }
 
@@ -106,6 +123,7 @@ impl Meta {
             dir: dir.to_path_buf(),
             images: BTreeMap::new(),
             refs: BTreeMap::new(),
+            variants: BTreeMap::new(),
             snapshots: BTreeMap::new(),
         };
         let images_dir = dir.join("images");
@@ -156,6 +174,12 @@ impl Meta {
                         meta.refs.insert(name, (r, id));
                     }
                 }
+                for (name, mut set) in f.variants {
+                    set.images.retain(|_, id| meta.images.contains_key(id));
+                    if meta.refs.contains_key(&name) && !set.images.is_empty() {
+                        meta.variants.insert(name, set);
+                    }
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(ImageError::io_path("read", &repos, e)),
@@ -199,6 +223,7 @@ impl Meta {
                 .iter()
                 .map(|(k, (_, id))| (k.clone(), id.clone()))
                 .collect(),
+            variants: self.variants.iter().filter(|(k, _)| self.refs.contains_key(*k)).map(|(k, v)| (k.clone(), v.clone())).collect(),
         };
         fsutil::atomic_write_json(&self.dir.join("repositories.json"), &f)
     }
@@ -230,6 +255,21 @@ impl Meta {
             .filter(|(_, i)| i == id)
             .map(|(r, _)| r.clone())
             .collect()
+    }
+
+    /// References under which `id` is kept as one platform of a multi-platform image
+    /// (whether or not the reference itself points at it).
+    pub fn variant_refs_of(&self, id: &Digest) -> Vec<Reference> {
+        self.variants
+            .iter()
+            .filter(|(_, s)| s.images.values().any(|i| i == id))
+            .filter_map(|(k, _)| self.refs.get(k).map(|(r, _)| r.clone()))
+            .collect()
+    }
+
+    /// The image of platform `platform` kept under reference `key`.
+    pub fn variant(&self, key: &str, platform: &str) -> Option<Digest> {
+        self.variants.get(key).and_then(|s| s.images.get(platform)).cloned()
     }
 
     /// Images committed from `id`.

@@ -93,6 +93,18 @@ pub struct NewImage<'a> {
     pub parent: Option<Digest>,
 }
 
+/// One platform of a multi-platform index, recorded beside the others pulled under
+/// the same reference (see [`crate::meta::PlatformSet`]).
+#[derive(Debug, Clone)]
+pub struct Variant {
+    /// The index's digest.
+    pub index: Digest,
+    /// This image's platform, `os/arch[/variant]`.
+    pub platform: String,
+    /// The host's platform: the reference points at that image when it is kept.
+    pub host: String,
+}
+
 /// Default free-space margin: 5% of the filesystem, clamped to [1 GiB, 20 GiB].
 fn default_margin(path: &Path) -> u64 {
     match rustix::fs::statvfs(path) {
@@ -277,6 +289,14 @@ impl ImageStore {
     /// blobs, in parallel), writes the image record and points the tags at it.
     /// Returns the image ID and the tags it took from other images.
     pub fn record_image(&self, lease: &Lease, img: NewImage<'_>) -> Result<(Digest, Vec<LoadEvent>)> {
+        self.record_image_variant(lease, img, None)
+    }
+
+    /// [`record_image`](Self::record_image) for one platform of a multi-platform
+    /// index: the image joins the platforms already kept under its references (from
+    /// the same index; another index replaces them), and each reference points at
+    /// the host's platform when it is among them.
+    pub fn record_image_variant(&self, lease: &Lease, img: NewImage<'_>, variant: Option<&Variant>) -> Result<(Digest, Vec<LoadEvent>)> {
         let config = ImageConfig::parse(img.config)?;
         let diff_ids = config.rootfs.diff_ids.clone();
         if diff_ids.len() != img.layers.len() {
@@ -429,7 +449,19 @@ impl ImageStore {
         );
         let mut events = Vec::new();
         for t in img.tags.iter().chain(img.repo_digests.iter()) {
-            if let Some(old) = set_ref(&mut meta, t, &id)
+            let target = match variant {
+                None => id.clone(),
+                Some(v) => {
+                    let set = meta.variants.entry(t.to_string()).or_default();
+                    if set.index.as_ref() != Some(&v.index) {
+                        set.images.clear();
+                        set.index = Some(v.index.clone());
+                    }
+                    set.images.insert(v.platform.clone(), id.clone());
+                    set.images.get(&v.host).cloned().unwrap_or_else(|| id.clone())
+                }
+            };
+            if let Some(old) = set_ref(&mut meta, t, &target)
                 && t.tag().is_some() {
                     events.push(LoadEvent::TagMoved {
                         tag: t.familiar(),
@@ -497,6 +529,36 @@ impl ImageStore {
         resolve_in(&self.lock_meta(), name)
     }
 
+    /// Resolves `name` for platform `platform` (`os/arch[/variant]`, normalised): the
+    /// platform's image when a multi-platform image keeps it under that reference,
+    /// else what [`resolve`](Self::resolve) gives (the caller checks its platform).
+    pub fn resolve_platform(&self, name: &str, platform: &str) -> Result<Digest> {
+        let meta = self.lock_meta();
+        let id = resolve_in(&meta, name)?;
+        if let Ok(r) = Reference::parse_tagged(name) {
+            let key = r.to_string();
+            if let Some(v) = meta.variant(&key, platform) {
+                return Ok(v);
+            }
+            // arm64 without a variant matches arm64/v8, and the like.
+            if let Some(set) = meta.variants.get(&key)
+                && let Some((_, v)) = set.images.iter().find(|(p, _)| platform_matches(platform, p))
+            {
+                return Ok(v.clone());
+            }
+        }
+        Ok(id)
+    }
+
+    /// The platforms kept under reference `name` (empty for a single-platform image).
+    pub fn platforms(&self, name: &str) -> Vec<(String, Digest)> {
+        let meta = self.lock_meta();
+        match Reference::parse_tagged(name) {
+            Ok(r) => meta.variants.get(&r.to_string()).map(|s| s.images.iter().map(|(p, d)| (p.clone(), d.clone())).collect()).unwrap_or_default(),
+            Err(_) => Vec::new(),
+        }
+    }
+
     /// The parsed config of an image.
     pub fn config(&self, name: &str) -> Result<ImageConfig> {
         let meta = self.lock_meta();
@@ -524,9 +586,12 @@ impl ImageStore {
     /// Every image, newest first (as `docker images` sorts).
     pub fn list(&self) -> Result<Vec<ImageSummary>> {
         let meta = self.lock_meta();
+        // One row per reference: the other platforms of a multi-platform image are
+        // kept but not listed (as Docker lists an index once).
         let mut out: Vec<ImageSummary> = meta
             .images
             .values()
+            .filter(|e| !(meta.refs_of(&e.record.id).is_empty() && !meta.variant_refs_of(&e.record.id).is_empty()))
             .map(|e| self.summary(&meta, e))
             .collect::<Result<_>>()?;
         out.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
@@ -564,7 +629,14 @@ impl ImageStore {
         let meta = self.lock_meta();
         let id = resolve_in(&meta, name)?;
         let e = &meta.images[&id];
-        let s = self.summary(&meta, e)?;
+        let mut s = self.summary(&meta, e)?;
+        for r in meta.variant_refs_of(&id) {
+            let name = r.familiar();
+            let list = if r.digest().is_some() { &mut s.repo_digests } else { &mut s.repo_tags };
+            if !list.contains(&name) {
+                list.push(name);
+            }
+        }
         let c = &e.config;
         let mut data = BTreeMap::new();
         let dirs: Vec<String> = e
@@ -707,6 +779,7 @@ impl ImageStore {
         let users = self.merge_snapshot_users(&meta, users);
         let id = resolve_in(&meta, name)?;
         let mut items = Vec::new();
+        let mut orphans: Vec<Digest> = Vec::new();
         let by_id = is_id_reference(&meta, name, &id);
         let mut quiet = false;
         if !by_id {
@@ -724,6 +797,9 @@ impl ImageStore {
             if meta.refs.remove(&key).is_some() {
                 items.push(DeleteItem::Untagged(r.familiar()));
             }
+            if let Some(set) = meta.variants.remove(&key) {
+                orphans.extend(set.images.into_values().filter(|i| *i != id));
+            }
             // A removed tag takes the same repository's digest references with it
             // when no tag of that repository is left.
             if r.digest().is_none() {
@@ -736,12 +812,16 @@ impl ImageStore {
                         if x.digest().is_some() && x.name() == r.name() {
                             meta.refs.remove(&x.to_string());
                             items.push(DeleteItem::Untagged(x.familiar()));
+                            if let Some(set) = meta.variants.remove(&x.to_string()) {
+                                orphans.extend(set.images.into_values().filter(|i| *i != id));
+                            }
                         }
                     }
                 }
             }
             meta.save_refs()?;
-            if !meta.refs_of(&id).is_empty() {
+            self.delete_orphaned_platforms(&mut meta, &users, &orphans, &mut items)?;
+            if !meta.refs_of(&id).is_empty() || !meta.variant_refs_of(&id).is_empty() {
                 return Ok(items);
             }
             quiet = true;
@@ -765,6 +845,17 @@ impl ImageStore {
         }
         self.delete_helper(&mut meta, &users, &id, &mut items, force, prune_parents, quiet)?;
         Ok(items)
+    }
+
+    /// The other platforms of a multi-platform image whose reference went: deleted
+    /// when nothing else refers to them and no container uses them.
+    fn delete_orphaned_platforms(&self, meta: &mut Meta, users: &ImageUsers, orphans: &[Digest], items: &mut Vec<DeleteItem>) -> Result<()> {
+        for o in orphans {
+            if meta.images.contains_key(o) && meta.refs_of(o).is_empty() && meta.variant_refs_of(o).is_empty() && users.any(o).is_none() {
+                self.delete_helper(meta, users, o, items, false, true, true)?;
+            }
+        }
+        Ok(())
     }
 
     /// Snapshot records count as (stopped) containers using their image, in case
@@ -808,6 +899,10 @@ impl ImageStore {
             meta.refs.remove(&r.to_string());
             items.push(DeleteItem::Untagged(r.familiar()));
         }
+        for set in meta.variants.values_mut() {
+            set.images.retain(|_, i| i != id);
+        }
+        meta.variants.retain(|_, s| !s.images.is_empty());
         meta.save_refs()?;
         let entry = meta
             .images
@@ -851,6 +946,10 @@ impl ImageStore {
                         return false;
                     }
                     let refs = meta.refs_of(&e.record.id);
+                    if refs.is_empty() && !meta.variant_refs_of(&e.record.id).is_empty() {
+                        // One platform of a multi-platform image: it goes with it.
+                        return false;
+                    }
                     let children = meta.children_of(&e.record.id);
                     if refs.is_empty() && !children.is_empty() {
                         return false;
@@ -1001,6 +1100,11 @@ fn referenced(meta: &Meta) -> (HashSet<Digest>, HashSet<Digest>) {
 
 /// Points reference `r` at `id`; returns the image it pointed at before, if another.
 fn set_ref(meta: &mut Meta, r: &Reference, id: &Digest) -> Option<Digest> {
+    // A reference moved to an image that is not one of its platforms drops them.
+    let key = r.to_string();
+    if meta.variants.get(&key).is_some_and(|s| !s.images.values().any(|i| i == id)) {
+        meta.variants.remove(&key);
+    }
     let old = meta
         .refs
         .insert(r.to_string(), (r.clone(), id.clone()))
@@ -1208,4 +1312,12 @@ mod tests {
         let m = default_margin(Path::new("/"));
         assert!((256 << 20..=2 << 30).contains(&m), "{m}");
     }
+}
+
+/// Whether a wanted platform (`os/arch[/variant]`) is satisfied by a kept one: a
+/// variant matters only when the wanted platform names it.
+fn platform_matches(want: &str, have: &str) -> bool {
+    let w: Vec<&str> = want.split('/').collect();
+    let h: Vec<&str> = have.split('/').collect();
+    w.len() >= 2 && h.len() >= 2 && w[0] == h[0] && w[1] == h[1] && (w.len() < 3 || h.get(2) == w.get(2))
 }

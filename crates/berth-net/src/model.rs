@@ -70,6 +70,10 @@ pub(crate) struct NetworkRecord {
     pub labels: BTreeMap<String, String>,
     pub options: BTreeMap<String, String>,
     pub ipam_options: BTreeMap<String, String>,
+    /// `IPAM.Options` was given (even `{}`): inspect shows it as given, `null` otherwise,
+    /// as dockerd does.
+    #[serde(default)]
+    pub ipam_options_given: bool,
     pub bridge: Option<BridgeSettings>,
     #[serde(default)]
     pub vlan: Option<VlanSettings>,

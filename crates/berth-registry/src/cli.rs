@@ -53,6 +53,37 @@ enum Command {
         /// PEM private key for --tls-cert.
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// Run as a pull-through cache of this registry (`https://registry-1.docker.io`,
+        /// `http://127.0.0.1:5001`): pulls fetch and keep what is missing; pushes are refused.
+        #[arg(long)]
+        proxy_remote_url: Option<String>,
+        /// Username for the upstream registry.
+        #[arg(long, requires = "proxy_remote_url", env = "BERTH_PROXY_USERNAME")]
+        proxy_username: Option<String>,
+        /// Password for the upstream registry.
+        #[arg(long, requires = "proxy_remote_url", env = "BERTH_PROXY_PASSWORD", hide_env_values = true)]
+        proxy_password: Option<String>,
+        /// Bearer-token auth: where clients get tokens (the token server's URL).
+        #[arg(long, requires_all = ["token_service", "token_issuer", "token_rootcertbundle"], conflicts_with = "htpasswd")]
+        token_realm: Option<String>,
+        /// This registry's name in tokens (`aud`).
+        #[arg(long, requires = "token_realm")]
+        token_service: Option<String>,
+        /// The tokens' issuer (`iss`).
+        #[arg(long, requires = "token_realm")]
+        token_issuer: Option<String>,
+        /// PEM certificates of the keys that sign tokens.
+        #[arg(long, requires = "token_realm")]
+        token_rootcertbundle: Option<PathBuf>,
+        /// Collect garbage while serving, this often (Go duration: `1h`, `30m`).
+        #[arg(long, value_parser = parse_duration)]
+        gc_interval: Option<std::time::Duration>,
+        /// Keep unreferenced blobs younger than this (uploads whose manifest is to come).
+        #[arg(long, value_parser = parse_duration, default_value = "1h")]
+        gc_grace: std::time::Duration,
+        /// Online collection also deletes manifests no tag reaches.
+        #[arg(long, requires = "gc_interval")]
+        gc_delete_untagged: bool,
     },
     /// Pull an image into the image store of a data root (no daemon).
     Pull {
@@ -76,6 +107,14 @@ enum Command {
         reference: String,
     },
     /// Delete blobs no manifest references. The registry must not be serving.
+    /// Storage used per repository (and what only it uses).
+    Du {
+        #[arg(long)]
+        root: PathBuf,
+        /// `json` for one JSON array.
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
     GarbageCollect {
         #[arg(long)]
         root: PathBuf,
@@ -143,9 +182,30 @@ pub fn main(args: &[OsString]) -> i32 {
             htpasswd,
             tls_cert,
             tls_key,
+            proxy_remote_url,
+            proxy_username,
+            proxy_password,
+            token_realm,
+            token_service,
+            token_issuer,
+            token_rootcertbundle,
+            gc_interval,
+            gc_grace,
+            gc_delete_untagged,
         } => {
             let mut config = ServerConfig::new(addr, &root);
             config.htpasswd = htpasswd;
+            config.gc_interval = gc_interval;
+            config.gc_grace = gc_grace;
+            config.gc_delete_untagged = gc_delete_untagged;
+            if let (Some(realm), Some(service), Some(issuer), Some(bundle)) = (token_realm, token_service, token_issuer, token_rootcertbundle) {
+                config.token = Some(server::token::TokenConfig { realm, service, issuer, root_cert_bundle: bundle });
+            }
+            config.proxy = proxy_remote_url.map(|remote_url| server::proxy::ProxyConfig {
+                remote_url,
+                username: proxy_username.unwrap_or_default(),
+                password: proxy_password.unwrap_or_default(),
+            });
             if let (Some(cert), Some(key)) = (tls_cert, tls_key) {
                 config.tls = Some(TlsFiles { cert, key });
             }
@@ -158,6 +218,32 @@ pub fn main(args: &[OsString]) -> i32 {
             reference,
         } => standalone(common, Transfer::Pull { platform, all_tags, reference }),
         Command::Push { common, image, reference } => standalone(common, Transfer::Push { image, reference }),
+        Command::Du { root, format } => {
+            let storage = match server::Storage::open(&root) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("berth registry du: {}: {e}", root.display());
+                    return 1;
+                }
+            };
+            match storage.usage() {
+                Ok(list) if format == "json" => {
+                    println!("{}", serde_json::to_string(&list).unwrap_or_default());
+                    0
+                }
+                Ok(list) => {
+                    println!("{:<40} {:>12} {:>12} {:>7} {:>10} {:>5}", "REPOSITORY", "SIZE", "UNIQUE", "BLOBS", "MANIFESTS", "TAGS");
+                    for u in &list {
+                        println!("{:<40} {:>12} {:>12} {:>7} {:>10} {:>5}", u.repository, u.size, u.unique, u.blobs, u.manifests, u.tags);
+                    }
+                    0
+                }
+                Err(e) => {
+                    eprintln!("berth registry du: {e}");
+                    1
+                }
+            }
+        }
         Command::GarbageCollect {
             root,
             delete_untagged,
@@ -375,4 +461,12 @@ fn run_standalone(common: Standalone, what: Transfer) -> Result<(), String> {
             }
         }
     })
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let n = berth_types::units::parse_go_duration(s).map_err(|e| e.to_string())?;
+    if n < 0 {
+        return Err(format!("negative duration {s:?}"));
+    }
+    Ok(std::time::Duration::from_nanos(n as u64))
 }

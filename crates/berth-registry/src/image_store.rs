@@ -64,7 +64,19 @@ impl ImageStoreContent {
             None => Vec::new(),
         };
         let repo_digest = berth_image::Reference::parse(&repo.with_digest(pulled.digest.clone()).to_string())?;
-        let (id, _) = self.store.record_image(
+        // One platform of a multi-platform index: kept beside the others pulled.
+        let variant = if matches!(pulled.media_type.as_str(), crate::manifest::media::OCI_INDEX | crate::manifest::media::DOCKER_MANIFEST_LIST) {
+            let cfg = berth_image::config::ImageConfig::parse(&pulled.config_bytes)?;
+            let platform = crate::manifest::Platform::new(if cfg.os.is_empty() { "linux" } else { &cfg.os }, &cfg.architecture, Some(cfg.variant.as_str()).filter(|v| !v.is_empty())).normalised();
+            Some(berth_image::Variant {
+                index: to_image_digest(&pulled.digest)?,
+                platform: platform.to_string(),
+                host: crate::manifest::Platform::host().to_string(),
+            })
+        } else {
+            None
+        };
+        let (id, _) = self.store.record_image_variant(
             &self.lease,
             NewImage {
                 config: &pulled.config_bytes,
@@ -74,6 +86,7 @@ impl ImageStoreContent {
                 repo_digests: vec![repo_digest],
                 parent: None,
             },
+            variant.as_ref(),
         )?;
         Ok(id)
     }

@@ -28,6 +28,10 @@ pub mod media {
     pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
     pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
     pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+    /// Not in the OCI spec, but written by tools that keep a layer's bzip2 or xz
+    /// compression (and by `berth save` of such layers); Docker unpacks both.
+    pub const OCI_LAYER_BZIP2: &str = "application/vnd.oci.image.layer.v1.tar+bzip2";
+    pub const OCI_LAYER_XZ: &str = "application/vnd.oci.image.layer.v1.tar+xz";
     pub const OCI_LAYER_ND: &str = "application/vnd.oci.image.layer.nondistributable.v1.tar";
     pub const OCI_LAYER_ND_GZIP: &str =
         "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip";
@@ -64,6 +68,8 @@ pub mod media {
             OCI_LAYER
                 | OCI_LAYER_GZIP
                 | OCI_LAYER_ZSTD
+                | OCI_LAYER_BZIP2
+                | OCI_LAYER_XZ
                 | OCI_LAYER_ND
                 | OCI_LAYER_ND_GZIP
                 | OCI_LAYER_ND_ZSTD

@@ -51,6 +51,11 @@ impl Filters {
         self.map.is_empty()
     }
 
+    /// Adds a value under a key (Go's `Args.Add`).
+    pub fn add(&mut self, key: &str, value: &str) {
+        self.map.entry(key.to_string()).or_default().push(value.to_string());
+    }
+
     pub fn get(&self, key: &str) -> &[String] {
         self.map.get(key).map(Vec::as_slice).unwrap_or(&[])
     }

@@ -107,7 +107,10 @@ fn local_driver_options_and_bad_input() {
     for (args, needle) in [
         (vec!["run", "--rm", "-v", "data:relative", "busybox", "true"], "must be absolute"),
         (vec!["volume", "create", "bad/name"], "invalid characters"),
-        (vec!["volume", "create", "--opt", "bogus=1", "v2"], "invalid option"),
+        (vec!["volume", "create", "--opt", "bogus=1", "v2"], "create v2: invalid option: \"bogus\""),
+        (vec!["volume", "create", "--opt", "type=ext4", "v3"], "create v3: missing required option: \"device\""),
+        (vec!["volume", "create", "--opt", "o=ro", "--opt", "device=/dev/null", "v4"], "create v4: missing required option: \"type\""),
+        (vec!["volume", "create", "--opt", "size=10m", "v5"], "create v5: quota size requested but no quota support"),
         (vec!["run", "--rm", "--mount", "type=nfs,dst=/x", "busybox", "true"], "mount type unknown"),
     ] {
         let err = fails(&d, &args);
@@ -119,4 +122,68 @@ fn local_driver_options_and_bad_input() {
     assert_eq!(names, vec!["bvol", "tvol"], "failed commands created nothing");
     let df = run_ok(d.docker().args(["system", "df"]));
     assert!(df.contains("Local Volumes"), "{df}");
+}
+
+/// A loop device over a small file, detached when dropped.
+struct Loop {
+    dev: String,
+    _file: std::path::PathBuf,
+}
+
+impl Loop {
+    fn ext4(dir: &std::path::Path) -> Loop {
+        let file = dir.join("ext4.img");
+        let f = std::fs::File::create(&file).unwrap();
+        f.set_len(16 << 20).unwrap();
+        drop(f);
+        run_ok(std::process::Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&file));
+        let dev = run_ok(std::process::Command::new("losetup").args(["-f", "--show"]).arg(&file)).trim().to_string();
+        Loop { dev, _file: file }
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("losetup").args(["-d", &self.dev]).status();
+    }
+}
+
+#[test]
+fn local_driver_mounts_a_filesystem_on_a_loop_device() {
+    let d = daemon();
+    let lo = Loop::ext4(&d.dir);
+    run_ok(d.docker().args(["volume", "create", "--opt", "type=ext4", "--opt"]).arg(format!("device={}", lo.dev)).args(["--opt", "o=noatime", "extvol"]));
+    let v: serde_json::Value = serde_json::from_str(&run_ok(d.docker().args(["volume", "inspect", "extvol"]))).unwrap();
+    assert_eq!(v[0]["Options"], serde_json::json!({"type": "ext4", "device": lo.dev, "o": "noatime"}));
+    // The container sees the ext4 filesystem (with the option) and writes to it.
+    let out = run_ok(d.docker().args(["run", "--rm", "-v", "extvol:/data", "busybox", "sh", "-c", "grep ' /data ' /proc/mounts; echo kept > /data/file"]));
+    assert!(out.contains(" ext4 ") && out.contains("noatime"), "{out}");
+    // Unmounted when no container uses it; the data is on the device.
+    let mp = v[0]["Mountpoint"].as_str().unwrap().to_string();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&format!(" {mp} ")), "still mounted after the container left");
+    assert_eq!(run_ok(d.docker().args(["run", "--rm", "-v", "extvol:/data:ro", "busybox", "cat", "/data/file"])), "kept\n");
+    // Two containers share one mount.
+    let a = run_ok(d.docker().args(["run", "-d", "-v", "extvol:/data", "busybox", "sleep", "300"])).trim().to_string();
+    run_ok(d.docker().args(["run", "--rm", "-v", "extvol:/data", "busybox", "sh", "-c", "echo two > /data/two"]));
+    assert_eq!(run_ok(d.docker().args(["exec", &a, "cat", "/data/two"])), "two\n");
+    run_ok(d.docker().args(["rm", "-f", &a]));
+    run_ok(d.docker().args(["volume", "rm", "extvol"]));
+
+    // A read-only bind: o=bind,ro (mounted, then remounted read-only).
+    let src = d.dir.join("robind");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), "x").unwrap();
+    run_ok(d.docker().args(["volume", "create", "--opt", "type=none", "--opt", "o=bind,ro", "--opt"]).arg(format!("device={}", src.display())).arg("robind"));
+    let out = d.docker().args(["run", "--rm", "-v", "robind:/b", "busybox", "sh", "-c", "cat /b/f; touch /b/g"]).output().unwrap();
+    assert!(!out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "x");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Read-only file system"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // A device that does not exist: the volume is created, the container fails to
+    // start with the local driver's message, nothing stays mounted.
+    run_ok(d.docker().args(["volume", "create", "--opt", "type=ext4", "--opt", "device=/dev/berth-no-such-dev", "badvol"]));
+    let err = fails(&d, &["run", "--rm", "-v", "badvol:/x", "busybox", "true"]);
+    assert!(err.contains("error while mounting volume") && err.contains("failed to mount local volume: mount /dev/berth-no-such-dev:"), "{err}");
+    assert!(err.contains("no such file or directory"), "{err}");
 }

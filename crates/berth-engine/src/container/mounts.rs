@@ -93,7 +93,13 @@ fn parse_bind(spec: &str, vols: &dyn VolumeResolver) -> Result<MountRecord> {
         )));
     }
     let path = vols.named(src, None)?;
-    Ok(MountRecord { kind: "volume".into(), name: src.into(), source: path, destination: clean_abs(dst), rw, mode: mode.into(), copy_up: !nocopy, ..Default::default() })
+    Ok(MountRecord { kind: "volume".into(), name: src.into(), source: path, destination: clean_abs(dst), rw, mode: volume_mode(mode), copy_up: !nocopy, ..Default::default() })
+}
+
+/// A named local-driver volume shows Mode `z` when no mode was given (dockerd's
+/// setBindModeIfNull); anonymous ones (`-v /path`, image VOLUMEs) keep an empty mode.
+fn volume_mode(mode: &str) -> String {
+    if mode.is_empty() { "z".into() } else { mode.into() }
 }
 
 /// `--mount type=...`.
@@ -145,7 +151,7 @@ fn parse_mount(m: &Mount, vols: &dyn VolumeResolver) -> Result<MountRecord> {
                 let labels = m.volume_options.as_ref().and_then(|v| v.labels.as_ref());
                 (m.source.clone(), vols.named(&m.source, labels)?, false)
             };
-            Ok(MountRecord { kind: "volume".into(), name, source: path, destination: dest, rw: !m.read_only, anonymous, copy_up: !nocopy, ..Default::default() })
+            Ok(MountRecord { kind: "volume".into(), name, source: path, destination: dest, rw: !m.read_only, mode: if anonymous { String::new() } else { volume_mode("") }, anonymous, copy_up: !nocopy, ..Default::default() })
         }
         _ => {
             if m.bind_options.is_some() || m.volume_options.is_some() {

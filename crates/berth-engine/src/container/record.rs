@@ -148,6 +148,10 @@ pub struct ContainerRecord {
     pub hosts_path: String,
     /// The runtime this container runs on ("berth", "runc", ...).
     pub runtime: String,
+    /// The image's platform (`os/arch[/variant]`) when it is not the host's: such a
+    /// container runs through an emulator (see `emulation`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub foreign_platform: String,
 }
 
 impl ContainerRecord {

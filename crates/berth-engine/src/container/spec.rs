@@ -173,12 +173,8 @@ pub fn build(rec: &ContainerRecord, inp: &SpecInputs) -> Result<Value> {
     if hc.oom_score_adj != 0 {
         process["oomScoreAdj"] = json!(hc.oom_score_adj);
     }
-    if let Some(ulimits) = &hc.ulimits {
-        let mut rl = Vec::new();
-        for u in ulimits {
-            rl.push(json!({"type": format!("RLIMIT_{}", u.name.to_ascii_uppercase()), "hard": u.hard, "soft": u.soft}));
-        }
-        process["rlimits"] = json!(rl);
+    if let Some(rl) = rlimits(hc) {
+        process["rlimits"] = rl;
     }
 
     let mut mounts = default_mounts(hc, inp.cgroup_v2);
@@ -339,7 +335,7 @@ pub fn exec_process(
     } else {
         rec.config.working_dir.clone()
     };
-    Ok(json!({
+    let mut process = json!({
         "terminal": tty,
         "user": {"uid": ids.uid, "gid": ids.gid, "additionalGids": ids.additional_gids},
         "args": cmd,
@@ -347,7 +343,22 @@ pub fn exec_process(
         "cwd": cwd,
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
         "noNewPrivileges": security_opt(hc, "no-new-privileges").is_some_and(|v| v != "false"),
-    }))
+    });
+    // An exec'd process gets the container's process limits, as dockerd starts it
+    // from the container's own process spec.
+    if let Some(rl) = rlimits(hc) {
+        process["rlimits"] = rl;
+    }
+    if hc.oom_score_adj != 0 {
+        process["oomScoreAdj"] = json!(hc.oom_score_adj);
+    }
+    Ok(process)
+}
+
+/// `--ulimit` as OCI rlimits.
+fn rlimits(hc: &HostConfig) -> Option<Value> {
+    let ulimits = hc.ulimits.as_ref()?;
+    Some(Value::Array(ulimits.iter().map(|u| json!({"type": format!("RLIMIT_{}", u.name.to_ascii_uppercase()), "hard": u.hard, "soft": u.soft})).collect()))
 }
 
 fn rec_args(rec: &ContainerRecord) -> Result<Vec<String>> {

@@ -108,6 +108,9 @@ struct Members<'l> {
     files: HashMap<String, FileEntry<'l>>,
     aliases: HashMap<String, String>,
     dir: Option<PathBuf>,
+    /// `docker load --platform`: the one platform of multi-platform images to load
+    /// (normalised `os/arch[/variant]`); None loads every platform the archive holds.
+    platform: Option<String>,
 }
 
 impl<'l> Members<'l> {
@@ -125,6 +128,12 @@ impl<'l> Members<'l> {
 
     fn dir_path(&self, name: &str) -> Option<PathBuf> {
         self.dir.as_ref().map(|d| d.join(name))
+    }
+
+    /// Whether the archive (or directory) holds member `name`.
+    fn has(&self, name: &str) -> bool {
+        let n = self.resolve_name(name);
+        self.files.contains_key(&n) || self.dir_path(&n).is_some_and(|p| p.exists())
     }
 
     /// A small member's bytes.
@@ -245,11 +254,25 @@ impl ImageStore {
         input: R,
         progress: &mut dyn FnMut(&LoadEvent),
     ) -> Result<Vec<LoadedImage>> {
+        self.load_platform(input, None, progress)
+    }
+
+    /// [`load`](Self::load) of one platform (`os/arch[/variant]`) of the multi-platform
+    /// images an OCI layout holds (`docker load --platform`); without one, every
+    /// platform whose content the archive holds is loaded and kept under the image's
+    /// names (see [`crate::meta::PlatformSet`]).
+    pub fn load_platform<R: Read>(
+        &self,
+        input: R,
+        platform: Option<&str>,
+        progress: &mut dyn FnMut(&LoadEvent),
+    ) -> Result<Vec<LoadedImage>> {
         self.with_lease(|lease| {
             let mut members = Members {
                 files: HashMap::new(),
                 aliases: HashMap::new(),
                 dir: None,
+                platform: platform.map(normalise_platform),
             };
             self.read_members(input, lease, &mut members)?;
             self.record_members(lease, &mut members, progress)
@@ -266,6 +289,7 @@ impl ImageStore {
                 files: HashMap::new(),
                 aliases: HashMap::new(),
                 dir: Some(dir.to_path_buf()),
+                platform: None,
             };
             self.record_members(lease, &mut members, progress)
         })
@@ -413,10 +437,11 @@ impl ImageStore {
         let ManifestDoc::Index { entries, .. } = manifest::parse(index_bytes, Some(manifest::OCI_INDEX))? else {
             return Err(ImageError::InvalidArchive("index.json is not an image index".into()));
         };
-        // Resolve every entry to (manifest descriptor, manifest bytes, names) first.
-        let mut images: Vec<(Descriptor, Vec<u8>, manifest::Manifest, Vec<Reference>)> = Vec::new();
+        // Resolve every entry to (manifest descriptor, manifest bytes, names) first; a
+        // multi-platform entry to each of its platforms.
+        let mut images: Vec<(Descriptor, Vec<u8>, manifest::Manifest, Vec<Reference>, Option<crate::store::Variant>)> = Vec::new();
         for e in &entries {
-            let (desc, bytes, man) = self.resolve_layout_manifest(m, &e.descriptor, 0)?;
+            let expanded = self.expand_layout_entry(m, &e.descriptor)?;
             let mut names = Vec::new();
             if let Some(n) = &e.image_name {
                 names.push(Reference::parse_tagged(n)?);
@@ -426,18 +451,20 @@ impl ImageStore {
                     names.push(Reference::parse_tagged(n)?);
                 }
             }
-            match images.iter_mut().find(|(d, ..)| d.digest == desc.digest) {
-                Some((.., existing)) => existing.extend(names),
-                None => images.push((desc, bytes, man, names)),
+            for (desc, bytes, man, variant) in expanded {
+                match images.iter_mut().find(|(d, ..)| d.digest == desc.digest) {
+                    Some((_, _, _, existing, _)) => existing.extend(names.clone()),
+                    None => images.push((desc, bytes, man, names.clone(), variant)),
+                }
             }
         }
         let names: Vec<String> = images
             .iter()
-            .flat_map(|(_, _, man, _)| man.layers.iter().map(|l| blob_path(&l.digest)))
+            .flat_map(|(_, _, man, _, _)| man.layers.iter().map(|l| blob_path(&l.digest)))
             .collect();
         m.prefetch_dir_layers(self, lease, &names)?;
         let mut out = Vec::new();
-        for (desc, bytes, man, tags) in images {
+        for (desc, bytes, man, tags, variant) in images {
             let config = self.layout_blob(m, &man.config)?;
             let mut layers = Vec::new();
             for l in &man.layers {
@@ -458,7 +485,7 @@ impl ImageStore {
                 }
                 layers.push(l.clone());
             }
-            let (id, events) = self.record_image(
+            let (id, events) = self.record_image_variant(
                 lease,
                 NewImage {
                     config: &config,
@@ -467,8 +494,53 @@ impl ImageStore {
                     tags: tags.clone(),
                     ..Default::default()
                 },
+                variant.as_ref(),
             )?;
             out.push(self.report(id, &tags, events, progress));
+        }
+        Ok(out)
+    }
+
+    /// An entry of index.json as the images to load: an image manifest as itself; an
+    /// index as each platform it lists whose content is in the archive (or only the
+    /// platform asked for), each tagged with its place in the index.
+    #[allow(clippy::type_complexity)]
+    fn expand_layout_entry(&self, m: &mut Members<'_>, desc: &Descriptor) -> Result<Vec<(Descriptor, Vec<u8>, manifest::Manifest, Option<crate::store::Variant>)>> {
+        let bytes = self.layout_blob(m, desc)?;
+        let entries = match manifest::parse(&bytes, Some(&desc.media_type))? {
+            ManifestDoc::Manifest(man) => return Ok(vec![(desc.clone(), bytes, man, None)]),
+            ManifestDoc::Index { entries, .. } => entries,
+        };
+        let host = normalise_platform(&format!("linux/{}", manifest::host_architecture()));
+        let mut out = Vec::new();
+        for e in &entries {
+            // Attestations and other artifacts have no (or an unknown) platform.
+            let (Some(os), Some(arch)) = (&e.os, &e.architecture) else { continue };
+            if os == "unknown" {
+                continue;
+            }
+            let p = normalise_platform(&match &e.variant {
+                Some(v) => format!("{os}/{arch}/{v}"),
+                None => format!("{os}/{arch}"),
+            });
+            match &m.platform {
+                Some(want) if !platform_satisfies(want, &p) => continue,
+                Some(_) => {}
+                // Without --platform: the platforms whose content came along.
+                None if !m.has(&blob_path(&e.descriptor.digest)) => continue,
+                None => {}
+            }
+            let (d, b, man) = self.resolve_layout_manifest(m, &e.descriptor, 1)?;
+            if m.platform.is_none() && !man.layers.iter().all(|l| m.has(&blob_path(&l.digest))) {
+                continue;
+            }
+            out.push((d, b, man, Some(crate::store::Variant { index: desc.digest.clone(), platform: p, host: host.clone() })));
+        }
+        if out.is_empty() {
+            return Err(ImageError::InvalidManifest(match &m.platform {
+                Some(p) => format!("no matching manifest for {p} in the manifest list entries"),
+                None => "no platform of the multi-platform image is complete in the archive".into(),
+            }));
         }
         Ok(out)
     }
@@ -487,7 +559,13 @@ impl ImageStore {
         match manifest::parse(&bytes, Some(&desc.media_type))? {
             ManifestDoc::Manifest(man) => Ok((desc.clone(), bytes, man)),
             ManifestDoc::Index { entries, .. } => {
-                let e = manifest::select_platform(&entries, "linux", manifest::host_architecture())?;
+                let e = match &m.platform {
+                    Some(p) => {
+                        let parts: Vec<&str> = p.split('/').collect();
+                        manifest::select_platform(&entries, parts[0], parts.get(1).copied().unwrap_or(""))?
+                    }
+                    None => manifest::select_platform(&entries, "linux", manifest::host_architecture())?,
+                };
                 self.resolve_layout_manifest(m, &e.descriptor.clone(), depth + 1)
             }
         }
@@ -568,4 +646,33 @@ mod tests {
         assert!(!looks_like_layer(b"{\"schemaVersion\":2}"));
         assert!(!looks_like_layer(&[0u8; 512]));
     }
+}
+
+/// `os/arch[/variant]` as the registry client keys platforms: lower case, Go's
+/// architecture names, arm64's default variant `v8`, arm's `v7`.
+pub(crate) fn normalise_platform(p: &str) -> String {
+    let parts: Vec<String> = p.split('/').map(|x| x.to_ascii_lowercase()).collect();
+    let os = parts.first().cloned().unwrap_or_default();
+    let arch = match parts.get(1).map(String::as_str).unwrap_or("") {
+        "x86_64" | "x86-64" => "amd64".to_string(),
+        "aarch64" => "arm64".to_string(),
+        "i386" | "i686" => "386".to_string(),
+        a => a.to_string(),
+    };
+    let variant = parts.get(2).cloned().or_else(|| match arch.as_str() {
+        "arm64" => Some("v8".into()),
+        "arm" => Some("v7".into()),
+        _ => None,
+    });
+    match variant {
+        Some(v) => format!("{os}/{arch}/{v}"),
+        None => format!("{os}/{arch}"),
+    }
+}
+
+/// A wanted platform is satisfied by a kept one (the variant matters when named).
+fn platform_satisfies(want: &str, have: &str) -> bool {
+    let w: Vec<&str> = want.split('/').collect();
+    let h: Vec<&str> = have.split('/').collect();
+    w.len() >= 2 && h.len() >= 2 && w[0] == h[0] && w[1] == h[1] && (w.len() < 3 || h.get(2) == w.get(2))
 }

@@ -223,7 +223,9 @@ impl<R: Read> Read for CheckedReader<R> {
 impl ImageStore {
     /// Docker's `parseNames`: a tag saves that tag; a bare repository name saves all
     /// its tags; an ID (or digest reference) saves the image without tags.
-    fn collect_for_save(&self, meta: &Meta, names: &[&str]) -> Result<Vec<SaveImage>> {
+    fn collect_for_save(&self, meta: &Meta, names: &[&str], platform: Option<&str>) -> Result<Vec<SaveImage>> {
+        // A multi-platform image's reference gives the image of the platform asked for.
+        let pick = |key: &str, id: Digest| platform.and_then(|p| meta.variant(key, p)).unwrap_or(id);
         let mut order: Vec<Digest> = Vec::new();
         let mut tags: BTreeMap<Digest, Vec<Reference>> = BTreeMap::new();
         let mut add = |id: Digest, r: Option<Reference>, order: &mut Vec<Digest>| {
@@ -268,12 +270,13 @@ impl ImageStore {
                     add(resolve_in(meta, name)?, None, &mut order);
                 }
                 for (x, id) in hits {
+                    let id = pick(&x.to_string(), id);
                     add(id, Some(x), &mut order);
                 }
             } else if r.digest().is_some() {
                 add(resolve_in(meta, name)?, None, &mut order);
             } else {
-                let id = resolve_in(meta, name)?;
+                let id = pick(&r.to_string(), resolve_in(meta, name)?);
                 add(id, Some(r), &mut order);
             }
         }
@@ -303,12 +306,16 @@ impl ImageStore {
     /// Collects the images under the metadata lock and leases their blobs so nothing
     /// vanishes while the (long) write runs unlocked.
     fn prepare_save(&self, names: &[&str]) -> Result<(Lease, Vec<SaveImage>)> {
+        self.prepare_save_for(names, None)
+    }
+
+    fn prepare_save_for(&self, names: &[&str], platform: Option<&str>) -> Result<(Lease, Vec<SaveImage>)> {
         if names.is_empty() {
             return Err(ImageError::InvalidArgument("no image to save".into()));
         }
         let lease = self.lease();
         let meta = self.lock_meta();
-        let imgs = self.collect_for_save(&meta, names)?;
+        let imgs = self.collect_for_save(&meta, names, platform)?;
         for i in &imgs {
             lease.protect_blob(&i.id);
             if let Some(m) = &i.manifest {
@@ -348,7 +355,13 @@ impl ImageStore {
     /// `docker save`: writes the images named by `names` (tags, repositories, IDs) as
     /// a docker-archive tar to `out`.
     pub fn save<W: Write>(&self, names: &[&str], out: W) -> Result<W> {
-        let (_lease, imgs) = self.prepare_save(names)?;
+        self.save_platform(names, None, out)
+    }
+
+    /// [`save`](Self::save) of one platform (`os/arch[/variant]`) of multi-platform
+    /// images (`docker save --platform`); other images are saved as they are.
+    pub fn save_platform<W: Write>(&self, names: &[&str], platform: Option<&str>, out: W) -> Result<W> {
+        let (_lease, imgs) = self.prepare_save_for(names, platform)?;
         let mut blobs: BTreeMap<String, BlobSource> = BTreeMap::new();
         let mut items = Vec::new();
         let mut index = Vec::new();

@@ -289,6 +289,21 @@ impl<D: Dataplane> NetworkManager<D> {
         Ok((rec, sandbox.is_none()))
     }
 
+    /// `docker rename`: the container's endpoints answer to the new name in DNS (and no
+    /// longer to the old one), as dockerd renames its sandbox's service records.
+    pub async fn rename_container(&self, container_id: &str, new_name: &str) -> Result<()> {
+        let mut st = self.state.lock().await;
+        let ids: Vec<String> = st.endpoints.values().filter(|e| e.container_id == container_id).map(|e| e.id.clone()).collect();
+        for id in ids {
+            let Some(mut rec) = st.endpoints.get(&id).cloned() else { continue };
+            rec.container_name = new_name.to_string();
+            st.stores.endpoints.store(&rec.id, &rec)?;
+            st.endpoints.insert(id, rec);
+        }
+        self.refresh_dns(&mut st).await;
+        Ok(())
+    }
+
     /// `docker network disconnect`: removes the container's endpoint on the network.
     /// If it carried the default route, the next non-internal network takes over.
     pub async fn disconnect(&self, network: &str, container_id: &str) -> Result<()> {

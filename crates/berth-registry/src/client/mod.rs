@@ -24,7 +24,7 @@ use futures_util::StreamExt;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap};
 
 use crate::digest::{Digest, Hasher};
-use crate::manifest::{self, MAX_MANIFEST_SIZE, Manifest, Platform, media};
+use crate::manifest::{self, Descriptor, MAX_MANIFEST_SIZE, Manifest, Platform, media};
 use crate::reference::Reference;
 
 use auth::{Challenge, TokenCache, basic_header};
@@ -304,6 +304,51 @@ impl RegistryClient {
         let ep = self.endpoint(reference.registry()).await?;
         let s = self.session(ep, vec![pull_scope(reference.repository())], auth);
         fetch_manifest(&s, reference, &reference.tag_or_digest(), reference.digest()).await
+    }
+
+    /// `GET /distribution/{name}/json`: the manifest a reference names (its descriptor)
+    /// and the platforms it provides: an index's entries, or an image manifest's
+    /// config platform, as dockerd's DistributionInspect.
+    pub async fn distribution_inspect(&self, reference: &Reference, auth: &AuthConfig) -> Result<(Descriptor, Vec<Platform>), RegistryError> {
+        let ep = self.endpoint(reference.registry()).await?;
+        let s = self.session(ep, vec![pull_scope(reference.repository())], auth);
+        let m = fetch_manifest(&s, reference, &reference.tag_or_digest(), reference.digest()).await?;
+        let desc = Descriptor::new(&m.media_type, m.digest.clone(), m.bytes.len() as u64);
+        let platforms = match &m.manifest {
+            Manifest::Index(ix) => ix.manifests.iter().filter_map(|d| d.platform.clone()).collect(),
+            Manifest::Image(im) => {
+                let cfg = pull::fetch_config(&s, reference, &im.config).await?;
+                #[derive(serde::Deserialize)]
+                struct Cfg {
+                    #[serde(default)]
+                    os: String,
+                    #[serde(default)]
+                    architecture: String,
+                    #[serde(default)]
+                    variant: String,
+                    #[serde(default, rename = "os.version")]
+                    os_version: String,
+                }
+                match serde_json::from_slice::<Cfg>(&cfg) {
+                    Ok(c) if !c.os.is_empty() => {
+                        let mut p = Platform::new(&c.os, &c.architecture, Some(c.variant.as_str()).filter(|v| !v.is_empty()));
+                        p.os_version = Some(c.os_version).filter(|v| !v.is_empty());
+                        vec![p]
+                    }
+                    _ => Vec::new(),
+                }
+            }
+        };
+        Ok((desc, platforms))
+    }
+
+    /// A blob of `reference`'s repository, as a streamed response (the pull-through
+    /// cache reads it into its storage).
+    pub(crate) async fn blob_response(&self, reference: &Reference, digest: &Digest, auth: &AuthConfig) -> Result<reqwest::Response, RegistryError> {
+        let ep = self.endpoint(reference.registry()).await?;
+        let s = self.session(ep, vec![pull_scope(reference.repository())], auth);
+        let url = s.ep.url(&format!("v2/{}/blobs/{digest}", reference.repository()))?;
+        s.send(&format!("blob {digest}"), |http| Ok(http.get(url.clone()))).await
     }
 
     /// The HTTP client to use for a token realm: the registry's own when the realm is on

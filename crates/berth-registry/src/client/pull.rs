@@ -724,7 +724,7 @@ async fn resolve(
     })
 }
 
-async fn fetch_config(s: &Session<'_>, reference: &Reference, desc: &Descriptor) -> Result<Vec<u8>, RegistryError> {
+pub(crate) async fn fetch_config(s: &Session<'_>, reference: &Reference, desc: &Descriptor) -> Result<Vec<u8>, RegistryError> {
     let what = format!("config {} of {}", desc.digest, reference.familiar_string());
     if desc.size as usize > MAX_CONFIG_SIZE {
         return Err(RegistryError::Config {

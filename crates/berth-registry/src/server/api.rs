@@ -19,13 +19,20 @@ use super::auth::{AuthResult, Htpasswd};
 use super::errors::ApiError;
 use super::storage::Storage;
 use crate::digest::{Algorithm, Digest, Hasher};
-use crate::manifest::MAX_MANIFEST_SIZE;
+use crate::manifest::{self, MAX_MANIFEST_SIZE};
 use crate::reference::{is_valid_tag, validate_repository};
 
 /// Shared by every request.
 pub(crate) struct AppState {
     pub storage: Storage,
     pub htpasswd: Option<Htpasswd>,
+    /// Pull-through cache mode: the upstream registry.
+    pub proxy: Option<super::proxy::Proxy>,
+    /// Bearer-token auth.
+    pub token: Option<super::token::TokenAuth>,
+    /// Writers hold it shared; online garbage collection holds it exclusively, so no
+    /// manifest or upload lands between its mark and its sweep.
+    gc: tokio::sync::RwLock<()>,
     /// Hash state of live upload sessions, so finishing an upload does not re-read it.
     /// Lost on restart, when the data file is hashed instead.
     uploads: Mutex<HashMap<String, Arc<tokio::sync::Mutex<UploadState>>>>,
@@ -43,6 +50,9 @@ impl AppState {
         AppState {
             storage,
             htpasswd,
+            proxy: None,
+            token: None,
+            gc: tokio::sync::RwLock::new(()),
             uploads: Mutex::new(HashMap::new()),
         }
     }
@@ -80,6 +90,7 @@ enum Endpoint {
     Blob(String, String),
     Uploads(String),
     Upload(String, String),
+    Referrers(String, String),
 }
 
 fn parse_endpoint(path: &str) -> Option<Endpoint> {
@@ -93,6 +104,12 @@ fn parse_endpoint(path: &str) -> Option<Endpoint> {
     }
     if let Some(name) = rest.strip_suffix("/tags/list") {
         return Some(Endpoint::Tags(name.to_string()));
+    }
+    if let Some(i) = rest.rfind("/referrers/") {
+        let after = &rest[i + "/referrers/".len()..];
+        if !after.contains('/') && !rest[..i].contains("/manifests/") && !rest[..i].contains("/blobs/") {
+            return Some(Endpoint::Referrers(rest[..i].to_string(), after.to_string()));
+        }
     }
     let m = rest.rfind("/manifests/");
     let b = rest.rfind("/blobs/");
@@ -152,7 +169,8 @@ async fn route(app: &Arc<AppState>, req: Request) -> Result<Response, ApiError> 
         | Endpoint::Manifest(n, _)
         | Endpoint::Blob(n, _)
         | Endpoint::Uploads(n)
-        | Endpoint::Upload(n, _) => Some(n.clone()),
+        | Endpoint::Upload(n, _)
+        | Endpoint::Referrers(n, _) => Some(n.clone()),
         Endpoint::Base | Endpoint::Catalog => None,
     };
     if let Some(n) = &name
@@ -160,14 +178,52 @@ async fn route(app: &Arc<AppState>, req: Request) -> Result<Response, ApiError> 
     {
         return Err(ApiError::name_invalid(n));
     }
-    let query: HashMap<String, String> = Query::try_from_uri(req.uri())
+    let mut query: HashMap<String, String> = Query::try_from_uri(req.uri())
         .map(|Query(q)| q)
         .unwrap_or_default();
+    if let Some(t) = &app.token {
+        use super::token::Scope;
+        let scope = match (&endpoint, &method) {
+            (Endpoint::Base, _) => None,
+            (Endpoint::Catalog, _) => Some(Scope { kind: "registry".into(), name: "catalog".into(), actions: vec!["*".into()] }),
+            (Endpoint::Manifest(n, _) | Endpoint::Blob(n, _), &Method::DELETE) => Some(Scope::repository(n, &["delete"])),
+            (Endpoint::Manifest(n, _), &Method::PUT) | (Endpoint::Uploads(n) | Endpoint::Upload(n, _), _) => Some(Scope::repository(n, &["pull", "push"])),
+            (Endpoint::Tags(n) | Endpoint::Manifest(n, _) | Endpoint::Blob(n, _) | Endpoint::Referrers(n, _), _) => Some(Scope::repository(n, &["pull"])),
+        };
+        let auth = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        if let Err(insufficient) = t.check(auth, scope.as_ref()) {
+            return Err(ApiError::unauthorized(t.challenge(scope.as_ref(), insufficient)));
+        }
+        // A cross-repository mount needs pull on the source too; without it the
+        // request is an ordinary upload (as distribution does).
+        if let (Endpoint::Uploads(_), Some(from)) = (&endpoint, query.get("from").cloned())
+            && t.check(auth, Some(&Scope::repository(&from, &["pull"]))).is_err()
+        {
+            query.remove("mount");
+            query.remove("from");
+        }
+    }
     let is_head = method == Method::HEAD;
+    // Anything that writes the storage (pushes, deletes, a cache filling up) waits for
+    // an online collection to finish.
+    let _writing = if !matches!(method, Method::GET | Method::HEAD) || app.proxy.is_some() { Some(app.gc.read().await) } else { None };
     match (endpoint, method) {
         (Endpoint::Base, Method::GET | Method::HEAD) => Ok(json_response(StatusCode::OK, "{}".into())),
+        (Endpoint::Tags(n), Method::GET) if app.proxy.is_some() => proxy_tags(app, &n, &query).await,
+        (Endpoint::Manifest(n, r), Method::GET | Method::HEAD) if app.proxy.is_some() => {
+            proxy_manifest(app, &n, &r).await?;
+            get_manifest(app, &n, &r, is_head).await
+        }
+        (Endpoint::Blob(n, d), Method::GET | Method::HEAD) if app.proxy.is_some() => {
+            proxy_blob(app, &n, &d).await?;
+            get_blob(app, &n, &d, req.headers(), is_head).await
+        }
+        (Endpoint::Manifest(..) | Endpoint::Blob(..) | Endpoint::Uploads(..) | Endpoint::Upload(..), _) if app.proxy.is_some() => {
+            Err(ApiError::unsupported("this registry is a pull-through cache: pushes and deletes are not accepted"))
+        }
         (Endpoint::Catalog, Method::GET) => catalog(app, &query).await,
         (Endpoint::Tags(n), Method::GET) => tags(app, &n, &query).await,
+        (Endpoint::Referrers(n, d), Method::GET) => referrers(app, &n, &d, &query).await,
         (Endpoint::Manifest(n, r), Method::GET | Method::HEAD) => get_manifest(app, &n, &r, is_head).await,
         (Endpoint::Manifest(n, r), Method::PUT) => put_manifest(app, &n, &r, req).await,
         (Endpoint::Manifest(n, r), Method::DELETE) => delete_manifest(app, &n, &r).await,
@@ -338,6 +394,10 @@ async fn put_manifest(app: &Arc<AppState>, name: &str, reference: &str, req: Req
         .await
         .map_err(|e| ApiError::manifest_invalid(format!("cannot read manifest (at most {MAX_MANIFEST_SIZE} bytes): {e}")))?;
     let n = name.to_string();
+    // OCI 1.1: a manifest with a subject is answered with `OCI-Subject`.
+    let subject = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("subject").and_then(|s| s.get("digest")).and_then(|d| d.as_str()).map(str::to_string));
     let digest = blocking(app, move |s| {
         let (tag, algorithm, expected) = match r {
             ManifestRef::Tag(t) => (Some(t), Algorithm::Sha256, None),
@@ -355,13 +415,28 @@ async fn put_manifest(app: &Arc<AppState>, name: &str, reference: &str, req: Req
         Ok(s.put_manifest(&n, &body, content_type.as_deref(), tag.as_deref(), algorithm)?)
     })
     .await?;
-    Ok(empty(
-        StatusCode::CREATED,
-        &[
-            ("location", format!("/v2/{name}/manifests/{digest}")),
-            ("docker-content-digest", digest.to_string()),
-        ],
-    ))
+    let mut headers = vec![("location", format!("/v2/{name}/manifests/{digest}")), ("docker-content-digest", digest.to_string())];
+    if let Some(s) = subject {
+        headers.push(("oci-subject", s));
+    }
+    Ok(empty(StatusCode::CREATED, &headers))
+}
+
+/// `GET /v2/<name>/referrers/<digest>[?artifactType=]` (OCI distribution 1.1): an image
+/// index of the manifests whose `subject` is `digest`; 200 even when there are none.
+async fn referrers(app: &Arc<AppState>, name: &str, digest: &str, query: &HashMap<String, String>) -> Result<Response, ApiError> {
+    let d = parse_digest(digest)?;
+    let (n, t) = (name.to_string(), query.get("artifactType").cloned());
+    let filter = t.clone();
+    let list = blocking(app, move |s| Ok(s.referrers(&n, &d, filter.as_deref())?)).await?;
+    let body = json!({"schemaVersion": 2, "mediaType": manifest::media::OCI_INDEX, "manifests": list}).to_string();
+    let mut resp = json_response(StatusCode::OK, body);
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(manifest::media::OCI_INDEX));
+    if t.is_some() {
+        h.insert("oci-filters-applied", HeaderValue::from_static("artifactType"));
+    }
+    Ok(resp)
 }
 
 async fn delete_manifest(app: &Arc<AppState>, name: &str, reference: &str) -> Result<Response, ApiError> {
@@ -380,6 +455,123 @@ async fn delete_manifest(app: &Arc<AppState>, name: &str, reference: &str) -> Re
     })
     .await?;
     Ok(empty(StatusCode::ACCEPTED, &[]))
+}
+
+/// One online garbage collection (see `ServerConfig::gc_interval`).
+pub(crate) async fn collect_online(app: &Arc<AppState>, grace: std::time::Duration, delete_untagged: bool) -> Option<super::gc::GcReport> {
+    let _exclusive = app.gc.write().await;
+    let opts = super::gc::GcOptions { delete_untagged, dry_run: false };
+    let app2 = app.clone();
+    match tokio::task::spawn_blocking(move || super::gc::collect(&app2.storage, &opts, Some(grace))).await {
+        Ok(Ok(r)) => {
+            tracing::info!(deleted = r.blobs_deleted.len(), freed = r.bytes_freed, kept = r.blobs_kept, "online garbage collection");
+            Some(r)
+        }
+        Ok(Err(e)) => {
+            tracing::warn!("online garbage collection: {e}");
+            None
+        }
+        Err(e) => {
+            tracing::warn!("online garbage collection: {e}");
+            None
+        }
+    }
+}
+
+// ----- pull-through cache -----
+
+fn upstream_error(e: crate::client::RegistryError, unknown: impl FnOnce() -> ApiError) -> ApiError {
+    match e.kind() {
+        crate::client::ErrorKind::NotFound => unknown(),
+        crate::client::ErrorKind::Unauthorized => ApiError::unauthorized(format!("Basic realm=\"{REALM}\"")),
+        _ => ApiError::internal(format!("upstream: {e}")),
+    }
+}
+
+/// Makes sure the manifest `reference` names is stored: a digest not stored yet, or a
+/// tag, is asked of the upstream (a tag follows the upstream; when it is unreachable
+/// the stored tag is served, as distribution's proxy does).
+async fn proxy_manifest(app: &Arc<AppState>, name: &str, reference: &str) -> Result<(), ApiError> {
+    let proxy = app.proxy.as_ref().expect("proxy mode");
+    let r = parse_manifest_ref(reference)?;
+    if let ManifestRef::Digest(d) = &r {
+        let (n, d2) = (name.to_string(), d.clone());
+        if blocking(app, move |s| Ok(s.get_manifest(&n, &d2)?.is_some())).await? {
+            return Ok(());
+        }
+    }
+    let fetched = match proxy.manifest(name, reference).await {
+        Ok(m) => m,
+        Err(e) => {
+            if let ManifestRef::Tag(t) = &r {
+                let (n, t) = (name.to_string(), t.clone());
+                if blocking(app, move |s| Ok(s.resolve_tag(&n, &t)?.is_some())).await? {
+                    tracing::warn!("upstream unreachable for {name}:{reference}, serving the cached manifest: {e}");
+                    return Ok(());
+                }
+            }
+            return Err(upstream_error(e, || ApiError::manifest_unknown(reference)));
+        }
+    };
+    let tag = match r {
+        ManifestRef::Tag(t) => Some(t),
+        ManifestRef::Digest(_) => None,
+    };
+    let n = name.to_string();
+    blocking(app, move |s| Ok(s.cache_manifest(&n, &fetched.bytes, &fetched.media_type, &fetched.digest, tag.as_deref())?)).await
+}
+
+/// Makes sure blob `digest` is stored and linked to `name`, from the upstream if need be.
+async fn proxy_blob(app: &Arc<AppState>, name: &str, digest: &str) -> Result<(), ApiError> {
+    let proxy = app.proxy.as_ref().expect("proxy mode");
+    let d = parse_digest(digest)?;
+    let (n, d2) = (name.to_string(), d.clone());
+    let have = blocking(app, move |s| {
+        if s.blob_size(&n, &d2)?.is_some() {
+            return Ok(true);
+        }
+        if s.blob_exists_globally(&d2) {
+            s.link_blob(&n, &d2)?;
+            return Ok(true);
+        }
+        Ok(false)
+    })
+    .await?;
+    if have {
+        return Ok(());
+    }
+    let n = name.to_string();
+    let uuid = blocking(app, move |s| Ok(s.create_upload(&n)?)).await?;
+    let path = app.storage.upload_data_path(&uuid);
+    let mut file = std::fs::OpenOptions::new().append(true).create(true).open(&path).map_err(|e| ApiError::internal(e.to_string()))?;
+    let fetched = proxy.blob_into(name, &d, &mut file).await;
+    drop(file);
+    let (n, u) = (name.to_string(), uuid.clone());
+    let (_, computed) = match fetched {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = blocking(app, move |s| Ok(s.cancel_upload(&n, &u)?)).await;
+            return Err(upstream_error(e, || ApiError::blob_unknown(digest)));
+        }
+    };
+    let n = name.to_string();
+    blocking(app, move |s| Ok(s.commit_upload(&n, &uuid, &d, Some(computed))?)).await?;
+    Ok(())
+}
+
+/// The upstream's tags (paginated here as for stored ones).
+async fn proxy_tags(app: &Arc<AppState>, name: &str, query: &HashMap<String, String>) -> Result<Response, ApiError> {
+    let proxy = app.proxy.as_ref().expect("proxy mode");
+    let mut all = proxy.tags(name).await.map_err(|e| upstream_error(e, || ApiError::name_unknown(name)))?;
+    all.sort();
+    let (page, next) = paginate(all, query)?;
+    let mut resp = json_response(StatusCode::OK, json!({"name": name, "tags": page}).to_string());
+    if let (Some(n), Some(last)) = (next, page.last()) {
+        if let Ok(v) = HeaderValue::from_str(&link_header(&format!("/v2/{name}/tags/list"), last, n)) {
+            resp.headers_mut().insert(header::LINK, v);
+        }
+    }
+    Ok(resp)
 }
 
 // ----- blobs -----

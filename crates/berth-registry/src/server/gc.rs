@@ -48,6 +48,15 @@ pub fn garbage_collect(root: &Path, opts: &GcOptions) -> Result<GcReport, GcErro
     }
     let storage = Storage::open(root)?;
     let _lock = lock_storage(&storage, true)?;
+    collect(&storage, opts, None)
+}
+
+/// Mark and sweep over an open storage. `grace`: blobs written more recently than this
+/// are kept even when unreferenced (an upload whose manifest is still to come), which
+/// is what lets a serving registry collect online (see `ServerConfig::gc_interval`).
+pub fn collect(storage: &Storage, opts: &GcOptions, grace: Option<std::time::Duration>) -> Result<GcReport, GcError> {
+    let storage = storage;
+    let cutoff = grace.map(|g| std::time::SystemTime::now() - g);
     let mut report = GcReport::default();
 
     let mut marked: HashSet<Digest> = HashSet::new();
@@ -81,7 +90,14 @@ pub fn garbage_collect(root: &Path, opts: &GcOptions) -> Result<GcReport, GcErro
             report.blobs_kept += 1;
             continue;
         }
-        let size = std::fs::metadata(storage.blob_path(&d)).map(|m| m.len()).unwrap_or(0);
+        let meta = std::fs::metadata(storage.blob_path(&d));
+        if let (Some(cutoff), Ok(m)) = (cutoff, &meta)
+            && m.modified().is_ok_and(|t| t > cutoff)
+        {
+            report.blobs_kept += 1;
+            continue;
+        }
+        let size = meta.map(|m| m.len()).unwrap_or(0);
         if !opts.dry_run {
             storage.remove_blob(&d)?;
         }

@@ -2,6 +2,8 @@
 //! optional htpasswd Basic auth and optional TLS (rustls, ring provider).
 
 mod api;
+pub mod proxy;
+pub mod token;
 pub mod auth;
 mod errors;
 pub mod gc;
@@ -32,6 +34,16 @@ pub struct ServerConfig {
     pub htpasswd: Option<PathBuf>,
     /// PEM certificate chain and private key: when set, the server speaks only HTTPS.
     pub tls: Option<TlsFiles>,
+    /// Pull-through cache of another registry (see [`proxy`]).
+    pub proxy: Option<proxy::ProxyConfig>,
+    /// Bearer-token auth (see [`token`]); exclusive with `htpasswd`.
+    pub token: Option<token::TokenConfig>,
+    /// Online garbage collection every this often (None: only the offline command).
+    pub gc_interval: Option<Duration>,
+    /// Unreferenced blobs younger than this are kept by online collection.
+    pub gc_grace: Duration,
+    /// Online collection also deletes manifests no tag reaches.
+    pub gc_delete_untagged: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -47,6 +59,11 @@ impl ServerConfig {
             root: root.to_path_buf(),
             htpasswd: None,
             tls: None,
+            proxy: None,
+            token: None,
+            gc_interval: None,
+            gc_grace: Duration::from_secs(3600),
+            gc_delete_untagged: false,
         }
     }
 }
@@ -66,6 +83,8 @@ pub enum ServerError {
     Htpasswd(#[from] auth::HtpasswdError),
     #[error("TLS setup: {0}")]
     Tls(String),
+    #[error("{0}")]
+    Proxy(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -150,9 +169,36 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         Some(files) => Some(tls_acceptor(files)?),
         None => None,
     };
-    let app = Router::new()
-        .fallback(api::handle)
-        .with_state(Arc::new(api::AppState::new(storage, htpasswd)));
+    let proxy = match &config.proxy {
+        Some(p) => Some(proxy::Proxy::new(p).map_err(ServerError::Proxy)?),
+        None => None,
+    };
+    if config.token.is_some() && config.htpasswd.is_some() {
+        return Err(ServerError::Proxy("choose one auth: --htpasswd or --token-realm".into()));
+    }
+    let token = match &config.token {
+        Some(t) => Some(token::TokenAuth::load(t.clone()).map_err(ServerError::Proxy)?),
+        None => None,
+    };
+    let mut state = api::AppState::new(storage, htpasswd);
+    state.proxy = proxy;
+    state.token = token;
+    let state = Arc::new(state);
+    if let Some(every) = config.gc_interval {
+        let (st, grace, untagged) = (state.clone(), config.gc_grace, config.gc_delete_untagged);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if std::sync::Arc::strong_count(&st) == 1 {
+                    return; // the server is gone
+                }
+                api::collect_online(&st, grace, untagged).await;
+            }
+        });
+    }
+    let app = Router::new().fallback(api::handle).with_state(state);
     let tcp = TcpListener::bind(config.addr)
         .await
         .map_err(|source| ServerError::Bind {

@@ -106,6 +106,62 @@ impl Storage {
         self.repo_dir(repo).join("_tags").join(tag)
     }
 
+    /// `repositories/<name>/_referrers/<algo>/<subject hex>/`: one file per manifest
+    /// of the repository whose `subject` is that digest, holding its descriptor.
+    fn referrers_dir(&self, repo: &str, subject: &Digest) -> PathBuf {
+        self.repo_dir(repo).join("_referrers").join(subject.algorithm().as_str()).join(subject.hex())
+    }
+
+    fn referrer_file(&self, repo: &str, subject: &Digest, referrer: &Digest) -> PathBuf {
+        self.referrers_dir(repo, subject).join(format!("{}-{}", referrer.algorithm().as_str(), referrer.hex()))
+    }
+
+    /// The OCI 1.1 referrers of `subject` in `repo` (descriptors with `artifactType`
+    /// and `annotations`), sorted by digest; `artifact_type` filters them.
+    pub fn referrers(&self, repo: &str, subject: &Digest, artifact_type: Option<&str>) -> io::Result<Vec<serde_json::Value>> {
+        let dir = self.referrers_dir(repo, subject);
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut out = Vec::new();
+        for e in entries {
+            let e = e?;
+            let Ok(desc) = serde_json::from_slice::<serde_json::Value>(&fs::read(e.path())?) else { continue };
+            // Only manifests still in the repository.
+            let Some(d) = desc.get("digest").and_then(|d| d.as_str()).and_then(|d| d.parse::<Digest>().ok()) else { continue };
+            if !self.manifest_link(repo, &d).exists() {
+                continue;
+            }
+            if artifact_type.is_some_and(|t| desc.get("artifactType").and_then(|a| a.as_str()) != Some(t)) {
+                continue;
+            }
+            out.push(desc);
+        }
+        out.sort_by(|a, b| a["digest"].as_str().cmp(&b["digest"].as_str()));
+        Ok(out)
+    }
+
+    /// Records `referrer` (a manifest of `repo`, `bytes`) as a referrer of its subject.
+    fn add_referrer(&self, repo: &str, subject: &Digest, referrer: &Digest, media_type: &str, bytes: &[u8]) -> io::Result<()> {
+        let v: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
+        // The artifact type: the manifest's own, else (an image manifest) its config's.
+        let artifact_type = v
+            .get("artifactType")
+            .and_then(|a| a.as_str())
+            .or_else(|| v.get("config").and_then(|c| c.get("mediaType")).and_then(|m| m.as_str()))
+            .map(str::to_string);
+        let mut desc = serde_json::json!({"mediaType": media_type, "digest": referrer.to_string(), "size": bytes.len()});
+        if let Some(t) = artifact_type {
+            desc["artifactType"] = serde_json::Value::String(t);
+        }
+        if let Some(a) = v.get("annotations").filter(|a| a.as_object().is_some_and(|o| !o.is_empty())) {
+            desc["annotations"] = a.clone();
+        }
+        atomic_write(&self.referrer_file(repo, subject, referrer), desc.to_string().as_bytes())
+    }
+
     /// Whether the repository has anything at all (a blob, a manifest or a tag).
     pub fn repository_exists(&self, repo: &str) -> bool {
         let dir = self.repo_dir(repo);
@@ -300,10 +356,52 @@ impl Storage {
             atomic_write(&blob, bytes)?;
         }
         atomic_write(&self.manifest_link(repo, &digest), media_type.as_bytes())?;
+        let subject = match &parsed {
+            Manifest::Image(m) => m.subject.as_ref(),
+            Manifest::Index(i) => i.subject.as_ref(),
+        };
+        if let Some(s) = subject {
+            self.add_referrer(repo, &s.digest, &digest, &media_type, bytes)?;
+        }
         if let Some(t) = tag {
             atomic_write(&self.tag_path(repo, t), digest.to_string().as_bytes())?;
         }
         Ok(digest)
+    }
+
+    /// Stores a manifest the pull-through cache fetched (already checked against its
+    /// digest by the client): its blobs are fetched when asked for, so they are not
+    /// required here.
+    pub fn cache_manifest(&self, repo: &str, bytes: &[u8], media_type: &str, digest: &Digest, tag: Option<&str>) -> Result<(), StorageError> {
+        let mut h = Hasher::new(digest.algorithm());
+        h.update(bytes);
+        let actual = h.finish();
+        if &actual != digest {
+            return Err(StorageError::DigestMismatch { expected: digest.clone(), actual });
+        }
+        let blob = self.blob_path(digest);
+        if !blob.exists() {
+            atomic_write(&blob, bytes)?;
+        }
+        let link = self.manifest_link(repo, digest);
+        if !link.exists() {
+            atomic_write(&link, media_type.as_bytes())?;
+            if let Ok((_, m)) = manifest::parse(Some(media_type), bytes) {
+                let subject = match &m {
+                    Manifest::Image(m) => m.subject.as_ref(),
+                    Manifest::Index(i) => i.subject.as_ref(),
+                };
+                if let Some(s) = subject {
+                    self.add_referrer(repo, &s.digest, digest, media_type, bytes)?;
+                }
+            }
+        }
+        if let Some(t) = tag
+            && self.resolve_tag(repo, t)?.as_ref() != Some(digest)
+        {
+            atomic_write(&self.tag_path(repo, t), digest.to_string().as_bytes())?;
+        }
+        Ok(())
     }
 
     /// Resolves a tag to the digest it points at.
@@ -347,6 +445,18 @@ impl Storage {
                 remove_if_exists(&self.tag_path(repo, &tag))?;
             }
         }
+        // No longer a referrer of its subject.
+        if let Ok(bytes) = fs::read(self.blob_path(d))
+            && let Ok((_, m)) = manifest::parse(None, &bytes)
+        {
+            let subject = match &m {
+                Manifest::Image(m) => m.subject.as_ref(),
+                Manifest::Index(i) => i.subject.as_ref(),
+            };
+            if let Some(s) = subject {
+                remove_if_exists(&self.referrer_file(repo, &s.digest, d))?;
+            }
+        }
         remove_if_exists(&link)?;
         Ok(true)
     }
@@ -385,6 +495,37 @@ impl Storage {
     /// Digests of every blob linked into `repo`.
     pub fn blob_link_digests(&self, repo: &str) -> io::Result<Vec<Digest>> {
         digests_under(&self.repo_dir(repo).join("_blobs"))
+    }
+
+    /// Storage used per repository: every blob and manifest it links, and the part of
+    /// it no other repository links (what deleting the repository and collecting
+    /// garbage would free). Sorted by repository name.
+    pub fn usage(&self) -> io::Result<Vec<RepoUsage>> {
+        let repos = self.repositories()?;
+        let mut links: Vec<(String, std::collections::BTreeSet<Digest>)> = Vec::new();
+        let mut users: std::collections::HashMap<Digest, usize> = std::collections::HashMap::new();
+        for r in &repos {
+            let mut set: std::collections::BTreeSet<Digest> = self.blob_link_digests(r)?.into_iter().collect();
+            set.extend(self.manifest_digests(r)?);
+            for d in &set {
+                *users.entry(d.clone()).or_default() += 1;
+            }
+            links.push((r.clone(), set));
+        }
+        let mut out = Vec::new();
+        for (repo, set) in links {
+            let mut u = RepoUsage { repository: repo.clone(), manifests: self.manifest_digests(&repo)?.len(), tags: self.tags(&repo)?.map(|t| t.len()).unwrap_or(0), ..Default::default() };
+            for d in &set {
+                let Ok(meta) = fs::metadata(self.blob_path(d)) else { continue };
+                u.size += meta.len();
+                u.blobs += 1;
+                if users.get(d).copied().unwrap_or(0) == 1 {
+                    u.unique += meta.len();
+                }
+            }
+            out.push(u);
+        }
+        Ok(out)
     }
 
     /// Digests of every blob in the registry.
@@ -465,6 +606,20 @@ fn walk_repositories(dir: &Path, prefix: &str, out: &mut Vec<String>) -> io::Res
 }
 
 /// Hashes a file with `algorithm`.
+/// One repository's share of the storage (`berth registry du`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RepoUsage {
+    pub repository: String,
+    /// Bytes of every blob and manifest the repository links.
+    pub size: u64,
+    /// Bytes only this repository links.
+    pub unique: u64,
+    pub blobs: usize,
+    pub manifests: usize,
+    pub tags: usize,
+}
+
 pub fn hash_file(path: &Path, algorithm: Algorithm) -> io::Result<Digest> {
     let mut f = File::open(path)?;
     let mut h = Hasher::new(algorithm);
