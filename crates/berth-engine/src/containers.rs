@@ -177,6 +177,13 @@ pub fn parse_signal(s: &str) -> Result<i32> {
 
 impl Engine {
     pub async fn create_container(self: &Arc<Self>, name: Option<&str>, req: CreateRequest) -> Result<CreateResponse> {
+        let t0 = std::time::Instant::now();
+        let r = self.create_container_untimed(name, req).await;
+        self.metrics.observe_action("create", t0.elapsed(), r.is_ok());
+        r
+    }
+
+    async fn create_container_untimed(self: &Arc<Self>, name: Option<&str>, req: CreateRequest) -> Result<CreateResponse> {
         let mut cfg = req.config;
         let mut hc = req.host_config.unwrap_or_default();
         let networking = req.networking_config;
@@ -349,6 +356,13 @@ impl Engine {
     }
 
     pub async fn start_container(self: &Arc<Self>, key: &str) -> Result<()> {
+        let t0 = std::time::Instant::now();
+        let r = self.start_container_untimed(key).await;
+        self.metrics.observe_action("start", t0.elapsed(), r.is_ok());
+        r
+    }
+
+    async fn start_container_untimed(self: &Arc<Self>, key: &str) -> Result<()> {
         let c = self.container(key)?;
         let _op = c.op.lock().await;
         match c.status() {
@@ -580,6 +594,13 @@ impl Engine {
     }
 
     pub async fn stop_container(self: &Arc<Self>, key: &str, signal: Option<&str>, timeout: Option<i64>) -> Result<()> {
+        let t0 = std::time::Instant::now();
+        let r = self.stop_container_untimed(key, signal, timeout).await;
+        self.metrics.observe_action("stop", t0.elapsed(), r.is_ok());
+        r
+    }
+
+    async fn stop_container_untimed(self: &Arc<Self>, key: &str, signal: Option<&str>, timeout: Option<i64>) -> Result<()> {
         let c = self.container(key)?;
         let _op = c.op.lock().await;
         self.stop_locked(&c, signal, timeout).await
@@ -638,6 +659,13 @@ impl Engine {
     }
 
     pub async fn restart_container(self: &Arc<Self>, key: &str, signal: Option<&str>, timeout: Option<i64>) -> Result<()> {
+        let t0 = std::time::Instant::now();
+        let r = self.restart_container_untimed(key, signal, timeout).await;
+        self.metrics.observe_action("restart", t0.elapsed(), r.is_ok());
+        r
+    }
+
+    async fn restart_container_untimed(self: &Arc<Self>, key: &str, signal: Option<&str>, timeout: Option<i64>) -> Result<()> {
         let c = self.container(key)?;
         let _op = c.op.lock().await;
         if c.status().is_alive() {
@@ -697,6 +725,13 @@ impl Engine {
     }
 
     pub async fn remove_container(self: &Arc<Self>, key: &str, force: bool, remove_volumes: bool) -> Result<()> {
+        let t0 = std::time::Instant::now();
+        let r = self.remove_container_untimed(key, force, remove_volumes).await;
+        self.metrics.observe_action("delete", t0.elapsed(), r.is_ok());
+        r
+    }
+
+    async fn remove_container_untimed(self: &Arc<Self>, key: &str, force: bool, remove_volumes: bool) -> Result<()> {
         let c = self.container(key)?;
         let _op = c.op.lock().await;
         self.remove_locked(&c, force, remove_volumes).await

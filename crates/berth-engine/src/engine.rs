@@ -25,6 +25,8 @@ pub struct Engine {
     pub(crate) net: Networking,
     pub(crate) registry: crate::registry::RegistryService,
     pub events: EventBus,
+    /// Counters for `/metrics`.
+    pub metrics: crate::metrics::Metrics,
     pub(crate) execs: Mutex<HashMap<String, Arc<ExecInstance>>>,
     pub(crate) cgroup_v2: bool,
     /// A stable ID for /info.
@@ -56,6 +58,7 @@ impl Engine {
             net,
             registry,
             events: EventBus::default(),
+            metrics: crate::metrics::Metrics::default(),
             execs: Mutex::new(HashMap::new()),
             cgroup_v2: std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
             engine_id,

@@ -16,6 +16,7 @@ pub mod fsutil;
 mod health;
 pub mod images;
 pub mod logs;
+pub mod metrics;
 mod monitor;
 pub mod network;
 pub mod query;

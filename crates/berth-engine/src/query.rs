@@ -477,6 +477,13 @@ pub(crate) fn host_memory() -> u64 {
 }
 
 /// Interface counters seen from the container's network namespace.
+/// The interfaces of a process's network namespace, sorted by name.
+pub(crate) fn net_stats_of(pid: i32) -> Vec<(String, berth_types::container::NetworkStats)> {
+    let mut v: Vec<_> = net_stats(pid).into_iter().collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
 fn net_stats(pid: i32) -> std::collections::HashMap<String, berth_types::container::NetworkStats> {
     let mut out = std::collections::HashMap::new();
     let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/dev")) else { return out };

@@ -452,7 +452,10 @@ impl Runtime {
 
     pub fn stats(&self, id: &str) -> Result<Stats> {
         let rec = self.record(id)?;
-        Self::manager(&rec).stats()
+        let m = Self::manager(&rec);
+        let mut s = m.stats()?;
+        s.oom_kills = m.oom_kills().unwrap_or(0);
+        Ok(s)
     }
 
     /// runc update: new limits for a live container.
