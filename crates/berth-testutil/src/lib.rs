@@ -4,6 +4,7 @@
 pub mod daemon;
 pub mod http;
 pub mod prom;
+pub mod webdriver;
 pub mod pty;
 
 use std::path::{Path, PathBuf};
