@@ -14,6 +14,7 @@ pub mod server;
 mod system;
 pub mod util;
 mod volumes;
+mod wsattach;
 
 use std::sync::Arc;
 

@@ -5,6 +5,7 @@ pub mod daemon;
 pub mod http;
 pub mod prom;
 pub mod webdriver;
+pub mod ws;
 pub mod pty;
 
 use std::path::{Path, PathBuf};
