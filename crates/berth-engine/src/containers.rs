@@ -225,11 +225,7 @@ impl Engine {
         spec::validate_resources(hc.memory, hc.memory_swap, hc.memory_reservation, hc.nano_cpus, hc.cpu_quota, hc.cpu_period, hc.cpu_shares)?;
         spec::capabilities(&hc)?;
         crate::container::devices::validate(&hc)?;
-        match hc.log_config.kind.as_str() {
-            "" => hc.log_config.kind = self.cfg.log_driver.clone(),
-            "json-file" | "none" => {}
-            other => return Err(Error::invalid(format!("failed to create container: logger: no log driver named '{other}' is registered"))),
-        }
+        crate::logconfig::merge_and_validate(&self.cfg, &mut hc.log_config)?;
         if hc.network_mode.is_empty() {
             hc.network_mode = "default".into();
         }
@@ -454,7 +450,6 @@ impl Engine {
         crate::util::write_replace(&state_dir.join("config.json"), &serde_json::to_vec(&spec)?)?;
         tracing::debug!("start {}: spec at {:?}", &id[..12], t0.elapsed());
 
-        let log_path = (rec.host_config.log_config.kind != "none").then(|| std::path::PathBuf::from(&rec.log_path));
         let shim_cfg = berth_shim::ShimConfig {
             id: id.clone(),
             bundle: state_dir.clone(),
@@ -463,11 +458,7 @@ impl Engine {
             runtime: runtime.shim_kind(),
             tty: rec.config.tty,
             open_stdin: rec.config.open_stdin,
-            log: berth_shim::LogConfig {
-                path: log_path,
-                max_size: log_opt_size(&rec.host_config).unwrap_or(self.log_rotation.0),
-                max_files: log_opt_files(&rec.host_config).unwrap_or(self.log_rotation.1),
-            },
+            log: crate::logconfig::for_shim(&rec, &self.cfg.data_root, self.log_rotation),
             console_size: rec.host_config.console_size.filter(|[h, w]| *h > 0 && *w > 0).map(|[h, w]| (h as u16, w as u16)),
         };
         let exe = self.exe.clone();
@@ -906,15 +897,6 @@ impl Engine {
 /// waits do not have; a start that failed is reported by the start call (as dockerd).
 fn wait_response(w: &crate::container::WaitState) -> WaitResponse {
     WaitResponse { status_code: w.exit_code, error: None }
-}
-
-fn log_opt_size(hc: &HostConfig) -> Option<u64> {
-    let s = hc.log_config.config.as_ref()?.get("max-size")?;
-    if s == "-1" { Some(0) } else { crate::config::parse_size(s) }
-}
-
-fn log_opt_files(hc: &HostConfig) -> Option<u32> {
-    hc.log_config.config.as_ref()?.get("max-file")?.parse().ok()
 }
 
 fn hostname() -> String {

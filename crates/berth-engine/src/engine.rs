@@ -41,6 +41,7 @@ impl Engine {
     /// running containers back under management.
     pub async fn open(cfg: EngineConfig, exe: PathBuf) -> Result<Arc<Engine>> {
         let log_rotation = cfg.log_rotation().map_err(Error::invalid)?;
+        crate::logconfig::validate_defaults(&cfg)?;
         std::fs::create_dir_all(&cfg.data_root)?;
         std::fs::create_dir_all(cfg.exec_root.join("containers"))?;
         std::fs::create_dir_all(cfg.exec_root.join("s"))?;

@@ -15,6 +15,7 @@ pub mod exec;
 pub mod fsutil;
 mod health;
 pub mod images;
+pub mod logconfig;
 pub mod logs;
 pub mod metrics;
 mod monitor;

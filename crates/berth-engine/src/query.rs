@@ -152,7 +152,7 @@ impl Engine {
             resolv_conf_path: rec.resolv_conf_path.clone(),
             hostname_path: rec.hostname_path.clone(),
             hosts_path: rec.hosts_path.clone(),
-            log_path: rec.log_path.clone(),
+            log_path: crate::logconfig::shown_path(&rec, &self.cfg.data_root),
             name: rec.name.clone(),
             restart_count: rec.restart_count,
             driver: "overlay2".into(),

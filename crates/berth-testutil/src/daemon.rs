@@ -195,6 +195,7 @@ pub struct TestDaemon {
     pub exec_root: PathBuf,
     pub slot: u32,
     args: Vec<String>,
+    envs: Vec<(String, String)>,
     child: Option<Child>,
     _slot: Slot,
 }
@@ -206,6 +207,11 @@ impl TestDaemon {
     }
 
     pub fn start_with(bin: &Path, extra: &[&str]) -> TestDaemon {
+        TestDaemon::start_with_env(bin, extra, &[])
+    }
+
+    /// With environment variables for the daemon (and so its shims).
+    pub fn start_with_env(bin: &Path, extra: &[&str], envs: &[(&str, &str)]) -> TestDaemon {
         crate::require_root();
         let dir = tempfile::Builder::new().prefix("btd").tempdir_in("/tmp").expect("temp dir").keep();
         let slot = Slot::acquire(&dir);
@@ -237,7 +243,8 @@ impl TestDaemon {
         ];
         std::fs::write(dir.join("daemon.json"), "{}").expect("daemon.json");
         args.extend(extra.iter().map(|s| s.to_string()));
-        let mut d = TestDaemon { bin: bin.to_path_buf(), dir, socket, data_root, exec_root, slot: n, args, child: None, _slot: slot };
+        let envs = envs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut d = TestDaemon { bin: bin.to_path_buf(), dir, socket, data_root, exec_root, slot: n, args, envs, child: None, _slot: slot };
         d.spawn();
         d
     }
@@ -246,6 +253,7 @@ impl TestDaemon {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("daemon.log")).expect("daemon log");
         let child = Command::new(&self.bin)
             .args(&self.args)
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
