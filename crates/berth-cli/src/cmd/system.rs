@@ -22,6 +22,9 @@ pub enum SystemCmd {
     Info(InfoArgs),
     /// Remove unused data
     Prune(PruneArgs),
+    /// Proxy the stdio stream to the daemon connection (what `ssh` runs remotely)
+    #[command(name = "dial-stdio", hide = true)]
+    DialStdio,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -673,7 +676,27 @@ pub async fn dispatch(ctx: &Ctx, cmd: SystemCmd) -> Result<()> {
         SystemCmd::Events(a) => events(ctx, a).await,
         SystemCmd::Info(a) => info(ctx, a).await,
         SystemCmd::Prune(a) => prune(ctx, a).await,
+        SystemCmd::DialStdio => dial_stdio(ctx).await,
     }
+}
+
+/// `system dial-stdio`: our stdin to the daemon's socket and the socket to our stdout,
+/// raw, until the daemon closes; our stdin's end half-closes the socket. This is what
+/// a client on another host runs over ssh (`DOCKER_HOST=ssh://...`).
+pub async fn dial_stdio(ctx: &Ctx) -> Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let client = crate::client::Client::new(&ctx.host, ctx.tls.as_ref())?;
+    let conn = client.connect().await?;
+    let (mut from_daemon, mut to_daemon) = tokio::io::split(conn);
+    tokio::spawn(async move {
+        let mut stdin = tokio::io::stdin();
+        let _ = tokio::io::copy(&mut stdin, &mut to_daemon).await;
+        let _ = to_daemon.shutdown().await;
+    });
+    let mut stdout = tokio::io::stdout();
+    let r = tokio::io::copy(&mut from_daemon, &mut stdout).await;
+    let _ = stdout.flush().await;
+    r.map(|_| ()).map_err(|e| Error::msg(format!("dial-stdio: {e}")))
 }
 
 #[cfg(test)]
