@@ -583,12 +583,23 @@ pub async fn login(ctx: &Ctx, a: LoginArgs) -> Result<()> {
     let v = value(&c.bytes(Call::post("/auth").json(&body)).await?)?;
     let token = v.str_at(&["IdentityToken"]);
     let mut cfg = ConfigFile::load(ctx.config.path.parent().unwrap_or(std::path::Path::new(".")))?;
-    cfg.set_auth(&key, &username, if token.is_empty() { &password } else { "" }, &token);
-    cfg.save()?;
-    ctx.io.eprintln(&format!(
-        "WARNING! Your credentials are stored unencrypted in '{}'.\nConfigure a credential helper to remove this warning. See\nhttps://docs.docker.com/go/credential-store/\n",
-        cfg.path.display()
-    ));
+    match cfg.helper_for(&key) {
+        // The helper keeps the secret; config.json only says that we logged in.
+        Some(helper) => {
+            let (user, secret) = if token.is_empty() { (username.as_str(), password.as_str()) } else { ("<token>", token.as_str()) };
+            config::helper_store(&helper, &key, user, secret, &ctx.env)?;
+            cfg.set_auth_placeholder(&key);
+            cfg.save()?;
+        }
+        None => {
+            cfg.set_auth(&key, &username, if token.is_empty() { &password } else { "" }, &token);
+            cfg.save()?;
+            ctx.io.eprintln(&format!(
+                "WARNING! Your credentials are stored unencrypted in '{}'.\nConfigure a credential helper to remove this warning. See\nhttps://docs.docker.com/go/credential-store/\n",
+                cfg.path.display()
+            ));
+        }
+    }
     let status = v.str_at(&["Status"]);
     ctx.io.println(if status.is_empty() { "Login Succeeded" } else { &status });
     Ok(())
@@ -609,6 +620,11 @@ pub async fn logout(ctx: &Ctx, a: LogoutArgs) -> Result<()> {
         return Ok(());
     }
     ctx.io.println(&format!("Removing login credentials for {key}"));
+    if let Some(helper) = cfg.helper_for(&key)
+        && let Err(e) = config::helper_erase(&helper, &key, &ctx.env)
+    {
+        ctx.io.eprintln(&format!("WARNING: could not erase credentials: {key}: error erasing credentials - err: {e}"));
+    }
     cfg.save()
 }
 
