@@ -355,6 +355,14 @@ impl Engine {
             current: pids.get("current").and_then(|v| v.as_u64()),
             limit: pids.get("limit").and_then(|v| v.as_u64()).filter(|l| *l > 0),
         };
+        let blk = |v: &[berth_runtime::cgroups::stats::BlkioEntry]| {
+            Some(v.iter().map(|e| berth_types::container::BlkioStatEntry { major: e.major, minor: e.minor, op: e.op.clone(), value: e.value }).collect())
+        };
+        out.blkio_stats = berth_types::container::BlkioStats {
+            io_service_bytes_recursive: blk(&st.blkio.io_service_bytes_recursive),
+            io_serviced_recursive: blk(&st.blkio.io_serviced_recursive),
+            ..Default::default()
+        };
         out.num_procs = 0;
         if let Some(l) = c.live() {
             out.networks = Some(net_stats(l.init_pid));

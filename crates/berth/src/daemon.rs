@@ -401,7 +401,7 @@ fn reload(file: Option<&std::path::Path>, level: Option<&logging::LevelHandle>) 
         Ok(wanted.to_string())
     })();
     match applied {
-        Ok(l) => tracing::warn!(level = l.as_str(), "configuration reloaded"),
+        Ok(l) => tracing::warn!(log_level = l.as_str(), "configuration reloaded"),
         Err(e) => tracing::error!("reloading the configuration: {e}"),
     }
     notify::notify("READY=1");
