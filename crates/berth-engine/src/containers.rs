@@ -465,16 +465,14 @@ impl Engine {
         let spawned = tokio::task::spawn_blocking(move || berth_shim::spawn::spawn(&exe, &shim_cfg))
             .await
             .map_err(|e| Error::system(format!("shim: {e}")))?;
-        let (mut child, init_pid) = spawned.map_err(|e| match e {
+        let (child, init_pid) = spawned.map_err(|e| match e {
             berth_shim::spawn::SpawnError::Create(msg) => Error::invalid(format!("failed to create task for container: {msg}")),
             other => Error::system(other.to_string()),
         })?;
         undo.shim = Some(self.shim_socket_of(&id));
         tracing::debug!("start {}: shim at {:?}", &id[..12], t0.elapsed());
         // Reap the shim when it ends (after the container), so it leaves no zombie.
-        tokio::task::spawn_blocking(move || {
-            let _ = child.wait();
-        });
+        crate::reaper::adopt(child);
 
         let socket = self.shim_socket_of(&id);
         let open_stdin = rec.config.open_stdin;

@@ -19,6 +19,7 @@ pub mod logconfig;
 pub mod logs;
 pub mod metrics;
 mod monitor;
+pub mod reaper;
 pub mod network;
 pub mod query;
 pub mod registry;

@@ -19,7 +19,10 @@ export class Live {
     this.ws.onopen = () => {
       this.delay = 500;
       if (this.watching !== null) this.send({ watch: this.watching });
-      this.handlers.open.forEach((f) => f());
+      // Handlers learn whether this is a reconnection (events may have been missed).
+      const again = this.opened > 0;
+      this.opened = (this.opened || 0) + 1;
+      this.handlers.open.forEach((f) => f(again));
     };
     this.ws.onmessage = (m) => this.receive(JSON.parse(m.data));
     this.ws.onclose = () => {

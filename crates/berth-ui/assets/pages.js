@@ -146,7 +146,7 @@ export function containers(view, ctx) {
     ctx.live.on('stats', (stats) => stats.forEach((s) => { const r = rows.get(s.id); if (r) drawStats(r); })),
     ctx.live.on('event', (ev) => { if (ev.Type === 'container' && !ev.Action.startsWith('exec_') && ev.Action !== 'top') refresh(ev.Actor.ID).catch(() => {}); }),
     ctx.live.on('lagged', () => reload()),
-    ctx.live.on('open', () => reload()),
+    ctx.live.on('open', (again) => { if (again) reload(); }),
   ];
   // "Up 3 minutes" is the daemon's text: refreshed once a minute, not per second.
   const timer = setInterval(() => reload().catch(() => {}), 60000);

@@ -63,11 +63,12 @@ pub fn ui_router(engine: Arc<Engine>, access: guard::Access) -> Router {
 /// `GET /metrics` and nothing else (dockerd's metrics address has no guard either:
 /// bind it where only the scraper can reach it).
 pub fn metrics_router(engine: Arc<Engine>) -> Router {
-    Router::new().route("/metrics", get(metrics_handler)).with_state(engine)
+    let readings = metrics::Readings::new(engine.clone());
+    Router::new().route("/metrics", get(metrics_handler)).with_state((engine, readings))
 }
 
-async fn metrics_handler(State(engine): State<Arc<Engine>>) -> Response {
-    let body = metrics::render(&engine).await;
+async fn metrics_handler(State((engine, readings)): State<(Arc<Engine>, Arc<metrics::Readings>)>) -> Response {
+    let body = metrics::render(&engine, &readings).await;
     ([(header::CONTENT_TYPE, expo::CONTENT_TYPE)], body).into_response()
 }
 

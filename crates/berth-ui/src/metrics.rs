@@ -3,16 +3,76 @@
 //! every running container's cgroup numbers under cAdvisor's names (`container_*`,
 //! labelled id, name and image), so no cAdvisor is needed beside berth.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use berth_engine::Engine;
 use berth_engine::metrics::{ContainerMetrics, Metrics};
 
 use crate::expo::{Exposition, Kind};
 
-/// The whole exposition, read now.
-pub async fn render(engine: &Arc<Engine>) -> String {
-    let containers = engine.container_metrics(None).await;
+/// How often the containers' cgroups are read while someone scrapes (cAdvisor's
+/// "housekeeping"): a scrape answers from the last reading, at most this old.
+pub const REFRESH: Duration = Duration::from_secs(5);
+/// Without a scrape for this long, the readings stop (an unwatched daemon stays idle).
+const KEEP_READING_FOR: Duration = Duration::from_secs(120);
+
+/// The containers' last reading, refreshed in the background while scrapes come.
+pub struct Readings {
+    engine: Arc<Engine>,
+    last: Mutex<Option<(Instant, Arc<Vec<ContainerMetrics>>)>>,
+    scraped: Mutex<Option<Instant>>,
+    refreshing: std::sync::atomic::AtomicBool,
+}
+
+impl Readings {
+    pub fn new(engine: Arc<Engine>) -> Arc<Readings> {
+        Arc::new(Readings { engine, last: Mutex::new(None), scraped: Mutex::new(None), refreshing: Default::default() })
+    }
+
+    /// A reading at most [`REFRESH`] old (twice that while a refresh is late); the first
+    /// scrape after a quiet spell reads the cgroups there and then.
+    pub async fn get(self: &Arc<Self>) -> Arc<Vec<ContainerMetrics>> {
+        *self.scraped.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        self.keep_refreshing();
+        let fresh = self.last.lock().unwrap_or_else(|p| p.into_inner()).as_ref().filter(|(at, _)| at.elapsed() < REFRESH * 2).map(|(_, r)| r.clone());
+        match fresh {
+            Some(r) => r,
+            None => self.read().await,
+        }
+    }
+
+    async fn read(&self) -> Arc<Vec<ContainerMetrics>> {
+        let r = Arc::new(self.engine.container_metrics(None).await);
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), r.clone()));
+        r
+    }
+
+    /// Starts the background refresh unless it runs; it ends when scrapes stop.
+    fn keep_refreshing(self: &Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        if self.refreshing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(REFRESH).await;
+                let quiet = me.scraped.lock().unwrap_or_else(|p| p.into_inner()).is_none_or(|t| t.elapsed() > KEEP_READING_FOR);
+                if quiet {
+                    *me.last.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                    me.refreshing.store(false, Ordering::SeqCst);
+                    return;
+                }
+                me.read().await;
+            }
+        });
+    }
+}
+
+/// The whole exposition: the engine now, the containers from `readings`.
+pub async fn render(engine: &Arc<Engine>, readings: &Arc<Readings>) -> String {
+    let containers = readings.get().await;
     let (images, image_bytes) = engine.image_store_usage().await;
     let mut e = Exposition::new();
     engine_families(&mut e, engine, images, image_bytes);

@@ -139,3 +139,48 @@ fn stats_block_io_and_containers_joining_a_live_view() {
     }
     let _ = live.kill();
 }
+
+/// The daemon's children that are zombies, and its threads blocked in wait().
+fn zombies_and_waiters(pid: u32) -> (usize, usize) {
+    let mut zombies = 0;
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if f.len() > 2 && f[1] == pid.to_string() && f[0] == "Z" {
+            zombies += 1;
+        }
+    }
+    let waiters = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .filter(|t| std::fs::read_to_string(t.path().join("wchan")).unwrap_or_default() == "do_wait")
+        .count();
+    (zombies, waiters)
+}
+
+#[test]
+fn shims_are_reaped_without_a_thread_each() {
+    let d = TestDaemon::start(bin());
+    d.busybox_image("busybox:latest");
+    for i in 0..6 {
+        run_ok(d.docker().args(["run", "-d", "--name", &format!("r{i}"), "busybox", "sleep", "300"]));
+    }
+    for i in 0..4 {
+        run_ok(d.docker().args(["run", "--rm", "--name", &format!("q{i}"), "busybox", "true"]));
+    }
+    let pid = d.pid().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (zombies, waiters) = zombies_and_waiters(pid);
+        if zombies == 0 {
+            assert_eq!(waiters, 0, "no thread waits for a shim");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{zombies} zombie shims");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    run_ok(d.docker().args(["rm", "-f", "r0", "r1", "r2"]));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(zombies_and_waiters(pid).0, 0);
+}

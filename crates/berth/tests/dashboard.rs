@@ -176,3 +176,51 @@ fn the_guard_wants_the_token_and_refuses_other_sites() {
     let r = http::request(a, "GET", "/assets/app.js", &[("Cookie", &c), ("Accept-Encoding", "gzip")], b"");
     assert_eq!((r.status, r.header("content-encoding")), (200, Some("gzip")));
 }
+
+fn openssl(args: &[&str], dir: &Path) {
+    let st = std::process::Command::new("openssl").args(args).current_dir(dir).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).status().unwrap();
+    assert!(st.success(), "openssl {args:?}");
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate.
+fn make_certs(dir: &Path) {
+    openssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca-key.pem", "-out", "ca.pem", "-days", "2", "-subj", "/CN=berth-test-ca"], dir);
+    openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server-key.pem", "-out", "server.csr", "-subj", "/CN=127.0.0.1"], dir);
+    std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n").unwrap();
+    openssl(&["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial", "-out", "server-cert.pem", "-days", "2", "-extfile", "server.ext"], dir);
+    openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem", "-out", "client.csr", "-subj", "/CN=client"], dir);
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    openssl(&["x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial", "-out", "cert.pem", "-days", "2", "-extfile", "client.ext"], dir);
+}
+
+#[test]
+fn over_tls_a_client_certificate_admits_without_the_token() {
+    let certs = berth_testutil::short_tempdir("buicerts");
+    make_certs(certs.path());
+    let p = |f: &str| certs.path().join(f).display().to_string();
+    let d = TestDaemon::start_with(
+        Path::new(env!("CARGO_BIN_EXE_berth")),
+        &["--ui", "127.0.0.1:0", "--ui-tls", "--tlsverify", "--tlscacert", &p("ca.pem"), "--tlscert", &p("server-cert.pem"), "--tlskey", &p("server-key.pem")],
+    );
+    let addr = std::fs::read_to_string(d.exec_root.join("ui-addr")).unwrap();
+    let curl = |extra: &[&str]| {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", &p("ca.pem")])
+            .args(extra)
+            .arg(format!("https://{addr}/api/containers/json"))
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    // With the CA's client certificate: in, no token needed.
+    assert_eq!(curl(&["--cert", &p("cert.pem"), "--key", &p("key.pem")]), (Some(0), "200".to_string()));
+    // Without one the TLS handshake itself fails: not even the token is asked for.
+    let (code, _) = curl(&[]);
+    assert_ne!(code, Some(0));
+    // Plain HTTP on the TLS port: no answer.
+    let (code, status) = {
+        let out = std::process::Command::new("curl").args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &format!("http://{addr}/")]).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    assert!(code != Some(0) || status != "200", "plain HTTP answered {status}");
+}

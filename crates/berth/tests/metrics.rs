@@ -24,6 +24,19 @@ fn scrape(addr: &str) -> (String, prom::Exposition) {
     (text, e)
 }
 
+/// Scrapes until `ok` holds (at most 20 s).
+fn scrape_until(addr: &str, ok: impl Fn(&prom::Exposition) -> bool) -> (String, prom::Exposition) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (text, e) = scrape(addr);
+        if ok(&e) {
+            return (text, e);
+        }
+        assert!(std::time::Instant::now() < deadline, "never held:\n{text}");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
 fn promtool_check(text: &str) {
     let promtool = ["/usr/bin/promtool", "/usr/local/bin/promtool"].into_iter().find(|p| Path::new(p).exists()).expect("promtool (Debian's prometheus package; scripts/setup.sh --test installs it)");
     let mut child = Command::new(promtool).args(["check", "metrics"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("promtool");
@@ -54,20 +67,18 @@ fn metrics_pass_promtool_and_a_containers_memory_moves() {
     assert!(e.value("berth_image_store_bytes", &[]) > 100_000.0);
     assert!(e.value("process_resident_memory_bytes", &[]) > 1e6);
 
-    // 40 MB into the container's /dev/shm (tmpfs, charged to its memory cgroup).
+    // 40 MB into the container's /dev/shm (tmpfs, charged to its memory cgroup). The
+    // containers' cgroups are read every few seconds while scrapes come: wait for it.
     run_ok(d.docker().args(["exec", "memhog", "sh", "-c", "head -c 40000000 /dev/zero > /dev/shm/fill"]));
-    let (text, e) = scrape(&addr);
+    let (text, e) = scrape_until(&addr, |e| e.value("container_memory_usage_bytes", &labels) - before > 35e6);
     promtool_check(&text);
     std::fs::write(berth_testutil::artefacts_dir().join("metrics.txt"), &text).unwrap();
-    let after = e.value("container_memory_usage_bytes", &labels);
-    assert!(after - before > 35e6, "memory went from {before} to {after}");
     assert!(e.value("container_memory_working_set_bytes", &labels) > 35e6);
     run_ok(d.docker().args(["exec", "memhog", "rm", "/dev/shm/fill"]));
 
     // A stopped container leaves the per-container families.
     run_ok(d.docker().args(["stop", "-t", "0", "memhog"]));
-    let (_, e) = scrape(&addr);
-    assert!(e.find("container_memory_usage_bytes", &[("name", "memhog")]).is_empty());
+    let (_, e) = scrape_until(&addr, |e| e.find("container_memory_usage_bytes", &[("name", "memhog")]).is_empty());
     assert_eq!(e.value("engine_daemon_container_states_containers", &[("state", "stopped")]), 1.0);
     // Anything but /metrics is a 404; the endpoint changes nothing.
     assert_eq!(http::get(&addr, "/nope").status, 404);
