@@ -5,7 +5,7 @@
 #   scripts/setup.sh --bench  plus what bench/ compares against (iperf3, dockerd)
 set -eu
 build_pkgs="busybox-static libseccomp-dev pkg-config nftables iproute2 ca-certificates"
-test_pkgs="runc crun skopeo docker-registry apache2-utils iptables procps psmisc curl python3-docker docker-compose util-linux e2fsprogs bzip2 xz-utils qemu-user-static binfmt-support"
+test_pkgs="runc crun skopeo docker-registry apache2-utils iptables procps psmisc curl python3-docker docker-compose util-linux e2fsprogs bzip2 xz-utils qemu-user-static binfmt-support prometheus chromium chromium-driver openssh-server openssh-client"
 bench_pkgs="iperf3 docker.io bc"
 pkgs=$build_pkgs
 for a in "$@"; do
@@ -45,6 +45,11 @@ case " $* " in *" --test "*)
     command -v update-binfmts >/dev/null && update-binfmts --enable >/dev/null 2>&1 || true
     ;;
 esac
+# Likewise prometheus: only its promtool is used. (The tests run their own sshd on a
+# port of their own, with their own keys; a system sshd is left as it is.)
+if [ -x /etc/init.d/prometheus ]; then
+    /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+fi
 command -v cargo >/dev/null || { echo "setup.sh: cargo not found (install Rust with rustup)" >&2; exit 1; }
 case " $* " in *" --test "*) want_nextest=1 ;; *) want_nextest="" ;; esac
 if [ -n "$want_nextest" ] && ! cargo nextest --version >/dev/null 2>&1; then

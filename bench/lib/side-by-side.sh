@@ -3,7 +3,8 @@
 # --iptables=false: no host firewall changes), imports the same busybox image into
 # both, and removes everything on exit. Before sourcing set: top, berth, docker, work.
 # After: $B and $D are the two DOCKER_HOSTs; bpid/dpid their pids. A script may define
-# extra_cleanup() to be run first on exit.
+# extra_cleanup() to be run first on exit, and set berth_extra / dockerd_extra to more
+# daemon flags.
 B="unix://$work/berth.sock"
 D="unix://$work/docker.sock"
 side_by_side_cleanup() {
@@ -23,12 +24,12 @@ trap side_by_side_cleanup EXIT
 
 "$berth" daemon --data-root "$work/berth-data" --exec-root "$work/berth-run" -H "$B" --bridge benchberth0 \
     --bip 172.27.0.1/16 --default-address-pool base=10.227.0.0/16,size=24 --nft-table benchberth \
-    --cgroup-parent /benchberth >"$work/berth.log" 2>&1 &
+    --cgroup-parent /benchberth ${berth_extra:-} >"$work/berth.log" 2>&1 &
 bpid=$!
 ip link add benchdock0 type bridge && ip addr add 172.26.0.1/16 dev benchdock0 && ip link set benchdock0 up
 dockerd --data-root "$work/docker-data" --exec-root "$work/docker-run" -H "$D" --pidfile "$work/docker.pid" \
     --bridge benchdock0 --iptables=false --ip6tables=false --ip-masq=false --cgroup-parent /benchdock \
-    --containerd-namespace bench --containerd-plugins-namespace benchp >"$work/dockerd.log" 2>&1 &
+    --containerd-namespace bench --containerd-plugins-namespace benchp ${dockerd_extra:-} >"$work/dockerd.log" 2>&1 &
 dpid=$!
 for h in "$B" "$D"; do
     for i in $(seq 100); do $docker -H "$h" version >/dev/null 2>&1 && break; sleep 0.2; done

@@ -407,7 +407,31 @@ pub async fn commit(State(e): St, req: Request) -> ApiResult {
     Ok(json(StatusCode::CREATED, &berth_types::IdResponse { id }))
 }
 
-/// Answer for endpoints berth recognises but does not offer.
-pub async fn attach_ws() -> ApiResult {
-    Err(ApiError(Error::not_implemented("attach over websocket is not supported by berth; use POST /containers/{id}/attach")))
+/// `GET /containers/{id}/attach/ws`: attach over a WebSocket. Output goes out raw
+/// (stdout and stderr unframed, as dockerd), in binary messages from API 1.28 and text
+/// ones before; messages from the client are the container's stdin, watched for the
+/// detach keys. Before API 1.42 the stdin/stdout/stderr parameters are ignored and all
+/// three are attached, as dockerd does.
+pub async fn attach_ws(State(e): St, Path(id): Path<String>, ws: Result<axum::extract::ws::WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>, req: Request) -> ApiResult {
+    let p = Params::parse(req.uri().query());
+    let version = req.extensions().get::<ApiVersion>().copied().unwrap_or_default();
+    let keys = hijack::parse_detach_keys(p.str("detachKeys"))?;
+    let c = e.container(&id)?;
+    let ws = ws.map_err(|r| invalid(format!("not a WebSocket request: {r}")))?;
+    let rec = c.snapshot();
+    let all = version.0 < 142;
+    let spec = AttachSpec {
+        id: rec.id.clone(),
+        tty: rec.config.tty,
+        stdin: all || p.bool("stdin")?,
+        stdout: all || p.bool("stdout")?,
+        stderr: all || p.bool("stderr")?,
+        logs: p.bool("logs")?,
+        stream: p.bool("stream")?,
+        stdin_once: rec.config.stdin_once && !rec.config.tty,
+        detach_keys: keys,
+    };
+    let binary = version.0 >= 128;
+    let (_, rx) = e.attach_output(&id)?;
+    Ok(ws.on_upgrade(move |socket| crate::wsattach::run(e, spec, rx, socket, binary)))
 }

@@ -15,6 +15,7 @@ pub mod server;
 mod system;
 pub mod util;
 mod volumes;
+mod wsattach;
 
 use std::sync::Arc;
 
@@ -26,7 +27,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use berth_engine::Engine;
 
-pub use server::{Listen, TlsFiles, serve};
+pub use server::{Listen, TlsFiles, serve, serve_then};
 
 /// The API version a request was made with, as major*100+minor (1.41 → 141).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,8 +85,12 @@ pub fn requests_served() -> u64 {
     REQUESTS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-async fn version_and_headers(req: Request, next: Next) -> Response {
+async fn version_and_headers(axum::extract::State(engine): axum::extract::State<Arc<Engine>>, req: Request, next: Next) -> Response {
     REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let t0 = std::time::Instant::now();
+    // The route's pattern, not the path: IDs and names would make a series each.
+    let route = req.extensions().get::<axum::extract::MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "other".into());
+    let method = req.method().clone();
     let v = req.extensions().get::<ApiVersion>().copied().unwrap_or_default();
     let mut resp = if v.0 > MAX_VERSION {
         util::ApiError(berth_engine::Error::invalid(format!(
@@ -111,6 +116,7 @@ async fn version_and_headers(req: Request, next: Next) -> Response {
     h.insert("Docker-Experimental", HeaderValue::from_static("false"));
     h.insert("Ostype", HeaderValue::from_static("linux"));
     h.insert("Server", HeaderValue::from_static(concat!("Berth/", env!("CARGO_PKG_VERSION"), " (linux)")));
+    engine.metrics.observe_request(&route, method.as_str(), resp.status().as_u16(), t0.elapsed());
     resp
 }
 
@@ -195,7 +201,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/configs", swarm.clone())
         .route("/configs/{*rest}", swarm)
         .fallback(not_found)
-        .layer(axum::middleware::from_fn(version_and_headers))
+        .layer(axum::middleware::from_fn_with_state(engine.clone(), version_and_headers))
         .with_state(engine)
 }
 

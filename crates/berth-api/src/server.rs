@@ -23,7 +23,7 @@ pub enum Listen {
     Tcp { addr: String, tls: Option<TlsFiles> },
 }
 
-fn load_tls(t: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, String> {
+pub fn load_tls(t: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, String> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let certs: Vec<_> = rustls_pemfile::certs(&mut std::io::BufReader::new(std::fs::File::open(&t.cert).map_err(|e| format!("{}: {e}", t.cert.display()))?))
         .collect::<Result<_, _>>()
@@ -50,6 +50,11 @@ fn load_tls(t: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, String> {
 /// Binds every listener (failing early, before anything is served), then serves them
 /// all until the process ends.
 pub async fn serve(app: axum::Router, listeners: Vec<Listen>) -> Result<(), String> {
+    serve_then(app, listeners, || {}).await
+}
+
+/// [`serve`], calling `ready` once every listener is bound (sd_notify's READY=1).
+pub async fn serve_then(app: axum::Router, listeners: Vec<Listen>, ready: impl FnOnce()) -> Result<(), String> {
     let mut tasks = Vec::new();
     for l in listeners {
         match l {
@@ -95,6 +100,7 @@ pub async fn serve(app: axum::Router, listeners: Vec<Listen>) -> Result<(), Stri
             }
         }
     }
+    ready();
     for t in tasks {
         let _ = t.await;
     }

@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{ArgAction, ColorChoice, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::cmd::{build, container, cp, image, network, run, stats, system, volume};
+use crate::cmd::{build, container, context, cp, image, network, run, stats, system, volume};
 use crate::ctx::Ctx;
 use crate::error::Result;
 
@@ -15,7 +15,7 @@ use crate::error::Result;
 pub struct Cli {
     #[arg(long, value_name = "string", help = "Location of client config files (default \"~/.docker\")")]
     pub config: Option<String>,
-    #[arg(short = 'c', long, value_name = "string", help = "Name of the context to use to connect to the daemon (only \"default\")")]
+    #[arg(short = 'c', long, value_name = "string", help = "Name of the context to use to connect to the daemon (overrides DOCKER_HOST env var and default context set with \"berth context use\")")]
     pub context: Option<String>,
     #[arg(short = 'D', long, action = ArgAction::SetTrue, help = "Enable debug mode")]
     pub debug: bool,
@@ -63,6 +63,12 @@ pub enum Cmd {
     Builder {
         #[command(subcommand)]
         cmd: BuilderCmd,
+    },
+    /// Manage contexts
+    #[command(arg_required_else_help = true)]
+    Context {
+        #[command(subcommand)]
+        cmd: context::ContextCmd,
     },
     /// Manage images
     #[command(arg_required_else_help = true)]
@@ -183,7 +189,12 @@ pub enum ImageCmd {
 /// docker's usage line (after the command path) for each command.
 fn usage_suffix(parent: &str, name: &str) -> &'static str {
     match (parent, name) {
-        (_, "builder" | "container" | "image" | "network" | "volume" | "system") if parent == "berth" => "COMMAND",
+        (_, "builder" | "container" | "context" | "image" | "network" | "volume" | "system") if parent == "berth" => "COMMAND",
+        ("context", "create") => "[OPTIONS] CONTEXT",
+        ("context", "inspect") => "[OPTIONS] [CONTEXT] [CONTEXT...]",
+        ("context", "rm") => "CONTEXT [CONTEXT...]",
+        ("context", "use") => "CONTEXT",
+        ("context", "update") => "[OPTIONS] CONTEXT",
         ("network", "connect" | "disconnect") => "[OPTIONS] NETWORK CONTAINER",
         ("network", "create") => "[OPTIONS] NETWORK",
         ("network", "inspect") => "[OPTIONS] NETWORK [NETWORK...]",
@@ -483,7 +494,8 @@ fn first_positional(leaf: &clap::Command, args: &[OsString], from: usize) -> Opt
 fn stop_flags_after_first_positional(root: &clap::Command, args: &[OsString]) -> Vec<OsString> {
     let (path, leaf) = command_path(root, args);
     let Some(leaf) = leaf else { return args.to_vec() };
-    if !matches!(leaf.get_name(), "run" | "create" | "exec") {
+    let parent = path.split(' ').rev().nth(1).unwrap_or("");
+    if !matches!(leaf.get_name(), "run" | "create" | "exec") || !matches!(parent, "berth" | "container") {
         return args.to_vec();
     }
     // Where the leaf's own arguments start: just after its name.
@@ -544,6 +556,7 @@ pub async fn dispatch(ctx: &Ctx, cmd: Cmd) -> Result<()> {
             BuilderCmd::Prune(a) => build::builder_prune(ctx, a).await,
         },
         Cmd::Network { cmd } => network::dispatch(ctx, cmd).await,
+        Cmd::Context { cmd } => context::dispatch(ctx, cmd).await,
         Cmd::System { cmd } => system::dispatch(ctx, cmd).await,
         Cmd::Volume { cmd } => volume::dispatch(ctx, cmd).await,
         Cmd::Attach(a) => run::attach_cmd(ctx, a).await,

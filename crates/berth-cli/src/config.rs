@@ -98,6 +98,30 @@ impl ConfigFile {
             .unwrap_or(false)
     }
 
+    /// The credential helper for a registry, as the docker CLI chooses it:
+    /// `credHelpers[server]`, else `credsStore`.
+    pub fn helper_for(&self, server: &str) -> Option<String> {
+        self.json
+            .get("credHelpers")
+            .and_then(|h| h.get(server))
+            .and_then(Value::as_str)
+            .or_else(|| self.string("credsStore"))
+            .filter(|h| !h.is_empty())
+            .map(str::to_string)
+    }
+
+    /// Marks a registry as logged in without a secret (the helper holds it), as the
+    /// docker CLI does: an empty entry in `auths`.
+    pub fn set_auth_placeholder(&mut self, server: &str) {
+        let auths = self.json.entry("auths").or_insert_with(|| Value::Object(Map::new()));
+        if !auths.is_object() {
+            *auths = Value::Object(Map::new());
+        }
+        if let Some(m) = auths.as_object_mut() {
+            m.insert(server.to_string(), Value::Object(Map::new()));
+        }
+    }
+
     /// Writes the file atomically (temp file, fsync, rename), mode 0600.
     pub fn save(&self) -> Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
@@ -118,6 +142,54 @@ impl ConfigFile {
             Error::msg(format!("saving {}: {e}", self.path.display()))
         })
     }
+}
+
+/// `docker-credential-<name>` on `PATH` (the environment the command was given).
+fn helper_path(name: &str, env: &Env) -> Result<PathBuf> {
+    let bin = format!("docker-credential-{name}");
+    let path = env.get("PATH").cloned().unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    path.split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join(&bin))
+        .find(|p| p.is_file())
+        .ok_or_else(|| Error::msg(format!("exec: \"{bin}\": executable file not found in $PATH")))
+}
+
+/// Runs a credential helper's `action` (`store`, `erase`) with `input` on its stdin,
+/// returning its output; failures carry its output as the docker CLI shows it.
+fn run_helper(name: &str, action: &str, input: &[u8], env: &Env) -> Result<String> {
+    use std::process::{Command, Stdio};
+    let exe = helper_path(name, env)?;
+    let mut child = Command::new(&exe)
+        .arg(action)
+        .env_clear()
+        .envs(env.iter())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::msg(format!("{}: {e}", exe.display())))?;
+    if let Some(mut i) = child.stdin.take() {
+        let _ = i.write_all(input);
+    }
+    let out = child.wait_with_output().map_err(|e| Error::msg(e.to_string()))?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !out.status.success() {
+        let code = out.status.code().unwrap_or(1);
+        return Err(Error::msg(format!("exit status {code}, out: `{text}`")));
+    }
+    Ok(text)
+}
+
+/// `docker-credential-<helper> store`: `{"ServerURL","Username","Secret"}`.
+pub fn helper_store(helper: &str, server: &str, username: &str, secret: &str, env: &Env) -> Result<()> {
+    let body = serde_json::json!({"ServerURL": server, "Username": username, "Secret": secret});
+    run_helper(helper, "store", body.to_string().as_bytes(), env).map(|_| ()).map_err(|e| Error::msg(format!("Error saving credentials: error storing credentials - err: {e}")))
+}
+
+/// `docker-credential-<helper> erase` with the server on stdin.
+pub fn helper_erase(helper: &str, server: &str, env: &Env) -> Result<()> {
+    run_helper(helper, "erase", server.as_bytes(), env).map(|_| ())
 }
 
 /// The registry an image reference lives on, as the key docker uses in `auths`.

@@ -19,13 +19,15 @@ pub struct Ctx {
     pub host: String,
     pub tls: Option<TlsOptions>,
     pub cwd: PathBuf,
+    /// `--context`, when given.
+    pub context_flag: Option<String>,
     client: OnceCell<Client>,
 }
 
 impl Ctx {
     pub fn new(io: Streams, env: Env, config: ConfigFile, host: String, tls: Option<TlsOptions>) -> Ctx {
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-        Ctx { io, env, config, host, tls, cwd, client: OnceCell::new() }
+        Ctx { io, env, config, host, tls, cwd, context_flag: None, client: OnceCell::new() }
     }
 
     /// The client, after `/_ping` has chosen the API version.

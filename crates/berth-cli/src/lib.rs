@@ -9,6 +9,7 @@ pub mod app;
 pub mod client;
 pub mod cmd;
 pub mod config;
+pub mod contexts;
 pub mod ctx;
 pub mod error;
 pub mod format;
@@ -65,19 +66,29 @@ pub fn run(args: Vec<OsString>, env: Env, io: Streams) -> i32 {
         if cli.host.len() > 1 {
             return Err(Error::Usage("Specify only one -H".into()));
         }
-        let context = cli.context.clone().or_else(|| env.get("DOCKER_CONTEXT").cloned()).unwrap_or_default();
-        if !context.is_empty() && context != "default" {
-            return Err(Error::msg(format!("context \"{context}\" does not exist (berth supports only the default context; use -H, BERTH_HOST or DOCKER_HOST)")));
+        if !cli.host.is_empty() && cli.context.is_some() {
+            return Err(Error::msg("conflicting options: either specify --host or --context, not both"));
         }
-        let host = cli
-            .host
-            .first()
-            .cloned()
-            .or_else(|| env.get("BERTH_HOST").filter(|h| !h.is_empty()).cloned())
-            .or_else(|| env.get("DOCKER_HOST").filter(|h| !h.is_empty()).cloned())
-            .unwrap_or_else(|| DEFAULT_HOST.to_string());
         let dir = config::config_dir(cli.config.as_deref(), &env);
         let cfg = config::ConfigFile::load(&dir)?;
+        // docker's order: -H, --context, DOCKER_HOST, DOCKER_CONTEXT, currentContext.
+        let env_host = env.get("BERTH_HOST").filter(|h| !h.is_empty()).or_else(|| env.get("DOCKER_HOST").filter(|h| !h.is_empty())).cloned();
+        let store = contexts::Store::new(&dir);
+        let from_context = |name: &str| -> Result<(String, Option<TlsOptions>), Error> {
+            let c = cmd::context::lookup(&store, &env, name)?;
+            let tls_dir = store.tls_dir(&c.name).join("docker");
+            let file = |f: &str| c.tls_files.iter().any(|x| x == f).then(|| tls_dir.join(f));
+            let tls = (c.host.starts_with("tcp://") && (!c.tls_files.is_empty() || c.skip_tls_verify))
+                .then(|| TlsOptions { verify: !c.skip_tls_verify, ca: file("ca.pem"), cert: file("cert.pem"), key: file("key.pem") });
+            Ok((c.host, tls))
+        };
+        let (host, context_tls) = match (cli.host.first(), &cli.context, env_host) {
+            (Some(h), _, _) => (h.clone(), None),
+            (None, Some(c), _) => from_context(c)?,
+            (None, None, Some(h)) => (h, None),
+            (None, None, None) => from_context(&cmd::context::current_name(None, &env, &cfg))?,
+        };
+        let host = if host.is_empty() { DEFAULT_HOST.to_string() } else { host };
         let verify = cli.tlsverify || env.get("DOCKER_TLS_VERIFY").is_some_and(|v| !v.is_empty());
         let tls = if cli.tls || verify {
             let cert_dir = env.get("DOCKER_CERT_PATH").filter(|p| !p.is_empty()).map(std::path::PathBuf::from).unwrap_or(dir.clone());
@@ -95,9 +106,11 @@ pub fn run(args: Vec<OsString>, env: Env, io: Streams) -> i32 {
                 key: pick(&cli.tlskey, "key.pem"),
             })
         } else {
-            None
+            context_tls
         };
-        Ok(ctx::Ctx::new(io.clone(), env.clone(), cfg, host, tls))
+        let mut c = ctx::Ctx::new(io.clone(), env.clone(), cfg, host, tls);
+        c.context_flag = cli.context.clone();
+        Ok(c)
     };
     let ctx = match setup() {
         Ok(c) => c,

@@ -65,6 +65,17 @@ pub struct EngineConfig {
     pub certs_dir: Option<PathBuf>,
     /// Where `berth login` credentials are read for pulls from the daemon side.
     pub shutdown_timeout: u64,
+    /// Prometheus metrics at `http://<metrics-addr>/metrics`, as dockerd's option.
+    pub metrics_addr: Option<String>,
+    /// The web dashboard's address (host:port); no dashboard when unset.
+    pub ui: Option<String>,
+    /// Serve the dashboard over HTTPS with the daemon's TLS files (with `tlsverify`,
+    /// a client certificate the CA signed admits without the token).
+    pub ui_tls: bool,
+    /// A file holding the dashboard's token (written with a new random one if absent).
+    pub ui_token_file: Option<PathBuf>,
+    /// The daemon's own log: "text" or "json" (dockerd's `log-format`).
+    pub log_format: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -135,6 +146,11 @@ impl Default for EngineConfig {
             max_layer_size: None,
             certs_dir: None,
             shutdown_timeout: 15,
+            metrics_addr: None,
+            ui: None,
+            ui_tls: false,
+            ui_token_file: None,
+            log_format: "text".into(),
         }
     }
 }

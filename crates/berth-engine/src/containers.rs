@@ -184,6 +184,13 @@ impl Engine {
     /// none): the image must be of that platform (404 otherwise, as dockerd); without
     /// one, an image of another platform than the host's is used with a warning.
     pub async fn create_container_for(self: &Arc<Self>, name: Option<&str>, req: CreateRequest, platform: &str) -> Result<CreateResponse> {
+        let t0 = std::time::Instant::now();
+        let r = self.create_container_untimed(name, req, platform).await;
+        self.metrics.observe_action("create", t0.elapsed(), r.is_ok());
+        r
+    }
+
+    async fn create_container_untimed(self: &Arc<Self>, name: Option<&str>, req: CreateRequest, platform: &str) -> Result<CreateResponse> {
         let wanted = if platform.is_empty() {
             None
         } else {
@@ -248,11 +255,7 @@ impl Engine {
         spec::validate_resources(hc.memory, hc.memory_swap, hc.memory_reservation, hc.nano_cpus, hc.cpu_quota, hc.cpu_period, hc.cpu_shares)?;
         spec::capabilities(&hc)?;
         crate::container::devices::validate(&hc)?;
-        match hc.log_config.kind.as_str() {
-            "" => hc.log_config.kind = self.cfg.log_driver.clone(),
-            "json-file" | "none" => {}
-            other => return Err(Error::invalid(format!("logger: no log driver named '{other}' is registered"))),
-        }
+        crate::logconfig::merge_and_validate(&self.cfg, &mut hc.log_config)?;
         if hc.network_mode.is_empty() {
             hc.network_mode = "default".into();
         }
@@ -386,6 +389,13 @@ impl Engine {
     }
 
     pub async fn start_container(self: &Arc<Self>, key: &str) -> Result<()> {
+        let t0 = std::time::Instant::now();
+        let r = self.start_container_untimed(key).await;
+        self.metrics.observe_action("start", t0.elapsed(), r.is_ok());
+        r
+    }
+
+    async fn start_container_untimed(self: &Arc<Self>, key: &str) -> Result<()> {
         let c = self.container(key)?;
         let _op = c.op.lock().await;
         match c.status() {
@@ -481,7 +491,6 @@ impl Engine {
         crate::util::write_replace(&state_dir.join("config.json"), &serde_json::to_vec(&spec)?)?;
         ph.mark("spec");
 
-        let log_path = (rec.host_config.log_config.kind != "none").then(|| std::path::PathBuf::from(&rec.log_path));
         let shim_cfg = berth_shim::ShimConfig {
             id: id.clone(),
             bundle: state_dir.clone(),
@@ -490,27 +499,21 @@ impl Engine {
             runtime: runtime.shim_kind(),
             tty: rec.config.tty,
             open_stdin: rec.config.open_stdin,
-            log: berth_shim::LogConfig {
-                path: log_path,
-                max_size: log_opt_size(&rec.host_config).unwrap_or(self.log_rotation.0),
-                max_files: log_opt_files(&rec.host_config).unwrap_or(self.log_rotation.1),
-            },
+            log: crate::logconfig::for_shim(&rec, &self.cfg.data_root, self.log_rotation),
             console_size: rec.host_config.console_size.filter(|[h, w]| *h > 0 && *w > 0).map(|[h, w]| (h as u16, w as u16)),
         };
         let exe = self.exe.clone();
         let spawned = tokio::task::spawn_blocking(move || berth_shim::spawn::spawn(&exe, &shim_cfg))
             .await
             .map_err(|e| Error::system(format!("shim: {e}")))?;
-        let (mut child, init_pid) = spawned.map_err(|e| match e {
+        let (child, init_pid) = spawned.map_err(|e| match e {
             berth_shim::spawn::SpawnError::Create(msg) => Error::invalid(format!("failed to create task for container: {msg}")),
             other => Error::system(other.to_string()),
         })?;
         undo.shim = Some(self.shim_socket_of(&id));
         ph.mark("shim");
         // Reap the shim when it ends (after the container), so it leaves no zombie.
-        tokio::task::spawn_blocking(move || {
-            let _ = child.wait();
-        });
+        crate::reaper::adopt(child);
 
         let socket = self.shim_socket_of(&id);
         let open_stdin = rec.config.open_stdin;
@@ -623,6 +626,13 @@ impl Engine {
     }
 
     pub async fn stop_container(self: &Arc<Self>, key: &str, signal: Option<&str>, timeout: Option<i64>) -> Result<()> {
+        let t0 = std::time::Instant::now();
+        let r = self.stop_container_untimed(key, signal, timeout).await;
+        self.metrics.observe_action("stop", t0.elapsed(), r.is_ok());
+        r
+    }
+
+    async fn stop_container_untimed(self: &Arc<Self>, key: &str, signal: Option<&str>, timeout: Option<i64>) -> Result<()> {
         let c = self.container(key)?;
         let _op = c.op.lock().await;
         self.stop_locked(&c, signal, timeout).await
@@ -681,6 +691,13 @@ impl Engine {
     }
 
     pub async fn restart_container(self: &Arc<Self>, key: &str, signal: Option<&str>, timeout: Option<i64>) -> Result<()> {
+        let t0 = std::time::Instant::now();
+        let r = self.restart_container_untimed(key, signal, timeout).await;
+        self.metrics.observe_action("restart", t0.elapsed(), r.is_ok());
+        r
+    }
+
+    async fn restart_container_untimed(self: &Arc<Self>, key: &str, signal: Option<&str>, timeout: Option<i64>) -> Result<()> {
         let c = self.container(key)?;
         let _op = c.op.lock().await;
         if c.status().is_alive() {
@@ -763,6 +780,13 @@ impl Engine {
     }
 
     pub async fn remove_container(self: &Arc<Self>, key: &str, force: bool, remove_volumes: bool) -> Result<()> {
+        let t0 = std::time::Instant::now();
+        let r = self.remove_container_untimed(key, force, remove_volumes).await;
+        self.metrics.observe_action("delete", t0.elapsed(), r.is_ok());
+        r
+    }
+
+    async fn remove_container_untimed(self: &Arc<Self>, key: &str, force: bool, remove_volumes: bool) -> Result<()> {
         let c = self.container(key)?;
         let _op = c.op.lock().await;
         self.remove_locked(&c, force, remove_volumes).await
@@ -940,15 +964,6 @@ impl Engine {
 /// waits do not have; a start that failed is reported by the start call (as dockerd).
 fn wait_response(w: &crate::container::WaitState) -> WaitResponse {
     WaitResponse { status_code: w.exit_code, error: None }
-}
-
-fn log_opt_size(hc: &HostConfig) -> Option<u64> {
-    let s = hc.log_config.config.as_ref()?.get("max-size")?;
-    if s == "-1" { Some(0) } else { crate::config::parse_size(s) }
-}
-
-fn log_opt_files(hc: &HostConfig) -> Option<u32> {
-    hc.log_config.config.as_ref()?.get("max-file")?.parse().ok()
 }
 
 fn hostname() -> String {

@@ -25,6 +25,8 @@ pub struct Engine {
     pub(crate) net: Networking,
     pub(crate) registry: crate::registry::RegistryService,
     pub events: EventBus,
+    /// Counters for `/metrics`.
+    pub metrics: crate::metrics::Metrics,
     pub(crate) execs: Mutex<HashMap<String, Arc<ExecInstance>>>,
     pub(crate) cgroup_v2: bool,
     /// A stable ID for /info.
@@ -39,6 +41,7 @@ impl Engine {
     /// running containers back under management.
     pub async fn open(cfg: EngineConfig, exe: PathBuf) -> Result<Arc<Engine>> {
         let log_rotation = cfg.log_rotation().map_err(Error::invalid)?;
+        crate::logconfig::validate_defaults(&cfg)?;
         std::fs::create_dir_all(&cfg.data_root)?;
         std::fs::create_dir_all(cfg.exec_root.join("containers"))?;
         std::fs::create_dir_all(cfg.exec_root.join("s"))?;
@@ -56,6 +59,7 @@ impl Engine {
             net,
             registry,
             events: EventBus::default(),
+            metrics: crate::metrics::Metrics::default(),
             execs: Mutex::new(HashMap::new()),
             cgroup_v2: std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
             engine_id,

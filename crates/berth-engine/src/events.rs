@@ -13,11 +13,13 @@ const HISTORY: usize = 1024;
 pub struct EventBus {
     tx: broadcast::Sender<EventMessage>,
     history: Mutex<VecDeque<EventMessage>>,
+    /// Events emitted since start (for `/metrics`).
+    total: std::sync::atomic::AtomicU64,
 }
 
 impl Default for EventBus {
     fn default() -> Self {
-        EventBus { tx: broadcast::channel(1024).0, history: Mutex::new(VecDeque::with_capacity(HISTORY)) }
+        EventBus { tx: broadcast::channel(1024).0, history: Mutex::new(VecDeque::with_capacity(HISTORY)), total: Default::default() }
     }
 }
 
@@ -47,7 +49,12 @@ impl EventBus {
             }
             h.push_back(ev.clone());
         }
+        self.total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let _ = self.tx.send(ev);
+    }
+
+    pub fn emitted(&self) -> u64 {
+        self.total.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Past events (oldest first) and a receiver for the ones to come, taken together

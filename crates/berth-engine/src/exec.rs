@@ -51,7 +51,9 @@ impl ExecInstance {
             }
         });
         if first {
-            let _ = self.done.send(true);
+            // send_replace: `send` drops the value when nobody is subscribed yet, and a
+            // later wait() would never see the end.
+            self.done.send_replace(true);
         }
     }
 

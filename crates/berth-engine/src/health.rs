@@ -62,6 +62,10 @@ pub(crate) fn spawn(engine: Arc<Engine>, c: Arc<Container>, generation: u64) {
             if c.generation() != generation {
                 return;
             }
+            crate::metrics::Metrics::add(&engine.metrics.health_checks, 1);
+            if code != 0 {
+                crate::metrics::Metrics::add(&engine.metrics.health_checks_failed, 1);
+            }
             let result = HealthcheckResult { start, end: now_rfc3339(), exit_code: code, output };
             let in_start = began.elapsed() < start_period;
             let mut changed = None;

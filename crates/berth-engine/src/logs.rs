@@ -12,7 +12,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use crate::engine::Engine;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 #[derive(Debug, Clone, Default)]
 pub struct LogOptions {
@@ -87,10 +87,15 @@ impl Engine {
     pub fn logs(self: &Arc<Self>, key: &str, opts: LogOptions) -> Result<(bool, mpsc::Receiver<LogLine>)> {
         let c = self.container(key)?;
         let rec = c.snapshot();
-        if rec.host_config.log_config.kind == "none" {
-            return Err(Error::not_implemented("configured logging driver does not support reading"));
-        }
-        let path = PathBuf::from(&rec.log_path);
+        let path = match crate::logconfig::readable(&rec, &self.cfg.data_root)? {
+            crate::logconfig::Readable::JsonFile(p) => p,
+            crate::logconfig::Readable::Local(p) => {
+                let (tx, rx) = mpsc::channel(256);
+                let watch = c.watch();
+                tokio::task::spawn_blocking(move || local_logs(&p, &opts, &tx, watch));
+                return Ok((rec.config.tty, rx));
+            }
+        };
         let (tx, rx) = mpsc::channel(256);
         let watch = c.watch();
         tokio::task::spawn_blocking(move || {
@@ -221,6 +226,110 @@ fn read_new(r: &mut impl BufRead, partial: &mut String, opts: &LogOptions, tx: &
                         return None;
                     }
             }
+        }
+    }
+}
+
+/// A `local` entry as a log line: the newline back on whole lines.
+fn local_line(e: &berth_shim::logdriver::local::Entry) -> (u8, String, DateTime<Utc>) {
+    let mut text = String::from_utf8_lossy(&e.line).into_owned();
+    if !e.partial {
+        text.push('\n');
+    }
+    (if e.source == "stderr" { 2 } else { 1 }, text, DateTime::from_timestamp_nanos(e.time_nano))
+}
+
+/// `logs` of a `local` log (or a dual-logging cache): every file, oldest first
+/// (gzipped ones through gunzip), `tail` applied, then the live file followed.
+fn local_logs(path: &Path, opts: &LogOptions, tx: &mpsc::Sender<LogLine>, watch: tokio::sync::watch::Receiver<crate::container::WaitState>) {
+    use berth_shim::logdriver::local;
+    let files = local::files(path);
+    let mut past: std::collections::VecDeque<LogLine> = std::collections::VecDeque::new();
+    let mut offset = 0;
+    let mut keep = |e: local::Entry| {
+        let (s, log, t) = local_line(&e);
+        if opts.keep(s, &t) {
+            past.push_back(opts.render(s, log, &t));
+            if let Some(n) = opts.tail
+                && past.len() > n
+            {
+                past.pop_front();
+            }
+        }
+        true
+    };
+    for (i, f) in files.iter().enumerate() {
+        if i == files.len() - 1 {
+            if let Ok(mut file) = std::fs::File::open(f) {
+                offset = local::read_from(&mut file, 0, &mut keep).unwrap_or(0);
+            }
+        } else if let Ok(mut r) = local::open_reader(f) {
+            let _ = local::read_entries(&mut r, &mut keep);
+        }
+    }
+    if opts.tail == Some(0) {
+        past.clear();
+    }
+    for l in past {
+        if tx.blocking_send(l).is_err() {
+            return;
+        }
+    }
+    if opts.follow {
+        follow_local(path, offset, opts, tx, watch);
+    }
+}
+
+/// As [`follow`], for the `local` format: whole entries only, a rotation followed by
+/// the file's inode changing.
+fn follow_local(path: &Path, mut offset: u64, opts: &LogOptions, tx: &mpsc::Sender<LogLine>, watch: tokio::sync::watch::Receiver<crate::container::WaitState>) {
+    use berth_shim::logdriver::local;
+    use std::os::unix::fs::MetadataExt;
+    let ino_of = |f: &std::fs::File| f.metadata().map(|m| m.ino()).unwrap_or(0);
+    let mut file = std::fs::File::open(path).ok();
+    let mut ino = file.as_ref().map(ino_of).unwrap_or(0);
+    let mut stopped_reads = 0;
+    loop {
+        if tx.is_closed() || opts.until.is_some_and(|u| Utc::now() > u) {
+            return;
+        }
+        let mut gone = false;
+        let before = offset;
+        if let Some(f) = file.as_mut() {
+            offset = local::read_from(f, offset, |e| {
+                let (s, log, t) = local_line(&e);
+                if opts.keep(s, &t) && tx.blocking_send(opts.render(s, log, &t)).is_err() {
+                    gone = true;
+                    return false;
+                }
+                true
+            })
+            .unwrap_or(offset);
+        }
+        if gone {
+            return;
+        }
+        let got = offset > before;
+        if !got {
+            let current = std::fs::metadata(path).map(|m| m.ino()).unwrap_or(0);
+            if current != 0
+                && current != ino
+                && let Ok(f) = std::fs::File::open(path)
+            {
+                ino = ino_of(&f);
+                file = Some(f);
+                offset = 0;
+                continue;
+            }
+        }
+        if !watch.borrow().status.is_alive() && watch.borrow().status != crate::container::Status::Restarting {
+            stopped_reads += 1;
+            if stopped_reads > 2 && !got {
+                return;
+            }
+        }
+        if !got {
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 }

@@ -161,7 +161,7 @@ impl Engine {
             resolv_conf_path: rec.resolv_conf_path.clone(),
             hostname_path: rec.hostname_path.clone(),
             hosts_path: rec.hosts_path.clone(),
-            log_path: rec.log_path.clone(),
+            log_path: crate::logconfig::shown_path(&rec, &self.cfg.data_root),
             name: rec.name.clone(),
             restart_count: rec.restart_count,
             driver: "overlay2".into(),
@@ -374,6 +374,14 @@ impl Engine {
             current: pids.get("current").and_then(|v| v.as_u64()),
             limit: pids.get("limit").and_then(|v| v.as_u64()).filter(|l| *l > 0),
         };
+        let blk = |v: &[berth_runtime::cgroups::stats::BlkioEntry]| {
+            Some(v.iter().map(|e| berth_types::container::BlkioStatEntry { major: e.major, minor: e.minor, op: e.op.clone(), value: e.value }).collect())
+        };
+        out.blkio_stats = berth_types::container::BlkioStats {
+            io_service_bytes_recursive: blk(&st.blkio.io_service_bytes_recursive),
+            io_serviced_recursive: blk(&st.blkio.io_serviced_recursive),
+            ..Default::default()
+        };
         out.num_procs = 0;
         if let Some(l) = c.live() {
             out.networks = Some(net_stats(l.init_pid));
@@ -532,6 +540,13 @@ pub(crate) fn host_memory() -> u64 {
 }
 
 /// Interface counters seen from the container's network namespace.
+/// The interfaces of a process's network namespace, sorted by name.
+pub(crate) fn net_stats_of(pid: i32) -> Vec<(String, berth_types::container::NetworkStats)> {
+    let mut v: Vec<_> = net_stats(pid).into_iter().collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
 fn net_stats(pid: i32) -> std::collections::HashMap<String, berth_types::container::NetworkStats> {
     let mut out = std::collections::HashMap::new();
     let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/dev")) else { return out };

@@ -96,6 +96,7 @@ impl Engine {
             p => Some(p.parse().map_err(|e: berth_registry::manifest::PlatformError| Error::invalid(e.to_string()))?),
         };
         let opts = PullOptions { platform, auth };
+        let (progress, downloaded) = counting_pull_bytes(progress);
         let content = self.content()?;
         let store: Arc<dyn berth_registry::store::ContentStore> = content.clone();
         let pulled = self
@@ -108,7 +109,12 @@ impl Engine {
                 }
                 .map_err(registry_err)
             })
-            .await?;
+            .await;
+        if let Ok(n) = downloaded.await {
+            crate::metrics::Metrics::add(&self.metrics.pull_bytes, n);
+        }
+        crate::metrics::Metrics::add(if pulled.is_ok() { &self.metrics.pulls } else { &self.metrics.pull_failures }, 1);
+        let pulled = pulled?;
         let mut ids = Vec::new();
         for p in pulled {
             let c = content.clone();
@@ -188,4 +194,26 @@ impl Engine {
             .await?;
         Ok(AuthResponse { status: "Login Succeeded".into(), identity_token: out.identity_token.unwrap_or_default() })
     }
+}
+
+/// Passes a pull's progress on and counts the bytes of the layers whose download
+/// completed; the count is the task's result once the pull drops its sender.
+fn counting_pull_bytes(out: UnboundedSender<Progress>) -> (UnboundedSender<Progress>, tokio::task::JoinHandle<u64>) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
+    let task = tokio::spawn(async move {
+        let mut seen: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+        let mut total = 0;
+        while let Some(p) = rx.recv().await {
+            match &p {
+                Progress::Downloading { id, current, .. } => {
+                    seen.insert(id.clone(), *current);
+                }
+                Progress::DownloadComplete { id } => total += seen.remove(id).unwrap_or(0),
+                _ => {}
+            }
+            let _ = out.send(p);
+        }
+        total
+    });
+    (tx, task)
 }

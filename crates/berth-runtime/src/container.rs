@@ -451,8 +451,12 @@ impl Runtime {
     }
 
     pub fn stats(&self, id: &str) -> Result<Stats> {
-        let rec = self.record(id)?;
-        Self::manager(&rec).stats()
+        state::validate_id(id)?;
+        let c = crate::state::CgroupOf::load(&self.dir(id), id)?;
+        let m = cgroups::manager(&c.cgroup_layout, &c.cgroup_path);
+        let mut s = m.stats()?;
+        s.oom_kills = m.oom_kills().unwrap_or(0);
+        Ok(s)
     }
 
     /// runc update: new limits for a live container.

@@ -106,6 +106,26 @@ impl Record {
     }
 }
 
+/// Just the cgroup of a container's record: stats are read every second (dashboard,
+/// `/metrics`), and decoding the whole record (its spec, seccomp profile included)
+/// each time would cost more than reading the cgroup.
+#[derive(Debug, Deserialize)]
+pub(crate) struct CgroupOf {
+    pub cgroup_path: String,
+    pub cgroup_layout: Layout,
+}
+
+impl CgroupOf {
+    pub(crate) fn load(dir: &Path, id: &str) -> Result<CgroupOf> {
+        let data = match std::fs::read(dir.join(STATE_FILE)) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotFound(id.to_string())),
+            Err(e) => return Err(Error::io(format!("read state of {id}"), e)),
+        };
+        serde_json::from_slice(&data).map_err(|e| Error::io(format!("decode state of {id}"), std::io::Error::other(e)))
+    }
+}
+
 /// State and start time of a process from `/proc/<pid>/stat`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ProcStat {

@@ -34,14 +34,29 @@ pub enum RuntimeKind {
     Builtin { root: PathBuf },
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LogConfig {
-    /// json-file log path; None = no log (docker's `--log-driver none`).
+    /// json-file (or local) log path; None = no log (docker's `--log-driver none`).
     pub path: Option<PathBuf>,
     /// Rotate when the file passes this many bytes (0 = never).
     pub max_size: u64,
     /// How many files to keep, the live one included (≥ 1).
     pub max_files: u32,
+    /// The log driver (see [`crate::logdriver`]); empty means json-file.
+    #[serde(default)]
+    pub driver: String,
+    /// The driver's options (`--log-opt`), already checked.
+    #[serde(default)]
+    pub opts: std::collections::BTreeMap<String, String>,
+    /// The container, for the drivers' tags and fields.
+    #[serde(default)]
+    pub info: crate::logdriver::LogInfo,
+    /// Where drivers that cannot be read back keep their `local` cache (dual logging).
+    #[serde(default)]
+    pub cache: Option<PathBuf>,
+    /// journald's socket, when not the standard one.
+    #[serde(default)]
+    pub journal_socket: Option<PathBuf>,
 }
 
 impl ShimConfig {

@@ -11,6 +11,7 @@ pub mod config;
 mod console;
 mod fdio;
 pub mod log;
+pub mod logdriver;
 pub mod memory;
 pub mod protocol;
 pub mod runtime;

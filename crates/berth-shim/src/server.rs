@@ -14,7 +14,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use crate::config::ShimConfig;
-use crate::log::JsonFileLog;
+use crate::logdriver::Logger;
 use crate::protocol::{self, ExitStatus, Ready, Request, Response};
 use crate::runtime::{Runtime, Stdio3, runtime_message};
 use crate::{console, fdio, now_rfc3339};
@@ -90,7 +90,7 @@ pub struct Shim {
     runtime: Runtime,
     listener: UnixListener,
     sigfd: SignalFd,
-    log: Option<JsonFileLog>,
+    log: Option<Logger>,
     procs: HashMap<ProcKey, Proc>,
     conns: HashMap<u64, Conn>,
     next_conn: u64,
@@ -144,10 +144,7 @@ impl Shim {
         let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
             .map_err(|e| format!("signalfd: {e}"))?;
 
-        let log = match &cfg.log.path {
-            Some(p) => Some(JsonFileLog::open(p, cfg.log.max_size, cfg.log.max_files).map_err(|e| format!("open log {}: {e}", p.display()))?),
-            None => None,
-        };
+        let log = Logger::open(&cfg.log).map_err(|e| format!("failed to initialize logging driver: {e}"))?;
         let cgroups_path = read_cgroups_path(&cfg.bundle);
         let runtime = Runtime::new(&cfg.runtime);
         std::fs::create_dir_all(&cfg.state_dir).map_err(|e| format!("state dir: {e}"))?;

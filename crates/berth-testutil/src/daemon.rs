@@ -200,6 +200,7 @@ pub struct TestDaemon {
     args: Vec<String>,
     /// The network namespace the daemon runs in (None: the host's).
     netns: Option<PathBuf>,
+    envs: Vec<(String, String)>,
     child: Option<Child>,
     _slot: Slot,
 }
@@ -211,12 +212,21 @@ impl TestDaemon {
     }
 
     pub fn start_with(bin: &Path, extra: &[&str]) -> TestDaemon {
-        TestDaemon::start_in(bin, None, extra)
+        TestDaemon::start_in_with_env(bin, None, extra, &[])
+    }
+
+    /// With environment variables for the daemon (and so its shims).
+    pub fn start_with_env(bin: &Path, extra: &[&str], envs: &[(&str, &str)]) -> TestDaemon {
+        TestDaemon::start_in_with_env(bin, None, extra, envs)
     }
 
     /// Starts the daemon inside the network namespace at `netns` (a path such as
     /// /run/netns/<name>), so that its bridges and rules land there.
     pub fn start_in(bin: &Path, netns: Option<&Path>, extra: &[&str]) -> TestDaemon {
+        TestDaemon::start_in_with_env(bin, netns, extra, &[])
+    }
+
+    fn start_in_with_env(bin: &Path, netns: Option<&Path>, extra: &[&str], envs: &[(&str, &str)]) -> TestDaemon {
         crate::require_root();
         let dir = tempfile::Builder::new().prefix("btd").tempdir_in("/tmp").expect("temp dir").keep();
         let slot = Slot::acquire(&dir);
@@ -248,6 +258,7 @@ impl TestDaemon {
         ];
         std::fs::write(dir.join("daemon.json"), "{}").expect("daemon.json");
         args.extend(extra.iter().map(|s| s.to_string()));
+        let envs = envs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let mut d = TestDaemon {
             bin: bin.to_path_buf(),
             dir,
@@ -257,6 +268,7 @@ impl TestDaemon {
             slot: n,
             args,
             netns: netns.map(Path::to_path_buf),
+            envs,
             child: None,
             _slot: slot,
         };
@@ -276,6 +288,7 @@ impl TestDaemon {
         };
         let child = cmd
             .args(&self.args)
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -301,6 +314,11 @@ impl TestDaemon {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     pub fn log(&self) -> String {

@@ -2,6 +2,11 @@
 //! filesystems come from Debian's busybox-static (`/bin/busybox`).
 
 pub mod daemon;
+pub mod http;
+pub mod prom;
+pub mod sshd;
+pub mod webdriver;
+pub mod ws;
 pub mod net;
 pub mod pty;
 
@@ -37,6 +42,14 @@ pub fn busybox_rootfs(dir: &Path) -> std::io::Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Where tests leave what a person may want to look at afterwards (screenshots, a
+/// metrics scrape): `target/test-artefacts/` of the workspace, created on demand.
+pub fn artefacts_dir() -> PathBuf {
+    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-artefacts");
+    let _ = std::fs::create_dir_all(&d);
+    d
 }
 
 /// A scratch directory under /tmp with a short path (unix socket paths are limited to

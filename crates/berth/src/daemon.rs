@@ -6,6 +6,8 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use berth_engine::config::{AddressPool, EngineConfig, RuntimeConfig};
+
+use crate::{logging, notify};
 use clap::Parser;
 
 #[derive(Parser, Debug)]
@@ -112,6 +114,22 @@ struct Flags {
     /// (docs/performance.md; also BERTH_TRACE_PHASES=1).
     #[arg(long = "trace-phases")]
     trace_phases: bool,
+    /// The daemon's own log: text or json.
+    #[arg(long = "log-format")]
+    log_format: Option<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9323).
+    #[arg(long = "metrics-addr")]
+    metrics_addr: Option<String>,
+    /// Serve the web dashboard at ADDR (e.g. 127.0.0.1:9000); it asks for its token.
+    #[arg(long = "ui")]
+    ui: Option<String>,
+    /// Serve the dashboard over HTTPS with --tlscert/--tlskey (and, with --tlsverify,
+    /// admit clients whose certificate --tlscacert signed without the token).
+    #[arg(long = "ui-tls")]
+    ui_tls: bool,
+    /// A file holding the dashboard's token (a new one is written there if absent).
+    #[arg(long = "ui-token-file")]
+    ui_token_file: Option<PathBuf>,
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -122,9 +140,14 @@ fn size(s: &str) -> Result<u64, String> {
     berth_engine::config::parse_size(s).ok_or_else(|| format!("invalid size {s:?}"))
 }
 
-fn build_config(f: Flags) -> Result<EngineConfig, String> {
+/// The daemon.json in use: `--config-file`, else /etc/berth/daemon.json if it exists.
+fn config_file_of(f: &Flags) -> Option<PathBuf> {
     let default_file = PathBuf::from("/etc/berth/daemon.json");
-    let file = f.config_file.clone().or_else(|| default_file.exists().then_some(default_file));
+    f.config_file.clone().or_else(|| default_file.exists().then_some(default_file))
+}
+
+fn build_config(f: Flags) -> Result<EngineConfig, String> {
+    let file = config_file_of(&f);
     let mut cfg: EngineConfig = match &file {
         Some(p) => {
             let data = std::fs::read(p).map_err(|e| format!("reading {}: {e}", p.display()))?;
@@ -243,6 +266,23 @@ fn build_config(f: Flags) -> Result<EngineConfig, String> {
         cfg.log_level = "debug".into();
     }
     cfg.labels.extend(f.labels);
+    if let Some(v) = f.log_format {
+        cfg.log_format = v;
+    }
+    logging::Format::parse(&cfg.log_format)?;
+    if f.metrics_addr.is_some() {
+        cfg.metrics_addr = f.metrics_addr;
+    }
+    if f.ui.is_some() {
+        cfg.ui = f.ui;
+    }
+    cfg.ui_tls |= f.ui_tls;
+    if f.ui_token_file.is_some() {
+        cfg.ui_token_file = f.ui_token_file;
+    }
+    if cfg.ui_tls && (cfg.tlscert.is_none() || cfg.tlskey.is_none()) {
+        return Err("--ui-tls needs --tlscert and --tlskey".into());
+    }
     if cfg.hosts.is_empty() {
         cfg.hosts.push(format!("unix://{}", cfg.socket_path().display()));
     }
@@ -285,6 +325,7 @@ pub fn main(args: &[OsString]) -> i32 {
         }
     };
     let trace_phases = flags.trace_phases;
+    let config_file = config_file_of(&flags);
     let cfg = match build_config(flags) {
         Ok(c) => c,
         Err(e) => {
@@ -292,11 +333,8 @@ pub fn main(args: &[OsString]) -> i32 {
             return 1;
         }
     };
-    let filter = cfg.log_level.as_str();
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)))
-        .with_writer(std::io::stderr)
-        .try_init();
+    let format = logging::Format::parse(&cfg.log_format).unwrap_or(logging::Format::Text);
+    let level = logging::init(&cfg.log_level, format);
     let listen = match listeners(&cfg) {
         Ok(l) => l,
         Err(e) => {
@@ -327,31 +365,43 @@ pub fn main(args: &[OsString]) -> i32 {
                 return 1;
             }
         };
+        if let Err(e) = front_doors(&engine).await {
+            eprintln!("berth daemon: {e}");
+            return 1;
+        }
         let app = berth_api::router(engine.clone());
         let running = engine.clone();
         tracing::info!("berth daemon serving {:?}", engine.cfg.hosts);
         tokio::spawn(give_back_when_idle());
-        let serve = berth_api::serve(app, listen);
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
+        let serve = berth_api::serve_then(app, listen, || {
+            notify::notify(&format!("READY=1\nSTATUS=serving the Engine API\nMAINPID={}", std::process::id()));
+        });
+        tokio::pin!(serve);
+        let signal = |k| tokio::signal::unix::signal(k);
+        let (mut term, mut hup) = match (signal(tokio::signal::unix::SignalKind::terminate()), signal(tokio::signal::unix::SignalKind::hangup())) {
+            (Ok(t), Ok(h)) => (t, h),
+            (Err(e), _) | (_, Err(e)) => {
                 eprintln!("berth daemon: {e}");
                 return 1;
             }
         };
-        let code = tokio::select! {
-            r = serve => {
-                if let Err(e) = r {
-                    eprintln!("berth daemon: {e}");
-                    return 1;
+        loop {
+            tokio::select! {
+                r = &mut serve => {
+                    if let Err(e) = r {
+                        eprintln!("berth daemon: {e}");
+                        return 1;
+                    }
+                    return 0;
                 }
-                0
+                _ = hup.recv() => reload(config_file.as_deref(), level.as_ref()),
+                _ = term.recv() => break,
+                _ = tokio::signal::ctrl_c() => break,
             }
-            _ = term.recv() => 0,
-            _ = tokio::signal::ctrl_c() => 0,
-        };
+        }
+        notify::notify("STOPPING=1");
         running.shutdown().await;
-        code
+        0
     });
     // Containers and their shims live on (live restore); tasks that wait for shims
     // never end, so the runtime is not waited for.
@@ -375,6 +425,93 @@ async fn give_back_when_idle() {
         } else if !trimmed {
             let _ = tokio::task::spawn_blocking(berth_shim::memory::give_back).await;
             trimmed = true;
+        }
+    }
+}
+
+/// SIGHUP: re-reads daemon.json and applies what can change while running — the log
+/// level (`log-level`, `debug`), as dockerd reloads it. Other keys need a restart.
+fn reload(file: Option<&std::path::Path>, level: Option<&logging::LevelHandle>) {
+    notify::notify("RELOADING=1");
+    let applied = (|| -> Result<String, String> {
+        let Some(path) = file else { return Err("no configuration file to reload".into()) };
+        let data = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let v: serde_json::Value = if data.iter().all(u8::is_ascii_whitespace) {
+            serde_json::json!({})
+        } else {
+            serde_json::from_slice(&data).map_err(|e| format!("{}: {e}", path.display()))?
+        };
+        let debug = v.get("debug").and_then(|d| d.as_bool()).unwrap_or(false);
+        let wanted = if debug { "debug" } else { v.get("log-level").and_then(|l| l.as_str()).unwrap_or("info") };
+        let wanted = match wanted {
+            "debug" | "info" | "warn" | "error" => wanted,
+            "fatal" => "error",
+            other => return Err(format!("invalid log level {other:?}")),
+        };
+        if let Some(h) = level {
+            h.set(wanted)?;
+        }
+        Ok(wanted.to_string())
+    })();
+    match applied {
+        Ok(l) => tracing::warn!(log_level = l.as_str(), "configuration reloaded"),
+        Err(e) => tracing::error!("reloading the configuration: {e}"),
+    }
+    notify::notify("READY=1");
+}
+
+/// The dashboard and the metrics endpoint, when asked for. Their addresses (and the
+/// dashboard's token) are written in the exec root for tools and tests to find.
+async fn front_doors(engine: &std::sync::Arc<berth_engine::Engine>) -> Result<(), String> {
+    let cfg = &engine.cfg;
+    let write = |name: &str, text: &str| -> Result<(), String> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let p = cfg.exec_root.join(name);
+        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+        f.write_all(text.as_bytes()).map_err(|e| format!("{}: {e}", p.display()))
+    };
+    if let Some(addr) = &cfg.metrics_addr {
+        let a = berth_ui::start_metrics(engine.clone(), addr).await?;
+        write("metrics-addr", &a.to_string())?;
+        tracing::info!("metrics at http://{a}/metrics");
+    }
+    if let Some(addr) = &cfg.ui {
+        let token = ui_token(cfg.ui_token_file.as_deref())?;
+        let tls = if cfg.ui_tls {
+            let ca = if cfg.tlsverify { cfg.tlscacert.clone() } else { None };
+            match (&cfg.tlscert, &cfg.tlskey) {
+                (Some(cert), Some(key)) => Some(berth_api::TlsFiles { cert: cert.clone(), key: key.clone(), ca }),
+                _ => return Err("--ui-tls needs --tlscert and --tlskey".into()),
+            }
+        } else {
+            None
+        };
+        let opts = berth_ui::UiOptions { addr: addr.clone(), token: token.clone(), tls };
+        let a = berth_ui::start_ui(engine.clone(), &opts).await?;
+        write("ui-token", &token)?;
+        write("ui-addr", &a.to_string())?;
+        let scheme = if opts.tls.is_some() { "https" } else { "http" };
+        tracing::info!("dashboard at {scheme}://{a}/ (its token is in {})", cfg.exec_root.join("ui-token").display());
+        if !a.ip().is_loopback() && opts.tls.is_none() {
+            tracing::warn!("the dashboard is served on {a} without TLS: its token crosses the network in clear (use --ui-tls)");
+        }
+    }
+    Ok(())
+}
+
+/// The token from `file` (written there with a new one when absent), else a new one.
+fn ui_token(file: Option<&std::path::Path>) -> Result<String, String> {
+    let Some(p) = file else { return Ok(berth_engine::util::random_id()) };
+    match std::fs::read_to_string(p) {
+        Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_string()),
+        Ok(_) | Err(_) => {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let t = berth_engine::util::random_id();
+            let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            f.write_all(t.as_bytes()).map_err(|e| format!("{}: {e}", p.display()))?;
+            Ok(t)
         }
     }
 }

@@ -3,6 +3,8 @@
 //! else is the docker-compatible client.
 
 mod daemon;
+mod logging;
+mod notify;
 
 use std::ffi::OsString;
 use std::process::exit;

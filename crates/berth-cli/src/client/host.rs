@@ -1,4 +1,5 @@
-//! Where the daemon is: `-H`, `BERTH_HOST`, `DOCKER_HOST` (`unix://`, `tcp://`).
+//! Where the daemon is: `-H`, `BERTH_HOST`, `DOCKER_HOST`, a context (`unix://`,
+//! `tcp://`, `ssh://[user@]host[:port]`).
 
 use std::path::PathBuf;
 
@@ -10,13 +11,15 @@ pub enum Endpoint {
     Unix(PathBuf),
     /// `host:port`, with the host alone kept for TLS server-name checks.
     Tcp { host: String, port: u16 },
+    /// A daemon reached through `ssh` running `dial-stdio` on the remote host.
+    Ssh { user: Option<String>, host: String, port: Option<u16> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HostError {
     #[error("Invalid bind address format: {0}")]
     Invalid(String),
-    #[error("unsupported host scheme in {0:?}: berth speaks unix:// and tcp:// (ssh:// and fd:// are not supported)")]
+    #[error("unsupported host scheme in {0:?}: berth speaks unix://, tcp:// and ssh:// (fd:// is not supported)")]
     Unsupported(String),
 }
 
@@ -32,6 +35,9 @@ pub fn parse_host(s: &str, tls: bool) -> Result<Endpoint, HostError> {
     }
     if s.starts_with('/') {
         return Ok(Endpoint::Unix(PathBuf::from(s)));
+    }
+    if let Some(rest) = s.strip_prefix("ssh://") {
+        return parse_ssh(rest).ok_or_else(|| HostError::Invalid(s.to_string()));
     }
     let rest = if let Some(r) = s.strip_prefix("tcp://").or_else(|| s.strip_prefix("http://")).or_else(|| s.strip_prefix("https://")) {
         r
@@ -64,6 +70,29 @@ pub fn parse_host(s: &str, tls: bool) -> Result<Endpoint, HostError> {
     Ok(Endpoint::Tcp { host, port })
 }
 
+/// `[user@]host[:port]` (no path: the remote daemon is the remote CLI's default).
+fn parse_ssh(rest: &str) -> Option<Endpoint> {
+    let rest = rest.trim_end_matches('/');
+    if rest.contains('/') || rest.contains('?') {
+        return None;
+    }
+    let (user, hp) = match rest.rsplit_once('@') {
+        Some((u, hp)) if !u.is_empty() => (Some(u.to_string()), hp),
+        Some(_) => return None,
+        None => (None, rest),
+    };
+    let (host, port) = if let Some(v6) = hp.strip_prefix('[') {
+        let (h, after) = v6.split_once(']')?;
+        (h.to_string(), if after.is_empty() { None } else { Some(after.strip_prefix(':')?.parse().ok()?) })
+    } else {
+        match hp.split_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p.parse().ok()?)),
+            None => (hp.to_string(), None),
+        }
+    };
+    (!host.is_empty()).then_some(Endpoint::Ssh { user, host, port })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,7 +105,11 @@ mod tests {
         assert_eq!(parse_host("tcp://example.com", true).unwrap(), Endpoint::Tcp { host: "example.com".into(), port: 2376 });
         assert_eq!(parse_host("tcp://[::1]:99", false).unwrap(), Endpoint::Tcp { host: "::1".into(), port: 99 });
         assert_eq!(parse_host(":4000", false).unwrap(), Endpoint::Tcp { host: "localhost".into(), port: 4000 });
-        assert!(matches!(parse_host("ssh://me@host", false), Err(HostError::Unsupported(_))));
+        assert_eq!(parse_host("ssh://me@host", false).unwrap(), Endpoint::Ssh { user: Some("me".into()), host: "host".into(), port: None });
+        assert_eq!(parse_host("ssh://127.0.0.1:2222", false).unwrap(), Endpoint::Ssh { user: None, host: "127.0.0.1".into(), port: Some(2222) });
+        assert!(parse_host("ssh://me@host/var/run/x.sock", false).is_err());
+        assert!(parse_host("ssh://@host", false).is_err());
+        assert!(matches!(parse_host("fd://", false), Err(HostError::Unsupported(_))));
         assert!(parse_host("tcp://h:notaport", false).is_err());
         assert!(parse_host("unix://", false).is_err());
     }

@@ -3,6 +3,7 @@
 //! (`Upgrade: tcp`) streams for attach and exec.
 
 pub mod host;
+pub mod ssh;
 pub mod tls;
 
 use std::pin::Pin;
@@ -168,6 +169,8 @@ pub struct Client {
     /// The host as the user wrote it, for messages.
     host: String,
     tls: Option<(Arc<rustls::ClientConfig>, rustls::pki_types::ServerName<'static>)>,
+    /// An ssh connection kept for the next request (each new one is an ssh login).
+    idle: Arc<std::sync::Mutex<Option<hyper::client::conn::http1::SendRequest<Body>>>>,
     version: String,
     user_agent: String,
 }
@@ -188,11 +191,15 @@ impl Client {
             Endpoint::Unix(p) => format!("unix://{}", p.display()),
             Endpoint::Tcp { host, port } if host.contains(':') => format!("tcp://[{host}]:{port}"),
             Endpoint::Tcp { host, port } => format!("tcp://{host}:{port}"),
+            Endpoint::Ssh { user, host, port } => {
+                format!("ssh://{}{host}{}", user.as_ref().map(|u| format!("{u}@")).unwrap_or_default(), port.map(|p| format!(":{p}")).unwrap_or_default())
+            }
         };
         Ok(Client {
             endpoint,
             host: display,
             tls,
+            idle: Arc::default(),
             version: API_VERSION.to_string(),
             user_agent: format!("berth-cli/{} (linux)", env!("CARGO_PKG_VERSION")),
         })
@@ -215,15 +222,17 @@ impl Client {
     fn host_header(&self) -> String {
         match &self.endpoint {
             // What the docker CLI sends over a socket.
-            Endpoint::Unix(_) => "api.moby.localhost".into(),
+            Endpoint::Unix(_) | Endpoint::Ssh { .. } => "api.moby.localhost".into(),
             Endpoint::Tcp { host, port } if host.contains(':') => format!("[{host}]:{port}"),
             Endpoint::Tcp { host, port } => format!("{host}:{port}"),
         }
     }
 
-    async fn connect(&self) -> Result<Box<dyn Io>> {
+    /// A byte stream to the daemon (for `system dial-stdio`, or HTTP).
+    pub async fn connect(&self) -> Result<Box<dyn Io>> {
         let conn_err = |source| Error::Connect { host: self.host.clone(), source };
         match &self.endpoint {
+            Endpoint::Ssh { user, host, port } => Ok(Box::new(ssh::SshStream::spawn(user.as_deref(), host, *port).map_err(conn_err)?)),
             Endpoint::Unix(p) => Ok(Box::new(UnixStream::connect(p).await.map_err(conn_err)?)),
             Endpoint::Tcp { host, port } => {
                 let tcp = TcpStream::connect((host.as_str(), *port)).await.map_err(conn_err)?;
@@ -261,6 +270,17 @@ impl Client {
     }
 
     async fn send_raw(&self, req: Request<Body>, upgrades: bool) -> Result<Response<Incoming>> {
+        let ssh = matches!(self.endpoint, Endpoint::Ssh { .. });
+        if ssh && !upgrades {
+            let idle = self.idle.lock().ok().and_then(|mut i| i.take()).filter(|s| s.is_ready());
+            if let Some(mut sender) = idle {
+                let res = sender.send_request(req).await.map_err(|e| Error::Http(e.to_string()))?;
+                if let Ok(mut i) = self.idle.lock() {
+                    *i = Some(sender);
+                }
+                return Ok(res);
+            }
+        }
         let io = self.connect().await?;
         let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
             .handshake(TokioIo::new(io))
@@ -275,7 +295,14 @@ impl Client {
                 let _ = conn.await;
             });
         }
-        sender.send_request(req).await.map_err(|e| Error::Http(e.to_string()))
+        let res = sender.send_request(req).await.map_err(|e| Error::Http(e.to_string()))?;
+        if ssh && !upgrades
+            && let Ok(mut i) = self.idle.lock()
+            && i.is_none()
+        {
+            *i = Some(sender);
+        }
+        Ok(res)
     }
 
     /// `HEAD /_ping` (falling back to `GET`), then uses min(server, ours) for every

@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod container;
+pub mod context;
 pub mod cp;
 pub mod image;
 pub mod network;

@@ -1,7 +1,6 @@
 //! `stats`: per-container CPU, memory, network, block I/O and PIDs, computed from the
 //! stats stream as docker does; redrawn every second unless `--no-stream`.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -154,20 +153,57 @@ pub async fn stats(ctx: &Ctx, a: StatsArgs) -> Result<()> {
         ctx.io.print(&format::render_list(&format, &headers(), &rows)?);
         return if errors.is_empty() { Ok(()) } else { Err(Error::Msg(errors.join("\n"))) };
     }
-    // Streaming: one reader per container, a redraw every second.
-    let latest: Arc<Mutex<BTreeMap<usize, StatsEntry>>> = Arc::default();
-    for (i, n) in names.iter().enumerate() {
-        let c = c.clone();
-        let latest = latest.clone();
-        let call = Call::get(format!("/containers/{n}/stats")).query("stream", "1");
+    // Streaming: one reader per container, a redraw every second. Without names, as
+    // docker: containers that start are added, and (without -a) those that stop go.
+    let latest: Arc<Mutex<Vec<(String, Option<StatsEntry>)>>> = Arc::new(Mutex::new(names.iter().map(|n| (n.clone(), None)).collect()));
+    let owned = c.clone();
+    let follow = move |name: String, latest: Arc<Mutex<Vec<(String, Option<StatsEntry>)>>>| {
+        let c = owned.clone();
         tokio::spawn(async move {
+            let call = Call::get(format!("/containers/{name}/stats")).query("stream", "1");
             let Ok(res) = c.send(call).await else { return };
             let mut lines = JsonLines::new(res);
             while let Ok(Some(line)) = lines.next_line().await {
                 if let Ok(v) = Value::from_json_slice(&line)
-                    && let Ok(mut m) = latest.lock() {
-                        m.insert(i, compute(&v));
+                    && let Ok(mut m) = latest.lock()
+                    && let Some(slot) = m.iter_mut().find(|(n, _)| *n == name)
+                {
+                    slot.1 = Some(compute(&v));
+                }
+            }
+        });
+    };
+    for n in &names {
+        follow(n.clone(), latest.clone());
+    }
+    if a.containers.is_empty() {
+        let c2 = c.clone();
+        let latest2 = latest.clone();
+        let all = a.all;
+        let follow2 = follow.clone();
+        tokio::spawn(async move {
+            let f = r#"{"type":{"container":true},"event":{"start":true,"die":true,"destroy":true}}"#;
+            let Ok(res) = c2.send(Call::get("/events").query("filters", f)).await else { return };
+            let mut lines = JsonLines::new(res);
+            while let Ok(Some(line)) = lines.next_line().await {
+                let Ok(ev) = Value::from_json_slice(&line) else { continue };
+                let id = ev.str_at(&["Actor", "ID"]);
+                let action = ev.str_at(&["Action"]);
+                let mut m = match latest2.lock() {
+                    Ok(m) => m,
+                    Err(_) => return,
+                };
+                let known = m.iter().any(|(n, _)| *n == id);
+                match action.as_str() {
+                    "start" if !known => {
+                        m.push((id.clone(), None));
+                        drop(m);
+                        follow2(id, latest2.clone());
                     }
+                    "die" if !all => m.retain(|(n, _)| *n != id),
+                    "destroy" => m.retain(|(n, _)| *n != id),
+                    _ => {}
+                }
             }
         });
     }
@@ -175,7 +211,7 @@ pub async fn stats(ctx: &Ctx, a: StatsArgs) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let rows: Vec<Value> = latest
             .lock()
-            .map(|m| m.values().map(|e| stats_context(e, !a.no_trunc)).collect())
+            .map(|m| m.iter().filter_map(|(_, e)| e.as_ref()).map(|e| stats_context(e, !a.no_trunc)).collect())
             .unwrap_or_default();
         let mut text = String::from("\x1b[2J\x1b[H");
         text.push_str(&format::render_list(&format, &headers(), &rows)?);

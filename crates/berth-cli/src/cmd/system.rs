@@ -22,6 +22,9 @@ pub enum SystemCmd {
     Info(InfoArgs),
     /// Remove unused data
     Prune(PruneArgs),
+    /// Proxy the stdio stream to the daemon connection (what `ssh` runs remotely)
+    #[command(name = "dial-stdio", hide = true)]
+    DialStdio,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -580,12 +583,23 @@ pub async fn login(ctx: &Ctx, a: LoginArgs) -> Result<()> {
     let v = value(&c.bytes(Call::post("/auth").json(&body)).await?)?;
     let token = v.str_at(&["IdentityToken"]);
     let mut cfg = ConfigFile::load(ctx.config.path.parent().unwrap_or(std::path::Path::new(".")))?;
-    cfg.set_auth(&key, &username, if token.is_empty() { &password } else { "" }, &token);
-    cfg.save()?;
-    ctx.io.eprintln(&format!(
-        "WARNING! Your credentials are stored unencrypted in '{}'.\nConfigure a credential helper to remove this warning. See\nhttps://docs.docker.com/go/credential-store/\n",
-        cfg.path.display()
-    ));
+    match cfg.helper_for(&key) {
+        // The helper keeps the secret; config.json only says that we logged in.
+        Some(helper) => {
+            let (user, secret) = if token.is_empty() { (username.as_str(), password.as_str()) } else { ("<token>", token.as_str()) };
+            config::helper_store(&helper, &key, user, secret, &ctx.env)?;
+            cfg.set_auth_placeholder(&key);
+            cfg.save()?;
+        }
+        None => {
+            cfg.set_auth(&key, &username, if token.is_empty() { &password } else { "" }, &token);
+            cfg.save()?;
+            ctx.io.eprintln(&format!(
+                "WARNING! Your credentials are stored unencrypted in '{}'.\nConfigure a credential helper to remove this warning. See\nhttps://docs.docker.com/go/credential-store/\n",
+                cfg.path.display()
+            ));
+        }
+    }
     let status = v.str_at(&["Status"]);
     ctx.io.println(if status.is_empty() { "Login Succeeded" } else { &status });
     Ok(())
@@ -606,6 +620,11 @@ pub async fn logout(ctx: &Ctx, a: LogoutArgs) -> Result<()> {
         return Ok(());
     }
     ctx.io.println(&format!("Removing login credentials for {key}"));
+    if let Some(helper) = cfg.helper_for(&key)
+        && let Err(e) = config::helper_erase(&helper, &key, &ctx.env)
+    {
+        ctx.io.eprintln(&format!("WARNING: could not erase credentials: {key}: error erasing credentials - err: {e}"));
+    }
     cfg.save()
 }
 
@@ -673,7 +692,27 @@ pub async fn dispatch(ctx: &Ctx, cmd: SystemCmd) -> Result<()> {
         SystemCmd::Events(a) => events(ctx, a).await,
         SystemCmd::Info(a) => info(ctx, a).await,
         SystemCmd::Prune(a) => prune(ctx, a).await,
+        SystemCmd::DialStdio => dial_stdio(ctx).await,
     }
+}
+
+/// `system dial-stdio`: our stdin to the daemon's socket and the socket to our stdout,
+/// raw, until the daemon closes; our stdin's end half-closes the socket. This is what
+/// a client on another host runs over ssh (`DOCKER_HOST=ssh://...`).
+pub async fn dial_stdio(ctx: &Ctx) -> Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let client = crate::client::Client::new(&ctx.host, ctx.tls.as_ref())?;
+    let conn = client.connect().await?;
+    let (mut from_daemon, mut to_daemon) = tokio::io::split(conn);
+    tokio::spawn(async move {
+        let mut stdin = tokio::io::stdin();
+        let _ = tokio::io::copy(&mut stdin, &mut to_daemon).await;
+        let _ = to_daemon.shutdown().await;
+    });
+    let mut stdout = tokio::io::stdout();
+    let r = tokio::io::copy(&mut from_daemon, &mut stdout).await;
+    let _ = stdout.flush().await;
+    r.map(|_| ()).map_err(|e| Error::msg(format!("dial-stdio: {e}")))
 }
 
 #[cfg(test)]

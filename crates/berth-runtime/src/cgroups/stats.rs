@@ -11,6 +11,9 @@ pub struct Stats {
     pub memory: MemoryStats,
     pub pids: PidsStats,
     pub blkio: BlkioStats,
+    /// Processes the kernel's OOM killer ended in this cgroup.
+    #[serde(default)]
+    pub oom_kills: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
