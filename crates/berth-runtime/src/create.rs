@@ -91,6 +91,7 @@ impl Runtime {
         let seccomp = linux.seccomp().as_ref().map(|s| self.seccomp_program(s)).transpose()?;
         let personality = process::personality(&spec)?;
         let pid1 = crate::pid1::wanted(&spec)?;
+        let pause = crate::pause::wanted(&spec)?;
         let mut resources = linux.resources().clone().unwrap_or_default();
         cgroups::validate(&resources)?;
         let layout = match &self.layout {
@@ -193,6 +194,7 @@ impl Runtime {
                 keyring: (!opts.no_new_keyring).then(|| format!("_ses.{id}")),
                 fifo,
                 pid1,
+                pause,
             }),
             join: Vec::new(),
             process,

@@ -30,6 +30,8 @@ pub(crate) struct ContainerInit {
     pub fifo: Option<OwnedFd>,
     /// `io.berth.init`: stay as PID 1 and fork the user's process ([`crate::pid1`]).
     pub pid1: bool,
+    /// `io.berth.pause`: never exec, just hold the namespaces ([`crate::pause`]).
+    pub pause: bool,
 }
 
 /// Everything the child needs; built by the parent before the clone.
@@ -150,6 +152,15 @@ fn run(cfg: &mut ChildConfig) -> Result<Infallible> {
         if let Some(f) = cfg.seccomp.as_ref() {
             f.load()?;
         }
+    }
+    if cfg.container.as_ref().is_some_and(|c| c.pause) {
+        // Nothing to look up or exec: the pause process is this one.
+        crate::pause::prepare()?;
+        ipc::send(&cfg.sync, ipc::MSG_READY, b"")?;
+        if let Some(fifo) = cfg.container.as_ref().and_then(|c| c.fifo.as_ref()) {
+            wait_for_start(fifo)?;
+        }
+        crate::pause::run();
     }
     let mut env = p.env.clone();
     if p.env_value("HOME").is_none() {
