@@ -42,6 +42,19 @@ pub struct LogConfig {
     pub max_size: u64,
     /// How many files to keep, the live one included (≥ 1).
     pub max_files: u32,
+    /// The file's format; `Cri` logs are never rotated by the shim.
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    /// Docker's json-file (`{"log":...,"stream":...,"time":...}` lines).
+    #[default]
+    JsonFile,
+    /// The kubelet's CRI format (`<time> <stream> <F|P> <text>` lines).
+    Cri,
 }
 
 impl ShimConfig {

@@ -9,6 +9,7 @@
 pub mod client;
 pub mod config;
 mod console;
+pub mod crilog;
 mod fdio;
 pub mod log;
 pub mod memory;
@@ -20,7 +21,7 @@ pub mod spawn;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-pub use config::{LogConfig, RuntimeKind, ShimConfig};
+pub use config::{LogConfig, LogFormat, RuntimeKind, ShimConfig};
 
 /// `berth shim <state-dir>`: runs the shim for the container whose `shim.json` is in
 /// `state-dir`. Returns the process exit code.

@@ -17,6 +17,43 @@ struct Record<'a> {
     time: &'a str,
 }
 
+/// The container's log, in the format the daemon asked for.
+pub enum Log {
+    JsonFile(JsonFileLog),
+    Cri(crate::crilog::CriLog),
+}
+
+impl Log {
+    pub fn open(cfg: &crate::config::LogConfig, path: &Path) -> io::Result<Log> {
+        Ok(match cfg.format {
+            crate::config::LogFormat::JsonFile => Log::JsonFile(JsonFileLog::open(path, cfg.max_size, cfg.max_files)?),
+            crate::config::LogFormat::Cri => Log::Cri(crate::crilog::CriLog::open(path)?),
+        })
+    }
+
+    pub fn write(&mut self, stream: u8, data: &[u8]) -> io::Result<()> {
+        match self {
+            Log::JsonFile(l) => l.write(stream, data),
+            Log::Cri(l) => l.write(stream, data),
+        }
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Log::JsonFile(l) => l.flush(),
+            Log::Cri(l) => l.flush(),
+        }
+    }
+
+    /// Reopens the file at its path (CRI logs, after the kubelet rotated them).
+    pub fn reopen(&mut self) -> io::Result<()> {
+        match self {
+            Log::JsonFile(l) => l.reopen(),
+            Log::Cri(l) => l.reopen(),
+        }
+    }
+}
+
 pub struct JsonFileLog {
     path: PathBuf,
     file: File,
@@ -59,6 +96,12 @@ impl JsonFileLog {
         }
         buf.drain(..start);
         self.partial[idx] = buf;
+        Ok(())
+    }
+
+    pub fn reopen(&mut self) -> io::Result<()> {
+        self.file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        self.size = self.file.metadata()?.len();
         Ok(())
     }
 

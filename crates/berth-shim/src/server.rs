@@ -14,7 +14,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use crate::config::ShimConfig;
-use crate::log::JsonFileLog;
+use crate::log::Log;
 use crate::protocol::{self, ExitStatus, Ready, Request, Response};
 use crate::runtime::{Runtime, Stdio3, runtime_message};
 use crate::{console, fdio, now_rfc3339};
@@ -90,7 +90,7 @@ pub struct Shim {
     runtime: Runtime,
     listener: UnixListener,
     sigfd: SignalFd,
-    log: Option<JsonFileLog>,
+    log: Option<Log>,
     procs: HashMap<ProcKey, Proc>,
     conns: HashMap<u64, Conn>,
     next_conn: u64,
@@ -145,7 +145,7 @@ impl Shim {
             .map_err(|e| format!("signalfd: {e}"))?;
 
         let log = match &cfg.log.path {
-            Some(p) => Some(JsonFileLog::open(p, cfg.log.max_size, cfg.log.max_files).map_err(|e| format!("open log {}: {e}", p.display()))?),
+            Some(p) => Some(Log::open(&cfg.log, p).map_err(|e| format!("open log {}: {e}", p.display()))?),
             None => None,
         };
         let cgroups_path = read_cgroups_path(&cfg.bundle);
@@ -401,6 +401,16 @@ impl Shim {
                         Err(e) => Response::err(e.to_string()),
                     },
                     None => Response::err("no terminal to resize"),
+                };
+                self.reply_and_close(id, r);
+            }
+            Request::ReopenLog => {
+                let r = match self.log.as_mut() {
+                    Some(log) => match log.reopen() {
+                        Ok(()) => Response::ok(),
+                        Err(e) => Response::err(format!("reopening the log: {e}")),
+                    },
+                    None => Response::err("the container has no log"),
                 };
                 self.reply_and_close(id, r);
             }

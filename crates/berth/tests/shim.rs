@@ -60,7 +60,7 @@ fn fixture(builtin: bool, args: &[&str], tty: bool) -> Fixture {
         },
         tty,
         open_stdin: true,
-        log: LogConfig { path: Some(dir.join("ctr-json.log")), max_size: 1 << 20, max_files: 2 },
+        log: LogConfig { path: Some(dir.join("ctr-json.log")), max_size: 1 << 20, max_files: 2, format: Default::default() },
         console_size: Some((24, 80)),
     };
     Fixture { _tmp: tmp, cfg }
