@@ -55,6 +55,14 @@ pub struct EngineConfig {
     pub certs_dir: Option<PathBuf>,
     /// Where `berth login` credentials are read for pulls from the daemon side.
     pub shutdown_timeout: u64,
+    /// Serve the Kubernetes CRI on this socket (`unix:///run/berth/cri.sock`); off when empty.
+    pub cri_socket: String,
+    /// Where the CRI's streaming server (exec, attach, port-forward URLs) listens.
+    pub cri_stream_address: String,
+    /// CNI network configs for pods; empty: pods use berth's default bridge.
+    pub cni_conf_dir: Option<PathBuf>,
+    /// CNI plugin directories.
+    pub cni_bin_dirs: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -120,6 +128,10 @@ impl Default for EngineConfig {
             max_layer_size: None,
             certs_dir: None,
             shutdown_timeout: 15,
+            cri_socket: String::new(),
+            cri_stream_address: "127.0.0.1:0".into(),
+            cni_conf_dir: None,
+            cni_bin_dirs: vec![PathBuf::from("/opt/cni/bin"), PathBuf::from("/usr/lib/cni")],
         }
     }
 }

@@ -8,7 +8,7 @@ use berth_shim::protocol::Request;
 use berth_types::container::{Config, CreateRequest, CreateResponse, HostConfig, UpdateConfig, UpdateResponse, WaitResponse};
 
 use crate::container::mounts::{self, VolumeResolver};
-use crate::container::record::{ContainerRecord, NetworkRecord, StateRecord, Status};
+use crate::container::record::{ContainerRecord, Extensions, NetworkRecord, StateRecord, Status};
 use crate::container::{Container, spec};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -177,10 +177,17 @@ pub fn parse_signal(s: &str) -> Result<i32> {
 
 impl Engine {
     pub async fn create_container(self: &Arc<Self>, name: Option<&str>, req: CreateRequest) -> Result<CreateResponse> {
+        self.create_container_ext(name, req, Extensions::default(), None).await
+    }
+
+    /// [`create_container`](Self::create_container) with what only the CRI asks for:
+    /// `ext` (a pause sandbox without image, strict groups, the CRI's metadata) and, with
+    /// `ext.cri_log`, the CRI-format log's path (None or empty: no log).
+    pub async fn create_container_ext(self: &Arc<Self>, name: Option<&str>, req: CreateRequest, ext: Extensions, cri_log_path: Option<String>) -> Result<CreateResponse> {
         let mut cfg = req.config;
         let mut hc = req.host_config.unwrap_or_default();
         let networking = req.networking_config;
-        if cfg.image.is_empty() {
+        if cfg.image.is_empty() && !ext.pause {
             return Err(Error::invalid("no image specified: a container needs an image"));
         }
         let random_named = name.map(|n| n.trim_start_matches('/')).filter(|n| !n.is_empty()).is_none();
@@ -203,7 +210,15 @@ impl Engine {
                 }
             },
         };
-        let image = self.images.resolve(&cfg.image).await?;
+        let image = if ext.pause {
+            // The sandbox's process is the runtime's pause; its root an empty directory.
+            cfg.entrypoint = Some(vec!["/pause".into()]);
+            cfg.cmd = None;
+            hc.readonly_rootfs = true;
+            crate::images::ResolvedImage { id: String::new(), config: Default::default() }
+        } else {
+            self.images.resolve(&cfg.image).await?
+        };
         merge_image_config(&mut cfg, &image.config);
         let (path, args) = {
             let mut full: Vec<String> = cfg.entrypoint.clone().unwrap_or_default();
@@ -218,7 +233,13 @@ impl Engine {
         spec::validate_resources(hc.memory, hc.memory_swap, hc.memory_reservation, hc.nano_cpus, hc.cpu_quota, hc.cpu_period, hc.cpu_shares)?;
         spec::capabilities(&hc)?;
         crate::container::devices::validate(&hc)?;
+        if ext.cri_log {
+            // The CRI names the file; no path means no log.
+            hc.log_config.kind = if cri_log_path.as_deref().is_some_and(|p| !p.is_empty()) { "cri".into() } else { "none".into() };
+            hc.log_config.config = None;
+        }
         match hc.log_config.kind.as_str() {
+            "cri" if ext.cri_log => {}
             "" => hc.log_config.kind = self.cfg.log_driver.clone(),
             "json-file" | "none" => {}
             other => return Err(Error::invalid(format!("failed to create container: logger: no log driver named '{other}' is registered"))),
@@ -287,13 +308,18 @@ impl Engine {
             restart_count: 0,
             network: NetworkRecord { networks, ..Default::default() },
             mounts,
-            log_path: dir.join(format!("{id}-json.log")).to_string_lossy().into_owned(),
+            log_path: match (&cri_log_path, ext.cri_log) {
+                (Some(p), true) => p.clone(),
+                _ => dir.join(format!("{id}-json.log")).to_string_lossy().into_owned(),
+            },
             resolv_conf_path: dir.join("resolv.conf").to_string_lossy().into_owned(),
             hostname_path: dir.join("hostname").to_string_lossy().into_owned(),
             hosts_path: dir.join("hosts").to_string_lossy().into_owned(),
             runtime,
+            ext,
         };
-        if let Err(e) = self.images.prepare_snapshot(&id, &image.id).await {
+        let snapshot = if rec.ext.pause { Ok(()) } else { self.images.prepare_snapshot(&id, &image.id).await };
+        if let Err(e) = snapshot {
             self.discard_volumes(&created_vols);
             return Err(e);
         }
@@ -404,9 +430,13 @@ impl Engine {
         let mut undo = StartUndo::new(self.clone(), id.clone());
         let t0 = std::time::Instant::now();
 
-        self.images.mount_snapshot(&id, &rootfs).await?;
+        if rec.ext.pause {
+            std::fs::create_dir_all(&rootfs)?;
+        } else {
+            self.images.mount_snapshot(&id, &rootfs).await?;
+            undo.rootfs = true;
+        }
         tracing::debug!("start {}: rootfs at {:?}", &id[..12], t0.elapsed());
-        undo.rootfs = true;
         for m in rec.mounts.iter().filter(|m| m.kind == "volume") {
             self.volumes.acquire(&m.name)?;
             undo.volumes.push(m.name.clone());
@@ -453,6 +483,7 @@ impl Engine {
                 path: log_path,
                 max_size: log_opt_size(&rec.host_config).unwrap_or(self.log_rotation.0),
                 max_files: log_opt_files(&rec.host_config).unwrap_or(self.log_rotation.1),
+                format: if rec.ext.cri_log { berth_shim::LogFormat::Cri } else { berth_shim::LogFormat::JsonFile },
             },
             console_size: rec.host_config.console_size.filter(|[h, w]| *h > 0 && *w > 0).map(|[h, w]| (h as u16, w as u16)),
         };

@@ -51,7 +51,8 @@ impl ExecInstance {
             }
         });
         if first {
-            let _ = self.done.send(true);
+            // send_replace: the value must stick even when nobody waits yet (send drops it).
+            self.done.send_replace(true);
         }
     }
 

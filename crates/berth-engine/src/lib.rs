@@ -12,6 +12,7 @@ mod engine;
 pub mod error;
 pub mod events;
 pub mod exec;
+pub mod frontdoor;
 pub mod fsutil;
 mod health;
 pub mod images;

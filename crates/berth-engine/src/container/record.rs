@@ -146,6 +146,39 @@ pub struct ContainerRecord {
     pub hosts_path: String,
     /// The runtime this container runs on ("berth", "runc", ...).
     pub runtime: String,
+    /// What only another front door (the CRI) asks for; empty for Docker's containers.
+    #[serde(skip_serializing_if = "Extensions::is_empty")]
+    pub ext: Extensions,
+}
+
+/// Settings of a container that Docker's API cannot express, set by the CRI front door
+/// through [`crate::Engine::create_container_ext`] and kept with the record so that they
+/// survive daemon restarts like everything else about the container.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Extensions {
+    /// A pod sandbox: no image, an empty read-only root, and the runtime's built-in
+    /// pause process instead of a program (it only holds the pod's namespaces).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pause: bool,
+    /// Write the log in the CRI format (`<time> <stream> <P|F> <text>`) at `log_path`,
+    /// which the caller chose; never rotated by berth (the kubelet rotates it).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cri_log: bool,
+    /// Supplementary groups are exactly the ones asked for (the CRI's
+    /// SupplementalGroupsPolicy=Strict), none taken from the image's /etc/group.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub strict_groups: bool,
+    /// Opaque data of the front door that made the container (the CRI's metadata:
+    /// pod and container config as asked for), stored and returned as is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta: Option<serde_json::Value>,
+}
+
+impl Extensions {
+    pub fn is_empty(&self) -> bool {
+        *self == Extensions::default()
+    }
 }
 
 impl ContainerRecord {

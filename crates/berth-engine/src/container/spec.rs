@@ -133,7 +133,7 @@ pub fn build(rec: &ContainerRecord, inp: &SpecInputs) -> Result<Value> {
     let hc = &rec.host_config;
     let privileged = hc.privileged;
 
-    let ids = user::resolve(inp.rootfs, &cfg.user, hc.group_add.as_deref().unwrap_or(&[]))?;
+    let ids = user::resolve_groups(inp.rootfs, &cfg.user, hc.group_add.as_deref().unwrap_or(&[]), rec.ext.strict_groups)?;
     let mut env: Vec<String> = Vec::new();
     let container_env = cfg.env.clone().unwrap_or_default();
     if !container_env.iter().any(|e| e.starts_with("PATH=")) {
@@ -285,6 +285,18 @@ pub fn build(rec: &ContainerRecord, inp: &SpecInputs) -> Result<Value> {
         // berth's runtime keeps a minimal init as PID 1 (tini's job in Docker).
         spec["annotations"] = json!({"io.berth.init": "true"});
     }
+    if rec.ext.pause {
+        // A pod sandbox: the runtime's init holds the namespaces and runs nothing.
+        spec["annotations"] = json!({"io.berth.pause": "true"});
+    }
+    // Mounts that share or receive mount events need the root to propagate too (as
+    // moby and containerd set it): rshared wins over rslave; the default stays private.
+    let props: Vec<&str> = rec.mounts.iter().map(|m| m.propagation.as_str()).collect();
+    if props.iter().any(|p| *p == "shared" || *p == "rshared") {
+        spec["linux"]["rootfsPropagation"] = json!("rshared");
+    } else if props.iter().any(|p| *p == "slave" || *p == "rslave") {
+        spec["linux"]["rootfsPropagation"] = json!("rslave");
+    }
     if hc.network_mode != "host" && hc.uts_mode != "host" {
         spec["hostname"] = json!(inp.hostname);
         if !cfg.domainname.is_empty() {
@@ -307,7 +319,7 @@ pub fn exec_process(
 ) -> Result<Value> {
     let hc = &rec.host_config;
     let user = if user.is_empty() { rec.config.user.as_str() } else { user };
-    let ids = user::resolve(rootfs, user, hc.group_add.as_deref().unwrap_or(&[]))?;
+    let ids = user::resolve_groups(rootfs, user, hc.group_add.as_deref().unwrap_or(&[]), rec.ext.strict_groups)?;
     let mut full_env: Vec<String> = Vec::new();
     let container_env = rec.config.env.clone().unwrap_or_default();
     if !container_env.iter().chain(env).any(|e| e.starts_with("PATH=")) {

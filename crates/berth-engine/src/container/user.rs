@@ -62,6 +62,12 @@ fn parse_group(text: &str) -> Vec<GroupEntry> {
 
 /// Resolves `user` ("" = root) and `group_add` for a container whose root is `rootfs`.
 pub fn resolve(rootfs: &Path, user: &str, group_add: &[String]) -> Result<Ids> {
+    resolve_groups(rootfs, user, group_add, false)
+}
+
+/// [`resolve`]; with `strict`, the supplementary groups are `group_add` only, none of
+/// the user's memberships in the image's /etc/group (the CRI's Strict policy).
+pub fn resolve_groups(rootfs: &Path, user: &str, group_add: &[String], strict: bool) -> Result<Ids> {
     let passwd = read_in_root(rootfs, "etc/passwd").map(|b| parse_passwd(&String::from_utf8_lossy(&b))).unwrap_or_default();
     let groups = read_in_root(rootfs, "etc/group").map(|b| parse_group(&String::from_utf8_lossy(&b))).unwrap_or_default();
     let (u, g) = match user.split_once(':') {
@@ -87,7 +93,7 @@ pub fn resolve(rootfs: &Path, user: &str, group_add: &[String]) -> Result<Ids> {
     }
     let mut additional = Vec::new();
     if let Some(name) = &name
-        && g.is_none() {
+        && g.is_none() && !strict {
             for grp in &groups {
                 if grp.members.iter().any(|m| m == name) && grp.gid != gid && !additional.contains(&grp.gid) {
                     additional.push(grp.gid);
