@@ -84,6 +84,18 @@ struct Flags {
     log_level: Option<String>,
     #[arg(long = "label")]
     labels: Vec<String>,
+    /// Serve the Kubernetes CRI (v1) on this socket, e.g. unix:///run/berth/cri.sock.
+    #[arg(long = "cri-socket")]
+    cri_socket: Option<String>,
+    /// Address of the CRI streaming server (exec/attach/port-forward), host:port.
+    #[arg(long = "cri-stream-address")]
+    cri_stream_address: Option<String>,
+    /// CNI network configs for pods (else pods join berth's default bridge).
+    #[arg(long = "cni-conf-dir")]
+    cni_conf_dir: Option<PathBuf>,
+    /// CNI plugin directory (repeatable; default /opt/cni/bin and /usr/lib/cni).
+    #[arg(long = "cni-bin-dir")]
+    cni_bin_dirs: Vec<PathBuf>,
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -194,6 +206,21 @@ fn build_config(f: Flags) -> Result<EngineConfig, String> {
         cfg.log_level = "debug".into();
     }
     cfg.labels.extend(f.labels);
+    if let Some(v) = f.cri_socket {
+        cfg.cri_socket = v;
+    }
+    if let Some(v) = f.cri_stream_address {
+        cfg.cri_stream_address = v;
+    }
+    if f.cni_conf_dir.is_some() {
+        cfg.cni_conf_dir = f.cni_conf_dir;
+    }
+    if !f.cni_bin_dirs.is_empty() {
+        cfg.cni_bin_dirs = f.cni_bin_dirs;
+    }
+    if !cfg.cri_socket.is_empty() && !cfg.cri_socket.starts_with("unix://") {
+        return Err(format!("invalid --cri-socket {:?}: use unix:///path", cfg.cri_socket));
+    }
     if cfg.hosts.is_empty() {
         cfg.hosts.push(format!("unix://{}", cfg.socket_path().display()));
     }
@@ -280,6 +307,14 @@ pub fn main(args: &[OsString]) -> i32 {
         tracing::info!("berth daemon serving {:?}", engine.cfg.hosts);
         tokio::spawn(give_back_when_idle());
         let serve = berth_api::serve(app, listen);
+        let cri = cri_config(&engine.cfg);
+        let cri_engine = engine.clone();
+        let cri = async move {
+            match cri {
+                Some(c) => berth_cri::serve(cri_engine, c).await,
+                None => std::future::pending().await,
+            }
+        };
         let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(s) => s,
             Err(e) => {
@@ -295,6 +330,12 @@ pub fn main(args: &[OsString]) -> i32 {
                 }
                 0
             }
+            r = cri => {
+                if let Err(e) = r {
+                    eprintln!("berth daemon: {e}");
+                }
+                1
+            }
             _ = term.recv() => 0,
             _ = tokio::signal::ctrl_c() => 0,
         }
@@ -303,6 +344,17 @@ pub fn main(args: &[OsString]) -> i32 {
     // never end, so the runtime is not waited for.
     rt.shutdown_background();
     code
+}
+
+/// The CRI server's settings, when `--cri-socket` asks for one.
+fn cri_config(cfg: &EngineConfig) -> Option<berth_cri::CriConfig> {
+    let socket = cfg.cri_socket.strip_prefix("unix://")?;
+    Some(berth_cri::CriConfig {
+        socket: PathBuf::from(socket),
+        stream_address: cfg.cri_stream_address.clone(),
+        cni_conf_dir: cfg.cni_conf_dir.clone(),
+        cni_bin_dirs: cfg.cni_bin_dirs.clone(),
+    })
 }
 
 /// Once no request has come for two ticks, what the last burst of work faulted in goes
