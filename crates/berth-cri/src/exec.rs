@@ -41,23 +41,36 @@ impl Cri {
                 return Err(tonic::Status::unknown(format!("failed to exec in container: {}", e.message)));
             }
         };
-        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-        let collect = async {
+        // Whatever ends this call early (its timeout, or the client giving up, which drops
+        // this future) must not leave the command running: the guard kills it.
+        let mut guard = KillOnDrop { engine: engine.clone(), exec_id: exec_id.clone(), armed: true };
+        let collect = async move {
+            let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
             while let Some((stream, data)) = session.next().await {
                 let buf = if stream == 2 { &mut stderr } else { &mut stdout };
                 let room = MAX_OUTPUT.saturating_sub(buf.len());
                 buf.extend_from_slice(&data[..data.len().min(room)]);
             }
+            (stdout, stderr)
         };
-        let finished = if req.timeout > 0 { tokio::time::timeout(Duration::from_secs(req.timeout as u64), collect).await.is_ok() } else {
-            collect.await;
-            true
+        tokio::pin!(collect);
+        let collected = if req.timeout > 0 {
+            tokio::select! {
+                out = &mut collect => Some(out),
+                _ = tokio::time::sleep(Duration::from_secs(req.timeout as u64)) => None,
+            }
+        } else {
+            Some((&mut collect).await)
         };
-        if !finished {
+        let Some((stdout, stderr)) = collected else {
+            // Killed and reaped before the answer: the caller may look for it next.
+            guard.armed = false;
             let _ = engine.exec_kill(&exec_id, libc::SIGKILL).await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), &mut collect).await;
             engine.exec_forget(&exec_id);
             return Err(tonic::Status::deadline_exceeded(format!("command {:?} timed out after {}s", req.cmd, req.timeout)));
-        }
+        };
+        guard.armed = false;
         let code = inst.wait().await;
         engine.exec_forget(&exec_id);
         Ok(api::ExecSyncResponse { stdout, stderr, exit_code: code as i32 })
@@ -93,6 +106,26 @@ impl Cri {
         }
         let netns = if sb.host_network() { None } else { Some(std::path::PathBuf::from(&sb.rec.network.sandbox_key)) };
         Ok(self.streams.register(Session::PortForward { sandbox_id: sb.rec.id.clone(), netns, ports: req.port }))
+    }
+}
+
+/// Kills an exec'd process (and forgets it) unless disarmed.
+struct KillOnDrop {
+    engine: std::sync::Arc<berth_engine::Engine>,
+    exec_id: String,
+    armed: bool,
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (engine, id) = (self.engine.clone(), self.exec_id.clone());
+        tokio::spawn(async move {
+            let _ = engine.exec_kill(&id, libc::SIGKILL).await;
+            engine.exec_forget(&id);
+        });
     }
 }
 

@@ -250,6 +250,18 @@ impl Cri {
             });
             info.insert("config".to_string(), v.to_string());
         }
-        StatusResponse { status: Some(RuntimeStatus { conditions: vec![runtime, network] }), info, runtime_handlers: Vec::new(), features: None }
+        // Every handler (the default, "", and the engine's runtimes) mounts recursively
+        // read-only; user namespaces are not offered (pods cannot ask for hostUsers: false).
+        let features = Some(RuntimeHandlerFeatures { recursive_read_only_mounts: true, user_namespaces: false });
+        let mut names = vec![String::new(), "berth".to_string()];
+        names.extend(self.engine.cfg.runtimes.keys().cloned());
+        names.dedup();
+        let runtime_handlers = names.into_iter().map(|name| RuntimeHandler { name, features }).collect();
+        StatusResponse {
+            status: Some(RuntimeStatus { conditions: vec![runtime, network] }),
+            info,
+            runtime_handlers,
+            features: Some(RuntimeFeatures { supplemental_groups_policy: true }),
+        }
     }
 }

@@ -303,7 +303,7 @@ fn mounts(list: &[api::Mount]) -> Result<Vec<Mount>> {
 
 /// What a container request needs beyond Docker's config.
 pub struct ContainerExtras {
-    pub strict_groups: bool,
+    pub groups: berth_engine::container::GroupsPolicy,
 }
 
 /// The engine request for a container of `sandbox`, with the image the kubelet named
@@ -400,8 +400,12 @@ pub fn container_request(sandbox: &Sandbox, cfg: &api::ContainerConfig, image: &
         labels: Some(labels),
         ..Default::default()
     };
-    let strict = sc.supplemental_groups_policy == api::SupplementalGroupsPolicy::Strict as i32;
-    Ok((CreateRequest { config, host_config: Some(hc), networking_config: None }, ContainerExtras { strict_groups: strict }))
+    let groups = if sc.supplemental_groups_policy == api::SupplementalGroupsPolicy::Strict as i32 {
+        berth_engine::container::GroupsPolicy::Strict
+    } else {
+        berth_engine::container::GroupsPolicy::Merge
+    };
+    Ok((CreateRequest { config, host_config: Some(hc), networking_config: None }, ContainerExtras { groups }))
 }
 
 #[cfg(test)]

@@ -118,7 +118,11 @@ impl Engine {
                 Err(e) => return Err(e),
             };
             let size = store.list()?.into_iter().find(|s| s.id == id).map(|s| s.size).unwrap_or(0);
-            Engine::facts_of(&store, &id, size).map(Some)
+            // Removed meanwhile (a concurrent RemoveImage): as good as never there.
+            match Engine::facts_of(&store, &id, size) {
+                Err(e) if e.kind() == berth_image::ErrorKind::NotFound => Ok(None),
+                r => r.map(Some),
+            }
         })
         .await
         .map_err(|e| Error::system(e.to_string()))?

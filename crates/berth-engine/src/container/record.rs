@@ -165,14 +165,23 @@ pub struct Extensions {
     /// which the caller chose; never rotated by berth (the kubelet rotates it).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub cri_log: bool,
-    /// Supplementary groups are exactly the ones asked for (the CRI's
-    /// SupplementalGroupsPolicy=Strict), none taken from the image's /etc/group.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub strict_groups: bool,
+    /// Supplementary groups as the CRI computes them (None: Docker's way).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cri_groups: Option<GroupsPolicy>,
     /// Opaque data of the front door that made the container (the CRI's metadata:
     /// pod and container config as asked for), stored and returned as is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub meta: Option<serde_json::Value>,
+}
+
+/// The CRI's SupplementalGroupsPolicy: the primary group is always among the
+/// supplementary groups, then (Merge) the user's memberships in the image's /etc/group,
+/// then the groups asked for; Strict leaves the image's memberships out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupsPolicy {
+    Merge,
+    Strict,
 }
 
 impl Extensions {

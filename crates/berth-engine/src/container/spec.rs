@@ -133,7 +133,7 @@ pub fn build(rec: &ContainerRecord, inp: &SpecInputs) -> Result<Value> {
     let hc = &rec.host_config;
     let privileged = hc.privileged;
 
-    let ids = user::resolve_groups(inp.rootfs, &cfg.user, hc.group_add.as_deref().unwrap_or(&[]), rec.ext.strict_groups)?;
+    let ids = user::resolve_groups(inp.rootfs, &cfg.user, hc.group_add.as_deref().unwrap_or(&[]), rec.ext.cri_groups)?;
     let mut env: Vec<String> = Vec::new();
     let container_env = cfg.env.clone().unwrap_or_default();
     if !container_env.iter().any(|e| e.starts_with("PATH=")) {
@@ -200,6 +200,7 @@ pub fn build(rec: &ContainerRecord, inp: &SpecInputs) -> Result<Value> {
                 let mut opts = vec!["rbind".to_string()];
                 opts.push(if m.propagation.is_empty() { "rprivate".into() } else { m.propagation.clone() });
                 opts.push(if m.rw { "rw".into() } else { "ro".into() });
+                opts.extend(m.options.iter().cloned());
                 json!({"destination": m.destination, "type": "bind", "source": m.source, "options": opts})
             }
         });
@@ -319,7 +320,7 @@ pub fn exec_process(
 ) -> Result<Value> {
     let hc = &rec.host_config;
     let user = if user.is_empty() { rec.config.user.as_str() } else { user };
-    let ids = user::resolve_groups(rootfs, user, hc.group_add.as_deref().unwrap_or(&[]), rec.ext.strict_groups)?;
+    let ids = user::resolve_groups(rootfs, user, hc.group_add.as_deref().unwrap_or(&[]), rec.ext.cri_groups)?;
     let mut full_env: Vec<String> = Vec::new();
     let container_env = rec.config.env.clone().unwrap_or_default();
     if !container_env.iter().chain(env).any(|e| e.starts_with("PATH=")) {
