@@ -379,7 +379,7 @@ mod tests {
         assert_eq!(hex(&sha1(b"")), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
         // RFC 6455, section 1.3.
         let accept = base64::engine::general_purpose::STANDARD.encode(sha1(format!("dGhlIHNhbXBsZSBub25jZQ=={GUID}").as_bytes()));
-        assert_eq!(accept, "s3pPLMBkxdHO7I3aS+zv8mhaE3s=");
+        assert_eq!(accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     }
 
     #[test]
