@@ -80,7 +80,7 @@ start_daemon() {
 echo "critest.sh: registry"
 "$BERTH" registry serve --addr 127.0.0.1:0 --root "$W/registry" > "$W/registry.log" 2>&1 &
 echo $! > "$W/registry.pid"
-i=0; until grep -q "listening on" "$W/registry.log"; do i=$((i + 1)); [ $i -gt 100 ] && { echo "critest.sh: registry did not start" >&2; exit 2; }; sleep 0.1; done
+i=0; until grep -q "listening on" "$W/registry.log" 2>/dev/null; do i=$((i + 1)); [ $i -gt 100 ] && { echo "critest.sh: registry did not start" >&2; exit 2; }; sleep 0.1; done
 REG=$(sed -n 's#.*listening on http://##p' "$W/registry.log" | head -1)
 
 echo "critest.sh: building the test images into $REG"
