@@ -454,6 +454,8 @@ impl Engine {
         let seccomp = self.seccomp_profile(&rec.host_config, &caps)?;
         let pid_ns_of = self.ns_owner_pid(&rec.host_config.pid_mode)?;
         let ipc_ns_of = self.ns_owner_pid(&rec.host_config.ipc_mode)?;
+        let shm = self.shm_for(&rec)?;
+        undo.shm = rec.host_config.ipc_mode == "shareable";
         let inputs = spec::SpecInputs {
             rootfs: &rootfs,
             netns: net.netns.clone(),
@@ -463,6 +465,7 @@ impl Engine {
             cgroup_v2: self.cgroup_v2,
             seccomp,
             hostname: rec.config.hostname.clone(),
+            shm,
         };
         let spec = spec::build(&rec, &inputs)?;
         let state_dir = self.state_dir_of(&id);
@@ -568,6 +571,36 @@ impl Engine {
             })?;
         }
         Ok(())
+    }
+
+    /// /dev/shm shared the way Docker does: a shareable container's is a tmpfs mounted
+    /// under its directory (mounted here, unmounted when it stops); `container:<id>`
+    /// shows that one. Others get a tmpfs of their own (None).
+    fn shm_for(&self, rec: &ContainerRecord) -> Result<Option<std::path::PathBuf>> {
+        let hc = &rec.host_config;
+        if hc.ipc_mode == "shareable" {
+            let dir = ContainerRecord::dir(&self.cfg.data_root, &rec.id).join("shm");
+            std::fs::create_dir_all(&dir)?;
+            if !crate::fsutil::is_mount_point(&dir) {
+                let size = if hc.shm_size > 0 { hc.shm_size } else { 64 << 20 };
+                let flags = nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV | nix::mount::MsFlags::MS_NOEXEC;
+                nix::mount::mount(Some("shm"), &dir, Some("tmpfs"), flags, Some(format!("mode=1777,size={size}").as_str()))
+                    .map_err(|e| Error::system(format!("mounting the shareable /dev/shm of {}: {e}", rec.id)))?;
+            }
+            return Ok(Some(dir));
+        }
+        let Some(other) = hc.ipc_mode.strip_prefix("container:") else { return Ok(None) };
+        let oc = self.containers.get(other)?;
+        let dir = ContainerRecord::dir(&self.cfg.data_root, &oc.id).join("shm");
+        Ok((oc.with(|r| r.host_config.ipc_mode == "shareable") && crate::fsutil::is_mount_point(&dir)).then_some(dir))
+    }
+
+    /// Unmounts a shareable container's /dev/shm (it stopped).
+    pub(crate) fn release_shm(&self, id: &str) {
+        let dir = ContainerRecord::dir(&self.cfg.data_root, id).join("shm");
+        if crate::fsutil::is_mount_point(&dir) {
+            let _ = nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH);
+        }
     }
 
     fn ns_owner_pid(&self, mode: &str) -> Result<Option<i32>> {
@@ -918,6 +951,7 @@ struct StartUndo {
     engine: Arc<Engine>,
     id: String,
     rootfs: bool,
+    shm: bool,
     volumes: Vec<String>,
     network: bool,
     shim: Option<std::path::PathBuf>,
@@ -926,7 +960,7 @@ struct StartUndo {
 
 impl StartUndo {
     fn new(engine: Arc<Engine>, id: String) -> StartUndo {
-        StartUndo { engine, id, rootfs: false, volumes: Vec::new(), network: false, shim: None, armed: true }
+        StartUndo { engine, id, rootfs: false, shm: false, volumes: Vec::new(), network: false, shim: None, armed: true }
     }
     fn disarm(&mut self) {
         self.armed = false;
@@ -941,6 +975,7 @@ impl Drop for StartUndo {
         let engine = self.engine.clone();
         let id = self.id.clone();
         let (rootfs, volumes, network, shim) = (self.rootfs, std::mem::take(&mut self.volumes), self.network, self.shim.take());
+        let shm = self.shm;
         // Clean-up needs async calls; run it on the runtime, it must not be skipped.
         tokio::spawn(async move {
             if let Some(sock) = shim {
@@ -963,6 +998,9 @@ impl Drop for StartUndo {
             }
             if rootfs {
                 let _ = engine.images.unmount_snapshot(&id, &engine.rootfs_of(&id)).await;
+            }
+            if shm {
+                engine.release_shm(&id);
             }
             let _ = std::fs::remove_dir_all(engine.state_dir_of(&id));
         });

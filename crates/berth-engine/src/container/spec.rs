@@ -126,6 +126,9 @@ pub struct SpecInputs<'a> {
     pub seccomp: Option<Value>,
     /// Extra env (e.g. HOSTNAME) put before the container's own.
     pub hostname: String,
+    /// A host tmpfs to show at /dev/shm (shareable IPC, or the donor's with
+    /// `container:<id>`); None: a tmpfs of the container's own.
+    pub shm: Option<PathBuf>,
 }
 
 pub fn build(rec: &ContainerRecord, inp: &SpecInputs) -> Result<Value> {
@@ -173,7 +176,7 @@ pub fn build(rec: &ContainerRecord, inp: &SpecInputs) -> Result<Value> {
         process["rlimits"] = json!(rl);
     }
 
-    let mut mounts = default_mounts(hc, inp.cgroup_v2);
+    let mut mounts = default_mounts(hc, inp.cgroup_v2, inp.shm.as_deref());
     for (dest, path) in [("/etc/resolv.conf", &rec.resolv_conf_path), ("/etc/hostname", &rec.hostname_path), ("/etc/hosts", &rec.hosts_path)] {
         if !path.is_empty() && !rec.mounts.iter().any(|m| m.destination == dest) {
             mounts.push(json!({"destination": dest, "type": "bind", "source": path, "options": ["rbind", "rprivate"]}));
@@ -385,7 +388,7 @@ pub fn security_opt<'a>(hc: &'a HostConfig, key: &str) -> Option<&'a str> {
     })
 }
 
-fn default_mounts(hc: &HostConfig, cgroup_v2: bool) -> Vec<Value> {
+fn default_mounts(hc: &HostConfig, cgroup_v2: bool, shm: Option<&Path>) -> Vec<Value> {
     let shm_size = if hc.shm_size > 0 { hc.shm_size } else { 64 << 20 };
     let sys_opts = if hc.privileged { json!(["nosuid", "noexec", "nodev", "rw"]) } else { json!(["nosuid", "noexec", "nodev", "ro"]) };
     let cgroup_opts = if hc.privileged { json!(["nosuid", "noexec", "nodev", "relatime", "rw"]) } else { json!(["nosuid", "noexec", "nodev", "relatime", "ro"]) };
@@ -401,8 +404,10 @@ fn default_mounts(hc: &HostConfig, cgroup_v2: bool) -> Vec<Value> {
         v.push(json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": cgroup_opts}));
     }
     v.push(json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}));
-    if hc.ipc_mode != "host" {
-        v.push(json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={shm_size}")]}));
+    match shm {
+        _ if hc.ipc_mode == "host" => {}
+        Some(dir) => v.push(json!({"destination": "/dev/shm", "type": "bind", "source": dir, "options": ["rbind", "nosuid", "noexec", "nodev"]})),
+        None => v.push(json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={shm_size}")]})),
     }
     v
 }
@@ -595,7 +600,7 @@ mod tests {
         rec.host_config.tmpfs = Some([("/run".to_string(), "size=1m,exec".to_string())].into_iter().collect());
         let spec = build(
             &rec,
-            &SpecInputs { rootfs: tmp.path(), netns: Some("/run/x".into()), cgroup_parent: "/berth", pid_ns_of: None, ipc_ns_of: None, cgroup_v2: false, seccomp: None, hostname: "abc".into() },
+            &SpecInputs { rootfs: tmp.path(), netns: Some("/run/x".into()), cgroup_parent: "/berth", pid_ns_of: None, ipc_ns_of: None, cgroup_v2: false, seccomp: None, hostname: "abc".into(), shm: None },
         )
         .unwrap();
         let parsed: oci_spec::runtime::Spec = serde_json::from_value(spec.clone()).unwrap();
