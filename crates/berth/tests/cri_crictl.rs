@@ -1,0 +1,328 @@
+//! The Kubernetes CRI through the real crictl (cri-tools v1.36) against berth's CRI
+//! socket, while the same daemon serves the docker CLI: a pod of two containers sharing
+//! localhost, IPC and /dev/shm; exec (plain, -i, -it); logs (-f) in the CRI format;
+//! port-forward and a host port; stats; inspect; stopp/rmp leaving nothing behind.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_testutil::daemon::{TestDaemon, run_ok};
+
+fn daemon() -> TestDaemon {
+    let d = TestDaemon::start_cri(Path::new(env!("CARGO_BIN_EXE_berth")), &[]);
+    d.busybox_image("busybox:latest");
+    d
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn write(d: &TestDaemon, name: &str, json: serde_json::Value) -> String {
+    let p = d.dir.join(name);
+    std::fs::write(&p, json.to_string()).unwrap();
+    p.display().to_string()
+}
+
+/// Retries `f` for up to 20 s until it returns Some.
+fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn http_get(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.contains("200").then_some(out)
+}
+
+/// What a pod leaves on the host: network namespaces and veths of the daemon, mounts
+/// under its directories, cgroups under its parent, and processes (shims, pause, apps).
+fn leftovers(d: &TestDaemon) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(d.exec_root.join("netns")).into_iter().flatten().flatten() {
+        out.push(format!("netns {}", e.path().display()));
+    }
+    let dir = d.dir.to_string_lossy().into_owned();
+    for l in std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines() {
+        let point = l.split(' ').nth(4).unwrap_or("");
+        if point.starts_with(&dir) {
+            out.push(format!("mount {point}"));
+        }
+    }
+    let parent = berth_testutil::daemon::cgroup_parent(d.slot);
+    for h in ["memory", "pids", "cpu,cpuacct", "freezer"] {
+        let base = Path::new("/sys/fs/cgroup").join(h).join(parent.trim_start_matches('/'));
+        for e in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                out.push(format!("cgroup {}", e.path().display()));
+            }
+        }
+    }
+    let bridge = berth_testutil::daemon::bridge_name(d.slot);
+    let links = String::from_utf8_lossy(&Command::new("ip").args(["-o", "link", "show", "master", &bridge]).output().unwrap().stdout).into_owned();
+    for l in links.lines() {
+        out.push(format!("veth {l}"));
+    }
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains(&format!("{}/containers", d.exec_root.display())) {
+            out.push(format!("process {pid} {cmd}"));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_pod_of_two_containers_through_crictl_beside_docker() {
+    let d = daemon();
+    let host_port = free_port();
+    let logs = d.dir.join("pod-logs");
+    let pod = write(
+        &d,
+        "pod.json",
+        serde_json::json!({
+            "metadata": {"name": "web", "namespace": "default", "uid": "uid-web", "attempt": 0},
+            "hostname": "webpod",
+            "log_directory": logs,
+            "port_mappings": [{"container_port": 8080, "host_port": host_port}],
+            "labels": {"app": "web"},
+            "annotations": {"note": "kept as is"},
+            "linux": {"security_context": {"namespace_options": {"pid": 0}}}
+        }),
+    );
+    let server = write(
+        &d,
+        "server.json",
+        serde_json::json!({
+            "metadata": {"name": "server"},
+            "image": {"image": "busybox:latest"},
+            "command": ["sh", "-c", "mkdir -p /www && echo hello-from-pod > /www/index.html && echo in-shm > /dev/shm/mark && echo started && exec httpd -f -p 8080 -h /www"],
+            "log_path": "server.log",
+            "labels": {"role": "server"}
+        }),
+    );
+    let client = write(
+        &d,
+        "client.json",
+        serde_json::json!({
+            "metadata": {"name": "client"},
+            "image": {"image": "busybox:latest"},
+            "command": ["sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 1; done"],
+            "log_path": "client.log",
+            "stdin": true
+        }),
+    );
+    let pod_id = run_ok(d.crictl().args(["runp", &pod])).trim().to_string();
+    assert_eq!(pod_id.len(), 64, "{pod_id}");
+    let srv = run_ok(d.crictl().args(["create", &pod_id, &server, &pod])).trim().to_string();
+    let cli = run_ok(d.crictl().args(["create", &pod_id, &client, &pod])).trim().to_string();
+    run_ok(d.crictl().args(["start", &srv]));
+    run_ok(d.crictl().args(["start", &cli]));
+
+    // The same daemon answers docker meanwhile: it sees the pod's containers, and runs its own.
+    let names = run_ok(d.docker().args(["ps", "--format", "{{.Names}}"]));
+    for n in ["k8s_POD_web_default_uid-web_0", "k8s_server_web_default_uid-web_0", "k8s_client_web_default_uid-web_0"] {
+        assert!(names.contains(n), "{names}");
+    }
+    assert_eq!(run_ok(d.docker().args(["run", "--rm", "busybox", "echo", "docker-too"])), "docker-too\n");
+
+    // One network (localhost), one IPC namespace, one /dev/shm, one hostname.
+    let page = eventually("the server on the pod's localhost", || {
+        let out = d.crictl().args(["exec", &cli, "wget", "-qO-", "http://127.0.0.1:8080/"]).output().unwrap();
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    });
+    assert_eq!(page, "hello-from-pod\n");
+    let ipc = |c: &str| run_ok(d.crictl().args(["exec", c, "readlink", "/proc/self/ns/ipc"]));
+    assert_eq!(ipc(&srv), ipc(&cli));
+    assert_eq!(run_ok(d.crictl().args(["exec", &cli, "cat", "/dev/shm/mark"])), "in-shm\n");
+    assert_eq!(run_ok(d.crictl().args(["exec", &cli, "hostname"])), "webpod\n");
+    // PID namespace of the pod: the pause process is PID 1 and both containers are there.
+    let ps = run_ok(d.crictl().args(["exec", &cli, "ps", "-o", "pid,comm"]));
+    assert!(ps.contains("httpd") && ps.lines().any(|l| l.trim().starts_with("1 ")), "{ps}");
+
+    // exec: exit codes, stdin, and a terminal.
+    let st = d.crictl().args(["exec", &cli, "sh", "-c", "echo out; echo err >&2; exit 3"]).output().unwrap();
+    assert!(!st.status.success());
+    assert_eq!(String::from_utf8_lossy(&st.stdout), "out\n");
+    assert!(String::from_utf8_lossy(&st.stderr).contains("exit code 3"), "{}", String::from_utf8_lossy(&st.stderr));
+    let mut child = d.crictl().args(["exec", "-i", &cli, "cat"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"through stdin\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "through stdin\n");
+    let mut tty = berth_testutil::pty::Pty::spawn({
+        let mut c = d.crictl();
+        c.args(["exec", "-it", &cli, "sh"]);
+        c
+    }, 24, 80);
+    tty.type_keys(b"tty && stty size && exit 4\r");
+    assert!(tty.wait_output("/dev/pts/"), "{}", tty.text());
+    assert!(tty.wait_output("24 80"), "{}", tty.text());
+    assert_ne!(tty.wait_exit(), 0);
+
+    // Logs: the CRI format on disk, and crictl logs / logs -f reading it.
+    let raw = std::fs::read_to_string(logs.join("server.log")).unwrap();
+    let first = raw.lines().next().unwrap();
+    let f: Vec<&str> = first.splitn(4, ' ').collect();
+    assert!(chrono::DateTime::parse_from_rfc3339(f[0]).is_ok() && f[1] == "stdout" && f[2] == "F" && f[3] == "started", "{first}");
+    let ticks = eventually("client ticks in the log", || {
+        let out = run_ok(d.crictl().args(["logs", "--tail", "2", &cli]));
+        (out.lines().count() == 2).then_some(out)
+    });
+    assert!(ticks.starts_with("tick "), "{ticks}");
+    let mut follow = d.crictl().args(["logs", "-f", &cli]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut seen = String::new();
+    {
+        use std::io::BufRead;
+        let mut rd = std::io::BufReader::new(follow.stdout.take().unwrap());
+        let start = Instant::now();
+        let mut line = String::new();
+        while start.elapsed() < Duration::from_secs(10) && !seen.contains("tick 3") {
+            line.clear();
+            if rd.read_line(&mut line).unwrap() == 0 {
+                break;
+            }
+            seen.push_str(&line);
+        }
+    }
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert!(seen.contains("tick 3"), "logs -f: {seen}");
+
+    // The host port, and port-forward into the pod's own loopback.
+    assert!(eventually("the host port", || http_get(host_port)).contains("hello-from-pod"));
+    let fwd = free_port();
+    let mut pf = d.crictl().args(["port-forward", &pod_id, &format!("{fwd}:8080")]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let page = eventually("port-forward", || http_get(fwd));
+    let _ = pf.kill();
+    let _ = pf.wait();
+    assert!(page.contains("hello-from-pod"), "{page}");
+
+    // Stats, status and inspect.
+    let stats: serde_json::Value = serde_json::from_str(&run_ok(d.crictl().args(["stats", "-o", "json", &srv]))).unwrap();
+    let mem = stats["stats"][0]["memory"]["workingSetBytes"]["value"].as_str().map(|s| s.parse::<u64>().unwrap()).unwrap_or(0);
+    assert!(mem > 0, "{stats}");
+    let podstats = run_ok(d.crictl().args(["statsp", "-o", "json", &pod_id]));
+    assert!(podstats.contains("\"containers\""), "{podstats}");
+    let inspp: serde_json::Value = serde_json::from_str(&run_ok(d.crictl().args(["inspectp", &pod_id]))).unwrap();
+    assert_eq!(inspp["status"]["state"], "SANDBOX_READY");
+    assert_eq!(inspp["status"]["labels"]["app"], "web");
+    assert_eq!(inspp["status"]["annotations"]["note"], "kept as is");
+    assert!(inspp["status"]["network"]["ip"].as_str().is_some_and(|ip| ip.starts_with("172.29.")), "{inspp}");
+    let insp: serde_json::Value = serde_json::from_str(&run_ok(d.crictl().args(["inspect", &srv]))).unwrap();
+    assert_eq!(insp["status"]["state"], "CONTAINER_RUNNING");
+    assert_eq!(insp["status"]["labels"]["role"], "server");
+    assert!(insp["status"]["logPath"].as_str().unwrap().ends_with("server.log"));
+    let listed = run_ok(d.crictl().args(["ps", "--pod", &pod_id, "-q"]));
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert_eq!(run_ok(d.crictl().args(["pods", "--label", "app=web", "-q"])).trim(), pod_id);
+
+    // Stop and remove: everything the pod had is gone, and docker sees it gone too.
+    run_ok(d.crictl().args(["stopp", &pod_id]));
+    let insp: serde_json::Value = serde_json::from_str(&run_ok(d.crictl().args(["inspect", &srv]))).unwrap();
+    assert_eq!(insp["status"]["state"], "CONTAINER_EXITED");
+    assert_eq!(run_ok(d.crictl().args(["pods", "-q", "--state", "notready"])).trim(), pod_id);
+    run_ok(d.crictl().args(["rmp", &pod_id]));
+    assert_eq!(run_ok(d.crictl().args(["pods", "-q"])).trim(), "");
+    assert_eq!(run_ok(d.crictl().args(["ps", "-a", "-q"])).trim(), "");
+    assert_eq!(run_ok(d.docker().args(["ps", "-a", "-q"])).trim(), "");
+    let left = eventually("a clean host", || {
+        let l = leftovers(&d);
+        l.is_empty().then_some(l)
+    });
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn crictl_images_share_the_docker_image_store() {
+    let d = daemon();
+    let images = run_ok(d.crictl().args(["images"]));
+    assert!(images.contains("docker.io/library/busybox") && images.contains("latest"), "{images}");
+    // Tagged through docker, seen through the CRI with its full name, and removed there.
+    run_ok(d.docker().args(["tag", "busybox:latest", "example.org/tools/bb:1"]));
+    let st: serde_json::Value = serde_json::from_str(&run_ok(d.crictl().args(["inspecti", "example.org/tools/bb:1"]))).unwrap();
+    let tags: Vec<String> = serde_json::from_value(st["status"]["repoTags"].clone()).unwrap();
+    assert!(tags.contains(&"example.org/tools/bb:1".to_string()) && tags.contains(&"docker.io/library/busybox:latest".to_string()), "{tags:?}");
+    assert_eq!(st["status"]["uid"]["value"], "0");
+    let fs = run_ok(d.crictl().args(["imagefsinfo"]));
+    assert!(fs.contains("usedBytes"), "{fs}");
+    // rmi removes the image with all its names: docker no longer has it either.
+    run_ok(d.crictl().args(["rmi", "example.org/tools/bb:1"]));
+    let out = d.docker().args(["image", "inspect", "busybox:latest"]).output().unwrap();
+    assert!(!out.status.success(), "rmi should remove every name of the image");
+    // A missing image is no error for rmi's CRI call, but crictl says it found nothing.
+    let out = d.crictl().args(["inspecti", "busybox:latest"]).output().unwrap();
+    assert!(!out.status.success());
+}
+
+#[test]
+fn bad_requests_get_clear_errors_and_leave_nothing() {
+    let d = daemon();
+    // A sysctl a pod may not set: InvalidArgument, and no sandbox made.
+    let bad = write(
+        &d,
+        "bad.json",
+        serde_json::json!({"metadata": {"name": "x", "namespace": "default", "uid": "u0"}, "linux": {"sysctls": {"kernel.panic": "1"}}}),
+    );
+    let out = d.crictl().args(["runp", &bad]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("InvalidArgument") && err.contains("kernel.panic"), "{err}");
+    assert_eq!(run_ok(d.crictl().args(["pods", "-q"])).trim(), "");
+    assert_eq!(run_ok(d.docker().args(["ps", "-aq"])).trim(), "");
+    // User namespaces with two mappings: refused before anything exists.
+    let userns = write(
+        &d,
+        "userns.json",
+        serde_json::json!({
+            "metadata": {"name": "u", "namespace": "default", "uid": "u1"},
+            "linux": {"security_context": {"namespace_options": {"userns_options": {"mode": 0,
+                "uids": [{"host_id": 100000, "container_id": 0, "length": 65536}, {"host_id": 200000, "container_id": 65536, "length": 1}],
+                "gids": [{"host_id": 100000, "container_id": 0, "length": 65536}]}}}}
+        }),
+    );
+    let out = d.crictl().args(["runp", &userns]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exactly one uid and one gid mapping"), "{}", String::from_utf8_lossy(&out.stderr));
+    // A good pod, then containers that cannot be: no image, a group without a user,
+    // a privileged container in an unprivileged pod.
+    let pod = write(&d, "pod.json", serde_json::json!({"metadata": {"name": "p", "namespace": "default", "uid": "u2"}}));
+    let pod_id = run_ok(d.crictl().args(["runp", &pod])).trim().to_string();
+    let cases = [
+        (serde_json::json!({"metadata": {"name": "a"}, "image": {"image": "no/such:image"}}), "not present"),
+        (serde_json::json!({"metadata": {"name": "b"}, "image": {"image": "busybox:latest"}, "linux": {"security_context": {"run_as_group": {"value": 5}}}}), "run_as_group"),
+        (serde_json::json!({"metadata": {"name": "c"}, "image": {"image": "busybox:latest"}, "linux": {"security_context": {"privileged": true}}}), "privileged"),
+    ];
+    for (i, (cfg, msg)) in cases.into_iter().enumerate() {
+        let c = write(&d, &format!("c{i}.json"), cfg);
+        let out = d.crictl().args(["create", &pod_id, &c, &pod]).output().unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(msg), "{msg}: {err}");
+    }
+    assert_eq!(run_ok(d.crictl().args(["ps", "-a", "-q"])).trim(), "");
+    // Stopping and removing what does not exist is fine (the kubelet retries).
+    run_ok(d.crictl().args(["stopp", &pod_id]));
+    run_ok(d.crictl().args(["rmp", &pod_id]));
+    let left = eventually("a clean host", || {
+        let l = leftovers(&d);
+        l.is_empty().then_some(l)
+    });
+    assert!(left.is_empty(), "{left:?}");
+}
