@@ -326,3 +326,79 @@ fn bad_requests_get_clear_errors_and_leave_nothing() {
     });
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn events_updates_and_what_berth_refuses() {
+    let d = daemon();
+    let pod = write(&d, "pod.json", serde_json::json!({"metadata": {"name": "ev", "namespace": "default", "uid": "ev-1"}, "log_directory": d.dir.join("logs")}));
+    let ctr = write(
+        &d,
+        "ctr.json",
+        serde_json::json!({"metadata": {"name": "c"}, "image": {"image": "busybox:latest"}, "command": ["sh", "-c", "echo to-docker-logs; sleep 300"], "log_path": "c.log"}),
+    );
+    // GetContainerEvents: a stream of what happens to CRI containers from now on.
+    let mut events = d.crictl().args(["events", "-o", "json"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let pod_id = run_ok(d.crictl().args(["runp", &pod])).trim().to_string();
+    let c = run_ok(d.crictl().args(["create", &pod_id, &ctr, &pod])).trim().to_string();
+    run_ok(d.crictl().args(["start", &c]));
+    run_ok(d.crictl().args(["stop", "-t", "0", &c]));
+    let mut text = String::new();
+    {
+        use std::io::Read;
+        let mut out = events.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && !text.contains("CONTAINER_STOPPED_EVENT") {
+            if let Ok(b) = rx.recv_timeout(Duration::from_millis(200)) {
+                text.push_str(&String::from_utf8_lossy(&b));
+            }
+        }
+    }
+    let _ = events.kill();
+    let _ = events.wait();
+    for ev in ["CONTAINER_CREATED_EVENT", "CONTAINER_STARTED_EVENT", "CONTAINER_STOPPED_EVENT"] {
+        assert!(text.contains(ev), "{ev} missing in {text}");
+    }
+    assert!(text.contains(&c) && text.contains(&pod_id), "{text}");
+
+    // docker logs reads the CRI-format log of a CRI container.
+    assert_eq!(run_ok(d.docker().args(["logs", "k8s_c_ev_default_ev-1_0"])), "to-docker-logs\n");
+
+    // UpdateContainerResources on a running container lands in its cgroup.
+    let running = {
+        let cfg = write(
+            &d,
+            "ctr2.json",
+            serde_json::json!({"metadata": {"name": "c2"}, "image": {"image": "busybox:latest"}, "command": ["sleep", "300"], "log_path": "c2.log"}),
+        );
+        let id = run_ok(d.crictl().args(["create", &pod_id, &cfg, &pod])).trim().to_string();
+        run_ok(d.crictl().args(["start", &id]));
+        id
+    };
+    run_ok(d.crictl().args(["update", "--memory", "67108864", &running]));
+    let st: serde_json::Value = serde_json::from_str(&run_ok(d.crictl().args(["inspect", &running]))).unwrap();
+    assert_eq!(st["status"]["resources"]["linux"]["memoryLimitInBytes"], "67108864", "{st}");
+    let limit = std::fs::read_to_string(format!(
+        "/sys/fs/cgroup/memory/{}/{running}/memory.limit_in_bytes",
+        berth_testutil::daemon::cgroup_parent(d.slot).trim_start_matches('/')
+    ))
+    .unwrap();
+    assert_eq!(limit.trim(), "67108864");
+
+    // What berth does not do is said plainly.
+    let out = d.crictl().args(["checkpoint", "--export", "/tmp/x.tar", &running]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not supported"), "{}", String::from_utf8_lossy(&out.stderr));
+    let rc = run_ok(d.crictl().args(["runtime-config"]));
+    assert!(rc.contains("cgroupfs") || rc.contains("CGROUPFS"), "{rc}");
+    run_ok(d.crictl().args(["rmp", "-f", &pod_id]));
+}
