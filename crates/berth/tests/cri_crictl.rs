@@ -394,6 +394,29 @@ fn events_updates_and_what_berth_refuses() {
     .unwrap();
     assert_eq!(limit.trim(), "67108864");
 
+    // attach to a shell with a terminal: keys in, its output back, and its exit.
+    let sh = {
+        let cfg = write(
+            &d,
+            "sh.json",
+            serde_json::json!({"metadata": {"name": "sh"}, "image": {"image": "busybox:latest"}, "command": ["sh"], "stdin": true, "tty": true, "log_path": "sh.log"}),
+        );
+        let id = run_ok(d.crictl().args(["create", &pod_id, &cfg, &pod])).trim().to_string();
+        run_ok(d.crictl().args(["start", &id]));
+        id
+    };
+    let mut tty = berth_testutil::pty::Pty::spawn({
+        let mut c = d.crictl();
+        c.args(["attach", "--stdin", "--tty", &sh]);
+        c
+    }, 24, 80);
+    std::thread::sleep(Duration::from_millis(500));
+    tty.type_keys(b"echo attached-$((6*7)); exit\r");
+    assert!(tty.wait_output("attached-42"), "{}", tty.text());
+    tty.wait_exit();
+    let st: serde_json::Value = serde_json::from_str(&run_ok(d.crictl().args(["inspect", &sh]))).unwrap();
+    assert_eq!(st["status"]["state"], "CONTAINER_EXITED");
+
     // What berth does not do is said plainly.
     let out = d.crictl().args(["checkpoint", "--export", "/tmp/x.tar", &running]).output().unwrap();
     assert!(!out.status.success());
