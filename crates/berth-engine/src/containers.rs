@@ -491,19 +491,23 @@ impl Engine {
             console_size: rec.host_config.console_size.filter(|[h, w]| *h > 0 && *w > 0).map(|[h, w]| (h as u16, w as u16)),
         };
         let exe = self.exe.clone();
-        let spawned = tokio::task::spawn_blocking(move || berth_shim::spawn::spawn(&exe, &shim_cfg))
+        let zygote = self.cfg.exec_root.join(berth_shim::zygote::SOCKET);
+        let spawned = tokio::task::spawn_blocking(move || berth_shim::spawn::spawn(&exe, &shim_cfg, Some(&zygote)))
             .await
             .map_err(|e| Error::system(format!("shim: {e}")))?;
-        let (mut child, init_pid) = spawned.map_err(|e| match e {
+        let (child, init_pid) = spawned.map_err(|e| match e {
             berth_shim::spawn::SpawnError::Create(msg) => Error::invalid(format!("failed to create task for container: {msg}")),
             other => Error::system(other.to_string()),
         })?;
         undo.shim = Some(self.shim_socket_of(&id));
         tracing::debug!("start {}: shim at {:?}", &id[..12], t0.elapsed());
-        // Reap the shim when it ends (after the container), so it leaves no zombie.
-        tokio::task::spawn_blocking(move || {
-            let _ = child.wait();
-        });
+        // Reap an exec'd shim when it ends (after the container), so it leaves no zombie;
+        // a forked one is the zygote's child, reaped by the kernel.
+        if let Some(mut child) = child {
+            tokio::task::spawn_blocking(move || {
+                let _ = child.wait();
+            });
+        }
 
         let socket = self.shim_socket_of(&id);
         let open_stdin = rec.config.open_stdin;

@@ -17,6 +17,7 @@ pub mod protocol;
 pub mod runtime;
 pub mod server;
 pub mod spawn;
+pub mod zygote;
 
 use std::ffi::OsString;
 use std::path::PathBuf;

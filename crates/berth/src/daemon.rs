@@ -322,7 +322,8 @@ pub fn main(args: &[OsString]) -> i32 {
                 return 1;
             }
         };
-        tokio::select! {
+        let zygote = engine.cfg.exec_root.join(berth_shim::zygote::SOCKET);
+        let code = tokio::select! {
             r = serve => {
                 if let Err(e) = r {
                     eprintln!("berth daemon: {e}");
@@ -338,7 +339,11 @@ pub fn main(args: &[OsString]) -> i32 {
             }
             _ = term.recv() => 0,
             _ = tokio::signal::ctrl_c() => 0,
-        }
+        };
+        // A stopped daemon leaves no zygote (its shims stay); one killed outright does,
+        // and the next daemon forks from it.
+        let _ = tokio::task::spawn_blocking(move || berth_shim::zygote::call(&zygote, &berth_shim::zygote::ZygoteRequest::Quit, None)).await;
+        code
     });
     // Containers and their shims live on (live restore); tasks that wait for shims
     // never end, so the runtime is not waited for.
