@@ -9,7 +9,8 @@
 #
 # Environment: CRI_TOOLS (default ../shared/tools/cri-tools), BERTH (default
 # target/debug/berth), OUT (results dir, default target/critest), CRITEST_TIMEOUT
-# (default 45m), CRITEST_PARALLEL (ginkgo nodes, default 1), KEEP=1 keeps the work dir.
+# (default 45m), CRITEST_PARALLEL (ginkgo nodes, default 1), CRITEST_CACHE (downloads kept
+# between runs, default target/critest-cache), KEEP=1 keeps the work dir.
 # Writes $OUT/critest.json, $OUT/junit.xml, $OUT/summary.txt and $OUT/daemon.log; exits
 # 0 when every spec that ran passed (skips excepted), 1 otherwise, 2 on a setup failure.
 set -eu
@@ -17,6 +18,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TOOLS=${CRI_TOOLS:-$ROOT/../shared/tools/cri-tools}
 BERTH=${BERTH:-$ROOT/target/debug/berth}
 OUT=${OUT:-$ROOT/target/critest}
+CACHE=${CRITEST_CACHE:-$ROOT/target/critest-cache}
 TIMEOUT=${CRITEST_TIMEOUT:-45m}
 PARALLEL=${CRITEST_PARALLEL:-1}
 DOCKER=${DOCKER:-$(command -v docker || echo /usr/local/bin/docker)}
@@ -42,6 +44,8 @@ cleanup() {
             find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null | while read -r pid; do kill -9 "$pid" 2>/dev/null; done
         done
     done
+    # Shims and the shim zygote name the work dir on their command lines.
+    for pid in $(grep -l "$W" /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3); do kill -9 "$pid" 2>/dev/null; done
     sleep 1
     grep " $W" /proc/self/mountinfo | awk '{print $5}' | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
     for role in b c; do
@@ -88,6 +92,40 @@ start_daemon b 251
 if ! DOCKER_HOST="unix://$W/b/run/berth.sock" DOCKER_CONFIG="$W/docker" REGISTRY="$REG" DOCKER="$DOCKER" \
     bash "$TOOLS/test-images/build-and-push.sh" > "$W/build.log" 2>&1; then
     cat "$W/build.log" >&2; echo "critest.sh: building the test images failed" >&2; exit 2
+fi
+
+# critest's default image is upstream's busybox, whose sh executes applets; the stand-in's
+# busybox-static runs them in-process, so a masked /bin/ls is never executed (the
+# MaskedPaths spec). Debian's dynamically linked busybox executes them as upstream's does:
+# when apt can fetch it, the default image is rebuilt on it (with its two libraries).
+exec_busybox_image() {
+    deb=$(ls "$CACHE"/busybox_*.deb 2>/dev/null | head -1)
+    if [ -z "$deb" ]; then
+        mkdir -p "$CACHE"
+        (cd "$CACHE" && apt-get download -q busybox) > "$W/apt.log" 2>&1 || return 1
+        deb=$(ls "$CACHE"/busybox_*.deb 2>/dev/null | head -1)
+        [ -n "$deb" ] || return 1
+    fi
+    x=$W/bbdeb; R=$W/bbroot
+    dpkg-deb -x "$deb" "$x" || return 1
+    mkdir -p "$R"/bin "$R"/etc "$R"/tmp "$R"/root "$R"/proc "$R"/sys "$R"/dev "$R"/var/run "$R"/usr/sbin "$R"/usr/local/bin "$R"/lib64 "$R"/lib/x86_64-linux-gnu
+    cp "$x/bin/busybox" "$R/bin/busybox"
+    for lib in $(ldd "$R/bin/busybox" | awk '$3 ~ /^\// {print $3}'); do cp "$lib" "$R/lib/x86_64-linux-gnu/"; done
+    cp /lib64/ld-linux-x86-64.so.2 "$R/lib64/"
+    for a in $("$R/bin/busybox" --list); do [ "$a" = busybox ] || ln -f "$R/bin/busybox" "$R/bin/$a"; done
+    for h in pgrep ipcs; do gcc -static -O2 -s -o "$R/bin/$h" "$TOOLS/test-images/src/$h.c" || return 1; done
+    cp "$TOOLS/test-images/busybox/passwd" "$TOOLS/test-images/busybox/group" "$R/etc/"
+    : > "$R/etc/hosts"; : > "$R/etc/resolv.conf"; chmod 1777 "$R/tmp"
+    img=$REG/e2e-test-images/busybox:1.29-2
+    tar -C "$R" -c . | DOCKER_HOST="unix://$W/b/run/berth.sock" DOCKER_CONFIG="$W/docker" "$DOCKER" import -c 'CMD ["sh"]' - "$img" > /dev/null &&
+        DOCKER_HOST="unix://$W/b/run/berth.sock" DOCKER_CONFIG="$W/docker" "$DOCKER" push "$img" > /dev/null
+}
+if exec_busybox_image; then
+    echo "critest.sh: default test image on Debian's busybox (applets executed)"
+    echo "busybox: exec" > "$OUT/images.txt"
+else
+    echo "critest.sh: Debian's busybox not available: the default test image keeps busybox-static (MaskedPaths will fail)"
+    echo "busybox: static" > "$OUT/images.txt"
 fi
 kill "$(cat "$W/b.pid")"; rm -f "$W/b.pid"
 
