@@ -89,8 +89,11 @@ impl Cri {
     pub async fn stop_pod_sandbox(&self, id: &str) -> Result<()> {
         let engine = self.engine();
         let Some(sb) = meta::find_sandbox(engine, id) else { return Ok(()) };
-        for c in meta::containers(engine).into_iter().filter(|c| c.meta.sandbox_id == sb.rec.id) {
-            ignore_stopped(engine.stop_container(c.id(), None, Some(0)).await)?;
+        // The pod's containers go together (each is killed at once: timeout 0).
+        let members: Vec<_> = meta::containers(engine).into_iter().filter(|c| c.meta.sandbox_id == sb.rec.id).collect();
+        let stops = members.iter().map(|c| engine.stop_container(c.id(), None, Some(0)));
+        for r in futures_util::future::join_all(stops).await {
+            ignore_stopped(r)?;
         }
         self.release_network(&sb).await?;
         ignore_stopped(engine.stop_container(sb.id(), None, Some(10)).await)
@@ -112,8 +115,10 @@ impl Cri {
     pub async fn remove_pod_sandbox(&self, id: &str) -> Result<()> {
         let engine = self.engine();
         let Some(sb) = meta::find_sandbox(engine, id) else { return Ok(()) };
-        for c in meta::containers(engine).into_iter().filter(|c| c.meta.sandbox_id == sb.rec.id) {
-            ignore_missing(engine.remove_container(c.id(), true, true).await)?;
+        let members: Vec<_> = meta::containers(engine).into_iter().filter(|c| c.meta.sandbox_id == sb.rec.id).collect();
+        let removals = members.iter().map(|c| engine.remove_container(c.id(), true, true));
+        for r in futures_util::future::join_all(removals).await {
+            ignore_missing(r)?;
         }
         self.release_network(&sb).await?;
         ignore_missing(engine.remove_container(sb.id(), true, true).await)
