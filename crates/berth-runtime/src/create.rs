@@ -103,7 +103,7 @@ impl Runtime {
         let rootfs = RootfsPlan::from_spec(
             &spec,
             &bundle,
-            ns.new_user(),
+            ns.has_user(),
             opts.no_pivot,
             Some(cgroup.view(ns.new_cgroup)),
         )?;
@@ -204,15 +204,25 @@ impl Runtime {
             preserve_fds,
             personality,
             sync: child_sock,
-            // Inside a new user namespace the child's writes to the host's cgroupfs
-            // are not worth reasoning about: the parent moves it there.
-            cgroup: (matches!(layout, Layout::V1 { .. }) && !ns.new_user()).then(|| cgroups::manager(&layout, &cgroup_path)),
+            // Inside a user namespace the child's writes to the host's cgroupfs are not
+            // worth reasoning about: the parent moves it there.
+            cgroup: (matches!(layout, Layout::V1 { .. }) && !ns.has_user()).then(|| cgroups::manager(&layout, &cgroup_path)),
             is_exec: false,
         };
         let child_joins_cgroup = child_cfg.cgroup.is_some();
-        let clone_target = if child_joins_cgroup { None } else { cgroup.clone_target() };
-        // SAFETY: create/run are documented as single-threaded-caller only.
-        let cloned = unsafe { clone_child_into(ns.clone_flags, clone_target.as_ref().map(std::os::fd::AsFd::as_fd)) };
+        // A user namespace to join is entered before the clone (by a helper), so that the
+        // init's new namespaces belong to it; the parent then puts the init in its cgroup.
+        let userns = ns.join.iter().find(|(f, _)| *f == CloneFlags::CLONE_NEWUSER).map(|(_, p)| p.clone());
+        let clone_target = if child_joins_cgroup || userns.is_some() { None } else { cgroup.clone_target() };
+        let cloned = match &userns {
+            Some(path) => match open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).ctx(|| format!("open user namespace {}", path.display())) {
+                // SAFETY: create/run are documented as single-threaded-caller only.
+                Ok(fd) => unsafe { crate::container::clone_in_userns(std::os::fd::AsFd::as_fd(&fd), ns.clone_flags) }.map(|pid| (pid, false)),
+                Err(e) => Err(e),
+            },
+            // SAFETY: create/run are documented as single-threaded-caller only.
+            None => unsafe { clone_child_into(ns.clone_flags, clone_target.as_ref().map(std::os::fd::AsFd::as_fd)) },
+        };
         if let Some(own) = own_pidns {
             let _ = nix::sched::setns(&own, CloneFlags::CLONE_NEWPID);
         }

@@ -192,15 +192,21 @@ fn run(cfg: &mut ChildConfig) -> Result<Infallible> {
 }
 
 fn setup_container(sys: &dyn Syscall, c: &ContainerInit) -> Result<()> {
-    if c.ns.new_user() {
-        // The parent has written our id maps: become the namespace's root.
-        let root_mapped = c.ns.uid_mappings.iter().any(|m| m.container_id() == 0);
+    if c.ns.has_user() {
+        // The parent has written our id maps (a new namespace), or we were cloned inside
+        // the joined one: become the namespace's root.
+        let root_mapped = if c.ns.new_user() {
+            c.ns.uid_mappings.iter().any(|m| m.container_id() == 0)
+        } else {
+            std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| crate::namespaces::maps_root(&m))
+        };
         if root_mapped {
             nix::unistd::setresgid(0.into(), 0.into(), 0.into()).ctx(|| "setresgid 0 in user namespace".into())?;
             nix::unistd::setresuid(0.into(), 0.into(), 0.into()).ctx(|| "setresuid 0 in user namespace".into())?;
         }
     }
-    for (flag, path) in &c.ns.join {
+    // A joined user namespace was entered before the clone (see `clone_in_userns`).
+    for (flag, path) in c.ns.join.iter().filter(|(f, _)| *f != CloneFlags::CLONE_NEWUSER) {
         let fd = open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
             .ctx(|| format!("open namespace {}", path.display()))?;
         setns(&fd, *flag).ctx(|| format!("join namespace {}", path.display()))?;
