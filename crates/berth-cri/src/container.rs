@@ -42,7 +42,13 @@ impl Cri {
         let pod = sb.metadata();
         let name = meta::engine_name(&md.name, &pod, md.attempt);
         let data = ContainerMeta { sandbox_id: sb.rec.id.clone(), config: cfg.clone(), image_id: facts.id.clone(), log_path: log_path.clone() };
-        let ext = Extensions { cri_log: true, cri_groups: Some(extras.groups), meta: Some(meta::to_value(&Meta::Container(data))), ..Default::default() };
+        let ext = Extensions {
+            cri_log: true,
+            cri_groups: Some(extras.groups),
+            meta: Some(meta::to_value(&Meta::Container(data))),
+            userns: translate::container_userns(&sb, &cfg)?,
+            ..Default::default()
+        };
         let created = engine.create_container_ext(Some(&name), create, ext, Some(log_path)).await.map_err(|e| match e.kind {
             ErrorKind::Conflict if e.message.contains("is already in use") => {
                 tonic::Status::already_exists(format!("container {} (attempt {}) already exists in pod {}: {}", md.name, md.attempt, sb.id(), e.message))

@@ -43,6 +43,7 @@ impl Cri {
         let name = meta::engine_name("POD", &md, md.attempt);
         let ext = Extensions {
             pause: true,
+            userns: translate::pod_userns(&cfg)?,
             meta: Some(meta::to_value(&Meta::Sandbox(SandboxMeta { config: cfg.clone(), runtime_handler: req.runtime_handler.clone(), cni: None }))),
             ..Default::default()
         };

@@ -241,6 +241,8 @@ impl Cri {
             let v = serde_json::json!({
                 "runtime": "berth",
                 "dataRoot": self.engine.cfg.data_root,
+                // As containerd names it: critest checks that its filesystem can id-map.
+                "stateDir": self.engine.cfg.data_root.join("containers"),
                 "cgroupDriver": "cgroupfs",
                 "cgroupParent": self.engine.cfg.cgroup_parent,
                 "streamServer": self.streams.base_url(),
@@ -251,8 +253,8 @@ impl Cri {
             info.insert("config".to_string(), v.to_string());
         }
         // Every handler (the default, "", and the engine's runtimes) mounts recursively
-        // read-only; user namespaces are not offered (pods cannot ask for hostUsers: false).
-        let features = Some(RuntimeHandlerFeatures { recursive_read_only_mounts: true, user_namespaces: false });
+        // read-only and runs pods in user namespaces (hostUsers: false).
+        let features = Some(RuntimeHandlerFeatures { recursive_read_only_mounts: true, user_namespaces: true });
         let mut names = vec![String::new(), "berth".to_string()];
         names.extend(self.engine.cfg.runtimes.keys().cloned());
         names.dedup();

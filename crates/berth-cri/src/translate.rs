@@ -8,6 +8,8 @@ use std::path::Path;
 
 use berth_types::container::{BindOptions, Config, CreateRequest, DeviceMapping, HostConfig, Mount, PortBinding, UpdateConfig};
 
+use berth_engine::container::record::{IdMap, UserNs};
+
 use crate::api::{self, NamespaceMode};
 use crate::error::{Result, invalid};
 use crate::meta::{self, Sandbox};
@@ -27,16 +29,17 @@ fn namespace_options(cfg: &api::PodSandboxConfig) -> api::NamespaceOption {
     cfg.linux.as_ref().and_then(|l| l.security_context.as_ref()).and_then(|s| s.namespace_options.clone()).unwrap_or_default()
 }
 
-/// User namespaces: only the node's (no user namespace) is supported. Invalid requests get
-/// the reason they are invalid, valid pod-level ones are refused as unsupported.
-fn check_userns(ns: &api::NamespaceOption) -> Result<()> {
-    let Some(u) = &ns.userns_options else { return Ok(()) };
+/// User namespaces: the node's (none of its own), or one for the pod (mode POD) with
+/// exactly one uid and one gid mapping that maps container ID 0 — as the kubelet sends
+/// them. Returns the pod's namespace, if it gets one.
+fn check_userns(ns: &api::NamespaceOption) -> Result<Option<UserNs>> {
+    let Some(u) = &ns.userns_options else { return Ok(None) };
     match NamespaceMode::try_from(u.mode).unwrap_or(NamespaceMode::Pod) {
         NamespaceMode::Node => {
             if !u.uids.is_empty() || !u.gids.is_empty() {
                 return Err(invalid("user namespace mode NODE takes no uid/gid mappings"));
             }
-            Ok(())
+            Ok(None)
         }
         NamespaceMode::Pod => {
             if u.uids.len() != 1 || u.gids.len() != 1 {
@@ -46,13 +49,37 @@ fn check_userns(ns: &api::NamespaceOption) -> Result<()> {
                     u.gids.len()
                 )));
             }
-            if u.uids[0].container_id != 0 || u.gids[0].container_id != 0 {
+            let map = |m: &api::IdMapping| IdMap { container_id: m.container_id, host_id: m.host_id, size: m.length };
+            let (uid, gid) = (map(&u.uids[0]), map(&u.gids[0]));
+            if uid.container_id != 0 || gid.container_id != 0 {
                 return Err(invalid("user namespace mappings must map container ID 0"));
             }
-            Err(tonic::Status::unimplemented("user namespaces (mode POD) are not supported by berth yet"))
+            for m in [uid, gid] {
+                if m.size == 0 || m.host_id == 0 || m.host_id.checked_add(m.size).is_none() {
+                    return Err(invalid(format!("invalid user namespace mapping 0:{}:{} (the host range must be unprivileged and fit)", m.host_id, m.size)));
+                }
+            }
+            Ok(Some(UserNs { uids: vec![uid], gids: vec![gid], of: None }))
         }
         other => Err(invalid(format!("user namespace mode {} is not supported for pods", other.as_str_name()))),
     }
+}
+
+/// The user namespace a pod sandbox asks for (mode POD), if any.
+pub fn pod_userns(cfg: &api::PodSandboxConfig) -> Result<Option<UserNs>> {
+    check_userns(&namespace_options(cfg))
+}
+
+/// The user namespace of a pod's container: the sandbox's, joined. A container may not
+/// ask for another one than its pod's.
+pub fn container_userns(sandbox: &Sandbox, cfg: &api::ContainerConfig) -> Result<Option<UserNs>> {
+    let own = cfg.linux.as_ref().and_then(|l| l.security_context.as_ref()).and_then(|s| s.namespace_options.as_ref());
+    let asked = own.map(check_userns).transpose()?.flatten();
+    let pod = pod_userns(&sandbox.meta.config)?;
+    if own.is_some_and(|n| n.userns_options.is_some()) && asked != pod {
+        return Err(invalid("a container's user namespace must be its pod's"));
+    }
+    Ok(pod.map(|u| UserNs { of: Some(sandbox.rec.id.clone()), ..u }))
 }
 
 fn proto_name(p: i32) -> &'static str {

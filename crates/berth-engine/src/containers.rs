@@ -430,10 +430,36 @@ impl Engine {
         let mut undo = StartUndo::new(self.clone(), id.clone());
         let t0 = std::time::Instant::now();
 
+        // A user namespace of its own is made first (the network namespace goes in it);
+        // one that is joined must be there, and the image's layers are id-mapped into it.
+        let userns = match &rec.ext.userns {
+            None => None,
+            Some(u) => {
+                let owner = u.of.as_deref().unwrap_or(&id);
+                let at = crate::userns::path(&self.cfg.exec_root, owner);
+                if u.of.is_none() {
+                    let (at2, u2) = (at.clone(), u.clone());
+                    tokio::task::spawn_blocking(move || crate::userns::create(&at2, &u2))
+                        .await
+                        .map_err(|e| Error::system(e.to_string()))?
+                        .map_err(|e| Error::system(format!("making the user namespace: {e}")))?;
+                } else if !berth_net::netns::is_netns(&at) {
+                    return Err(Error::conflict(format!("the user namespace of container {owner} is gone (is it running?)")));
+                }
+                Some((at, u.root().ok_or_else(|| Error::invalid("a user namespace must map uid and gid 0"))?))
+            }
+        };
         if rec.ext.pause {
             std::fs::create_dir_all(&rootfs)?;
+            if let Some((_, (uid, gid))) = &userns {
+                // The runtime makes its mount points there as the namespace's root.
+                std::os::unix::fs::chown(&rootfs, Some(*uid), Some(*gid))?;
+            }
         } else {
-            self.images.mount_snapshot(&id, &rootfs).await?;
+            match &userns {
+                Some((at, root)) => self.images.mount_snapshot_idmapped(&id, &rootfs, at, *root).await?,
+                None => self.images.mount_snapshot(&id, &rootfs).await?,
+            }
             undo.rootfs = true;
         }
         tracing::debug!("start {}: rootfs at {:?}", &id[..12], t0.elapsed());
@@ -466,6 +492,7 @@ impl Engine {
             seccomp,
             hostname: rec.config.hostname.clone(),
             shm,
+            userns: userns.as_ref().map(|(at, _)| at.clone()),
         };
         let spec = spec::build(&rec, &inputs)?;
         let state_dir = self.state_dir_of(&id);
@@ -806,6 +833,9 @@ impl Engine {
         tracing::debug!("rm {}: snapshot removed at {:?}", rec.short_id(), t0.elapsed());
         self.net.forget(self, &rec).await;
         tracing::debug!("rm {}: network forgotten at {:?}", rec.short_id(), t0.elapsed());
+        if rec.ext.userns.as_ref().is_some_and(|u| u.of.is_none()) {
+            let _ = crate::userns::remove(&crate::userns::path(&self.cfg.exec_root, &rec.id));
+        }
         self.containers.remove(c)?;
         let _ = std::fs::remove_dir_all(self.state_dir_of(&rec.id));
         if remove_volumes {

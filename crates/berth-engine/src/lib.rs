@@ -24,6 +24,7 @@ pub mod registry;
 pub mod runtimes;
 mod shimclient;
 pub mod system;
+pub mod userns;
 pub mod util;
 pub mod volumes;
 

@@ -32,6 +32,10 @@ pub(crate) struct ContainerInit {
     pub pid1: bool,
     /// `io.berth.pause`: never exec, just hold the namespaces ([`crate::pause`]).
     pub pause: bool,
+    /// The namespaces of `ns.join` but the user namespace, opened by the parent: the init
+    /// may not be allowed to open another process's /proc/<pid>/ns files (a non-dumpable
+    /// pause in a user namespace is the host root's).
+    pub join_fds: Vec<(CloneFlags, OwnedFd)>,
 }
 
 /// Everything the child needs; built by the parent before the clone.
@@ -206,10 +210,8 @@ fn setup_container(sys: &dyn Syscall, c: &ContainerInit) -> Result<()> {
         }
     }
     // A joined user namespace was entered before the clone (see `clone_in_userns`).
-    for (flag, path) in c.ns.join.iter().filter(|(f, _)| *f != CloneFlags::CLONE_NEWUSER) {
-        let fd = open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
-            .ctx(|| format!("open namespace {}", path.display()))?;
-        setns(&fd, *flag).ctx(|| format!("join namespace {}", path.display()))?;
+    for (flag, fd) in &c.join_fds {
+        setns(fd, *flag).ctx(|| format!("join {} namespace", crate::namespaces::proc_name(*flag)))?;
     }
     if c.ns.new_cgroup {
         unshare(CloneFlags::CLONE_NEWCGROUP).ctx(|| "unshare cgroup namespace".into())?;

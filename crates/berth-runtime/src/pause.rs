@@ -59,7 +59,6 @@ pub(crate) fn prepare() -> Result<()> {
             return Err(Error::io("block signals for the pause process", std::io::Error::last_os_error()));
         }
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
     }
     if let Ok(name) = std::ffi::CString::new(PAUSE_NAME) {
         let _ = nix::sys::prctl::set_name(&name);
@@ -76,7 +75,12 @@ pub(crate) fn prepare() -> Result<()> {
 /// pod's sandbox costs a few pages rather than a second shim.
 pub(crate) fn run() -> ! {
     // SAFETY: close_range only closes this process's descriptors; the pause needs none.
-    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0) };
+    // Not dumpable only now: in a user namespace that makes /proc/self/fd the host root's,
+    // and the exec fifo is opened through it until the start.
+    unsafe {
+        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0);
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
     #[cfg(target_arch = "x86_64")]
     raw::run();
     #[cfg(not(target_arch = "x86_64"))]

@@ -187,6 +187,22 @@ fn joining_a_user_namespace_makes_the_new_namespaces_its_own() {
     ns.push(json!({"type": "user", "path": format!("/proc/{}/ns/user", sa.pid)}));
     ns.push(json!({"type": "network", "path": format!("/proc/{}/ns/net", sa.pid)}));
     b.write();
+    // And one that joins the holder's pid namespace too (a pod's PID=POD container).
+    let mut c = TestBundle::new(&["sh", "-c", "echo pid=$$; sleep 2"]);
+    let ns = c.config["linux"]["namespaces"].as_array_mut().unwrap();
+    ns.retain(|n| n["type"] != "network" && n["type"] != "pid");
+    ns.push(json!({"type": "user", "path": format!("/proc/{}/ns/user", sa.pid)}));
+    ns.push(json!({"type": "pid", "path": format!("/proc/{}/ns/pid", sa.pid)}));
+    c.write();
+    let (cr, cw) = pipe();
+    let cw2 = cw.try_clone().unwrap();
+    let sc = c.rt.run(&c.id, &c.bundle, CreateOptions { stdio: Some([devnull(), cw, cw2]), ..Default::default() }).unwrap();
+    // Ours to reap (not the holder's, whose pid namespace it is in).
+    let c_parent = std::fs::read_to_string(format!("/proc/{}/stat", sc.pid)).unwrap();
+    let c_parent: i32 = c_parent[c_parent.rfind(')').unwrap() + 2..].split(' ').nth(1).unwrap().parse().unwrap();
+    assert_eq!(c_parent, std::process::id() as i32);
+    assert_eq!(wait(sc.pid), 0);
+    assert!(read_all(cr).starts_with("pid=2"));
     let (r, w) = pipe();
     let w2 = w.try_clone().unwrap();
     let sb = b.rt.run(&b.id, &b.bundle, CreateOptions { stdio: Some([devnull(), w, w2]), ..Default::default() }).unwrap();

@@ -55,6 +55,9 @@ fn leftovers(d: &TestDaemon) -> Vec<String> {
     for e in std::fs::read_dir(d.exec_root.join("netns")).into_iter().flatten().flatten() {
         out.push(format!("netns {}", e.path().display()));
     }
+    for e in std::fs::read_dir(d.exec_root.join("userns")).into_iter().flatten().flatten() {
+        out.push(format!("userns {}", e.path().display()));
+    }
     let dir = d.dir.to_string_lossy().into_owned();
     for l in std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines() {
         let point = l.split(' ').nth(4).unwrap_or("");
@@ -300,6 +303,21 @@ fn bad_requests_get_clear_errors_and_leave_nothing() {
     );
     let out = d.crictl().args(["runp", &userns]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("exactly one uid and one gid mapping"), "{}", String::from_utf8_lossy(&out.stderr));
+    // ... one that leaves root unmapped, and the modes a pod cannot have.
+    let map = |c: u32| serde_json::json!([{"host_id": 100000, "container_id": c, "length": 65536}]);
+    for (i, (opts, msg)) in [
+        (serde_json::json!({"mode": 0, "uids": map(1), "gids": map(1)}), "must map container ID 0"),
+        (serde_json::json!({"mode": 1}), "mode CONTAINER is not supported"),
+        (serde_json::json!({"mode": 3}), "mode TARGET is not supported"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let f = write(&d, &format!("userns{i}.json"), serde_json::json!({"metadata": {"name": "u", "namespace": "default", "uid": "u1"}, "linux": {"security_context": {"namespace_options": {"userns_options": opts}}}}));
+        let out = d.crictl().args(["runp", &f]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains("InvalidArgument") && err.contains(msg), "{msg}: {err}");
+    }
     // A good pod, then containers that cannot be: no image, a group without a user,
     // a privileged container in an unprivileged pod.
     let pod = write(&d, "pod.json", serde_json::json!({"metadata": {"name": "p", "namespace": "default", "uid": "u2"}}));
@@ -424,4 +442,82 @@ fn events_updates_and_what_berth_refuses() {
     let rc = run_ok(d.crictl().args(["runtime-config"]));
     assert!(rc.contains("cgroupfs") || rc.contains("CGROUPFS"), "{rc}");
     run_ok(d.crictl().args(["rmp", "-f", &pod_id]));
+}
+
+#[test]
+fn a_pod_in_a_user_namespace_owns_its_files_network_and_survives_a_daemon_kill() {
+    let mut d = daemon();
+    let logs = d.dir.join("pod-logs");
+    let userns = serde_json::json!({"mode": 0,
+        "uids": [{"container_id": 0, "host_id": 200000, "length": 65536}],
+        "gids": [{"container_id": 0, "host_id": 200000, "length": 65536}]});
+    let pod = write(
+        &d,
+        "pod.json",
+        serde_json::json!({
+            "metadata": {"name": "userns", "namespace": "default", "uid": "uid-userns", "attempt": 0},
+            "hostname": "inside",
+            "log_directory": logs,
+            "linux": {"security_context": {"namespace_options": {"userns_options": userns}}}
+        }),
+    );
+    let ctr = write(
+        &d,
+        "ctr.json",
+        serde_json::json!({
+            "metadata": {"name": "app"},
+            "image": {"image": "busybox:latest"},
+            "command": ["sh", "-c", "cat /proc/self/uid_map; echo id=$(id -u); echo bin=$(stat -c %u /bin/busybox); touch /made && echo made=$(stat -c %u /made); ip -o -4 addr show eth0 | grep -q inet && echo has-eth0; echo ready; sleep 3600"],
+            "log_path": "app.log",
+            "linux": {"security_context": {"namespace_options": {"userns_options": userns}}}
+        }),
+    );
+    let pod_id = run_ok(d.crictl().args(["runp", &pod])).trim().to_string();
+    let cid = run_ok(d.crictl().args(["create", &pod_id, &ctr, &pod])).trim().to_string();
+    run_ok(d.crictl().args(["start", &cid]));
+    let log = eventually("the container's report", || std::fs::read_to_string(logs.join("app.log")).ok().filter(|l| l.contains("ready")));
+    // Inside: root of its own namespace, mapped to 200000; the image's files are root's
+    // (id-mapped layers), and so is what it writes; its network namespace works.
+    assert!(log.contains(" 0     200000      65536"), "{log}");
+    for want in ["id=0", "bin=0", "made=0", "has-eth0"] {
+        assert!(log.contains(want), "{want}: {log}");
+    }
+    // Outside: the process and what it wrote belong to 200000.
+    let inspect: serde_json::Value = serde_json::from_str(&run_ok(d.crictl().args(["inspect", &cid]))).unwrap();
+    let pid = inspect["info"]["pid"].as_i64().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(status.lines().any(|l| l.starts_with("Uid:") && l.contains("200000")), "{status}");
+    let made = walk_find(&d.data_root, "made").expect("the written file in the container's layer");
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&made).unwrap()), 200000);
+    // exec enters the same namespace.
+    assert_eq!(run_ok(d.crictl().args(["exec", &cid, "id", "-u"])).trim(), "0");
+    // The daemon killed outright and back: the pod runs on and is still reachable.
+    d.restart();
+    eventually("the CRI socket after the restart", || d.crictl().args(["pods", "-q"]).output().ok().filter(|o| o.status.success()));
+    assert_eq!(run_ok(d.crictl().args(["exec", &cid, "cat", "/proc/self/uid_map"])).split_whitespace().collect::<Vec<_>>(), ["0", "200000", "65536"]);
+    let ps = run_ok(d.crictl().args(["ps", "-q", "--state", "running"]));
+    assert!(ps.contains(&cid[..13]), "{ps}");
+    run_ok(d.crictl().args(["stopp", &pod_id]));
+    run_ok(d.crictl().args(["rmp", &pod_id]));
+    let left = eventually("a clean host", || {
+        let l = leftovers(&d);
+        l.is_empty().then_some(l)
+    });
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// The first file named `name` under `dir`.
+fn walk_find(dir: &Path, name: &str) -> Option<std::path::PathBuf> {
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let p = e.path();
+        let ft = e.file_type().ok()?;
+        if ft.is_dir() && !ft.is_symlink() {
+            if let Some(f) = walk_find(&p, name) {
+                return Some(f);
+            }
+        } else if e.file_name() == name && p.to_string_lossy().contains("/upper/") {
+            return Some(p);
+        }
+    }
+    None
 }

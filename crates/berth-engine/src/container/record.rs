@@ -172,6 +172,37 @@ pub struct Extensions {
     /// pod and container config as asked for), stored and returned as is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub meta: Option<serde_json::Value>,
+    /// A user namespace (a pod's): its own, or that of another container (`of`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub userns: Option<UserNs>,
+}
+
+/// A user namespace with these id mappings. The one that owns it (`of` None) has it made
+/// by the engine at start, kept as a bind-mounted file under the exec root (so it outlives
+/// the daemon like a netns); the others join it. The network namespace is made inside it,
+/// and joiners' image layers are id-mapped into it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserNs {
+    pub uids: Vec<IdMap>,
+    pub gids: Vec<IdMap>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub of: Option<String>,
+}
+
+/// `container_id` .. `container_id + size` inside is `host_id` .. outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdMap {
+    pub container_id: u32,
+    pub host_id: u32,
+    pub size: u32,
+}
+
+impl UserNs {
+    /// The host ids of the namespace's root (uid, gid), if it maps one.
+    pub fn root(&self) -> Option<(u32, u32)> {
+        let host = |m: &[IdMap]| m.iter().find(|m| m.container_id == 0 && m.size > 0).map(|m| m.host_id);
+        Some((host(&self.uids)?, host(&self.gids)?))
+    }
 }
 
 /// The CRI's SupplementalGroupsPolicy: the primary group is always among the

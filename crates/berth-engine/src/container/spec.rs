@@ -118,6 +118,8 @@ pub struct SpecInputs<'a> {
     /// `Some(path)`: join that network namespace; `None` with host networking.
     pub netns: Option<PathBuf>,
     pub cgroup_parent: &'a str,
+    /// A user namespace to join (an nsfs file kept by the engine; see `crate::userns`).
+    pub userns: Option<PathBuf>,
     /// `container:<id>` modes resolved to the other container's init pid.
     pub pid_ns_of: Option<i32>,
     pub ipc_ns_of: Option<i32>,
@@ -222,6 +224,9 @@ pub fn build(rec: &ContainerRecord, inp: &SpecInputs) -> Result<Value> {
     }
 
     let mut namespaces = vec![json!({"type": "mount"})];
+    if let Some(u) = &inp.userns {
+        namespaces.push(json!({"type": "user", "path": u}));
+    }
     match hc.pid_mode.as_str() {
         "host" => {}
         _ => namespaces.push(match inp.pid_ns_of {
@@ -600,7 +605,7 @@ mod tests {
         rec.host_config.tmpfs = Some([("/run".to_string(), "size=1m,exec".to_string())].into_iter().collect());
         let spec = build(
             &rec,
-            &SpecInputs { rootfs: tmp.path(), netns: Some("/run/x".into()), cgroup_parent: "/berth", pid_ns_of: None, ipc_ns_of: None, cgroup_v2: false, seccomp: None, hostname: "abc".into(), shm: None },
+            &SpecInputs { rootfs: tmp.path(), netns: Some("/run/x".into()), cgroup_parent: "/berth", pid_ns_of: None, ipc_ns_of: None, cgroup_v2: false, seccomp: None, hostname: "abc".into(), shm: None, userns: None },
         )
         .unwrap();
         let parsed: oci_spec::runtime::Spec = serde_json::from_value(spec.clone()).unwrap();
