@@ -28,6 +28,8 @@ DOCKER=${DOCKER:-$(command -v docker || echo /usr/local/bin/docker)}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 W=$(mktemp -d /tmp/berth-critest.XXXXXX)
+# Pods in user namespaces reach the daemon's roots as nobody: the way there must be open.
+chmod 711 "$W"
 # Names no other daemon on the machine uses (tests use btdN, the default is berth0).
 TAG=bcr$$
 TAG=$(echo "$TAG" | cut -c1-10)

@@ -435,6 +435,7 @@ impl Engine {
         let userns = match &rec.ext.userns {
             None => None,
             Some(u) => {
+                crate::userns::check_searchable(&[&self.cfg.data_root, &self.cfg.exec_root]).map_err(Error::invalid)?;
                 let owner = u.of.as_deref().unwrap_or(&id);
                 let at = crate::userns::path(&self.cfg.exec_root, owner);
                 if u.of.is_none() {
@@ -482,6 +483,22 @@ impl Engine {
         let ipc_ns_of = self.ns_owner_pid(&rec.host_config.ipc_mode)?;
         let shm = self.shm_for(&rec)?;
         undo.shm = rec.host_config.ipc_mode == "shareable";
+        // In a user namespace, what the container binds from the host is id-mapped too
+        // (copies staged until the runtime has made its mounts).
+        let idmap_staging = self.state_dir_of(&id).join("idmap");
+        let idmapped = match &userns {
+            Some((at, root)) if !rec.ext.pause => {
+                let mut sources: Vec<(std::path::PathBuf, bool)> =
+                    rec.mounts.iter().filter(|m| m.kind == "bind").map(|m| (std::path::PathBuf::from(&m.source), true)).collect();
+                for p in [&rec.resolv_conf_path, &rec.hostname_path, &rec.hosts_path] {
+                    if !p.is_empty() {
+                        sources.push((std::path::PathBuf::from(p), false));
+                    }
+                }
+                crate::userns::stage_binds(at, *root, &sources, &idmap_staging)
+            }
+            _ => Default::default(),
+        };
         let inputs = spec::SpecInputs {
             rootfs: &rootfs,
             netns: net.netns.clone(),
@@ -493,6 +510,7 @@ impl Engine {
             hostname: rec.config.hostname.clone(),
             shm,
             userns: userns.as_ref().map(|(at, _)| at.clone()),
+            idmapped,
         };
         let spec = spec::build(&rec, &inputs)?;
         let state_dir = self.state_dir_of(&id);
@@ -521,7 +539,10 @@ impl Engine {
         let zygote = self.cfg.exec_root.join(berth_shim::zygote::SOCKET);
         let spawned = tokio::task::spawn_blocking(move || berth_shim::spawn::spawn(&exe, &shim_cfg, Some(&zygote)))
             .await
-            .map_err(|e| Error::system(format!("shim: {e}")))?;
+            .map_err(|e| Error::system(format!("shim: {e}")));
+        // Created (or not): the container holds its mounts, the staged copies can go.
+        crate::userns::release_binds(&idmap_staging);
+        let spawned = spawned?;
         let (child, init_pid) = spawned.map_err(|e| match e {
             berth_shim::spawn::SpawnError::Create(msg) => Error::invalid(format!("failed to create task for container: {msg}")),
             other => Error::system(other.to_string()),

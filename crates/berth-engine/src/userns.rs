@@ -21,6 +21,26 @@ fn map_text(m: &[IdMap]) -> String {
     m.iter().map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.size)).collect()
 }
 
+/// A user namespace's root is nobody to the host's files: it reaches the container's
+/// root, state and log files only through directories anyone may search. Names the first
+/// directory on the way to `paths` that it could not pass.
+pub fn check_searchable(paths: &[&Path]) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    for p in paths {
+        for dir in p.ancestors() {
+            let Ok(m) = std::fs::metadata(dir) else { continue };
+            if m.is_dir() && m.permissions().mode() & 0o001 == 0 {
+                return Err(format!(
+                    "pods in user namespaces need every directory above the data and exec roots searchable by others: {} is {:o} (chmod o+x)",
+                    dir.display(),
+                    m.permissions().mode() & 0o7777
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Makes the user namespace at `at` with `ns`'s mappings, unless one is there already.
 pub fn create(at: &Path, ns: &UserNs) -> io::Result<()> {
     if berth_net::netns::is_netns(at) {
@@ -72,6 +92,55 @@ pub fn remove(at: &Path) -> io::Result<()> {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }
+}
+
+/// Id-mapped copies, under `staging`, of what a container in the user namespace at
+/// `userns` (whose root is `root` on the host) binds from the host: `(source, recursive)`
+/// pairs, files or directories. The runtime binds the copies instead, so the pod's root
+/// owns what the host's root owns there. A source whose filesystem cannot id-map is left
+/// out (bound as it is). Returns source → copy; [`release_binds`] drops the copies once
+/// the container holds its own mounts.
+pub fn stage_binds(userns: &Path, root: (u32, u32), sources: &[(PathBuf, bool)], staging: &Path) -> std::collections::HashMap<PathBuf, PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let mut out = std::collections::HashMap::new();
+    let Ok(ns) = std::fs::File::open(userns) else { return out };
+    let idmap = berth_image::mount::Idmap { userns: ns.as_fd(), root_uid: root.0, root_gid: root.1 };
+    release_binds(staging);
+    if std::fs::DirBuilder::new().recursive(true).mode(0o711).create(staging).is_err() {
+        return out;
+    }
+    for (i, (src, recursive)) in sources.iter().enumerate() {
+        if out.contains_key(src) {
+            continue;
+        }
+        let dst = staging.join(i.to_string());
+        let made = match std::fs::metadata(src) {
+            Ok(m) if m.is_dir() => std::fs::create_dir(&dst),
+            Ok(_) => std::fs::File::create(&dst).map(|_| ()),
+            Err(e) => Err(e),
+        };
+        match made.and_then(|_| berth_image::mount::bind_idmapped_at(src, &dst, &idmap, *recursive)) {
+            Ok(()) => {
+                out.insert(src.clone(), dst);
+            }
+            Err(e) => {
+                tracing::debug!("{} is bound without id-mapping: {e}", src.display());
+                let _ = std::fs::remove_dir(&dst).or_else(|_| std::fs::remove_file(&dst));
+            }
+        }
+    }
+    out
+}
+
+/// Detaches and removes what [`stage_binds`] made (also what a crash left).
+pub fn release_binds(staging: &Path) {
+    let Ok(rd) = std::fs::read_dir(staging) else { return };
+    for e in rd.flatten() {
+        let p = e.path();
+        let _ = rustix::mount::unmount(&p, rustix::mount::UnmountFlags::DETACH);
+        let _ = std::fs::remove_dir(&p).or_else(|_| std::fs::remove_file(&p));
+    }
+    let _ = std::fs::remove_dir(staging);
 }
 
 fn bind(src: &str, dst: &Path) -> io::Result<()> {
@@ -155,6 +224,18 @@ fn loopback_up() -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_closed_directory_on_the_way_is_named() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let inner = t.path().join("a/b");
+        std::fs::create_dir_all(&inner).unwrap();
+        std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(t.path().join("a"), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let e = check_searchable(&[&inner]).unwrap_err();
+        assert!(e.contains("/a is 700"), "{e}");
+    }
 
     #[test]
     fn map_lines() {

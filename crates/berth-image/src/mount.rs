@@ -272,16 +272,23 @@ pub fn release_staging(staging: &Path) {
     let _ = fs::remove_dir(staging);
 }
 
-/// An id-mapped bind mount of `src` at `dst` (made): open_tree(CLONE) of `src`, the
-/// mapping of `idmap`'s user namespace set on the detached copy, moved to `dst`.
+/// An id-mapped bind mount of the directory `src` at `dst` (made).
 fn bind_idmapped(src: &Path, dst: &Path, idmap: &Idmap<'_>) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
     fs::create_dir_all(dst)?;
-    let tree = rustix::mount::open_tree(
-        rustix::fs::CWD,
-        src,
-        rustix::mount::OpenTreeFlags::OPEN_TREE_CLONE | rustix::mount::OpenTreeFlags::OPEN_TREE_CLOEXEC,
-    )?;
+    bind_idmapped_at(src, dst, idmap, false)
+}
+
+/// An id-mapped bind mount of `src` (a directory, with what is mounted below it when
+/// `recursive`, or a file) at the existing `dst`: open_tree(CLONE) of `src`, the mapping of
+/// `idmap`'s user namespace set on the detached copy, moved to `dst`. Fails where a
+/// filesystem cannot id-map.
+pub fn bind_idmapped_at(src: &Path, dst: &Path, idmap: &Idmap<'_>, recursive: bool) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let mut flags = rustix::mount::OpenTreeFlags::OPEN_TREE_CLONE | rustix::mount::OpenTreeFlags::OPEN_TREE_CLOEXEC;
+    if recursive {
+        flags |= rustix::mount::OpenTreeFlags::AT_RECURSIVE;
+    }
+    let tree = rustix::mount::open_tree(rustix::fs::CWD, src, flags)?;
     // struct mount_attr of <linux/mount.h> (MOUNT_ATTR_SIZE_VER0).
     #[repr(C)]
     struct MountAttr {
@@ -299,7 +306,7 @@ fn bind_idmapped(src: &Path, dst: &Path, idmap: &Idmap<'_>) -> io::Result<()> {
             libc::SYS_mount_setattr,
             tree.as_raw_fd(),
             c"".as_ptr(),
-            libc::AT_EMPTY_PATH,
+            libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 },
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )

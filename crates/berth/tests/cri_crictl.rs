@@ -448,6 +448,9 @@ fn events_updates_and_what_berth_refuses() {
 fn a_pod_in_a_user_namespace_owns_its_files_network_and_survives_a_daemon_kill() {
     let mut d = daemon();
     let logs = d.dir.join("pod-logs");
+    let vol = d.dir.join("vol");
+    std::fs::create_dir_all(&vol).unwrap();
+    std::fs::write(vol.join("host-file"), "from the host\n").unwrap();
     let userns = serde_json::json!({"mode": 0,
         "uids": [{"container_id": 0, "host_id": 200000, "length": 65536}],
         "gids": [{"container_id": 0, "host_id": 200000, "length": 65536}]});
@@ -467,8 +470,9 @@ fn a_pod_in_a_user_namespace_owns_its_files_network_and_survives_a_daemon_kill()
         serde_json::json!({
             "metadata": {"name": "app"},
             "image": {"image": "busybox:latest"},
-            "command": ["sh", "-c", "cat /proc/self/uid_map; echo id=$(id -u); echo bin=$(stat -c %u /bin/busybox); touch /made && echo made=$(stat -c %u /made); ip -o -4 addr show eth0 | grep -q inet && echo has-eth0; echo ready; sleep 3600"],
+            "command": ["sh", "-c", "cat /proc/self/uid_map; echo id=$(id -u); echo bin=$(stat -c %u /bin/busybox); touch /made && echo made=$(stat -c %u /made); ip -o -4 addr show eth0 | grep -q inet && echo has-eth0; echo vol=$(stat -c %u /data/host-file); echo more >> /data/host-file && echo vol-written; echo 10.9.8.7 extra >> /etc/hosts && echo hosts-written; echo ready; sleep 3600"],
             "log_path": "app.log",
+            "mounts": [{"container_path": "/data", "host_path": vol}],
             "linux": {"security_context": {"namespace_options": {"userns_options": userns}}}
         }),
     );
@@ -476,6 +480,10 @@ fn a_pod_in_a_user_namespace_owns_its_files_network_and_survives_a_daemon_kill()
     let cid = run_ok(d.crictl().args(["create", &pod_id, &ctr, &pod])).trim().to_string();
     run_ok(d.crictl().args(["start", &cid]));
     let log = eventually("the container's report", || std::fs::read_to_string(logs.join("app.log")).ok().filter(|l| l.contains("ready")));
+    // A host directory (root's, 0755) is the pod root's inside: id-mapped, as the image.
+    assert!(log.contains("vol=0") && log.contains("vol-written") && log.contains("hosts-written"), "{log}");
+    assert_eq!(std::fs::read_to_string(vol.join("host-file")).unwrap(), "from the host\nmore\n");
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(vol.join("host-file")).unwrap()), 0);
     // Inside: root of its own namespace, mapped to 200000; the image's files are root's
     // (id-mapped layers), and so is what it writes; its network namespace works.
     assert!(log.contains(" 0     200000      65536"), "{log}");

@@ -1,7 +1,7 @@
 //! critest v1.36 — the Kubernetes CRI validation suite — against berth, through
 //! scripts/critest.sh (its images rebuilt locally and pulled through registry mirrors).
-//! Every spec that runs must pass, except the one this machine cannot pass; AppArmor
-//! (disabled on the host) and user-namespace specs (not offered by berth) skip themselves.
+//! Every spec that runs must pass, except the one this machine cannot pass; the AppArmor
+//! specs (AppArmor is disabled on the host) skip themselves.
 
 use std::path::Path;
 use std::process::Command;
@@ -36,5 +36,6 @@ fn critest_passes_all_it_can() {
     let unexpected: Vec<&&str> = failed.iter().filter(|f| !expected(f)).collect();
     assert!(unexpected.is_empty(), "{summary}\nunexpected failures: {unexpected:?}\n{}", &log[log.len().saturating_sub(8000)..]);
     let passed: u32 = summary.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(0);
-    assert!(passed >= 100, "{summary}");
+    // 107 of the 117 validation specs: all but the digest and the 9 AppArmor ones.
+    assert!(passed >= if static_busybox { 106 } else { 107 }, "{summary}");
 }

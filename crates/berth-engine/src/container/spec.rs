@@ -120,6 +120,8 @@ pub struct SpecInputs<'a> {
     pub cgroup_parent: &'a str,
     /// A user namespace to join (an nsfs file kept by the engine; see `crate::userns`).
     pub userns: Option<PathBuf>,
+    /// Bind sources to take from their id-mapped copies (`crate::userns::stage_binds`).
+    pub idmapped: std::collections::HashMap<PathBuf, PathBuf>,
     /// `container:<id>` modes resolved to the other container's init pid.
     pub pid_ns_of: Option<i32>,
     pub ipc_ns_of: Option<i32>,
@@ -179,9 +181,10 @@ pub fn build(rec: &ContainerRecord, inp: &SpecInputs) -> Result<Value> {
     }
 
     let mut mounts = default_mounts(hc, inp.cgroup_v2, inp.shm.as_deref());
+    let source = |p: &str| inp.idmapped.get(Path::new(p)).map_or_else(|| p.to_string(), |c| c.to_string_lossy().into_owned());
     for (dest, path) in [("/etc/resolv.conf", &rec.resolv_conf_path), ("/etc/hostname", &rec.hostname_path), ("/etc/hosts", &rec.hosts_path)] {
         if !path.is_empty() && !rec.mounts.iter().any(|m| m.destination == dest) {
-            mounts.push(json!({"destination": dest, "type": "bind", "source": path, "options": ["rbind", "rprivate"]}));
+            mounts.push(json!({"destination": dest, "type": "bind", "source": source(path), "options": ["rbind", "rprivate"]}));
         }
     }
     for m in &rec.mounts {
@@ -206,7 +209,7 @@ pub fn build(rec: &ContainerRecord, inp: &SpecInputs) -> Result<Value> {
                 opts.push(if m.propagation.is_empty() { "rprivate".into() } else { m.propagation.clone() });
                 opts.push(if m.rw { "rw".into() } else { "ro".into() });
                 opts.extend(m.options.iter().cloned());
-                json!({"destination": m.destination, "type": "bind", "source": m.source, "options": opts})
+                json!({"destination": m.destination, "type": "bind", "source": source(&m.source), "options": opts})
             }
         });
     }
@@ -605,7 +608,7 @@ mod tests {
         rec.host_config.tmpfs = Some([("/run".to_string(), "size=1m,exec".to_string())].into_iter().collect());
         let spec = build(
             &rec,
-            &SpecInputs { rootfs: tmp.path(), netns: Some("/run/x".into()), cgroup_parent: "/berth", pid_ns_of: None, ipc_ns_of: None, cgroup_v2: false, seccomp: None, hostname: "abc".into(), shm: None, userns: None },
+            &SpecInputs { rootfs: tmp.path(), netns: Some("/run/x".into()), cgroup_parent: "/berth", pid_ns_of: None, ipc_ns_of: None, cgroup_v2: false, seccomp: None, hostname: "abc".into(), shm: None, userns: None, idmapped: Default::default() },
         )
         .unwrap();
         let parsed: oci_spec::runtime::Spec = serde_json::from_value(spec.clone()).unwrap();
