@@ -484,8 +484,9 @@ impl Engine {
         let shm = self.shm_for(&rec)?;
         undo.shm = rec.host_config.ipc_mode == "shareable";
         // In a user namespace, what the container binds from the host is id-mapped too
-        // (copies staged until the runtime has made its mounts).
-        let idmap_staging = self.state_dir_of(&id).join("idmap");
+        // (copies staged until the runtime has made its mounts). Never under a directory
+        // that is removed recursively: a copy left by a crash must not be deleted through.
+        let idmap_staging = crate::userns::staging(&self.cfg.exec_root, &id);
         let idmapped = match &userns {
             Some((at, root)) if !rec.ext.pause => {
                 let mut sources: Vec<(std::path::PathBuf, bool)> =
@@ -856,6 +857,9 @@ impl Engine {
         tracing::debug!("rm {}: network forgotten at {:?}", rec.short_id(), t0.elapsed());
         if rec.ext.userns.as_ref().is_some_and(|u| u.of.is_none()) {
             let _ = crate::userns::remove(&crate::userns::path(&self.cfg.exec_root, &rec.id));
+        }
+        if rec.ext.userns.is_some() {
+            crate::userns::release_binds(&crate::userns::staging(&self.cfg.exec_root, &rec.id));
         }
         self.containers.remove(c)?;
         let _ = std::fs::remove_dir_all(self.state_dir_of(&rec.id));

@@ -16,6 +16,11 @@ pub fn path(exec_root: &Path, owner: &str) -> PathBuf {
     exec_root.join("userns").join(owner)
 }
 
+/// Where the id-mapped copies of container `id`'s bind sources are staged.
+pub fn staging(exec_root: &Path, id: &str) -> PathBuf {
+    exec_root.join("idmap").join(id)
+}
+
 /// The id map text of /proc/<pid>/uid_map (one `inside outside count` line per range).
 fn map_text(m: &[IdMap]) -> String {
     m.iter().map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.size)).collect()

@@ -254,8 +254,10 @@ impl ImageStore {
         match idmap {
             None => self.mounter.mount_overlay(&spec),
             Some(m) => {
-                // The overlay holds its layers: the staged id-mapped mounts can go.
-                let staging = rec.dir.join("idmap");
+                // The overlay holds its layers: the staged id-mapped mounts can go. They are
+                // staged apart from the snapshot's directory, which is removed recursively:
+                // a mount left there by a crash must never be deleted through.
+                let staging = self.idmap_staging(key);
                 let r = mount::stage_idmapped(&spec, &staging, m).and_then(|s| self.mounter.mount_overlay(&s));
                 mount::release_staging(&staging);
                 r
@@ -270,6 +272,11 @@ impl ImageStore {
         }
         meta.snapshots.insert(key.to_owned(), rec);
         Ok(())
+    }
+
+    /// Where [`Self::mount_snapshot_idmapped`] stages its id-mapped layers.
+    fn idmap_staging(&self, key: &str) -> PathBuf {
+        self.root.join("idmap").join(key)
     }
 
     /// Unmounts the snapshot's root filesystem (no-op when not mounted).
@@ -294,6 +301,7 @@ impl ImageStore {
     /// directories and its record, and lets go of its layers.
     pub fn remove_snapshot(&self, key: &str) -> Result<()> {
         self.unmount_snapshot(key)?;
+        mount::release_staging(&self.idmap_staging(key));
         let mut meta = self.lock_meta();
         let rec = meta
             .snapshots
