@@ -2,11 +2,12 @@
 # Installs what berth needs on a fresh Debian 12 machine (run as root).
 #   scripts/setup.sh          what building and running berth needs
 #   scripts/setup.sh --test   plus what the test suite needs (reference peers, tools)
-#   scripts/setup.sh --bench  plus what bench/ compares against (iperf3, dockerd)
+#   scripts/setup.sh --bench  plus what bench/ compares against (iperf3, dockerd, containerd's CRI)
 set -eu
 build_pkgs="busybox-static libseccomp-dev pkg-config nftables iproute2 ca-certificates"
-test_pkgs="runc crun skopeo docker-registry apache2-utils iptables procps psmisc curl python3-docker docker-compose util-linux e2fsprogs bzip2 xz-utils qemu-user-static binfmt-support prometheus chromium chromium-driver openssh-server openssh-client"
-bench_pkgs="iperf3 docker.io bc"
+test_pkgs="runc crun skopeo docker-registry apache2-utils iptables procps psmisc curl python3-docker docker-compose util-linux e2fsprogs bzip2 xz-utils qemu-user-static binfmt-support prometheus chromium chromium-driver openssh-server openssh-client containernetworking-plugins gcc libc6-dev"
+# (CNI plugins for the CRI's pod-network tests; gcc and libc6-dev build critest's image helpers.)
+bench_pkgs="iperf3 docker.io bc containerd"
 pkgs=$build_pkgs
 for a in "$@"; do
     case "$a" in

@@ -76,6 +76,14 @@ pub struct EngineConfig {
     pub ui_token_file: Option<PathBuf>,
     /// The daemon's own log: "text" or "json" (dockerd's `log-format`).
     pub log_format: String,
+    /// Serve the Kubernetes CRI on this socket (`unix:///run/berth/cri.sock`); off when empty.
+    pub cri_socket: String,
+    /// Where the CRI's streaming server (exec, attach, port-forward URLs) listens.
+    pub cri_stream_address: String,
+    /// CNI network configs for pods; empty: pods use berth's default bridge.
+    pub cni_conf_dir: Option<PathBuf>,
+    /// CNI plugin directories.
+    pub cni_bin_dirs: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -151,6 +159,10 @@ impl Default for EngineConfig {
             ui_tls: false,
             ui_token_file: None,
             log_format: "text".into(),
+            cri_socket: String::new(),
+            cri_stream_address: "127.0.0.1:0".into(),
+            cni_conf_dir: None,
+            cni_bin_dirs: vec![PathBuf::from("/opt/cni/bin"), PathBuf::from("/usr/lib/cni")],
         }
     }
 }

@@ -8,7 +8,7 @@ use berth_shim::protocol::Request;
 use berth_types::container::{Config, CreateRequest, CreateResponse, HostConfig, UpdateConfig, UpdateResponse, WaitResponse};
 
 use crate::container::mounts::{self, VolumeResolver};
-use crate::container::record::{ContainerRecord, NetworkRecord, StateRecord, Status};
+use crate::container::record::{ContainerRecord, Extensions, NetworkRecord, StateRecord, Status};
 use crate::container::{Container, spec};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -184,13 +184,24 @@ impl Engine {
     /// none): the image must be of that platform (404 otherwise, as dockerd); without
     /// one, an image of another platform than the host's is used with a warning.
     pub async fn create_container_for(self: &Arc<Self>, name: Option<&str>, req: CreateRequest, platform: &str) -> Result<CreateResponse> {
+        self.create_container_timed(name, req, platform, Extensions::default(), None).await
+    }
+
+    /// [`create_container`](Self::create_container) with what only the CRI asks for:
+    /// `ext` (a pause sandbox without image, strict groups, the CRI's metadata) and, with
+    /// `ext.cri_log`, the CRI-format log's path (None or empty: no log).
+    pub async fn create_container_ext(self: &Arc<Self>, name: Option<&str>, req: CreateRequest, ext: Extensions, cri_log_path: Option<String>) -> Result<CreateResponse> {
+        self.create_container_timed(name, req, "", ext, cri_log_path).await
+    }
+
+    async fn create_container_timed(self: &Arc<Self>, name: Option<&str>, req: CreateRequest, platform: &str, ext: Extensions, cri_log_path: Option<String>) -> Result<CreateResponse> {
         let t0 = std::time::Instant::now();
-        let r = self.create_container_untimed(name, req, platform).await;
+        let r = self.create_container_untimed(name, req, platform, ext, cri_log_path).await;
         self.metrics.observe_action("create", t0.elapsed(), r.is_ok());
         r
     }
 
-    async fn create_container_untimed(self: &Arc<Self>, name: Option<&str>, req: CreateRequest, platform: &str) -> Result<CreateResponse> {
+    async fn create_container_untimed(self: &Arc<Self>, name: Option<&str>, req: CreateRequest, platform: &str, ext: Extensions, cri_log_path: Option<String>) -> Result<CreateResponse> {
         let wanted = if platform.is_empty() {
             None
         } else {
@@ -200,7 +211,7 @@ impl Engine {
         let mut cfg = req.config;
         let mut hc = req.host_config.unwrap_or_default();
         let networking = req.networking_config;
-        if cfg.image.is_empty() {
+        if cfg.image.is_empty() && !ext.pause {
             return Err(Error::invalid("no image specified: a container needs an image"));
         }
         let random_named = name.map(|n| n.trim_start_matches('/')).filter(|n| !n.is_empty()).is_none();
@@ -224,12 +235,20 @@ impl Engine {
             },
         };
         let mut ph = crate::timing::Phases::new("create", "-");
-        let image = match &wanted {
-            Some(w) => {
-                let id = self.images.resolve_platform_id(&cfg.image, w).await?;
-                self.images.resolve(&id).await?
+        let image = if ext.pause {
+            // The sandbox's process is the runtime's pause; its root an empty directory.
+            cfg.entrypoint = Some(vec!["/pause".into()]);
+            cfg.cmd = None;
+            hc.readonly_rootfs = true;
+            crate::images::ResolvedImage { id: String::new(), config: Default::default(), platform: berth_registry::manifest::Platform::host() }
+        } else {
+            match &wanted {
+                Some(w) => {
+                    let id = self.images.resolve_platform_id(&cfg.image, w).await?;
+                    self.images.resolve(&id).await?
+                }
+                None => self.images.resolve(&cfg.image).await?,
             }
-            None => self.images.resolve(&cfg.image).await?,
         };
         let have = image.platform.clone().normalised();
         match &wanted {
@@ -255,7 +274,13 @@ impl Engine {
         spec::validate_resources(hc.memory, hc.memory_swap, hc.memory_reservation, hc.nano_cpus, hc.cpu_quota, hc.cpu_period, hc.cpu_shares)?;
         spec::capabilities(&hc)?;
         crate::container::devices::validate(&hc)?;
-        crate::logconfig::merge_and_validate(&self.cfg, &mut hc.log_config)?;
+        if ext.cri_log {
+            // The CRI names the file; no path means no log.
+            hc.log_config.kind = if cri_log_path.as_deref().is_some_and(|p| !p.is_empty()) { "cri".into() } else { "none".into() };
+            hc.log_config.config = None;
+        } else {
+            crate::logconfig::merge_and_validate(&self.cfg, &mut hc.log_config)?;
+        }
         if hc.network_mode.is_empty() {
             hc.network_mode = "default".into();
         }
@@ -322,15 +347,20 @@ impl Engine {
             restart_count: 0,
             network: NetworkRecord { networks, ..Default::default() },
             mounts,
-            log_path: dir.join(format!("{id}-json.log")).to_string_lossy().into_owned(),
+            log_path: match (&cri_log_path, ext.cri_log) {
+                (Some(p), true) => p.clone(),
+                _ => dir.join(format!("{id}-json.log")).to_string_lossy().into_owned(),
+            },
             resolv_conf_path: dir.join("resolv.conf").to_string_lossy().into_owned(),
             hostname_path: dir.join("hostname").to_string_lossy().into_owned(),
             hosts_path: dir.join("hosts").to_string_lossy().into_owned(),
             runtime,
             foreign_platform: if !have.architecture.is_empty() && !berth_registry::manifest::Platform::host().matches(&have) { have.to_string() } else { String::new() },
+            ext,
         };
         ph.mark("validate");
-        if let Err(e) = self.images.prepare_snapshot(&id, &image.id).await {
+        let snapshot = if rec.ext.pause { Ok(()) } else { self.images.prepare_snapshot(&id, &image.id).await };
+        if let Err(e) = snapshot {
             self.discard_volumes(&created_vols);
             return Err(e);
         }
@@ -454,9 +484,40 @@ impl Engine {
         let mut undo = StartUndo::new(self.clone(), id.clone());
         let mut ph = crate::timing::Phases::new("start", &id);
 
-        self.images.mount_snapshot(&id, &rootfs).await?;
+        // A user namespace of its own is made first (the network namespace goes in it);
+        // one that is joined must be there, and the image's layers are id-mapped into it.
+        let userns = match &rec.ext.userns {
+            None => None,
+            Some(u) => {
+                crate::userns::check_searchable(&[&self.cfg.data_root, &self.cfg.exec_root]).map_err(Error::invalid)?;
+                let owner = u.of.as_deref().unwrap_or(&id);
+                let at = crate::userns::path(&self.cfg.exec_root, owner);
+                if u.of.is_none() {
+                    let (at2, u2) = (at.clone(), u.clone());
+                    tokio::task::spawn_blocking(move || crate::userns::create(&at2, &u2))
+                        .await
+                        .map_err(|e| Error::system(e.to_string()))?
+                        .map_err(|e| Error::system(format!("making the user namespace: {e}")))?;
+                } else if !berth_net::netns::is_netns(&at) {
+                    return Err(Error::conflict(format!("the user namespace of container {owner} is gone (is it running?)")));
+                }
+                Some((at, u.root().ok_or_else(|| Error::invalid("a user namespace must map uid and gid 0"))?))
+            }
+        };
+        if rec.ext.pause {
+            std::fs::create_dir_all(&rootfs)?;
+            if let Some((_, (uid, gid))) = &userns {
+                // The runtime makes its mount points there as the namespace's root.
+                std::os::unix::fs::chown(&rootfs, Some(*uid), Some(*gid))?;
+            }
+        } else {
+            match &userns {
+                Some((at, root)) => self.images.mount_snapshot_idmapped(&id, &rootfs, at, *root).await?,
+                None => self.images.mount_snapshot(&id, &rootfs).await?,
+            }
+            undo.rootfs = true;
+        }
         ph.mark("rootfs");
-        undo.rootfs = true;
         for m in rec.mounts.iter().filter(|m| m.kind == "volume") {
             self.volumes.acquire(&m.name)?;
             undo.volumes.push(m.name.clone());
@@ -475,6 +536,25 @@ impl Engine {
         let seccomp = self.seccomp_profile(&rec.host_config, &caps)?;
         let pid_ns_of = self.ns_owner_pid(&rec.host_config.pid_mode)?;
         let ipc_ns_of = self.ns_owner_pid(&rec.host_config.ipc_mode)?;
+        let shm = self.shm_for(&rec)?;
+        undo.shm = rec.host_config.ipc_mode == "shareable";
+        // In a user namespace, what the container binds from the host is id-mapped too
+        // (copies staged until the runtime has made its mounts). Never under a directory
+        // that is removed recursively: a copy left by a crash must not be deleted through.
+        let idmap_staging = crate::userns::staging(&self.cfg.exec_root, &id);
+        let idmapped = match &userns {
+            Some((at, root)) if !rec.ext.pause => {
+                let mut sources: Vec<(std::path::PathBuf, bool)> =
+                    rec.mounts.iter().filter(|m| m.kind == "bind").map(|m| (std::path::PathBuf::from(&m.source), true)).collect();
+                for p in [&rec.resolv_conf_path, &rec.hostname_path, &rec.hosts_path] {
+                    if !p.is_empty() {
+                        sources.push((std::path::PathBuf::from(p), false));
+                    }
+                }
+                crate::userns::stage_binds(at, *root, &sources, &idmap_staging)
+            }
+            _ => Default::default(),
+        };
         let inputs = spec::SpecInputs {
             rootfs: &rootfs,
             netns: net.netns.clone(),
@@ -484,6 +564,9 @@ impl Engine {
             cgroup_v2: self.cgroup_v2,
             seccomp,
             hostname: rec.config.hostname.clone(),
+            shm,
+            userns: userns.as_ref().map(|(at, _)| at.clone()),
+            idmapped,
         };
         let spec = spec::build(&rec, &inputs)?;
         let state_dir = self.state_dir_of(&id);
@@ -503,17 +586,24 @@ impl Engine {
             console_size: rec.host_config.console_size.filter(|[h, w]| *h > 0 && *w > 0).map(|[h, w]| (h as u16, w as u16)),
         };
         let exe = self.exe.clone();
-        let spawned = tokio::task::spawn_blocking(move || berth_shim::spawn::spawn(&exe, &shim_cfg))
+        let zygote = self.cfg.exec_root.join(berth_shim::zygote::SOCKET);
+        let spawned = tokio::task::spawn_blocking(move || berth_shim::spawn::spawn(&exe, &shim_cfg, Some(&zygote)))
             .await
-            .map_err(|e| Error::system(format!("shim: {e}")))?;
+            .map_err(|e| Error::system(format!("shim: {e}")));
+        // Created (or not): the container holds its mounts, the staged copies can go.
+        crate::userns::release_binds(&idmap_staging);
+        let spawned = spawned?;
         let (child, init_pid) = spawned.map_err(|e| match e {
             berth_shim::spawn::SpawnError::Create(msg) => Error::invalid(format!("failed to create task for container: {msg}")),
             other => Error::system(other.to_string()),
         })?;
         undo.shim = Some(self.shim_socket_of(&id));
         ph.mark("shim");
-        // Reap the shim when it ends (after the container), so it leaves no zombie.
-        crate::reaper::adopt(child);
+        // Reap an exec'd shim when it ends (after the container), so it leaves no zombie;
+        // a forked one is the zygote's child, reaped by the kernel.
+        if let Some(child) = child {
+            crate::reaper::adopt(child);
+        }
 
         let socket = self.shim_socket_of(&id);
         let open_stdin = rec.config.open_stdin;
@@ -583,6 +673,36 @@ impl Engine {
             })?;
         }
         Ok(())
+    }
+
+    /// /dev/shm shared the way Docker does: a shareable container's is a tmpfs mounted
+    /// under its directory (mounted here, unmounted when it stops); `container:<id>`
+    /// shows that one. Others get a tmpfs of their own (None).
+    fn shm_for(&self, rec: &ContainerRecord) -> Result<Option<std::path::PathBuf>> {
+        let hc = &rec.host_config;
+        if hc.ipc_mode == "shareable" {
+            let dir = ContainerRecord::dir(&self.cfg.data_root, &rec.id).join("shm");
+            std::fs::create_dir_all(&dir)?;
+            if !crate::fsutil::is_mount_point(&dir) {
+                let size = if hc.shm_size > 0 { hc.shm_size } else { 64 << 20 };
+                let flags = nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV | nix::mount::MsFlags::MS_NOEXEC;
+                nix::mount::mount(Some("shm"), &dir, Some("tmpfs"), flags, Some(format!("mode=1777,size={size}").as_str()))
+                    .map_err(|e| Error::system(format!("mounting the shareable /dev/shm of {}: {e}", rec.id)))?;
+            }
+            return Ok(Some(dir));
+        }
+        let Some(other) = hc.ipc_mode.strip_prefix("container:") else { return Ok(None) };
+        let oc = self.containers.get(other)?;
+        let dir = ContainerRecord::dir(&self.cfg.data_root, &oc.id).join("shm");
+        Ok((oc.with(|r| r.host_config.ipc_mode == "shareable") && crate::fsutil::is_mount_point(&dir)).then_some(dir))
+    }
+
+    /// Unmounts a shareable container's /dev/shm (it stopped).
+    pub(crate) fn release_shm(&self, id: &str) {
+        let dir = ContainerRecord::dir(&self.cfg.data_root, id).join("shm");
+        if crate::fsutil::is_mount_point(&dir) {
+            let _ = nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH);
+        }
     }
 
     fn ns_owner_pid(&self, mode: &str) -> Result<Option<i32>> {
@@ -833,6 +953,12 @@ impl Engine {
         ph.mark("snapshot");
         self.net.forget(self, &rec).await;
         ph.mark("network");
+        if rec.ext.userns.as_ref().is_some_and(|u| u.of.is_none()) {
+            let _ = crate::userns::remove(&crate::userns::path(&self.cfg.exec_root, &rec.id));
+        }
+        if rec.ext.userns.is_some() {
+            crate::userns::release_binds(&crate::userns::staging(&self.cfg.exec_root, &rec.id));
+        }
         self.containers.remove(c)?;
         ph.mark("record");
         let _ = std::fs::remove_dir_all(self.state_dir_of(&rec.id));
@@ -975,6 +1101,7 @@ struct StartUndo {
     engine: Arc<Engine>,
     id: String,
     rootfs: bool,
+    shm: bool,
     volumes: Vec<String>,
     network: bool,
     shim: Option<std::path::PathBuf>,
@@ -983,7 +1110,7 @@ struct StartUndo {
 
 impl StartUndo {
     fn new(engine: Arc<Engine>, id: String) -> StartUndo {
-        StartUndo { engine, id, rootfs: false, volumes: Vec::new(), network: false, shim: None, armed: true }
+        StartUndo { engine, id, rootfs: false, shm: false, volumes: Vec::new(), network: false, shim: None, armed: true }
     }
     fn disarm(&mut self) {
         self.armed = false;
@@ -998,6 +1125,7 @@ impl Drop for StartUndo {
         let engine = self.engine.clone();
         let id = self.id.clone();
         let (rootfs, volumes, network, shim) = (self.rootfs, std::mem::take(&mut self.volumes), self.network, self.shim.take());
+        let shm = self.shm;
         // Clean-up needs async calls; run it on the runtime, it must not be skipped.
         tokio::spawn(async move {
             if let Some(sock) = shim {
@@ -1020,6 +1148,9 @@ impl Drop for StartUndo {
             }
             if rootfs {
                 let _ = engine.images.unmount_snapshot(&id, &engine.rootfs_of(&id)).await;
+            }
+            if shm {
+                engine.release_shm(&id);
             }
             let _ = std::fs::remove_dir_all(engine.state_dir_of(&id));
         });

@@ -78,3 +78,10 @@ pub fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// Whether something is mounted exactly at `path` (in the daemon's mount namespace).
+pub fn is_mount_point(path: &Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
+    let want = path.to_string_lossy();
+    info.lines().filter_map(|l| l.split(' ').nth(4)).any(|p| p.replace("\\040", " ") == want)
+}

@@ -128,6 +128,19 @@ impl ImageService {
         self.blocking(move |s| s.mount_snapshot(&k, &t)).await
     }
 
+    /// [`Self::mount_snapshot`] with the image's layers id-mapped into the user namespace
+    /// kept at `userns` (an nsfs file) whose root is `root` (host uid, gid).
+    pub async fn mount_snapshot_idmapped(&self, key: &str, target: &Path, userns: &Path, root: (u32, u32)) -> Result<()> {
+        let (k, t, u) = (key.to_string(), target.to_path_buf(), userns.to_path_buf());
+        self.blocking(move |s| {
+            use std::os::fd::AsFd;
+            let ns = std::fs::File::open(&u).map_err(|e| berth_image::ImageError::Io { context: format!("open {}", u.display()), source: e })?;
+            let idmap = berth_image::mount::Idmap { userns: ns.as_fd(), root_uid: root.0, root_gid: root.1 };
+            s.mount_snapshot_idmapped(&k, &t, &idmap)
+        })
+        .await
+    }
+
     /// After a daemon restart the rootfs is still mounted: make the store agree.
     pub async fn note_mounted(&self, key: &str, target: &Path) -> Result<()> {
         self.mount_snapshot(key, target).await

@@ -13,6 +13,7 @@ mod engine;
 pub mod error;
 pub mod events;
 pub mod exec;
+pub mod frontdoor;
 pub mod fsutil;
 mod health;
 pub mod images;
@@ -29,6 +30,7 @@ pub mod runtimes;
 mod shimclient;
 pub mod system;
 pub mod timing;
+pub mod userns;
 pub mod util;
 pub mod volumes;
 

@@ -141,7 +141,8 @@ pub(crate) fn for_shim(rec: &ContainerRecord, data_root: &Path, rotation: (u64, 
     info.tag = render_tag(opts.get("tag").map(String::as_str).unwrap_or("{{.ID}}"), &info).unwrap_or_else(|_| info.id.chars().take(12).collect());
     berth_shim::LogConfig {
         path: match driver.as_str() {
-            "json-file" => Some(PathBuf::from(&rec.log_path)),
+            // The CRI names its file (kept as the log path); never rotated by the shim.
+            "json-file" | "cri" => Some(PathBuf::from(&rec.log_path)),
             "local" => Some(local_path(&dir)),
             _ => None,
         },

@@ -42,9 +42,27 @@ struct Record {
 }
 
 fn parse_line(line: &str) -> Option<(u8, String, DateTime<Utc>)> {
+    if !line.starts_with('{') {
+        return parse_cri_line(line);
+    }
     let r: Record = serde_json::from_str(line).ok()?;
     let t = crate::util::parse_rfc3339(&r.time)?;
     Some((if r.stream == "stderr" { 2 } else { 1 }, r.log, t))
+}
+
+/// A line of a CRI-format log (containers made through the CRI): `<time> <stream>
+/// <F|P> <text>`; a full record ends its line, a partial one continues in the next.
+fn parse_cri_line(line: &str) -> Option<(u8, String, DateTime<Utc>)> {
+    let mut f = line.splitn(4, ' ');
+    let t = crate::util::parse_rfc3339(f.next()?)?;
+    let stream = match f.next()? {
+        "stdout" => 1,
+        "stderr" => 2,
+        _ => return None,
+    };
+    let full = f.next()? == "F";
+    let text = f.next().unwrap_or("");
+    Some((stream, if full { format!("{text}\n") } else { text.to_string() }, t))
 }
 
 /// Rotated files oldest first, then the live one.
@@ -331,5 +349,22 @@ fn follow_local(path: &Path, mut offset: u64, opts: &LogOptions, tx: &mpsc::Send
         if !got {
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_file_and_cri_lines_both_read() {
+        let (s, log, _) = parse_line(r#"{"log":"hi\n","stream":"stderr","time":"2024-01-02T03:04:05.000000006Z"}"#).unwrap();
+        assert_eq!((s, log.as_str()), (2, "hi\n"));
+        let (s, log, t) = parse_line("2024-01-02T03:04:05.123456789Z stdout F hello world").unwrap();
+        assert_eq!((s, log.as_str(), t.timestamp_subsec_nanos()), (1, "hello world\n", 123_456_789));
+        let (_, log, _) = parse_line("2024-01-02T03:04:05Z stdout P part").unwrap();
+        assert_eq!(log, "part");
+        assert!(parse_line("2024-01-02T03:04:05Z bogus F x").is_none());
+        assert!(parse_line("garbage").is_none());
     }
 }

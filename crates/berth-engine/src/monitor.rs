@@ -148,6 +148,7 @@ impl Engine {
             if let Err(e) = self.images.unmount_snapshot(&id, &self.rootfs_of(&id)).await {
                 tracing::warn!("unmounting rootfs of {id}: {e}");
             }
+            self.release_shm(&id);
             let _ = std::fs::remove_dir_all(self.state_dir_of(&id));
         };
         tokio::join!(net, fs);

@@ -229,7 +229,13 @@ impl Networking {
         }
         let netns = self.netns_path(&rec.id);
         let _ = berth_net::netns::delete_netns(&netns);
-        berth_net::netns::create_netns(&netns).await.map_err(net_err)?;
+        match rec.ext.userns.as_ref().filter(|u| u.of.is_none()) {
+            // A pod in a user namespace: its network namespace belongs to it.
+            Some(_) => crate::userns::create_netns(&crate::userns::path(&engine.cfg.exec_root, &rec.id), &netns)
+                .await
+                .map_err(|e| Error::system(format!("create network namespace {}: {e}", netns.display())))?,
+            None => berth_net::netns::create_netns(&netns).await.map_err(net_err)?,
+        }
         record.sandbox_key = netns.to_string_lossy().into_owned();
         let result = self.connect_all(rec, &netns, &mut record, &legacy.ports).await;
         if let Err(e) = result {

@@ -223,6 +223,102 @@ fn unescape_mountinfo(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// What an overlay is id-mapped into: a user namespace (an open nsfs file) and the host
+/// uid and gid of its root.
+#[derive(Debug)]
+pub struct Idmap<'a> {
+    pub userns: std::os::fd::BorrowedFd<'a>,
+    pub root_uid: u32,
+    pub root_gid: u32,
+}
+
+/// The lower layers of `spec` as id-mapped mounts under `staging` (the layers root once,
+/// each absolute lower once), for an overlay whose files the user namespace's root owns:
+/// files the layers have as uid 0 show as that root. The upper and work directories are
+/// not id-mapped (overlay needs its mounter's ids mapped there) but handed to that root,
+/// so what the container writes belongs to its user namespace on disk too. Returns the
+/// spec to mount; [`release_staging`] drops the staged mounts once the overlay holds
+/// them.
+pub fn stage_idmapped(spec: &OverlaySpec, staging: &Path, idmap: &Idmap<'_>) -> io::Result<OverlaySpec> {
+    release_staging(staging);
+    fs::create_dir_all(staging)?;
+    let mut out = spec.clone();
+    let layers = staging.join("layers");
+    bind_idmapped(&spec.base, &layers, idmap)?;
+    out.base = layers;
+    for (i, l) in out.lowers.iter_mut().enumerate() {
+        if l.is_absolute() {
+            let to = staging.join(format!("lower{i}"));
+            bind_idmapped(l, &to, idmap)?;
+            *l = to;
+        }
+    }
+    for d in [&spec.upper, &spec.work] {
+        std::os::unix::fs::chown(d, Some(idmap.root_uid), Some(idmap.root_gid))?;
+    }
+    Ok(out)
+}
+
+/// Detaches and removes what [`stage_idmapped`] made (also what a crash left): the
+/// staged mounts are detached before their directories are removed, never deleted
+/// through.
+pub fn release_staging(staging: &Path) {
+    let Ok(rd) = fs::read_dir(staging) else { return };
+    for e in rd.flatten() {
+        let p = e.path();
+        let _ = rustix::mount::unmount(&p, rustix::mount::UnmountFlags::DETACH);
+        let _ = fs::remove_dir(&p);
+    }
+    let _ = fs::remove_dir(staging);
+}
+
+/// An id-mapped bind mount of the directory `src` at `dst` (made).
+fn bind_idmapped(src: &Path, dst: &Path, idmap: &Idmap<'_>) -> io::Result<()> {
+    fs::create_dir_all(dst)?;
+    bind_idmapped_at(src, dst, idmap, false)
+}
+
+/// An id-mapped bind mount of `src` (a directory, with what is mounted below it when
+/// `recursive`, or a file) at the existing `dst`: open_tree(CLONE) of `src`, the mapping of
+/// `idmap`'s user namespace set on the detached copy, moved to `dst`. Fails where a
+/// filesystem cannot id-map.
+pub fn bind_idmapped_at(src: &Path, dst: &Path, idmap: &Idmap<'_>, recursive: bool) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let mut flags = rustix::mount::OpenTreeFlags::OPEN_TREE_CLONE | rustix::mount::OpenTreeFlags::OPEN_TREE_CLOEXEC;
+    if recursive {
+        flags |= rustix::mount::OpenTreeFlags::AT_RECURSIVE;
+    }
+    let tree = rustix::mount::open_tree(rustix::fs::CWD, src, flags)?;
+    // struct mount_attr of <linux/mount.h> (MOUNT_ATTR_SIZE_VER0).
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+    let attr = MountAttr { attr_set: MOUNT_ATTR_IDMAP, attr_clr: 0, propagation: 0, userns_fd: idmap.userns.as_raw_fd() as u64 };
+    // SAFETY: mount_setattr on a detached tree we own, with an empty path (AT_EMPTY_PATH)
+    // and a properly sized attribute struct that outlives the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 },
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc != 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(e.kind(), format!("id-mapping {}: {e}", src.display())));
+    }
+    rustix::mount::move_mount(&tree, "", rustix::fs::CWD, dst, rustix::mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)?;
+    Ok(())
+}
+
 #[cfg(test)]
 pub mod testing {
     //! A recording mounter for unit tests.

@@ -223,6 +223,16 @@ impl ImageStore {
     /// Mounts the snapshot's root filesystem at `target` (created if missing).
     /// Mounting again at the same place is a no-op.
     pub fn mount_snapshot(&self, key: &str, target: &Path) -> Result<()> {
+        self.mount_snapshot_with(key, target, None)
+    }
+
+    /// [`Self::mount_snapshot`] with the layers id-mapped into a user namespace (see
+    /// [`mount::stage_idmapped`]), for a container running in one.
+    pub fn mount_snapshot_idmapped(&self, key: &str, target: &Path, idmap: &mount::Idmap<'_>) -> Result<()> {
+        self.mount_snapshot_with(key, target, Some(idmap))
+    }
+
+    fn mount_snapshot_with(&self, key: &str, target: &Path, idmap: Option<&mount::Idmap<'_>>) -> Result<()> {
         let mut meta = self.lock_meta();
         let rec = meta
             .snapshots
@@ -241,9 +251,19 @@ impl ImageStore {
             }
         fsutil::ensure_dir(target)?;
         let spec = self.overlay_spec(&rec, target)?;
-        self.mounter
-            .mount_overlay(&spec)
-            .map_err(|e| ImageError::io_path("mount overlay on", target, e))?;
+        match idmap {
+            None => self.mounter.mount_overlay(&spec),
+            Some(m) => {
+                // The overlay holds its layers: the staged id-mapped mounts can go. They are
+                // staged apart from the snapshot's directory, which is removed recursively:
+                // a mount left there by a crash must never be deleted through.
+                let staging = self.idmap_staging(key);
+                let r = mount::stage_idmapped(&spec, &staging, m).and_then(|s| self.mounter.mount_overlay(&s));
+                mount::release_staging(&staging);
+                r
+            }
+        }
+        .map_err(|e| ImageError::io_path("mount overlay on", target, e))?;
         let mut rec = rec;
         rec.mounted_at = Some(target.to_path_buf());
         if let Err(e) = meta.save_snapshot_mount(&rec) {
@@ -252,6 +272,11 @@ impl ImageStore {
         }
         meta.snapshots.insert(key.to_owned(), rec);
         Ok(())
+    }
+
+    /// Where [`Self::mount_snapshot_idmapped`] stages its id-mapped layers.
+    fn idmap_staging(&self, key: &str) -> PathBuf {
+        self.root.join("idmap").join(key)
     }
 
     /// Unmounts the snapshot's root filesystem (no-op when not mounted).
@@ -276,6 +301,7 @@ impl ImageStore {
     /// directories and its record, and lets go of its layers.
     pub fn remove_snapshot(&self, key: &str) -> Result<()> {
         self.unmount_snapshot(key)?;
+        mount::release_staging(&self.idmap_staging(key));
         let mut meta = self.lock_meta();
         let rec = meta
             .snapshots

@@ -163,6 +163,111 @@ pub(crate) unsafe fn clone_child_into(flags: CloneFlags, cgroup: Option<std::os:
     Ok((rc as i32, false))
 }
 
+/// Clones the init inside an existing user namespace, for a container that joins one (a
+/// pod's): its new namespaces (mount, pid, uts, ...) must belong to that user namespace,
+/// and a process can only enter a user namespace by setns, which leaves the host's
+/// privileges behind for good. So a short-lived helper (forked here) joins it and clones
+/// the init; the helper then exits and the init is re-parented to the caller when it is
+/// a subreaper (the shim), to init otherwise. `pidns`: a pid namespace for the init to join.
+/// Returns the init's pid as this process sees
+/// it (0 in the init itself, which continues from here like a forked child), and the host
+/// uid and gid of the namespace's root, if it maps one.
+///
+/// # Safety
+/// As [`clone_child_into`]: the caller must be single-threaded.
+pub(crate) unsafe fn clone_in_userns(userns: std::os::fd::BorrowedFd<'_>, pidns: Option<std::os::fd::BorrowedFd<'_>>, flags: CloneFlags) -> Result<(i32, Option<(u32, u32)>)> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let (ours, theirs) = ipc::pair()?;
+    // SAFETY: a raw clone with no flags and a null stack is fork; the caller is
+    // single-threaded.
+    let helper = unsafe { clone_child_into(CloneFlags::empty(), None) }?.0;
+    if helper == 0 {
+        drop(ours);
+        // In the helper: join, clone the init with a pidfd, pass the pidfd back, exit.
+        let code = (|| -> std::result::Result<i32, nix::errno::Errno> {
+            nix::sched::setns(userns, CloneFlags::CLONE_NEWUSER)?;
+            // A pid namespace to join is entered here, not by the caller: the helper must
+            // stay in the caller's pid namespace for the init to be re-parented to it
+            // (a subreaper only adopts orphans of its own pid namespace).
+            if let Some(p) = pidns {
+                nix::sched::setns(p, CloneFlags::CLONE_NEWPID)?;
+            }
+            let mut pidfd: libc::c_int = -1;
+            // SAFETY: raw clone with a null stack behaves like fork; CLONE_PIDFD stores the
+            // new process's pidfd at the parent_tid pointer, a local that outlives the call.
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_clone,
+                    (flags.bits() as libc::c_ulong) | libc::CLONE_PIDFD as libc::c_ulong | libc::SIGCHLD as libc::c_ulong,
+                    0usize,
+                    &mut pidfd as *mut libc::c_int,
+                    0usize,
+                    0usize,
+                )
+            };
+            if rc < 0 {
+                return Err(nix::errno::Errno::last());
+            }
+            if rc == 0 {
+                return Ok(-1);
+            }
+            // Who the namespace's root is on the host, as the namespace maps it.
+            let root = |file: &str| std::fs::read_to_string(file).ok().and_then(|m| crate::namespaces::host_root(&m));
+            let body = match (root("/proc/self/uid_map"), root("/proc/self/gid_map")) {
+                (Some(u), Some(g)) => format!("p{u} {g}"),
+                _ => "p".to_string(),
+            };
+            let fds = [pidfd];
+            let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
+            let iov = [std::io::IoSlice::new(body.as_bytes())];
+            nix::sys::socket::sendmsg::<()>(theirs.as_raw_fd(), &iov, &cmsg, nix::sys::socket::MsgFlags::empty(), None)?;
+            Ok(0)
+        })();
+        match code {
+            // The init: on with the container, as from any clone.
+            Ok(-1) => return Ok((0, None)),
+            Ok(_) => unsafe { libc::_exit(0) },
+            Err(e) => {
+                let msg = format!("join user namespace: {e}");
+                let _ = nix::unistd::write(&theirs, msg.as_bytes());
+                // SAFETY: _exit ends the helper without running the caller's destructors.
+                unsafe { libc::_exit(1) }
+            }
+        }
+    }
+    drop(theirs);
+    let mut buf = [0u8; 256];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let received = {
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        nix::sys::socket::recvmsg::<()>(ours.as_raw_fd(), &mut iov, Some(&mut cmsg), nix::sys::socket::MsgFlags::MSG_CMSG_CLOEXEC)
+            .map(|m| {
+                let fd = m.cmsgs().ok().and_then(|mut c| c.find_map(|c| match c {
+                    nix::sys::socket::ControlMessageOwned::ScmRights(f) => f.first().copied(),
+                    _ => None,
+                }));
+                (m.bytes, fd)
+            })
+    };
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(helper), None);
+    let (n, fd) = received.map_err(|e| Error::io("clone in the user namespace", std::io::Error::from(e)))?;
+    let Some(fd) = fd else {
+        let why = String::from_utf8_lossy(&buf[..n]).into_owned();
+        return Err(Error::Init(if why.is_empty() { "the helper joining the user namespace died".into() } else { why }));
+    };
+    // SAFETY: the kernel just installed this descriptor for us.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // The pidfd's fdinfo gives the pid as this process's pid namespace numbers it.
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd())).map_err(|e| Error::io("read pidfd info", e))?;
+    let pid = info
+        .lines()
+        .find_map(|l| l.strip_prefix("Pid:").and_then(|v| v.trim().parse::<i32>().ok()))
+        .filter(|p| *p > 0)
+        .ok_or_else(|| Error::Init("the container init is gone before it started".into()))?;
+    let ids: Vec<u32> = String::from_utf8_lossy(&buf[1..n]).split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    Ok((pid, (ids.len() == 2).then(|| (ids[0], ids[1]))))
+}
+
 pub(crate) fn connect_console(path: Option<&Path>, stream: Option<UnixStream>) -> Result<Option<OwnedFd>> {
     if let Some(s) = stream {
         return Ok(Some(OwnedFd::from(s)));

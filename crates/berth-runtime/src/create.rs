@@ -91,6 +91,7 @@ impl Runtime {
         let seccomp = linux.seccomp().as_ref().map(|s| self.seccomp_program(s)).transpose()?;
         let personality = process::personality(&spec)?;
         let pid1 = crate::pid1::wanted(&spec)?;
+        let pause = crate::pause::wanted(&spec)?;
         let mut resources = linux.resources().clone().unwrap_or_default();
         cgroups::validate(&resources)?;
         let layout = match &self.layout {
@@ -102,7 +103,7 @@ impl Runtime {
         let rootfs = RootfsPlan::from_spec(
             &spec,
             &bundle,
-            ns.new_user(),
+            ns.has_user(),
             opts.no_pivot,
             Some(cgroup.view(ns.new_cgroup)),
         )?;
@@ -170,7 +171,15 @@ impl Runtime {
         let (parent_sock, child_sock) = ipc::pair()?;
         let hostname = spec.hostname().clone();
         let domainname = spec.domainname().clone();
+        // With a user namespace to join, the helper that clones the init enters the pid
+        // namespace (see `clone_in_userns`); otherwise this process does, for its child.
+        let joins_user = ns.join.iter().any(|(f, _)| *f == CloneFlags::CLONE_NEWUSER);
+        let mut helper_pidns = None;
         let own_pidns = match &ns.join_pid {
+            Some(path) if joins_user => {
+                helper_pidns = Some(open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).ctx(|| format!("open pid namespace {}", path.display()))?);
+                None
+            }
             Some(path) => {
                 let own = open("/proc/self/ns/pid", OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
                     .ctx(|| "open own pid namespace".into())?;
@@ -182,6 +191,11 @@ impl Runtime {
             }
             None => None,
         };
+        let mut join_fds = Vec::new();
+        for (flag, path) in ns.join.iter().filter(|(f, _)| *f != CloneFlags::CLONE_NEWUSER) {
+            let fd = open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).ctx(|| format!("open namespace {}", path.display()))?;
+            join_fds.push((*flag, fd));
+        }
         let oom_score_adj = process.oom_score_adj;
         let preserve_fds = opts.preserve_fds;
         let child_cfg = ChildConfig {
@@ -193,6 +207,8 @@ impl Runtime {
                 keyring: (!opts.no_new_keyring).then(|| format!("_ses.{id}")),
                 fifo,
                 pid1,
+                pause,
+                join_fds,
             }),
             join: Vec::new(),
             process,
@@ -202,19 +218,33 @@ impl Runtime {
             preserve_fds,
             personality,
             sync: child_sock,
-            // Inside a new user namespace the child's writes to the host's cgroupfs
-            // are not worth reasoning about: the parent moves it there.
-            cgroup: (matches!(layout, Layout::V1 { .. }) && !ns.new_user()).then(|| cgroups::manager(&layout, &cgroup_path)),
+            // Inside a user namespace the child's writes to the host's cgroupfs are not
+            // worth reasoning about: the parent moves it there.
+            cgroup: (matches!(layout, Layout::V1 { .. }) && !ns.has_user()).then(|| cgroups::manager(&layout, &cgroup_path)),
             is_exec: false,
         };
         let child_joins_cgroup = child_cfg.cgroup.is_some();
-        let clone_target = if child_joins_cgroup { None } else { cgroup.clone_target() };
-        // SAFETY: create/run are documented as single-threaded-caller only.
-        let cloned = unsafe { clone_child_into(ns.clone_flags, clone_target.as_ref().map(std::os::fd::AsFd::as_fd)) };
+        // A user namespace to join is entered before the clone (by a helper), so that the
+        // init's new namespaces belong to it; the parent then puts the init in its cgroup.
+        let userns = ns.join.iter().find(|(f, _)| *f == CloneFlags::CLONE_NEWUSER).map(|(_, p)| p.clone());
+        let clone_target = if child_joins_cgroup || userns.is_some() { None } else { cgroup.clone_target() };
+        let cloned = match &userns {
+            Some(path) => match open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).ctx(|| format!("open user namespace {}", path.display())) {
+                // SAFETY: create/run are documented as single-threaded-caller only.
+                Ok(fd) => unsafe { crate::container::clone_in_userns(std::os::fd::AsFd::as_fd(&fd), helper_pidns.as_ref().map(std::os::fd::AsFd::as_fd), ns.clone_flags) }
+                    .map(|(pid, root)| (pid, false, root)),
+                Err(e) => Err(e),
+            },
+            // SAFETY: create/run are documented as single-threaded-caller only.
+            None => unsafe { clone_child_into(ns.clone_flags, clone_target.as_ref().map(std::os::fd::AsFd::as_fd)) }.map(|(pid, born)| {
+                let root = |m: &[oci_spec::runtime::LinuxIdMapping]| m.iter().find(|m| m.container_id() == 0 && m.size() > 0).map(|m| m.host_id());
+                (pid, born, ns.new_user().then(|| root(&ns.uid_mappings).zip(root(&ns.gid_mappings))).flatten())
+            }),
+        };
         if let Some(own) = own_pidns {
             let _ = nix::sched::setns(&own, CloneFlags::CLONE_NEWPID);
         }
-        let (pid, born_in_cgroup) = cloned?;
+        let (pid, born_in_cgroup, userns_root) = cloned?;
         if pid == 0 {
             drop(parent_sock);
             child_main(child_cfg);
@@ -230,6 +260,11 @@ impl Runtime {
         }
         if !child_joins_cgroup && !born_in_cgroup {
             cgroup.add(pid)?;
+        }
+        // The init opens the exec fifo as its user namespace's root, whose capabilities
+        // do not reach files of ids it does not map: the fifo becomes that root's.
+        if let (true, Some((uid, gid))) = (wait_start, userns_root) {
+            std::os::unix::fs::chown(dir.join(EXEC_FIFO), Some(uid), Some(gid)).ctx(|| "hand the exec fifo to the user namespace's root".into())?;
         }
         if let Some(adj) = oom_score_adj {
             std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string()).map_err(|e| {

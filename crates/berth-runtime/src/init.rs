@@ -30,6 +30,12 @@ pub(crate) struct ContainerInit {
     pub fifo: Option<OwnedFd>,
     /// `io.berth.init`: stay as PID 1 and fork the user's process ([`crate::pid1`]).
     pub pid1: bool,
+    /// `io.berth.pause`: never exec, just hold the namespaces ([`crate::pause`]).
+    pub pause: bool,
+    /// The namespaces of `ns.join` but the user namespace, opened by the parent: the init
+    /// may not be allowed to open another process's /proc/<pid>/ns files (a non-dumpable
+    /// pause in a user namespace is the host root's).
+    pub join_fds: Vec<(CloneFlags, OwnedFd)>,
 }
 
 /// Everything the child needs; built by the parent before the clone.
@@ -151,6 +157,15 @@ fn run(cfg: &mut ChildConfig) -> Result<Infallible> {
             f.load()?;
         }
     }
+    if cfg.container.as_ref().is_some_and(|c| c.pause) {
+        // Nothing to look up or exec: the pause process is this one.
+        crate::pause::prepare()?;
+        ipc::send(&cfg.sync, ipc::MSG_READY, b"")?;
+        if let Some(fifo) = cfg.container.as_ref().and_then(|c| c.fifo.as_ref()) {
+            wait_for_start(fifo)?;
+        }
+        crate::pause::run();
+    }
     let mut env = p.env.clone();
     if p.env_value("HOME").is_none() {
         env.push(format!("HOME={}", home_of(p.uid)));
@@ -181,18 +196,22 @@ fn run(cfg: &mut ChildConfig) -> Result<Infallible> {
 }
 
 fn setup_container(sys: &dyn Syscall, c: &ContainerInit) -> Result<()> {
-    if c.ns.new_user() {
-        // The parent has written our id maps: become the namespace's root.
-        let root_mapped = c.ns.uid_mappings.iter().any(|m| m.container_id() == 0);
+    if c.ns.has_user() {
+        // The parent has written our id maps (a new namespace), or we were cloned inside
+        // the joined one: become the namespace's root.
+        let root_mapped = if c.ns.new_user() {
+            c.ns.uid_mappings.iter().any(|m| m.container_id() == 0)
+        } else {
+            std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| crate::namespaces::maps_root(&m))
+        };
         if root_mapped {
             nix::unistd::setresgid(0.into(), 0.into(), 0.into()).ctx(|| "setresgid 0 in user namespace".into())?;
             nix::unistd::setresuid(0.into(), 0.into(), 0.into()).ctx(|| "setresuid 0 in user namespace".into())?;
         }
     }
-    for (flag, path) in &c.ns.join {
-        let fd = open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
-            .ctx(|| format!("open namespace {}", path.display()))?;
-        setns(&fd, *flag).ctx(|| format!("join namespace {}", path.display()))?;
+    // A joined user namespace was entered before the clone (see `clone_in_userns`).
+    for (flag, fd) in &c.join_fds {
+        setns(fd, *flag).ctx(|| format!("join {} namespace", crate::namespaces::proc_name(*flag)))?;
     }
     if c.ns.new_cgroup {
         unshare(CloneFlags::CLONE_NEWCGROUP).ctx(|| "unshare cgroup namespace".into())?;

@@ -23,7 +23,8 @@
 //! Module map: [`spec`] (config.json), [`namespaces`], [`rootfs`], [`process`]
 //! (user, caps, rlimits, seccomp, personality, I/O priority), [`cgroups`] (v1 and v2
 //! managers, the v2 eBPF device filter), [`state`] (runc state JSON, records, pidfds),
-//! `init` (the child side), [`pid1`] (the minimal init of `io.berth.init`), `create`,
+//! `init` (the child side), [`pid1`] (the minimal init of `io.berth.init`), [`pause`]
+//! (the pod sandbox's process of `io.berth.pause`), `create`,
 //! `exec` and `container` (the verbs), `hooks`,
 //! [`ipc`] (sync socket, SCM_RIGHTS), [`syscall`] (the seam), [`cli`].
 
@@ -36,6 +37,7 @@ mod exec;
 mod hooks;
 mod init;
 pub mod ipc;
+pub mod pause;
 pub mod pid1;
 pub mod namespaces;
 pub mod process;

@@ -38,6 +38,22 @@ impl Default for NamespacePlan {
     }
 }
 
+/// Whether a uid_map/gid_map text (`<inside> <outside> <count>` lines) maps id 0.
+pub fn maps_root(map: &str) -> bool {
+    map.lines().any(|l| {
+        let f: Vec<u64> = l.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+        f.len() == 3 && f[0] == 0 && f[2] > 0
+    })
+}
+
+/// The host id that id 0 maps to, from a uid_map/gid_map text.
+pub fn host_root(map: &str) -> Option<u32> {
+    map.lines().find_map(|l| {
+        let f: Vec<u64> = l.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+        (f.len() == 3 && f[0] == 0 && f[2] > 0).then(|| f[1] as u32)
+    })
+}
+
 impl NamespacePlan {
     pub fn new_user(&self) -> bool {
         self.clone_flags.contains(CloneFlags::CLONE_NEWUSER)

@@ -27,6 +27,8 @@ pub struct MountSpec {
     pub propagation: Vec<MsFlags>,
     /// Options the kernel interprets (mode=755, size=..., newinstance, ...).
     pub data: String,
+    /// `rro`: read-only all the way down, submounts included (mount_setattr).
+    pub recursive_readonly: bool,
 }
 
 /// A cgroup hierarchy to show inside the container at a `cgroup` mount.
@@ -88,11 +90,12 @@ pub struct MountOptions {
     pub recursive: bool,
     pub propagation: Vec<MsFlags>,
     pub data: Vec<String>,
+    pub recursive_readonly: bool,
 }
 
 impl Default for MountOptions {
     fn default() -> Self {
-        MountOptions { flags: MsFlags::empty(), bind: false, recursive: false, propagation: Vec::new(), data: Vec::new() }
+        MountOptions { flags: MsFlags::empty(), bind: false, recursive: false, propagation: Vec::new(), data: Vec::new(), recursive_readonly: false }
     }
 }
 
@@ -169,6 +172,11 @@ pub fn parse_mount_options(options: &[String]) -> Result<MountOptions> {
             }
             // Docker's hint for volume copy-up is handled by the daemon, not the runtime.
             "tmpcopyup" => continue,
+            // runc's recursive read-only: read-only, and so are the mounts below.
+            "rro" => {
+                o.recursive_readonly = true;
+                (MsFlags::MS_RDONLY, MsFlags::empty())
+            }
             "idmap" | "ridmap" => {
                 return Err(Error::Unsupported(format!(
                     "mount option {opt:?} (id-mapped mounts) is not supported by berth's runtime"
@@ -278,6 +286,7 @@ impl RootfsPlan {
                 recursive: opts.recursive,
                 propagation: opts.propagation,
                 data: opts.data.join(","),
+                recursive_readonly: opts.recursive_readonly,
             });
         }
 
@@ -472,6 +481,9 @@ fn mount_one(sys: &dyn Syscall, plan: &RootfsPlan, m: &MountSpec) -> Result<()> 
     for p in &m.propagation {
         sys.mount(None, &dest, None, *p, None)?;
     }
+    if m.recursive_readonly {
+        sys.make_recursive_readonly(&dest)?;
+    }
     Ok(())
 }
 
@@ -574,6 +586,12 @@ fn dev_symlinks(sys: &dyn Syscall, plan: &RootfsPlan) -> Result<()> {
 /// Everything before pivot_root: propagation, the rootfs bind, spec mounts, /dev.
 pub fn prepare(sys: &dyn Syscall, plan: &RootfsPlan) -> Result<()> {
     sys.mount(None, Path::new("/"), None, plan.root_propagation, None)?;
+    // With a shared root (bidirectional mounts), the mount holding the rootfs is shared
+    // too, and so would be its bind below: pivot_root refuses that, and the container's
+    // own mounts would leak to the host. It becomes private first (as runc does).
+    if let Some((at, true)) = sys.mount_of(&plan.rootfs) {
+        sys.mount(None, &at, None, MsFlags::MS_PRIVATE, None)?;
+    }
     // pivot_root needs the new root to be a mount point, and its parent not shared.
     bind(sys, &plan.rootfs, &plan.rootfs, true)?;
     for m in &plan.mounts {
@@ -688,6 +706,7 @@ mod tests {
             recursive: false,
             propagation: vec![],
             data: String::new(),
+            recursive_readonly: false,
         });
         p.mounts.push(MountSpec {
             destination: "/data".into(),
@@ -698,6 +717,7 @@ mod tests {
             recursive: true,
             propagation: vec![MsFlags::MS_PRIVATE],
             data: String::new(),
+            recursive_readonly: false,
         });
         prepare(&sys, &p).unwrap();
         let l = sys.lines();
@@ -730,6 +750,7 @@ mod tests {
             recursive: false,
             propagation: vec![],
             data: String::new(),
+            recursive_readonly: false,
         });
         prepare(&sys, &p).unwrap();
         let l = sys.lines();
@@ -781,6 +802,7 @@ mod tests {
             recursive: false,
             propagation: vec![],
             data: String::new(),
+            recursive_readonly: false,
         });
         p.setup_dev = false;
         prepare(&sys, &p).unwrap();

@@ -5,7 +5,7 @@
 
 use std::ffi::CString;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::mount::{MntFlags, MsFlags};
 use nix::sys::stat::{Mode, SFlag};
@@ -45,6 +45,11 @@ pub trait Syscall {
     /// The flags the kernel locks on the mount at `path` (ro, nosuid, nodev, noexec, atime):
     /// a bind remount inside a user namespace must keep them.
     fn locked_flags(&self, path: &Path) -> MsFlags;
+    /// The mount point of the mount that holds `path`, and whether it is shared.
+    fn mount_of(&self, path: &Path) -> Option<(PathBuf, bool)>;
+    /// Makes the mount at `path` and every mount below it read-only (mount_setattr
+    /// with AT_RECURSIVE; plain remounts would leave the submounts writable).
+    fn make_recursive_readonly(&self, path: &Path) -> Result<()>;
     fn write_file(&self, path: &Path, data: &str) -> Result<()>;
     fn sethostname(&self, name: &str) -> Result<()>;
     fn setdomainname(&self, name: &str) -> Result<()>;
@@ -178,6 +183,35 @@ impl Syscall for LinuxSyscall {
         out
     }
 
+    fn mount_of(&self, path: &Path) -> Option<(PathBuf, bool)> {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+        mount_of_in(&info, path)
+    }
+
+    fn make_recursive_readonly(&self, path: &Path) -> Result<()> {
+        // struct mount_attr of <linux/mount.h> (MOUNT_ATTR_SIZE_VER0).
+        #[repr(C)]
+        struct MountAttr {
+            attr_set: u64,
+            attr_clr: u64,
+            propagation: u64,
+            userns_fd: u64,
+        }
+        const MOUNT_ATTR_RDONLY: u64 = 0x1;
+        const AT_RECURSIVE: libc::c_uint = 0x8000;
+        let c = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| crate::Error::InvalidSpec("mount path has a NUL byte".into()))?;
+        let attr = MountAttr { attr_set: MOUNT_ATTR_RDONLY, attr_clr: 0, propagation: 0, userns_fd: 0 };
+        // SAFETY: mount_setattr reads a NUL-terminated path and `size` bytes of attr,
+        // both valid for the call.
+        let rc = unsafe {
+            libc::syscall(libc::SYS_mount_setattr, libc::AT_FDCWD, c.as_ptr(), AT_RECURSIVE, &attr as *const MountAttr, std::mem::size_of::<MountAttr>())
+        };
+        if rc != 0 {
+            return Err(crate::Error::io(format!("make {} recursively read-only", path.display()), std::io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+
     fn write_file(&self, path: &Path, data: &str) -> Result<()> {
         std::fs::write(path, data).ctx(|| format!("write {}", path.display()))
     }
@@ -194,6 +228,41 @@ impl Syscall for LinuxSyscall {
             return Err(crate::Error::io(format!("setdomainname {name}"), std::io::Error::last_os_error()));
         }
         Ok(())
+    }
+}
+
+/// The mount holding `path` in a mountinfo text: the longest mount point that is `path`
+/// or one of its ancestors, and whether it is shared (`shared:N` among its fields).
+pub fn mount_of_in(info: &str, path: &Path) -> Option<(PathBuf, bool)> {
+    let mut best: Option<(PathBuf, bool)> = None;
+    for line in info.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        let Some(point) = f.get(4) else { continue };
+        let point = PathBuf::from(point.replace("\\040", " "));
+        if !path.starts_with(&point) {
+            continue;
+        }
+        // Optional fields run from 6 up to the "-" separator.
+        let shared = f.iter().skip(6).take_while(|x| **x != "-").any(|x| x.starts_with("shared:"));
+        if best.as_ref().is_none_or(|(b, _)| point.as_os_str().len() >= b.as_os_str().len()) {
+            best = Some((point, shared));
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mount_holding_a_path_and_its_sharing() {
+        let info = "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/vda rw\n\
+                    40 22 0:40 / /tmp/data rw - tmpfs tmpfs rw\n\
+                    41 40 0:41 / /tmp/data/c/rootfs rw shared:7 master:2 - overlay overlay rw\n";
+        assert_eq!(mount_of_in(info, Path::new("/tmp/data/c/rootfs")), Some((PathBuf::from("/tmp/data/c/rootfs"), true)));
+        assert_eq!(mount_of_in(info, Path::new("/tmp/data/c")), Some((PathBuf::from("/tmp/data"), false)));
+        assert_eq!(mount_of_in(info, Path::new("/var")), Some((PathBuf::from("/"), true)));
     }
 }
 
@@ -288,6 +357,13 @@ pub(crate) mod recording {
         }
         fn locked_flags(&self, _path: &Path) -> MsFlags {
             MsFlags::empty()
+        }
+        fn mount_of(&self, _path: &Path) -> Option<(PathBuf, bool)> {
+            None
+        }
+        fn make_recursive_readonly(&self, path: &Path) -> Result<()> {
+            self.log(format!("rro {}", path.display()));
+            Ok(())
         }
         fn write_file(&self, path: &Path, data: &str) -> Result<()> {
             self.log(format!("write {} {data}", path.display()));

@@ -167,6 +167,65 @@ fn user_namespace_maps_root_to_unprivileged_uid() {
 }
 
 #[test]
+fn joining_a_user_namespace_makes_the_new_namespaces_its_own() {
+    let _s = serial();
+    // The joiner's init is cloned by a helper that exits: it comes back to us, as to a shim.
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    // The holder: a new user namespace (and network namespace) that stays up.
+    let mut a = TestBundle::new(&["sleep", "30"]);
+    a.config["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"}));
+    a.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
+    a.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
+    a.write();
+    let sa = a.rt.run(&a.id, &a.bundle, CreateOptions { stdio: Some([devnull(), devnull(), devnull()]), ..Default::default() }).unwrap();
+    // The joiner: its user and network namespaces are the holder's, the others its own
+    // (proc, sysfs, devpts, mqueue mounted inside them), its cgroup the host's.
+    let mut b = TestBundle::new(&["sh", "-c", "id -u; cat /proc/self/uid_map; echo pid=$$; ls /sys/class/net; echo x > /dev/null && echo DEV-OK; sleep 2"]);
+    let ns = b.config["linux"]["namespaces"].as_array_mut().unwrap();
+    ns.retain(|n| n["type"] != "network");
+    ns.push(json!({"type": "user", "path": format!("/proc/{}/ns/user", sa.pid)}));
+    ns.push(json!({"type": "network", "path": format!("/proc/{}/ns/net", sa.pid)}));
+    b.write();
+    // And one that joins the holder's pid namespace too (a pod's PID=POD container).
+    let mut c = TestBundle::new(&["sh", "-c", "echo pid=$$; sleep 2"]);
+    let ns = c.config["linux"]["namespaces"].as_array_mut().unwrap();
+    ns.retain(|n| n["type"] != "network" && n["type"] != "pid");
+    ns.push(json!({"type": "user", "path": format!("/proc/{}/ns/user", sa.pid)}));
+    ns.push(json!({"type": "pid", "path": format!("/proc/{}/ns/pid", sa.pid)}));
+    c.write();
+    let (cr, cw) = pipe();
+    let cw2 = cw.try_clone().unwrap();
+    let sc = c.rt.run(&c.id, &c.bundle, CreateOptions { stdio: Some([devnull(), cw, cw2]), ..Default::default() }).unwrap();
+    // Ours to reap (not the holder's, whose pid namespace it is in).
+    let c_parent = std::fs::read_to_string(format!("/proc/{}/stat", sc.pid)).unwrap();
+    let c_parent: i32 = c_parent[c_parent.rfind(')').unwrap() + 2..].split(' ').nth(1).unwrap().parse().unwrap();
+    assert_eq!(c_parent, std::process::id() as i32);
+    assert_eq!(wait(sc.pid), 0);
+    assert!(read_all(cr).starts_with("pid=2"));
+    let (r, w) = pipe();
+    let w2 = w.try_clone().unwrap();
+    let sb = b.rt.run(&b.id, &b.bundle, CreateOptions { stdio: Some([devnull(), w, w2]), ..Default::default() }).unwrap();
+    let host_uid = std::fs::read_to_string(format!("/proc/{}/status", sb.pid)).unwrap();
+    let cgroup = std::fs::read_to_string(format!("/proc/{}/cgroup", sb.pid)).unwrap();
+    let same_userns = std::fs::read_link(format!("/proc/{}/ns/user", sb.pid)).unwrap() == std::fs::read_link(format!("/proc/{}/ns/user", sa.pid)).unwrap();
+    let code = wait(sb.pid);
+    let out = read_all(r);
+    a.rt.kill(&a.id, libc::SIGKILL, false).unwrap();
+    wait(sa.pid);
+    assert_eq!(code, 0, "{out}");
+    assert!(same_userns);
+    assert!(host_uid.lines().any(|l| l.starts_with("Uid:") && l.contains("300000")), "{host_uid}");
+    assert!(cgroup.lines().any(|l| l.contains(":pids:") && l.ends_with(&b.id)), "not in its cgroup: {cgroup}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "0", "{out}");
+    assert!(lines[1].split_whitespace().collect::<Vec<_>>() == ["0", "300000", "65536"], "{out}");
+    assert!(out.contains("pid=1\n"), "{out}");
+    assert!(out.contains("lo"), "{out}");
+    assert!(out.contains("DEV-OK"), "{out}");
+}
+
+#[test]
 fn no_pivot_moves_the_root_instead() {
     let _s = serial();
     let b = TestBundle::new(&["sh", "-c", "ls /bin/busybox && cat /proc/self/mountinfo | wc -l"]);

@@ -42,7 +42,8 @@ pub struct LogConfig {
     pub max_size: u64,
     /// How many files to keep, the live one included (≥ 1).
     pub max_files: u32,
-    /// The log driver (see [`crate::logdriver`]); empty means json-file.
+    /// The log driver (see [`crate::logdriver`]); empty means json-file; `cri` is the
+    /// kubelet's format at `path`, never rotated by the shim (the kubelet rotates it).
     #[serde(default)]
     pub driver: String,
     /// The driver's options (`--log-opt`), already checked.

@@ -9,6 +9,7 @@
 pub mod client;
 pub mod config;
 mod console;
+pub mod crilog;
 mod fdio;
 pub mod log;
 pub mod logdriver;
@@ -17,6 +18,7 @@ pub mod protocol;
 pub mod runtime;
 pub mod server;
 pub mod spawn;
+pub mod zygote;
 
 use std::ffi::OsString;
 use std::path::PathBuf;

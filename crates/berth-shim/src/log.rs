@@ -101,6 +101,12 @@ impl JsonFileLog {
         Ok(())
     }
 
+    pub fn reopen(&mut self) -> io::Result<()> {
+        self.file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        self.size = self.file.metadata()?.len();
+        Ok(())
+    }
+
     /// Writes out incomplete lines (at exit).
     pub fn flush(&mut self) -> io::Result<()> {
         let time = crate::now_rfc3339();

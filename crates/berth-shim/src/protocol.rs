@@ -32,6 +32,8 @@ pub enum Request {
     Resize { exec_id: Option<String>, height: u16, width: u16 },
     /// Current state: init pid and, once known, its exit.
     State,
+    /// Open the log file again at its path (it was renamed away to rotate it).
+    ReopenLog,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

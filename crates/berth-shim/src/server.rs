@@ -401,6 +401,16 @@ impl Shim {
                 };
                 self.reply_and_close(id, r);
             }
+            Request::ReopenLog => {
+                let r = match self.log.as_mut() {
+                    Some(log) => match log.reopen() {
+                        Ok(()) => Response::ok(),
+                        Err(e) => Response::err(format!("reopening the log: {e}")),
+                    },
+                    None => Response::err("the container has no log"),
+                };
+                self.reply_and_close(id, r);
+            }
             Request::State => {
                 let p = self.procs.get(&ProcKey::Init);
                 let r = Response {

@@ -1,5 +1,6 @@
-//! Starting a shim from the daemon: `berth shim <state-dir>` in its own session, with
-//! a pipe on fd 3 on which it reports whether the container was created.
+//! Starting a shim from the daemon: forked from the shim zygote, or `berth shim
+//! <state-dir>` exec'd in its own session; either way with a pipe on which it reports
+//! whether the container was created.
 
 use std::io::{self, BufRead, BufReader};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -21,13 +22,91 @@ pub enum SpawnError {
     NoReport,
 }
 
-/// Writes `shim.json` into the config's state dir, starts `exe shim <state-dir>` and
-/// waits until the container is created. Returns the shim process (the caller reaps it)
-/// and the container's init pid. The shim's own stderr goes to `<state-dir>/shim.log`.
-pub fn spawn(exe: &Path, cfg: &ShimConfig) -> Result<(Child, i32), SpawnError> {
+/// Writes `shim.json` into the config's state dir, starts the shim and waits until the
+/// container is created. With `zygote` (the socket of a [`crate::zygote`]; started here
+/// when none answers), the shim is forked from the zygote and shares its relocated
+/// pages; otherwise, or if no zygote can be had, `exe shim <state-dir>` is exec'd. Returns
+/// the exec'd shim process (the caller reaps it; None for a forked one) and the
+/// container's init pid. The shim's own stderr goes to `<state-dir>/shim.log`.
+pub fn spawn(exe: &Path, cfg: &ShimConfig, zygote: Option<&Path>) -> Result<(Option<Child>, i32), SpawnError> {
     std::fs::create_dir_all(&cfg.state_dir)?;
     crate::server::write_atomic(&cfg.state_dir.join(ShimConfig::FILE), &serde_json::to_vec_pretty(cfg).map_err(io::Error::other)?)?;
     let _ = std::fs::remove_file(cfg.exit_file());
+    if let Some(z) = zygote.filter(|_| std::env::var_os("BERTH_SHIM_EXEC").is_none()) {
+        match spawn_forked(exe, z, cfg) {
+            Ok(pid) => return Ok((None, pid)),
+            // The shim ran and the container could not be made: that is the answer.
+            Err(e @ (SpawnError::Create(_) | SpawnError::NoReport)) => return Err(e),
+            // No zygote to be had: exec the shim as always.
+            Err(SpawnError::Io(_)) => {}
+        }
+    }
+    spawn_exec(exe, cfg).map(|(c, pid)| (Some(c), pid))
+}
+
+/// Only one zygote is started at a time, even when containers start in parallel.
+static ZYGOTE_START: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A zygote of this very binary answering on `socket`: the running one, or a new one.
+fn ensure_zygote(exe: &Path, socket: &Path) -> io::Result<()> {
+    let _one = ZYGOTE_START.lock().unwrap_or_else(|p| p.into_inner());
+    let me = crate::zygote::exe_identity(exe);
+    match crate::zygote::call(socket, &crate::zygote::ZygoteRequest::Hello, None) {
+        Ok(r) if r.ok && r.exe == me => return Ok(()),
+        // A zygote of another build (the daemon was upgraded): it retires.
+        Ok(_) => {
+            let _ = crate::zygote::call(socket, &crate::zygote::ZygoteRequest::Quit, None);
+        }
+        Err(_) => {}
+    }
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(socket.with_extension("log"))?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("shim-zygote").arg(socket).arg("-".repeat(crate::zygote::title_room(socket))).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::from(log));
+    // SAFETY: only setsid runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            // Its own session: it outlives the daemon, like the shims it forks.
+            if libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn()?;
+    for _ in 0..200 {
+        if let Ok(r) = crate::zygote::call(socket, &crate::zygote::ZygoteRequest::Hello, None)
+            && r.ok
+        {
+            // Reaped when it ends (killed, or retired by a newer daemon).
+            std::thread::spawn(move || child.wait());
+            return Ok(());
+        }
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Err(io::Error::other("the shim zygote did not start"))
+}
+
+fn spawn_forked(exe: &Path, socket: &Path, cfg: &ShimConfig) -> Result<i32, SpawnError> {
+    ensure_zygote(exe, socket)?;
+    let (ready_r, ready_w) = crate::fdio::pipe()?;
+    let resp = crate::zygote::call(socket, &crate::zygote::ZygoteRequest::Spawn { state_dir: cfg.state_dir.clone() }, Some(ready_w.as_raw_fd()))?;
+    drop(ready_w);
+    if !resp.ok {
+        return Err(SpawnError::Io(io::Error::other(resp.error)));
+    }
+    match read_ready(ready_r)? {
+        r if r.ok => Ok(r.pid),
+        r => Err(SpawnError::Create(r.error)),
+    }
+}
+
+/// `exe shim <state-dir>` in its own session, reporting on fd 3.
+fn spawn_exec(exe: &Path, cfg: &ShimConfig) -> Result<(Child, i32), SpawnError> {
     let (ready_r, ready_w) = crate::fdio::pipe()?;
     let log = std::fs::OpenOptions::new().create(true).append(true).open(cfg.state_dir.join("shim.log"))?;
     let ready_raw = ready_w.as_raw_fd();

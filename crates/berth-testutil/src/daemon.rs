@@ -212,21 +212,26 @@ impl TestDaemon {
     }
 
     pub fn start_with(bin: &Path, extra: &[&str]) -> TestDaemon {
-        TestDaemon::start_in_with_env(bin, None, extra, &[])
+        TestDaemon::start_full(bin, None, extra, &[], false)
+    }
+
+    /// A daemon that also serves the Kubernetes CRI on [`TestDaemon::cri_socket`].
+    pub fn start_cri(bin: &Path, extra: &[&str]) -> TestDaemon {
+        TestDaemon::start_full(bin, None, extra, &[], true)
     }
 
     /// With environment variables for the daemon (and so its shims).
     pub fn start_with_env(bin: &Path, extra: &[&str], envs: &[(&str, &str)]) -> TestDaemon {
-        TestDaemon::start_in_with_env(bin, None, extra, envs)
+        TestDaemon::start_full(bin, None, extra, envs, false)
     }
 
     /// Starts the daemon inside the network namespace at `netns` (a path such as
     /// /run/netns/<name>), so that its bridges and rules land there.
     pub fn start_in(bin: &Path, netns: Option<&Path>, extra: &[&str]) -> TestDaemon {
-        TestDaemon::start_in_with_env(bin, netns, extra, &[])
+        TestDaemon::start_full(bin, netns, extra, &[], false)
     }
 
-    fn start_in_with_env(bin: &Path, netns: Option<&Path>, extra: &[&str], envs: &[(&str, &str)]) -> TestDaemon {
+    fn start_full(bin: &Path, netns: Option<&Path>, extra: &[&str], envs: &[(&str, &str)], cri: bool) -> TestDaemon {
         crate::require_root();
         let dir = tempfile::Builder::new().prefix("btd").tempdir_in("/tmp").expect("temp dir").keep();
         let slot = Slot::acquire(&dir);
@@ -257,6 +262,9 @@ impl TestDaemon {
             dir.join("daemon.json").display().to_string(),
         ];
         std::fs::write(dir.join("daemon.json"), "{}").expect("daemon.json");
+        if cri {
+            args.extend(["--cri-socket".to_string(), format!("unix://{}", exec_root.join("cri.sock").display())]);
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let envs = envs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let mut d = TestDaemon {
@@ -300,13 +308,14 @@ impl TestDaemon {
 
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
+        let cri = self.args.iter().any(|a| a == "--cri-socket");
         loop {
             if let Some(c) = self.child.as_mut()
                 && let Ok(Some(st)) = c.try_wait()
             {
                 panic!("berth daemon exited ({st}) before answering:\n{}", self.log());
             }
-            if ping(&self.socket) {
+            if ping(&self.socket) && (!cri || self.cri_socket().exists()) {
                 return;
             }
             if Instant::now() > deadline {
@@ -341,6 +350,24 @@ impl TestDaemon {
     pub fn berth(&self) -> Command {
         let mut c = Command::new(&self.bin);
         c.env("BERTH_HOST", self.host()).env("DOCKER_HOST", self.host()).env("DOCKER_CONFIG", self.dir.join("docker-config"));
+        c
+    }
+
+    /// The CRI socket of a daemon made by [`TestDaemon::start_cri`].
+    pub fn cri_socket(&self) -> PathBuf {
+        self.exec_root.join("cri.sock")
+    }
+
+    /// crictl (cri-tools), pointed at this daemon's CRI socket.
+    pub fn crictl(&self) -> Command {
+        let ep = format!("unix://{}", self.cri_socket().display());
+        // A config of its own, so crictl looks for no /etc/crictl.yaml.
+        let cfg = self.dir.join("crictl.yaml");
+        if !cfg.exists() {
+            std::fs::write(&cfg, format!("runtime-endpoint: {ep}\nimage-endpoint: {ep}\ntimeout: 60\n")).expect("crictl.yaml");
+        }
+        let mut c = Command::new(crate::cri_tool("crictl"));
+        c.arg("--config").arg(cfg);
         c
     }
 

@@ -52,6 +52,17 @@ pub fn artefacts_dir() -> PathBuf {
     d
 }
 
+/// A binary of cri-tools (`crictl`, `critest`): `$CRI_TOOLS/bin/<name>`, by default the
+/// shared tools directory beside the repository (`../shared/tools/cri-tools`).
+pub fn cri_tool(name: &str) -> PathBuf {
+    let dir = std::env::var_os("CRI_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/tools/cri-tools"));
+    let p = dir.join("bin").join(name);
+    assert!(p.is_file(), "{} not found: these tests need cri-tools (set CRI_TOOLS to its directory)", p.display());
+    p
+}
+
 /// A scratch directory under /tmp with a short path (unix socket paths are limited to
 /// 108 bytes), removed on drop.
 pub fn short_tempdir(prefix: &str) -> tempfile::TempDir {

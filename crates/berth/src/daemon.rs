@@ -130,6 +130,18 @@ struct Flags {
     /// A file holding the dashboard's token (a new one is written there if absent).
     #[arg(long = "ui-token-file")]
     ui_token_file: Option<PathBuf>,
+    /// Serve the Kubernetes CRI (v1) on this socket, e.g. unix:///run/berth/cri.sock.
+    #[arg(long = "cri-socket")]
+    cri_socket: Option<String>,
+    /// Address of the CRI streaming server (exec/attach/port-forward), host:port.
+    #[arg(long = "cri-stream-address")]
+    cri_stream_address: Option<String>,
+    /// CNI network configs for pods (else pods join berth's default bridge).
+    #[arg(long = "cni-conf-dir")]
+    cni_conf_dir: Option<PathBuf>,
+    /// CNI plugin directory (repeatable; default /opt/cni/bin and /usr/lib/cni).
+    #[arg(long = "cni-bin-dir")]
+    cni_bin_dirs: Vec<PathBuf>,
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -283,6 +295,21 @@ fn build_config(f: Flags) -> Result<EngineConfig, String> {
     if cfg.ui_tls && (cfg.tlscert.is_none() || cfg.tlskey.is_none()) {
         return Err("--ui-tls needs --tlscert and --tlskey".into());
     }
+    if let Some(v) = f.cri_socket {
+        cfg.cri_socket = v;
+    }
+    if let Some(v) = f.cri_stream_address {
+        cfg.cri_stream_address = v;
+    }
+    if f.cni_conf_dir.is_some() {
+        cfg.cni_conf_dir = f.cni_conf_dir;
+    }
+    if !f.cni_bin_dirs.is_empty() {
+        cfg.cni_bin_dirs = f.cni_bin_dirs;
+    }
+    if !cfg.cri_socket.is_empty() && !cfg.cri_socket.starts_with("unix://") {
+        return Err(format!("invalid --cri-socket {:?}: use unix:///path", cfg.cri_socket));
+    }
     if cfg.hosts.is_empty() {
         cfg.hosts.push(format!("unix://{}", cfg.socket_path().display()));
     }
@@ -377,6 +404,15 @@ pub fn main(args: &[OsString]) -> i32 {
             notify::notify(&format!("READY=1\nSTATUS=serving the Engine API\nMAINPID={}", std::process::id()));
         });
         tokio::pin!(serve);
+        let cri = cri_config(&engine.cfg);
+        let cri_engine = engine.clone();
+        let cri = async move {
+            match cri {
+                Some(c) => berth_cri::serve(cri_engine, c).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(cri);
         let signal = |k| tokio::signal::unix::signal(k);
         let (mut term, mut hup) = match (signal(tokio::signal::unix::SignalKind::terminate()), signal(tokio::signal::unix::SignalKind::hangup())) {
             (Ok(t), Ok(h)) => (t, h),
@@ -385,28 +421,49 @@ pub fn main(args: &[OsString]) -> i32 {
                 return 1;
             }
         };
-        loop {
+        let zygote = engine.cfg.exec_root.join(berth_shim::zygote::SOCKET);
+        let code = loop {
             tokio::select! {
                 r = &mut serve => {
                     if let Err(e) = r {
                         eprintln!("berth daemon: {e}");
-                        return 1;
+                        break 1;
                     }
-                    return 0;
+                    break 0;
+                }
+                r = &mut cri => {
+                    if let Err(e) = r {
+                        eprintln!("berth daemon: {e}");
+                    }
+                    break 1;
                 }
                 _ = hup.recv() => reload(config_file.as_deref(), level.as_ref()),
-                _ = term.recv() => break,
-                _ = tokio::signal::ctrl_c() => break,
+                _ = term.recv() => break 0,
+                _ = tokio::signal::ctrl_c() => break 0,
             }
-        }
+        };
         notify::notify("STOPPING=1");
         running.shutdown().await;
-        0
+        // A stopped daemon leaves no zygote (its shims stay); one killed outright does,
+        // and the next daemon forks from it.
+        let _ = tokio::task::spawn_blocking(move || berth_shim::zygote::call(&zygote, &berth_shim::zygote::ZygoteRequest::Quit, None)).await;
+        code
     });
     // Containers and their shims live on (live restore); tasks that wait for shims
     // never end, so the runtime is not waited for.
     rt.shutdown_background();
     code
+}
+
+/// The CRI server's settings, when `--cri-socket` asks for one.
+fn cri_config(cfg: &EngineConfig) -> Option<berth_cri::CriConfig> {
+    let socket = cfg.cri_socket.strip_prefix("unix://")?;
+    Some(berth_cri::CriConfig {
+        socket: PathBuf::from(socket),
+        stream_address: cfg.cri_stream_address.clone(),
+        cni_conf_dir: cfg.cni_conf_dir.clone(),
+        cni_bin_dirs: cfg.cni_bin_dirs.clone(),
+    })
 }
 
 /// Once no request has come for two ticks, what the last burst of work faulted in goes

@@ -15,6 +15,7 @@ fn main() {
     let code = match sub {
         "daemon" => daemon::main(&args[2..]),
         "shim" => berth_shim::main(&args[2..]),
+        "shim-zygote" => berth_shim::zygote::main(&args[2..]),
         "registry" => berth_registry::cli::main(&args[2..]),
         "runtime" => berth_runtime::cli::main(&args[2..]),
         _ => berth_cli::main(args),

@@ -81,7 +81,8 @@ fn shim_log(cfg: &ShimConfig) -> String {
 
 fn attach_stdin_output_exit_code_and_log(builtin: bool) {
     let f = fixture(builtin, &["sh", "-c", "read x; echo got $x; echo oops >&2; exit 3"], false);
-    let (mut child, pid) = berth_shim::spawn::spawn(exe(), &f.cfg).unwrap();
+    let (child, pid) = berth_shim::spawn::spawn(exe(), &f.cfg, None).unwrap();
+    let mut child = child.expect("an exec'd shim is our child");
     assert!(pid > 0);
     let (resp, mut attach) = client::open(&f.cfg.socket, &Request::Attach { stdin: true, stdout: true, stderr: true }).unwrap();
     assert!(resp.ok, "{resp:?}");
@@ -108,7 +109,8 @@ fn attach_stdin_output_exit_code_and_log(builtin: bool) {
 
 fn exec_runs_in_the_container_and_kill_reports_the_signal(builtin: bool) {
     let f = fixture(builtin, &["sh", "-c", "echo ready; sleep 1000"], false);
-    let (mut child, _) = berth_shim::spawn::spawn(exe(), &f.cfg).unwrap();
+    let (child, _) = berth_shim::spawn::spawn(exe(), &f.cfg, None).unwrap();
+    let mut child = child.expect("an exec'd shim is our child");
     let (_, mut attach) = client::open(&f.cfg.socket, &Request::Attach { stdin: false, stdout: true, stderr: true }).unwrap();
     assert!(client::call(&f.cfg.socket, &Request::Start).unwrap().ok);
     let (kind, first) = client::read_frame(&mut attach).unwrap().unwrap();
@@ -143,7 +145,8 @@ fn exec_runs_in_the_container_and_kill_reports_the_signal(builtin: bool) {
 
 fn tty_container_with_resize(builtin: bool) {
     let f = fixture(builtin, &["sh", "-c", "stty size; read x; echo you said $x"], true);
-    let (mut child, _) = berth_shim::spawn::spawn(exe(), &f.cfg).unwrap();
+    let (child, _) = berth_shim::spawn::spawn(exe(), &f.cfg, None).unwrap();
+    let mut child = child.expect("an exec'd shim is our child");
     let (_, mut attach) = client::open(&f.cfg.socket, &Request::Attach { stdin: true, stdout: true, stderr: true }).unwrap();
     assert!(client::call(&f.cfg.socket, &Request::Start).unwrap().ok);
     // Wait for the first line, then answer.
@@ -168,7 +171,7 @@ fn create_failure_is_reported_and_leaves_nothing(builtin: bool) {
     cfg.bundle = f.cfg.bundle.join("nope");
     std::fs::create_dir_all(&cfg.bundle).unwrap();
     std::fs::copy(f.cfg.bundle.join("config.json"), cfg.bundle.join("config.json")).unwrap();
-    let err = berth_shim::spawn::spawn(exe(), &cfg).unwrap_err();
+    let err = berth_shim::spawn::spawn(exe(), &cfg, None).unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("rootfs") || msg.contains("no such file"), "{msg}");
     assert!(!cfg.socket.exists());
@@ -214,4 +217,75 @@ fn create_failure_is_reported_and_leaves_nothing_builtin() {
 #[test]
 fn create_failure_is_reported_and_leaves_nothing_runc() {
     create_failure_is_reported_and_leaves_nothing(false);
+}
+
+/// The zygote's pid, and a guard that retires it however the test ends.
+struct Zygote(PathBuf, i32);
+
+impl Drop for Zygote {
+    fn drop(&mut self) {
+        let _ = berth_shim::zygote::call(&self.0, &berth_shim::zygote::ZygoteRequest::Quit, None);
+        // SAFETY: SIGKILL to the zygote this test started (if it still runs).
+        unsafe { libc::kill(self.1, libc::SIGKILL) };
+    }
+}
+
+fn cmdline(pid: i32) -> String {
+    String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default()).replace('\0', " ").trim_end().to_string()
+}
+
+fn parent_of(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat[stat.rfind(')').unwrap() + 2..].split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn shims_forked_from_the_zygote_behave_as_exec_d_ones() {
+    let f = fixture(true, &["sh", "-c", "read x; echo got $x; exit 4"], false);
+    let zsock = f.cfg.bundle.join("zygote.sock");
+    let (child, _) = berth_shim::spawn::spawn(exe(), &f.cfg, Some(&zsock)).unwrap();
+    assert!(child.is_none(), "forked, not exec'd");
+    let hello = berth_shim::zygote::call(&zsock, &berth_shim::zygote::ZygoteRequest::Hello, None).unwrap();
+    let _z = Zygote(zsock.clone(), hello.pid);
+    assert_eq!(hello.exe, berth_shim::zygote::exe_identity(exe()));
+    assert!(cmdline(hello.pid).ends_with(&format!("shim-zygote {}", zsock.display())), "{}", cmdline(hello.pid));
+
+    // The shim: the zygote's child, in its own session, named as an exec'd shim is.
+    let title = format!("berth shim {}", f.cfg.state_dir.display());
+    let shim = std::fs::read_dir("/proc").unwrap().flatten().filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok()).find(|p| cmdline(*p) == title).expect("the shim by its title");
+    assert_eq!(parent_of(shim), hello.pid);
+    assert_eq!(std::fs::read_to_string(format!("/proc/{shim}/comm")).unwrap().trim(), "berth-shim");
+    // SAFETY: getsid reads a process's session id.
+    assert_eq!(unsafe { libc::getsid(shim) }, shim);
+
+    let (_, mut attach) = client::open(&f.cfg.socket, &Request::Attach { stdin: true, stdout: true, stderr: true }).unwrap();
+    assert!(client::call(&f.cfg.socket, &Request::Start).unwrap().ok);
+    write_stdin(attach.get_mut(), b"zygote\n");
+    write_stdin(attach.get_mut(), b"");
+    let out = client::collect(&mut attach).unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "got zygote\n");
+    assert_eq!(out.exit.unwrap().exit_code, 4);
+
+    // A container that cannot be made is reported as such; the same zygote serves on.
+    let g = fixture(true, &["true"], false);
+    let mut bad = g.cfg.clone();
+    bad.bundle = g.cfg.bundle.join("nope");
+    std::fs::create_dir_all(&bad.bundle).unwrap();
+    std::fs::copy(g.cfg.bundle.join("config.json"), bad.bundle.join("config.json")).unwrap();
+    let err = berth_shim::spawn::spawn(exe(), &bad, Some(&zsock)).unwrap_err();
+    assert!(matches!(err, berth_shim::spawn::SpawnError::Create(_)), "{err}");
+    assert!(!bad.socket.exists());
+    let again = berth_shim::zygote::call(&zsock, &berth_shim::zygote::ZygoteRequest::Hello, None).unwrap();
+    assert_eq!(again.pid, hello.pid);
+
+    // Told to quit, it goes; the shims it forked are not its to take along.
+    assert!(berth_shim::zygote::call(&zsock, &berth_shim::zygote::ZygoteRequest::Quit, None).unwrap().ok);
+    for _ in 0..100 {
+        if !Path::new(&format!("/proc/{}", hello.pid)).exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(!Path::new(&format!("/proc/{}", hello.pid)).exists(), "the zygote quit");
+    assert!(!zsock.exists());
 }

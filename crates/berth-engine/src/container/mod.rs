@@ -9,5 +9,5 @@ pub mod spec;
 pub mod store;
 pub mod user;
 
-pub use record::{ContainerRecord, MountRecord, Status};
+pub use record::{ContainerRecord, Extensions, GroupsPolicy, MountRecord, Status};
 pub use store::{Container, ContainerStore, WaitState};

@@ -134,7 +134,10 @@ fn parse_mount(m: &Mount, vols: &dyn VolumeResolver) -> Result<MountRecord> {
             if !PROPAGATIONS.contains(&prop.as_str()) {
                 return Err(Error::invalid(format!("invalid mount config for type \"bind\": invalid propagation mode: {prop}")));
             }
-            Ok(MountRecord { kind: "bind".into(), source: src, destination: dest, rw: !m.read_only, propagation: prop, ..Default::default() })
+            // bind-recursive=readonly: the submounts are read-only too (the runtime's "rro").
+            let rro = m.read_only && m.bind_options.as_ref().is_some_and(|b| b.read_only_force_recursive);
+            let options = if rro { vec!["rro".to_string()] } else { Vec::new() };
+            Ok(MountRecord { kind: "bind".into(), source: src, destination: dest, rw: !m.read_only, propagation: prop, options, ..Default::default() })
         }
         "volume" => {
             if m.bind_options.is_some() || m.tmpfs_options.is_some() {

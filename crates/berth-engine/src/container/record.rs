@@ -152,6 +152,79 @@ pub struct ContainerRecord {
     /// container runs through an emulator (see `emulation`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub foreign_platform: String,
+    /// What only another front door (the CRI) asks for; empty for Docker's containers.
+    #[serde(skip_serializing_if = "Extensions::is_empty")]
+    pub ext: Extensions,
+}
+
+/// Settings of a container that Docker's API cannot express, set by the CRI front door
+/// through [`crate::Engine::create_container_ext`] and kept with the record so that they
+/// survive daemon restarts like everything else about the container.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Extensions {
+    /// A pod sandbox: no image, an empty read-only root, and the runtime's built-in
+    /// pause process instead of a program (it only holds the pod's namespaces).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pause: bool,
+    /// Write the log in the CRI format (`<time> <stream> <P|F> <text>`) at `log_path`,
+    /// which the caller chose; never rotated by berth (the kubelet rotates it).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cri_log: bool,
+    /// Supplementary groups as the CRI computes them (None: Docker's way).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cri_groups: Option<GroupsPolicy>,
+    /// Opaque data of the front door that made the container (the CRI's metadata:
+    /// pod and container config as asked for), stored and returned as is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta: Option<serde_json::Value>,
+    /// A user namespace (a pod's): its own, or that of another container (`of`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub userns: Option<UserNs>,
+}
+
+/// A user namespace with these id mappings. The one that owns it (`of` None) has it made
+/// by the engine at start, kept as a bind-mounted file under the exec root (so it outlives
+/// the daemon like a netns); the others join it. The network namespace is made inside it,
+/// and joiners' image layers are id-mapped into it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserNs {
+    pub uids: Vec<IdMap>,
+    pub gids: Vec<IdMap>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub of: Option<String>,
+}
+
+/// `container_id` .. `container_id + size` inside is `host_id` .. outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdMap {
+    pub container_id: u32,
+    pub host_id: u32,
+    pub size: u32,
+}
+
+impl UserNs {
+    /// The host ids of the namespace's root (uid, gid), if it maps one.
+    pub fn root(&self) -> Option<(u32, u32)> {
+        let host = |m: &[IdMap]| m.iter().find(|m| m.container_id == 0 && m.size > 0).map(|m| m.host_id);
+        Some((host(&self.uids)?, host(&self.gids)?))
+    }
+}
+
+/// The CRI's SupplementalGroupsPolicy: the primary group is always among the
+/// supplementary groups, then (Merge) the user's memberships in the image's /etc/group,
+/// then the groups asked for; Strict leaves the image's memberships out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupsPolicy {
+    Merge,
+    Strict,
+}
+
+impl Extensions {
+    pub fn is_empty(&self) -> bool {
+        *self == Extensions::default()
+    }
 }
 
 impl ContainerRecord {

@@ -118,6 +118,10 @@ pub struct SpecInputs<'a> {
     /// `Some(path)`: join that network namespace; `None` with host networking.
     pub netns: Option<PathBuf>,
     pub cgroup_parent: &'a str,
+    /// A user namespace to join (an nsfs file kept by the engine; see `crate::userns`).
+    pub userns: Option<PathBuf>,
+    /// Bind sources to take from their id-mapped copies (`crate::userns::stage_binds`).
+    pub idmapped: std::collections::HashMap<PathBuf, PathBuf>,
     /// `container:<id>` modes resolved to the other container's init pid.
     pub pid_ns_of: Option<i32>,
     pub ipc_ns_of: Option<i32>,
@@ -126,6 +130,9 @@ pub struct SpecInputs<'a> {
     pub seccomp: Option<Value>,
     /// Extra env (e.g. HOSTNAME) put before the container's own.
     pub hostname: String,
+    /// A host tmpfs to show at /dev/shm (shareable IPC, or the donor's with
+    /// `container:<id>`); None: a tmpfs of the container's own.
+    pub shm: Option<PathBuf>,
 }
 
 /// True when `var` (NAME=value) is set again in `env`.
@@ -139,7 +146,7 @@ pub fn build(rec: &ContainerRecord, inp: &SpecInputs) -> Result<Value> {
     let hc = &rec.host_config;
     let privileged = hc.privileged;
 
-    let ids = user::resolve(inp.rootfs, &cfg.user, hc.group_add.as_deref().unwrap_or(&[]))?;
+    let ids = user::resolve_groups(inp.rootfs, &cfg.user, hc.group_add.as_deref().unwrap_or(&[]), rec.ext.cri_groups)?;
     let mut env: Vec<String> = Vec::new();
     let container_env = cfg.env.clone().unwrap_or_default();
     if !container_env.iter().any(|e| e.starts_with("PATH=")) {
@@ -177,10 +184,11 @@ pub fn build(rec: &ContainerRecord, inp: &SpecInputs) -> Result<Value> {
         process["rlimits"] = rl;
     }
 
-    let mut mounts = default_mounts(hc, inp.cgroup_v2);
+    let mut mounts = default_mounts(hc, inp.cgroup_v2, inp.shm.as_deref());
+    let source = |p: &str| inp.idmapped.get(Path::new(p)).map_or_else(|| p.to_string(), |c| c.to_string_lossy().into_owned());
     for (dest, path) in [("/etc/resolv.conf", &rec.resolv_conf_path), ("/etc/hostname", &rec.hostname_path), ("/etc/hosts", &rec.hosts_path)] {
         if !path.is_empty() && !rec.mounts.iter().any(|m| m.destination == dest) {
-            mounts.push(json!({"destination": dest, "type": "bind", "source": path, "options": ["rbind", "rprivate"]}));
+            mounts.push(json!({"destination": dest, "type": "bind", "source": source(path), "options": ["rbind", "rprivate"]}));
         }
     }
     for m in &rec.mounts {
@@ -204,7 +212,8 @@ pub fn build(rec: &ContainerRecord, inp: &SpecInputs) -> Result<Value> {
                 let mut opts = vec!["rbind".to_string()];
                 opts.push(if m.propagation.is_empty() { "rprivate".into() } else { m.propagation.clone() });
                 opts.push(if m.rw { "rw".into() } else { "ro".into() });
-                json!({"destination": m.destination, "type": "bind", "source": m.source, "options": opts})
+                opts.extend(m.options.iter().cloned());
+                json!({"destination": m.destination, "type": "bind", "source": source(&m.source), "options": opts})
             }
         });
     }
@@ -222,6 +231,9 @@ pub fn build(rec: &ContainerRecord, inp: &SpecInputs) -> Result<Value> {
     }
 
     let mut namespaces = vec![json!({"type": "mount"})];
+    if let Some(u) = &inp.userns {
+        namespaces.push(json!({"type": "user", "path": u}));
+    }
     match hc.pid_mode.as_str() {
         "host" => {}
         _ => namespaces.push(match inp.pid_ns_of {
@@ -289,6 +301,18 @@ pub fn build(rec: &ContainerRecord, inp: &SpecInputs) -> Result<Value> {
         // berth's runtime keeps a minimal init as PID 1 (tini's job in Docker).
         spec["annotations"] = json!({"io.berth.init": "true"});
     }
+    if rec.ext.pause {
+        // A pod sandbox: the runtime's init holds the namespaces and runs nothing.
+        spec["annotations"] = json!({"io.berth.pause": "true"});
+    }
+    // Mounts that share or receive mount events need the root to propagate too (as
+    // moby and containerd set it): rshared wins over rslave; the default stays private.
+    let props: Vec<&str> = rec.mounts.iter().map(|m| m.propagation.as_str()).collect();
+    if props.iter().any(|p| *p == "shared" || *p == "rshared") {
+        spec["linux"]["rootfsPropagation"] = json!("rshared");
+    } else if props.iter().any(|p| *p == "slave" || *p == "rslave") {
+        spec["linux"]["rootfsPropagation"] = json!("rslave");
+    }
     if hc.network_mode != "host" && hc.uts_mode != "host" {
         spec["hostname"] = json!(inp.hostname);
         if !cfg.domainname.is_empty() {
@@ -311,7 +335,7 @@ pub fn exec_process(
 ) -> Result<Value> {
     let hc = &rec.host_config;
     let user = if user.is_empty() { rec.config.user.as_str() } else { user };
-    let ids = user::resolve(rootfs, user, hc.group_add.as_deref().unwrap_or(&[]))?;
+    let ids = user::resolve_groups(rootfs, user, hc.group_add.as_deref().unwrap_or(&[]), rec.ext.cri_groups)?;
     let mut full_env: Vec<String> = Vec::new();
     let container_env = rec.config.env.clone().unwrap_or_default();
     if !container_env.iter().chain(env).any(|e| e.starts_with("PATH=")) {
@@ -392,7 +416,7 @@ pub fn security_opt<'a>(hc: &'a HostConfig, key: &str) -> Option<&'a str> {
     })
 }
 
-fn default_mounts(hc: &HostConfig, cgroup_v2: bool) -> Vec<Value> {
+fn default_mounts(hc: &HostConfig, cgroup_v2: bool, shm: Option<&Path>) -> Vec<Value> {
     let shm_size = if hc.shm_size > 0 { hc.shm_size } else { 64 << 20 };
     let sys_opts = if hc.privileged { json!(["nosuid", "noexec", "nodev", "rw"]) } else { json!(["nosuid", "noexec", "nodev", "ro"]) };
     let cgroup_opts = if hc.privileged { json!(["nosuid", "noexec", "nodev", "relatime", "rw"]) } else { json!(["nosuid", "noexec", "nodev", "relatime", "ro"]) };
@@ -408,8 +432,10 @@ fn default_mounts(hc: &HostConfig, cgroup_v2: bool) -> Vec<Value> {
         v.push(json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": cgroup_opts}));
     }
     v.push(json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}));
-    if hc.ipc_mode != "host" {
-        v.push(json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={shm_size}")]}));
+    match shm {
+        _ if hc.ipc_mode == "host" => {}
+        Some(dir) => v.push(json!({"destination": "/dev/shm", "type": "bind", "source": dir, "options": ["rbind", "nosuid", "noexec", "nodev"]})),
+        None => v.push(json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={shm_size}")]})),
     }
     v
 }
@@ -602,7 +628,7 @@ mod tests {
         rec.host_config.tmpfs = Some([("/run".to_string(), "size=1m,exec".to_string())].into_iter().collect());
         let spec = build(
             &rec,
-            &SpecInputs { rootfs: tmp.path(), netns: Some("/run/x".into()), cgroup_parent: "/berth", pid_ns_of: None, ipc_ns_of: None, cgroup_v2: false, seccomp: None, hostname: "abc".into() },
+            &SpecInputs { rootfs: tmp.path(), netns: Some("/run/x".into()), cgroup_parent: "/berth", pid_ns_of: None, ipc_ns_of: None, cgroup_v2: false, seccomp: None, hostname: "abc".into(), shm: None, userns: None, idmapped: Default::default() },
         )
         .unwrap();
         let parsed: oci_spec::runtime::Spec = serde_json::from_value(spec.clone()).unwrap();

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use super::record::GroupsPolicy;
 use crate::error::{Error, Result};
 use crate::fsutil::read_in_root;
 
@@ -62,6 +63,13 @@ fn parse_group(text: &str) -> Vec<GroupEntry> {
 
 /// Resolves `user` ("" = root) and `group_add` for a container whose root is `rootfs`.
 pub fn resolve(rootfs: &Path, user: &str, group_add: &[String]) -> Result<Ids> {
+    resolve_groups(rootfs, user, group_add, None)
+}
+
+/// [`resolve`] with the supplementary groups computed Docker's way (`cri` None: the
+/// user's memberships in the image's /etc/group when no group is named, then
+/// `group_add`) or the CRI's ([`GroupsPolicy`]).
+pub fn resolve_groups(rootfs: &Path, user: &str, group_add: &[String], cri: Option<GroupsPolicy>) -> Result<Ids> {
     let passwd = read_in_root(rootfs, "etc/passwd").map(|b| parse_passwd(&String::from_utf8_lossy(&b))).unwrap_or_default();
     let groups = read_in_root(rootfs, "etc/group").map(|b| parse_group(&String::from_utf8_lossy(&b))).unwrap_or_default();
     let (u, g) = match user.split_once(':') {
@@ -86,10 +94,18 @@ pub fn resolve(rootfs: &Path, user: &str, group_add: &[String]) -> Result<Ids> {
         gid = lookup_group(&groups, g)?;
     }
     let mut additional = Vec::new();
+    let memberships = match cri {
+        None => g.is_none(),
+        Some(GroupsPolicy::Merge) => true,
+        Some(GroupsPolicy::Strict) => false,
+    };
+    if cri.is_some() {
+        additional.push(gid);
+    }
     if let Some(name) = &name
-        && g.is_none() {
+        && memberships {
             for grp in &groups {
-                if grp.members.iter().any(|m| m == name) && grp.gid != gid && !additional.contains(&grp.gid) {
+                if grp.members.iter().any(|m| m == name) && (cri.is_some() || grp.gid != gid) && !additional.contains(&grp.gid) {
                     additional.push(grp.gid);
                 }
             }
@@ -137,6 +153,18 @@ mod tests {
         assert_eq!((anon.uid, anon.gid, anon.additional_gids), (4242, 0, vec![10]));
         assert!(resolve(t.path(), "nobody", &[]).unwrap_err().message.contains("no matching entries in passwd"));
         assert!(resolve(t.path(), "user:nogroup", &[]).unwrap_err().message.contains("group file"));
+    }
+
+    #[test]
+    fn cri_policies_put_the_primary_group_first() {
+        let t = root();
+        let merge = resolve_groups(t.path(), "1000", &["1234".into()], Some(GroupsPolicy::Merge)).unwrap();
+        assert_eq!((merge.gid, merge.additional_gids), (1000, vec![1000, 10, 1234]));
+        let strict = resolve_groups(t.path(), "1000", &["1234".into()], Some(GroupsPolicy::Strict)).unwrap();
+        assert_eq!(strict.additional_gids, vec![1000, 1234]);
+        // A named group does not stop Merge from adding the image's memberships.
+        let named = resolve_groups(t.path(), "user:50", &[], Some(GroupsPolicy::Merge)).unwrap();
+        assert_eq!(named.additional_gids, vec![50, 10]);
     }
 
     #[test]

@@ -35,6 +35,23 @@ pub use pull::{PullOptions, PulledImage};
 pub use push::{PushOptions, PushedImage};
 use transport::{Candidate, Endpoint};
 
+/// The mirrors configured for `registry`, in order. An entry is `host=url` (a mirror of
+/// that registry, like containerd's hosts.toml) or a bare URL (a Docker Hub mirror, as
+/// dockerd's `registry-mirrors`). The image keeps the name it was asked by.
+pub fn mirrors_of<'a>(mirrors: &'a [String], registry: &str) -> Vec<&'a str> {
+    let hub = |r: &str| matches!(r, "docker.io" | "index.docker.io" | "registry-1.docker.io");
+    mirrors
+        .iter()
+        .filter_map(|m| match m.split_once('=') {
+            Some((host, url)) if !host.contains("://") => {
+                let host = host.trim().trim_end_matches('/');
+                (host == registry || (hub(host) && hub(registry))).then_some(url.trim())
+            }
+            _ => hub(registry).then_some(m.trim()),
+        })
+        .collect()
+}
+
 /// How the client behaves; the daemon fills it from its config (`insecure-registries`,
 /// `registry-mirrors`, `max-concurrent-downloads`, ...).
 #[derive(Debug, Clone)]
@@ -42,7 +59,8 @@ pub struct ClientConfig {
     /// Registries spoken to without verified TLS (falling back to plain HTTP): host,
     /// host:port, or CIDR.
     pub insecure_registries: Vec<String>,
-    /// Mirrors tried, in order, before Docker Hub for pulls of `docker.io` images.
+    /// Mirrors tried, in order, before the registry itself: `host=url` for any
+    /// registry, a bare URL for Docker Hub (see [`mirrors_of`]).
     pub registry_mirrors: Vec<String>,
     /// Per-registry CA and client certificates: `<certs_dir>/<host:port>/`.
     pub certs_dir: PathBuf,
@@ -190,25 +208,16 @@ impl RegistryClient {
             .remove(key);
     }
 
-    /// Where pulls of `registry` may come from, in order: mirrors first for Docker Hub.
+    /// Where pulls of `registry` may come from, in order: its mirrors, then itself.
     /// Each item is (cache key, registry name for credentials, candidates).
     fn pull_sources(&self, registry: &str) -> Vec<(String, String, Vec<Candidate>)> {
         let mut out = Vec::new();
-        if registry == crate::reference::DOCKER_HUB {
-            for m in &self.config.registry_mirrors {
-                let base = m.trim_end_matches('/').to_string();
-                let host = base
-                    .split_once("://")
-                    .map(|(_, h)| h)
-                    .unwrap_or(&base)
-                    .split('/')
-                    .next()
-                    .unwrap_or("")
-                    .to_string();
-                let skip_verify = self.is_insecure(&host);
-                let base = if base.contains("://") { base } else { format!("https://{base}") };
-                out.push((format!("mirror {base}"), host, vec![Candidate { base, skip_verify }]));
-            }
+        for m in mirrors_of(&self.config.registry_mirrors, registry) {
+            let base = m.trim_end_matches('/').to_string();
+            let host = base.split_once("://").map(|(_, h)| h).unwrap_or(&base).split('/').next().unwrap_or("").to_string();
+            let skip_verify = self.is_insecure(&host);
+            let base = if base.contains("://") { base } else { format!("https://{base}") };
+            out.push((format!("mirror {base}"), host, vec![Candidate { base, skip_verify }]));
         }
         let cands = transport::candidates(registry, &self.config.docker_hub_url, self.is_insecure(registry));
         out.push((registry.to_string(), registry.to_string(), cands));
@@ -668,5 +677,20 @@ mod tests {
             Some("/v2/_catalog?last=b&n=2")
         );
         assert_eq!(parse_next_link("</x>; rel=\"prev\""), None);
+    }
+
+    #[test]
+    fn mirrors_per_registry_and_bare_for_docker_hub() {
+        let m: Vec<String> = ["http://hub-mirror:5000", "registry.k8s.io=http://127.0.0.1:5000", "gcr.io=http://127.0.0.1:5000/", "k8s.gcr.io = http://m2"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(mirrors_of(&m, "docker.io"), vec!["http://hub-mirror:5000"]);
+        assert_eq!(mirrors_of(&m, "registry.k8s.io"), vec!["http://127.0.0.1:5000"]);
+        assert_eq!(mirrors_of(&m, "gcr.io"), vec!["http://127.0.0.1:5000/"]);
+        assert_eq!(mirrors_of(&m, "k8s.gcr.io"), vec!["http://m2"]);
+        assert!(mirrors_of(&m, "quay.io").is_empty());
+        let hub = vec!["docker.io=http://a".to_string()];
+        assert_eq!(mirrors_of(&hub, "docker.io"), vec!["http://a"]);
     }
 }

@@ -116,6 +116,8 @@ pub struct Logger(Inner);
 
 enum Inner {
     JsonFile(JsonFileLog),
+    /// The kubelet's CRI format: lines of its own, not messages.
+    Cri(crate::crilog::CriLog),
     Messages { splitter: Splitter, sink: Box<dyn Sink>, cache: Option<local::LocalLog> },
 }
 
@@ -131,6 +133,10 @@ impl Logger {
             "json-file" => {
                 let Some(p) = &cfg.path else { return Ok(None) };
                 return JsonFileLog::open(p, cfg.max_size, cfg.max_files).map(|l| Some(Logger(Inner::JsonFile(l)))).map_err(|e| format!("open log {}: {e}", p.display()));
+            }
+            "cri" => {
+                let Some(p) = &cfg.path else { return Ok(None) };
+                return crate::crilog::CriLog::open(p).map(|l| Some(Logger(Inner::Cri(l)))).map_err(|e| format!("open log {}: {e}", p.display()));
             }
             "local" => {
                 let p = cfg.path.as_ref().ok_or("the local driver needs a path")?;
@@ -153,6 +159,7 @@ impl Logger {
     pub fn write(&mut self, stream: u8, data: &[u8]) -> std::io::Result<()> {
         match &mut self.0 {
             Inner::JsonFile(l) => l.write(stream, data),
+            Inner::Cri(l) => l.write(stream, data),
             Inner::Messages { splitter, sink, cache } => {
                 let mut first_err = None;
                 splitter.feed(stream, data, &mut |m| deliver(sink.as_mut(), cache.as_mut(), &m, &mut first_err));
@@ -165,11 +172,24 @@ impl Logger {
     pub fn flush(&mut self) -> std::io::Result<()> {
         match &mut self.0 {
             Inner::JsonFile(l) => l.flush(),
+            Inner::Cri(l) => l.flush(),
             Inner::Messages { splitter, sink, cache } => {
                 let mut first_err = None;
                 splitter.flush(&mut |m| deliver(sink.as_mut(), cache.as_mut(), &m, &mut first_err));
                 first_err.map_or(Ok(()), Err)
             }
+        }
+    }
+}
+
+impl Logger {
+    /// Reopens the file at its path (CRI logs, after the kubelet rotated them); drivers
+    /// that write no file have nothing to reopen.
+    pub fn reopen(&mut self) -> std::io::Result<()> {
+        match &mut self.0 {
+            Inner::JsonFile(l) => l.reopen(),
+            Inner::Cri(l) => l.reopen(),
+            Inner::Messages { .. } => Ok(()),
         }
     }
 }
@@ -248,7 +268,7 @@ fn known_opts(driver: &str) -> Option<&'static [&'static str]> {
 
 /// Whether the driver's log can be read back (the others read their cache).
 pub fn readable(driver: &str) -> bool {
-    matches!(driver, "json-file" | "local" | "")
+    matches!(driver, "json-file" | "local" | "cri" | "")
 }
 
 fn parse_bool(v: &str) -> Option<bool> {
