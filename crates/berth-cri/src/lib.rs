@@ -26,6 +26,7 @@ pub mod api {
 
 mod cni;
 mod container;
+mod deadline;
 mod error;
 mod events;
 mod exec;

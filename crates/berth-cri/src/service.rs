@@ -49,6 +49,7 @@ pub(crate) async fn serve(cri: Arc<Cri>, socket: &Path) -> Result<(), CriError> 
     let runtime = RuntimeServiceServer::new(Service(cri.clone())).max_decoding_message_size(MAX_MESSAGE).max_encoding_message_size(MAX_MESSAGE);
     let image = ImageServiceServer::new(Service(cri)).max_decoding_message_size(MAX_MESSAGE).max_encoding_message_size(MAX_MESSAGE);
     tonic::transport::Server::builder()
+        .layer(tower::layer::layer_fn(crate::deadline::Deadline))
         .add_service(runtime)
         .add_service(image)
         .serve_with_incoming(UnixListenerStream::new(listener))

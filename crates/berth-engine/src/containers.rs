@@ -599,8 +599,8 @@ impl Engine {
         })?;
         undo.shim = Some(self.shim_socket_of(&id));
         ph.mark("shim");
-        // Reap an exec'd shim when it ends (after the container), so it leaves no zombie;
-        // a forked one is the zygote's child, reaped by the kernel.
+        // Reap what we started (an exec'd shim, or a new zygote) when it ends, so it
+        // leaves no zombie; a forked shim is the zygote's child.
         if let Some(child) = child {
             crate::reaper::adopt(child);
         }

@@ -98,7 +98,8 @@ pub(crate) fn readable(rec: &ContainerRecord, data_root: &Path) -> Result<Readab
     let dir = ContainerRecord::dir(data_root, &rec.id);
     let opts: BTreeMap<String, String> = lc.config.clone().unwrap_or_default().into_iter().collect();
     match lc.kind.as_str() {
-        "" | "json-file" => Ok(Readable::JsonFile(PathBuf::from(&rec.log_path))),
+        // CRI-format files are read by the same reader (it takes both line formats).
+        "" | "json-file" | "cri" => Ok(Readable::JsonFile(PathBuf::from(&rec.log_path))),
         "local" => Ok(Readable::Local(local_path(&dir))),
         "none" => Err(Error::not_implemented("configured logging driver does not support reading")),
         d if logdriver::wants_cache(d, &opts) => Ok(Readable::Local(cache_path(&dir))),

@@ -26,15 +26,16 @@ pub enum SpawnError {
 /// container is created. With `zygote` (the socket of a [`crate::zygote`]; started here
 /// when none answers), the shim is forked from the zygote and shares its relocated
 /// pages; otherwise, or if no zygote can be had, `exe shim <state-dir>` is exec'd. Returns
-/// the exec'd shim process (the caller reaps it; None for a forked one) and the
-/// container's init pid. The shim's own stderr goes to `<state-dir>/shim.log`.
+/// a child for the caller to reap (the exec'd shim, or the zygote when this call started
+/// it; a forked shim is the zygote's child) and the container's init pid. The shim's own
+/// stderr goes to `<state-dir>/shim.log`.
 pub fn spawn(exe: &Path, cfg: &ShimConfig, zygote: Option<&Path>) -> Result<(Option<Child>, i32), SpawnError> {
     std::fs::create_dir_all(&cfg.state_dir)?;
     crate::server::write_atomic(&cfg.state_dir.join(ShimConfig::FILE), &serde_json::to_vec_pretty(cfg).map_err(io::Error::other)?)?;
     let _ = std::fs::remove_file(cfg.exit_file());
     if let Some(z) = zygote.filter(|_| std::env::var_os("BERTH_SHIM_EXEC").is_none()) {
         match spawn_forked(exe, z, cfg) {
-            Ok(pid) => return Ok((None, pid)),
+            Ok(forked) => return Ok(forked),
             // The shim ran and the container could not be made: that is the answer.
             Err(e @ (SpawnError::Create(_) | SpawnError::NoReport)) => return Err(e),
             // No zygote to be had: exec the shim as always.
@@ -48,11 +49,12 @@ pub fn spawn(exe: &Path, cfg: &ShimConfig, zygote: Option<&Path>) -> Result<(Opt
 static ZYGOTE_START: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// A zygote of this very binary answering on `socket`: the running one, or a new one.
-fn ensure_zygote(exe: &Path, socket: &Path) -> io::Result<()> {
+/// A zygote started here is returned, for the caller to reap when it ends.
+fn ensure_zygote(exe: &Path, socket: &Path) -> io::Result<Option<Child>> {
     let _one = ZYGOTE_START.lock().unwrap_or_else(|p| p.into_inner());
     let me = crate::zygote::exe_identity(exe);
     match crate::zygote::call(socket, &crate::zygote::ZygoteRequest::Hello, None) {
-        Ok(r) if r.ok && r.exe == me => return Ok(()),
+        Ok(r) if r.ok && r.exe == me => return Ok(None),
         // A zygote of another build (the daemon was upgraded): it retires.
         Ok(_) => {
             let _ = crate::zygote::call(socket, &crate::zygote::ZygoteRequest::Quit, None);
@@ -77,9 +79,8 @@ fn ensure_zygote(exe: &Path, socket: &Path) -> io::Result<()> {
         if let Ok(r) = crate::zygote::call(socket, &crate::zygote::ZygoteRequest::Hello, None)
             && r.ok
         {
-            // Reaped when it ends (killed, or retired by a newer daemon).
-            std::thread::spawn(move || child.wait());
-            return Ok(());
+            // Reaped by the caller when it ends (killed, or retired by a newer daemon).
+            return Ok(Some(child));
         }
         if let Ok(Some(_)) = child.try_wait() {
             break;
@@ -91,17 +92,30 @@ fn ensure_zygote(exe: &Path, socket: &Path) -> io::Result<()> {
     Err(io::Error::other("the shim zygote did not start"))
 }
 
-fn spawn_forked(exe: &Path, socket: &Path, cfg: &ShimConfig) -> Result<i32, SpawnError> {
-    ensure_zygote(exe, socket)?;
-    let (ready_r, ready_w) = crate::fdio::pipe()?;
-    let resp = crate::zygote::call(socket, &crate::zygote::ZygoteRequest::Spawn { state_dir: cfg.state_dir.clone() }, Some(ready_w.as_raw_fd()))?;
-    drop(ready_w);
-    if !resp.ok {
-        return Err(SpawnError::Io(io::Error::other(resp.error)));
-    }
-    match read_ready(ready_r)? {
-        r if r.ok => Ok(r.pid),
-        r => Err(SpawnError::Create(r.error)),
+/// The shim's pid, and the zygote if this call started it.
+fn spawn_forked(exe: &Path, socket: &Path, cfg: &ShimConfig) -> Result<(Option<Child>, i32), SpawnError> {
+    let zygote = ensure_zygote(exe, socket)?;
+    let fork = || -> Result<i32, SpawnError> {
+        let (ready_r, ready_w) = crate::fdio::pipe()?;
+        let resp = crate::zygote::call(socket, &crate::zygote::ZygoteRequest::Spawn { state_dir: cfg.state_dir.clone() }, Some(ready_w.as_raw_fd()))?;
+        drop(ready_w);
+        if !resp.ok {
+            return Err(SpawnError::Io(io::Error::other(resp.error)));
+        }
+        match read_ready(ready_r)? {
+            r if r.ok => Ok(r.pid),
+            r => Err(SpawnError::Create(r.error)),
+        }
+    };
+    match fork() {
+        Ok(pid) => Ok((zygote, pid)),
+        Err(e) => {
+            if let Some(mut z) = zygote {
+                // Rare (a new zygote and a failed start): a thread reaps it.
+                std::thread::spawn(move || z.wait());
+            }
+            Err(e)
+        }
     }
 }
 
