@@ -222,7 +222,7 @@ fn plain_attach(e: Arc<Engine>, spec: AttachSpec, mut rx: tokio::sync::broadcast
             && let Ok((_, mut lines)) = e.logs(&spec.id, LogOptions { stdout: spec.stdout, stderr: spec.stderr, ..Default::default() }) {
                 while let Some(l) = lines.recv().await {
                     let s = if l.stream == 2 { Stream::Stderr } else { Stream::Stdout };
-                    let b = if spec.tty { l.data.clone() } else { Bytes::from(stdcopy::encode(s, &l.data)) };
+                    let b = if spec.tty { l.data.clone() } else { Bytes::from(stdcopy::encode_lines(s, &l.data)) };
                     if tx.send(Ok(b)).await.is_err() {
                         return;
                     }
@@ -282,7 +282,8 @@ pub async fn logs(State(e): St, Path(id): Path<String>, req: Request) -> ApiResu
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
         while let Some(l) = lines.recv().await {
-            let b = if tty { l.data } else { Bytes::from(stdcopy::encode(if l.stream == 2 { Stream::Stderr } else { Stream::Stdout }, &l.data)) };
+            // Chunks of lines come; dockerd sends a frame per line.
+            let b = if tty { l.data } else { Bytes::from(stdcopy::encode_lines(if l.stream == 2 { Stream::Stderr } else { Stream::Stdout }, &l.data)) };
             if tx.send(Ok(b)).await.is_err() {
                 return;
             }

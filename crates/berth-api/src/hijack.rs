@@ -182,7 +182,8 @@ pub async fn run_attach(engine: Arc<Engine>, spec: AttachSpec, mut out_rx: broad
         if let Ok((_, mut lines)) = engine.logs(&spec.id, opts) {
             while let Some(l) = lines.recv().await {
                 let stream = if l.stream == 2 { Stream::Stderr } else { Stream::Stdout };
-                if wr.write_all(&frame(spec.tty, stream, &l.data)).await.is_err() {
+                let b = if spec.tty { l.data } else { Bytes::from(stdcopy::encode_lines(stream, &l.data)) };
+                if wr.write_all(&b).await.is_err() {
                     return;
                 }
             }

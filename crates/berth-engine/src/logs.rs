@@ -1,6 +1,7 @@
 //! Reading a container's json-file log (and its rotated files) for `docker logs`:
 //! stdout/stderr selection, since/until, tail, timestamps, follow across rotations.
 
+use std::borrow::Cow;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,26 +36,34 @@ pub struct LogLine {
 }
 
 #[derive(Deserialize)]
-struct Record {
-    log: String,
-    stream: String,
-    time: String,
+struct Record<'a> {
+    #[serde(borrow)]
+    log: Cow<'a, str>,
+    #[serde(borrow)]
+    stream: Cow<'a, str>,
+    #[serde(borrow)]
+    time: Cow<'a, str>,
 }
 
-fn parse_line(line: &str) -> Option<(u8, String, DateTime<Utc>)> {
-    if !line.starts_with('{') {
-        return parse_cri_line(line);
+/// One line of a log file: its stream, its text and its time, left as text (most reads
+/// never need it parsed).
+struct Entry<'a> {
+    stream: u8,
+    log: Cow<'a, str>,
+    time: Cow<'a, str>,
+}
+
+/// A json-file record, or a line of a CRI-format log (containers made through the CRI):
+/// `<time> <stream> <F|P> <text>`, where a full record ends its line and a partial one
+/// continues in the next.
+fn parse_entry(line: &[u8]) -> Option<Entry<'_>> {
+    if line.first() == Some(&b'{') {
+        let r: Record = serde_json::from_slice(line).ok()?;
+        return Some(Entry { stream: if r.stream == "stderr" { 2 } else { 1 }, log: r.log, time: r.time });
     }
-    let r: Record = serde_json::from_str(line).ok()?;
-    let t = crate::util::parse_rfc3339(&r.time)?;
-    Some((if r.stream == "stderr" { 2 } else { 1 }, r.log, t))
-}
-
-/// A line of a CRI-format log (containers made through the CRI): `<time> <stream>
-/// <F|P> <text>`; a full record ends its line, a partial one continues in the next.
-fn parse_cri_line(line: &str) -> Option<(u8, String, DateTime<Utc>)> {
+    let line = std::str::from_utf8(line).ok()?;
     let mut f = line.splitn(4, ' ');
-    let t = crate::util::parse_rfc3339(f.next()?)?;
+    let time = f.next()?;
     let stream = match f.next()? {
         "stdout" => 1,
         "stderr" => 2,
@@ -62,7 +71,51 @@ fn parse_cri_line(line: &str) -> Option<(u8, String, DateTime<Utc>)> {
     };
     let full = f.next()? == "F";
     let text = f.next().unwrap_or("");
-    Some((stream, if full { format!("{text}\n") } else { text.to_string() }, t))
+    Some(Entry { stream, log: if full { Cow::Owned(format!("{text}\n")) } else { Cow::Borrowed(text) }, time: Cow::Borrowed(time) })
+}
+
+#[cfg(test)]
+fn parse_line(line: &str) -> Option<(u8, String, DateTime<Utc>)> {
+    let e = parse_entry(line.as_bytes())?;
+    Some((e.stream, e.log.into_owned(), crate::util::parse_rfc3339(&e.time)?))
+}
+
+/// Lines on their way to the client, gathered into chunks of one stream (the API frames
+/// them line by line again): a channel message per 64 KiB rather than per line.
+struct Batch<'a> {
+    tx: &'a mpsc::Sender<LogLine>,
+    stream: u8,
+    buf: Vec<u8>,
+}
+
+const BATCH: usize = 64 << 10;
+
+impl<'a> Batch<'a> {
+    fn new(tx: &'a mpsc::Sender<LogLine>) -> Self {
+        Batch { tx, stream: 1, buf: Vec::with_capacity(BATCH + 512) }
+    }
+
+    /// False when the client is gone.
+    fn push(&mut self, stream: u8, time: Option<&DateTime<Utc>>, log: &[u8]) -> bool {
+        if stream != self.stream && !self.flush() {
+            return false;
+        }
+        self.stream = stream;
+        if let Some(t) = time {
+            self.buf.extend_from_slice(t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true).as_bytes());
+            self.buf.push(b' ');
+        }
+        self.buf.extend_from_slice(log);
+        self.buf.len() < BATCH || self.flush()
+    }
+
+    fn flush(&mut self) -> bool {
+        if self.buf.is_empty() {
+            return true;
+        }
+        let data = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(BATCH + 512)));
+        self.tx.blocking_send(LogLine { stream: self.stream, data }).is_ok()
+    }
 }
 
 /// Rotated files oldest first, then the live one.
@@ -84,6 +137,19 @@ fn log_files(path: &Path) -> Vec<PathBuf> {
 }
 
 impl LogOptions {
+    /// Whether `e` is shown, and then its time if the client asked for times (or since
+    /// and until need it). Only then is the time parsed.
+    fn select(&self, e: &Entry) -> Option<Option<DateTime<Utc>>> {
+        if !(e.stream == 1 && self.stdout || e.stream == 2 && self.stderr) {
+            return None;
+        }
+        if self.since.is_none() && self.until.is_none() && !self.timestamps {
+            return Some(None);
+        }
+        let t = crate::util::parse_rfc3339(&e.time)?;
+        self.keep(e.stream, &t).then_some(self.timestamps.then_some(t))
+    }
+
     fn keep(&self, stream: u8, t: &DateTime<Utc>) -> bool {
         (stream == 1 && self.stdout || stream == 2 && self.stderr)
             && self.since.is_none_or(|s| *t >= s)
@@ -114,52 +180,59 @@ impl Engine {
                 return Ok((rec.config.tty, rx));
             }
         };
-        let (tx, rx) = mpsc::channel(256);
+        let (tx, rx) = mpsc::channel(64);
         let watch = c.watch();
         tokio::task::spawn_blocking(move || {
             let files = log_files(&path);
-            // Past lines (with tail applied).
-            let mut past: std::collections::VecDeque<LogLine> = std::collections::VecDeque::new();
+            let mut out = Batch::new(&tx);
+            // With a tail, past lines are kept until the end is known; without, they go
+            // as they are read.
+            let mut past: std::collections::VecDeque<(u8, Option<DateTime<Utc>>, Vec<u8>)> = std::collections::VecDeque::new();
             let mut offset = 0u64;
+            let mut line = Vec::with_capacity(4096);
             for (i, f) in files.iter().enumerate() {
                 let Ok(file) = std::fs::File::open(f) else { continue };
-                let mut r = BufReader::new(file);
-                let mut line = String::new();
+                let mut r = BufReader::with_capacity(256 << 10, file);
                 let mut pos = 0u64;
                 loop {
                     line.clear();
-                    match r.read_line(&mut line) {
+                    match r.read_until(b'\n', &mut line) {
                         Ok(0) | Err(_) => break,
                         Ok(n) => {
-                            if !line.ends_with('\n') {
+                            if line.last() != Some(&b'\n') {
                                 // A record being written: the follow loop takes it from here.
                                 break;
                             }
                             pos += n as u64;
                         }
                     }
-                    if let Some((s, log, t)) = parse_line(line.trim_end())
-                        && opts.keep(s, &t) {
-                            past.push_back(opts.render(s, log, &t));
-                            if let Some(n) = opts.tail
-                                && past.len() > n {
-                                    past.pop_front();
-                                }
+                    let Some(e) = parse_entry(&line[..line.len() - 1]) else { continue };
+                    let Some(t) = opts.select(&e) else { continue };
+                    match opts.tail {
+                        None => {
+                            if !out.push(e.stream, t.as_ref(), e.log.as_bytes()) {
+                                return;
+                            }
                         }
+                        Some(0) => {}
+                        Some(n) => {
+                            if past.len() == n {
+                                past.pop_front();
+                            }
+                            past.push_back((e.stream, t, e.log.into_owned().into_bytes()));
+                        }
+                    }
                 }
                 if i == files.len() - 1 {
                     offset = pos;
                 }
             }
-            if opts.tail == Some(0) {
-                past.clear();
-            }
-            for l in past {
-                if tx.blocking_send(l).is_err() {
+            for (s, t, log) in past {
+                if !out.push(s, t.as_ref(), &log) {
                     return;
                 }
             }
-            if !opts.follow {
+            if !out.flush() || !opts.follow {
                 return;
             }
             follow(&path, offset, &opts, &tx, watch);
@@ -178,7 +251,6 @@ fn follow(path: &Path, mut offset: u64, opts: &LogOptions, tx: &mpsc::Sender<Log
     let ino_of = |f: &std::fs::File| f.metadata().map(|m| m.ino()).unwrap_or(0);
     let mut file = std::fs::File::open(path).ok();
     let mut ino = file.as_ref().map(ino_of).unwrap_or(0);
-    let mut partial = String::new();
     let mut stopped_reads = 0;
     loop {
         if tx.is_closed() {
@@ -191,7 +263,7 @@ fn follow(path: &Path, mut offset: u64, opts: &LogOptions, tx: &mpsc::Sender<Log
         let mut got = false;
         if let Some(f) = file.as_mut()
             && f.seek(SeekFrom::Start(offset)).is_ok() {
-                match read_new(&mut BufReader::new(&*f), &mut partial, opts, tx) {
+                match read_new(&mut BufReader::with_capacity(256 << 10, &*f), opts, tx) {
                     Some(n) => {
                         got = n > 0;
                         offset += n;
@@ -208,7 +280,6 @@ fn follow(path: &Path, mut offset: u64, opts: &LogOptions, tx: &mpsc::Sender<Log
                     ino = ino_of(&f);
                     file = Some(f);
                     offset = 0;
-                    partial.clear();
                     continue;
                 }
         }
@@ -226,26 +297,29 @@ fn follow(path: &Path, mut offset: u64, opts: &LogOptions, tx: &mpsc::Sender<Log
 }
 
 /// Reads complete lines; returns bytes consumed, or None when the client is gone.
-fn read_new(r: &mut impl BufRead, partial: &mut String, opts: &LogOptions, tx: &mpsc::Sender<LogLine>) -> Option<u64> {
+fn read_new(r: &mut impl BufRead, opts: &LogOptions, tx: &mpsc::Sender<LogLine>) -> Option<u64> {
     let mut consumed = 0u64;
-    let mut buf = String::new();
+    let mut out = Batch::new(tx);
+    let mut line = Vec::with_capacity(4096);
     loop {
-        buf.clear();
-        match r.read_line(&mut buf) {
-            Ok(0) | Err(_) => return Some(consumed),
+        line.clear();
+        match r.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => break,
             Ok(n) => {
-                if !buf.ends_with('\n') {
-                    return Some(consumed);
+                if line.last() != Some(&b'\n') {
+                    break;
                 }
                 consumed += n as u64;
-                partial.clear();
-                if let Some((s, log, t)) = parse_line(buf.trim_end())
-                    && opts.keep(s, &t) && tx.blocking_send(opts.render(s, log, &t)).is_err() {
-                        return None;
-                    }
+                if let Some(e) = parse_entry(&line[..line.len() - 1])
+                    && let Some(t) = opts.select(&e)
+                    && !out.push(e.stream, t.as_ref(), e.log.as_bytes())
+                {
+                    return None;
+                }
             }
         }
     }
+    out.flush().then_some(consumed)
 }
 
 /// A `local` entry as a log line: the newline back on whole lines.
