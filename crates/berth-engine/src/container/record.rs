@@ -193,6 +193,11 @@ pub struct UserNs {
     pub gids: Vec<IdMap>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub of: Option<String>,
+    /// Made by the daemon's `--userns-remap` (crate::remap), not asked for by a pod: as
+    /// dockerd, what the container binds from the host keeps the host's ownership (not
+    /// id-mapped), so the remapped root is nobody to a root-only host file.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub remap: bool,
 }
 
 /// `container_id` .. `container_id + size` inside is `host_id` .. outside.
