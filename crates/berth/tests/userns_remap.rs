@@ -231,6 +231,46 @@ fn the_mapping_survives_a_daemon_sigkill_and_a_restart() {
 }
 
 #[test]
+fn commit_export_and_build_record_owners_as_the_container_saw_them() {
+    let user = RemapUser::new(6, true);
+    let d = daemon(&user);
+    // On disk the container's files are the subordinate ids'; in an image or an export
+    // they are what the container saw.
+    run_ok(d.docker().args(["run", "--name", "cm", "busybox", "sh", "-c", "echo hi > /made; mkdir /dir; chown 5:6 /dir"]));
+    run_ok(d.docker().args(["commit", "cm", "committed:1"]));
+    let out = run_ok(d.docker().args(["run", "--rm", "committed:1", "stat", "-c", "%n %u %g", "/made", "/dir", "/bin/busybox"]));
+    assert_eq!(out, "/made 0 0\n/dir 5 6\n/bin/busybox 0 0\n");
+    let tar = d.docker().args(["export", "cm"]).output().unwrap();
+    assert!(tar.status.success());
+    let listing = tar_listing(&tar.stdout);
+    for (name, want) in [("made", "0/0"), ("dir/", "5/6"), ("bin/busybox", "0/0")] {
+        assert!(listing.iter().any(|(n, o)| n.trim_start_matches("./") == name && o == want), "{name} {want}: {listing:?}");
+    }
+    let ctx = d.dir.join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nRUN echo x > /built && chown 7:8 /built\n").unwrap();
+    let out = d.docker().args(["build", "-q", "-t", "built:1"]).arg(&ctx).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(run_ok(d.docker().args(["run", "--rm", "built:1", "stat", "-c", "%u %g", "/built"])), "7 8\n");
+    // And the same image run with --userns=host: the real ids.
+    assert_eq!(run_ok(d.docker().args(["run", "--rm", "--userns=host", "built:1", "stat", "-c", "%u %g", "/built"])), "7 8\n");
+}
+
+/// (name, "uid/gid") of each entry of a tar stream (`tar -tv`'s owner column).
+fn tar_listing(data: &[u8]) -> Vec<(String, String)> {
+    let mut child = Command::new("tar").args(["--numeric-owner", "-tvf", "-"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.last().unwrap_or(&"").to_string(), f.get(1).unwrap_or(&"").to_string())
+        })
+        .collect()
+}
+
+#[test]
 fn a_bad_remap_user_stops_the_daemon_with_one_line() {
     let no_ranges = RemapUser::new(5, false);
     let dir = tempfile::tempdir().unwrap();

@@ -209,6 +209,12 @@ pub struct IdMap {
 }
 
 impl UserNs {
+    /// The host ids of the namespace's files back to its own (for commit and export).
+    pub fn unmap(&self) -> berth_image::layer::diff::IdUnmap {
+        let r = |m: &[IdMap]| m.iter().map(|m| (m.container_id, m.host_id, m.size)).collect();
+        berth_image::layer::diff::IdUnmap { uids: r(&self.uids), gids: r(&self.gids) }
+    }
+
     /// The host ids of the namespace's root (uid, gid), if it maps one.
     pub fn root(&self) -> Option<(u32, u32)> {
         let host = |m: &[IdMap]| m.iter().find(|m| m.container_id == 0 && m.size > 0).map(|m| m.host_id);
