@@ -152,7 +152,17 @@ impl Engine {
             }
             // Entries are resolved inside `root`, relative to the extraction point.
             let base_rel = dir_path.strip_prefix(&root).map(|p| p.to_path_buf()).unwrap_or_default();
-            extract(&root, &base_rel, input, no_overwrite_dir_non_dir, copy_uid_gid)
+            // In a user namespace (--userns-remap) what is copied in belongs to its ids:
+            // the archive's (-a) mapped, else its root, as dockerd does.
+            let owner = |uid: Option<u32>, gid: Option<u32>| -> Option<(u32, u32)> {
+                match (&rec.ext.userns, copy_uid_gid) {
+                    (None, true) => Some((uid?, gid?)),
+                    (None, false) => None,
+                    (Some(ns), true) => ns.to_host(uid.unwrap_or(0), gid.unwrap_or(0)).or_else(|| ns.root()),
+                    (Some(ns), false) => ns.root(),
+                }
+            };
+            extract(&root, &base_rel, input, no_overwrite_dir_non_dir, &owner)
         })
         .await?;
         self.emit_container(&c.snapshot(), "extract-to-dir", &[]);
@@ -170,7 +180,9 @@ fn split_last(rel: &str) -> (String, String) {
 
 /// Safe tar extraction under `root` (every path resolved with RESOLVE_IN_ROOT; no
 /// entry may climb out with `..` or an absolute name).
-fn extract<R: Read>(root: &Path, base: &Path, input: R, no_overwrite_dir_non_dir: bool, copy_uid_gid: bool) -> Result<()> {
+/// `owner(uid, gid)` of the archive's entry: the host ids to give it (None: the
+/// daemon's own, as written).
+fn extract<R: Read>(root: &Path, base: &Path, input: R, no_overwrite_dir_non_dir: bool, owner: &dyn Fn(Option<u32>, Option<u32>) -> Option<(u32, u32)>) -> Result<()> {
     let mut ar = tar::Archive::new(input);
     for entry in ar.entries().map_err(|e| Error::invalid(format!("reading archive: {e}")))? {
         let mut entry = entry.map_err(|e| Error::invalid(format!("reading archive: {e}")))?;
@@ -251,8 +263,8 @@ fn extract<R: Read>(root: &Path, base: &Path, input: R, no_overwrite_dir_non_dir
             let fd = rustix::fs::openat(&parent, file.as_str(), OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
             let path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
             let _ = std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode));
-            if copy_uid_gid {
-                let _ = std::os::unix::fs::chown(&path, h.uid().ok().map(|u| u as u32), h.gid().ok().map(|g| g as u32));
+            if let Some((uid, gid)) = owner(h.uid().ok().map(|u| u as u32), h.gid().ok().map(|g| g as u32)) {
+                let _ = std::os::unix::fs::chown(&path, Some(uid), Some(gid));
             }
             if let Ok(mtime) = h.mtime() {
                 let ts = rustix::fs::Timestamps {
@@ -262,14 +274,8 @@ fn extract<R: Read>(root: &Path, base: &Path, input: R, no_overwrite_dir_non_dir
                 let _ = rustix::fs::utimensat(&parent, file.as_str(), &ts, AtFlags::SYMLINK_NOFOLLOW);
             }
             drop(fd);
-        } else if copy_uid_gid {
-            let _ = rustix::fs::chownat(
-                &parent,
-                file.as_str(),
-                h.uid().ok().map(|u| rustix::fs::Uid::from_raw(u as u32)),
-                h.gid().ok().map(|g| rustix::fs::Gid::from_raw(g as u32)),
-                AtFlags::SYMLINK_NOFOLLOW,
-            );
+        } else if let Some((uid, gid)) = owner(h.uid().ok().map(|u| u as u32), h.gid().ok().map(|g| g as u32)) {
+            let _ = rustix::fs::chownat(&parent, file.as_str(), Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)), AtFlags::SYMLINK_NOFOLLOW);
         }
         let _ = parent.as_fd();
     }
@@ -314,12 +320,12 @@ mod tests {
         b.append_data(&mut h2, "ok/y", &b"yes"[..]).unwrap();
         let data = b.into_inner().unwrap();
         // The link's target does not exist inside the root: refused, nothing written.
-        assert!(extract(&root, Path::new("dst"), &data[..], false, false).is_err());
+        assert!(extract(&root, Path::new("dst"), &data[..], false, &|_, _| None).is_err());
         assert!(!outside.join("x").exists(), "nothing may be written outside the root");
         // With the target present inside the root, the link resolves there.
         let inside = root.join(outside.strip_prefix("/").unwrap());
         std::fs::create_dir_all(&inside).unwrap();
-        extract(&root, Path::new("dst"), &data[..], false, false).unwrap();
+        extract(&root, Path::new("dst"), &data[..], false, &|_, _| None).unwrap();
         assert!(!outside.join("x").exists(), "nothing may be written outside the root");
         assert_eq!(std::fs::read(inside.join("x")).unwrap(), b"hi");
         assert_eq!(std::fs::read(root.join("dst/ok/y")).unwrap(), b"yes");

@@ -135,6 +135,13 @@ fn container_root_is_the_first_subordinate_uid_and_owns_its_volume() {
     assert_eq!(map.split_whitespace().collect::<Vec<_>>(), ["0", &start, "65536"]);
     let logs = eventually("the container's log", || Some(run_ok(d.docker().args(["logs", "app"]))).filter(|l| l.contains("started")));
     assert_eq!(logs, "started\n");
+    // docker cp into it: the file is its root's (with -a: the archive's ids, mapped).
+    let src = d.dir.join("to-copy");
+    std::fs::write(&src, "copied\n").unwrap();
+    std::os::unix::fs::chown(&src, Some(1234), Some(1235)).unwrap();
+    run_ok(d.docker().arg("cp").arg(&src).arg("app:/tmp/plain"));
+    run_ok(d.docker().args(["cp", "-a"]).arg(&src).arg("app:/tmp/archived"));
+    assert_eq!(run_ok(d.docker().args(["exec", "app", "stat", "-c", "%u %g", "/tmp/plain", "/tmp/archived"])), "0 0\n1234 1235\n");
     // The inspect still says what was asked (nothing).
     assert_eq!(run_ok(d.docker().args(["inspect", "-f", "[{{.HostConfig.UsernsMode}}]", "app"])).trim(), "[]");
     run_ok(d.docker().args(["rm", "-f", "app"]));

@@ -209,6 +209,12 @@ pub struct IdMap {
 }
 
 impl UserNs {
+    /// The host ids of the namespace's uid and gid (None: not mapped).
+    pub fn to_host(&self, uid: u32, gid: u32) -> Option<(u32, u32)> {
+        let host = |m: &[IdMap], id: u32| m.iter().find(|m| id >= m.container_id && id - m.container_id < m.size).map(|m| m.host_id + (id - m.container_id));
+        Some((host(&self.uids, uid)?, host(&self.gids, gid)?))
+    }
+
     /// The host ids of the namespace's files back to its own (for commit and export).
     pub fn unmap(&self) -> berth_image::layer::diff::IdUnmap {
         let r = |m: &[IdMap]| m.iter().map(|m| (m.container_id, m.host_id, m.size)).collect();
