@@ -121,16 +121,47 @@ impl Engine {
             let parent = open_in_root(&root, &dir, OFlags::PATH | OFlags::DIRECTORY).map_err(|_| not_found(&path, &rec.id))?;
             let parent_path = real_path(&parent)?;
             let target = if name.is_empty() { parent_path } else { parent_path.join(&name) };
+            let write = move |out: &mut dyn Write| -> std::io::Result<()> {
+                let mut b = tar::Builder::new(out);
+                b.follow_symlinks(false);
+                let meta = std::fs::symlink_metadata(&target)?;
+                if meta.is_dir() {
+                    b.append_dir_all(&st.name, &target)?;
+                } else {
+                    b.append_path_with_name(&target, &st.name)?;
+                }
+                b.into_inner()?.flush()
+            };
+            let Some(ns) = rec.ext.userns.clone() else {
+                let mut out = out;
+                return Ok(write(&mut out)?);
+            };
+            // In a user namespace (--userns-remap): the owners as the container sees
+            // them. The tar goes through a pipe and its headers are rewritten.
+            let (r, mut w) = std::io::pipe()?;
+            let producer = std::thread::spawn(move || write(&mut w));
             let mut b = tar::Builder::new(out);
-            b.follow_symlinks(false);
-            let meta = std::fs::symlink_metadata(&target)?;
-            if meta.is_dir() {
-                b.append_dir_all(&st.name, &target)?;
-            } else {
-                b.append_path_with_name(&target, &st.name)?;
-            }
-            b.into_inner()?.flush()?;
-            Ok(())
+            let copied = (|| -> std::io::Result<()> {
+                for e in tar::Archive::new(r).entries()? {
+                    let mut e = e?;
+                    let mut h = e.header().clone();
+                    let (uid, gid) = ns.to_inside(h.uid()? as u32, h.gid()? as u32);
+                    h.set_uid(uid as u64);
+                    h.set_gid(gid as u64);
+                    let path = e.path()?.into_owned();
+                    match e.link_name()? {
+                        Some(l) if h.entry_type().is_symlink() || h.entry_type().is_hard_link() => {
+                            let l = l.into_owned();
+                            b.append_link(&mut h, &path, &l)?
+                        }
+                        _ => b.append_data(&mut h, &path, &mut e)?,
+                    }
+                }
+                b.into_inner()?.flush()
+            })();
+            let produced = producer.join().map_err(|_| Error::system("writing the archive failed"))?;
+            copied?;
+            Ok(produced?)
         })
         .await?;
         Ok(stat)

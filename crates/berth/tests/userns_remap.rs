@@ -142,6 +142,13 @@ fn container_root_is_the_first_subordinate_uid_and_owns_its_volume() {
     run_ok(d.docker().arg("cp").arg(&src).arg("app:/tmp/plain"));
     run_ok(d.docker().args(["cp", "-a"]).arg(&src).arg("app:/tmp/archived"));
     assert_eq!(run_ok(d.docker().args(["exec", "app", "stat", "-c", "%u %g", "/tmp/plain", "/tmp/archived"])), "0 0\n1234 1235\n");
+    // And out of it: the owners it sees, not the subordinate ids.
+    let tar = d.docker().args(["cp", "app:/tmp", "-"]).output().unwrap();
+    assert!(tar.status.success(), "{}", String::from_utf8_lossy(&tar.stderr));
+    let listing = tar_listing(&tar.stdout);
+    for (name, want) in [("tmp/plain", "0/0"), ("tmp/archived", "1234/1235")] {
+        assert!(listing.iter().any(|(n, o)| n == name && o == want), "{name} {want}: {listing:?}");
+    }
     // The inspect still says what was asked (nothing).
     assert_eq!(run_ok(d.docker().args(["inspect", "-f", "[{{.HostConfig.UsernsMode}}]", "app"])).trim(), "[]");
     run_ok(d.docker().args(["rm", "-f", "app"]));

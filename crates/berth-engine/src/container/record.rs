@@ -215,6 +215,12 @@ impl UserNs {
         Some((host(&self.uids, uid)?, host(&self.gids, gid)?))
     }
 
+    /// Host ids as the namespace sees them (ids it does not map stay as they are).
+    pub fn to_inside(&self, uid: u32, gid: u32) -> (u32, u32) {
+        let back = |m: &[IdMap], id: u32| m.iter().find(|m| id >= m.host_id && id - m.host_id < m.size).map_or(id, |m| m.container_id + (id - m.host_id));
+        (back(&self.uids, uid), back(&self.gids, gid))
+    }
+
     /// The host ids of the namespace's files back to its own (for commit and export).
     pub fn unmap(&self) -> berth_image::layer::diff::IdUnmap {
         let r = |m: &[IdMap]| m.iter().map(|m| (m.container_id, m.host_id, m.size)).collect();
