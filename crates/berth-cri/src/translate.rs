@@ -59,7 +59,7 @@ fn check_userns(ns: &api::NamespaceOption) -> Result<Option<UserNs>> {
                     return Err(invalid(format!("invalid user namespace mapping 0:{}:{} (the host range must be unprivileged and fit)", m.host_id, m.size)));
                 }
             }
-            Ok(Some(UserNs { uids: vec![uid], gids: vec![gid], of: None }))
+            Ok(Some(UserNs { uids: vec![uid], gids: vec![gid], of: None, remap: false }))
         }
         other => Err(invalid(format!("user namespace mode {} is not supported for pods", other.as_str_name()))),
     }

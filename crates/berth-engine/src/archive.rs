@@ -121,16 +121,47 @@ impl Engine {
             let parent = open_in_root(&root, &dir, OFlags::PATH | OFlags::DIRECTORY).map_err(|_| not_found(&path, &rec.id))?;
             let parent_path = real_path(&parent)?;
             let target = if name.is_empty() { parent_path } else { parent_path.join(&name) };
+            let write = move |out: &mut dyn Write| -> std::io::Result<()> {
+                let mut b = tar::Builder::new(out);
+                b.follow_symlinks(false);
+                let meta = std::fs::symlink_metadata(&target)?;
+                if meta.is_dir() {
+                    b.append_dir_all(&st.name, &target)?;
+                } else {
+                    b.append_path_with_name(&target, &st.name)?;
+                }
+                b.into_inner()?.flush()
+            };
+            let Some(ns) = rec.ext.userns.clone() else {
+                let mut out = out;
+                return Ok(write(&mut out)?);
+            };
+            // In a user namespace (--userns-remap): the owners as the container sees
+            // them. The tar goes through a pipe and its headers are rewritten.
+            let (r, mut w) = std::io::pipe()?;
+            let producer = std::thread::spawn(move || write(&mut w));
             let mut b = tar::Builder::new(out);
-            b.follow_symlinks(false);
-            let meta = std::fs::symlink_metadata(&target)?;
-            if meta.is_dir() {
-                b.append_dir_all(&st.name, &target)?;
-            } else {
-                b.append_path_with_name(&target, &st.name)?;
-            }
-            b.into_inner()?.flush()?;
-            Ok(())
+            let copied = (|| -> std::io::Result<()> {
+                for e in tar::Archive::new(r).entries()? {
+                    let mut e = e?;
+                    let mut h = e.header().clone();
+                    let (uid, gid) = ns.to_inside(h.uid()? as u32, h.gid()? as u32);
+                    h.set_uid(uid as u64);
+                    h.set_gid(gid as u64);
+                    let path = e.path()?.into_owned();
+                    match e.link_name()? {
+                        Some(l) if h.entry_type().is_symlink() || h.entry_type().is_hard_link() => {
+                            let l = l.into_owned();
+                            b.append_link(&mut h, &path, &l)?
+                        }
+                        _ => b.append_data(&mut h, &path, &mut e)?,
+                    }
+                }
+                b.into_inner()?.flush()
+            })();
+            let produced = producer.join().map_err(|_| Error::system("writing the archive failed"))?;
+            copied?;
+            Ok(produced?)
         })
         .await?;
         Ok(stat)
@@ -152,7 +183,17 @@ impl Engine {
             }
             // Entries are resolved inside `root`, relative to the extraction point.
             let base_rel = dir_path.strip_prefix(&root).map(|p| p.to_path_buf()).unwrap_or_default();
-            extract(&root, &base_rel, input, no_overwrite_dir_non_dir, copy_uid_gid)
+            // In a user namespace (--userns-remap) what is copied in belongs to its ids:
+            // the archive's (-a) mapped, else its root, as dockerd does.
+            let owner = |uid: Option<u32>, gid: Option<u32>| -> Option<(u32, u32)> {
+                match (&rec.ext.userns, copy_uid_gid) {
+                    (None, true) => Some((uid?, gid?)),
+                    (None, false) => None,
+                    (Some(ns), true) => ns.to_host(uid.unwrap_or(0), gid.unwrap_or(0)).or_else(|| ns.root()),
+                    (Some(ns), false) => ns.root(),
+                }
+            };
+            extract(&root, &base_rel, input, no_overwrite_dir_non_dir, &owner)
         })
         .await?;
         self.emit_container(&c.snapshot(), "extract-to-dir", &[]);
@@ -170,7 +211,9 @@ fn split_last(rel: &str) -> (String, String) {
 
 /// Safe tar extraction under `root` (every path resolved with RESOLVE_IN_ROOT; no
 /// entry may climb out with `..` or an absolute name).
-fn extract<R: Read>(root: &Path, base: &Path, input: R, no_overwrite_dir_non_dir: bool, copy_uid_gid: bool) -> Result<()> {
+/// `owner(uid, gid)` of the archive's entry: the host ids to give it (None: the
+/// daemon's own, as written).
+fn extract<R: Read>(root: &Path, base: &Path, input: R, no_overwrite_dir_non_dir: bool, owner: &dyn Fn(Option<u32>, Option<u32>) -> Option<(u32, u32)>) -> Result<()> {
     let mut ar = tar::Archive::new(input);
     for entry in ar.entries().map_err(|e| Error::invalid(format!("reading archive: {e}")))? {
         let mut entry = entry.map_err(|e| Error::invalid(format!("reading archive: {e}")))?;
@@ -251,8 +294,8 @@ fn extract<R: Read>(root: &Path, base: &Path, input: R, no_overwrite_dir_non_dir
             let fd = rustix::fs::openat(&parent, file.as_str(), OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
             let path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
             let _ = std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode));
-            if copy_uid_gid {
-                let _ = std::os::unix::fs::chown(&path, h.uid().ok().map(|u| u as u32), h.gid().ok().map(|g| g as u32));
+            if let Some((uid, gid)) = owner(h.uid().ok().map(|u| u as u32), h.gid().ok().map(|g| g as u32)) {
+                let _ = std::os::unix::fs::chown(&path, Some(uid), Some(gid));
             }
             if let Ok(mtime) = h.mtime() {
                 let ts = rustix::fs::Timestamps {
@@ -262,14 +305,8 @@ fn extract<R: Read>(root: &Path, base: &Path, input: R, no_overwrite_dir_non_dir
                 let _ = rustix::fs::utimensat(&parent, file.as_str(), &ts, AtFlags::SYMLINK_NOFOLLOW);
             }
             drop(fd);
-        } else if copy_uid_gid {
-            let _ = rustix::fs::chownat(
-                &parent,
-                file.as_str(),
-                h.uid().ok().map(|u| rustix::fs::Uid::from_raw(u as u32)),
-                h.gid().ok().map(|g| rustix::fs::Gid::from_raw(g as u32)),
-                AtFlags::SYMLINK_NOFOLLOW,
-            );
+        } else if let Some((uid, gid)) = owner(h.uid().ok().map(|u| u as u32), h.gid().ok().map(|g| g as u32)) {
+            let _ = rustix::fs::chownat(&parent, file.as_str(), Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)), AtFlags::SYMLINK_NOFOLLOW);
         }
         let _ = parent.as_fd();
     }
@@ -314,12 +351,12 @@ mod tests {
         b.append_data(&mut h2, "ok/y", &b"yes"[..]).unwrap();
         let data = b.into_inner().unwrap();
         // The link's target does not exist inside the root: refused, nothing written.
-        assert!(extract(&root, Path::new("dst"), &data[..], false, false).is_err());
+        assert!(extract(&root, Path::new("dst"), &data[..], false, &|_, _| None).is_err());
         assert!(!outside.join("x").exists(), "nothing may be written outside the root");
         // With the target present inside the root, the link resolves there.
         let inside = root.join(outside.strip_prefix("/").unwrap());
         std::fs::create_dir_all(&inside).unwrap();
-        extract(&root, Path::new("dst"), &data[..], false, false).unwrap();
+        extract(&root, Path::new("dst"), &data[..], false, &|_, _| None).unwrap();
         assert!(!outside.join("x").exists(), "nothing may be written outside the root");
         assert_eq!(std::fs::read(inside.join("x")).unwrap(), b"hi");
         assert_eq!(std::fs::read(root.join("dst/ok/y")).unwrap(), b"yes");

@@ -278,7 +278,9 @@ impl Backend for EngineBackend {
             let store = engine.images.store();
             let key = ws.key.clone();
             let parent = parent.map(Digest::parse).transpose().map_err(img_err)?;
-            let (id, layer) = tokio::task::spawn_blocking(move || store.commit_child(&key, parent.as_ref(), config))
+            // A RUN step's container under --userns-remap: owners as it saw them.
+            let unmap = engine.containers.get(&key).ok().and_then(|c| c.with(|r| r.ext.userns.as_ref().map(|u| u.unmap())));
+            let (id, layer) = tokio::task::spawn_blocking(move || store.commit_child_unmapped(&key, parent.as_ref(), config, unmap.as_ref()))
                 .await
                 .map_err(|e| BuildError::system(e.to_string()))?
                 .map_err(img_err)?;

@@ -84,6 +84,8 @@ pub struct EngineConfig {
     pub cni_conf_dir: Option<PathBuf>,
     /// CNI plugin directories.
     pub cni_bin_dirs: Vec<PathBuf>,
+    /// dockerd's `userns-remap`: `default` or `user[:group]`; empty: off (docs/userns.md).
+    pub userns_remap: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -163,6 +165,7 @@ impl Default for EngineConfig {
             cri_stream_address: "127.0.0.1:0".into(),
             cni_conf_dir: None,
             cni_bin_dirs: vec![PathBuf::from("/opt/cni/bin"), PathBuf::from("/usr/lib/cni")],
+            userns_remap: String::new(),
         }
     }
 }

@@ -201,7 +201,7 @@ impl Engine {
         r
     }
 
-    async fn create_container_untimed(self: &Arc<Self>, name: Option<&str>, req: CreateRequest, platform: &str, ext: Extensions, cri_log_path: Option<String>) -> Result<CreateResponse> {
+    async fn create_container_untimed(self: &Arc<Self>, name: Option<&str>, req: CreateRequest, platform: &str, mut ext: Extensions, cri_log_path: Option<String>) -> Result<CreateResponse> {
         let wanted = if platform.is_empty() {
             None
         } else {
@@ -318,6 +318,11 @@ impl Engine {
                 self.containers.get(other)?;
             }
         }
+        // Docker's containers (not the CRI's, which say what they want) under
+        // --userns-remap: the daemon's user namespace, unless --userns=host.
+        if ext.is_empty() {
+            ext.userns = self.remap_userns(&hc)?;
+        }
 
         let id = random_id();
         if cfg.hostname.is_empty() {
@@ -390,6 +395,42 @@ impl Engine {
         ph.mark("event");
         ph.finish();
         Ok(CreateResponse { id, warnings })
+    }
+
+    /// `HostConfig.UsernsMode` checked as dockerd does, and the user namespace of a
+    /// container under `--userns-remap`: the daemon's mappings, made at start; a
+    /// container that shares another's network, IPC or PID namespace shares its user
+    /// namespace too (as dockerd does: the namespaces it joins belong to that one).
+    fn remap_userns(&self, hc: &HostConfig) -> Result<Option<crate::container::record::UserNs>> {
+        match hc.userns_mode.as_str() {
+            "" | "host" => {}
+            other => return Err(Error::invalid(format!("invalid USER mode: {other}"))),
+        }
+        let Some(remap) = &self.remap else { return Ok(None) };
+        if hc.userns_mode == "host" {
+            return Ok(None);
+        }
+        if hc.privileged {
+            return Err(Error::invalid(
+                "privileged mode is incompatible with user namespaces.  You must run the container in the host namespace when running privileged mode",
+            ));
+        }
+        if hc.network_mode == "host" {
+            return Err(Error::invalid("cannot share the host's network namespace when user namespaces are enabled"));
+        }
+        if hc.pid_mode == "host" {
+            return Err(Error::invalid("cannot share the host PID namespace when user namespaces are enabled"));
+        }
+        let mut ns = remap.ns.clone();
+        for mode in [&hc.network_mode, &hc.ipc_mode, &hc.pid_mode] {
+            let Some(other) = mode.strip_prefix("container:") else { continue };
+            let oc = self.containers.get(other)?;
+            if let Some(u) = oc.with(|r| r.ext.userns.clone()) {
+                ns.of = Some(u.of.unwrap_or_else(|| oc.id.clone()));
+                break;
+            }
+        }
+        Ok(Some(ns))
     }
 
     fn discard_volumes(&self, names: &[String]) {
@@ -519,8 +560,11 @@ impl Engine {
         }
         ph.mark("rootfs");
         for m in rec.mounts.iter().filter(|m| m.kind == "volume") {
-            self.volumes.acquire(&m.name)?;
+            let data = self.volumes.acquire(&m.name)?;
             undo.volumes.push(m.name.clone());
+            if let Some((_, root)) = userns.as_ref().filter(|_| rec.ext.userns.as_ref().is_some_and(|u| u.remap)) {
+                self.volumes.hand_to(&m.name, &data, *root)?;
+            }
         }
         self.copy_up_volumes(c, &rootfs).await?;
 
@@ -544,8 +588,16 @@ impl Engine {
         let idmap_staging = crate::userns::staging(&self.cfg.exec_root, &id);
         let idmapped = match &userns {
             Some((at, root)) if !rec.ext.pause => {
-                let mut sources: Vec<(std::path::PathBuf, bool)> =
-                    rec.mounts.iter().filter(|m| m.kind == "bind").map(|m| (std::path::PathBuf::from(&m.source), true)).collect();
+                // Under --userns-remap (as dockerd) the host's binds keep their owners:
+                // only the container's own files (resolv.conf, hostname, hosts) are its
+                // root's, as dockerd chowns them.
+                let remapped = rec.ext.userns.as_ref().is_some_and(|u| u.remap);
+                let mut sources: Vec<(std::path::PathBuf, bool)> = rec
+                    .mounts
+                    .iter()
+                    .filter(|m| m.kind == "bind" && !remapped)
+                    .map(|m| (std::path::PathBuf::from(&m.source), true))
+                    .collect();
                 for p in [&rec.resolv_conf_path, &rec.hostname_path, &rec.hosts_path] {
                     if !p.is_empty() {
                         sources.push((std::path::PathBuf::from(p), false));

@@ -34,6 +34,8 @@ pub struct Engine {
     pub(crate) log_rotation: (u64, u32),
     /// The image builder (set once the engine exists: it holds a weak reference back).
     pub(crate) builder: std::sync::OnceLock<Arc<crate::build::EngineBuilder>>,
+    /// `--userns-remap`, resolved: the user namespace Docker's containers run in.
+    pub(crate) remap: Option<crate::remap::Remap>,
 }
 
 impl Engine {
@@ -42,9 +44,13 @@ impl Engine {
     pub async fn open(cfg: EngineConfig, exe: PathBuf) -> Result<Arc<Engine>> {
         let log_rotation = cfg.log_rotation().map_err(Error::invalid)?;
         crate::logconfig::validate_defaults(&cfg)?;
+        let remap = crate::remap::resolve(&cfg.userns_remap).map_err(Error::invalid)?;
         std::fs::create_dir_all(&cfg.data_root)?;
         std::fs::create_dir_all(cfg.exec_root.join("containers"))?;
         std::fs::create_dir_all(cfg.exec_root.join("s"))?;
+        if let Some(r) = &remap {
+            open_roots_to(r, &cfg)?;
+        }
         let engine_id = load_engine_id(&cfg.data_root)?;
         let containers = ContainerStore::load(&cfg.data_root)?;
         let images = ImageService::open(&cfg).await?;
@@ -65,6 +71,7 @@ impl Engine {
             engine_id,
             log_rotation,
             builder: std::sync::OnceLock::new(),
+            remap,
             cfg,
         });
         let builder = engine.open_builder().map_err(|e| Error::system(format!("opening the builder's state: {e}")))?;
@@ -116,6 +123,24 @@ impl Engine {
     pub async fn shutdown(&self) {
         self.net.shutdown().await;
     }
+}
+
+/// A remapped root is nobody to the host: it reaches its rootfs, state files and volumes
+/// only through directories others may search. The roots are made 0711 as dockerd makes
+/// its own; a closed directory above them is refused now rather than at every start.
+fn open_roots_to(r: &crate::remap::Remap, cfg: &EngineConfig) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for root in [&cfg.data_root, &cfg.exec_root] {
+        let mode = std::fs::metadata(root)?.permissions().mode() & 0o7777;
+        if mode & 0o001 == 0 {
+            std::fs::set_permissions(root, std::fs::Permissions::from_mode(mode | 0o711))?;
+        }
+    }
+    crate::userns::check_searchable(&[&cfg.data_root, &cfg.exec_root]).map_err(|e| {
+        Error::invalid(format!("a directory above the data or exec root restricts access to the remapped root ({}): {e}", r.user))
+    })?;
+    tracing::info!("User namespaces: ID ranges will be mapped to subuid/subgid ranges of: {}:{}", r.user, r.group);
+    Ok(())
 }
 
 fn load_engine_id(data_root: &Path) -> Result<String> {

@@ -186,9 +186,9 @@ impl ImageService {
             .collect())
     }
 
-    pub async fn export<W: Write + Send + 'static>(&self, key: &str, out: W) -> Result<()> {
+    pub async fn export<W: Write + Send + 'static>(&self, key: &str, out: W, unmap: Option<berth_image::layer::diff::IdUnmap>) -> Result<()> {
         let k = key.to_string();
-        self.blocking(move |s| s.export(&k, out).map(|_| ())).await
+        self.blocking(move |s| s.export_unmapped(&k, out, unmap.as_ref()).map(|_| ())).await
     }
 
     pub async fn commit(&self, key: &str, opts: CommitOptions) -> Result<String> {

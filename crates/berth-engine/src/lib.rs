@@ -30,6 +30,7 @@ pub mod runtimes;
 mod shimclient;
 pub mod system;
 pub mod timing;
+pub mod remap;
 pub mod userns;
 pub mod util;
 pub mod volumes;

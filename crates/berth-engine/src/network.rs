@@ -229,9 +229,10 @@ impl Networking {
         }
         let netns = self.netns_path(&rec.id);
         let _ = berth_net::netns::delete_netns(&netns);
-        match rec.ext.userns.as_ref().filter(|u| u.of.is_none()) {
-            // A pod in a user namespace: its network namespace belongs to it.
-            Some(_) => crate::userns::create_netns(&crate::userns::path(&engine.cfg.exec_root, &rec.id), &netns)
+        match rec.ext.userns.as_ref() {
+            // A pod in a user namespace: its network namespace belongs to it (a container
+            // that joins another's user namespace but not its network: to that one).
+            Some(u) => crate::userns::create_netns(&crate::userns::path(&engine.cfg.exec_root, u.of.as_deref().unwrap_or(&rec.id)), &netns)
                 .await
                 .map_err(|e| Error::system(format!("create network namespace {}: {e}", netns.display())))?,
             None => berth_net::netns::create_netns(&netns).await.map_err(net_err)?,

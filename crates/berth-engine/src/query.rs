@@ -391,7 +391,8 @@ impl Engine {
 
     pub async fn export_container<W: std::io::Write + Send + 'static>(&self, key: &str, out: W) -> Result<()> {
         let c = self.container(key)?;
-        self.images.export(&c.id, out).await?;
+        let unmap = c.with(|r| r.ext.userns.as_ref().map(|u| u.unmap()));
+        self.images.export(&c.id, out, unmap).await?;
         self.emit_container(&c.snapshot(), "export", &[]);
         Ok(())
     }
@@ -426,6 +427,7 @@ impl Engine {
             comment,
             tag: repo_tag,
             container_id: rec.id.clone(),
+            unmap: rec.ext.userns.as_ref().map(|u| u.unmap()),
         };
         let r = self.images.commit(&rec.id, opts).await;
         if paused_here {

@@ -150,7 +150,8 @@ impl Engine {
             live_restore_enabled: true,
             isolation: String::new(),
             init_binary: String::new(),
-            security_options: vec!["name=seccomp,profile=builtin".into()],
+            // As dockerd: `name=userns` when containers run remapped.
+            security_options: std::iter::once("name=seccomp,profile=builtin".to_string()).chain(self.remap.as_ref().map(|_| "name=userns".to_string())).collect(),
             warnings: Some(crate::network::Networking::host_warnings(self)).filter(|w| !w.is_empty()),
             docker_root_dir: self.cfg.data_root.display().to_string(),
         }

@@ -162,6 +162,19 @@ impl VolumeStore {
         Ok(data)
     }
 
+    /// Under `--userns-remap`: a plain local volume's `_data` still root's (new) becomes
+    /// the remapped root's (`root`: host uid, gid), as dockerd makes its volumes under
+    /// the remapped root. Mounted volumes (tmpfs, device, bind) keep what they mount.
+    pub fn hand_to(&self, name: &str, data: &Path, root: (u32, u32)) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let plain = self.lock().vols.get(name).is_some_and(|r| !needs_mount(&r.options));
+        let m = std::fs::metadata(data)?;
+        if plain && m.uid() == 0 && m.gid() == 0 {
+            std::os::unix::fs::chown(data, Some(root.0), Some(root.1))?;
+        }
+        Ok(())
+    }
+
     /// The container no longer uses the volume.
     pub fn release(&self, name: &str) {
         let mut inner = self.lock();

@@ -35,12 +35,17 @@ impl ImageStore {
     /// DiffIDs; the new layer's DiffID is appended when the snapshot changed
     /// something, otherwise the last history entry is marked `empty_layer`. Returns
     /// the image ID and whether a layer was made. The snapshot is left as it was.
-    pub fn commit_child(&self, key: &str, parent: Option<&Digest>, mut config: ImageConfig) -> Result<(Digest, bool)> {
+    pub fn commit_child(&self, key: &str, parent: Option<&Digest>, config: ImageConfig) -> Result<(Digest, bool)> {
+        self.commit_child_unmapped(key, parent, config, None)
+    }
+
+    /// [`Self::commit_child`] of a snapshot a user namespace wrote (owners as it saw them).
+    pub fn commit_child_unmapped(&self, key: &str, parent: Option<&Digest>, mut config: ImageConfig, unmap: Option<&diff::IdUnmap>) -> Result<(Digest, bool)> {
         let snap = self.snapshot(key)?;
         let mut layers = self.parent_layers(parent, &config)?;
         self.with_lease(|lease| {
             let mut lw = self.anonymous_layer_writer(lease)?;
-            diff::write_tree_tar(&snap.upper, &mut lw, TreeKind::OverlayUpper)
+            diff::write_tree_tar_unmapped(&snap.upper, &mut lw, TreeKind::OverlayUpper, unmap)
                 .map_err(|e| ImageError::from_io_chain("commit", e))?;
             let layer = lw.finish()?;
             let changed = layer.diff_id != digest::empty_layer_diff_id();

@@ -68,6 +68,9 @@ pub struct CommitOptions {
     pub tag: Option<String>,
     /// The container ID Docker records in the config's `container` field.
     pub container_id: String,
+    /// The container ran in a user namespace: its files' owners are written as it saw
+    /// them (`--userns-remap`).
+    pub unmap: Option<crate::layer::diff::IdUnmap>,
 }
 
 /// Docker's init layer entries: directories, empty files, and `/etc/mtab`.
@@ -330,10 +333,16 @@ impl ImageStore {
     /// live mount if there is one, else mounts the snapshot on a temporary directory
     /// for the duration.
     pub fn export<W: Write>(&self, key: &str, out: W) -> Result<W> {
+        self.export_unmapped(key, out, None)
+    }
+
+    /// [`Self::export`] of a container that runs in a user namespace (owners as it
+    /// sees them).
+    pub fn export_unmapped<W: Write>(&self, key: &str, out: W, unmap: Option<&diff::IdUnmap>) -> Result<W> {
         let snap = self.snapshot(key)?;
         if let Some(at) = &snap.mounted_at
             && mount::is_mount_point(at).unwrap_or(false) {
-                return diff::write_tree_tar(at, out, TreeKind::Plain).ctx("export", at);
+                return diff::write_tree_tar_unmapped(at, out, TreeKind::Plain, unmap).ctx("export", at);
             }
         let tmp = fsutil::TempPath::new(snap.dir.join(format!("export-{}", fsutil::random_id(8))));
         fs::create_dir(tmp.path()).ctx("create", tmp.path())?;
@@ -348,7 +357,7 @@ impl ImageStore {
         self.mounter
             .mount_overlay(&spec)
             .map_err(|e| ImageError::io_path("mount overlay on", tmp.path(), e))?;
-        let res = diff::write_tree_tar(tmp.path(), out, TreeKind::Plain).ctx("export", tmp.path());
+        let res = diff::write_tree_tar_unmapped(tmp.path(), out, TreeKind::Plain, unmap).ctx("export", tmp.path());
         let um = self.mounter.unmount(tmp.path());
         let out = res?;
         um.map_err(|e| ImageError::io_path("unmount", tmp.path(), e))?;
@@ -390,7 +399,7 @@ impl ImageStore {
 
         self.with_lease(|lease| {
             let mut lw = self.anonymous_layer_writer(lease)?;
-            diff::write_tree_tar(&snap.upper, &mut lw, TreeKind::OverlayUpper)
+            diff::write_tree_tar_unmapped(&snap.upper, &mut lw, TreeKind::OverlayUpper, opts.unmap.as_ref())
                 .map_err(|e| ImageError::from_io_chain("commit", e))?;
             let layer = lw.finish()?;
             let empty = layer.diff_id == digest::empty_layer_diff_id();

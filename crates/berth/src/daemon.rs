@@ -142,6 +142,10 @@ struct Flags {
     /// CNI plugin directory (repeatable; default /opt/cni/bin and /usr/lib/cni).
     #[arg(long = "cni-bin-dir")]
     cni_bin_dirs: Vec<PathBuf>,
+    /// Run containers in a user namespace mapped to this user's /etc/subuid and
+    /// /etc/subgid ranges: default (user dockremap) or user[:group] (docs/userns.md).
+    #[arg(long = "userns-remap")]
+    userns_remap: Option<String>,
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -306,6 +310,9 @@ fn build_config(f: Flags) -> Result<EngineConfig, String> {
     }
     if !f.cni_bin_dirs.is_empty() {
         cfg.cni_bin_dirs = f.cni_bin_dirs;
+    }
+    if let Some(v) = f.userns_remap {
+        cfg.userns_remap = v;
     }
     if !cfg.cri_socket.is_empty() && !cfg.cri_socket.starts_with("unix://") {
         return Err(format!("invalid --cri-socket {:?}: use unix:///path", cfg.cri_socket));

@@ -193,6 +193,11 @@ pub struct UserNs {
     pub gids: Vec<IdMap>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub of: Option<String>,
+    /// Made by the daemon's `--userns-remap` (crate::remap), not asked for by a pod: as
+    /// dockerd, what the container binds from the host keeps the host's ownership (not
+    /// id-mapped), so the remapped root is nobody to a root-only host file.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub remap: bool,
 }
 
 /// `container_id` .. `container_id + size` inside is `host_id` .. outside.
@@ -204,6 +209,24 @@ pub struct IdMap {
 }
 
 impl UserNs {
+    /// The host ids of the namespace's uid and gid (None: not mapped).
+    pub fn to_host(&self, uid: u32, gid: u32) -> Option<(u32, u32)> {
+        let host = |m: &[IdMap], id: u32| m.iter().find(|m| id >= m.container_id && id - m.container_id < m.size).map(|m| m.host_id + (id - m.container_id));
+        Some((host(&self.uids, uid)?, host(&self.gids, gid)?))
+    }
+
+    /// Host ids as the namespace sees them (ids it does not map stay as they are).
+    pub fn to_inside(&self, uid: u32, gid: u32) -> (u32, u32) {
+        let back = |m: &[IdMap], id: u32| m.iter().find(|m| id >= m.host_id && id - m.host_id < m.size).map_or(id, |m| m.container_id + (id - m.host_id));
+        (back(&self.uids, uid), back(&self.gids, gid))
+    }
+
+    /// The host ids of the namespace's files back to its own (for commit and export).
+    pub fn unmap(&self) -> berth_image::layer::diff::IdUnmap {
+        let r = |m: &[IdMap]| m.iter().map(|m| (m.container_id, m.host_id, m.size)).collect();
+        berth_image::layer::diff::IdUnmap { uids: r(&self.uids), gids: r(&self.gids) }
+    }
+
     /// The host ids of the namespace's root (uid, gid), if it maps one.
     pub fn root(&self) -> Option<(u32, u32)> {
         let host = |m: &[IdMap]| m.iter().find(|m| m.container_id == 0 && m.size > 0).map(|m| m.host_id);

@@ -136,11 +136,33 @@ fn tar_xattrs(path: &Path) -> io::Result<Vec<(String, Vec<u8>)>> {
     Ok(out)
 }
 
-fn base_header(m: &Metadata) -> tar::Header {
+/// Host ids of a user namespace's files back to the ids inside (what a layer or an
+/// export records): `(inside, host, count)` ranges, as in /proc/<pid>/uid_map. Ids
+/// outside every range are written as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdUnmap {
+    pub uids: Vec<(u32, u32, u32)>,
+    pub gids: Vec<(u32, u32, u32)>,
+}
+
+impl IdUnmap {
+    fn back(ranges: &[(u32, u32, u32)], id: u32) -> u32 {
+        ranges
+            .iter()
+            .find(|(_, host, n)| id >= *host && id - *host < *n)
+            .map_or(id, |(inside, host, _)| inside + (id - host))
+    }
+}
+
+fn base_header(m: &Metadata, unmap: Option<&IdUnmap>) -> tar::Header {
     let mut h = tar::Header::new_gnu();
     h.set_mode(m.mode() & 0o7777);
-    h.set_uid(m.uid() as u64);
-    h.set_gid(m.gid() as u64);
+    let (uid, gid) = match unmap {
+        Some(u) => (IdUnmap::back(&u.uids, m.uid()), IdUnmap::back(&u.gids, m.gid())),
+        None => (m.uid(), m.gid()),
+    };
+    h.set_uid(uid as u64);
+    h.set_gid(gid as u64);
     h.set_mtime(m.mtime().max(0) as u64);
     h.set_size(0);
     h
@@ -149,6 +171,11 @@ fn base_header(m: &Metadata) -> tar::Header {
 /// Streams the tree under `root` as a tar into `out`, in sorted order with parents
 /// before children, hardlinks as link entries, xattrs as PAX records.
 pub fn write_tree_tar<W: Write>(root: &Path, out: W, kind: TreeKind) -> io::Result<W> {
+    write_tree_tar_unmapped(root, out, kind, None)
+}
+
+/// [`write_tree_tar`] of a tree a user namespace wrote: owners as it sees them.
+pub fn write_tree_tar_unmapped<W: Write>(root: &Path, out: W, kind: TreeKind, unmap: Option<&IdUnmap>) -> io::Result<W> {
     let mut b = tar::Builder::new(out);
     b.mode(tar::HeaderMode::Complete);
     let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
@@ -168,7 +195,7 @@ pub fn write_tree_tar<W: Write>(root: &Path, out: W, kind: TreeKind) -> io::Resu
             && ft.is_char_device()
             && whiteout::is_overlay_whiteout(m.mode(), m.rdev())
         {
-            let mut h = base_header(&m);
+            let mut h = base_header(&m, unmap);
             h.set_entry_type(tar::EntryType::Regular);
             h.set_mode(m.mode() & 0o777);
             b.append_data(&mut h, parent.join(whiteout::whiteout_name(name)), io::empty())?;
@@ -189,14 +216,14 @@ pub fn write_tree_tar<W: Write>(root: &Path, out: W, kind: TreeKind) -> io::Resu
             b.append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), *v)))?;
         }
 
-        let mut h = base_header(&m);
+        let mut h = base_header(&m, unmap);
         if ft.is_dir() {
             h.set_entry_type(tar::EntryType::Directory);
             let mut dname = rel.as_os_str().to_os_string();
             dname.push("/");
             b.append_data(&mut h, PathBuf::from(dname), io::empty())?;
             if kind == TreeKind::OverlayUpper && is_opaque(&full)? {
-                let mut wo = base_header(&m);
+                let mut wo = base_header(&m, unmap);
                 wo.set_entry_type(tar::EntryType::Regular);
                 wo.set_mode(m.mode() & 0o777);
                 b.append_data(&mut wo, rel.join(OPAQUE_MARKER), io::empty())?;
