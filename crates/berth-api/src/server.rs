@@ -55,11 +55,39 @@ pub async fn serve(app: axum::Router, listeners: Vec<Listen>) -> Result<(), Stri
 
 /// [`serve`], calling `ready` once every listener is bound (sd_notify's READY=1).
 pub async fn serve_then(app: axum::Router, listeners: Vec<Listen>, ready: impl FnOnce()) -> Result<(), String> {
+    serve_with(app, listeners, &ServeOptions::default(), ready).await
+}
+
+/// How listeners are set up beyond their addresses.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// The group given the unix sockets (dockerd's `--group`); root's when None.
+    pub socket_gid: Option<u32>,
+}
+
+/// A group name or number (`--group`) as a gid.
+pub fn group_id(name: &str) -> Result<u32, String> {
+    let groups = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    for line in groups.lines() {
+        let f: Vec<&str> = line.split(':').collect();
+        if f.len() >= 3 && f[0] == name
+            && let Ok(gid) = f[2].parse() {
+                return Ok(gid);
+            }
+    }
+    name.parse::<u32>().map_err(|_| format!("group {name:?} not found"))
+}
+
+/// [`serve_then`] with [`ServeOptions`].
+pub async fn serve_with(app: axum::Router, listeners: Vec<Listen>, opts: &ServeOptions, ready: impl FnOnce()) -> Result<(), String> {
     let mut tasks = Vec::new();
     for l in listeners {
         match l {
             Listen::Unix(path) => {
                 let ul = bind_unix(&path)?;
+                if let Some(gid) = opts.socket_gid {
+                    std::os::unix::fs::chown(&path, Some(0), Some(gid)).map_err(|e| format!("chown {}: {e}", path.display()))?;
+                }
                 let app = app.clone();
                 tasks.push(tokio::spawn(async move {
                     loop {

@@ -84,6 +84,14 @@ pub struct EngineConfig {
     pub cni_conf_dir: Option<PathBuf>,
     /// CNI plugin directories.
     pub cni_bin_dirs: Vec<PathBuf>,
+    /// Every container gets no_new_privs unless its `--security-opt` says otherwise
+    /// (dockerd's `no-new-privileges`).
+    pub no_new_privileges: bool,
+    /// The group owning the unix sockets (dockerd's `group`, `-G`); root's when unset.
+    pub group: Option<String>,
+    /// Authorization plugins consulted on every request, in order (dockerd's
+    /// `authorization-plugins`).
+    pub authorization_plugins: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -163,6 +171,9 @@ impl Default for EngineConfig {
             cri_stream_address: "127.0.0.1:0".into(),
             cni_conf_dir: None,
             cni_bin_dirs: vec![PathBuf::from("/opt/cni/bin"), PathBuf::from("/usr/lib/cni")],
+            no_new_privileges: false,
+            group: None,
+            authorization_plugins: Vec::new(),
         }
     }
 }

@@ -150,7 +150,13 @@ impl Engine {
             live_restore_enabled: true,
             isolation: String::new(),
             init_binary: String::new(),
-            security_options: vec!["name=seccomp,profile=builtin".into()],
+            security_options: {
+                let mut v = vec!["name=seccomp,profile=builtin".to_string()];
+                if self.cfg.no_new_privileges {
+                    v.push("name=no-new-privileges".into());
+                }
+                v
+            },
             warnings: Some(crate::network::Networking::host_warnings(self)).filter(|w| !w.is_empty()),
             docker_root_dir: self.cfg.data_root.display().to_string(),
         }
