@@ -9,7 +9,8 @@
 //! `<dir>/NAME/NAME.sock`, `<dir>/NAME.spec` (a `unix://` URL) or `<dir>/NAME.json`
 //! (`{"Addr": "unix://..."}`), over `/run/docker/plugins`, `/etc/docker/plugins`,
 //! `/usr/lib/docker/plugins` — or the directories in `BERTH_PLUGIN_DIRS` (colon-separated).
-//! A NAME that is an absolute path is the plugin's socket itself.
+//! A NAME that is an absolute path is the plugin's socket itself. `/_ping` is not
+//! submitted to plugins.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -191,7 +192,9 @@ fn failed(name: &str, err: &str) -> Response {
 
 /// The middleware: every plugin must allow the request, then its answer.
 pub async fn check(axum::extract::State(plugins): axum::extract::State<Plugins>, req: Request, next: Next) -> Response {
-    if plugins.is_empty() {
+    // /_ping (version negotiation, health checks) tells nothing and changes nothing: it
+    // answers even when a plugin is down.
+    if plugins.is_empty() || req.uri().path() == "/_ping" {
         return next.run(req).await;
     }
     let (parts, body) = req.into_parts();
