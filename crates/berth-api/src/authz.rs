@@ -200,7 +200,9 @@ pub async fn check(axum::extract::State(plugins): axum::extract::State<Plugins>,
     let (parts, body) = req.into_parts();
     let uri = parts.extensions.get::<RequestUri>().map(|u| u.0.clone()).unwrap_or_else(|| parts.uri.to_string());
     let small = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok()).is_some_and(|n| n <= MAX_BODY);
-    let (body, sent_body) = if is_json(&parts.headers) && small {
+    // As dockerd: never the body of /auth (registry credentials).
+    let secret = parts.uri.path().ends_with("/auth");
+    let (body, sent_body) = if is_json(&parts.headers) && small && !secret {
         match body.collect().await {
             Ok(b) => {
                 let b = b.to_bytes();
