@@ -335,3 +335,51 @@ int main(void) {
     return 0;
 }
 "#;
+
+/// CVE-2024-21626 at the runtime itself: a host directory descriptor that does reach the
+/// container process (here on purpose, with `--preserve-fds 1`) used as its working
+/// directory. The runtime refuses to start it rather than leave it outside its root.
+#[test]
+fn cve_2024_21626_runtime_refuses_a_cwd_outside_the_root() {
+    berth_testutil::require_root();
+    let bin = env!("CARGO_BIN_EXE_berth");
+    let tmp = berth_testutil::short_tempdir("besc");
+    let bundle = tmp.path().join("b");
+    berth_testutil::busybox_rootfs(&bundle.join("rootfs")).unwrap();
+    let hostdir = tmp.path().join("host-secret");
+    std::fs::create_dir_all(&hostdir).unwrap();
+    std::fs::write(hostdir.join("secret"), "host data\n").unwrap();
+    let root = tmp.path().join("state");
+    run_ok(Command::new(bin).args(["runtime", "spec", "--bundle"]).arg(&bundle));
+    let cfg_path = bundle.join("config.json");
+    let mut c: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
+    let id = format!("esc-{}", std::process::id());
+    let cgroup_parent = format!("/berth-test-esc-{}", std::process::id());
+    c["process"]["terminal"] = false.into();
+    c["process"]["args"] = serde_json::json!(["sh", "-c", "cat secret || ls; readlink /proc/self/cwd"]);
+    c["linux"]["cgroupsPath"] = format!("{cgroup_parent}/{id}").into();
+    let mut run = |cwd: &str| {
+        c["process"]["cwd"] = cwd.into();
+        std::fs::write(&cfg_path, serde_json::to_vec(&c).unwrap()).unwrap();
+        let script = format!(
+            "exec 3< {}; exec {bin} runtime --root {} run --preserve-fds 1 --bundle {} {id}",
+            hostdir.display(),
+            root.display(),
+            bundle.display()
+        );
+        out(Command::new("sh").args(["-c", &script]).stdin(std::process::Stdio::null()))
+    };
+    let (code, so, se) = run("/proc/self/fd/3");
+    assert_ne!(code, 0, "the process started in a host directory: {so}{se}");
+    assert!(!so.contains("host data") && !so.contains("secret"), "{so}{se}");
+    assert!(se.contains("outside of the container's root"), "{se}");
+    // The same container with an ordinary cwd runs.
+    let (code, so, se) = run("/tmp");
+    assert_eq!(code, 0, "{so}{se}");
+    assert!(so.ends_with("/tmp\n"), "{so}{se}");
+    for h in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+        let p = h.path().join(cgroup_parent.trim_start_matches('/'));
+        let _ = std::fs::remove_dir(p.join(&id));
+        let _ = std::fs::remove_dir(p);
+    }
+}
