@@ -35,6 +35,10 @@ const PLUGIN_MIME: &str = "application/vnd.docker.plugins.v1.2+json";
 #[derive(Debug, Clone)]
 pub struct RequestUri(pub String);
 
+/// The common name of the TLS client certificate a request came with.
+#[derive(Debug, Clone)]
+pub struct TlsUser(pub String);
+
 pub struct Plugin {
     name: String,
     socket: OnceCell<PathBuf>,
@@ -50,6 +54,7 @@ pub fn plugins(names: &[String]) -> Plugins {
 #[serde(rename_all = "PascalCase")]
 struct AuthzRequest {
     user: String,
+    #[serde(rename = "UserAuthNMethod")]
     user_authn_method: String,
     request_method: String,
     #[serde(rename = "RequestURI")]
@@ -214,7 +219,10 @@ pub async fn check(axum::extract::State(plugins): axum::extract::State<Plugins>,
     } else {
         (body, None)
     };
+    let user = parts.extensions.get::<TlsUser>().map(|u| u.0.clone());
     let mut areq = AuthzRequest {
+        user_authn_method: if user.is_some() { "TLS".into() } else { String::new() },
+        user: user.unwrap_or_default(),
         request_method: parts.method.to_string(),
         request_uri: uri,
         request_body: sent_body,

@@ -109,7 +109,8 @@ pub async fn serve_with(app: axum::Router, listeners: Vec<Listen>, opts: &ServeO
                                 let app = app.clone();
                                 tokio::spawn(async move {
                                     if let Ok(s) = acceptor.accept(stream).await {
-                                        spawn_conn(app, TokioIo::new(s));
+                                        let peer = s.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|c| common_name(c.as_ref()));
+                                        spawn_conn_as(app, TokioIo::new(s), peer.map(crate::authz::TlsUser));
                                     }
                                 });
                             }
@@ -152,12 +153,33 @@ fn bind_unix(path: &Path) -> Result<UnixListener, String> {
     Ok(ul)
 }
 
+/// The subject's common name of a client certificate (DER), as dockerd names TLS users.
+fn common_name(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let cn = cert.subject().iter_common_name().next()?.as_str().ok()?.to_string();
+    Some(cn)
+}
+
 fn spawn_conn<I>(app: axum::Router, io: TokioIo<I>)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    spawn_conn_as(app, io, None)
+}
+
+/// A connection whose requests carry the TLS client's name (for authorization plugins).
+fn spawn_conn_as<I>(app: axum::Router, io: TokioIo<I>, user: Option<crate::authz::TlsUser>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     tokio::spawn(async move {
-        let svc = TowerToHyperService::new(crate::with_version_prefix(app));
+        let svc = tower::ServiceExt::map_request(crate::with_version_prefix(app), move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+            if let Some(u) = &user {
+                req.extensions_mut().insert(u.clone());
+            }
+            req
+        });
+        let svc = TowerToHyperService::new(svc);
         let _ = auto::Builder::new(TokioExecutor::new()).serve_connection_with_upgrades(io, svc).await;
     });
 }

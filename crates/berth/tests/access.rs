@@ -40,6 +40,8 @@ fn ca(dir: &Path, file: &str) -> Ca {
 fn issue(dir: &Path, ca: &Ca, stem: &str, names: &[&str], expired: bool) {
     let key = KeyPair::generate().unwrap();
     let mut params = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(rcgen::DnType::CommonName, names[0]);
     if expired {
         params.not_before = rcgen::date_time_ymd(2020, 1, 1);
         params.not_after = rcgen::date_time_ymd(2020, 1, 2);
@@ -66,7 +68,14 @@ fn tlsverify_refuses_expired_foreign_and_missing_client_certificates() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let tcp = format!("tcp://127.0.0.1:{port}");
     let sock = format!("unix://{}/api.sock", dir.display());
-    let d = TestDaemon::start_with(bin(), &["-H", &tcp, "-H", &sock, "--tlsverify", "--tlscacert", &p("ca.pem"), "--tlscert", &p("server-cert.pem"), "--tlskey", &p("server-key.pem")]);
+    // An authorization plugin watching, to see who the daemon says the client is.
+    let plugin = serve_plugin(dir, "watch");
+    let dirs = dir.display().to_string();
+    let d = TestDaemon::start_with_env(
+        bin(),
+        &["-H", &tcp, "-H", &sock, "--tlsverify", "--tlscacert", &p("ca.pem"), "--tlscert", &p("server-cert.pem"), "--tlskey", &p("server-key.pem"), "--authorization-plugin", "watch"],
+        &[("BERTH_PLUGIN_DIRS", &dirs)],
+    );
     let docker = |cert: Option<&str>| {
         let mut c = Command::new(berth_testutil::daemon::docker_cli());
         c.env("DOCKER_CONFIG", d.dir.join("docker-config")).env_remove("DOCKER_HOST").env_remove("DOCKER_TLS_VERIFY").env_remove("DOCKER_CERT_PATH");
@@ -88,6 +97,10 @@ fn tlsverify_refuses_expired_foreign_and_missing_client_certificates() {
     // The daemon is still fine.
     let (code, so, se) = out(&mut docker(Some("client")));
     assert_eq!((code, so.trim()), (0, "1.51"), "{se}");
+    // Plugins are told the certificate's common name, as dockerd tells them.
+    let seen = plugin.seen.lock().unwrap().clone();
+    let version = seen.iter().find(|(p, r)| p == "/AuthZPlugin.AuthZReq" && r["RequestURI"].as_str().unwrap_or_default().ends_with("/version")).expect("version authorized");
+    assert_eq!((version.1["User"].as_str(), version.1["UserAuthNMethod"].as_str()), (Some("client"), Some("TLS")), "{}", version.1);
 }
 
 /// `-G group`: the unix socket belongs to root and that group, mode 0660, as dockerd.
