@@ -153,6 +153,11 @@ fn bind_unix(path: &Path) -> Result<UnixListener, String> {
     Ok(ul)
 }
 
+/// Concurrent requests on one HTTP/2 connection.
+pub const MAX_STREAMS: u32 = 256;
+/// Header bytes of one HTTP/2 request.
+pub const MAX_HEADER_LIST: u32 = 1 << 20;
+
 /// The subject's common name of a client certificate (DER), as dockerd names TLS users.
 fn common_name(der: &[u8]) -> Option<String> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
@@ -180,6 +185,10 @@ where
             req
         });
         let svc = TowerToHyperService::new(svc);
-        let _ = auto::Builder::new(TokioExecutor::new()).serve_connection_with_upgrades(io, svc).await;
+        let mut b = auto::Builder::new(TokioExecutor::new());
+        // Bounded per connection: HTTP/1 headers by hyper's read buffer (~400 KiB, then
+        // 431); HTTP/2 at most MAX_STREAMS requests at once and MAX_HEADER_LIST of headers.
+        b.http2().max_concurrent_streams(MAX_STREAMS).max_header_list_size(MAX_HEADER_LIST);
+        let _ = b.serve_connection_with_upgrades(io, svc).await;
     });
 }
