@@ -122,7 +122,7 @@ fn group_owns_the_unix_socket() {
     assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (0, gid, 0o660), "{}", d.log());
     assert_eq!(run_ok(d.docker().args(["version", "--format", "{{.Server.APIVersion}}"])).trim(), "1.51");
     drop(d);
-    // daemon.json `group` and a numeric gid do the same; an unknown group is an error.
+    // A numeric gid does the same; an unknown group is an error.
     let d = TestDaemon::start_with(bin(), &["--group", &gid.to_string()]);
     assert_eq!(std::fs::metadata(&d.socket).unwrap().gid(), gid);
     drop(d);

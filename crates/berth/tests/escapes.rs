@@ -261,7 +261,18 @@ fn daemon_no_new_privileges_is_the_default() {
     assert!(ex.contains("NoNewPrivs:\t1"), "{ex}");
     let off = run_ok(d.docker().args(["run", "--rm", "--security-opt", "no-new-privileges=false", "busybox", "sh", "-c", status]));
     assert!(off.contains("NoNewPrivs:\t0"), "{off}");
+    let info = run_ok(d.docker().args(["info", "--format", "{{json .SecurityOptions}}"]));
+    assert!(info.contains("name=no-new-privileges"), "{info}");
     run_ok(d.docker().args(["rm", "-f", "nn"]));
+    // daemon.json `no-new-privileges` does the same.
+    let mut d = d;
+    d.stop();
+    let args: Vec<String> = d.args().iter().filter(|a| *a != "--no-new-privileges").cloned().collect();
+    d.set_args(args);
+    std::fs::write(d.dir.join("daemon.json"), r#"{"no-new-privileges": true}"#).unwrap();
+    d.start_again();
+    let on = run_ok(d.docker().args(["run", "--rm", "busybox", "sh", "-c", status]));
+    assert!(on.contains("NoNewPrivs:\t1"), "{on}");
 }
 
 /// The default seccomp profile refuses what Docker's refuses, with EPERM.
