@@ -3,6 +3,7 @@
 //! hijacked attach/exec streams, chunked event/stats/log/progress streams, serving on
 //! unix sockets and TLS TCP. Handlers only parse, call the engine and encode.
 
+pub mod authz;
 mod build;
 pub mod compat;
 mod containers;
@@ -27,7 +28,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use berth_engine::Engine;
 
-pub use server::{Listen, TlsFiles, serve, serve_then};
+pub use server::{Listen, ServeOptions, TlsFiles, serve, serve_then, serve_with};
 
 /// The API version a request was made with, as major*100+minor (1.41 → 141).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +54,10 @@ fn parse_version(seg: &str) -> Option<u32> {
 /// Strips a `/v1.NN` prefix (remembering the version) so one router serves both forms.
 pub fn with_version_prefix(app: Router) -> impl tower::Service<Request<hyper::body::Incoming>, Response = Response, Error = std::convert::Infallible, Future = impl Send> + Clone + Send {
     tower::ServiceExt::map_request(app, |mut req: Request<hyper::body::Incoming>| {
+        if let Some(pq) = req.uri().path_and_query() {
+            let uri = authz::RequestUri(pq.to_string());
+            req.extensions_mut().insert(uri);
+        }
         let path = req.uri().path();
         let mut version = None;
         if let Some(rest) = path.strip_prefix('/') {
@@ -201,6 +206,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/configs", swarm.clone())
         .route("/configs/{*rest}", swarm)
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(authz::plugins(&engine.cfg.authorization_plugins), authz::check))
         .layer(axum::middleware::from_fn_with_state(engine.clone(), version_and_headers))
         .with_state(engine)
 }

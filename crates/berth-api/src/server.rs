@@ -55,11 +55,39 @@ pub async fn serve(app: axum::Router, listeners: Vec<Listen>) -> Result<(), Stri
 
 /// [`serve`], calling `ready` once every listener is bound (sd_notify's READY=1).
 pub async fn serve_then(app: axum::Router, listeners: Vec<Listen>, ready: impl FnOnce()) -> Result<(), String> {
+    serve_with(app, listeners, &ServeOptions::default(), ready).await
+}
+
+/// How listeners are set up beyond their addresses.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// The group given the unix sockets (dockerd's `--group`); root's when None.
+    pub socket_gid: Option<u32>,
+}
+
+/// A group name or number (`--group`) as a gid.
+pub fn group_id(name: &str) -> Result<u32, String> {
+    let groups = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    for line in groups.lines() {
+        let f: Vec<&str> = line.split(':').collect();
+        if f.len() >= 3 && f[0] == name
+            && let Ok(gid) = f[2].parse() {
+                return Ok(gid);
+            }
+    }
+    name.parse::<u32>().map_err(|_| format!("group {name:?} not found"))
+}
+
+/// [`serve_then`] with [`ServeOptions`].
+pub async fn serve_with(app: axum::Router, listeners: Vec<Listen>, opts: &ServeOptions, ready: impl FnOnce()) -> Result<(), String> {
     let mut tasks = Vec::new();
     for l in listeners {
         match l {
             Listen::Unix(path) => {
                 let ul = bind_unix(&path)?;
+                if let Some(gid) = opts.socket_gid {
+                    std::os::unix::fs::chown(&path, Some(0), Some(gid)).map_err(|e| format!("chown {}: {e}", path.display()))?;
+                }
                 let app = app.clone();
                 tasks.push(tokio::spawn(async move {
                     loop {
@@ -81,7 +109,8 @@ pub async fn serve_then(app: axum::Router, listeners: Vec<Listen>, ready: impl F
                                 let app = app.clone();
                                 tokio::spawn(async move {
                                     if let Ok(s) = acceptor.accept(stream).await {
-                                        spawn_conn(app, TokioIo::new(s));
+                                        let peer = s.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|c| common_name(c.as_ref()));
+                                        spawn_conn_as(app, TokioIo::new(s), peer.map(crate::authz::TlsUser));
                                     }
                                 });
                             }
@@ -124,12 +153,42 @@ fn bind_unix(path: &Path) -> Result<UnixListener, String> {
     Ok(ul)
 }
 
+/// Concurrent requests on one HTTP/2 connection.
+pub const MAX_STREAMS: u32 = 256;
+/// Header bytes of one HTTP/2 request.
+pub const MAX_HEADER_LIST: u32 = 1 << 20;
+
+/// The subject's common name of a client certificate (DER), as dockerd names TLS users.
+fn common_name(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let cn = cert.subject().iter_common_name().next()?.as_str().ok()?.to_string();
+    Some(cn)
+}
+
 fn spawn_conn<I>(app: axum::Router, io: TokioIo<I>)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    spawn_conn_as(app, io, None)
+}
+
+/// A connection whose requests carry the TLS client's name (for authorization plugins).
+fn spawn_conn_as<I>(app: axum::Router, io: TokioIo<I>, user: Option<crate::authz::TlsUser>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     tokio::spawn(async move {
-        let svc = TowerToHyperService::new(crate::with_version_prefix(app));
-        let _ = auto::Builder::new(TokioExecutor::new()).serve_connection_with_upgrades(io, svc).await;
+        let svc = tower::ServiceExt::map_request(crate::with_version_prefix(app), move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+            if let Some(u) = &user {
+                req.extensions_mut().insert(u.clone());
+            }
+            req
+        });
+        let svc = TowerToHyperService::new(svc);
+        let mut b = auto::Builder::new(TokioExecutor::new());
+        // Bounded per connection: HTTP/1 headers by hyper's read buffer (~400 KiB, then
+        // 431); HTTP/2 at most MAX_STREAMS requests at once and MAX_HEADER_LIST of headers.
+        b.http2().max_concurrent_streams(MAX_STREAMS).max_header_list_size(MAX_HEADER_LIST);
+        let _ = b.serve_connection_with_upgrades(io, svc).await;
     });
 }

@@ -86,6 +86,14 @@ pub struct EngineConfig {
     pub cni_bin_dirs: Vec<PathBuf>,
     /// dockerd's `userns-remap`: `default` or `user[:group]`; empty: off (docs/userns.md).
     pub userns_remap: String,
+    /// Every container gets no_new_privs unless its `--security-opt` says otherwise
+    /// (dockerd's `no-new-privileges`).
+    pub no_new_privileges: bool,
+    /// The group owning the unix sockets (dockerd's `group`, `-G`); root's when unset.
+    pub group: Option<String>,
+    /// Authorization plugins consulted on every request, in order (dockerd's
+    /// `authorization-plugins`).
+    pub authorization_plugins: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -166,6 +174,9 @@ impl Default for EngineConfig {
             cni_conf_dir: None,
             cni_bin_dirs: vec![PathBuf::from("/opt/cni/bin"), PathBuf::from("/usr/lib/cni")],
             userns_remap: String::new(),
+            no_new_privileges: false,
+            group: None,
+            authorization_plugins: Vec::new(),
         }
     }
 }

@@ -620,7 +620,8 @@ impl Engine {
             userns: userns.as_ref().map(|(at, _)| at.clone()),
             idmapped,
         };
-        let spec = spec::build(&rec, &inputs)?;
+        let mut spec = spec::build(&rec, &inputs)?;
+        spec::apply_no_new_privileges(&mut spec["process"], &rec.host_config, self.cfg.no_new_privileges);
         let state_dir = self.state_dir_of(&id);
         std::fs::create_dir_all(&state_dir)?;
         crate::util::write_replace(&state_dir.join("config.json"), &serde_json::to_vec(&spec)?)?;

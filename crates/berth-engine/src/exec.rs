@@ -216,7 +216,10 @@ impl Engine {
             cfg.privileged,
         );
         let process = match process {
-            Ok(p) => p,
+            Ok(mut p) => {
+                spec::apply_no_new_privileges(&mut p, &rec.host_config, self.cfg.no_new_privileges);
+                p
+            }
             Err(e) => {
                 inst.finish(126);
                 return Err(e);
@@ -327,7 +330,8 @@ impl Engine {
         let c = self.container(container_id)?;
         let rec = c.snapshot();
         let live = c.live().ok_or_else(|| Error::conflict("container is not running"))?;
-        let process = spec::exec_process(&rec, &self.rootfs_of(&rec.id), &cmd, &[], "", "", false, false)?;
+        let mut process = spec::exec_process(&rec, &self.rootfs_of(&rec.id), &cmd, &[], "", "", false, false)?;
+        spec::apply_no_new_privileges(&mut process, &rec.host_config, self.cfg.no_new_privileges);
         let exec_id = random_id();
         let (resp, mut reader, _w) = shimclient::open(&live.shim_socket, &Request::Exec { exec_id: exec_id.clone(), process, tty: false, stdin: false })
             .await

@@ -151,7 +151,16 @@ impl Engine {
             isolation: String::new(),
             init_binary: String::new(),
             // As dockerd: `name=userns` when containers run remapped.
-            security_options: std::iter::once("name=seccomp,profile=builtin".to_string()).chain(self.remap.as_ref().map(|_| "name=userns".to_string())).collect(),
+            security_options: {
+                let mut v = vec!["name=seccomp,profile=builtin".to_string()];
+                if self.remap.is_some() {
+                    v.push("name=userns".into());
+                }
+                if self.cfg.no_new_privileges {
+                    v.push("name=no-new-privileges".into());
+                }
+                v
+            },
             warnings: Some(crate::network::Networking::host_warnings(self)).filter(|w| !w.is_empty()),
             docker_root_dir: self.cfg.data_root.display().to_string(),
         }

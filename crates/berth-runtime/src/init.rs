@@ -93,6 +93,11 @@ pub(crate) fn child_main(mut cfg: ChildConfig) -> ! {
 fn run(cfg: &mut ChildConfig) -> Result<Infallible> {
     let sys = LinuxSyscall;
     reset_signals();
+    // Until execve this process runs the host's berth binary, and (exec, or a shared PID
+    // namespace) the container can see it: non-dumpable, the container cannot open
+    // /proc/<pid>/exe, mem or fds (CVE-2019-5736). execve makes the new image dumpable.
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     match ipc::recv(&cfg.sync)? {
         Some((ipc::MSG_GO, _)) => {}
         _ => return Err(Error::Init("runtime went away before the container was set up".into())),
@@ -150,6 +155,7 @@ fn run(cfg: &mut ChildConfig) -> Result<Infallible> {
     if cwd_early.is_err() {
         nix::unistd::chdir(&p.cwd).ctx(|| format!("chdir to cwd {}", p.cwd.display()))?;
     }
+    cwd_inside_root(&p.cwd)?;
     nix::sys::stat::umask(Mode::from_bits_truncate(p.umask.unwrap_or(0o022) as _));
     if p.no_new_privileges {
         process::set_no_new_privs()?;
@@ -193,6 +199,23 @@ fn run(cfg: &mut ChildConfig) -> Result<Infallible> {
     }
     let Err(err) = nix::unistd::execve(&exe_c, &argv, &envp);
     Err(Error::Command(CommandError::Execve { path: exe.display().to_string(), reason: errno_text(err as i32) }))
+}
+
+/// The working directory must be reachable from the container's root: a cwd such as
+/// /proc/self/fd/N naming a descriptor inherited from the host would put the process
+/// outside it (CVE-2024-21626). The kernel's getcwd then answers "(unreachable)..." and
+/// libc's ENOENT; either way the process does not start (runc refuses the same way).
+fn cwd_inside_root(cwd: &Path) -> Result<()> {
+    let mut buf = [0u8; 4096];
+    // SAFETY: the raw getcwd syscall writes at most buf.len() bytes into buf.
+    let n = unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) };
+    if n > 0 && buf[0] == b'/' {
+        return Ok(());
+    }
+    Err(Error::Init(format!(
+        "working directory {} is outside of the container's root -- possible container breakout detected",
+        cwd.display()
+    )))
 }
 
 fn setup_container(sys: &dyn Syscall, c: &ContainerInit) -> Result<()> {

@@ -146,6 +146,15 @@ struct Flags {
     /// /etc/subgid ranges: default (user dockremap) or user[:group] (docs/userns.md).
     #[arg(long = "userns-remap")]
     userns_remap: Option<String>,
+    /// Set no_new_privs for every container by default (dockerd's --no-new-privileges).
+    #[arg(long = "no-new-privileges")]
+    no_new_privileges: bool,
+    /// Group for the unix socket(s), mode 0660 (dockerd's -G/--group).
+    #[arg(short = 'G', long = "group")]
+    group: Option<String>,
+    /// Authorization plugin to consult on every request (repeatable; dockerd's flag).
+    #[arg(long = "authorization-plugin")]
+    authorization_plugins: Vec<String>,
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -317,6 +326,13 @@ fn build_config(f: Flags) -> Result<EngineConfig, String> {
     if !cfg.cri_socket.is_empty() && !cfg.cri_socket.starts_with("unix://") {
         return Err(format!("invalid --cri-socket {:?}: use unix:///path", cfg.cri_socket));
     }
+    cfg.no_new_privileges |= f.no_new_privileges;
+    if f.group.is_some() {
+        cfg.group = f.group;
+    }
+    if !f.authorization_plugins.is_empty() {
+        cfg.authorization_plugins = f.authorization_plugins;
+    }
     if cfg.hosts.is_empty() {
         cfg.hosts.push(format!("unix://{}", cfg.socket_path().display()));
     }
@@ -376,6 +392,13 @@ pub fn main(args: &[OsString]) -> i32 {
             return 1;
         }
     };
+    let socket_gid = match cfg.group.as_deref().map(berth_api::server::group_id).transpose() {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("berth daemon: --group: {e}");
+            return 1;
+        }
+    };
     berth_engine::timing::enable(trace_phases || std::env::var("BERTH_TRACE_PHASES").is_ok_and(|v| v == "1"));
     let exe = match std::env::current_exe() {
         Ok(p) => p,
@@ -407,7 +430,8 @@ pub fn main(args: &[OsString]) -> i32 {
         let running = engine.clone();
         tracing::info!("berth daemon serving {:?}", engine.cfg.hosts);
         tokio::spawn(give_back_when_idle());
-        let serve = berth_api::serve_then(app, listen, || {
+        let serve_opts = berth_api::ServeOptions { socket_gid };
+        let serve = berth_api::serve_with(app, listen, &serve_opts, || {
             notify::notify(&format!("READY=1\nSTATUS=serving the Engine API\nMAINPID={}", std::process::id()));
         });
         tokio::pin!(serve);

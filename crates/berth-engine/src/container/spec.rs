@@ -409,6 +409,22 @@ fn opposite(opt: &str) -> String {
 }
 
 /// `--security-opt key=value` (or `key:value`, or a bare `key`).
+/// Whether the process gets no_new_privs: `--security-opt no-new-privileges[=bool]`
+/// decides, else the daemon's `--no-new-privileges` default (as dockerd).
+pub fn no_new_privileges(hc: &HostConfig, daemon_default: bool) -> bool {
+    match security_opt(hc, "no-new-privileges") {
+        Some(v) => v != "false",
+        None => daemon_default,
+    }
+}
+
+/// Sets `noNewPrivileges` on an OCI process object from [`no_new_privileges`].
+pub fn apply_no_new_privileges(process: &mut Value, hc: &HostConfig, daemon_default: bool) {
+    if let Some(p) = process.as_object_mut() {
+        p.insert("noNewPrivileges".into(), Value::Bool(no_new_privileges(hc, daemon_default)));
+    }
+}
+
 pub fn security_opt<'a>(hc: &'a HostConfig, key: &str) -> Option<&'a str> {
     hc.security_opt.as_ref()?.iter().find_map(|o| {
         let (k, v) = o.split_once('=').or_else(|| o.split_once(':')).unwrap_or((o.as_str(), "true"));
