@@ -307,7 +307,9 @@ impl Engine {
                 let err = String::from_utf8_lossy(&out.stderr);
                 let first = err.lines().next().unwrap_or("").to_string();
                 let why = if first.is_empty() { format!("exit status {}", out.status.code().unwrap_or(-1)) } else { first };
-                return Err(Error::system(format!("ps: {why}")));
+                // ps refusing its arguments is the caller's bad input: 400, not the
+                // 500 dockerd answers (found by scripts/fuzz-api.sh; docs/testing.md).
+                return Err(Error::invalid(format!("ps: {why}")));
             }
         }
         parse_ps(&String::from_utf8_lossy(&out.stdout), &pids)
