@@ -55,7 +55,10 @@ fi
 # hypothesis pinned to a release of schemathesis 3.39's time (newer ones break it).
 case " $* " in *" --test "*)
     if ! st --version 2>/dev/null | grep -q "3.39.16"; then
-        pip3 install -q 'schemathesis==3.39.16' 'hypothesis==6.124.0'
+        command -v pip3 >/dev/null || apt-get install -y -qq --no-install-recommends python3-pip
+        # (Debian's own python3 marks itself externally managed; these are test tools.)
+        python3 -m pip install -q 'schemathesis==3.39.16' 'hypothesis==6.124.0' 2>/dev/null ||
+            python3 -m pip install -q --break-system-packages 'schemathesis==3.39.16' 'hypothesis==6.124.0'
     fi
     ;;
 esac
