@@ -145,7 +145,7 @@ impl Container {
             } else {
                 serde_json::to_vec_pretty(&rec).map_err(std::io::Error::other).and_then(|d| crate::util::write_replace(&path, &d))
             };
-            saved.map_err(|e| Error::system(format!("saving container {}: {e}", self.id)))?;
+            saved.map_err(|e| Error::system(format!("saving container {}: {}", self.id, berth_image::error::io_text(&e))))?;
             rec
         };
         self.wait_tx.send_modify(|w| {
