@@ -476,7 +476,7 @@ fn validate_ps_args(args: &str) -> Result<()> {
         if let Some((k, v)) = word.split_once('=') {
             let v = if v.is_empty() { bytes.get(i + 1).copied().unwrap_or("") } else { v };
             if v.starts_with("PID") && k != "pid" {
-                return Err(Error::system(format!("specifying \"{k}={v}\" is not allowed")));
+                return Err(Error::invalid(format!("specifying \"{k}={v}\" is not allowed")));
             }
         }
     }
@@ -489,7 +489,7 @@ fn parse_ps(text: &str, pids: &[i32]) -> Result<TopResponse> {
     let mut lines = text.split('\n');
     let header = lines.next().unwrap_or("");
     let titles: Vec<String> = header.split_ascii_whitespace().map(String::from).collect();
-    let pid_col = titles.iter().position(|t| t == "PID").ok_or_else(|| Error::system("Couldn't find PID field in ps output"))?;
+    let pid_col = titles.iter().position(|t| t == "PID").ok_or_else(|| Error::invalid("Couldn't find PID field in ps output"))?;
     let mut processes = Vec::new();
     let mut in_container = false;
     let row = |fields: &[&str]| -> Vec<String> {

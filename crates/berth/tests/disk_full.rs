@@ -164,10 +164,13 @@ fn load_bigger_than_the_disk_fails_cleanly_then_fits() {
 
 #[test]
 fn the_free_space_margin_refuses_a_layer_with_the_same_text() {
-    // 64 MiB kept free; 48 MiB left: an 8 MiB layer fits the disk, not the margin.
-    // (The margin is checked when a layer starts and every 64 MiB of it after.)
+    // 64 MiB kept free; 48 MiB left: a 1 MiB layer fits the disk, not the margin.
+    // (The margin is checked when a layer starts and every 64 MiB of it after. The
+    // layer is small so that the CLI has sent all of it when the refusal comes: a
+    // refusal before the body is read closes the connection, and a client still
+    // writing a large body sees "broken pipe" instead of the answer.)
     let (d, disk) = daemon_on_small_disk(128, &["--min-free-space", "64m"]);
-    let tar = random_tar(&d.dir, "mid", 8);
+    let tar = random_tar(&d.dir, "mid", 1);
     let before = store_state(&d);
     let ballast = ballast(&disk, 48 << 20);
     let out = import(&d, &tar, "mid:1");
