@@ -63,7 +63,7 @@ exec st run "$work/spec.yaml" \
     --checks berth_no_server_error \
     --hypothesis-max-examples "${FUZZ_MAX_EXAMPLES:-25}" \
     --hypothesis-seed "${FUZZ_SEED:-51}" \
-    --hypothesis-derandomize \
+    --hypothesis-database=none \
     --hypothesis-suppress-health-check=all \
     --hypothesis-phases=explicit,generate \
     --request-timeout 20000 \

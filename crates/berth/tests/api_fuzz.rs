@@ -38,6 +38,8 @@ fn schemathesis_finds_no_server_errors() {
         .arg(format!("http://127.0.0.1:{port}"))
         .env("FUZZ_MAX_EXAMPLES", std::env::var("FUZZ_MAX_EXAMPLES").unwrap_or_else(|_| "10".into()))
         .env("FUZZ_REPORT", &report)
+        // (hypothesis keeps a directory of its own in the working directory.)
+        .current_dir(&d.dir)
         .env("FUZZ_SET_PATH", "id=fuzz name=fuzz")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
