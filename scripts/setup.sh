@@ -51,6 +51,17 @@ esac
 if [ -x /etc/init.d/prometheus ]; then
     /etc/init.d/prometheus stop >/dev/null 2>&1 || true
 fi
+# schemathesis fuzzes the Engine API (scripts/fuzz-api.sh, crates/berth/tests/api_fuzz.rs);
+# hypothesis pinned to a release of schemathesis 3.39's time (newer ones break it).
+case " $* " in *" --test "*)
+    if ! st --version 2>/dev/null | grep -q "3.39.16"; then
+        command -v pip3 >/dev/null || apt-get install -y -qq --no-install-recommends python3-pip
+        # (Debian's own python3 marks itself externally managed; these are test tools.)
+        python3 -m pip install -q 'schemathesis==3.39.16' 'hypothesis==6.124.0' 2>/dev/null ||
+            python3 -m pip install -q --break-system-packages 'schemathesis==3.39.16' 'hypothesis==6.124.0'
+    fi
+    ;;
+esac
 command -v cargo >/dev/null || { echo "setup.sh: cargo not found (install Rust with rustup)" >&2; exit 1; }
 case " $* " in *" --test "*) want_nextest=1 ;; *) want_nextest="" ;; esac
 if [ -n "$want_nextest" ] && ! cargo nextest --version >/dev/null 2>&1; then

@@ -351,7 +351,7 @@ fn stat_header(stat: &berth_types::container::PathStat) -> HeaderValue {
 
 pub async fn archive_head(State(e): St, Path(id): Path<String>, req: Request) -> ApiResult {
     let p = Params::parse(req.uri().query());
-    let path = p.get("path").ok_or_else(|| invalid("path is required"))?;
+    let path = p.get("path").filter(|s| !s.is_empty()).ok_or_else(|| invalid("bad parameter: path cannot be empty"))?;
     let stat = e.archive_stat(&id, path).await?;
     let mut r = StatusCode::OK.into_response();
     r.headers_mut().insert("X-Docker-Container-Path-Stat", stat_header(&stat));
@@ -360,7 +360,7 @@ pub async fn archive_head(State(e): St, Path(id): Path<String>, req: Request) ->
 
 pub async fn archive_get(State(e): St, Path(id): Path<String>, req: Request) -> ApiResult {
     let p = Params::parse(req.uri().query());
-    let path = p.get("path").ok_or_else(|| invalid("path is required"))?.to_string();
+    let path = p.get("path").filter(|s| !s.is_empty()).ok_or_else(|| invalid("bad parameter: path cannot be empty"))?.to_string();
     let stat = e.archive_stat(&id, &path).await?;
     let (tx, rx) = mpsc::channel(16);
     let w = ChannelWriter::new(tx.clone());
@@ -376,7 +376,7 @@ pub async fn archive_get(State(e): St, Path(id): Path<String>, req: Request) -> 
 
 pub async fn archive_put(State(e): St, Path(id): Path<String>, req: Request) -> ApiResult {
     let p = Params::parse(req.uri().query());
-    let path = p.get("path").ok_or_else(|| invalid("path is required"))?.to_string();
+    let path = p.get("path").filter(|s| !s.is_empty()).ok_or_else(|| invalid("bad parameter: path cannot be empty"))?.to_string();
     let no_overwrite = p.bool("noOverwriteDirNonDir")?;
     let copy_uid = p.bool("copyUIDGID")?;
     let reader = body_reader(req.into_body());

@@ -126,7 +126,9 @@ impl Engine {
                 b.follow_symlinks(false);
                 let meta = std::fs::symlink_metadata(&target)?;
                 if meta.is_dir() {
-                    b.append_dir_all(&st.name, &target)?;
+                    // The root has no base name: its entries are "./...", as in a tar of ".".
+                    let base = if st.name == "/" { "." } else { st.name.as_str() };
+                    b.append_dir_all(base, &target)?;
                 } else {
                     b.append_path_with_name(&target, &st.name)?;
                 }

@@ -982,8 +982,17 @@ impl Engine {
             Status::Removing => return Err(Error::conflict(format!("removal of container {} is already in progress", rec.id))),
             _ => {}
         }
+        // On a full disk the record cannot be saved; removing the container is how
+        // space is freed, so that must not stop it (found by tests/disk_full.rs).
+        let full_disk_ok = |r: Result<crate::container::ContainerRecord>| match r {
+            Err(e) if e.message.contains("no space left on device") => {
+                tracing::warn!("removing {}: {}", rec.id, e.message);
+                Ok(())
+            }
+            r => r.map(|_| ()),
+        };
         if rec.state.status.is_alive() {
-            c.update(false, |r| r.state.manually_stopped = true)?;
+            full_disk_ok(c.update(false, |r| r.state.manually_stopped = true))?;
             if rec.state.status == Status::Paused {
                 let _ = self.runtime_of(&rec)?.resume(&rec.id);
             }
@@ -994,7 +1003,7 @@ impl Engine {
         }
         self.wait_cleanup(c).await;
         let mut ph = crate::timing::Phases::new("rm", &rec.id);
-        c.update_state(false, |r| r.state.status = Status::Removing)?;
+        full_disk_ok(c.update_state(false, |r| r.state.status = Status::Removing))?;
         ph.mark("mark");
         if let Err(e) = self.images.remove_snapshot(&rec.id).await {
             let _ = c.update_state(false, |r| {

@@ -90,7 +90,7 @@ impl From<std::io::Error> for Error {
             std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData => ErrorKind::InvalidParameter,
             _ => ErrorKind::System,
         };
-        Error::new(kind, e.to_string())
+        Error::new(kind, berth_image::error::io_text(&e))
     }
 }
 

@@ -245,6 +245,9 @@ impl Engine {
                     });
                 }
                 _ => {
+                    // Nothing runs: a start the daemon's death cut short (between mounting
+                    // the rootfs and the shim) must not leave the rootfs mounted.
+                    self.unmount_stale_rootfs(&rec.id).await;
                     let p = rec.host_config.restart_policy.name.as_str();
                     if (p == "always" || (p == "unless-stopped" && !rec.state.manually_stopped)) && rec.state.started_at != crate::util::ZERO_TIME {
                         to_start.push(c.clone());
@@ -267,6 +270,17 @@ impl Engine {
                         tracing::warn!("starting {} on daemon start: {e}", c.id);
                     }
             });
+        }
+    }
+
+    /// Unmounts the rootfs of a container that does not run, whether or not the mount
+    /// made it into the snapshot's record (found by crates/berth/tests/chaos.rs).
+    async fn unmount_stale_rootfs(self: &Arc<Self>, id: &str) {
+        let rootfs = self.rootfs_of(id);
+        let _ = self.images.unmount_snapshot(id, &rootfs).await;
+        if berth_image::mount::is_mount_point(&rootfs).unwrap_or(false) {
+            tracing::info!("unmounting the rootfs a cut-short start left: {id}");
+            let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
         }
     }
 

@@ -307,7 +307,9 @@ impl Engine {
                 let err = String::from_utf8_lossy(&out.stderr);
                 let first = err.lines().next().unwrap_or("").to_string();
                 let why = if first.is_empty() { format!("exit status {}", out.status.code().unwrap_or(-1)) } else { first };
-                return Err(Error::system(format!("ps: {why}")));
+                // ps refusing its arguments is the caller's bad input: 400, not the
+                // 500 dockerd answers (found by scripts/fuzz-api.sh; docs/testing.md).
+                return Err(Error::invalid(format!("ps: {why}")));
             }
         }
         parse_ps(&String::from_utf8_lossy(&out.stdout), &pids)
@@ -476,7 +478,7 @@ fn validate_ps_args(args: &str) -> Result<()> {
         if let Some((k, v)) = word.split_once('=') {
             let v = if v.is_empty() { bytes.get(i + 1).copied().unwrap_or("") } else { v };
             if v.starts_with("PID") && k != "pid" {
-                return Err(Error::system(format!("specifying \"{k}={v}\" is not allowed")));
+                return Err(Error::invalid(format!("specifying \"{k}={v}\" is not allowed")));
             }
         }
     }
@@ -489,7 +491,7 @@ fn parse_ps(text: &str, pids: &[i32]) -> Result<TopResponse> {
     let mut lines = text.split('\n');
     let header = lines.next().unwrap_or("");
     let titles: Vec<String> = header.split_ascii_whitespace().map(String::from).collect();
-    let pid_col = titles.iter().position(|t| t == "PID").ok_or_else(|| Error::system("Couldn't find PID field in ps output"))?;
+    let pid_col = titles.iter().position(|t| t == "PID").ok_or_else(|| Error::invalid("Couldn't find PID field in ps output"))?;
     let mut processes = Vec::new();
     let mut in_container = false;
     let row = |fields: &[&str]| -> Vec<String> {

@@ -92,7 +92,7 @@ pub enum ImageError {
     #[error("layer too large: {0}")]
     LimitExceeded(String),
 
-    #[error("{context}: {source}")]
+    #[error("{context}: {}", io_text(source))]
     Io {
         context: String,
         #[source]
@@ -101,6 +101,17 @@ pub enum ImageError {
 
     #[error("{0}")]
     System(String),
+}
+
+/// An I/O error as dockerd words it where clients look for the words: a full disk is
+/// Go's "no space left on device" (what scripts and the docker CLI's users grep for),
+/// not Rust's "No space left on device (os error 28)". Other errors keep Rust's text.
+pub fn io_text(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::ENOSPC) => "no space left on device".to_string(),
+        Some(libc::EDQUOT) => "disk quota exceeded".to_string(),
+        _ => e.to_string(),
+    }
 }
 
 impl ImageError {

@@ -178,6 +178,11 @@ pub trait Dataplane: Send + Sync + 'static {
     fn drop_spares(&self) -> impl Future<Output = Result<()>> + Send;
     /// Host interfaces whose alias starts with `prefix`.
     fn tagged_links(&self, prefix: &str) -> impl Future<Output = Result<Vec<TaggedLink>>> + Send;
+    /// The veths enslaved to any of `bridges` (by name), tagged or not.
+    fn bridge_veths(&self, bridges: &[String]) -> impl Future<Output = Result<Vec<String>>> + Send {
+        let _ = bridges;
+        async { Ok(Vec::new()) }
+    }
     /// Creates a veth pair: host end on the bridge, peer inside the namespace with
     /// its address, MAC, MTU and (optionally) the default route.
     fn create_veth(&self, spec: &VethSpec) -> impl Future<Output = Result<()>> + Send;
@@ -667,6 +672,28 @@ impl Dataplane for LinuxDataplane {
             }
         }
         Ok(out)
+    }
+
+    async fn bridge_veths(&self, bridges: &[String]) -> Result<Vec<String>> {
+        let mut index = std::collections::HashMap::new();
+        let mut veths = Vec::new();
+        let mut s = self.handle.link().get().execute();
+        while let Some(link) = s.try_next().await.map_err(nl_err("list interfaces"))? {
+            let Some(name) = name_of(&link) else { continue };
+            if bridges.iter().any(|b| b == name) {
+                index.insert(link.header.index, ());
+            }
+            let controller = link.attributes.iter().find_map(|a| match a {
+                LinkAttribute::Controller(c) => Some(*c),
+                _ => None,
+            });
+            if let Some(c) = controller
+                && kind_of(&link).as_deref() == Some("veth")
+            {
+                veths.push((c, name.to_string()));
+            }
+        }
+        Ok(veths.into_iter().filter(|(c, _)| index.contains_key(c)).map(|(_, n)| n).collect())
     }
 
     async fn create_veth(&self, spec: &VethSpec) -> Result<()> {

@@ -357,9 +357,16 @@ async fn kill_dash_nine_then_reopen_reconciles() {
     sh(&["link", "add", &leak, "type", "veth", "peer", "name", &format!("bnm{hex}")]);
     sh(&["link", "set", &leak, "alias", &format!("berth:{}:ep:deadbeef", env.table)]);
     sh(&["link", "add", &theirs, "type", "veth", "peer", "name", &format!("bnv{hex}")]);
+    // A crash between creating a veth and tagging it (the kernel takes the alias only
+    // afterwards) leaves an untagged one on berth's bridge.
+    let untagged = format!("bnk{hex}");
+    env.own_link(&untagged);
+    sh(&["link", "add", &untagged, "type", "veth", "peer", "name", &format!("bnw{hex}")]);
+    sh(&["link", "set", &untagged, "master", &env.bridge]);
 
     let m = NetworkManager::open(env.config()).await.unwrap();
     assert!(!common::link_exists(&leak), "leaked tagged veth removed");
+    assert!(!common::link_exists(&untagged), "untagged veth on berth's bridge removed");
     assert!(common::link_exists(&theirs), "somebody else's veth untouched");
     sh(&["link", "del", &theirs]);
     let a = m.endpoints_of(&container_id(1)).await;

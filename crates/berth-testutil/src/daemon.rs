@@ -442,6 +442,14 @@ impl Drop for TestDaemon {
     }
 }
 
+/// A free TCP port on 127.0.0.1, for a daemon started with
+/// `TestDaemon::start_with(bin, &["-H", &format!("tcp://127.0.0.1:{port}"), "--insecure-plain-tcp"])`
+/// (plain HTTP for tools such as schemathesis; loopback only).
+pub fn free_loopback_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local addr").port()
+}
+
 /// The docker CLI binary (28.x at /usr/local/bin/docker on these machines).
 pub fn docker_cli() -> PathBuf {
     for p in ["/usr/local/bin/docker", "/usr/bin/docker"] {

@@ -145,9 +145,11 @@ impl Container {
             } else {
                 serde_json::to_vec_pretty(&rec).map_err(std::io::Error::other).and_then(|d| crate::util::write_replace(&path, &d))
             };
-            saved.map_err(|e| Error::system(format!("saving container {}: {e}", self.id)))?;
-            rec
+            (rec, saved.map_err(|e| Error::system(format!("saving container {}: {}", self.id, berth_image::error::io_text(&e)))))
         };
+        // The change happened (in memory) even when the disk refused it: waiters must
+        // hear of an exit, or `rm -f` on a full disk waits for one forever.
+        let (rec, saved) = rec;
         self.wait_tx.send_modify(|w| {
             w.status = rec.state.status;
             w.exit_code = rec.state.exit_code;
@@ -156,6 +158,7 @@ impl Container {
                 w.exits += 1;
             }
         });
+        saved?;
         Ok(rec)
     }
 

@@ -88,7 +88,7 @@ impl<R: Read> LimitedReader<'_, R> {
         let free = (self.free_space)()?;
         if free < self.limit.min_free_bytes {
             return Err(ImageError::LimitExceeded(format!(
-                "only {} MiB of disk left after unpacking {} MiB of this layer; berth keeps {} MiB free (decompression bomb or full disk)",
+                "no space left on device: only {} MiB of disk left after unpacking {} MiB of this layer; berth keeps {} MiB free (--min-free-space; decompression bomb or full disk)",
                 free >> 20,
                 self.count >> 20,
                 self.limit.min_free_bytes >> 20

@@ -282,6 +282,17 @@ impl<D: Dataplane> NetworkManager<D> {
                 self.dp.delete_link(&link.name).await?;
             }
         }
+        // A veth on one of our bridges that no endpoint claims and that has no tag: the
+        // kernel takes the tag (alias) only after creating the veth, so a daemon killed
+        // in between leaves one behind (found by crates/berth/tests/chaos.rs).
+        let bridges: Vec<String> = st.networks.values().filter_map(|n| self.bridge_spec(n).map(|b| b.name)).collect();
+        for v in self.dp.bridge_veths(&bridges).await? {
+            let claimed = live_veths.contains(&v) || st.endpoints.values().any(|e| e.host_veth == v);
+            if !claimed && !tagged.iter().any(|l| l.name == v) {
+                tracing::info!("removing leaked interface {v} (untagged, on a berth bridge)");
+                self.dp.delete_link(&v).await?;
+            }
+        }
         // Endpoints whose veth is gone died with their namespace (a macvlan/ipvlan
         // endpoint has no host side: it lives as long as the namespace).
         let alive = |e: &EndpointRecord| {
