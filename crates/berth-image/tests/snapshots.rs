@@ -139,6 +139,7 @@ fn diff_commit_and_export_of_a_container() {
                 comment: "my commit".into(),
                 tag: Some("committed".into()),
                 container_id: "c1".into(),
+                ..Default::default()
             },
         )
         .unwrap();

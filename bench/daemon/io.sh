@@ -1,0 +1,79 @@
+#!/bin/bash
+# Log and API paths of berth's daemon vs Debian's dockerd, side by side on this machine,
+# both driven by the same docker CLI (issue 19's rows):
+#   1. a container writing MB megabytes to stdout (json-file log), from `run -d` to exit
+#   2. `docker logs` of that container (all of it, to /dev/null)
+#   3. `_ping` on a kept-alive connection (curl, N requests on one connection)
+# Usage (root): bench/daemon/io.sh [runs] [MB]      results → bench/results/daemon-io.md
+set -euo pipefail
+runs=${1:-5}
+mb=${2:-200}
+top=$(cd "$(dirname "$0")/../.." && pwd)
+berth=${BERTH_BIN:-$top/target/release/berth}
+docker=${DOCKER:-/usr/local/bin/docker}
+[ -x "$berth" ] || { echo "build first: cargo build --release" >&2; exit 1; }
+command -v dockerd >/dev/null || { apt-get install -y -qq docker.io >/dev/null; }
+command -v hyperfine >/dev/null || apt-get install -y -qq hyperfine >/dev/null
+work=$(mktemp -d /var/tmp/berth-bench-io.XXXXXX)
+. "$top/bench/lib/side-by-side.sh"
+
+# 70-byte lines (69 characters and a newline), as a chatty program writes them.
+writer="yes 012345678901234567890123456789012345678901234567890123456789abcdefghi | head -c $((mb * 1000000))"
+out=$top/bench/results/daemon-io.md
+{
+echo "# berth daemon vs dockerd: logs and API paths"
+echo
+echo "$(date -u +%Y-%m-%dT%H:%MZ), $(uname -r), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); berth ${BERTH_REV:-$(git -C "$top" rev-parse --short HEAD)} ($(basename "$(dirname "$berth")") build), dockerd $(dockerd --version | awk '{print $3}' | tr -d ,); the docker CLI $($docker version -f '{{.Client.Version}}' 2>/dev/null) drives both."
+echo "Command: \`bench/daemon/io.sh $runs $mb\`"
+echo
+echo "## A container writing $mb MB to stdout (70-byte lines), \`run -d\` to \`wait\`"
+echo
+} >"$out"
+hyperfine -N --warmup 1 --runs "$runs" --export-markdown "$work/write.md" \
+    -n berth "sh -c '$docker -H $B wait \$($docker -H $B run -d busybox sh -c \"$writer\")'" \
+    -n dockerd "sh -c '$docker -H $D wait \$($docker -H $D run -d busybox sh -c \"$writer\")'" >/dev/null
+cat "$work/write.md" >>"$out"
+
+{
+echo
+echo "## \`docker logs\` of that container ($mb MB of output) to /dev/null"
+echo
+} >>"$out"
+for h in "$B" "$D"; do
+    $docker -H "$h" rm -f logsrc >/dev/null 2>&1 || true
+    $docker -H "$h" run --name logsrc --log-opt max-size=1g busybox sh -c "$writer" >/dev/null
+done
+hyperfine -N --warmup 1 --runs "$runs" --export-markdown "$work/logs.md" --export-json "$work/logs.json" \
+    -n berth "sh -c '$docker -H $B logs logsrc >/dev/null'" \
+    -n dockerd "sh -c '$docker -H $D logs logsrc >/dev/null'" >/dev/null
+cat "$work/logs.md" >>"$out"
+python3 - "$work/logs.json" "$mb" >>"$out" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+mb = int(sys.argv[2])
+print()
+print(" · ".join(f"{x['command']}: {mb * 1e6 / x['mean'] / 2**20:.0f} MiB/s" for x in r))
+EOF
+
+n=2000
+{
+echo
+echo "## \`_ping\` on a kept-alive connection ($n requests, one curl, one connection)"
+echo
+echo "| daemon | µs per request (median of 5) |"
+echo "|---|---:|"
+} >>"$out"
+urls=$(for i in $(seq $n); do printf 'http://d/_ping '; done)
+for name in berth dockerd; do
+    sock=$work/berth.sock
+    [ $name = dockerd ] && sock=$work/docker.sock
+    t=$(for r in 1 2 3 4 5; do
+        s=$(date +%s%N)
+        # shellcheck disable=SC2086
+        curl -s --unix-socket "$sock" $urls >/dev/null
+        e=$(date +%s%N)
+        echo $(((e - s) / n / 1000))
+    done | sort -n | sed -n 3p)
+    echo "| $name | $t |" >>"$out"
+done
+cat "$out"
