@@ -64,7 +64,8 @@ for v in ["default", "none", "publish"]:
             continue
         op = ops.setdefault(m.group(1), {"total": [], "phases": {}})
         op["total"].append(float(m.group(2)))
-        for kv in m.group(3).split():
+        # (The daemon's text log quotes the message: stop at the quote.)
+        for kv in m.group(3).split('"')[0].split():
             k, val = kv.split("=")
             op["phases"].setdefault(k, []).append(float(val))
     print("| operation | total | phases |")
