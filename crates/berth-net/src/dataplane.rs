@@ -178,6 +178,13 @@ pub trait Dataplane: Send + Sync + 'static {
     fn drop_spares(&self) -> impl Future<Output = Result<()>> + Send;
     /// Host interfaces whose alias starts with `prefix`.
     fn tagged_links(&self, prefix: &str) -> impl Future<Output = Result<Vec<TaggedLink>>> + Send;
+    /// Bridges in netdev group `group` with no ownership tag: the kernel ignores the
+    /// alias when it creates a link, so a daemon killed between creating a bridge and
+    /// tagging it leaves one (its group was set at creation).
+    fn untagged_bridges(&self, group: u32) -> impl Future<Output = Result<Vec<String>>> + Send {
+        let _ = group;
+        async { Ok(Vec::new()) }
+    }
     /// The veths enslaved to any of `bridges` (by name), tagged or not.
     fn bridge_veths(&self, bridges: &[String]) -> impl Future<Output = Result<Vec<String>>> + Send {
         let _ = bridges;
@@ -669,6 +676,22 @@ impl Dataplane for LinuxDataplane {
                 && alias.starts_with(prefix)
             {
                 out.push(TaggedLink { name: name.to_string(), alias: alias.to_string() });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn untagged_bridges(&self, group: u32) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let mut s = self.handle.link().get().execute();
+        while let Some(link) = s.try_next().await.map_err(nl_err("list interfaces"))? {
+            let in_group = link.attributes.iter().any(|a| matches!(a, LinkAttribute::Group(g) if *g == group));
+            if in_group
+                && alias_of(&link).is_none_or(str::is_empty)
+                && kind_of(&link).as_deref() == Some("bridge")
+                && let Some(name) = name_of(&link)
+            {
+                out.push(name.to_string());
             }
         }
         Ok(out)

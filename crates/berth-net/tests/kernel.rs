@@ -363,10 +363,16 @@ async fn kill_dash_nine_then_reopen_reconciles() {
     env.own_link(&untagged);
     sh(&["link", "add", &untagged, "type", "veth", "peer", "name", &format!("bnw{hex}")]);
     sh(&["link", "set", &untagged, "master", &env.bridge]);
+    // Likewise a bridge: created in berth's netdev group, killed before its tag.
+    let bare = format!("bnb{hex}");
+    env.own_link(&bare);
+    sh(&["link", "add", &bare, "type", "bridge"]);
+    sh(&["link", "set", &bare, "group", &berth_net::iptables::bridge_group(&env.table).to_string()]);
 
     let m = NetworkManager::open(env.config()).await.unwrap();
     assert!(!common::link_exists(&leak), "leaked tagged veth removed");
     assert!(!common::link_exists(&untagged), "untagged veth on berth's bridge removed");
+    assert!(!common::link_exists(&bare), "untagged bridge in berth's group removed");
     assert!(common::link_exists(&theirs), "somebody else's veth untouched");
     sh(&["link", "del", &theirs]);
     let a = m.endpoints_of(&container_id(1)).await;

@@ -282,6 +282,11 @@ impl<D: Dataplane> NetworkManager<D> {
                 self.dp.delete_link(&link.name).await?;
             }
         }
+        // A bridge of ours that never got its tag (killed between creating and tagging it).
+        for b in self.dp.untagged_bridges(crate::iptables::bridge_group(&self.config.nft_table)).await? {
+            tracing::info!("removing leaked interface {b} (untagged, in berth's netdev group)");
+            self.dp.delete_link(&b).await?;
+        }
         // A veth on one of our bridges that no endpoint claims and that has no tag: the
         // kernel takes the tag (alias) only after creating the veth, so a daemon killed
         // in between leaves one behind (found by crates/berth/tests/chaos.rs).
