@@ -12,11 +12,16 @@ use crate::error::BuildError;
 /// Largest file ADD fetches.
 const MAX_DOWNLOAD: u64 = 16 << 30;
 
+/// A server that sends nothing for this long fails the step rather than hanging the
+/// build (dockerd waits forever).
+const STALL: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Downloads `url` into `dir` with `client` (the daemon's, with its TLS settings); returns the file and the name ADD gives it (the last
 /// path segment, as dockerd).
 pub async fn download(client: &reqwest::Client, url: &str, dir: &Path, checksum: Option<&str>) -> Result<(PathBuf, String), BuildError> {
     let fail = |e: &dyn std::fmt::Display| BuildError::invalid(format!("failed to download {url}: {e}"));
-    let resp = client.get(url).send().await.map_err(|e| fail(&e))?;
+    let stalled = || fail(&format_args!("no answer for {} s", STALL.as_secs()));
+    let resp = tokio::time::timeout(STALL, client.get(url).send()).await.map_err(|_| stalled())?.map_err(|e| fail(&e))?;
     if !resp.status().is_success() {
         return Err(BuildError::invalid(format!("failed to GET {url} with status {}", resp.status())));
     }
@@ -33,7 +38,7 @@ pub async fn download(client: &reqwest::Client, url: &str, dir: &Path, checksum:
     let mut h = Sha256::new();
     let mut n: u64 = 0;
     let mut body = resp.bytes_stream();
-    while let Some(chunk) = body.next().await {
+    while let Some(chunk) = tokio::time::timeout(STALL, body.next()).await.map_err(|_| stalled())? {
         let chunk = chunk.map_err(|e| fail(&e))?;
         n += chunk.len() as u64;
         if n > MAX_DOWNLOAD {

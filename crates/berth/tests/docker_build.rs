@@ -489,22 +489,20 @@ struct Http {
 
 impl Http {
     fn serve(dir: &Path) -> Http {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        drop(l);
-        let child = Command::new("/usr/bin/python3")
-            .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string()])
+        use std::io::BufRead;
+        // Port 0: the server picks a free port and says which (a port picked here and
+        // bound later could be taken by another test meanwhile).
+        let mut child = Command::new("/usr/bin/python3")
+            .args(["-u", "-m", "http.server", "--bind", "127.0.0.1", "0"])
             .current_dir(dir)
-            .stdout(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        // "Serving HTTP on 127.0.0.1 port 41231 (http://127.0.0.1:41231/) ..."
+        let port = line.split_whitespace().skip_while(|w| *w != "port").nth(1).and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("no port in {line:?}"));
         Http { child, port }
     }
 }
