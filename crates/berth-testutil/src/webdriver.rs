@@ -114,7 +114,12 @@ impl Browser {
             if let Some(e) = self.find(css) {
                 return e;
             }
-            assert!(Instant::now() < deadline, "no element {css:?} after {secs}s on {}", self.url());
+            if Instant::now() >= deadline {
+                // What the page held, for whoever reads the failure.
+                let body = self.script("return document.body ? document.body.innerText : ''", vec![]);
+                let text: String = body.as_str().unwrap_or_default().chars().take(1500).collect();
+                panic!("no element {css:?} after {secs}s on {}; the page's text:\n{text}", self.url());
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
     }

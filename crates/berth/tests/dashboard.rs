@@ -46,7 +46,8 @@ fn dashboard_in_a_browser() {
 
     // The token once in the URL; a cookie from then on.
     b.goto(&format!("{base}/?token={}", u.token));
-    let row = b.wait_for("#containers tr[data-name=web]", 20);
+    // The first page of a browser just started: slow on a loaded machine.
+    let row = b.wait_for("#containers tr[data-name=web]", 60);
     assert_eq!(b.attr(&row, "data-state").as_deref(), Some("running"));
     assert!(!b.url().contains("token"), "the token is dropped from the address: {}", b.url());
     assert!(b.find("#containers tr[data-name=spare]").is_some());
