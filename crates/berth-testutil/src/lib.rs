@@ -4,6 +4,7 @@
 pub mod daemon;
 pub mod http;
 pub mod prom;
+pub mod registry;
 pub mod sshd;
 pub mod webdriver;
 pub mod ws;

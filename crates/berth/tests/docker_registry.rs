@@ -1,11 +1,10 @@
 //! Pull and push through the daemon with the real docker CLI, against berth's own
 //! registry server and Debian's docker-registry, both on loopback.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
+use berth_testutil::registry::Registry;
 use berth_testutil::daemon::{TestDaemon, run_ok};
 
 fn bin() -> &'static Path {
@@ -16,48 +15,8 @@ fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures").join(name)
 }
 
-struct Registry {
-    child: Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn wait_http(addr: &str) {
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(addr).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("registry at {addr} did not come up");
-}
-
-/// `berth registry serve` on a free loopback port.
-fn berth_registry() -> Registry {
-    let dir = berth_testutil::short_tempdir("breg");
-    let mut child = Command::new(bin())
-        .args(["registry", "serve", "--addr", "127.0.0.1:0", "--root"])
-        .arg(dir.path().join("storage"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.split_whitespace().find_map(|w| w.trim_start_matches("http://").starts_with("127.0.0.1:").then(|| w.trim_start_matches("http://").to_string())).unwrap_or_else(|| panic!("no address in {line:?}"));
-    wait_http(&addr);
-    Registry { child, addr, _dir: dir }
 }
 
 /// Debian's docker-registry (the distribution registry) on a free loopback port.
@@ -74,8 +33,7 @@ fn distribution_registry() -> Registry {
     )
     .unwrap();
     let child = Command::new("/usr/bin/docker-registry").arg("serve").arg(&cfg).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    wait_http(&addr);
-    Registry { child, addr, _dir: dir }
+    Registry::adopt(child, addr, dir)
 }
 
 fn skopeo_push(archive: &Path, dest: &str) {
@@ -112,7 +70,7 @@ fn pull_run_push(reg: &Registry) {
 
 #[test]
 fn pull_run_push_with_berths_registry() {
-    pull_run_push(&berth_registry());
+    pull_run_push(&Registry::berth(bin()));
 }
 
 #[test]

@@ -2,8 +2,6 @@
 //! decided by the start request's Tty, a container its restart policy is restarting
 //! cannot be removed without force.
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
@@ -15,32 +13,8 @@ fn daemon() -> TestDaemon {
     d
 }
 
-/// A raw HTTP/1.1 exchange; returns (status, headers, body bytes, de-chunked).
 fn http(d: &TestDaemon, method: &str, path: &str, body: &str) -> (u16, String, Vec<u8>) {
-    let mut s = UnixStream::connect(&d.socket).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).unwrap();
-    let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&out[..split]).into_owned();
-    let status = head[9..12].parse().unwrap();
-    let mut body = out[split + 4..].to_vec();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        let mut plain = Vec::new();
-        let mut rest = &body[..];
-        loop {
-            let Some(nl) = rest.windows(2).position(|w| w == b"\r\n") else { break };
-            let n = usize::from_str_radix(String::from_utf8_lossy(&rest[..nl]).trim(), 16).unwrap_or(0);
-            if n == 0 {
-                break;
-            }
-            plain.extend_from_slice(&rest[nl + 2..nl + 2 + n]);
-            rest = &rest[nl + 2 + n + 2..];
-        }
-        body = plain;
-    }
-    (status, head, body)
+    d.raw_http(method, path, body)
 }
 
 #[test]

@@ -4,47 +4,14 @@
 //! qemu-user-static via binfmt_misc), inspected, saved, listed and removed by platform;
 //! `GET /distribution/{name}/json`; and the clear error when no emulator is registered.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use berth_testutil::registry::Registry;
 use berth_testutil::daemon::{TestDaemon, run_ok};
-
-struct Registry {
-    child: Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn berth_registry() -> Registry {
-    let dir = berth_testutil::short_tempdir("bmp");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["registry", "serve", "--addr", "127.0.0.1:0", "--root"])
-        .arg(dir.path().join("storage"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.split_whitespace().find_map(|w| w.trim_start_matches("http://").starts_with("127.0.0.1:").then(|| w.trim_start_matches("http://").to_string())).unwrap();
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(&addr).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Registry { child, addr, _dir: dir }
-}
 
 /// A static aarch64 Linux program that prints "hello from arm64" and exits 0:
 /// write(1, msg, 17); exit(0), in one PT_LOAD segment.
@@ -148,7 +115,7 @@ fn a_two_platform_index_is_kept_whole_and_runs_for_both() {
         berth_engine_emulator_for("arm64"),
         "no binfmt_misc handler for arm64: scripts/setup.sh --test installs qemu-user-static and binfmt-support"
     );
-    let reg = berth_registry();
+    let reg = Registry::berth(Path::new(env!("CARGO_BIN_EXE_berth")));
     let d = TestDaemon::start(Path::new(env!("CARGO_BIN_EXE_berth")));
     let repo = format!("{}/multi", reg.addr);
     d.busybox_image(&format!("{repo}:amd64"));
@@ -265,7 +232,7 @@ fn push_blob(reg: &str, repo: &str, path: &Path) -> (String, u64) {
 
 #[test]
 fn bzip2_and_xz_layers_pull_and_run() {
-    let reg = berth_registry();
+    let reg = Registry::berth(Path::new(env!("CARGO_BIN_EXE_berth")));
     let d = TestDaemon::start(Path::new(env!("CARGO_BIN_EXE_berth")));
     let work = d.dir.join("bzxz");
     std::fs::create_dir_all(work.join("l1/bin")).unwrap();

@@ -2,48 +2,18 @@
 //! registry.k8s.io=http://127.0.0.1:PORT` (any registry) and a bare URL (Docker Hub), also
 //! in daemon.json. Pulls come from the mirror; the image keeps the name it was asked by.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 
+use berth_testutil::registry::Registry;
 use berth_testutil::daemon::{TestDaemon, run_ok};
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_berth"))
 }
 
-struct Registry {
-    child: Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `berth registry serve` on a free loopback port.
-fn registry() -> Registry {
-    let dir = berth_testutil::short_tempdir("bmirror");
-    let mut child = Command::new(bin())
-        .args(["registry", "serve", "--addr", "127.0.0.1:0", "--root"])
-        .arg(dir.path().join("storage"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.split_whitespace().find_map(|w| w.strip_prefix("http://").map(str::to_string)).unwrap_or_else(|| panic!("no address in {line:?}"));
-    Registry { child, addr, _dir: dir }
-}
-
 #[test]
 fn mirrors_serve_docker_and_the_cri_under_the_names_asked_for() {
-    let reg = registry();
+    let reg = Registry::berth(bin());
     // Fill the "mirror" from a first daemon: the pause image under the path registry.k8s.io
     // would have, and busybox under Docker Hub's library path.
     let filler = TestDaemon::start(bin());
