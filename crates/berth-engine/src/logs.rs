@@ -92,7 +92,8 @@ const BATCH: usize = 64 << 10;
 
 impl<'a> Batch<'a> {
     fn new(tx: &'a mpsc::Sender<LogLine>) -> Self {
-        Batch { tx, stream: 1, buf: Vec::with_capacity(BATCH + 512) }
+        // Empty until a line comes: `follow` makes one per poll of an idle file.
+        Batch { tx, stream: 1, buf: Vec::new() }
     }
 
     /// False when the client is gone.
@@ -113,7 +114,7 @@ impl<'a> Batch<'a> {
         if self.buf.is_empty() {
             return true;
         }
-        let data = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(BATCH + 512)));
+        let data = Bytes::from(std::mem::take(&mut self.buf));
         self.tx.blocking_send(LogLine { stream: self.stream, data }).is_ok()
     }
 }

@@ -335,6 +335,11 @@ impl LinuxDataplane {
         }
     }
 
+    /// Every interface of the host's (this namespace's) in one netlink dump.
+    async fn host_links(h: &rtnetlink::Handle) -> Result<Vec<LinkMessage>> {
+        h.link().get().execute().try_collect().await.map_err(nl_err("list interfaces"))
+    }
+
     async fn link_by_name(handle: &rtnetlink::Handle, name: &str) -> Result<Option<LinkMessage>> {
         let mut s = handle.link().get().match_name(name.to_string()).execute();
         match s.try_next().await {
@@ -669,39 +674,30 @@ impl Dataplane for LinuxDataplane {
     }
 
     async fn tagged_links(&self, prefix: &str) -> Result<Vec<TaggedLink>> {
-        let mut out = Vec::new();
-        let mut s = self.handle.link().get().execute();
-        while let Some(link) = s.try_next().await.map_err(nl_err("list interfaces"))? {
-            if let (Some(alias), Some(name)) = (alias_of(&link), name_of(&link))
-                && alias.starts_with(prefix)
-            {
-                out.push(TaggedLink { name: name.to_string(), alias: alias.to_string() });
-            }
-        }
-        Ok(out)
+        let links = Self::host_links(&self.handle).await?;
+        Ok(links
+            .iter()
+            .filter_map(|link| match (alias_of(link), name_of(link)) {
+                (Some(alias), Some(name)) if alias.starts_with(prefix) => Some(TaggedLink { name: name.to_string(), alias: alias.to_string() }),
+                _ => None,
+            })
+            .collect())
     }
 
     async fn untagged_bridges(&self, group: u32) -> Result<Vec<String>> {
-        let mut out = Vec::new();
-        let mut s = self.handle.link().get().execute();
-        while let Some(link) = s.try_next().await.map_err(nl_err("list interfaces"))? {
-            let in_group = link.attributes.iter().any(|a| matches!(a, LinkAttribute::Group(g) if *g == group));
-            if in_group
-                && alias_of(&link).is_none_or(str::is_empty)
-                && kind_of(&link).as_deref() == Some("bridge")
-                && let Some(name) = name_of(&link)
-            {
-                out.push(name.to_string());
-            }
-        }
-        Ok(out)
+        let links = Self::host_links(&self.handle).await?;
+        Ok(links
+            .iter()
+            .filter(|link| link.attributes.iter().any(|a| matches!(a, LinkAttribute::Group(g) if *g == group)))
+            .filter(|link| alias_of(link).is_none_or(str::is_empty) && kind_of(link).as_deref() == Some("bridge"))
+            .filter_map(|link| name_of(link).map(str::to_string))
+            .collect())
     }
 
     async fn bridge_veths(&self, bridges: &[String]) -> Result<Vec<String>> {
         let mut index = std::collections::HashMap::new();
         let mut veths = Vec::new();
-        let mut s = self.handle.link().get().execute();
-        while let Some(link) = s.try_next().await.map_err(nl_err("list interfaces"))? {
+        for link in Self::host_links(&self.handle).await? {
             let Some(name) = name_of(&link) else { continue };
             if bridges.iter().any(|b| b == name) {
                 index.insert(link.header.index, ());
