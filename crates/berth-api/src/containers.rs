@@ -23,7 +23,7 @@ fn version(req: &Request) -> ApiVersion {
 type St = State<Arc<Engine>>;
 
 async fn body_bytes(req: Request) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(req.into_body(), 64 << 20).await.map_err(|e| invalid(format!("reading body: {e}")))
+    crate::util::read_body(req, crate::util::MAX_CONTAINER_BODY).await
 }
 
 pub async fn list(State(e): St, req: Request) -> ApiResult {
@@ -207,7 +207,9 @@ pub async fn attach(State(e): St, Path(id): Path<String>, mut req: Request) -> A
         return Ok(plain_attach(e, spec, rx, content_type));
     }
     let on_upgrade = hyper::upgrade::on(&mut req);
+    let place = req.extensions().get::<crate::server::ConnPlace>().cloned();
     tokio::spawn(async move {
+        let _place = place; // the client's connection count holds until the stream ends
         if let Ok(up) = on_upgrade.await {
             hijack::run_attach(e, spec, rx, hyper_util::rt::TokioIo::new(up)).await;
         }

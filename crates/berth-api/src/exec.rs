@@ -9,14 +9,14 @@ use berth_engine::Engine;
 use berth_types::exec::{ExecCreateRequest, ExecStartRequest};
 
 use crate::hijack;
-use crate::util::{ApiResult, Params, from_value, invalid, json, ok_json, parse_value};
+use crate::util::{ApiResult, Params, from_value, json, ok_json, parse_value};
 use crate::{ApiVersion, compat};
 
 type St = State<Arc<Engine>>;
 
 pub async fn create(State(e): St, Path(id): Path<String>, req: Request) -> ApiResult {
     let version = req.extensions().get::<ApiVersion>().copied().unwrap_or_default();
-    let bytes = axum::body::to_bytes(req.into_body(), 1 << 20).await.map_err(|e| invalid(e.to_string()))?;
+    let bytes = crate::util::read_body(req, crate::util::MAX_SMALL_BODY).await?;
     let mut value = parse_value(&bytes)?;
     compat::exec_create(version, &mut value);
     let body: ExecCreateRequest = from_value(value)?;
@@ -31,7 +31,8 @@ pub async fn start(State(e): St, Path(id): Path<String>, mut req: Request) -> Ap
     let version = req.extensions().get::<ApiVersion>().copied().unwrap_or_default();
     let wants_upgrade = hijack::wants_upgrade(&req);
     let on_upgrade = wants_upgrade.then(|| hyper::upgrade::on(&mut req));
-    let bytes = axum::body::to_bytes(req.into_body(), 1 << 20).await.map_err(|e| invalid(e.to_string()))?;
+    let place = req.extensions().get::<crate::server::ConnPlace>().cloned();
+    let bytes = crate::util::read_body(req, crate::util::MAX_SMALL_BODY).await?;
     let mut value = parse_value(&bytes)?;
     compat::exec_start(version, &mut value);
     let body: ExecStartRequest = from_value(value)?;
@@ -66,6 +67,7 @@ pub async fn start(State(e): St, Path(id): Path<String>, mut req: Request) -> Ap
         return Ok(crate::util::stream_response(content_type, rx));
     };
     tokio::spawn(async move {
+        let _place = place; // the client's connection count holds until the stream ends
         let Ok(up) = on_upgrade.await else { return };
         let io = hyper_util::rt::TokioIo::new(up);
         match e.exec_run(&inst).await {

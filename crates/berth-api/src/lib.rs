@@ -212,6 +212,6 @@ pub fn router(engine: Arc<Engine>) -> Router {
 }
 
 async fn registry_auth(axum::extract::State(e): axum::extract::State<Arc<Engine>>, req: Request) -> util::ApiResult {
-    let body = axum::body::to_bytes(req.into_body(), 1 << 20).await.map_err(|x| util::invalid(x.to_string()))?;
+    let body = util::read_body(req, util::MAX_SMALL_BODY).await?;
     registry::auth(e, &body).await
 }

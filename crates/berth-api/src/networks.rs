@@ -8,12 +8,12 @@ use axum::response::IntoResponse;
 use berth_engine::Engine;
 use berth_types::network::{NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest};
 
-use crate::util::{ApiResult, Params, invalid, json, no_content, ok_json, parse_body};
+use crate::util::{ApiResult, Params, json, no_content, ok_json, parse_body};
 
 type St = State<Arc<Engine>>;
 
 async fn body<T: serde::de::DeserializeOwned + Default>(req: Request) -> Result<T, crate::util::ApiError> {
-    let bytes = axum::body::to_bytes(req.into_body(), 1 << 20).await.map_err(|e| invalid(e.to_string()))?;
+    let bytes = crate::util::read_body(req, crate::util::MAX_SMALL_BODY).await?;
     parse_body(&bytes)
 }
 
@@ -48,7 +48,7 @@ pub async fn remove(State(e): St, Path(id): Path<String>) -> ApiResult {
 
 pub async fn connect(State(e): St, Path(id): Path<String>, req: Request) -> ApiResult {
     let v = req.extensions().get::<crate::ApiVersion>().copied().unwrap_or_default();
-    let bytes = axum::body::to_bytes(req.into_body(), 1 << 20).await.map_err(|e| invalid(e.to_string()))?;
+    let bytes = crate::util::read_body(req, crate::util::MAX_SMALL_BODY).await?;
     let mut value = crate::util::parse_value(&bytes)?;
     crate::compat::network_connect(v, &mut value);
     let b: NetworkConnectRequest = crate::util::from_value(value)?;

@@ -63,6 +63,78 @@ pub async fn serve_then(app: axum::Router, listeners: Vec<Listen>, ready: impl F
 pub struct ServeOptions {
     /// The group given the unix sockets (dockerd's `--group`); root's when None.
     pub socket_gid: Option<u32>,
+    /// Connections one client may hold open at once; 0: no limit.
+    pub max_connections_per_client: usize,
+}
+
+/// Who a connection belongs to, for the per-client connection limit: the peer's uid on
+/// a unix socket (every process of one user is one client), its address on TCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Client {
+    Uid(u32),
+    Addr(std::net::IpAddr),
+}
+
+/// Open connections per client, shared by every listener.
+#[derive(Clone, Default)]
+struct Clients {
+    max: usize,
+    open: Arc<std::sync::Mutex<std::collections::HashMap<Client, usize>>>,
+}
+
+/// One admitted connection; gives its place back when the connection ends.
+struct Admitted {
+    clients: Clients,
+    who: Client,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let mut open = self.clients.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.who) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.who);
+            }
+        }
+    }
+}
+
+impl Clients {
+    /// A place for one more connection of `who`, or None when it holds `max` already.
+    fn admit(&self, who: Option<Client>) -> Result<Option<Admitted>, ()> {
+        let Some(who) = who.filter(|_| self.max > 0) else { return Ok(None) };
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(who).or_default();
+        if *n >= self.max {
+            return Err(());
+        }
+        *n += 1;
+        Ok(Some(Admitted { clients: self.clone(), who }))
+    }
+}
+
+/// A connection's place under its client's limit, in every request's extensions: a
+/// handler that takes the connection over (attach, exec) keeps it until its stream ends,
+/// since hyper lets go of an upgraded connection at the upgrade.
+#[derive(Clone)]
+pub struct ConnPlace(#[allow(dead_code)] Arc<Admitted>);
+
+/// Answers a connection over its client's limit with 429 and closes it, without
+/// reading its request (a client that never sends one cannot hold the task: 5 s).
+async fn refuse_over_limit<I>(mut io: I, max: usize)
+where
+    I: tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncWriteExt;
+    let body = serde_json::to_vec(&berth_types::ErrorResponse { message: format!("too many connections from this client: at most {max} at once (the daemon's max-connections-per-client)") }).unwrap_or_default();
+    let head = format!("HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        io.write_all(head.as_bytes()).await?;
+        io.write_all(&body).await?;
+        io.shutdown().await
+    })
+    .await;
 }
 
 /// A group name or number (`--group`) as a gid.
@@ -81,6 +153,7 @@ pub fn group_id(name: &str) -> Result<u32, String> {
 /// [`serve_then`] with [`ServeOptions`].
 pub async fn serve_with(app: axum::Router, listeners: Vec<Listen>, opts: &ServeOptions, ready: impl FnOnce()) -> Result<(), String> {
     let mut tasks = Vec::new();
+    let clients = Clients { max: opts.max_connections_per_client, ..Default::default() };
     for l in listeners {
         match l {
             Listen::Unix(path) => {
@@ -89,28 +162,41 @@ pub async fn serve_with(app: axum::Router, listeners: Vec<Listen>, opts: &ServeO
                     std::os::unix::fs::chown(&path, Some(0), Some(gid)).map_err(|e| format!("chown {}: {e}", path.display()))?;
                 }
                 let app = app.clone();
+                let clients = clients.clone();
                 tasks.push(tokio::spawn(async move {
                     loop {
                         let Ok((stream, _)) = ul.accept().await else { continue };
-                        spawn_conn(app.clone(), TokioIo::new(stream));
+                        let who = stream.peer_cred().ok().map(|c| Client::Uid(c.uid()));
+                        match clients.admit(who) {
+                            Ok(place) => spawn_conn(app.clone(), TokioIo::new(stream), place),
+                            Err(()) => {
+                                tokio::spawn(refuse_over_limit(stream, clients.max));
+                            }
+                        }
                     }
                 }));
             }
             Listen::Tcp { addr, tls } => {
                 let tl = TcpListener::bind(&addr).await.map_err(|e| format!("listen on {addr}: {e}"))?;
                 let app = app.clone();
+                let clients = clients.clone();
                 match tls {
                     Some(t) => {
                         let acceptor = tokio_rustls::TlsAcceptor::from(load_tls(&t)?);
                         tasks.push(tokio::spawn(async move {
                             loop {
-                                let Ok((stream, _)) = tl.accept().await else { continue };
+                                let Ok((stream, addr)) = tl.accept().await else { continue };
+                                // Admitted before the handshake, so handshakes count too.
+                                let place = match clients.admit(Some(Client::Addr(addr.ip()))) {
+                                    Ok(p) => p,
+                                    Err(()) => continue, // dropped: a TLS client sees the connection closed
+                                };
                                 let acceptor = acceptor.clone();
                                 let app = app.clone();
                                 tokio::spawn(async move {
-                                    if let Ok(s) = acceptor.accept(stream).await {
+                                    if let Ok(Ok(s)) = tokio::time::timeout(std::time::Duration::from_secs(30), acceptor.accept(stream)).await {
                                         let peer = s.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|c| common_name(c.as_ref()));
-                                        spawn_conn_as(app, TokioIo::new(s), peer.map(crate::authz::TlsUser));
+                                        spawn_conn_as(app, TokioIo::new(s), peer.map(crate::authz::TlsUser), place);
                                     }
                                 });
                             }
@@ -119,9 +205,14 @@ pub async fn serve_with(app: axum::Router, listeners: Vec<Listen>, opts: &ServeO
                     None => {
                         tasks.push(tokio::spawn(async move {
                             loop {
-                                let Ok((stream, _)) = tl.accept().await else { continue };
+                                let Ok((stream, addr)) = tl.accept().await else { continue };
                                 let _ = stream.set_nodelay(true);
-                                spawn_conn(app.clone(), TokioIo::new(stream));
+                                match clients.admit(Some(Client::Addr(addr.ip()))) {
+                                    Ok(place) => spawn_conn(app.clone(), TokioIo::new(stream), place),
+                                    Err(()) => {
+                                        tokio::spawn(refuse_over_limit(stream, clients.max));
+                                    }
+                                }
                             }
                         }));
                     }
@@ -153,10 +244,8 @@ fn bind_unix(path: &Path) -> Result<UnixListener, String> {
     Ok(ul)
 }
 
-/// Concurrent requests on one HTTP/2 connection.
-pub const MAX_STREAMS: u32 = 256;
-/// Header bytes of one HTTP/2 request.
-pub const MAX_HEADER_LIST: u32 = 1 << 20;
+pub const MAX_STREAMS: u32 = berth_types::system::MAX_HTTP2_STREAMS;
+pub const MAX_HEADER_LIST: u32 = berth_types::system::MAX_HTTP2_HEADER_LIST;
 
 /// The subject's common name of a client certificate (DER), as dockerd names TLS users.
 fn common_name(der: &[u8]) -> Option<String> {
@@ -165,22 +254,26 @@ fn common_name(der: &[u8]) -> Option<String> {
     Some(cn)
 }
 
-fn spawn_conn<I>(app: axum::Router, io: TokioIo<I>)
+fn spawn_conn<I>(app: axum::Router, io: TokioIo<I>, place: Option<Admitted>)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    spawn_conn_as(app, io, None)
+    spawn_conn_as(app, io, None, place)
 }
 
 /// A connection whose requests carry the TLS client's name (for authorization plugins).
-fn spawn_conn_as<I>(app: axum::Router, io: TokioIo<I>, user: Option<crate::authz::TlsUser>)
+fn spawn_conn_as<I>(app: axum::Router, io: TokioIo<I>, user: Option<crate::authz::TlsUser>, place: Option<Admitted>)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     tokio::spawn(async move {
+        let place = place.map(|p| ConnPlace(Arc::new(p)));
         let svc = tower::ServiceExt::map_request(crate::with_version_prefix(app), move |mut req: axum::extract::Request<hyper::body::Incoming>| {
             if let Some(u) = &user {
                 req.extensions_mut().insert(u.clone());
+            }
+            if let Some(p) = &place {
+                req.extensions_mut().insert(p.clone());
             }
             req
         });

@@ -31,6 +31,8 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
         ErrorKind::NotModified => StatusCode::NOT_MODIFIED,
         ErrorKind::NotImplemented => StatusCode::NOT_IMPLEMENTED,
         ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
         ErrorKind::System => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -47,6 +49,36 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T = Response> = Result<T, ApiError>;
+
+pub const MAX_SMALL_BODY: usize = berth_types::system::MAX_SMALL_BODY as usize;
+pub const MAX_CONTAINER_BODY: usize = berth_types::system::MAX_CONTAINER_BODY as usize;
+
+/// A whole request body, at most `limit` bytes: a larger one (by its Content-Length, or
+/// as it arrives when chunked) is refused with 413 before more of it is read.
+pub async fn read_body(req: axum::extract::Request, limit: usize) -> Result<Bytes, ApiError> {
+    let what = format!("{} {}", req.method(), req.uri().path());
+    let too_large = || ApiError(Error::too_large(format!("request body is larger than the limit of {} for {what}", mib(limit))));
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(req.into_body(), limit).await.map_err(|e| {
+        // axum wraps http-body-util's Limited error; find it down the source chain.
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            if c.is::<http_body_util::LengthLimitError>() {
+                return too_large();
+            }
+            cause = c.source();
+        }
+        invalid(format!("reading body: {e}"))
+    })
+}
+
+/// A byte count as Docker's messages write sizes ("1MiB", "64MiB", "512KiB").
+pub fn mib(n: usize) -> String {
+    if n >= 1 << 20 && n % (1 << 20) == 0 { format!("{}MiB", n >> 20) } else if n >= 1 << 10 && n % (1 << 10) == 0 { format!("{}KiB", n >> 10) } else { format!("{n}B") }
+}
 
 pub fn invalid(msg: impl Into<String>) -> ApiError {
     ApiError(Error::invalid(msg))

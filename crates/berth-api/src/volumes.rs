@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use berth_engine::Engine;
 use berth_types::volume::{VolumeCreateRequest, VolumeListResponse};
 
-use crate::util::{ApiResult, Params, invalid, json, no_content, ok_json, parse_body};
+use crate::util::{ApiResult, Params, json, no_content, ok_json, parse_body};
 
 type St = State<Arc<Engine>>;
 
@@ -18,7 +18,7 @@ pub async fn list(State(e): St, req: Request) -> ApiResult {
 }
 
 pub async fn create(State(e): St, req: Request) -> ApiResult {
-    let bytes = axum::body::to_bytes(req.into_body(), 1 << 20).await.map_err(|e| invalid(e.to_string()))?;
+    let bytes = crate::util::read_body(req, crate::util::MAX_SMALL_BODY).await?;
     let body: VolumeCreateRequest = parse_body(&bytes)?;
     Ok(json(StatusCode::CREATED, &e.volume_create(body)?))
 }

@@ -21,6 +21,7 @@ pub fn status(e: berth_engine::Error) -> Status {
         K::NotModified => Code::FailedPrecondition,
         K::Forbidden => Code::PermissionDenied,
         K::Unavailable => Code::Unavailable,
+        K::TooLarge | K::TooManyRequests => Code::ResourceExhausted,
         K::NotImplemented => Code::Unimplemented,
         K::System => Code::Internal,
     };

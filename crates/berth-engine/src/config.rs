@@ -61,6 +61,9 @@ pub struct EngineConfig {
     pub min_free_space: Option<u64>,
     /// Refuse a layer whose uncompressed tar is larger than this (decompression bombs).
     pub max_layer_size: Option<u64>,
+    /// Open API connections one client may hold at once (a unix-socket client is its
+    /// uid, a TCP client its address); the next one is answered 429. 0: no limit.
+    pub max_connections_per_client: usize,
     /// Certificates per registry, like /etc/docker/certs.d.
     pub certs_dir: Option<PathBuf>,
     /// Where `berth login` credentials are read for pulls from the daemon side.
@@ -162,6 +165,7 @@ impl Default for EngineConfig {
             max_concurrent_uploads: 5,
             min_free_space: None,
             max_layer_size: None,
+            max_connections_per_client: 2048,
             certs_dir: None,
             shutdown_timeout: 15,
             metrics_addr: None,

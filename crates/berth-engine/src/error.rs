@@ -19,6 +19,10 @@ pub enum ErrorKind {
     NotImplemented,
     /// 503
     Unavailable,
+    /// 413: a request body over its limit.
+    TooLarge,
+    /// 429: a client over its share of the daemon (connections per client).
+    TooManyRequests,
     /// 500
     System,
 }
@@ -55,6 +59,9 @@ impl Error {
     }
     pub fn unavailable(message: impl Into<String>) -> Error {
         Error::new(ErrorKind::Unavailable, message)
+    }
+    pub fn too_large(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::TooLarge, message)
     }
     pub fn not_implemented(message: impl Into<String>) -> Error {
         Error::new(ErrorKind::NotImplemented, message)

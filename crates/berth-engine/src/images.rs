@@ -58,6 +58,11 @@ impl ImageService {
         Ok(ImageService { store: Arc::new(store), data_root: cfg.data_root.clone() })
     }
 
+    /// The layer-unpacking bounds in force (decompression bombs, free space).
+    pub fn unpack_limit(&self) -> &berth_image::layer::unpack::UnpackLimit {
+        self.store.unpack_limit()
+    }
+
     pub fn store(&self) -> Arc<ImageStore> {
         self.store.clone()
     }

@@ -163,6 +163,24 @@ impl Engine {
             },
             warnings: Some(crate::network::Networking::host_warnings(self)).filter(|w| !w.is_empty()),
             docker_root_dir: self.cfg.data_root.display().to_string(),
+            limits: Some(self.limits()),
+        }
+    }
+
+    /// The bounds in force (docs/security.md), as `/info` reports them.
+    pub fn limits(&self) -> berth_types::system::Limits {
+        use berth_types::system as t;
+        let unpack = self.images.unpack_limit();
+        t::Limits {
+            max_json_body: t::MAX_SMALL_BODY,
+            max_container_body: t::MAX_CONTAINER_BODY,
+            max_http1_header_bytes: t::MAX_HTTP1_HEADERS,
+            max_http2_header_bytes: t::MAX_HTTP2_HEADER_LIST as u64,
+            max_http2_streams_per_connection: t::MAX_HTTP2_STREAMS as u64,
+            max_connections_per_client: self.cfg.max_connections_per_client as u64,
+            max_layer_size: unpack.max_layer_bytes.unwrap_or(0),
+            min_free_space: unpack.min_free_bytes,
+            max_log_line: t::MAX_LOG_LINE,
         }
     }
 

@@ -208,6 +208,9 @@ pub trait Dataplane: Send + Sync + 'static {
     fn host_routes6(&self) -> impl Future<Output = Result<Vec<Ipv6Net>>> + Send;
     /// Runs an nft script (one atomic transaction).
     fn apply_nft(&self, script: String) -> impl Future<Output = Result<()>> + Send;
+    /// [`Dataplane::apply_nft`] as a future that does not borrow the dataplane, so it
+    /// can finish in a task of its own.
+    fn apply_nft_detached(&self, script: String) -> impl Future<Output = Result<()>> + Send + 'static;
     /// Binds (without listening) ip:port so nobody else can take it.
     /// (IPv4) binds without listening; IPv6 sockets are bound IPv6-only and, for TCP,
     /// listen, as the userland proxy serves them (see [`crate::proxy`]).
@@ -831,6 +834,10 @@ impl Dataplane for LinuxDataplane {
         firewall::run_nft(&script).await
     }
 
+    fn apply_nft_detached(&self, script: String) -> impl Future<Output = Result<()>> + Send + 'static {
+        async move { firewall::run_nft(&script).await }
+    }
+
     async fn make_parent(&self, name: &str, alias: &str, what: &ParentToMake) -> Result<()> {
         let h = &self.handle;
         if Self::link_by_name(h, name).await?.is_some() {
@@ -1357,6 +1364,14 @@ impl Dataplane for RecordingDataplane {
     async fn apply_nft(&self, script: String) -> Result<()> {
         self.lock().nft_scripts.push(script);
         Ok(())
+    }
+
+    fn apply_nft_detached(&self, script: String) -> impl Future<Output = Result<()>> + Send + 'static {
+        let state = self.state.clone();
+        async move {
+            state.lock().unwrap_or_else(|p| p.into_inner()).nft_scripts.push(script);
+            Ok(())
+        }
     }
 
     fn start_proxy(&self, _guard: &RecordedPort, _proto: Proto, _target: SocketAddr) -> Result<Option<crate::proxy::Proxy>> {

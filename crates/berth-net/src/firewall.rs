@@ -79,13 +79,6 @@ fn net_fam(net: &IpNet) -> &'static str {
     }
 }
 
-fn target(ip: &IpAddr, port: u16) -> String {
-    match ip {
-        IpAddr::V4(a) => format!("{a}:{port}"),
-        IpAddr::V6(a) => format!("[{a}]:{port}"),
-    }
-}
-
 /// The nft script that atomically replaces `table inet <table>` with `model`.
 pub fn render(table: &str, model: &FirewallModel) -> String {
     let mut s = String::new();
@@ -103,26 +96,29 @@ pub fn render(table: &str, model: &FirewallModel) -> String {
 
     // Published ports: prerouting for traffic from outside and from containers, output
     // for the host's own connections (127.0.0.1 included, which is why bridges get
-    // route_localnet and loopback sources are masqueraded below).
+    // route_localnet and loopback sources are masqueraded below). Each port is one
+    // element of a map, so publishing or unpublishing one changes elements only
+    // ([`render_dnat_changes`]), not the table.
     s.push_str("\tchain prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n");
     s.push_str("\t\tfib daddr type local jump published\n\t}\n");
     s.push_str("\tchain output {\n\t\ttype nat hook output priority -100; policy accept;\n");
     s.push_str("\t\tfib daddr type local jump published\n\t}\n");
-    s.push_str("\tchain published {\n");
     let mut dnats = model.dnats.clone();
     dnats.sort();
-    for d in &dnats {
-        let f = fam(&d.host_ip);
-        s.push_str("\t\t");
-        if d.host_ip.is_unspecified() && f == "ip" {
-            s.push_str("meta nfproto ipv4 ");
-        } else if d.host_ip.is_unspecified() {
-            // [::1] is the proxy's: a packet from ::1 cannot be sent to a container.
-            s.push_str("ip6 daddr != ::1 ");
-        } else {
-            let _ = write!(s, "{f} daddr {} ", d.host_ip);
+    // One element per key: two ports on one key cannot both hold their socket, and a
+    // duplicate would make the whole table fail to load.
+    dnats.dedup_by(|a, b| dnat_map(a) == dnat_map(b) && dnat_key(a) == dnat_key(b));
+    for map in DNAT_MAPS {
+        let _ = writeln!(s, "\tmap {} {{\n\t\ttype {}", map.name, map.kind);
+        let elements: Vec<String> = dnats.iter().filter(|d| dnat_map(d) == map.name).map(dnat_element).collect();
+        if !elements.is_empty() {
+            let _ = writeln!(s, "\t\telements = {{ {} }}", elements.join(", "));
         }
-        let _ = writeln!(s, "{} dport {} dnat {f} to {}", d.proto, d.host_port, target(&d.target_ip, d.target_port));
+        s.push_str("\t}\n");
+    }
+    s.push_str("\tchain published {\n");
+    for map in DNAT_MAPS {
+        let _ = writeln!(s, "\t\t{}", map.rule);
     }
     s.push_str("\t}\n");
 
@@ -170,6 +166,70 @@ pub fn render(table: &str, model: &FirewallModel) -> String {
         let _ = writeln!(s, "\t\tiifname \"{0}\" oifname \"{0}\" drop", b.ifname);
     }
     s.push_str("\t}\n}\n");
+    s
+}
+
+/// One of the maps published ports live in.
+struct DnatMap {
+    name: &'static str,
+    kind: &'static str,
+    rule: &'static str,
+}
+
+/// By family, and by whether the port is published on one host address or on every
+/// address of the family (0.0.0.0, [::] — the latter except ::1, which is the
+/// userland proxy's: a packet from ::1 cannot be sent to a container).
+const DNAT_MAPS: [DnatMap; 4] = [
+    DnatMap {
+        name: "pub4_addr",
+        kind: "ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service",
+        rule: "meta nfproto ipv4 dnat ip to ip daddr . meta l4proto . th dport map @pub4_addr",
+    },
+    DnatMap {
+        name: "pub4_any",
+        kind: "inet_proto . inet_service : ipv4_addr . inet_service",
+        rule: "meta nfproto ipv4 dnat ip to meta l4proto . th dport map @pub4_any",
+    },
+    DnatMap {
+        name: "pub6_addr",
+        kind: "ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service",
+        rule: "meta nfproto ipv6 dnat ip6 to ip6 daddr . meta l4proto . th dport map @pub6_addr",
+    },
+    DnatMap {
+        name: "pub6_any",
+        kind: "inet_proto . inet_service : ipv6_addr . inet_service",
+        rule: "ip6 daddr != ::1 dnat ip6 to meta l4proto . th dport map @pub6_any",
+    },
+];
+
+fn dnat_map(d: &Dnat) -> &'static str {
+    match (d.host_ip.is_ipv4(), d.host_ip.is_unspecified()) {
+        (true, false) => "pub4_addr",
+        (true, true) => "pub4_any",
+        (false, false) => "pub6_addr",
+        (false, true) => "pub6_any",
+    }
+}
+
+fn dnat_key(d: &Dnat) -> String {
+    if d.host_ip.is_unspecified() { format!("{} . {}", d.proto, d.host_port) } else { format!("{} . {} . {}", d.host_ip, d.proto, d.host_port) }
+}
+
+fn dnat_element(d: &Dnat) -> String {
+    format!("{} : {} . {}", dnat_key(d), d.target_ip, d.target_port)
+}
+
+/// The nft script (one transaction) that takes the table's published ports from
+/// `before` to `after` by map elements alone: no rule or table is replaced, so the
+/// kernel has no rule set to retire (which costs an RCU grace period, ~20 ms).
+pub fn render_dnat_changes(table: &str, before: &[Dnat], after: &[Dnat]) -> String {
+    let mut s = String::new();
+    for d in before.iter().filter(|d| !after.contains(d)) {
+        let _ = writeln!(s, "delete element inet {table} {} {{ {} }}", dnat_map(d), dnat_key(d));
+    }
+    for d in after.iter().filter(|d| !before.contains(d)) {
+        let _ = writeln!(s, "add element inet {table} {} {{ {} }}", dnat_map(d), dnat_element(d));
+    }
     s
 }
 
@@ -255,9 +315,10 @@ mod tests {
         let s = render("berthT", &model());
         assert!(s.starts_with("add table inet berthT\ndelete table inet berthT\ntable inet berthT {\n"));
         assert!(s.contains("elements = { \"br-a\", \"br-i\", \"br-q\" }"));
-        assert!(s.contains("\t\tip daddr 127.0.0.1 tcp dport 18099 dnat ip to 172.18.0.2:80\n"));
-        assert!(s.contains("\t\tmeta nfproto ipv4 udp dport 5353 dnat ip to 172.18.0.3:53\n"));
-        assert!(s.contains("\t\tip6 daddr != ::1 tcp dport 8080 dnat ip6 to [fd00:1::2]:80\n"));
+        assert!(s.contains("\tmap pub4_addr {\n\t\ttype ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service\n\t\telements = { 127.0.0.1 . tcp . 18099 : 172.18.0.2 . 80 }\n"), "{s}");
+        assert!(s.contains("\t\telements = { udp . 5353 : 172.18.0.3 . 53 }\n"));
+        assert!(s.contains("\t\telements = { tcp . 8080 : fd00:1::2 . 80 }\n"));
+        assert!(s.contains("\t\tip6 daddr != ::1 dnat ip6 to meta l4proto . th dport map @pub6_any\n"));
         assert!(s.contains("ip saddr 172.18.0.0/16 oifname != \"br-a\" masquerade"));
         assert!(s.contains("ip6 saddr fd00:1::/64 oifname != \"br-a\" masquerade"));
         // Internal networks get no outbound NAT and are fenced in both directions.
@@ -285,10 +346,22 @@ mod tests {
     }
 
     #[test]
+    fn port_changes_are_map_elements() {
+        let m = model();
+        let mut after = m.dnats.clone();
+        let gone = after.remove(0);
+        after.push(Dnat { proto: Proto::Tcp, host_ip: "0.0.0.0".parse().unwrap(), host_port: 9000, target_ip: "172.18.0.9".parse().unwrap(), target_port: 90 });
+        let s = render_dnat_changes("t", &m.dnats, &after);
+        assert_eq!(s, "delete element inet t pub4_addr { 127.0.0.1 . tcp . 18099 }\nadd element inet t pub4_any { tcp . 9000 : 172.18.0.9 . 90 }\n");
+        assert_eq!(gone.host_port, 18099);
+        assert_eq!(render_dnat_changes("t", &after, &after), "");
+    }
+
+    #[test]
     fn empty_model_is_still_a_valid_table() {
         let s = render("t", &FirewallModel::default());
         assert!(!s.contains("elements"));
-        assert!(s.contains("chain published {\n\t}"));
+        assert!(s.contains("\tmap pub6_any {\n\t\ttype inet_proto . inet_service : ipv6_addr . inet_service\n\t}\n"));
         assert!(render_delete("t").starts_with("add table inet t\ndelete table inet t\n"));
     }
 }

@@ -112,6 +112,7 @@ async fn published_ports_answer_on_loopback_host_addresses_and_from_other_networ
 
     let lo = |port| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     assert_eq!(http_get(lo(p)).unwrap(), "published");
+    assert!(env.nft_table().contains(&format!("tcp . {q} : ")), "{}", env.nft_table());
     assert_eq!(http_get(lo(q)).unwrap(), "published");
     assert_eq!(http_get(lo(any)).unwrap(), "published");
     // [::1] through the userland proxy (the container has no IPv6 address).
@@ -152,9 +153,18 @@ async fn published_ports_answer_on_loopback_host_addresses_and_from_other_networ
 
     // Unpublish: rules and reservations go.
     m.unpublish(&container_id(1)).await.unwrap();
-    assert!(http_get(lo(p)).is_err());
     assert!(http_get(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, q))).is_err(), "the proxy is gone");
-    assert!(!env.nft_table().contains(&format!("dport {q}")));
+    // The map elements go in the background (the kernel retires them after an RCU
+    // grace period); soon, not necessarily by the time unpublish returns.
+    let mut gone = false;
+    for _ in 0..100 {
+        if !env.nft_table().contains(&format!("tcp . {q} :")) && http_get(lo(p)).is_err() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(gone, "{}", env.nft_table());
     drop(std::net::TcpListener::bind(("0.0.0.0", q)).expect("port released"));
 
     m.teardown().await.unwrap();
@@ -393,7 +403,7 @@ async fn kill_dash_nine_then_reopen_reconciles() {
     assert_eq!(report.released, vec![container_id(1)]);
     assert!(env.tagged_links().iter().all(|l| !l.starts_with("veth")));
     assert!(http_get(lo).is_err());
-    assert!(!env.nft_table().contains(&format!("dport {port}")));
+    assert!(!env.nft_table().contains(&format!("tcp . {port} :")));
     assert!(m.containers().await.is_empty());
 
     m.teardown().await.unwrap();

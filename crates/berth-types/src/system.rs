@@ -112,6 +112,40 @@ pub struct Info {
     pub security_options: Vec<String>,
     pub warnings: Option<Vec<String>>,
     pub docker_root_dir: String,
+    /// berth's own: the bounds on what one client or one image can make the daemon do
+    /// (not in dockerd's answer; clients ignore fields they do not know).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Limits>,
+}
+
+/// The JSON bodies of small objects (exec, networks, volumes, `/auth`): at most this.
+pub const MAX_SMALL_BODY: u64 = 1 << 20;
+/// A container's create or update body: at most this (labels and env can be large).
+pub const MAX_CONTAINER_BODY: u64 = 64 << 20;
+/// Concurrent requests on one HTTP/2 connection.
+pub const MAX_HTTP2_STREAMS: u32 = 256;
+/// Header bytes of one HTTP/2 request.
+pub const MAX_HTTP2_HEADER_LIST: u32 = 1 << 20;
+/// Header bytes of one HTTP/1 request (hyper's read buffer; more gets 431).
+pub const MAX_HTTP1_HEADERS: u64 = 400 << 10;
+/// A log line longer than this is split into several records, as dockerd splits them.
+pub const MAX_LOG_LINE: u64 = 16 << 10;
+
+/// `Limits` in `GET /info`: each bound in bytes or a count; 0 where there is none.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Limits {
+    pub max_json_body: u64,
+    pub max_container_body: u64,
+    pub max_http1_header_bytes: u64,
+    pub max_http2_header_bytes: u64,
+    pub max_http2_streams_per_connection: u64,
+    pub max_connections_per_client: u64,
+    /// The largest uncompressed layer accepted (`--max-layer-size`).
+    pub max_layer_size: u64,
+    /// Unpacking stops before the data root's free space falls below this.
+    pub min_free_space: u64,
+    pub max_log_line: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

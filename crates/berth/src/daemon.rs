@@ -90,6 +90,10 @@ struct Flags {
     /// Refuse layers larger than this when unpacked.
     #[arg(long = "max-layer-size")]
     max_layer_size: Option<String>,
+    /// API connections one client (a uid on the unix socket, an address on TCP) may hold
+    /// open at once; more are answered 429. 0: no limit. Default 2048.
+    #[arg(long = "max-connections-per-client")]
+    max_connections_per_client: Option<usize>,
     #[arg(long = "tls")]
     tls: bool,
     #[arg(long = "tlsverify")]
@@ -264,6 +268,9 @@ fn build_config(f: Flags) -> Result<EngineConfig, String> {
     if let Some(v) = f.min_free_space {
         cfg.min_free_space = Some(size(&v)?);
     }
+    if let Some(v) = f.max_connections_per_client {
+        cfg.max_connections_per_client = v;
+    }
     if let Some(v) = f.max_layer_size {
         cfg.max_layer_size = Some(size(&v)?);
     }
@@ -430,7 +437,7 @@ pub fn main(args: &[OsString]) -> i32 {
         let running = engine.clone();
         tracing::info!("berth daemon serving {:?}", engine.cfg.hosts);
         tokio::spawn(give_back_when_idle());
-        let serve_opts = berth_api::ServeOptions { socket_gid };
+        let serve_opts = berth_api::ServeOptions { socket_gid, max_connections_per_client: engine.cfg.max_connections_per_client };
         let serve = berth_api::serve_with(app, listen, &serve_opts, || {
             notify::notify(&format!("READY=1\nSTATUS=serving the Engine API\nMAINPID={}", std::process::id()));
         });

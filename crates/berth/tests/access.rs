@@ -257,11 +257,78 @@ fn oversized_requests_are_refused() {
     big.extend(b"\"}}");
     let r = send(&format!("POST /v1.51/volumes/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", big.len()), &big);
     let status: u16 = r.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    assert!(status == 400 || status == 413, "{}", &r[..r.len().min(300)]);
+    assert_eq!(status, 413, "{}", &r[..r.len().min(300)]);
+    assert!(r.contains(r#"{"message":"request body is larger than the limit of 1MiB for POST /volumes/create"}"#), "{}", &r[..r.len().min(300)]);
+    // The same body sent chunked (no Content-Length): refused as it arrives.
+    let mut chunked = format!("{:x}\r\n", big.len()).into_bytes();
+    chunked.extend(&big);
+    chunked.extend(b"\r\n0\r\n\r\n");
+    let r = send("POST /v1.51/networks/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n", &chunked);
+    assert!(r.starts_with("HTTP/1.1 413"), "{}", &r[..r.len().min(300)]);
+    // Through the docker CLI: a one-line error, nothing made.
+    // (1.1 MiB of labels, 100 KiB each: one argument may not exceed 128 KiB.)
+    let mut cmd = d.docker();
+    cmd.args(["network", "create"]);
+    for i in 0..11 {
+        cmd.args(["--label", &format!("big{i}={}", "b".repeat(100 << 10))]);
+    }
+    let o = cmd.arg("toolarge").output().unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("request body is larger than the limit of 1MiB"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!run_ok(d.docker().args(["network", "ls", "--format", "{{.Name}}"])).contains("toolarge"));
     // 1 MiB of headers.
     let junk = "a".repeat(1 << 20);
     let r = send(&format!("GET /_ping HTTP/1.1\r\nHost: x\r\nX-Junk: {junk}\r\nConnection: close\r\n\r\n"), b"");
     assert!(r.is_empty() || r.starts_with("HTTP/1.1 431") || r.starts_with("HTTP/1.1 400"), "{}", &r[..r.len().min(300)]);
     assert!(berth_testutil::daemon::ping(&d.socket), "{}", d.log());
     assert_eq!(run_ok(d.docker().args(["volume", "ls", "-q"])).trim(), "");
+}
+
+/// One client (here: root on the unix socket) holds at most --max-connections-per-client
+/// connections; the next gets 429 with a message, and a place freed is usable again.
+/// `/info` reports the limits.
+#[test]
+fn connections_per_client_are_bounded() {
+    let d = TestDaemon::start_with(bin(), &["--max-connections-per-client", "4"]);
+    d.busybox_image("busybox:latest");
+    let (status, _, body) = d.raw_http("GET", "/v1.51/info", "");
+    assert_eq!(status, 200);
+    let info: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(info["Limits"]["MaxConnectionsPerClient"], 4, "{info}");
+    assert_eq!(info["Limits"]["MaxJsonBody"], 1 << 20, "{info}");
+    assert!(info["Limits"]["MinFreeSpace"].as_u64().unwrap() >= 256 << 20, "{info}");
+    let o = run_ok(d.berth().args(["info"]));
+    assert!(o.contains("Connections Per Client: 4"), "{o}");
+    // Four idle connections are this client's four places...
+    let held: Vec<_> = (0..4).map(|_| std::os::unix::net::UnixStream::connect(&d.socket).unwrap()).collect();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    // ...so the fifth is refused at once, before its request is read.
+    let o = d.docker().args(["version", "--format", "{{.Server.Version}}"]).output().unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("too many connections from this client: at most 4"), "{err}");
+    // An attach stream counts until it ends, after hyper let the connection go.
+    drop(held);
+    let id = run_ok(d.docker().args(["run", "-d", "busybox", "sleep", "60"])).trim().to_string();
+    std::thread::sleep(std::time::Duration::from_millis(300)); // the CLI's connections close
+    let mut attach = d.docker().args(["attach", &id]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let held: Vec<_> = (0..3).map(|_| std::os::unix::net::UnixStream::connect(&d.socket).unwrap()).collect();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let o = d.docker().args(["ps", "-q"]).output().unwrap();
+    assert!(!o.status.success(), "the attach stream's place was given back early");
+    drop(held);
+    let _ = attach.kill();
+    let _ = attach.wait();
+    // Places freed: the client is served again.
+    let mut ok = false;
+    for _ in 0..50 {
+        if d.docker().args(["ps", "-q"]).output().unwrap().status.success() {
+            ok = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(ok, "{}", d.log());
+    run_ok(d.docker().args(["rm", "-f", &id]));
 }

@@ -197,6 +197,26 @@ pub async fn info(ctx: &Ctx, a: InfoArgs) -> Result<()> {
         }
     }
     o.push_str(&format!(" Live Restore Enabled: {}\n", s.bool_at(&["LiveRestoreEnabled"])));
+    // berth's daemon reports its bounds (docs/security.md); dockerd has none to report.
+    let limit = |k: &str| s.i64_at(&["Limits", k]);
+    if limit("MaxJsonBody") > 0 {
+        let size = |k: &str| match limit(k) {
+            0 => "none".to_string(),
+            n => units::bytes_size(n as f64),
+        };
+        let count = |k: &str| match limit(k) {
+            0 => "none".to_string(),
+            n => n.to_string(),
+        };
+        o.push_str(" Limits:\n");
+        o.push_str(&format!("  JSON Body: {} (container create/update: {})\n", size("MaxJsonBody"), size("MaxContainerBody")));
+        o.push_str(&format!("  Request Headers: {} (HTTP/2: {})\n", size("MaxHttp1HeaderBytes"), size("MaxHttp2HeaderBytes")));
+        o.push_str(&format!("  Streams Per HTTP/2 Connection: {}\n", count("MaxHttp2StreamsPerConnection")));
+        o.push_str(&format!("  Connections Per Client: {}\n", count("MaxConnectionsPerClient")));
+        o.push_str(&format!("  Layer Size: {}\n", size("MaxLayerSize")));
+        o.push_str(&format!("  Min Free Space: {}\n", size("MinFreeSpace")));
+        o.push_str(&format!("  Log Line: {}\n", size("MaxLogLine")));
+    }
     ctx.io.print(&o);
     for w in s.list_at(&["Warnings"]) {
         ctx.io.eprintln(&w.display());

@@ -79,9 +79,13 @@ pub struct NetworkManager<D: Dataplane = LinuxDataplane> {
     dns: Arc<DnsShared>,
     tag_prefix: String,
     ephemeral: (u16, u16),
-    /// The nft script last applied: most endpoint changes leave the rules as they are,
-    /// and running nft costs a process and a netlink transaction.
-    applied_nft: std::sync::Mutex<Option<String>>,
+    /// The rules last applied (the model and its script): most endpoint changes leave
+    /// the rules as they are, running nft costs a process and a netlink transaction,
+    /// and a change of published ports alone is made by map elements.
+    applied_nft: Arc<std::sync::Mutex<Option<(FirewallModel, String)>>>,
+    /// Held while nft runs: rules are applied one transaction after another, in the
+    /// order they were decided, including a removal finishing in the background.
+    nft_turn: Arc<Mutex<()>>,
     /// berth's accept rules in the host's iptables (IPv4).
     host_fw: Mutex<HostFirewall>,
     /// ... and in ip6tables, for dual-stack bridges.
@@ -173,7 +177,8 @@ impl<D: Dataplane> NetworkManager<D> {
             dns: DnsShared::new(upstreams),
             tag_prefix,
             ephemeral,
-            applied_nft: std::sync::Mutex::new(None),
+            applied_nft: Arc::new(std::sync::Mutex::new(None)),
+            nft_turn: Arc::new(Mutex::new(())),
             host_fw: Mutex::new(HostFirewall::new(&config.nft_table, Family::V4, config.iptables)),
             host_fw6: Mutex::new(HostFirewall::new(&config.nft_table, Family::V6, config.iptables && config.ip6tables)),
             v6_pools: if config.ipv6_pools.is_empty() {
@@ -357,7 +362,7 @@ impl<D: Dataplane> NetworkManager<D> {
         // Tables of berth versions before IPv6 were `ip` tables of the same name.
         self.dp.apply_nft(format!("add table ip {0}\ndelete table ip {0}\n", self.config.nft_table)).await?;
         let model = Self::firewall_model(&st, false);
-        self.apply_nft_model(&model).await?;
+        self.apply_nft_model_with(&model, false).await?;
         self.sync_proxies(&mut st);
         // A host firewall that cannot be written to must not keep the daemon down:
         // say why, and try again on the next change.
@@ -610,19 +615,51 @@ impl<D: Dataplane> NetworkManager<D> {
     /// Puts the kernel's rules in line with the records: berth's nft table, and its
     /// accept rules in the host's iptables.
     async fn apply_firewall(&self, st: &State<D::PortGuard>) -> Result<()> {
+        self.apply_firewall_with(st, false).await
+    }
+
+    /// [`Self::apply_firewall`]; see [`Self::apply_nft_model_with`] for the background.
+    async fn apply_firewall_with(&self, st: &State<D::PortGuard>, removal_in_background: bool) -> Result<()> {
         let model = Self::firewall_model(st, false);
-        let (nft, host) = tokio::join!(self.apply_nft_model(&model), self.sync_host_firewall(&model));
+        let (nft, host) = tokio::join!(self.apply_nft_model_with(&model, removal_in_background), self.sync_host_firewall(&model));
         nft.and(host)
     }
 
-    async fn apply_nft_model(&self, model: &FirewallModel) -> Result<()> {
+    /// Puts berth's nft table in line with `model`; with `removal_in_background`, a change that only takes
+    /// published ports away is left to finish in a task of its own: the kernel retires
+    /// the removed elements after an RCU grace period (~20 ms here), which a stopping
+    /// container need not wait for. The port's socket is let go at once; whoever
+    /// publishes it next waits for its turn at nft, so after the removal.
+    async fn apply_nft_model_with(&self, model: &FirewallModel, removal_in_background: bool) -> Result<()> {
         let script = firewall::render(&self.config.nft_table, model);
-        if self.applied_nft.lock().unwrap_or_else(|p| p.into_inner()).as_deref() == Some(script.as_str()) {
+        let turn = self.nft_turn.clone().lock_owned().await;
+        let last = self.applied_nft.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let (change, only_removals) = match &last {
+            Some((_, applied)) if *applied == script => return Ok(()),
+            // Only published ports changed: elements of the table's maps, no new rules.
+            Some((before, _)) if before.bridges == model.bridges && before.links == model.links => {
+                let only_removals = model.dnats.iter().all(|d| before.dnats.contains(d));
+                (firewall::render_dnat_changes(&self.config.nft_table, &before.dnats, &model.dnats), only_removals)
+            }
+            _ => (script.clone(), false),
+        };
+        if removal_in_background && only_removals {
+            *self.applied_nft.lock().unwrap_or_else(|p| p.into_inner()) = Some((model.clone(), script));
+            let run = self.dp.apply_nft_detached(change);
+            let applied = self.applied_nft.clone();
+            tokio::spawn(async move {
+                let _turn = turn;
+                if let Err(e) = run.await {
+                    tracing::warn!("removing published ports: {e}");
+                    // The kernel's state is unknown: apply in full next time.
+                    *applied.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                }
+            });
             return Ok(());
         }
-        let r = self.dp.apply_nft(script.clone()).await;
+        let r = self.dp.apply_nft(change).await;
         // After a failure the kernel's state is unknown: apply in full next time.
-        *self.applied_nft.lock().unwrap_or_else(|p| p.into_inner()) = r.is_ok().then_some(script);
+        *self.applied_nft.lock().unwrap_or_else(|p| p.into_inner()) = r.is_ok().then(|| (model.clone(), script));
         r
     }
 
@@ -692,13 +729,15 @@ impl<D: Dataplane> NetworkManager<D> {
         }
         let model = Self::firewall_model(&st, true);
         if model.bridges.is_empty() {
+            let turn = self.nft_turn.lock().await;
             let nft = self.dp.apply_nft(firewall::render_delete(&self.config.nft_table)).await;
             *self.applied_nft.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            drop(turn);
             let host = self.host_fw.lock().await.remove(&self.dp).await;
             let host6 = self.host_fw6.lock().await.remove(&self.dp).await;
             return nft.and(host).and(host6);
         }
-        let (nft, host) = tokio::join!(self.apply_nft_model(&model), self.sync_host_firewall(&model));
+        let (nft, host) = tokio::join!(self.apply_nft_model_with(&model, false), self.sync_host_firewall(&model));
         nft.and(host)
     }
 
@@ -805,7 +844,10 @@ impl<D: Dataplane> NetworkManager<D> {
         for l in self.dp.tagged_links(&self.tag_prefix).await? {
             self.dp.delete_link(&l.name).await?;
         }
+        let turn = self.nft_turn.lock().await;
         self.dp.apply_nft(firewall::render_delete(&self.config.nft_table)).await?;
+        *self.applied_nft.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        drop(turn);
         self.host_fw.lock().await.remove(&self.dp).await?;
         self.host_fw6.lock().await.remove(&self.dp).await?;
         let dir = self.config.data_dir.clone();

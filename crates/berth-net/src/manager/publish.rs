@@ -145,7 +145,8 @@ impl<D: Dataplane> NetworkManager<D> {
         updated.ports.clear();
         st.stores.sandboxes.store(container_id, &updated)?;
         st.sandboxes.insert(container_id.to_string(), updated);
-        if let Err(e) = self.apply_firewall(&st).await {
+        // The container has stopped: its rules may go in the background.
+        if let Err(e) = self.apply_firewall_with(&st, true).await {
             let _ = st.stores.sandboxes.store(container_id, &sandbox);
             st.sandboxes.insert(container_id.to_string(), sandbox);
             return Err(e);

@@ -312,7 +312,9 @@ async fn publishing_is_all_or_nothing_and_follows_the_gateway() {
     assert!((40000..=40009).contains(&got[1].host_port));
     assert_eq!(got[1].host_ip, Ipv4Addr::UNSPECIFIED);
     let script = f.dp.snapshot().nft_scripts.last().unwrap().clone();
-    assert!(script.contains("ip daddr 127.0.0.1 tcp dport 18080 dnat ip to 10.201.0.2:80"), "{script}");
+    // Publishing is a change of map elements only (no table replaced).
+    assert!(script.contains("add element inet berth_unit pub4_addr { 127.0.0.1 . tcp . 18080 : 10.201.0.2 . 80 }\n"), "{script}");
+    assert!(!script.contains("table inet berth_unit {"), "{script}");
 
     // The second container asks for 18080 too (and another port): refused, nothing kept.
     let ports_before = f.dp.snapshot().ports.len();
@@ -345,7 +347,16 @@ async fn publishing_is_all_or_nothing_and_follows_the_gateway() {
     assert_eq!(map["80/tcp"].as_ref().unwrap()[0].host_port, "18080");
 
     m.unpublish(&cid(1)).await.unwrap();
-    assert!(!f.dp.snapshot().nft_scripts.last().unwrap().contains("18080 dnat"));
+    // The removal finishes in a task of its own; the next nft change waits its turn.
+    let mut script = String::new();
+    for _ in 0..100 {
+        script = f.dp.snapshot().nft_scripts.last().unwrap().clone();
+        if script.starts_with("delete element") {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(script.contains("delete element inet berth_unit pub4_addr { 127.0.0.1 . tcp . 18080 }\n"), "{script}");
     assert_eq!(f.dp.snapshot().ports.len(), 1);
     m.release(&cid(2)).await.unwrap();
     assert!(f.dp.snapshot().ports.is_empty());
@@ -409,14 +420,14 @@ async fn restart_removes_leaks_and_dead_endpoints_then_reconcile_releases_the_de
     assert!(m.endpoints_of(&cid(2)).await.is_empty(), "dead endpoint dropped");
     assert_eq!(m.ports_of(&cid(3)).await.len(), 1, "ports restored");
     assert_eq!(f.dp.snapshot().ports.len(), 1, "port re-reserved");
-    assert!(f.dp.snapshot().nft_scripts.last().unwrap().contains("tcp dport 18090 dnat ip to 10.201.0.4:80"));
+    assert!(f.dp.snapshot().nft_scripts.last().unwrap().contains("tcp . 18090 : 10.201.0.4 . 80"));
 
     // The engine says only container 1 is alive.
     let report = m.reconcile(&HashSet::from([cid(1)])).await.unwrap();
     assert_eq!(report.released, vec![cid(3)]);
     assert!(!f.dp.snapshot().veths.contains_key(&c.host_veth));
     assert!(f.dp.snapshot().ports.is_empty());
-    assert!(!f.dp.snapshot().nft_scripts.last().unwrap().contains("18090"));
+    assert!(f.dp.snapshot().nft_scripts.last().unwrap().contains("delete element inet berth_unit pub4_any { tcp . 18090 }"));
     assert_eq!(m.endpoints_of(&cid(1)).await, vec![a]);
 }
 

@@ -1,0 +1,90 @@
+#!/bin/bash
+# Soak: N × `docker run --rm busybox true` (default 10 000, bounded) against one berth
+# daemon, alternating the default network, --network none and -p, with the daemon's
+# RSS and the host's footprint sampled every `step` runs. A leak shows as growth between
+# the first and the last sample: daemon RSS/anonymous memory, open descriptors, threads,
+# and what a container leaves on the host when it is gone — mounts, cgroups (every v1
+# controller and the v2 mount), veths and bridges, nft rules, shim processes, files in
+# the data and exec roots.
+# Usage (root): bench/daemon/soak.sh [runs] [step]      results → bench/results/soak.md
+set -euo pipefail
+runs=${1:-10000}
+step=${2:-500}
+top=$(cd "$(dirname "$0")/../.." && pwd)
+berth=$top/target/release/berth
+docker=${DOCKER:-/usr/local/bin/docker}
+[ -x "$berth" ] || { echo "build first: cargo build --release" >&2; exit 1; }
+work=$(mktemp -d /var/tmp/berth-bench-soak.XXXXXX)
+B="unix://$work/berth.sock"
+cleanup() {
+    set +e
+    $docker -H "$B" rm -f $($docker -H "$B" ps -aq 2>/dev/null) >/dev/null 2>&1
+    [ -n "${bpid:-}" ] && kill "$bpid" 2>/dev/null
+    sleep 1
+    ip link del soakberth0 2>/dev/null
+    nft delete table inet soakberth 2>/dev/null
+    grep " $work" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
+    for d in /sys/fs/cgroup/*/soakberth; do [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+"$berth" daemon --data-root "$work/data" --exec-root "$work/run" -H "$B" --bridge soakberth0 \
+    --bip 172.25.0.1/16 --default-address-pool base=10.225.0.0/16,size=24 --nft-table soakberth \
+    --cgroup-parent /soakberth >"$work/berth.log" 2>&1 &
+bpid=$!
+for i in $(seq 100); do $docker -H "$B" version >/dev/null 2>&1 && break; sleep 0.1; done
+sh "$top/scripts/mkrootfs-busybox.sh" "$work/rootfs"
+tar -C "$work/rootfs" -cf - . | $docker -H "$B" import -c 'CMD ["sh"]' - busybox:latest >/dev/null
+
+field() { awk -v k="$1:" '$1==k{print $2}' /proc/$bpid/status; }
+count_cgroups() { find /sys/fs/cgroup/*/soakberth -mindepth 1 -type d 2>/dev/null | wc -l; }
+count_mounts() { grep -c " $work" /proc/self/mountinfo || true; }
+count_veths() { ip -o link show type veth | wc -l; }
+count_bridges() { ip -o link show type bridge | wc -l; }
+count_rules() { nft -a list table inet soakberth 2>/dev/null | grep -c 'handle' || true; }
+count_shims() { pgrep -fc "berth shim" || true; }
+count_files() { find "$work/data" "$work/run" -xdev 2>/dev/null | wc -l; }
+sample() {
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$1" \
+        "$(( $(field VmRSS) / 1024 ))" "$(( $(field RssAnon) / 1024 ))" "$(ls /proc/$bpid/fd | wc -l)" "$(field Threads)" \
+        "$(count_mounts)" "$(count_cgroups)" "$(count_veths)" "$(count_bridges)" "$(count_rules)" "$(count_shims)" "$(count_files)"
+}
+out=$top/bench/results/soak.md
+table=$work/table.md
+start=$(date +%s)
+# The first run makes the default bridge and warms what stays warm; the baseline is
+# taken after it (and after the same 12 s of quiet as the last sample).
+$docker -H "$B" run --rm busybox true
+sleep 12
+sample 1 >"$table"
+failures=0
+for i in $(seq 2 "$runs"); do
+    case $((i % 3)) in
+        0) args=() ;;
+        1) args=(--network none) ;;
+        2) args=(-p 127.0.0.1:18999:80) ;;
+    esac
+    $docker -H "$B" run --rm "${args[@]}" busybox true || failures=$((failures + 1))
+    if [ $((i % step)) -eq 0 ] && [ "$i" -ne "$runs" ]; then sample "$i" >>"$table"; fi
+done
+# Let the daemon go quiet (it gives back what work faulted in after ~10 s idle).
+sleep 12
+sample "$runs (12 s idle)" >>"$table"
+secs=$(( $(date +%s) - start ))
+{
+echo "# Soak: $runs × docker run --rm"
+echo
+echo "$(date -u +%Y-%m-%dT%H:%MZ), $(uname -r), $(nproc) cores; berth $(git -C "$top" rev-parse --short HEAD) (release build); the docker CLI $($docker version -f '{{.Client.Version}}' 2>/dev/null) drives it."
+echo
+echo "Command: \`bench/daemon/soak.sh $runs $step\` — \`docker run --rm busybox true\` in turn with the"
+echo "default bridge, \`--network none\` and \`-p 127.0.0.1:18999:80\`; $runs runs in ${secs} s"
+echo "($(( secs * 1000 / runs )) ms each with the CLI), $failures failed. Each row is a sample after that many runs;"
+echo "the host columns count what berth has on the host at that moment, with no container"
+echo "running: mounts under its roots, cgroups under its parent (all controllers), veths and"
+echo "bridges on the host, rules in its nft table, shim processes, files in its data and exec roots."
+echo
+echo "| runs | RSS MB | anon MB | fds | threads | mounts | cgroups | veths | bridges | nft rules | shims | files |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+cat "$table"
+} >"$out"
+cat "$out"
