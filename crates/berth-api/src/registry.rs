@@ -10,10 +10,13 @@ use berth_engine::registry::auth_from_header;
 use berth_registry::client::Progress;
 use berth_types::progress::JsonMessage;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::util::{ApiError, ApiResult, line, ok_json, stream_response};
 
 /// Streams a transfer's progress; `op` runs it, sending events on the channel it gets.
+/// A client that hangs up cancels the transfer, as with dockerd: the future is dropped
+/// (a pull keeps what it downloaded for the next attempt, nothing is recorded).
 async fn progress_stream<F, Fut>(op: F) -> ApiResult
 where
     F: FnOnce(mpsc::UnboundedSender<Progress>) -> Fut,
@@ -22,8 +25,16 @@ where
     let (ptx, mut prx) = mpsc::unbounded_channel::<Progress>();
     let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
     let fut = op(ptx);
+    let cancel = CancellationToken::new();
+    let cancelled = cancel.clone();
     tokio::spawn(async move {
-        let r = fut.await;
+        let r = tokio::select! {
+            r = fut => r,
+            _ = cancelled.cancelled() => {
+                tracing::info!("transfer cancelled: the client went away");
+                return;
+            }
+        };
         let _ = done_tx.send(r);
     });
     // Until the first event, a failure is still an HTTP error.
@@ -38,6 +49,8 @@ where
     };
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
+        // Cancels the transfer however this task ends before it does.
+        let _cancel_on_exit = cancel.drop_guard();
         let mut pending = first;
         while let Some(ev) = pending {
             for m in ev.to_json_messages() {
@@ -45,7 +58,11 @@ where
                     return;
                 }
             }
-            pending = prx.recv().await;
+            pending = tokio::select! {
+                ev = prx.recv() => ev,
+                // A quiet spell (a big layer unpacking) still notices a hang-up.
+                _ = tx.closed() => return,
+            };
         }
         if let Ok(Err(e)) = done_rx.await {
             let _ = tx.send(Ok(line(&JsonMessage::error(e.message)))).await;

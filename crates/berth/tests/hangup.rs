@@ -1,0 +1,134 @@
+//! A client that hangs up cancels its transfer, as with dockerd: a `docker pull` killed
+//! midway stops the daemon's download (nothing is recorded), and the next pull works; a
+//! `docker load` cut off midway records nothing, and the next load works.
+//! The registry is berth's own, reached through a throttling proxy in the test so the
+//! pull is still running when its client is killed; traffic stays on loopback.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use berth_testutil::daemon::{TestDaemon, run_ok};
+use berth_testutil::registry::Registry;
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_berth"))
+}
+
+/// Forwards 127.0.0.1:<port> to `upstream`, counting the bytes sent back to clients;
+/// while `slow` is set, at about 800 KB/s per connection.
+struct Throttle {
+    port: u16,
+    down: Arc<AtomicU64>,
+    slow: Arc<AtomicBool>,
+}
+
+fn throttle(upstream: String) -> Throttle {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let down = Arc::new(AtomicU64::new(0));
+    let slow = Arc::new(AtomicBool::new(true));
+    let (d, s) = (down.clone(), slow.clone());
+    std::thread::spawn(move || {
+        for client in l.incoming() {
+            let Ok(client) = client else { continue };
+            let Ok(server) = TcpStream::connect(&upstream) else { continue };
+            let (mut c_in, mut s_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c_in, &mut s_out);
+                let _ = s_out.shutdown(std::net::Shutdown::Write);
+            });
+            let (d, s) = (d.clone(), s.clone());
+            let (mut s_in, mut c_out) = (server, client);
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 16 << 10];
+                loop {
+                    let n = match s_in.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    if c_out.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    d.fetch_add(n as u64, Ordering::SeqCst);
+                    if s.load(Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+                let _ = c_out.shutdown(std::net::Shutdown::Both);
+            });
+        }
+    });
+    Throttle { port, down, slow }
+}
+
+#[test]
+fn a_killed_pull_stops_the_download_and_the_next_pull_works() {
+    let reg = Registry::berth(bin());
+    let src = TestDaemon::start(bin());
+    src.busybox_image("busybox:latest");
+    // A 24 MB layer of random bytes (gzip cannot shrink it): 30 s through the throttle.
+    run_ok(src.docker().args(["run", "--name", "maker", "busybox", "sh", "-c", "head -c 24000000 /dev/urandom > /big"]));
+    let name = format!("{}/hangup/big:1", reg.addr);
+    run_ok(src.docker().args(["commit", "maker", &name]));
+    run_ok(src.docker().args(["push", &name]));
+
+    let proxy = throttle(reg.addr.clone());
+    let via = format!("127.0.0.1:{}/hangup/big:1", proxy.port);
+    let d = TestDaemon::start(bin());
+    let mut pull = d.docker().args(["pull", &via]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    // Into the big layer (past the manifest, config and busybox's layer), then kill.
+    let t0 = Instant::now();
+    while proxy.down.load(Ordering::SeqCst) < 4_000_000 {
+        assert!(t0.elapsed() < Duration::from_secs(60), "the pull did not get going: {}", d.log());
+        assert!(pull.try_wait().unwrap().is_none(), "the pull ended early: {}", d.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    pull.kill().unwrap();
+    let _ = pull.wait();
+    // The daemon notices the hang-up and drops the download: the bytes stop.
+    std::thread::sleep(Duration::from_secs(2));
+    let after_kill = proxy.down.load(Ordering::SeqCst);
+    std::thread::sleep(Duration::from_secs(3));
+    let later = proxy.down.load(Ordering::SeqCst);
+    assert_eq!(after_kill, later, "the download went on after its client was killed (at ~800 KB/s it has ~20 s to go)\n{}", d.log());
+    assert!(later < 20_000_000, "{later}");
+    assert!(d.log().contains("transfer cancelled: the client went away"), "{}", d.log());
+    // Nothing was recorded: the image is not there.
+    assert_eq!(run_ok(d.docker().args(["images", "-q", &via])).trim(), "");
+
+    // The next pull (full speed) completes and the image runs.
+    proxy.slow.store(false, Ordering::SeqCst);
+    run_ok(d.docker().args(["pull", &via]));
+    assert_eq!(run_ok(d.docker().args(["run", "--rm", &via, "sh", "-c", "wc -c < /big"])).trim(), "24000000");
+}
+
+/// A load whose client goes away halfway through
+/// the archive leaves no image, and the daemon loads the whole archive next.
+#[test]
+fn a_load_cut_off_midway_leaves_nothing() {
+    let src = TestDaemon::start(bin());
+    src.busybox_image("busybox:latest");
+    run_ok(src.docker().args(["run", "--name", "maker", "busybox", "sh", "-c", "head -c 8000000 /dev/urandom > /big"]));
+    run_ok(src.docker().args(["commit", "maker", "cutoff:1"]));
+    let dir = berth_testutil::short_tempdir("hangup");
+    let tar = dir.path().join("cutoff.tar");
+    run_ok(src.docker().args(["save", "-o", tar.to_str().unwrap(), "cutoff:1"]));
+    let bytes = std::fs::read(&tar).unwrap();
+
+    let d = TestDaemon::start(bin());
+    let mut s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+    write!(s, "POST /v1.51/images/load HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\nContent-Length: {}\r\n\r\n", bytes.len()).unwrap();
+    s.write_all(&bytes[..bytes.len() / 2]).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    drop(s);
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(berth_testutil::daemon::ping(&d.socket), "{}", d.log());
+    assert_eq!(run_ok(d.docker().args(["images", "-q", "cutoff:1"])).trim(), "", "a half-sent archive made an image");
+    let out = run_ok(d.docker().args(["load", "-i", tar.to_str().unwrap()]));
+    assert!(out.contains("Loaded image: cutoff:1"), "{out}");
+    assert_eq!(run_ok(d.docker().args(["run", "--rm", "cutoff:1", "sh", "-c", "wc -c < /big"])).trim(), "8000000");
+}
