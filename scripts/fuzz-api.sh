@@ -12,6 +12,11 @@
 #   FUZZ_REPORT        where to write the JUnit XML report (optional)
 #   FUZZ_SET_PATH      path parameters to pin, e.g. "id=fuzz name=fuzz": the generated
 #                      requests then reach objects that exist instead of 404ing
+#   FUZZ_STATEFUL=1    stateful mode only: sequences of calls that follow links added to
+#                      the spec (a created container's Id into inspect, start, stop, kill,
+#                      pause, update, rename, exec, commit, delete ...; a volume's Name into
+#                      inspect and delete). Creates use the image `fuzz` and no host
+#                      resources (hooks.py), so the sequences reach real containers.
 # Exit status: schemathesis's (0 = every check passed on every example).
 set -eu
 url=${1:?usage: fuzz-api.sh http://127.0.0.1:PORT}
@@ -46,6 +51,25 @@ for path, ops in list(spec["paths"].items()):
     if not [m for m in ops if m != "parameters"]:
         del spec["paths"][path]
 spec["schemes"] = ["http"]
+
+# Stateful mode: Swagger 2.0 links (`x-links`, schemathesis' extension) from what creates
+# an object to what uses it. Left out: operations that block until the container ends
+# (wait, exec start, logs/stats streams) and attach.
+import os
+if os.environ.get("FUZZ_STATEFUL") == "1":
+    def link(path, method, status, name, param, targets):
+        responses = spec["paths"][path][method]["responses"]
+        resp = responses.get(status) or responses[int(status)]  # YAML keys: 201, not "201"
+        resp["x-links"] = {f"{name}{t}": {"operationId": t, "parameters": {param.get(t, "id"): f"$response.body#/{name}"}} for t in targets}
+    link("/containers/create", "post", "201", "Id", {"ImageCommit": "query.container"}, [
+        "ContainerInspect", "ContainerTop", "ContainerChanges", "ContainerStart", "ContainerStop",
+        "ContainerRestart", "ContainerKill", "ContainerPause", "ContainerUnpause", "ContainerUpdate",
+        "ContainerRename", "ContainerResize", "ContainerArchiveInfo", "ContainerExec", "ContainerDelete",
+        "ImageCommit",
+    ])
+    link("/containers/{id}/exec", "post", "201", "Id", {}, ["ExecInspect", "ExecResize"])
+    link("/volumes/create", "post", "201", "Name", {"VolumeInspect": "name", "VolumeDelete": "name"}, ["VolumeInspect", "VolumeDelete"])
+    link("/commit", "post", "201", "Id", {"ImageInspect": "name", "ImageDelete": "name"}, ["ImageInspect", "ImageDelete"])
 yaml.safe_dump(spec, open(sys.argv[2], "w"), sort_keys=False)
 n = sum(len([m for m in ops if m != "parameters"]) for ops in spec["paths"].values())
 print(f"fuzz-api.sh: {n} operations")
@@ -55,8 +79,11 @@ report=""
 if [ -n "${FUZZ_REPORT:-}" ]; then report="--junit-xml=$FUZZ_REPORT"; fi
 set_path=""
 for p in ${FUZZ_SET_PATH:-}; do set_path="$set_path --set-path $p"; done
+stateful=""
+if [ "${FUZZ_STATEFUL:-}" = 1 ]; then stateful="--stateful=links --experimental=stateful-only --experimental=stateful-test-runner"; fi
 export SCHEMATHESIS_HOOKS=hooks
 export PYTHONPATH="$here/fuzz${PYTHONPATH:+:$PYTHONPATH}"
+export FUZZ_STATEFUL=${FUZZ_STATEFUL:-}
 # shellcheck disable=SC2086
 exec st run "$work/spec.yaml" \
     --base-url "$url/v1.51" \
@@ -71,4 +98,4 @@ exec st run "$work/spec.yaml" \
     --validate-schema false \
     --data-generation-method all \
     --no-color \
-    $report $set_path
+    $report $set_path $stateful

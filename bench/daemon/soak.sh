@@ -39,10 +39,10 @@ tar -C "$work/rootfs" -cf - . | $docker -H "$B" import -c 'CMD ["sh"]' - busybox
 field() { awk -v k="$1:" '$1==k{print $2}' /proc/$bpid/status; }
 count_cgroups() { find /sys/fs/cgroup/*/soakberth -mindepth 1 -type d 2>/dev/null | wc -l; }
 count_mounts() { grep -c " $work" /proc/self/mountinfo || true; }
-count_veths() { ip -o link show type veth | wc -l; }
-count_bridges() { ip -o link show type bridge | wc -l; }
+count_veths() { ip -o link show master soakberth0 2>/dev/null | wc -l; }
+count_bridges() { ip -o link show type bridge | grep -c soakberth || true; }
 count_rules() { nft -a list table inet soakberth 2>/dev/null | grep -c 'handle' || true; }
-count_shims() { pgrep -fc "berth shim" || true; }
+count_shims() { pgrep -fc "berth shim.* $work" || true; }  # the zygote and the shims it forked
 count_files() { find "$work/data" "$work/run" -xdev 2>/dev/null | wc -l; }
 sample() {
     printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$1" \
@@ -80,8 +80,10 @@ echo "Command: \`bench/daemon/soak.sh $runs $step\` — \`docker run --rm busybo
 echo "default bridge, \`--network none\` and \`-p 127.0.0.1:18999:80\`; $runs runs in ${secs} s"
 echo "($(( secs * 1000 / runs )) ms each with the CLI), $failures failed. Each row is a sample after that many runs;"
 echo "the host columns count what berth has on the host at that moment, with no container"
-echo "running: mounts under its roots, cgroups under its parent (all controllers), veths and"
-echo "bridges on the host, rules in its nft table, shim processes, files in its data and exec roots."
+echo "running: mounts under its roots, cgroups under its parent (all controllers), veths on"
+echo "its bridge, its bridges, rules in its nft table, its shim processes (the zygote included), files in its data and"
+echo "exec roots. The first and last samples are taken after 12 s without a request (the daemon"
+echo "gives back what work faulted in); the ones between, in the middle of the loop."
 echo
 echo "| runs | RSS MB | anon MB | fds | threads | mounts | cgroups | veths | bridges | nft rules | shims | files |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"

@@ -7,6 +7,7 @@ as dockerd does outside swarm mode; managed plugins answer 501 "plugins are not
 supported by berth". Everything else the fuzzer sends is bad input or names objects that do not
 exist, so the right answers are 2xx/3xx/4xx with a JSON {"message": ...} body.
 """
+import os
 import re
 
 import schemathesis
@@ -59,3 +60,35 @@ def berth_no_server_error(response, case):
         # Managed plugins are out of berth's scope (docs/compat.md): a documented 501.
         return None
     raise AssertionError(f"server error {status} for {case.method} {case.formatted_path}: {response.text[:300]!r}")
+
+
+# Stateful mode: the sequences start from containers that really get made, so a create
+# keeps only generated fields that cannot reach the host or fail validation wholesale
+# (the stateless run already fuzzes the rest of the create body): the image is `fuzz`
+# (tagged by the test), no HostConfig (a generated "Binds": ["/:/x"] plus a generated
+# archive upload would write into the host), no volumes or networking config.
+# The command is `sleep 30` so that start, pause, exec, top and stop meet a running
+# container; a stop or restart waits at most 2 s for it (a generated `t` could be hours).
+CREATE_FIELDS = ("Hostname", "Domainname", "User", "Tty", "OpenStdin", "StdinOnce", "Env", "Labels",
+                 "WorkingDir", "StopSignal", "StopTimeout", "AttachStdin", "AttachStdout", "AttachStderr")
+
+
+if os.environ.get("FUZZ_STATEFUL") == "1":
+    @schemathesis.hook("map_body")
+    def only_safe_containers(context, body):
+        if context.operation.path == "/containers/create" and isinstance(body, dict):
+            body = {k: v for k, v in body.items() if k in CREATE_FIELDS}
+            body["Image"] = "fuzz"
+            body["Cmd"] = ["sleep", "30"]
+            if not isinstance(body.get("StopTimeout"), int) or not 0 <= body["StopTimeout"] <= 2:
+                body.pop("StopTimeout", None)
+        return body
+
+    @schemathesis.hook("map_query")
+    def default_create_query(context, query):
+        # A generated name or platform would refuse most creates outright.
+        if context.operation.path == "/containers/create" and isinstance(query, dict):
+            query = {k: v for k, v in query.items() if k not in ("name", "platform")}
+        if context.operation.path in ("/containers/{id}/stop", "/containers/{id}/restart") and isinstance(query, dict):
+            query["t"] = 1
+        return query

@@ -937,7 +937,8 @@ impl Engine {
         let (parent, alias) = full.rsplit_once('/').unwrap_or(("", &full));
         if parent.is_empty() {
             self.container(name)?;
-            return Err(Error::system("Conflict, cannot remove the default link name of the container"));
+            // dockerd answers 500 (an untyped error); the message says what it is: 409.
+            return Err(Error::conflict("Conflict, cannot remove the default link name of the container"));
         }
         let Ok(pc) = self.container(parent.trim_start_matches('/')) else {
             return Err(Error::no_such_container(name));

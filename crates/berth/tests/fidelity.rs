@@ -143,7 +143,7 @@ fn rm_link_removes_a_legacy_link() {
     assert_eq!(links(), r#"["/db:/web/dbalias"]"#);
     // A container's own name is not a link.
     let (st, _, body) = http(&d, "DELETE", "/v1.51/containers/db?link=1", "");
-    assert_eq!(st, 500, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(st, 409, "{}", String::from_utf8_lossy(&body));
     assert!(String::from_utf8_lossy(&body).contains("Conflict, cannot remove the default link name of the container"));
     let (st, _, _) = http(&d, "DELETE", "/v1.51/containers/web/nolink?link=1", "");
     assert_eq!(st, 404);
