@@ -632,6 +632,10 @@ impl<D: Dataplane> NetworkManager<D> {
     /// publishes it next waits for its turn at nft, so after the removal.
     async fn apply_nft_model_with(&self, model: &FirewallModel, removal_in_background: bool) -> Result<()> {
         let script = firewall::render(&self.config.nft_table, model);
+        // Unchanged (the usual case): no need to wait for a removal still in flight.
+        if self.applied_nft.lock().unwrap_or_else(|p| p.into_inner()).as_ref().is_some_and(|(_, applied)| *applied == script) {
+            return Ok(());
+        }
         let turn = self.nft_turn.clone().lock_owned().await;
         let last = self.applied_nft.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let (change, only_removals) = match &last {
