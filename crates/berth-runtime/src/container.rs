@@ -455,6 +455,14 @@ impl Runtime {
     }
 
     fn signal_all(&self, rec: &Record, signal: i32) -> Result<()> {
+        if rec.cgroup_layout == Layout::Disabled {
+            // No cgroup lists the processes (rootless): the init is signalled; with a pid
+            // namespace its death takes every other process of the container along.
+            if let Ok(Some(fd)) = state::pidfd_for(rec.pid, rec.start_time) {
+                let _ = state::pidfd_signal(&fd, signal);
+            }
+            return Ok(());
+        }
         let cg = Self::manager(rec);
         if signal == libc::SIGKILL && cg.kill_all()? {
             return Ok(());
