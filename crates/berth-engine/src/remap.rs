@@ -95,6 +95,22 @@ pub fn resolve_in(spec: &str, etc: &Path, add_user: &dyn Fn(&str) -> Result<(), 
     Ok(Some(Remap { user, group, ns: UserNs { uids, gids, of: None, remap: true } }))
 }
 
+/// The subordinate uid and gid ranges of `user` (name, or its uid `uid`) in
+/// `etc`/subuid and `etc`/subgid, each list from id 0 on, as newuidmap takes them. The
+/// rootless daemon maps them after its own id (docs/rootless.md).
+pub fn subordinate_ids(etc: &Path, user: &str, uid: u32) -> Result<(Vec<IdMap>, Vec<IdMap>), String> {
+    let uids = ranges(&read(&etc.join("subuid")), user, Some(uid));
+    let gids = ranges(&read(&etc.join("subgid")), user, Some(uid));
+    let hint = "add a range (e.g. `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER`, as root) and see docs/rootless.md";
+    if uids.is_empty() {
+        return Err(format!("no subordinate uid range for user {user:?} in {}: {hint}", etc.join("subuid").display()));
+    }
+    if gids.is_empty() {
+        return Err(format!("no subordinate gid range for user {user:?} in {}: {hint}", etc.join("subgid").display()));
+    }
+    Ok((uids, gids))
+}
+
 fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_default()
 }

@@ -270,9 +270,13 @@ pub fn build(rec: &ContainerRecord, inp: &SpecInputs) -> Result<Value> {
     }
     let mut linux = json!({
         "namespaces": namespaces,
-        "cgroupsPath": format!("{}/{}", inp.cgroup_parent.trim_end_matches('/'), rec.id),
         "resources": resources,
     });
+    // An empty parent (rootless without a delegated cgroup): no cgroup at all, which the
+    // runtime honours by running the container without one.
+    if !inp.cgroup_parent.is_empty() {
+        linux["cgroupsPath"] = json!(format!("{}/{}", inp.cgroup_parent.trim_end_matches('/'), rec.id));
+    }
     if !device_nodes.is_empty() {
         linux["devices"] = json!(device_nodes);
     }
@@ -477,6 +481,41 @@ fn default_device_rules(privileged: bool) -> Vec<Value> {
         c(5, Some(2), "rwm"),
         c(10, Some(200), "rwm"),
     ]
+}
+
+/// Rootless without a delegated cgroup: the first limit `hc` asks for (its docker flag),
+/// which the engine refuses rather than drop silently (docs/rootless.md).
+pub fn rootless_limit(hc: &HostConfig) -> Option<&'static str> {
+    let nonempty = |v: &Option<Vec<berth_types::container::ThrottleDevice>>| v.as_ref().is_some_and(|v| !v.is_empty());
+    [
+        (hc.memory > 0, "--memory"),
+        (hc.memory_swap > 0, "--memory-swap"),
+        (hc.memory_reservation > 0, "--memory-reservation"),
+        (hc.memory_swappiness.is_some_and(|s| s >= 0), "--memory-swappiness"),
+        (hc.oom_kill_disable == Some(true), "--oom-kill-disable"),
+        (hc.nano_cpus > 0, "--cpus"),
+        (hc.cpu_shares > 0, "--cpu-shares"),
+        (hc.cpu_quota > 0, "--cpu-quota"),
+        (hc.cpu_period > 0, "--cpu-period"),
+        (!hc.cpuset_cpus.is_empty(), "--cpuset-cpus"),
+        (!hc.cpuset_mems.is_empty(), "--cpuset-mems"),
+        (hc.pids_limit.is_some_and(|p| p > 0), "--pids-limit"),
+        (hc.blkio_weight > 0, "--blkio-weight"),
+        (hc.blkio_weight_device.as_ref().is_some_and(|v| !v.is_empty()), "--blkio-weight-device"),
+        (nonempty(&hc.blkio_device_read_bps), "--device-read-bps"),
+        (nonempty(&hc.blkio_device_write_bps), "--device-write-bps"),
+        (nonempty(&hc.blkio_device_read_iops), "--device-read-iops"),
+        (nonempty(&hc.blkio_device_write_iops), "--device-write-iops"),
+    ]
+    .into_iter()
+    .find_map(|(set, flag)| set.then_some(flag))
+}
+
+/// The one-line refusal of a limit in rootless mode.
+pub fn rootless_limit_error(flag: &str) -> Error {
+    Error::invalid(format!(
+        "{flag}: resource limits are not supported in rootless mode: the daemon has no delegated cgroup v2 hierarchy (docs/rootless.md)"
+    ))
 }
 
 /// The cgroup resources of HostConfig (also used by `docker update`).
