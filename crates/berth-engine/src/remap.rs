@@ -219,6 +219,18 @@ mod tests {
     }
 
     #[test]
+    fn subordinate_ids_for_the_rootless_daemon() {
+        let t = etc(PASSWD, "alice:200000:1000\n1000:300000:500\n", "alice:400000:65536\n");
+        let (u, g) = subordinate_ids(t.path(), "alice", 1000).unwrap();
+        assert_eq!(u, [IdMap { container_id: 0, host_id: 200000, size: 1000 }, IdMap { container_id: 1000, host_id: 300000, size: 500 }]);
+        assert_eq!(g, [IdMap { container_id: 0, host_id: 400000, size: 65536 }]);
+        let e = subordinate_ids(t.path(), "bob", 1001).unwrap_err();
+        assert!(e.starts_with("no subordinate uid range for user \"bob\"") && e.contains("docs/rootless.md") && !e.contains('\n'), "{e}");
+        let t = etc(PASSWD, "alice:200000:1000\n", "");
+        assert!(subordinate_ids(t.path(), "alice", 1000).unwrap_err().starts_with("no subordinate gid range"));
+    }
+
+    #[test]
     fn refusals_are_one_line() {
         let t = etc(PASSWD, "", "");
         for (spec, want) in [

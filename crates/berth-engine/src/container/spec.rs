@@ -663,6 +663,24 @@ mod tests {
     }
 
     #[test]
+    fn rootless_refuses_every_limit_by_its_flag() {
+        assert_eq!(rootless_limit(&HostConfig::default()), None);
+        let mut hc = HostConfig { memory: 10 << 20, ..Default::default() };
+        assert_eq!(rootless_limit(&hc), Some("--memory"));
+        hc = HostConfig { nano_cpus: 500_000_000, ..Default::default() };
+        assert_eq!(rootless_limit(&hc), Some("--cpus"));
+        hc = HostConfig { pids_limit: Some(10), ..Default::default() };
+        assert_eq!(rootless_limit(&hc), Some("--pids-limit"));
+        // 0 and -1 are "unlimited": nothing to refuse.
+        hc = HostConfig { pids_limit: Some(-1), memory_swappiness: Some(-1), ..Default::default() };
+        assert_eq!(rootless_limit(&hc), None);
+        hc = HostConfig { cpuset_cpus: "0".into(), ..Default::default() };
+        assert_eq!(rootless_limit(&hc), Some("--cpuset-cpus"));
+        let e = rootless_limit_error("--memory");
+        assert!(e.message.starts_with("--memory: resource limits are not supported in rootless mode") && !e.message.contains('\n'));
+    }
+
+    #[test]
     fn resources_and_validation() {
         let mut hc = HostConfig { memory: 64 << 20, nano_cpus: 500_000_000, pids_limit: Some(10), ..Default::default() };
         let r = resources(&hc).unwrap();

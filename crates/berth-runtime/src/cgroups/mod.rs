@@ -345,6 +345,23 @@ fn valid_cpu_list(s: &str) -> bool {
 mod tests {
     use super::*;
 
+    #[test]
+    fn without_a_cgroup_device_rules_pass_and_limits_are_refused() {
+        use oci_spec::runtime::{LinuxDeviceCgroupBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResourcesBuilder};
+        let devices = LinuxResourcesBuilder::default().devices(vec![LinuxDeviceCgroupBuilder::default().allow(false).access("rwm").build().unwrap()]).build().unwrap();
+        assert!(!has_limits(&devices));
+        let m = manager(&Layout::Disabled, "");
+        m.create().unwrap();
+        m.set(&devices).unwrap();
+        assert!(m.pids().unwrap().is_empty() && !m.exists());
+        let mem = LinuxResourcesBuilder::default().memory(LinuxMemoryBuilder::default().limit(10 << 20).build().unwrap()).build().unwrap();
+        assert!(has_limits(&mem));
+        assert!(matches!(m.set(&mem), Err(Error::Unsupported(_))));
+        let pids = LinuxResourcesBuilder::default().pids(LinuxPidsBuilder::default().limit(5).build().unwrap()).build().unwrap();
+        assert!(has_limits(&pids));
+        assert!(matches!(m.stats(), Err(Error::Unsupported(_))));
+    }
+
     const HYBRID: &str = "\
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
 32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
