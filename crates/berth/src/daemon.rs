@@ -367,7 +367,10 @@ fn build_config(f: Flags, rootless: bool) -> Result<EngineConfig, String> {
     if !f.authorization_plugins.is_empty() {
         cfg.authorization_plugins = f.authorization_plugins;
     }
-    if rootless || cfg.rootless {
+    if cfg.rootless && !rootless {
+        return Err("daemon.json sets rootless, but this daemon runs as root: start it as an ordinary user (or pass --rootless inside a user namespace), see docs/rootless.md".into());
+    }
+    if rootless {
         rootless_config(&mut cfg)?;
     }
     if cfg.hosts.is_empty() {

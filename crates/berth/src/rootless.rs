@@ -60,9 +60,13 @@ pub fn prepare(args: &[OsString], asked: bool) -> Start {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
     if euid == 0 && in_user_namespace() {
-        // Root of some user namespace (not the host's; `unshare -U`, rootlesskit):
-        // rootless in place, since the host's cgroups and network are not ours either.
+        // Root of some user namespace (not the host's; `unshare -U`, rootlesskit): rootless
+        // in place when asked. Not by default: root of a container's user namespace may
+        // own its network namespace and cgroups (a nested engine), and ran rootful before.
         // A mount namespace of our own keeps the overlays off the caller's table.
+        if !asked {
+            return Start::Rootful;
+        }
         return match private_mounts() {
             Ok(()) => Start::RootlessHere,
             Err(e) => {
