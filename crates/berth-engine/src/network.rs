@@ -527,6 +527,10 @@ impl Networking {
 
     /// Connects a running (or created) container to one more network.
     pub async fn connect(&self, engine: &Arc<Engine>, key: &str, network: &str, es: EndpointSettings) -> Result<()> {
+        if self.rootless {
+            // slirp4netns gives a container one network, chosen when it starts.
+            return Err(Error::forbidden(format!("cannot connect to network {network}: network connect is not supported in rootless mode")));
+        }
         let c = engine.container(key)?;
         let rec = c.snapshot();
         let mode = rec.host_config.network_mode.as_str();
@@ -556,6 +560,9 @@ impl Networking {
     }
 
     pub async fn disconnect(&self, engine: &Arc<Engine>, key: &str, network: &str, _force: bool) -> Result<()> {
+        if self.rootless {
+            return Err(Error::forbidden(format!("cannot disconnect from network {network}: network disconnect is not supported in rootless mode")));
+        }
         let net = self.mgr.inspect_network(network).await.map_err(net_err)?;
         let c = engine.container(key)?;
         let rec = c.snapshot();
