@@ -416,7 +416,8 @@ pub fn main(args: &[OsString]) -> i32 {
     };
     // Before any thread exists: an ordinary user's daemon re-executes itself in a user
     // namespace here (the parent returns when that daemon ends).
-    let rootless = match crate::rootless::prepare(args, flags.rootless) {
+    let exec_root_hint = flags.exec_root.clone().or_else(|| crate::rootless::paths().ok().and_then(|p| p.exec_root));
+    let rootless = match crate::rootless::prepare(args, flags.rootless, exec_root_hint.as_deref()) {
         crate::rootless::Start::Rootful => false,
         crate::rootless::Start::RootlessHere => true,
         crate::rootless::Start::Exit(code) => return code,

@@ -43,13 +43,15 @@ pub enum Start {
     Exit(i32),
 }
 
-/// Decides, and does the re-exec for an ordinary user. `asked`: `--rootless` (or
-/// daemon.json's `rootless`).
-pub fn prepare(args: &[OsString], asked: bool) -> Start {
-    if std::env::var_os(CHILD_ENV).is_some() {
+/// Decides, and does the re-exec for an ordinary user. `asked`: `--rootless`.
+/// `exec_root`: where a previous daemon's shims would be (`--exec-root`, else the
+/// rootless default): their namespaces are joined rather than new ones made.
+pub fn prepare(args: &[OsString], asked: bool, exec_root: Option<&Path>) -> Start {
+    if let Some(marker) = std::env::var_os(CHILD_ENV) {
         // SAFETY: removing our own marker before any thread exists.
         unsafe { std::env::remove_var(CHILD_ENV) };
-        return match child_setup() {
+        let join = marker.to_str().and_then(|m| m.parse::<i32>().ok()).filter(|p| *p > 0);
+        return match child_setup(join) {
             Ok(()) => Start::RootlessHere,
             Err(e) => {
                 eprintln!("berth daemon: rootless: {e}");
@@ -82,7 +84,7 @@ pub fn prepare(args: &[OsString], asked: bool) -> Start {
         }
         return Start::Rootful;
     }
-    match reexec(args) {
+    match reexec(args, exec_root) {
         Ok(code) => Start::Exit(code),
         Err(e) => {
             eprintln!("berth daemon: rootless: {e}");
@@ -124,7 +126,30 @@ fn helper(name: &str) -> Result<PathBuf, String> {
         .ok_or_else(|| format!("{name} not found: install Debian's uidmap package (apt-get install uidmap)"))
 }
 
-fn reexec(args: &[OsString]) -> Result<i32, String> {
+/// A process of an earlier daemon of ours that still holds its namespaces: a shim (of a
+/// running container) or the shim zygote, found by its command line naming `exec_root`.
+/// Live restore needs the new daemon in those namespaces: the shims' mounts and network
+/// namespaces are only there, and the zygote (which outlives a daemon killed with
+/// SIGKILL) starts new containers from there.
+fn holder(exec_root: &Path, uid: u32) -> Option<i32> {
+    let own = std::fs::read_link("/proc/self/ns/user").ok()?;
+    let needle = exec_root.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let argv: Vec<String> = cmd.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        let ours = argv.len() >= 3 && (argv[0] == "berth" || argv[0].ends_with("/berth")) && argv[1].starts_with("shim") && argv[2].starts_with(&format!("{needle}/"));
+        if !ours {
+            return None;
+        }
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let ruid: u32 = status.lines().find_map(|l| l.strip_prefix("Uid:"))?.split_whitespace().next()?.parse().ok()?;
+        let ns = std::fs::read_link(format!("/proc/{pid}/ns/user")).ok()?;
+        (ruid == uid && ns != own).then_some(pid)
+    })
+}
+
+fn reexec(args: &[OsString], exec_root: Option<&Path>) -> Result<i32, String> {
     // SAFETY: getuid/getgid have no preconditions.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let user = user_name(uid).or_else(|| std::env::var("USER").ok()).ok_or_else(|| format!("uid {uid} has no user name"))?;
@@ -149,7 +174,8 @@ fn reexec(args: &[OsString]) -> Result<i32, String> {
         set
     };
     let mut cmd = std::process::Command::new(&exe);
-    cmd.arg("daemon").args(args).env(CHILD_ENV, "1");
+    let join = exec_root.and_then(|r| holder(r, uid));
+    cmd.arg("daemon").args(args).env(CHILD_ENV, join.unwrap_or(0).to_string());
     let (r, w) = (p2c_r.as_raw_fd(), c2p_w.as_raw_fd());
     // SAFETY: dup2 only between fork and exec.
     unsafe {
@@ -178,6 +204,10 @@ fn reexec(args: &[OsString]) -> Result<i32, String> {
     }
     let pid = child.id().to_string();
     let mapped = (|| -> Result<(), String> {
+        if b[0] == b'j' {
+            // It joined the namespaces of an earlier daemon: mapped long ago.
+            return Ok(());
+        }
         for (tool, own, ranges) in [(&newuidmap, uid, &uids), (&newgidmap, gid, &gids)] {
             let out = std::process::Command::new(tool).arg(&pid).args(map_args(own, ranges)).output().map_err(|e| format!("{}: {e}", tool.display()))?;
             if !out.status.success() {
@@ -241,9 +271,33 @@ fn pipe() -> Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd), String> {
     Ok(unsafe { (std::os::fd::OwnedFd::from_raw_fd(high[0]), std::os::fd::OwnedFd::from_raw_fd(high[1])) })
 }
 
-/// The re-executed child: a new user namespace, mapped by the parent; then root there,
-/// and a mount namespace of its own.
-fn child_setup() -> Result<(), String> {
+/// Enters the user and mount namespaces of `pid` (an earlier daemon's shim).
+fn join_namespaces(pid: i32) -> Result<(), String> {
+    let open = |what: &str| std::fs::File::open(format!("/proc/{pid}/ns/{what}")).map_err(|e| format!("{what} namespace of {pid}: {e}"));
+    let (user, mnt) = (open("user")?, open("mnt")?);
+    // Entering a mount namespace moves us to its root: come back to where we were (the
+    // daemon's relative paths mean the caller's directory, there as on the host).
+    let cwd = std::env::current_dir().ok();
+    // SAFETY: single-threaded here; setns on descriptors we hold. The user namespace
+    // is ours (we made it), so its owner may enter it, and then its mount namespace.
+    unsafe {
+        if libc::setns(user.as_raw_fd(), libc::CLONE_NEWUSER) < 0 {
+            return Err(format!("joining the user namespace of {pid}: {}", std::io::Error::last_os_error()));
+        }
+        if libc::setns(mnt.as_raw_fd(), libc::CLONE_NEWNS) < 0 {
+            return Err(format!("joining the mount namespace of {pid}: {}", std::io::Error::last_os_error()));
+        }
+    }
+    if let Some(c) = cwd {
+        let _ = std::env::set_current_dir(c);
+    }
+    Ok(())
+}
+
+/// The re-executed child: the namespaces of an earlier daemon whose shims still run
+/// (`join`), else a new user namespace, mapped by the parent, and a mount namespace of
+/// its own; then root there.
+fn child_setup(join: Option<i32>) -> Result<(), String> {
     // SAFETY: the two descriptors were given to us by the parent (pre_exec's dup2), and
     // are owned by this function only. CLOEXEC: they must not reach the shims.
     let (mut from_parent, mut to_parent) = unsafe {
@@ -251,14 +305,26 @@ fn child_setup() -> Result<(), String> {
         libc::fcntl(TO_PARENT, libc::F_SETFD, libc::FD_CLOEXEC);
         (std::fs::File::from_raw_fd(FROM_PARENT), std::fs::File::from_raw_fd(TO_PARENT))
     };
+    // The holder may have ended since the parent found it: with nothing entered, start
+    // afresh (its containers ended with it). Entered its user namespace but not its
+    // mount namespace: stop with the reason rather than run half in, half out.
+    let joined = match join.map(join_namespaces) {
+        Some(Ok(())) => true,
+        Some(Err(e)) if in_user_namespace() => return Err(e),
+        Some(Err(e)) => {
+            eprintln!("berth daemon: rootless: not joining the previous daemon's namespaces: {e}");
+            false
+        }
+        None => false,
+    };
     // SAFETY: single-threaded here; unshare only changes this process's namespaces.
-    if unsafe { libc::unshare(libc::CLONE_NEWUSER) } < 0 {
+    if !joined && unsafe { libc::unshare(libc::CLONE_NEWUSER) } < 0 {
         let e = std::io::Error::last_os_error();
         return Err(format!(
             "cannot create a user namespace: {e} (is kernel.unprivileged_userns_clone or user.max_user_namespaces 0? see docs/rootless.md)"
         ));
     }
-    to_parent.write_all(b"u").map_err(|e| format!("telling the parent: {e}"))?;
+    to_parent.write_all(if joined { b"j" } else { b"u" }).map_err(|e| format!("telling the parent: {e}"))?;
     let mut b = [0u8; 1];
     if !matches!(from_parent.read(&mut b), Ok(1)) {
         return Err("the parent could not map our ids (see its message)".into());
@@ -275,6 +341,9 @@ fn child_setup() -> Result<(), String> {
         }
         // If the parent dies (SIGKILL), stop in order rather than run on unsupervised.
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+    }
+    if joined {
+        return Ok(());
     }
     private_mounts()
 }

@@ -8,6 +8,8 @@
 //!   init runs as the user's uid;
 //! - a file made in a bind-mounted directory belongs to the user on the host;
 //! - `-p 127.0.0.1:PORT:80` reaches busybox httpd through slirp4netns;
+//! - a daemon killed with SIGKILL comes back in the namespaces its shims hold: running
+//!   containers keep their port and take execs, new ones start;
 //! - `--network none` and `--network host` work; a user-defined network and `--memory`
 //!   are refused with one clear line;
 //! - after `rm` and a daemon stop nothing is left: no slirp4netns, no process of the
@@ -208,6 +210,19 @@ impl Rootless {
 
     /// Processes of this daemon: those naming its directory, and (once it was started)
     /// every process of berthrl's uid, which only this test's daemon runs.
+    /// SIGKILL to both daemon processes (the re-exec parent and the daemon): shims,
+    /// containers, slirp4netns and the shim zygote live on.
+    fn kill9(&mut self) {
+        let daemon = format!("{} daemon", self.path("bin/berth").display());
+        for (pid, _) in processes_of(u32::MAX, &daemon) {
+            // SAFETY: SIGKILL to a process id.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = c.wait();
+        }
+    }
+
     fn leftovers(&self) -> Vec<(i32, String)> {
         processes_of(if self.started { self.uid } else { u32::MAX }, &self.dir.path().to_string_lossy())
     }
@@ -325,6 +340,17 @@ fn an_ordinary_user_runs_containers_rootless() {
     // The container reaches the outside world's DNS forwarder address; its resolv.conf says so.
     let resolv = run_ok(d.docker().args(["exec", "web", "cat", "/etc/resolv.conf"]));
     assert!(resolv.contains("nameserver 10.0.2.3"), "{resolv}");
+
+    // Live restore: a daemon killed outright comes back in the same user and mount
+    // namespaces (it joins those its shims and zygote hold), so running containers
+    // keep their network and take execs, and new ones start.
+    d.kill9();
+    d.start();
+    assert_eq!(run_ok(d.docker().args(["exec", "sleeper", "id", "-u"])).trim(), "0");
+    assert!(http_get(port).is_some_and(|b| b.contains("hello-rootless")), "web lost its port over the restart");
+    assert_eq!(run_ok(d.docker().args(["run", "--rm", "busybox", "echo", "after-restart"])).trim(), "after-restart");
+    let ps = run_ok(d.docker().args(["ps", "--format", "{{.Names}}"]));
+    assert!(ps.contains("sleeper") && ps.contains("web"), "{ps}");
 
     // --network none and host.
     let links = run_ok(d.docker().args(["run", "--rm", "--network", "none", "busybox", "ip", "-o", "link"]));
