@@ -574,7 +574,7 @@ impl Engine {
         self.copy_up_volumes(c, &rootfs).await?;
 
         ph.mark("volumes");
-        let net = self.net.attach(self, &rec).await?;
+        let mut net = self.net.attach(self, &rec).await?;
         ph.mark("net");
         undo.network = true;
         let mut rec = rec;
@@ -677,6 +677,8 @@ impl Engine {
         c.set_live(Some(crate::container::live::Live { shim_socket: socket.clone(), init_pid, stdin }));
         ph.mark("attach");
 
+        // Rootless: slirp4netns came up meanwhile; the process must find its network.
+        self.net.ready(&mut net).await?;
         let r = shimclient::call(&socket, &Request::Start).await.map_err(|e| Error::system(format!("starting container: {e}")))?;
         if !r.ok {
             return Err(Error::system(format!("starting container: {}", r.error)));

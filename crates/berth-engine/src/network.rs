@@ -36,6 +36,9 @@ pub struct Attachment {
     pub record: NetworkRecord,
     pub netns: Option<PathBuf>,
     pub files: berth_net::ContainerFiles,
+    /// Rootless: slirp4netns on its way up; [`Networking::ready`] waits for it before
+    /// the container's process starts.
+    pub slirp: Option<crate::slirp::Pending>,
 }
 
 pub(crate) fn net_err(e: NetError) -> Error {
@@ -228,7 +231,7 @@ impl Networking {
         let files_req = |mode: NetworkMode| self.files_request(rec, mode, legacy.hosts.clone());
         if mode == "host" {
             let files = self.mgr.container_files(&files_req(NetworkMode::Host)).await.map_err(net_err)?;
-            return Ok(Attachment { record, netns: None, files });
+            return Ok(Attachment { record, netns: None, files, slirp: None });
         }
         if let Some(other) = mode.strip_prefix("container:") {
             let oc = engine.containers.get(other)?;
@@ -242,7 +245,7 @@ impl Networking {
                 hostname: format!("{}\n", rec.config.hostname),
             };
             record.sandbox_key = format!("/proc/{}/ns/net", live.init_pid);
-            return Ok(Attachment { netns: Some(PathBuf::from(&record.sandbox_key)), record, files });
+            return Ok(Attachment { netns: Some(PathBuf::from(&record.sandbox_key)), record, files, slirp: None });
         }
         let netns = self.netns_path(&rec.id);
         let _ = berth_net::netns::delete_netns(&netns);
@@ -273,7 +276,7 @@ impl Networking {
                 return Err(net_err(e));
             }
         };
-        Ok(Attachment { record, netns: Some(netns), files })
+        Ok(Attachment { record, netns: Some(netns), files, slirp: None })
     }
 
     /// Rootless: the new namespace is connected by slirp4netns (see `crate::slirp`), and
@@ -287,7 +290,8 @@ impl Networking {
     ) -> Result<Attachment> {
         let hc = &rec.host_config;
         let none = hc.network_mode == "none";
-        let result: Result<()> = async {
+        let mut slirp = None;
+        let result: Result<()> = (|| {
             if none {
                 return Ok(());
             }
@@ -295,7 +299,9 @@ impl Networking {
                 return Err(Error::forbidden(format!("network {other}: user-defined networks are not supported in rootless mode")));
             }
             let reqs = port_requests(rec)?;
-            let published = self.slirps.start(&self.exec_root, &rec.id, &netns, 65520, &reqs).await?;
+            let pending = self.slirps.spawn(&self.exec_root, &rec.id, &netns, 65520, &reqs)?;
+            let published = pending.ports().to_vec();
+            slirp = Some(pending);
             let es = record.networks.entry("bridge".into()).or_default();
             es.ip_address = crate::slirp::CONTAINER_IP.into();
             es.gateway = crate::slirp::GATEWAY.into();
@@ -315,8 +321,7 @@ impl Networking {
             }
             record.ports = ports;
             Ok(())
-        }
-        .await;
+        })();
         if let Err(e) = result {
             self.slirps.stop(&self.exec_root, &rec.id);
             let _ = berth_net::netns::delete_netns(&netns);
@@ -338,7 +343,16 @@ impl Networking {
                 files.hosts.push_str(&format!("{}\t{}\n", crate::slirp::CONTAINER_IP, rec.config.hostname));
             }
         }
-        Ok(Attachment { record, netns: Some(netns), files })
+        Ok(Attachment { record, netns: Some(netns), files, slirp })
+    }
+
+    /// Waits for what [`Networking::attach`] left coming up (rootless: slirp4netns
+    /// configured and the ports published); the container's process starts after.
+    pub async fn ready(&self, att: &mut Attachment) -> Result<()> {
+        match att.slirp.take() {
+            Some(p) => self.slirps.finish(&self.exec_root, p).await,
+            None => Ok(()),
+        }
     }
 
     async fn connect_all(

@@ -10,6 +10,9 @@
 //! - `--mtu=65520`: slirp's own recommendation; it is much faster than 1500.
 //! - `-p` is published with the `add_hostfwd` call of its API socket: slirp4netns runs
 //!   in the daemon's network namespace, the host's, so it listens on the host.
+//! - It is started when the network is attached and waited for (ready, ports added)
+//!   only just before the container's process starts: it comes up while the shim
+//!   creates the container.
 //!
 //! slirp4netns is started in its own session (it outlives a daemon that dies, like the
 //! container it serves) and is stopped when the container stops. Its pid is kept in
@@ -69,10 +72,27 @@ fn log_file(exec_root: &Path, id: &str) -> PathBuf {
     dir(exec_root).join(format!("{}.log", short(id)))
 }
 
+/// A slirp4netns started for a container but not yet known to be up: the start of the
+/// container's process waits for it ([`Slirps::finish`]), so the helper comes up while
+/// the shim creates the container rather than before.
+pub struct Pending {
+    id: String,
+    ready: OwnedFd,
+    ports: Vec<Published>,
+}
+
+impl Pending {
+    /// The ports as they will be published (host ports chosen already).
+    pub fn ports(&self) -> &[Published] {
+        &self.ports
+    }
+}
+
 impl Slirps {
-    /// Starts slirp4netns on the network namespace at `netns` and waits until tap0 is
-    /// configured (its --ready-fd), then publishes `ports`.
-    pub async fn start(&self, exec_root: &Path, id: &str, netns: &Path, mtu: u32, ports: &[PortBindingRequest]) -> Result<Vec<Published>> {
+    /// Starts slirp4netns on the network namespace at `netns`, without waiting for it;
+    /// the host ports of `ports` are chosen now (what inspect shows from the start).
+    pub fn spawn(&self, exec_root: &Path, id: &str, netns: &Path, mtu: u32, ports: &[PortBindingRequest]) -> Result<Pending> {
+        let ports = ports.iter().map(resolve).collect::<Result<Vec<_>>>()?;
         let d = dir(exec_root);
         std::fs::create_dir_all(&d)?;
         let sock = api_socket(exec_root, id);
@@ -115,10 +135,17 @@ impl Slirps {
         let pid = child.id();
         let _ = std::fs::write(pid_file(exec_root, id), pid.to_string());
         self.children.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_string(), child);
-        let ready = tokio::task::spawn_blocking(move || wait_ready(ready_r)).await.unwrap_or(false);
-        if !ready {
-            let why = std::fs::read_to_string(log_file(exec_root, id)).unwrap_or_default();
-            self.stop(exec_root, id);
+        Ok(Pending { id: id.to_string(), ready: ready_r, ports })
+    }
+
+    /// Waits until tap0 is configured (slirp4netns's --ready-fd), then publishes the
+    /// ports through its API. On failure slirp4netns is stopped.
+    pub async fn finish(&self, exec_root: &Path, p: Pending) -> Result<()> {
+        let Pending { id, ready, ports } = p;
+        let ok = tokio::task::spawn_blocking(move || wait_ready(ready)).await.unwrap_or(false);
+        if !ok {
+            let why = std::fs::read_to_string(log_file(exec_root, &id)).unwrap_or_default();
+            self.stop(exec_root, &id);
             let why: Vec<&str> = why.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
             let why = if why.is_empty() { "it exited".to_string() } else { why[why.len().saturating_sub(3)..].join("; ") };
             let hint = if why.contains("/dev/net/tun") {
@@ -128,17 +155,14 @@ impl Slirps {
             };
             return Err(Error::system(format!("slirp4netns did not come up: {why}{hint}")));
         }
-        let mut out = Vec::new();
-        for p in ports {
-            match add_hostfwd(&sock, p).await {
-                Ok(m) => out.push(m),
-                Err(e) => {
-                    self.stop(exec_root, id);
-                    return Err(e);
-                }
+        let sock = api_socket(exec_root, &id);
+        for p in &ports {
+            if let Err(e) = add_hostfwd(&sock, p).await {
+                self.stop(exec_root, &id);
+                return Err(e);
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Stops the container's slirp4netns (ours, or one a previous daemon started).
@@ -147,7 +171,11 @@ impl Slirps {
         match child {
             Some(mut c) => {
                 let _ = c.kill();
-                let _ = c.wait();
+                // Its exit waits out the tap device's teardown (an RCU grace period):
+                // reaped on a thread of its own, the container's stop does not wait.
+                let _ = std::thread::Builder::new().name("slirp-reap".into()).spawn(move || {
+                    let _ = c.wait();
+                });
             }
             None => {
                 // A previous daemon's: its pid file, checked against its command line
@@ -192,7 +220,8 @@ fn free_port(ip: IpAddr, proto: Proto) -> Result<u16> {
     Ok(port)
 }
 
-async fn add_hostfwd(sock: &Path, p: &PortBindingRequest) -> Result<Published> {
+/// The address and port a binding will take on the host.
+fn resolve(p: &PortBindingRequest) -> Result<Published> {
     let host_ip = p.host_ip.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
     if host_ip.is_ipv6() {
         return Err(Error::invalid(format!("rootless: publishing on an IPv6 address ({host_ip}) is not supported by slirp4netns' port forwarder")));
@@ -202,6 +231,11 @@ async fn add_hostfwd(sock: &Path, p: &PortBindingRequest) -> Result<Published> {
         HostPort::Range(lo, _) => lo,
         _ => free_port(host_ip, p.proto)?,
     };
+    Ok(Published { container_port: p.container_port, proto: p.proto, host_ip, host_port })
+}
+
+async fn add_hostfwd(sock: &Path, p: &Published) -> Result<()> {
+    let (host_ip, host_port) = (p.host_ip, p.host_port);
     let proto = match p.proto {
         Proto::Tcp => "tcp",
         Proto::Udp => "udp",
@@ -228,7 +262,7 @@ async fn add_hostfwd(sock: &Path, p: &PortBindingRequest) -> Result<Published> {
         let desc = e.get("desc").and_then(|d| d.as_str()).unwrap_or("refused");
         return Err(Error::conflict(format!("publishing {host_ip}:{host_port}:{}/{proto}: {desc} (is the port in use?)", p.container_port)));
     }
-    Ok(Published { container_port: p.container_port, proto: p.proto, host_ip, host_port })
+    Ok(())
 }
 
 /// resolv.conf for a slirp4netns container: its DNS forwarder, unless the container or
