@@ -82,7 +82,7 @@ echo "# Rootless \`run --rm busybox true\`: berth vs Podman"
 echo
 echo "$(date -u +%Y-%m-%dT%H:%MZ), $(uname -r), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); berth ${BERTH_REV:-$(git -C "$top" rev-parse --short HEAD)} ($(basename "$(dirname "$berth")") build) through the docker CLI $("$docker" version -f '{{.Client.Version}}' 2>/dev/null); $(podman --version) with $(runc --version | head -1)."
 echo "Both as the ordinary user \`$user\` (subordinate uids $(grep "^$user:" /etc/subuid | head -1 | cut -d: -f2-)), native overlay, slirp4netns, no cgroup (podman: cgroupfs manager, which on this cgroup v1 host makes none for a rootless container); $runs runs each, alternating, after 3 warm-up runs each."
-echo "Command: \`bench/userns/rootless.sh $runs\`"
+echo "Command: \`bench/userns/rootless.sh $runs${2:+ $2}\`"
 echo
 echo "| | mean ms | median ms | min ms | max ms |"
 echo "|---|---:|---:|---:|---:|"
