@@ -166,14 +166,19 @@ impl Rootless {
         r
     }
 
-    /// `berth daemon ARGS` as berthrl, with only its XDG environment.
+    /// `berth daemon ARGS` as `user`, with only its XDG environment.
     fn command(&self, user: &str, args: &[&str]) -> Command {
+        let mut c = self.berth_as(user);
+        c.arg("daemon").args(args);
+        c
+    }
+
+    /// `berth ...` as `user`, with only its XDG environment (no DOCKER_HOST).
+    fn berth_as(&self, user: &str) -> Command {
         let gid = String::from_utf8(Command::new("id").args(["-g", user]).output().unwrap().stdout).unwrap();
         let mut c = Command::new("setpriv");
         c.args(["--reuid", user, "--regid", gid.trim(), "--init-groups", "--"])
             .arg(self.path("bin/berth"))
-            .arg("daemon")
-            .args(args)
             .env_clear()
             .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
             .env("HOME", self.path("home"))
@@ -297,6 +302,9 @@ fn an_ordinary_user_runs_containers_rootless() {
     let rows: Vec<Vec<String>> = map.lines().map(|l| l.split_whitespace().map(str::to_string).collect()).collect();
     let (start, count) = sub_range();
     assert_eq!(rows, vec![vec!["0".to_string(), d.uid.to_string(), "1".into()], vec!["1".into(), start.to_string(), count.to_string()]], "{map}");
+
+    // berth's own CLI, run by the user with no host given, finds the rootless daemon.
+    assert_eq!(run_ok(d.berth_as(USER).args(["run", "--rm", "busybox", "echo", "via-berth"])).trim(), "via-berth");
 
     // The user's uid on the host.
     run_ok(d.docker().args(["run", "-d", "--name", "sleeper", "busybox", "sleep", "1000"]));
