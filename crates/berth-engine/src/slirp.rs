@@ -8,6 +8,7 @@
 //! - `--disable-host-loopback`: the container cannot reach the host's 127.0.0.1 through
 //!   10.0.2.2 (services on the host's loopback stay private, as with rootless Docker).
 //! - `--mtu=65520`: slirp's own recommendation; it is much faster than 1500.
+//! - `--enable-sandbox --enable-seccomp`: as rootless dockerd runs it.
 //! - `-p` is published with the `add_hostfwd` call of its API socket: slirp4netns runs
 //!   in the daemon's network namespace, the host's, so it listens on the host.
 //! - It is started when the network is attached and waited for (ready, ports added)
@@ -103,6 +104,11 @@ impl Slirps {
         cmd.arg("--configure")
             .arg(format!("--mtu={mtu}"))
             .arg("--disable-host-loopback")
+            // It parses whatever the container sends: confined as rootless dockerd
+            // confines it (a mount namespace with nothing in it, capabilities dropped,
+            // a syscall filter).
+            .arg("--enable-sandbox")
+            .arg("--enable-seccomp")
             .arg("--netns-type=path")
             .arg(format!("--api-socket={}", sock.display()))
             .arg("--ready-fd=3")
