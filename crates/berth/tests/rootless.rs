@@ -273,10 +273,17 @@ fn free_port() -> u16 {
 fn an_ordinary_user_runs_containers_rootless() {
     berth_testutil::require_root();
     let mut d = Rootless::new();
+    // daemon.json at its rootless default, ~/.config/berth/daemon.json.
+    std::fs::create_dir_all(d.path("home/.config/berth")).unwrap();
+    std::fs::write(d.path("home/.config/berth/daemon.json"), r#"{"labels": ["from=rootless-daemon-json"]}"#).unwrap();
+    for p in ["home/.config", "home/.config/berth", "home/.config/berth/daemon.json"] {
+        std::os::unix::fs::chown(d.path(p), Some(d.uid), Some(d.gid)).unwrap();
+    }
     d.start();
 
     // Docker's rootless defaults: socket in XDG_RUNTIME_DIR, data under ~/.local/share.
-    let info = run_ok(d.docker().args(["info", "--format", "{{json .SecurityOptions}} {{.DockerRootDir}} {{.CgroupDriver}}"]));
+    let info = run_ok(d.docker().args(["info", "--format", "{{json .SecurityOptions}} {{.DockerRootDir}} {{.CgroupDriver}} {{.Labels}}"]));
+    assert!(info.contains("from=rootless-daemon-json"), "{info}");
     assert!(info.contains("name=rootless"), "{info}");
     assert!(info.contains(&d.path("home/.local/share/berth").display().to_string()), "{info}");
     assert!(info.contains("none"), "{info}");
