@@ -4,10 +4,11 @@
 #   scripts/setup.sh --test   plus what the test suite needs (reference peers, tools)
 #   scripts/setup.sh --bench  plus what bench/ compares against (iperf3, dockerd, containerd's CRI)
 set -eu
-build_pkgs="busybox-static libseccomp-dev pkg-config nftables iproute2 ca-certificates"
+# uidmap (newuidmap/newgidmap) and slirp4netns: rootless mode (docs/rootless.md).
+build_pkgs="busybox-static libseccomp-dev pkg-config nftables iproute2 ca-certificates uidmap slirp4netns"
 test_pkgs="runc crun skopeo docker-registry apache2-utils iptables procps psmisc curl python3-docker docker-compose util-linux e2fsprogs bzip2 xz-utils qemu-user-static binfmt-support prometheus chromium chromium-driver openssh-server openssh-client containernetworking-plugins gcc libc6-dev"
 # (CNI plugins for the CRI's pod-network tests; gcc and libc6-dev build critest's image helpers.)
-bench_pkgs="iperf3 docker.io bc containerd"
+bench_pkgs="iperf3 docker.io bc containerd podman"
 pkgs=$build_pkgs
 for a in "$@"; do
     case "$a" in
@@ -31,6 +32,11 @@ if [ -n "$missing" ]; then
     # shellcheck disable=SC2086
     apt-get install -y -qq --no-install-recommends $missing
     [ -n "$norc" ] && rm -f /usr/sbin/policy-rc.d
+fi
+# Rootless networking (slirp4netns, run by the user) opens /dev/net/tun: Debian's udev
+# makes it 0666, but machines without udev (containers, minimal VMs) leave it 0600.
+if [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" != 666 ]; then
+    chmod 0666 /dev/net/tun
 fi
 # Debian's docker-registry package starts a registry on :5000 as a service; tests run
 # their own on loopback ports, so the system one is not wanted.

@@ -19,7 +19,6 @@ pub mod stream;
 
 use std::ffi::OsString;
 
-use client::host::DEFAULT_HOST;
 use client::tls::TlsOptions;
 use error::Error;
 use io::Streams;
@@ -88,7 +87,7 @@ pub fn run(args: Vec<OsString>, env: Env, io: Streams) -> i32 {
             (None, None, Some(h)) => (h, None),
             (None, None, None) => from_context(&cmd::context::current_name(None, &env, &cfg))?,
         };
-        let host = if host.is_empty() { DEFAULT_HOST.to_string() } else { host };
+        let host = if host.is_empty() { client::host::default_host(env.get("XDG_RUNTIME_DIR").map(String::as_str)) } else { host };
         let verify = cli.tlsverify || env.get("DOCKER_TLS_VERIFY").is_some_and(|v| !v.is_empty());
         let tls = if cli.tls || verify {
             let cert_dir = env.get("DOCKER_CERT_PATH").filter(|p| !p.is_empty()).map(std::path::PathBuf::from).unwrap_or(dir.clone());

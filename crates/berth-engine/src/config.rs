@@ -97,6 +97,9 @@ pub struct EngineConfig {
     /// Authorization plugins consulted on every request, in order (dockerd's
     /// `authorization-plugins`).
     pub authorization_plugins: Vec<String>,
+    /// Rootless mode (docs/rootless.md): the daemon runs as root of a user namespace of
+    /// an ordinary user; no cgroups, no bridge or firewall, slirp4netns for networking.
+    pub rootless: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -181,6 +184,7 @@ impl Default for EngineConfig {
             no_new_privileges: false,
             group: None,
             authorization_plugins: Vec::new(),
+            rootless: false,
         }
     }
 }

@@ -272,6 +272,11 @@ impl Engine {
 
         validate_restart_policy(&hc)?;
         spec::validate_resources(hc.memory, hc.memory_swap, hc.memory_reservation, hc.nano_cpus, hc.cpu_quota, hc.cpu_period, hc.cpu_shares)?;
+        if self.cfg.rootless
+            && let Some(flag) = spec::rootless_limit(&hc)
+        {
+            return Err(spec::rootless_limit_error(flag));
+        }
         spec::capabilities(&hc)?;
         crate::container::devices::validate(&hc)?;
         if ext.cri_log {
@@ -569,7 +574,7 @@ impl Engine {
         self.copy_up_volumes(c, &rootfs).await?;
 
         ph.mark("volumes");
-        let net = self.net.attach(self, &rec).await?;
+        let mut net = self.net.attach(self, &rec).await?;
         ph.mark("net");
         undo.network = true;
         let mut rec = rec;
@@ -610,7 +615,8 @@ impl Engine {
         let inputs = spec::SpecInputs {
             rootfs: &rootfs,
             netns: net.netns.clone(),
-            cgroup_parent: if rec.host_config.cgroup_parent.is_empty() { &self.cfg.cgroup_parent } else { &rec.host_config.cgroup_parent },
+            // Rootless: no cgroup (none is writable); the runtime then makes none.
+            cgroup_parent: if self.cfg.rootless { "" } else if rec.host_config.cgroup_parent.is_empty() { &self.cfg.cgroup_parent } else { &rec.host_config.cgroup_parent },
             pid_ns_of,
             ipc_ns_of,
             cgroup_v2: self.cgroup_v2,
@@ -671,6 +677,8 @@ impl Engine {
         c.set_live(Some(crate::container::live::Live { shim_socket: socket.clone(), init_pid, stdin }));
         ph.mark("attach");
 
+        // Rootless: slirp4netns came up meanwhile; the process must find its network.
+        self.net.ready(&mut net).await?;
         let r = shimclient::call(&socket, &Request::Start).await.map_err(|e| Error::system(format!("starting container: {e}")))?;
         if !r.ok {
             return Err(Error::system(format!("starting container: {}", r.error)));
@@ -1103,6 +1111,11 @@ impl Engine {
         }
         if upd.memory > 0 && rec.host_config.memory_swap > 0 && upd.memory_swap == 0 && upd.memory > rec.host_config.memory_swap {
             return Err(Error::invalid("Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time"));
+        }
+        if self.cfg.rootless
+            && let Some(flag) = spec::rootless_limit(&hc)
+        {
+            return Err(spec::rootless_limit_error(flag));
         }
         let resources = spec::resources(&hc)?;
         if rec.state.status.is_alive() {

@@ -31,6 +31,7 @@ mod shimclient;
 pub mod system;
 pub mod timing;
 pub mod remap;
+pub mod slirp;
 pub mod userns;
 pub mod util;
 pub mod volumes;

@@ -25,6 +25,10 @@ pub struct Networking {
     warnings: Arc<std::sync::Mutex<Vec<String>>>,
     /// The daemon's `--dns`, `--dns-search`, `--dns-opt`: every container's defaults.
     dns_defaults: berth_net::files::DnsSettings,
+    /// Rootless: containers on the default network get slirp4netns, not a bridge.
+    rootless: bool,
+    exec_root: PathBuf,
+    slirps: crate::slirp::Slirps,
 }
 
 /// What start needs from the network: the namespace to join and the files' contents.
@@ -32,6 +36,9 @@ pub struct Attachment {
     pub record: NetworkRecord,
     pub netns: Option<PathBuf>,
     pub files: berth_net::ContainerFiles,
+    /// Rootless: slirp4netns on its way up; [`Networking::ready`] waits for it before
+    /// the container's process starts.
+    pub slirp: Option<crate::slirp::Pending>,
 }
 
 pub(crate) fn net_err(e: NetError) -> Error {
@@ -65,6 +72,11 @@ impl Networking {
                 pools.push(berth_net::ipam::AddressPool::new(base, p.size).map_err(net_err)?);
             }
             nc.address_pools = pools;
+        }
+        nc.rootless = cfg.rootless;
+        if cfg.rootless && cfg.bip == EngineConfig::default().bip {
+            // What the default network really is in rootless mode: slirp4netns's.
+            nc.bip = Some(format!("{}/{}", crate::slirp::GATEWAY, crate::slirp::PREFIX_LEN).parse().map_err(|e| Error::system(format!("{e}")))?);
         }
         nc.nft_table = cfg.nft_table.clone();
         nc.mtu = cfg.mtu;
@@ -101,7 +113,15 @@ impl Networking {
             search: cfg.dns_search.clone(),
             options: cfg.dns_opts.clone(),
         };
-        Ok(Networking { mgr, netns_dir, warnings: Arc::new(std::sync::Mutex::new(warnings)), dns_defaults })
+        Ok(Networking {
+            mgr,
+            netns_dir,
+            warnings: Arc::new(std::sync::Mutex::new(warnings)),
+            dns_defaults,
+            rootless: cfg.rootless,
+            exec_root: cfg.exec_root.clone(),
+            slirps: Default::default(),
+        })
     }
 
     /// The networking warnings for `/info`; they are checked again in the background.
@@ -211,7 +231,7 @@ impl Networking {
         let files_req = |mode: NetworkMode| self.files_request(rec, mode, legacy.hosts.clone());
         if mode == "host" {
             let files = self.mgr.container_files(&files_req(NetworkMode::Host)).await.map_err(net_err)?;
-            return Ok(Attachment { record, netns: None, files });
+            return Ok(Attachment { record, netns: None, files, slirp: None });
         }
         if let Some(other) = mode.strip_prefix("container:") {
             let oc = engine.containers.get(other)?;
@@ -225,7 +245,7 @@ impl Networking {
                 hostname: format!("{}\n", rec.config.hostname),
             };
             record.sandbox_key = format!("/proc/{}/ns/net", live.init_pid);
-            return Ok(Attachment { netns: Some(PathBuf::from(&record.sandbox_key)), record, files });
+            return Ok(Attachment { netns: Some(PathBuf::from(&record.sandbox_key)), record, files, slirp: None });
         }
         let netns = self.netns_path(&rec.id);
         let _ = berth_net::netns::delete_netns(&netns);
@@ -238,6 +258,9 @@ impl Networking {
             None => berth_net::netns::create_netns(&netns).await.map_err(net_err)?,
         }
         record.sandbox_key = netns.to_string_lossy().into_owned();
+        if self.rootless {
+            return self.attach_rootless(rec, netns, record, files_req).await;
+        }
         let result = self.connect_all(rec, &netns, &mut record, &legacy.ports).await;
         if let Err(e) = result {
             let _ = self.mgr.unpublish(&rec.id).await;
@@ -253,7 +276,83 @@ impl Networking {
                 return Err(net_err(e));
             }
         };
-        Ok(Attachment { record, netns: Some(netns), files })
+        Ok(Attachment { record, netns: Some(netns), files, slirp: None })
+    }
+
+    /// Rootless: the new namespace is connected by slirp4netns (see `crate::slirp`), and
+    /// `-p` is published through it. Only the default network exists there.
+    async fn attach_rootless(
+        &self,
+        rec: &ContainerRecord,
+        netns: PathBuf,
+        mut record: NetworkRecord,
+        files_req: impl Fn(NetworkMode) -> FilesRequest,
+    ) -> Result<Attachment> {
+        let hc = &rec.host_config;
+        let none = hc.network_mode == "none";
+        let mut slirp = None;
+        let result: Result<()> = (|| {
+            if none {
+                return Ok(());
+            }
+            if let Some(other) = record.networks.keys().find(|n| *n != "bridge") {
+                return Err(Error::forbidden(format!("network {other}: user-defined networks are not supported in rootless mode")));
+            }
+            let reqs = port_requests(rec)?;
+            let pending = self.slirps.spawn(&self.exec_root, &rec.id, &netns, 65520, &reqs)?;
+            let published = pending.ports().to_vec();
+            slirp = Some(pending);
+            let es = record.networks.entry("bridge".into()).or_default();
+            es.ip_address = crate::slirp::CONTAINER_IP.into();
+            es.gateway = crate::slirp::GATEWAY.into();
+            es.ip_prefix_len = crate::slirp::PREFIX_LEN;
+            es.endpoint_id = format!("slirp4netns-{}", rec.short_id());
+            let mut ports: berth_types::container::PortMap = BTreeMap::new();
+            for k in rec.config.exposed_ports.iter().flat_map(|e| e.keys()).chain(hc.port_bindings.iter().flat_map(|p| p.keys())) {
+                ports.entry(k.clone()).or_insert(None);
+            }
+            for p in &published {
+                let proto = match p.proto {
+                    berth_net::ports::Proto::Tcp => "tcp",
+                    berth_net::ports::Proto::Udp => "udp",
+                };
+                let b = berth_types::container::PortBinding { host_ip: p.host_ip.to_string(), host_port: p.host_port.to_string() };
+                ports.entry(format!("{}/{proto}", p.container_port)).or_insert(None).get_or_insert_with(Vec::new).push(b);
+            }
+            record.ports = ports;
+            Ok(())
+        })();
+        if let Err(e) = result {
+            self.slirps.stop(&self.exec_root, &rec.id);
+            let _ = berth_net::netns::delete_netns(&netns);
+            return Err(e);
+        }
+        let fmode = if none { NetworkMode::None } else { NetworkMode::Sandbox };
+        let mut files = match self.mgr.container_files(&files_req(fmode)).await {
+            Ok(f) => f,
+            Err(e) => {
+                self.slirps.stop(&self.exec_root, &rec.id);
+                let _ = berth_net::netns::delete_netns(&netns);
+                return Err(net_err(e));
+            }
+        };
+        if !none {
+            let own = hc.dns.as_ref().is_some_and(|d| !d.is_empty()) || !self.dns_defaults.servers.is_empty();
+            files.resolv_conf = crate::slirp::resolv_conf(&files.resolv_conf, own);
+            if !files.hosts.contains(crate::slirp::CONTAINER_IP) {
+                files.hosts.push_str(&format!("{}\t{}\n", crate::slirp::CONTAINER_IP, rec.config.hostname));
+            }
+        }
+        Ok(Attachment { record, netns: Some(netns), files, slirp })
+    }
+
+    /// Waits for what [`Networking::attach`] left coming up (rootless: slirp4netns
+    /// configured and the ports published); the container's process starts after.
+    pub async fn ready(&self, att: &mut Attachment) -> Result<()> {
+        match att.slirp.take() {
+            Some(p) => self.slirps.finish(&self.exec_root, p).await,
+            None => Ok(()),
+        }
     }
 
     async fn connect_all(
@@ -404,6 +503,11 @@ impl Networking {
 
     /// Undoes attach (the container stopped).
     pub async fn detach(&self, _engine: &Engine, rec: &ContainerRecord) {
+        if self.rootless {
+            self.slirps.stop(&self.exec_root, &rec.id);
+            let _ = berth_net::netns::delete_netns(&self.netns_path(&rec.id));
+            return;
+        }
         let t0 = std::time::Instant::now();
         let _ = self.mgr.unpublish(&rec.id).await;
         let t1 = t0.elapsed();
@@ -437,6 +541,10 @@ impl Networking {
 
     /// Connects a running (or created) container to one more network.
     pub async fn connect(&self, engine: &Arc<Engine>, key: &str, network: &str, es: EndpointSettings) -> Result<()> {
+        if self.rootless {
+            // slirp4netns gives a container one network, chosen when it starts.
+            return Err(Error::forbidden(format!("cannot connect to network {network}: network connect is not supported in rootless mode")));
+        }
         let c = engine.container(key)?;
         let rec = c.snapshot();
         let mode = rec.host_config.network_mode.as_str();
@@ -466,6 +574,9 @@ impl Networking {
     }
 
     pub async fn disconnect(&self, engine: &Arc<Engine>, key: &str, network: &str, _force: bool) -> Result<()> {
+        if self.rootless {
+            return Err(Error::forbidden(format!("cannot disconnect from network {network}: network disconnect is not supported in rootless mode")));
+        }
         let net = self.mgr.inspect_network(network).await.map_err(net_err)?;
         let c = engine.container(key)?;
         let rec = c.snapshot();
@@ -576,4 +687,20 @@ impl Engine {
     pub async fn net_disconnect(self: &Arc<Self>, container: &str, network: &str, force: bool) -> Result<()> {
         self.net.disconnect(self, container, network, force).await
     }
+}
+
+/// The ports `-p` and `-P` ask to publish.
+fn port_requests(rec: &ContainerRecord) -> Result<Vec<berth_net::ports::PortBindingRequest>> {
+    let hc = &rec.host_config;
+    let mut reqs = match &hc.port_bindings {
+        Some(pb) => berth_net::ports::requests_from_port_map(&to_net_portmap(pb)?).map_err(net_err)?,
+        None => Vec::new(),
+    };
+    if hc.publish_all_ports {
+        let exposed: Vec<String> = rec.config.exposed_ports.as_ref().map(|e| e.keys().cloned().collect()).unwrap_or_default();
+        let mut all = berth_net::ports::requests_for_exposed(exposed.iter().map(String::as_str)).map_err(net_err)?;
+        all.retain(|r| !reqs.iter().any(|x| x.container_port == r.container_port && x.proto == r.proto));
+        reqs.extend(all);
+    }
+    Ok(reqs)
 }

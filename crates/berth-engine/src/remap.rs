@@ -95,6 +95,22 @@ pub fn resolve_in(spec: &str, etc: &Path, add_user: &dyn Fn(&str) -> Result<(), 
     Ok(Some(Remap { user, group, ns: UserNs { uids, gids, of: None, remap: true } }))
 }
 
+/// The subordinate uid and gid ranges of `user` (name, or its uid `uid`) in
+/// `etc`/subuid and `etc`/subgid, each list from id 0 on, as newuidmap takes them. The
+/// rootless daemon maps them after its own id (docs/rootless.md).
+pub fn subordinate_ids(etc: &Path, user: &str, uid: u32) -> Result<(Vec<IdMap>, Vec<IdMap>), String> {
+    let uids = ranges(&read(&etc.join("subuid")), user, Some(uid));
+    let gids = ranges(&read(&etc.join("subgid")), user, Some(uid));
+    let hint = "add a range (e.g. `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER`, as root) and see docs/rootless.md";
+    if uids.is_empty() {
+        return Err(format!("no subordinate uid range for user {user:?} in {}: {hint}", etc.join("subuid").display()));
+    }
+    if gids.is_empty() {
+        return Err(format!("no subordinate gid range for user {user:?} in {}: {hint}", etc.join("subgid").display()));
+    }
+    Ok((uids, gids))
+}
+
 fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_default()
 }
@@ -200,6 +216,18 @@ mod tests {
         // By uid, with a group.
         let r = resolve_in("1000:staff", t.path(), &no_add).unwrap().unwrap();
         assert_eq!((r.user.as_str(), r.group.as_str()), ("alice", "staff"));
+    }
+
+    #[test]
+    fn subordinate_ids_for_the_rootless_daemon() {
+        let t = etc(PASSWD, "alice:200000:1000\n1000:300000:500\n", "alice:400000:65536\n");
+        let (u, g) = subordinate_ids(t.path(), "alice", 1000).unwrap();
+        assert_eq!(u, [IdMap { container_id: 0, host_id: 200000, size: 1000 }, IdMap { container_id: 1000, host_id: 300000, size: 500 }]);
+        assert_eq!(g, [IdMap { container_id: 0, host_id: 400000, size: 65536 }]);
+        let e = subordinate_ids(t.path(), "bob", 1001).unwrap_err();
+        assert!(e.starts_with("no subordinate uid range for user \"bob\"") && e.contains("docs/rootless.md") && !e.contains('\n'), "{e}");
+        let t = etc(PASSWD, "alice:200000:1000\n", "");
+        assert!(subordinate_ids(t.path(), "alice", 1000).unwrap_err().starts_with("no subordinate gid range"));
     }
 
     #[test]

@@ -104,21 +104,22 @@ impl Engine {
                 ["Using metacopy".into(), "false".into()],
                 ["Native Overlay Diff".into(), "true".into()],
             ],
-            memory_limit: true,
-            swap_limit: std::path::Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists() || self.cgroup_v2,
-            cpu_cfs_period: true,
-            cpu_cfs_quota: true,
-            cpu_shares: true,
-            cpu_set: true,
-            pids_limit: true,
+            // Rootless: no cgroup, so no limit is available (and each is refused).
+            memory_limit: !self.cfg.rootless,
+            swap_limit: !self.cfg.rootless && (std::path::Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists() || self.cgroup_v2),
+            cpu_cfs_period: !self.cfg.rootless,
+            cpu_cfs_quota: !self.cfg.rootless,
+            cpu_shares: !self.cfg.rootless,
+            cpu_set: !self.cfg.rootless,
+            pids_limit: !self.cfg.rootless,
             ipv4_forwarding: std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").map(|s| s.trim() == "1").unwrap_or(false),
             debug: self.cfg.debug,
             n_fd: std::fs::read_dir("/proc/self/fd").map(|d| d.count() as i64).unwrap_or(0),
-            oom_kill_disable: v1,
+            oom_kill_disable: v1 && !self.cfg.rootless,
             n_goroutines: 0,
             system_time: crate::util::now_rfc3339(),
             logging_driver: self.cfg.log_driver.clone(),
-            cgroup_driver: "cgroupfs".into(),
+            cgroup_driver: if self.cfg.rootless { "none".into() } else { "cgroupfs".into() },
             cgroup_version: if v1 { "1".into() } else { "2".into() },
             n_events_listener: self.events.listeners() as i64,
             kernel_version: kernel_version(),
@@ -155,6 +156,10 @@ impl Engine {
                 let mut v = vec!["name=seccomp,profile=builtin".to_string()];
                 if self.remap.is_some() {
                     v.push("name=userns".into());
+                }
+                // As rootless dockerd (the CLI prints "rootless" under Security Options).
+                if self.cfg.rootless {
+                    v.push("name=rootless".into());
                 }
                 if self.cfg.no_new_privileges {
                     v.push("name=no-new-privileges".into());

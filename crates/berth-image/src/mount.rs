@@ -72,12 +72,24 @@ pub fn plan(spec: &OverlaySpec) -> io::Result<MountPlan> {
         ("workdir".to_string(), escape(&spec.work)),
     ];
     options.extend(EXTRA_OPTIONS.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    // Rootless: inside a user namespace overlay must keep its whiteout/opaque markers in
+    // `user.overlay.*` xattrs (`trusted.*` is out of reach); an empty value is a flag.
+    // There `redirect_dir=off` is refused too ("conflicting options"): `nofollow` also
+    // makes no redirects (renamed directories are copied up whole), and follows none.
+    if crate::layer::whiteout::in_user_namespace() {
+        for (k, v) in options.iter_mut() {
+            if k == "redirect_dir" {
+                *v = "nofollow".to_string();
+            }
+        }
+        options.push(("userxattr".to_string(), String::new()));
+    }
     let data = format!(
         "lowerdir={},{}",
         lowers.join(":"),
         options
             .iter()
-            .map(|(k, v)| format!("{k}={v}"))
+            .map(|(k, v)| if v.is_empty() { k.clone() } else { format!("{k}={v}") })
             .collect::<Vec<_>>()
             .join(",")
     );
@@ -147,7 +159,11 @@ impl Mounter for KernelMounter {
                     })?;
                 }
                 for (k, v) in &options {
-                    fsconfig_set_string(&fs, k.as_str(), unescape(v))?;
+                    if v.is_empty() {
+                        rustix::mount::fsconfig_set_flag(&fs, k.as_str())?;
+                    } else {
+                        fsconfig_set_string(&fs, k.as_str(), unescape(v))?;
+                    }
                 }
                 fsconfig_create(&fs)?;
                 let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())?;

@@ -58,6 +58,11 @@ pub struct NetConfig {
     pub ipv6_pools: Vec<crate::ipam6::AddressPool6>,
     /// `--ip6tables`: berth's accept rules in ip6tables' FORWARD too.
     pub ip6tables: bool,
+    /// Rootless daemon (root only in a user namespace of its own): no bridge, no veth,
+    /// no firewall, no sysctl is touched in the host's network namespace. Networks are
+    /// records only (the predefined bridge, host, none); containers are connected by the
+    /// engine through slirp4netns; user-defined networks are refused.
+    pub rootless: bool,
 }
 
 impl NetConfig {
@@ -82,6 +87,7 @@ impl NetConfig {
             fixed_cidr_v6: None,
             ipv6_pools: Vec::new(),
             ip6tables: true,
+            rootless: false,
         }
     }
 

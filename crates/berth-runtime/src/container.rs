@@ -455,6 +455,14 @@ impl Runtime {
     }
 
     fn signal_all(&self, rec: &Record, signal: i32) -> Result<()> {
+        if rec.cgroup_layout == Layout::Disabled {
+            // No cgroup lists the processes (rootless): the init is signalled; with a pid
+            // namespace its death takes every other process of the container along.
+            if let Ok(Some(fd)) = state::pidfd_for(rec.pid, rec.start_time) {
+                let _ = state::pidfd_signal(&fd, signal);
+            }
+            return Ok(());
+        }
         let cg = Self::manager(rec);
         if signal == libc::SIGKILL && cg.kill_all()? {
             return Ok(());
@@ -552,6 +560,9 @@ impl Runtime {
     /// Host pids of every process in the container (runc ps).
     pub fn processes(&self, id: &str) -> Result<Vec<i32>> {
         let rec = self.record(id)?;
+        if rec.cgroup_layout == Layout::Disabled {
+            return Ok(pid_namespace_members(rec.pid, rec.start_time));
+        }
         Self::manager(&rec).pids()
     }
 
@@ -591,6 +602,24 @@ impl Runtime {
     }
 
 
+}
+
+/// Without a cgroup (rootless): the processes of the init's pid namespace, found by
+/// their /proc/<pid>/ns/pid link; only the init when it shares its caller's namespace.
+fn pid_namespace_members(init: i32, start_time: u64) -> Vec<i32> {
+    if !state::is_alive(init, start_time) {
+        return Vec::new();
+    }
+    let ns = |pid: i32| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+    let Some(own) = ns(init) else { return vec![init] };
+    if ns(std::process::id() as i32).as_ref() == Some(&own) {
+        return vec![init];
+    }
+    let mut out: Vec<i32> = std::fs::read_dir("/proc")
+        .map(|rd| rd.flatten().filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok()).filter(|p| ns(*p).as_ref() == Some(&own)).collect())
+        .unwrap_or_default();
+    out.sort_unstable();
+    out
 }
 
 #[cfg(test)]

@@ -94,18 +94,30 @@ impl Runtime {
         let pause = crate::pause::wanted(&spec)?;
         let mut resources = linux.resources().clone().unwrap_or_default();
         cgroups::validate(&resources)?;
+        // Rootless (this runtime in a user namespace of its caller's) and the spec names
+        // no cgroup: run without one, as runc --rootless does when it has no delegated
+        // hierarchy; the host's cgroupfs is not ours to write. Limits are then refused.
+        let rootless = cgroups::in_user_namespace();
         let layout = match &self.layout {
             Some(l) => l.clone(),
+            None if rootless && linux.cgroups_path().as_ref().is_none_or(|p| p.as_os_str().is_empty()) => Layout::Disabled,
             None => Layout::detect()?,
         };
-        let cgroup_path = cgroups::normalize_path(linux.cgroups_path().as_deref(), id)?;
+        let cgroup_path = if layout == Layout::Disabled { String::new() } else { cgroups::normalize_path(linux.cgroups_path().as_deref(), id)? };
         let cgroup = cgroups::manager(&layout, &cgroup_path);
+        if layout == Layout::Disabled && cgroups::has_limits(&resources) {
+            return Err(Error::Unsupported(
+                "resource limits need a cgroup: this runtime runs rootless without a delegated cgroup v2 hierarchy (set linux.cgroupsPath to a writable one)".into(),
+            ));
+        }
         let rootfs = RootfsPlan::from_spec(
             &spec,
             &bundle,
-            ns.has_user(),
+            // Device nodes cannot be made and sysfs may not be mountable in a user
+            // namespace, whether the spec asks for a new one or this runtime runs in one.
+            ns.has_user() || rootless,
             opts.no_pivot,
-            Some(cgroup.view(ns.new_cgroup)),
+            (layout != Layout::Disabled).then(|| cgroup.view(ns.new_cgroup)),
         )?;
         if process.terminal && opts.console_socket.is_none() && opts.console_stream.is_none() {
             return Err(Error::InvalidSpec(

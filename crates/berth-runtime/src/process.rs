@@ -366,6 +366,17 @@ pub(crate) fn apply_rlimits(limits: &[Rlimit]) -> Result<()> {
         // SAFETY: r is a valid rlimit; resource is a known RLIMIT_* number.
         if unsafe { libc::setrlimit(l.resource as _, &r) } != 0 {
             let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EPERM) && crate::cgroups::in_user_namespace() {
+                // Root of a user namespace (rootless) cannot raise a hard limit past the
+                // one it was given: say so rather than leave a bare EPERM.
+                let mut have = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+                // SAFETY: have is a valid rlimit to fill.
+                unsafe { libc::getrlimit(l.resource as _, &mut have) };
+                return Err(Error::Unsupported(format!(
+                    "rlimit resource {} to {}/{}: rootless, a hard limit cannot be raised past the daemon's own ({})",
+                    l.resource, l.soft, l.hard, have.rlim_max
+                )));
+            }
             return Err(Error::io(format!("setrlimit resource {} to {}/{}", l.resource, l.soft, l.hard), e));
         }
     }

@@ -159,6 +159,10 @@ struct Flags {
     /// Authorization plugin to consult on every request (repeatable; dockerd's flag).
     #[arg(long = "authorization-plugin")]
     authorization_plugins: Vec<String>,
+    /// Run as an ordinary user, in a user namespace of its own (docs/rootless.md).
+    /// Implied when started by a user other than root.
+    #[arg(long = "rootless")]
+    rootless: bool,
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -169,14 +173,44 @@ fn size(s: &str) -> Result<u64, String> {
     berth_engine::config::parse_size(s).ok_or_else(|| format!("invalid size {s:?}"))
 }
 
-/// The daemon.json in use: `--config-file`, else /etc/berth/daemon.json if it exists.
-fn config_file_of(f: &Flags) -> Option<PathBuf> {
-    let default_file = PathBuf::from("/etc/berth/daemon.json");
+/// The daemon.json in use: `--config-file`, else /etc/berth/daemon.json (rootless:
+/// `~/.config/berth/daemon.json`) if it exists.
+fn config_file_of(f: &Flags, rootless: bool) -> Option<PathBuf> {
+    let default_file = match rootless {
+        true => crate::rootless::paths().map(|p| p.config_file).unwrap_or_default(),
+        false => PathBuf::from("/etc/berth/daemon.json"),
+    };
     f.config_file.clone().or_else(|| default_file.exists().then_some(default_file))
 }
 
-fn build_config(f: Flags) -> Result<EngineConfig, String> {
-    let file = config_file_of(&f);
+/// Rootless defaults for what neither a flag nor daemon.json set (still the rootful
+/// defaults), and the options that cannot work without real root refused.
+fn rootless_config(cfg: &mut EngineConfig) -> Result<(), String> {
+    let d = EngineConfig::default();
+    let paths = crate::rootless::paths()?;
+    if cfg.data_root == d.data_root {
+        cfg.data_root = paths.data_root;
+    }
+    if cfg.exec_root == d.exec_root {
+        cfg.exec_root = paths.exec_root.ok_or(
+            "XDG_RUNTIME_DIR is not set: rootless berth keeps its socket and state there (log in through a systemd session, or set it to a directory of your own with mode 0700), or pass --exec-root and -H",
+        )?;
+        if cfg.hosts.is_empty() {
+            cfg.hosts.push(format!("unix://{}", paths.socket.unwrap_or_else(|| cfg.socket_path()).display()));
+        }
+    }
+    if !cfg.userns_remap.is_empty() {
+        return Err("--userns-remap cannot be used in rootless mode: containers already run in the user's own user namespace".into());
+    }
+    if cfg.group.is_some() {
+        return Err("--group cannot be used in rootless mode: the socket belongs to the user who runs the daemon".into());
+    }
+    cfg.rootless = true;
+    Ok(())
+}
+
+fn build_config(f: Flags, rootless: bool) -> Result<EngineConfig, String> {
+    let file = config_file_of(&f, rootless);
     let mut cfg: EngineConfig = match &file {
         Some(p) => {
             let data = std::fs::read(p).map_err(|e| format!("reading {}: {e}", p.display()))?;
@@ -340,6 +374,12 @@ fn build_config(f: Flags) -> Result<EngineConfig, String> {
     if !f.authorization_plugins.is_empty() {
         cfg.authorization_plugins = f.authorization_plugins;
     }
+    if cfg.rootless && !rootless {
+        return Err("daemon.json sets rootless, but this daemon runs as root: start it as an ordinary user (or pass --rootless inside a user namespace), see docs/rootless.md".into());
+    }
+    if rootless {
+        rootless_config(&mut cfg)?;
+    }
     if cfg.hosts.is_empty() {
         cfg.hosts.push(format!("unix://{}", cfg.socket_path().display()));
     }
@@ -381,9 +421,17 @@ pub fn main(args: &[OsString]) -> i32 {
             return if e.use_stderr() { 125 } else { 0 };
         }
     };
+    // Before any thread exists: an ordinary user's daemon re-executes itself in a user
+    // namespace here (the parent returns when that daemon ends).
+    let exec_root_hint = flags.exec_root.clone().or_else(|| crate::rootless::paths().ok().and_then(|p| p.exec_root));
+    let rootless = match crate::rootless::prepare(args, flags.rootless, exec_root_hint.as_deref()) {
+        crate::rootless::Start::Rootful => false,
+        crate::rootless::Start::RootlessHere => true,
+        crate::rootless::Start::Exit(code) => return code,
+    };
     let trace_phases = flags.trace_phases;
-    let config_file = config_file_of(&flags);
-    let cfg = match build_config(flags) {
+    let config_file = config_file_of(&flags, rootless);
+    let cfg = match build_config(flags, rootless) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("berth daemon: {e}");

@@ -5,6 +5,7 @@
 mod daemon;
 mod logging;
 mod notify;
+mod rootless;
 
 use std::ffi::OsString;
 use std::process::exit;

@@ -6,6 +6,22 @@ use std::path::PathBuf;
 /// berth's daemon socket when nothing else is said (exec root `/run/berth`).
 pub const DEFAULT_HOST: &str = "unix:///run/berth/berth.sock";
 
+/// The daemon socket when nothing else is said: for a user other than root with a
+/// rootless daemon running, `$XDG_RUNTIME_DIR/berth.sock` (docs/rootless.md); else the
+/// system daemon's.
+pub fn default_host(xdg_runtime_dir: Option<&str>) -> String {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0
+        && let Some(d) = xdg_runtime_dir.filter(|d| !d.is_empty())
+    {
+        let p = std::path::Path::new(d).join("berth.sock");
+        if p.exists() {
+            return format!("unix://{}", p.display());
+        }
+    }
+    DEFAULT_HOST.to_string()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
     Unix(PathBuf),

@@ -113,7 +113,7 @@ pub fn default_context(env: &crate::opts::parse::Env) -> Context {
         .filter(|h| !h.is_empty())
         .or_else(|| env.get("DOCKER_HOST").filter(|h| !h.is_empty()))
         .cloned()
-        .unwrap_or_else(|| crate::client::host::DEFAULT_HOST.to_string());
+        .unwrap_or_else(|| crate::client::host::default_host(env.get("XDG_RUNTIME_DIR").map(String::as_str)));
     Context { name: DEFAULT.into(), description: "Current DOCKER_HOST based configuration".into(), host, skip_tls_verify: false, tls_files: vec![], stored: false }
 }
 

@@ -270,9 +270,13 @@ pub fn build(rec: &ContainerRecord, inp: &SpecInputs) -> Result<Value> {
     }
     let mut linux = json!({
         "namespaces": namespaces,
-        "cgroupsPath": format!("{}/{}", inp.cgroup_parent.trim_end_matches('/'), rec.id),
         "resources": resources,
     });
+    // An empty parent (rootless without a delegated cgroup): no cgroup at all, which the
+    // runtime honours by running the container without one.
+    if !inp.cgroup_parent.is_empty() {
+        linux["cgroupsPath"] = json!(format!("{}/{}", inp.cgroup_parent.trim_end_matches('/'), rec.id));
+    }
     if !device_nodes.is_empty() {
         linux["devices"] = json!(device_nodes);
     }
@@ -479,6 +483,41 @@ fn default_device_rules(privileged: bool) -> Vec<Value> {
     ]
 }
 
+/// Rootless without a delegated cgroup: the first limit `hc` asks for (its docker flag),
+/// which the engine refuses rather than drop silently (docs/rootless.md).
+pub fn rootless_limit(hc: &HostConfig) -> Option<&'static str> {
+    let nonempty = |v: &Option<Vec<berth_types::container::ThrottleDevice>>| v.as_ref().is_some_and(|v| !v.is_empty());
+    [
+        (hc.memory > 0, "--memory"),
+        (hc.memory_swap > 0, "--memory-swap"),
+        (hc.memory_reservation > 0, "--memory-reservation"),
+        (hc.memory_swappiness.is_some_and(|s| s >= 0), "--memory-swappiness"),
+        (hc.oom_kill_disable == Some(true), "--oom-kill-disable"),
+        (hc.nano_cpus > 0, "--cpus"),
+        (hc.cpu_shares > 0, "--cpu-shares"),
+        (hc.cpu_quota > 0, "--cpu-quota"),
+        (hc.cpu_period > 0, "--cpu-period"),
+        (!hc.cpuset_cpus.is_empty(), "--cpuset-cpus"),
+        (!hc.cpuset_mems.is_empty(), "--cpuset-mems"),
+        (hc.pids_limit.is_some_and(|p| p > 0), "--pids-limit"),
+        (hc.blkio_weight > 0, "--blkio-weight"),
+        (hc.blkio_weight_device.as_ref().is_some_and(|v| !v.is_empty()), "--blkio-weight-device"),
+        (nonempty(&hc.blkio_device_read_bps), "--device-read-bps"),
+        (nonempty(&hc.blkio_device_write_bps), "--device-write-bps"),
+        (nonempty(&hc.blkio_device_read_iops), "--device-read-iops"),
+        (nonempty(&hc.blkio_device_write_iops), "--device-write-iops"),
+    ]
+    .into_iter()
+    .find_map(|(set, flag)| set.then_some(flag))
+}
+
+/// The one-line refusal of a limit in rootless mode.
+pub fn rootless_limit_error(flag: &str) -> Error {
+    Error::invalid(format!(
+        "{flag}: resource limits are not supported in rootless mode: the daemon has no delegated cgroup v2 hierarchy (docs/rootless.md)"
+    ))
+}
+
 /// The cgroup resources of HostConfig (also used by `docker update`).
 pub fn resources(hc: &HostConfig) -> Result<Value> {
     validate_resources(hc.memory, hc.memory_swap, hc.memory_reservation, hc.nano_cpus, hc.cpu_quota, hc.cpu_period, hc.cpu_shares)?;
@@ -621,6 +660,24 @@ mod tests {
         hc.cap_add = Some(vec!["BOGUS".into()]);
         let e = capabilities(&hc).unwrap_err();
         assert_eq!(e.message, "invalid CapAdd: unknown capability: \"CAP_BOGUS\"");
+    }
+
+    #[test]
+    fn rootless_refuses_every_limit_by_its_flag() {
+        assert_eq!(rootless_limit(&HostConfig::default()), None);
+        let mut hc = HostConfig { memory: 10 << 20, ..Default::default() };
+        assert_eq!(rootless_limit(&hc), Some("--memory"));
+        hc = HostConfig { nano_cpus: 500_000_000, ..Default::default() };
+        assert_eq!(rootless_limit(&hc), Some("--cpus"));
+        hc = HostConfig { pids_limit: Some(10), ..Default::default() };
+        assert_eq!(rootless_limit(&hc), Some("--pids-limit"));
+        // 0 and -1 are "unlimited": nothing to refuse.
+        hc = HostConfig { pids_limit: Some(-1), memory_swappiness: Some(-1), ..Default::default() };
+        assert_eq!(rootless_limit(&hc), None);
+        hc = HostConfig { cpuset_cpus: "0".into(), ..Default::default() };
+        assert_eq!(rootless_limit(&hc), Some("--cpuset-cpus"));
+        let e = rootless_limit_error("--memory");
+        assert!(e.message.starts_with("--memory: resource limits are not supported in rootless mode") && !e.message.contains('\n'));
     }
 
     #[test]

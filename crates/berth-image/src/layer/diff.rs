@@ -14,7 +14,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use crate::layer::whiteout::{self, OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, OVERLAY_XATTR_PREFIX};
+use crate::layer::whiteout::{self, OPAQUE_MARKER};
 
 /// What `docker diff` prints in front of a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -118,7 +118,7 @@ fn llistxattr(path: &Path) -> io::Result<Vec<String>> {
 }
 
 fn is_opaque(path: &Path) -> io::Result<bool> {
-    Ok(lgetxattr(path, OVERLAY_OPAQUE_XATTR)?.as_deref() == Some(b"y"))
+    Ok(lgetxattr(path, whiteout::opaque_xattr())?.as_deref() == Some(b"y"))
 }
 
 /// xattrs worth carrying in a tar: everything except overlayfs' own and host-specific
@@ -126,7 +126,7 @@ fn is_opaque(path: &Path) -> io::Result<bool> {
 fn tar_xattrs(path: &Path) -> io::Result<Vec<(String, Vec<u8>)>> {
     let mut out = Vec::new();
     for name in llistxattr(path)? {
-        if name.starts_with(OVERLAY_XATTR_PREFIX) || name == "security.selinux" {
+        if whiteout::is_overlay_xattr(&name) || name == "security.selinux" {
             continue;
         }
         if let Some(v) = lgetxattr(path, &name)? {

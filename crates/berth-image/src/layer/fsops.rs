@@ -18,7 +18,6 @@ use rustix::io::Errno;
 use rustix::fs::Timespec;
 
 use crate::error::ImageError;
-use crate::layer::whiteout::OVERLAY_OPAQUE_XATTR;
 
 /// Ownership, permissions, times and xattrs of one entry.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -227,7 +226,7 @@ impl RealLayerFs {
             Some(rustix::fs::Gid::from_raw(meta.gid)),
             AtFlags::SYMLINK_NOFOLLOW,
         )
-        .map_err(Into::into)
+        .map_err(|e| unmapped(e, meta))
     }
 
     fn times_at(dir: BorrowedFd<'_>, name: &OsStr, meta: &EntryMeta) -> io::Result<()> {
@@ -269,12 +268,28 @@ fn timestamps(meta: &EntryMeta) -> Timestamps {
     }
 }
 
+/// chown's EINVAL means an id the (rootless daemon's) user namespace does not map: say
+/// which, and what to do, as rootless dockerd refuses such layers.
+fn unmapped(e: Errno, meta: &EntryMeta) -> io::Error {
+    if e == Errno::INVAL && crate::layer::whiteout::in_user_namespace() {
+        return io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "uid {} / gid {} of a layer entry is not mapped in the rootless daemon's user namespace: give the user a larger range in /etc/subuid and /etc/subgid (docs/rootless.md)",
+                meta.uid, meta.gid
+            ),
+        );
+    }
+    e.into()
+}
+
 fn apply_fd_meta(fd: BorrowedFd<'_>, meta: &EntryMeta) -> io::Result<()> {
     rustix::fs::fchown(
         fd,
         Some(rustix::fs::Uid::from_raw(meta.uid)),
         Some(rustix::fs::Gid::from_raw(meta.gid)),
-    )?;
+    )
+    .map_err(|e| unmapped(e, meta))?;
     // After chown: chown clears setuid/setgid bits.
     rustix::fs::fchmod(fd, Mode::from_raw_mode(meta.mode & 0o7777))?;
     for (k, v) in &meta.xattrs {
@@ -459,7 +474,7 @@ impl LayerFs for RealLayerFs {
         } else {
             self.open_dir_uncached(dir, true)?
         };
-        rustix::fs::fsetxattr(&fd, OVERLAY_OPAQUE_XATTR, b"y", XattrFlags::empty()).map_err(Into::into)
+        rustix::fs::fsetxattr(&fd, crate::layer::whiteout::opaque_xattr(), b"y", XattrFlags::empty()).map_err(Into::into)
     }
 
     fn finish(&mut self) -> io::Result<()> {

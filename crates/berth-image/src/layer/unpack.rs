@@ -11,7 +11,7 @@ use crate::digest::{Digest, HashingReader};
 use crate::error::{ImageError, Result};
 use crate::layer::fsops::{EntryMeta, LayerFs, NodeKind};
 use crate::layer::safepath;
-use crate::layer::whiteout::{self, OVERLAY_XATTR_PREFIX, TarName};
+use crate::layer::whiteout::{self, TarName};
 
 /// How a layer blob is compressed, from its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -427,7 +427,7 @@ fn entry_meta<R: Read>(entry: &mut tar::Entry<'_, R>, header: &tar::Header) -> R
             let Ok(key) = ext.key() else { continue };
             if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
                 // Overlay's own xattrs would let a layer forge whiteouts/redirects.
-                if name.starts_with(OVERLAY_XATTR_PREFIX) {
+                if whiteout::is_overlay_xattr(name) {
                     continue;
                 }
                 xattrs.push((name.to_owned(), ext.value_bytes().to_vec()));

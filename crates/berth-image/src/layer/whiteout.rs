@@ -13,6 +13,35 @@ pub const OPAQUE_MARKER: &str = ".wh..wh..opq";
 pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 /// Every overlayfs-private xattr starts with this; a layer tar may not set them.
 pub const OVERLAY_XATTR_PREFIX: &str = "trusted.overlay.";
+/// The same xattrs in the `user.` namespace: what overlay reads when mounted with
+/// `userxattr`, as it must be inside a user namespace (rootless mode), where `trusted.*`
+/// needs CAP_SYS_ADMIN of the initial namespace.
+pub const USER_OVERLAY_XATTR_PREFIX: &str = "user.overlay.";
+pub const USER_OVERLAY_OPAQUE_XATTR: &str = "user.overlay.opaque";
+
+/// True when this process runs in a user namespace other than the initial one (the
+/// rootless daemon). Layers are then written and read with `user.overlay.*` xattrs and
+/// overlays are mounted with `userxattr`.
+pub fn in_user_namespace() -> bool {
+    static IN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *IN.get_or_init(|| {
+        // The initial namespace maps every id: one line "0 0 4294967295".
+        let map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+        let f: Vec<&str> = map.split_whitespace().collect();
+        !(f.is_empty() || f == ["0", "0", "4294967295"])
+    })
+}
+
+/// The opaque-directory xattr overlay reads here (see [`in_user_namespace`]).
+pub fn opaque_xattr() -> &'static str {
+    if in_user_namespace() { USER_OVERLAY_OPAQUE_XATTR } else { OVERLAY_OPAQUE_XATTR }
+}
+
+/// Overlay's private xattrs in either namespace: a layer tar may not set them (they
+/// would forge whiteouts and redirects), and they never go into a diff.
+pub fn is_overlay_xattr(name: &str) -> bool {
+    name.starts_with(OVERLAY_XATTR_PREFIX) || name.starts_with(USER_OVERLAY_XATTR_PREFIX)
+}
 
 /// What a tar entry's file name means.
 #[derive(Debug, Clone, PartialEq, Eq)]

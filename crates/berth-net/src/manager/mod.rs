@@ -239,6 +239,11 @@ impl<D: Dataplane> NetworkManager<D> {
     }
 
     async fn restore(&self) -> Result<()> {
+        if self.config.rootless {
+            // Records only: nothing in the host's namespace is ours to make or sweep.
+            let mut st = self.state.lock().await;
+            return self.ensure_predefined(&mut st).await;
+        }
         if self.config.enable_ip_forward {
             self.dp.enable_ip_forward()?;
         }
@@ -682,6 +687,9 @@ impl<D: Dataplane> NetworkManager<D> {
         use crate::host_check;
         use crate::iptables::{Backend, tool};
         let mut w = Vec::new();
+        if self.config.rootless {
+            return w;
+        }
         if self.dp.sysctl("net/ipv4/ip_forward").as_deref() == Some("0") {
             w.push("WARNING: IPv4 forwarding is disabled. Networking will not work.".to_string());
         }
@@ -727,6 +735,9 @@ impl<D: Dataplane> NetworkManager<D> {
     /// container is on are removed; with no container left, berth's nft table and its
     /// iptables rules go entirely. The next open() puts everything back.
     pub async fn shutdown(&self) -> Result<()> {
+        if self.config.rootless {
+            return Ok(());
+        }
         let st = self.state.lock().await;
         if let Err(e) = self.dp.drop_spares().await {
             tracing::warn!("{e}");

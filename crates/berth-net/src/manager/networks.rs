@@ -67,6 +67,12 @@ impl<D: Dataplane> NetworkManager<D> {
 
     /// `POST /networks/create`: a user-defined bridge, macvlan or ipvlan network.
     pub async fn create_network(&self, req: NetworkCreateRequest) -> Result<NetworkCreateResponse> {
+        if self.config.rootless {
+            return Err(NetError::forbidden(format!(
+                "cannot create network {:?}: user-defined networks are not supported in rootless mode (use the default network, host or none)",
+                req.name
+            )));
+        }
         let mut st = self.state.lock().await;
         let rec = self.plan_network(&st, &req).await?;
         if rec.vlan.is_some() {

@@ -26,6 +26,10 @@ pub enum Layout {
     V1 { hierarchies: Vec<V1Hierarchy>, unified: Option<PathBuf> },
     /// Pure cgroup v2 at `mount` (normally /sys/fs/cgroup).
     V2 { mount: PathBuf },
+    /// No cgroup at all: a runtime in a user namespace (rootless) with no writable,
+    /// delegated hierarchy and a spec that names no cgroup. As runc's rootless mode, the
+    /// container runs where its caller's processes are; limits are refused, not ignored.
+    Disabled,
 }
 
 /// One mounted v1 hierarchy.
@@ -179,6 +183,91 @@ pub fn manager(layout: &Layout, path: &str) -> Box<dyn Manager> {
     match layout {
         Layout::V1 { hierarchies, .. } => Box::new(v1::V1Manager::new(hierarchies.clone(), path)),
         Layout::V2 { mount } => Box::new(v2::V2Manager::new(mount.clone(), path)),
+        Layout::Disabled => Box::new(NoCgroup),
+    }
+}
+
+/// True when the runtime itself runs in a user namespace other than the initial one
+/// (the rootless daemon's): host cgroupfs, device numbers, sysfs and raising limits are
+/// then out of reach, as for runc's rootless mode.
+pub fn in_user_namespace() -> bool {
+    static IN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *IN.get_or_init(|| {
+        let map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+        let f: Vec<&str> = map.split_whitespace().collect();
+        !(f.is_empty() || f == ["0", "0", "4294967295"])
+    })
+}
+
+/// True when `r` asks for any limit a cgroup would have to enforce. Device rules do not
+/// count: without a cgroup the container has no device nodes but the standard ones,
+/// which a rootless runtime binds from the host (it cannot make them).
+pub fn has_limits(r: &LinuxResources) -> bool {
+    let mem = r.memory().as_ref().is_some_and(|m| {
+        [m.limit(), m.reservation(), m.swap(), m.kernel(), m.kernel_tcp()].iter().any(|v| v.is_some_and(|v| v > 0)) || m.swappiness().is_some() || m.disable_oom_killer() == Some(true)
+    });
+    let cpu = r.cpu().as_ref().is_some_and(|c| {
+        c.shares().is_some_and(|v| v > 0) || c.quota().is_some_and(|v| v > 0) || c.period().is_some_and(|v| v > 0) || c.cpus().as_ref().is_some_and(|v| !v.is_empty()) || c.mems().as_ref().is_some_and(|v| !v.is_empty()) || c.realtime_runtime().is_some_and(|v| v > 0)
+    });
+    let pids = r.pids().as_ref().is_some_and(|p| p.limit() > 0);
+    let blkio = r.block_io().as_ref().is_some_and(|b| {
+        b.weight().is_some_and(|w| w > 0) || b.throttle_read_bps_device().as_ref().is_some_and(|v| !v.is_empty()) || b.throttle_write_bps_device().as_ref().is_some_and(|v| !v.is_empty()) || b.throttle_read_iops_device().as_ref().is_some_and(|v| !v.is_empty()) || b.throttle_write_iops_device().as_ref().is_some_and(|v| !v.is_empty()) || b.weight_device().as_ref().is_some_and(|v| !v.is_empty())
+    });
+    let other = r.hugepage_limits().as_ref().is_some_and(|v| !v.is_empty()) || r.unified().as_ref().is_some_and(|v| !v.is_empty());
+    mem || cpu || pids || blkio || other
+}
+
+/// [`Layout::Disabled`]'s manager: nothing to make, nothing to read. Stats and freezing
+/// are refused with a reason; signalling falls back to the init (see `signal_all`).
+struct NoCgroup;
+
+const NO_CGROUP: &str = "no cgroup: the runtime runs rootless without a delegated cgroup v2 hierarchy";
+
+impl Manager for NoCgroup {
+    fn path(&self) -> &str {
+        ""
+    }
+    fn create(&self) -> Result<()> {
+        Ok(())
+    }
+    fn exists(&self) -> bool {
+        false
+    }
+    fn add(&self, _pid: i32) -> Result<()> {
+        Ok(())
+    }
+    fn set(&self, resources: &LinuxResources) -> Result<()> {
+        if has_limits(resources) {
+            return Err(Error::Unsupported(format!("resource limits need a cgroup ({NO_CGROUP})")));
+        }
+        Ok(())
+    }
+    fn freeze(&self) -> Result<()> {
+        Err(Error::Unsupported(format!("pause needs the freezer ({NO_CGROUP})")))
+    }
+    fn thaw(&self) -> Result<()> {
+        Err(Error::Unsupported(format!("unpause needs the freezer ({NO_CGROUP})")))
+    }
+    fn is_frozen(&self) -> Result<bool> {
+        Ok(false)
+    }
+    fn pids(&self) -> Result<Vec<i32>> {
+        Ok(Vec::new())
+    }
+    fn stats(&self) -> Result<Stats> {
+        Err(Error::Unsupported(format!("stats need a cgroup ({NO_CGROUP})")))
+    }
+    fn oom_kills(&self) -> Result<u64> {
+        Ok(0)
+    }
+    fn kill_all(&self) -> Result<bool> {
+        Ok(false)
+    }
+    fn destroy(&self) -> Result<()> {
+        Ok(())
+    }
+    fn view(&self, _own_namespace: bool) -> CgroupView {
+        CgroupView::V1 { hierarchies: Vec::new() }
     }
 }
 
@@ -255,6 +344,23 @@ fn valid_cpu_list(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn without_a_cgroup_device_rules_pass_and_limits_are_refused() {
+        use oci_spec::runtime::{LinuxDeviceCgroupBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResourcesBuilder};
+        let devices = LinuxResourcesBuilder::default().devices(vec![LinuxDeviceCgroupBuilder::default().allow(false).access("rwm").build().unwrap()]).build().unwrap();
+        assert!(!has_limits(&devices));
+        let m = manager(&Layout::Disabled, "");
+        m.create().unwrap();
+        m.set(&devices).unwrap();
+        assert!(m.pids().unwrap().is_empty() && !m.exists());
+        let mem = LinuxResourcesBuilder::default().memory(LinuxMemoryBuilder::default().limit(10 << 20).build().unwrap()).build().unwrap();
+        assert!(has_limits(&mem));
+        assert!(matches!(m.set(&mem), Err(Error::Unsupported(_))));
+        let pids = LinuxResourcesBuilder::default().pids(LinuxPidsBuilder::default().limit(5).build().unwrap()).build().unwrap();
+        assert!(has_limits(&pids));
+        assert!(matches!(m.stats(), Err(Error::Unsupported(_))));
+    }
 
     const HYBRID: &str = "\
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
