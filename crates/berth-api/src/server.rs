@@ -120,16 +120,29 @@ impl Clients {
 #[derive(Clone)]
 pub struct ConnPlace(#[allow(dead_code)] Arc<Admitted>);
 
-/// Answers a connection over its client's limit with 429 and closes it, without
-/// reading its request (a client that never sends one cannot hold the task: 5 s).
+/// Answers a connection over its client's limit with 429 and closes it. The request's
+/// head is read first (at most 16 KiB, for at most 2 s; nothing of it is parsed): a
+/// client still writing it would otherwise see a broken pipe, not the message. The
+/// whole exchange is bounded (5 s), so a client that sends nothing cannot hold it.
 async fn refuse_over_limit<I>(mut io: I, max: usize)
 where
-    I: tokio::io::AsyncWrite + Unpin,
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    use tokio::io::AsyncWriteExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let body = serde_json::to_vec(&berth_types::ErrorResponse { message: format!("too many connections from this client: at most {max} at once (the daemon's max-connections-per-client)") }).unwrap_or_default();
     let head = format!("HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+            while seen.len() < 16 << 10 && !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                match io.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => seen.extend_from_slice(&buf[..n]),
+                }
+            }
+        })
+        .await;
         io.write_all(head.as_bytes()).await?;
         io.write_all(&body).await?;
         io.shutdown().await

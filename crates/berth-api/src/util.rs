@@ -56,24 +56,43 @@ pub const MAX_CONTAINER_BODY: usize = berth_types::system::MAX_CONTAINER_BODY as
 /// A whole request body, at most `limit` bytes: a larger one (by its Content-Length, or
 /// as it arrives when chunked) is refused with 413 before more of it is read.
 pub async fn read_body(req: axum::extract::Request, limit: usize) -> Result<Bytes, ApiError> {
+    use http_body_util::BodyExt;
     let what = format!("{} {}", req.method(), req.uri().path());
     let too_large = || ApiError(Error::too_large(format!("request body is larger than the limit of {} for {what}", mib(limit))));
     let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    let mut body = req.into_body();
+    let mut buf = bytes::BytesMut::new();
+    let mut over = declared.is_some_and(|n| n > limit as u64);
+    // Over the limit, the rest is read and dropped (up to DRAIN_CAP) before answering:
+    // a client still writing its body would otherwise get a broken pipe, not the 413.
+    let mut drained = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| invalid(format!("reading body: {e}")))?;
+        let Ok(data) = frame.into_data() else { continue };
+        if over {
+            drained += data.len();
+            if drained > DRAIN_CAP {
+                break;
+            }
+            continue;
+        }
+        if buf.len() + data.len() > limit {
+            over = true;
+            drained = buf.len() + data.len();
+            buf = bytes::BytesMut::new();
+            continue;
+        }
+        buf.extend_from_slice(&data);
+    }
+    if over {
         return Err(too_large());
     }
-    axum::body::to_bytes(req.into_body(), limit).await.map_err(|e| {
-        // axum wraps http-body-util's Limited error; find it down the source chain.
-        let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&e);
-        while let Some(c) = cause {
-            if c.is::<http_body_util::LengthLimitError>() {
-                return too_large();
-            }
-            cause = c.source();
-        }
-        invalid(format!("reading body: {e}"))
-    })
+    Ok(buf.freeze())
 }
+
+/// How much of an oversized body is read (and dropped) so the client sees the 413;
+/// past this the connection is closed on it.
+const DRAIN_CAP: usize = 16 << 20;
 
 /// A byte count as Docker's messages write sizes ("1MiB", "64MiB", "512KiB").
 pub fn mib(n: usize) -> String {
