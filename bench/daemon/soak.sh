@@ -11,30 +11,9 @@ set -euo pipefail
 runs=${1:-10000}
 step=${2:-500}
 top=$(cd "$(dirname "$0")/../.." && pwd)
-berth=$top/target/release/berth
 docker=${DOCKER:-/usr/local/bin/docker}
-[ -x "$berth" ] || { echo "build first: cargo build --release" >&2; exit 1; }
-work=$(mktemp -d /var/tmp/berth-bench-soak.XXXXXX)
-B="unix://$work/berth.sock"
-cleanup() {
-    set +e
-    $docker -H "$B" rm -f $($docker -H "$B" ps -aq 2>/dev/null) >/dev/null 2>&1
-    [ -n "${bpid:-}" ] && kill "$bpid" 2>/dev/null
-    sleep 1
-    ip link del soakberth0 2>/dev/null
-    nft delete table inet soakberth 2>/dev/null
-    grep " $work" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
-    for d in /sys/fs/cgroup/*/soakberth; do [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-"$berth" daemon --data-root "$work/data" --exec-root "$work/run" -H "$B" --bridge soakberth0 \
-    --bip 172.25.0.1/16 --default-address-pool base=10.225.0.0/16,size=24 --nft-table soakberth \
-    --cgroup-parent /soakberth >"$work/berth.log" 2>&1 &
-bpid=$!
-for i in $(seq 100); do $docker -H "$B" version >/dev/null 2>&1 && break; sleep 0.1; done
-sh "$top/scripts/mkrootfs-busybox.sh" "$work/rootfs"
-tar -C "$work/rootfs" -cf - . | $docker -H "$B" import -c 'CMD ["sh"]' - busybox:latest >/dev/null
+name=soakberth net=25
+. "$top/bench/lib/one-berth.sh"
 
 field() { awk -v k="$1:" '$1==k{print $2}' /proc/$bpid/status; }
 count_cgroups() { find /sys/fs/cgroup/*/soakberth -mindepth 1 -type d 2>/dev/null | wc -l; }
