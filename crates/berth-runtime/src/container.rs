@@ -387,6 +387,11 @@ impl Runtime {
                 Ok(1) => break,
                 Ok(_) | Err(nix::errno::Errno::EAGAIN) => {
                     if !state::is_alive(rec.pid, rec.start_time) {
+                        // It may have written its byte, run and ended between the read
+                        // above and this check (`echo ok` on a loaded machine): started.
+                        if matches!(nix::unistd::read(&fd, &mut b), Ok(1)) {
+                            break;
+                        }
                         let _ = std::fs::remove_file(&fifo_path);
                         return Err(Error::Init("the container init exited before start".into()));
                     }

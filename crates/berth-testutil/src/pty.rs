@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 pub struct Pty {
     master: std::fs::File,
     output: Arc<Mutex<Vec<u8>>>,
+    /// Set by the reader at the pty's end (every holder of its other side gone).
+    drained: Arc<std::sync::atomic::AtomicBool>,
     child: Child,
 }
 
@@ -41,6 +43,8 @@ impl Pty {
         let master = std::fs::File::from(master);
         let output: Arc<Mutex<Vec<u8>>> = Arc::default();
         let (mut reader, out2) = (master.try_clone().unwrap(), output.clone());
+        let drained: Arc<std::sync::atomic::AtomicBool> = Arc::default();
+        let done = drained.clone();
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             while let Ok(n) = reader.read(&mut buf) {
@@ -49,8 +53,9 @@ impl Pty {
                 }
                 out2.lock().unwrap().extend_from_slice(&buf[..n]);
             }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
         });
-        Pty { master, output, child }
+        Pty { master, output, drained, child }
     }
 
     /// The command's pid (to signal it).
@@ -91,6 +96,12 @@ impl Pty {
         let end = Instant::now() + Duration::from_secs(30);
         while Instant::now() < end {
             if let Some(st) = self.child.try_wait().unwrap() {
+                // What it printed last may still be in the pty: read to its end (EIO once
+                // the last holder of the other side is gone; 2 s at most).
+                let drain = Instant::now() + Duration::from_secs(2);
+                while !self.drained.load(std::sync::atomic::Ordering::SeqCst) && Instant::now() < drain {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
                 return st.code().unwrap_or(-1);
             }
             std::thread::sleep(Duration::from_millis(20));
