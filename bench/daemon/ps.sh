@@ -16,13 +16,15 @@ work=$(mktemp -d /var/tmp/berth-bench-ps.XXXXXX)
 . "$top/bench/lib/side-by-side.sh"
 
 start_many() {
-    local h=$1 i
-    # Eight at a time: quicker than one by one, gentle enough for dockerd.
+    local h=$1 i pids=()
+    # Eight at a time: quicker than one by one, gentle enough for dockerd. (A bare
+    # `wait` would wait for the daemons too: they are this shell's children.)
     for i in $(seq "$n"); do
         $docker -H "$h" run -d --network none busybox sleep 36000 >/dev/null &
-        if [ $((i % 8)) -eq 0 ]; then wait; fi
+        pids+=($!)
+        if [ ${#pids[@]} -eq 8 ]; then wait "${pids[@]}"; pids=(); fi
     done
-    wait
+    [ ${#pids[@]} -eq 0 ] || wait "${pids[@]}"
 }
 t0=$(date +%s); start_many "$B"; tb=$(( $(date +%s) - t0 ))
 t0=$(date +%s); start_many "$D"; td=$(( $(date +%s) - t0 ))
@@ -32,8 +34,8 @@ hyperfine -N --warmup 3 --runs "$runs" --export-markdown "$work/ps.md" \
     -n "berth: docker ps ($rb running)" "$docker -H $B ps" \
     -n "dockerd: docker ps ($rd running)" "$docker -H $D ps" >/dev/null
 hyperfine -N --warmup 3 --runs "$runs" --export-markdown "$work/api.md" \
-    -n "berth: GET /containers/json" "curl -s -o /dev/null --unix-socket $work/berth.sock http://x/v1.51/containers/json" \
-    -n "dockerd: GET /containers/json" "curl -s -o /dev/null --unix-socket $work/docker.sock http://x/v1.51/containers/json" >/dev/null
+    -n "berth: GET /containers/json" "curl -s -o /dev/null --unix-socket $work/berth.sock http://x/v1.41/containers/json" \
+    -n "dockerd: GET /containers/json" "curl -s -o /dev/null --unix-socket $work/docker.sock http://x/v1.41/containers/json" >/dev/null
 hyperfine -N --warmup 3 --runs "$runs" --export-markdown "$work/floor.md" \
     -n "docker CLI alone: docker --version" "$docker --version" \
     -n "curl alone: GET /_ping" "curl -s -o /dev/null --unix-socket $work/berth.sock http://x/_ping" >/dev/null
@@ -47,7 +49,7 @@ echo "Command: \`bench/daemon/ps.sh $n $runs\` ($n × \`docker run -d --network 
 echo
 cat "$work/ps.md"
 echo
-echo "The daemon's share, without the docker CLI (curl on the unix socket, the whole list as JSON):"
+echo "The daemon's share, without the docker CLI (curl on the unix socket, the whole list as JSON; API 1.41, the newest dockerd 20.10 speaks):"
 echo
 cat "$work/api.md"
 echo
