@@ -4,11 +4,8 @@
 //! qemu-user-static via binfmt_misc), inspected, saved, listed and removed by platform;
 //! `GET /distribution/{name}/json`; and the clear error when no emulator is registered.
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use berth_testutil::registry::Registry;
 use berth_testutil::daemon::{TestDaemon, run_ok};
@@ -74,28 +71,8 @@ fn import_program(d: &TestDaemon, name: &str, platform: &str, program: &[u8]) {
 
 /// GET over the daemon's socket.
 fn get(d: &TestDaemon, path: &str) -> (u16, serde_json::Value) {
-    let mut s = UnixStream::connect(&d.socket).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n\r\n").unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).unwrap();
-    let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&out[..split]).into_owned();
-    let mut body = out[split + 4..].to_vec();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        let mut plain = Vec::new();
-        let mut rest = &body[..];
-        while let Some(nl) = rest.windows(2).position(|w| w == b"\r\n") {
-            let n = usize::from_str_radix(String::from_utf8_lossy(&rest[..nl]).trim(), 16).unwrap_or(0);
-            if n == 0 {
-                break;
-            }
-            plain.extend_from_slice(&rest[nl + 2..nl + 2 + n]);
-            rest = &rest[nl + 2 + n + 2..];
-        }
-        body = plain;
-    }
-    (head[9..12].parse().unwrap(), serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null))
+    let (status, _, body) = d.raw_http("GET", path, "");
+    (status, serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null))
 }
 
 fn enc(s: &str) -> String {
