@@ -101,7 +101,8 @@ impl Drop for Admitted {
 }
 
 impl Clients {
-    /// A place for one more connection of `who`, or None when it holds `max` already.
+    /// A place for one more connection of `who` (None when there is no limit or no
+    /// known peer), or Err when it holds `max` already.
     fn admit(&self, who: Option<Client>) -> Result<Option<Admitted>, ()> {
         let Some(who) = who.filter(|_| self.max > 0) else { return Ok(None) };
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
