@@ -35,7 +35,9 @@ pub async fn list(State(e): St, req: Request) -> ApiResult {
         filters: p.filters()?,
     };
     let v = version(&req);
-    ok_json_with(&e.list_containers(&opts)?, |l| compat::container_list(v, l))
+    let mut list = e.list_containers(&opts)?;
+    compat::container_list(v, &mut list);
+    ok_json(&list)
 }
 
 pub async fn create(State(e): St, req: Request) -> ApiResult {
@@ -221,11 +223,9 @@ fn plain_attach(e: Arc<Engine>, spec: AttachSpec, mut rx: tokio::sync::broadcast
     let (tx, out) = mpsc::channel(64);
     tokio::spawn(async move {
         if spec.logs
-            && let Ok((_, mut lines)) = e.logs(&spec.id, LogOptions { stdout: spec.stdout, stderr: spec.stderr, ..Default::default() }) {
+            && let Ok((_, mut lines)) = e.logs(&spec.id, LogOptions { stdout: spec.stdout, stderr: spec.stderr, stdcopy: true, ..Default::default() }) {
                 while let Some(l) = lines.recv().await {
-                    let s = if l.stream == 2 { Stream::Stderr } else { Stream::Stdout };
-                    let b = if spec.tty { l.data.clone() } else { Bytes::from(stdcopy::encode_lines(s, &l.data)) };
-                    if tx.send(Ok(b)).await.is_err() {
+                    if tx.send(Ok(l.data)).await.is_err() {
                         return;
                     }
                 }
@@ -275,6 +275,11 @@ pub async fn logs(State(e): St, Path(id): Path<String>, req: Request) -> ApiResu
             t => Some(t.parse::<usize>().map_err(|_| invalid(format!("invalid value for \"tail\": {t}")))?),
         },
         timestamps: p.bool("timestamps")?,
+        stdcopy: true,
+        // The docker CLI copies each frame out with a write of its own: records merged
+        // into fewer frames make `docker logs` of a large log several times faster, with
+        // the same bytes out. Other clients get a frame per record, as from dockerd.
+        merge_frames: req.headers().get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok()).is_some_and(|ua| ua.starts_with("Docker-Client/")),
     };
     if !opts.stdout && !opts.stderr {
         return Err(invalid("Bad parameters: you must choose at least one stream"));
@@ -284,9 +289,8 @@ pub async fn logs(State(e): St, Path(id): Path<String>, req: Request) -> ApiResu
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
         while let Some(l) = lines.recv().await {
-            // Chunks of lines come; dockerd sends a frame per line.
-            let b = if tty { l.data } else { Bytes::from(stdcopy::encode_lines(if l.stream == 2 { Stream::Stderr } else { Stream::Stdout }, &l.data)) };
-            if tx.send(Ok(b)).await.is_err() {
+            // Framed already (unless the container has a TTY).
+            if tx.send(Ok(l.data)).await.is_err() {
                 return;
             }
         }

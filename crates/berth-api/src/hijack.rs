@@ -178,12 +178,10 @@ pub async fn run_attach(engine: Arc<Engine>, spec: AttachSpec, mut out_rx: broad
     };
 
     if spec.logs {
-        let opts = berth_engine::LogOptions { stdout: spec.stdout, stderr: spec.stderr, ..Default::default() };
+        let opts = berth_engine::LogOptions { stdout: spec.stdout, stderr: spec.stderr, stdcopy: true, ..Default::default() };
         if let Ok((_, mut lines)) = engine.logs(&spec.id, opts) {
             while let Some(l) = lines.recv().await {
-                let stream = if l.stream == 2 { Stream::Stderr } else { Stream::Stdout };
-                let b = if spec.tty { l.data } else { Bytes::from(stdcopy::encode_lines(stream, &l.data)) };
-                if wr.write_all(&b).await.is_err() {
+                if wr.write_all(&l.data).await.is_err() {
                     return;
                 }
             }

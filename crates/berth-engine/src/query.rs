@@ -203,8 +203,10 @@ impl Engine {
                 return Err(Error::invalid(format!("invalid filter 'status={s}'")));
             }
         }
-        let mut recs: Vec<ContainerRecord> = self.containers.list().iter().map(|c| c.snapshot()).collect();
-        recs.sort_by(|a, b| b.created.cmp(&a.created));
+        // Each record is read in place, under its own lock, and only what the summary
+        // shows is copied: a copy of a thousand whole records was most of `ps`.
+        let mut all: Vec<(String, Arc<crate::container::Container>)> = self.containers.list().into_iter().map(|c| (c.with(|r| r.created.clone()), c)).collect();
+        all.sort_by(|a, b| b.0.cmp(&a.0));
         let created_of = |key: &str| -> Result<String> { Ok(self.container(key)?.snapshot().created) };
         let before = f.get("before").first().map(|k| created_of(k)).transpose()?;
         let since = f.get("since").first().map(|k| created_of(k)).transpose()?;
@@ -213,73 +215,80 @@ impl Engine {
             .iter()
             .map(|a| self.images.store().resolve(a).map(|d| d.to_string()).unwrap_or_else(|_| a.clone()))
             .collect();
-        let mut out = Vec::new();
-        for rec in recs {
+        let show_all = opts.all || !f.get("status").is_empty() || !f.get("exited").is_empty() || opts.limit.is_some() || before.is_some() || since.is_some();
+        let summary = |rec: &ContainerRecord| -> Option<ContainerSummary> {
             let status = rec.state.status;
-            let show_all = opts.all || !f.get("status").is_empty() || !f.get("exited").is_empty() || opts.limit.is_some() || before.is_some() || since.is_some();
             if !show_all && !(status.is_alive() || status == Status::Restarting) {
-                continue;
+                return None;
             }
             if !f.get("id").is_empty() && !f.get("id").iter().any(|i| rec.id.starts_with(i.as_str())) {
-                continue;
+                return None;
             }
             if !f.get("name").is_empty() && !f.get("name").iter().any(|n| name_matches(rec.bare_name(), n)) {
-                continue;
+                return None;
             }
             if !f.matches_exact("status", status.as_str()) {
-                continue;
+                return None;
             }
             if !f.get("exited").is_empty() && (status != Status::Exited || !f.get("exited").iter().any(|e| e.parse::<i64>().ok() == Some(rec.state.exit_code))) {
-                continue;
+                return None;
             }
             if !f.matches_labels("label", rec.config.labels.as_ref().unwrap_or(&Default::default())) {
-                continue;
+                return None;
             }
             if !ancestors.is_empty() && !ancestors.iter().any(|a| *a == rec.image_id || *a == rec.config.image) {
-                continue;
+                return None;
             }
             if let Some(b) = &before
                 && rec.created >= *b {
-                    continue;
+                    return None;
                 }
             if let Some(s) = &since
                 && rec.created <= *s {
-                    continue;
+                    return None;
                 }
             if !f.get("volume").is_empty() && !f.get("volume").iter().any(|v| rec.mounts.iter().any(|m| &m.name == v || &m.destination == v || &m.source == v)) {
-                continue;
+                return None;
             }
             if !f.get("network").is_empty() && !f.get("network").iter().any(|n| rec.network.networks.iter().any(|(name, es)| name == n || es.network_id.starts_with(n.as_str()))) {
-                continue;
+                return None;
             }
             if !f.get("health").is_empty() {
                 let h = rec.state.health.as_ref().map(|h| h.status.as_str()).unwrap_or("none");
                 if !f.get("health").iter().any(|x| x == h) {
-                    continue;
+                    return None;
                 }
             }
-            let size = opts.size.then(|| crate::volumes::dir_size(&ContainerRecord::dir(&self.cfg.data_root, &rec.id).join("upper")));
-            out.push(ContainerSummary {
+            Some(ContainerSummary {
                 id: rec.id.clone(),
                 names: vec![rec.name.clone()],
                 image: rec.config.image.clone(),
                 image_id: rec.image_id.clone(),
-                command: command_line(&rec),
+                command: command_line(rec),
                 created: crate::util::parse_rfc3339(&rec.created).map(|t| t.timestamp()).unwrap_or(0),
-                ports: ports_of(&rec),
-                size_rw: size,
-                size_root_fs: size,
+                ports: ports_of(rec),
+                size_rw: None,
+                size_root_fs: None,
                 labels: rec.config.labels.clone().unwrap_or_default(),
                 state: status.as_str().into(),
-                status: status_text(&rec),
+                status: status_text(rec),
                 host_config: SummaryHostConfig { network_mode: rec.host_config.network_mode.clone(), annotations: None },
                 network_settings: SummaryNetworkSettings { networks: rec.network.networks.clone() },
                 mounts: rec.mounts.iter().map(|m| m.to_api()).collect(),
-            });
-            if let Some(l) = opts.limit
-                && l > 0 && out.len() >= l {
-                    break;
-                }
+            })
+        };
+        let mut out = Vec::new();
+        for (_, c) in all {
+            let Some(mut s) = c.with(&summary) else { continue };
+            if opts.size {
+                // Outside the record's lock: a walk of the container's upper layer.
+                let size = crate::volumes::dir_size(&ContainerRecord::dir(&self.cfg.data_root, &s.id).join("upper"));
+                (s.size_rw, s.size_root_fs) = (Some(size), Some(size));
+            }
+            out.push(s);
+            if opts.limit.is_some_and(|l| l > 0 && out.len() >= l) {
+                break;
+            }
         }
         Ok(out)
     }

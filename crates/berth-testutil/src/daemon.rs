@@ -209,10 +209,16 @@ impl TestDaemon {
     /// A raw HTTP/1.1 exchange on the API socket, for what the docker CLI hides (status
     /// codes, headers, bodies of old API versions): (status, head, body de-chunked).
     pub fn raw_http(&self, method: &str, path: &str, body: &str) -> (u16, String, Vec<u8>) {
+        self.raw_http_with(method, path, &[], body)
+    }
+
+    /// [`TestDaemon::raw_http`] with more request headers (a client's `User-Agent`).
+    pub fn raw_http_with(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String, Vec<u8>) {
         use std::io::{Read, Write};
         let mut s = std::os::unix::net::UnixStream::connect(&self.socket).unwrap();
         s.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
-        write!(s, "{method} {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+        let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+        write!(s, "{method} {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
         let mut out = Vec::new();
         s.read_to_end(&mut out).unwrap();
         let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap();

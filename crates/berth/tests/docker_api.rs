@@ -142,6 +142,32 @@ fn logs_follow_tail_and_timestamps() {
     assert!(out.ends_with(" late\n") && out.starts_with("20"), "{out}");
 }
 
+/// The frames of a logs stream: dockerd's one per record for API clients (docker-py's
+/// `logs(stream=True)` yields one item per frame), one per run of a stream for the docker
+/// CLI (which copies each frame out with a write of its own); the same bytes either way.
+#[test]
+fn log_frames_per_record_and_merged_for_the_docker_cli() {
+    let d = daemon();
+    run_ok(d.docker().args(["run", "--name", "fr", "busybox", "sh", "-c", "echo a; echo b; sleep 0.3; echo c >&2; sleep 0.3; echo d"]));
+    let frames = |ua: &str| {
+        let (status, _, body) = d.raw_http_with("GET", "/v1.51/containers/fr/logs?stdout=1&stderr=1", &[("User-Agent", ua)], "");
+        assert_eq!(status, 200);
+        let mut dec = berth_types::stdcopy::Decoder::new();
+        dec.push(&body);
+        let mut v = vec![];
+        while let Some((s, p)) = dec.next_frame().unwrap() {
+            v.push((s as u8, String::from_utf8(p).unwrap()));
+        }
+        assert_eq!(dec.pending(), 0);
+        v
+    };
+    let s = |n: u8, t: &str| (n, t.to_string());
+    assert_eq!(frames("python-requests/2.31"), vec![s(1, "a\n"), s(1, "b\n"), s(2, "c\n"), s(1, "d\n")]);
+    assert_eq!(frames("Docker-Client/28.2.2 (linux)"), vec![s(1, "a\nb\n"), s(2, "c\n"), s(1, "d\n")]);
+    let out = d.docker().args(["logs", "fr"]).output().unwrap();
+    assert_eq!((String::from_utf8_lossy(&out.stdout).as_ref(), String::from_utf8_lossy(&out.stderr).as_ref()), ("a\nb\nd\n", "c\n"));
+}
+
 fn openssl(args: &[&str], dir: &Path) {
     let st = std::process::Command::new("openssl").args(args).current_dir(dir).stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap();
     assert!(st.success(), "openssl {args:?}");
