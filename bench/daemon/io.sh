@@ -4,6 +4,9 @@
 #   1. a container writing MB megabytes to stdout (json-file log), from `run -d` to exit
 #   2. `docker logs` of that container (all of it, to /dev/null)
 #   3. `_ping` on a kept-alive connection (curl, N requests on one connection)
+#   1b. the same with a writer of 1 MB blocks (cat), rotation on: the log path's own
+#      speed, with `--log-driver none` and `>/dev/null` in the container as the floor
+#   2b. the logs endpoint read by curl: the daemon's side of row 2 without the CLI
 # Usage (root): bench/daemon/io.sh [runs] [MB]      results → bench/results/daemon-io.md
 set -euo pipefail
 runs=${1:-5}
@@ -34,6 +37,27 @@ hyperfine -N --warmup 1 --runs "$runs" --export-markdown "$work/write.md" \
     -n dockerd "sh -c '$docker -H $D wait \$($docker -H $D run -d busybox sh -c \"$writer\")'" >/dev/null
 cat "$work/write.md" >>"$out"
 
+# A writer at pipe speed: busybox's `yes | head` costs ~1 s for 200 MB itself (a write
+# per line), so the first row mostly measures the writer.
+# (The loop's list is written out here: the command goes through two shells.)
+blocks="yes 012345678901234567890123456789012345678901234567890123456789abcdefghi | head -c 1000000 >/b; for i in $(seq -s ' ' "$mb"); do cat /b; done"
+for h in "$B" "$D"; do
+    code=$($docker -H "$h" wait "$($docker -H "$h" run -d busybox sh -c "$blocks")")
+    [ "$code" = 0 ] || { echo "the block writer failed on $h (exit $code)" >&2; exit 1; }
+done
+{
+echo
+echo "## A container writing $mb MB to stdout in 1 MB blocks, json-file with rotation (max-size 20m, max-file 3)"
+echo
+} >>"$out"
+rot="--log-opt max-size=20m --log-opt max-file=3"
+hyperfine -N --warmup 1 --runs "$runs" --export-markdown "$work/blocks.md" \
+    -n "berth, >/dev/null in the container" "sh -c '$docker -H $B wait \$($docker -H $B run -d busybox sh -c \"($blocks) >/dev/null\")'" \
+    -n "berth, --log-driver none" "sh -c '$docker -H $B wait \$($docker -H $B run -d --log-driver none busybox sh -c \"$blocks\")'" \
+    -n "berth, json-file" "sh -c '$docker -H $B wait \$($docker -H $B run -d $rot busybox sh -c \"$blocks\")'" \
+    -n "dockerd, json-file" "sh -c '$docker -H $D wait \$($docker -H $D run -d $rot busybox sh -c \"$blocks\")'" >/dev/null
+cat "$work/blocks.md" >>"$out"
+
 {
 echo
 echo "## \`docker logs\` of that container ($mb MB of output) to /dev/null"
@@ -48,6 +72,24 @@ hyperfine -N --warmup 1 --runs "$runs" --export-markdown "$work/logs.md" --expor
     -n dockerd "sh -c '$docker -H $D logs logsrc >/dev/null'" >/dev/null
 cat "$work/logs.md" >>"$out"
 python3 - "$work/logs.json" "$mb" >>"$out" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+mb = int(sys.argv[2])
+print()
+print(" · ".join(f"{x['command']}: {mb * 1e6 / x['mean'] / 2**20:.0f} MiB/s" for x in r))
+EOF
+
+{
+echo
+echo "## The logs endpoint of that container read by curl (no CLI), to /dev/null"
+echo
+} >>"$out"
+q="logs?stdout=1&stderr=1"
+hyperfine -N --warmup 1 --runs "$runs" --export-markdown "$work/curl.md" --export-json "$work/curl.json" \
+    -n berth "curl -s -o /dev/null --unix-socket $work/berth.sock http://d/v1.51/containers/logsrc/$q" \
+    -n dockerd "curl -s -o /dev/null --unix-socket $work/docker.sock http://d/v1.41/containers/logsrc/$q" >/dev/null
+cat "$work/curl.md" >>"$out"
+python3 - "$work/curl.json" "$mb" >>"$out" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1]))["results"]
 mb = int(sys.argv[2])

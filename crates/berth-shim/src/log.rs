@@ -172,42 +172,68 @@ impl JsonFileLog {
 }
 
 fn memchr(b: u8, s: &[u8]) -> Option<usize> {
-    s.iter().position(|&x| x == b)
+    memchr::memchr(b, s)
 }
 
 /// Appends `bytes` as a JSON string: UTF-8 kept, invalid sequences as U+FFFD (as
-/// `String::from_utf8_lossy` and Go's encoder do), `"` `\\` and control characters
-/// escaped.
+/// `String::from_utf8_lossy` and Go's encoder do), `"` `\` and control characters
+/// escaped. The usual line (valid, nothing to escape but its newline) is checked and
+/// copied in a few passes over whole words, not byte by byte.
 fn json_string(out: &mut Vec<u8>, bytes: &[u8]) {
     out.push(b'"');
-    for chunk in bytes.utf8_chunks() {
-        let valid = chunk.valid().as_bytes();
-        let mut start = 0;
-        for (i, &b) in valid.iter().enumerate() {
-            let esc: &[u8] = match b {
-                b'"' => b"\\\"",
-                b'\\' => b"\\\\",
-                b'\n' => b"\\n",
-                b'\r' => b"\\r",
-                b'\t' => b"\\t",
-                0..=0x1f => {
-                    out.extend_from_slice(&valid[start..i]);
-                    out.extend_from_slice(format!("\\u{b:04x}").as_bytes());
-                    start = i + 1;
-                    continue;
-                }
-                _ => continue,
-            };
-            out.extend_from_slice(&valid[start..i]);
-            out.extend_from_slice(esc);
-            start = i + 1;
-        }
-        out.extend_from_slice(&valid[start..]);
-        if !chunk.invalid().is_empty() {
-            out.extend_from_slice("\u{fffd}".as_bytes());
+    if std::str::from_utf8(bytes).is_ok() {
+        escape_valid(out, bytes);
+    } else {
+        for chunk in bytes.utf8_chunks() {
+            escape_valid(out, chunk.valid().as_bytes());
+            if !chunk.invalid().is_empty() {
+                out.extend_from_slice("\u{fffd}".as_bytes());
+            }
         }
     }
     out.push(b'"');
+}
+
+/// The escaping of [`json_string`] for valid UTF-8.
+fn escape_valid(out: &mut Vec<u8>, valid: &[u8]) {
+    let mut start = 0;
+    while let Some(i) = next_escape(valid, start) {
+        out.extend_from_slice(&valid[start..i]);
+        let b = valid[i];
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
+            }
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&valid[start..]);
+}
+
+/// Where the first byte at or after `from` is that JSON escapes (`"`, `\`, a control
+/// character), eight bytes at a time: a byte's high bit is set in `m` where it is below
+/// 0x20 or equal to one of the two. Borrows only run upwards, so the lowest flag is a
+/// true match even where a higher one is not.
+fn next_escape(s: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let mut i = from;
+    while i + 8 <= s.len() {
+        let x = u64::from_le_bytes(s[i..i + 8].try_into().unwrap_or_default());
+        let m = (x.wrapping_sub(ONES * 0x20) & !x & HIGH) | zero_byte(x ^ (ONES * b'"' as u64)) | zero_byte(x ^ (ONES * b'\\' as u64));
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    s[i..].iter().position(|&b| b < 0x20 || b == b'"' || b == b'\\').map(|p| i + p)
 }
 
 #[cfg(test)]
@@ -220,6 +246,26 @@ mod tests {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
+    }
+
+    /// Every escape at every offset of the word-at-a-time scan, invalid UTF-8 among
+    /// them: what serde_json reads back is the lossy text.
+    #[test]
+    fn json_strings_read_back_as_the_lossy_text() {
+        let specials: [&[u8]; 9] = [b"\"", b"\\", b"\n", b"\r", b"\t", b"\x01", b"\x1f", "é".as_bytes(), b"\xff"];
+        for len in 0..20 {
+            for at in 0..=len {
+                for sp in specials {
+                    let mut text = vec![b'a'; len];
+                    text.splice(at..at, sp.iter().copied());
+                    text.push(0x7f);
+                    let mut out = Vec::new();
+                    json_string(&mut out, &text);
+                    let back: String = serde_json::from_slice(&out).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out)));
+                    assert_eq!(back, String::from_utf8_lossy(&text), "{text:?}");
+                }
+            }
+        }
     }
 
     #[test]
