@@ -646,23 +646,27 @@ impl Engine {
         };
         let exe = self.exe.clone();
         let zygote = self.cfg.exec_root.join(berth_shim::zygote::SOCKET);
-        let spawned = tokio::task::spawn_blocking(move || berth_shim::spawn::spawn(&exe, &shim_cfg, Some(&zygote)))
-            .await
-            .map_err(|e| Error::system(format!("shim: {e}")));
+        // The ports are published while the shim creates the container (both wait on
+        // processes of their own); the process starts after both.
+        let (published, spawned) = tokio::join!(
+            self.net.publish(&rec, &mut net),
+            tokio::task::spawn_blocking(move || berth_shim::spawn::spawn(&exe, &shim_cfg, Some(&zygote)))
+        );
         // Created (or not): the container holds its mounts, the staged copies can go.
         crate::userns::release_binds(&idmap_staging);
-        let spawned = spawned?;
+        let spawned = spawned.map_err(|e| Error::system(format!("shim: {e}")))?;
         let (child, init_pid) = spawned.map_err(|e| match e {
             berth_shim::spawn::SpawnError::Create(msg) => Error::invalid(format!("failed to create task for container: {msg}")),
             other => Error::system(other.to_string()),
         })?;
         undo.shim = Some(self.shim_socket_of(&id));
-        ph.mark("shim");
         // Reap what we started (an exec'd shim, or a new zygote) when it ends, so it
         // leaves no zombie; a forked shim is the zygote's child.
         if let Some(child) = child {
             crate::reaper::adopt(child);
         }
+        published?;
+        ph.mark("shim");
 
         let socket = self.shim_socket_of(&id);
         let open_stdin = rec.config.open_stdin;

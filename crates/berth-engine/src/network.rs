@@ -39,6 +39,9 @@ pub struct Attachment {
     /// Rootless: slirp4netns on its way up; [`Networking::ready`] waits for it before
     /// the container's process starts.
     pub slirp: Option<crate::slirp::Pending>,
+    /// Connected to networks whose `-p`/`-P` ports [`Networking::publish`] is still to
+    /// publish (beside the shim's create).
+    pub publish: bool,
 }
 
 pub(crate) fn net_err(e: NetError) -> Error {
@@ -231,7 +234,7 @@ impl Networking {
         let files_req = |mode: NetworkMode| self.files_request(rec, mode, legacy.hosts.clone());
         if mode == "host" {
             let files = self.mgr.container_files(&files_req(NetworkMode::Host)).await.map_err(net_err)?;
-            return Ok(Attachment { record, netns: None, files, slirp: None });
+            return Ok(Attachment { record, netns: None, files, slirp: None, publish: false });
         }
         if let Some(other) = mode.strip_prefix("container:") {
             let oc = engine.containers.get(other)?;
@@ -245,7 +248,7 @@ impl Networking {
                 hostname: format!("{}\n", rec.config.hostname),
             };
             record.sandbox_key = format!("/proc/{}/ns/net", live.init_pid);
-            return Ok(Attachment { netns: Some(PathBuf::from(&record.sandbox_key)), record, files, slirp: None });
+            return Ok(Attachment { netns: Some(PathBuf::from(&record.sandbox_key)), record, files, slirp: None, publish: false });
         }
         let netns = self.netns_path(&rec.id);
         let _ = berth_net::netns::delete_netns(&netns);
@@ -276,7 +279,7 @@ impl Networking {
                 return Err(net_err(e));
             }
         };
-        Ok(Attachment { record, netns: Some(netns), files, slirp: None })
+        Ok(Attachment { record, netns: Some(netns), files, slirp: None, publish: mode != "none" })
     }
 
     /// Rootless: the new namespace is connected by slirp4netns (see `crate::slirp`), and
@@ -343,7 +346,7 @@ impl Networking {
                 files.hosts.push_str(&format!("{}\t{}\n", crate::slirp::CONTAINER_IP, rec.config.hostname));
             }
         }
-        Ok(Attachment { record, netns: Some(netns), files, slirp })
+        Ok(Attachment { record, netns: Some(netns), files, slirp, publish: false })
     }
 
     /// Waits for what [`Networking::attach`] left coming up (rootless: slirp4netns
@@ -373,6 +376,20 @@ impl Networking {
             let ep = self.connect_one(rec, netns, &name, &es, ports).await?;
             record.networks.insert(name, ep);
         }
+        Ok(())
+    }
+
+    /// Publishes the `-p`/`-P` ports of an attachment made by [`Networking::attach`] and
+    /// records its port map. Started beside the shim's create, whose time it hides (the
+    /// nft change is a process of its own); the container's process starts after both,
+    /// so its ports are there when it runs, as with dockerd. A failure leaves what
+    /// [`Networking::detach`] undoes.
+    pub async fn publish(&self, rec: &ContainerRecord, att: &mut Attachment) -> Result<()> {
+        if !att.publish {
+            return Ok(());
+        }
+        let hc = &rec.host_config;
+        let record = &mut att.record;
         let mut reqs = match &hc.port_bindings {
             Some(pb) => berth_net::ports::requests_from_port_map(&to_net_portmap(pb)?).map_err(net_err)?,
             None => Vec::new(),

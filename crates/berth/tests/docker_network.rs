@@ -91,6 +91,13 @@ fn published_ports_answer_on_loopback() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("port is already allocated"), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(run_ok(d.docker().args(["inspect", "-f", "{{.State.Running}}", "clash"])).trim(), "false");
+    // The port is published beside the shim's create: the shim made for the clash is
+    // gone again, and so is its root filesystem's mount.
+    let clash = run_ok(d.docker().args(["inspect", "-f", "{{.Id}}", "clash"])).trim().to_string();
+    eventually("the clash's shim and mount gone", || {
+        let shim = std::process::Command::new("pgrep").args(["-f", &clash]).output().unwrap();
+        shim.stdout.is_empty() && !std::fs::read_to_string("/proc/self/mountinfo").unwrap().contains(&clash)
+    });
     run_ok(d.docker().args(["rm", "-f", "pub", "auto", "clash"]));
     assert!(http_get(&format!("127.0.0.1:{port}")).is_none(), "the rule is gone with the container");
 }
