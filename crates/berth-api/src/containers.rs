@@ -278,8 +278,13 @@ pub async fn logs(State(e): St, Path(id): Path<String>, req: Request) -> ApiResu
         stdcopy: true,
         // The docker CLI copies each frame out with a write of its own: records merged
         // into fewer frames make `docker logs` of a large log several times faster, with
-        // the same bytes out. Other clients get a frame per record, as from dockerd.
-        merge_frames: req.headers().get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok()).is_some_and(|ua| ua.starts_with("Docker-Client/")),
+        // the same bytes out (berth's CLI reads frames as bytes too). Other clients get a
+        // frame per record, as from dockerd.
+        merge_frames: req
+            .headers()
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ua| ua.starts_with("Docker-Client/") || ua.starts_with("berth-cli/")),
     };
     if !opts.stdout && !opts.stderr {
         return Err(invalid("Bad parameters: you must choose at least one stream"));

@@ -64,6 +64,9 @@ pub enum DecodeError {
 #[derive(Debug, Default)]
 pub struct Decoder {
     buf: Vec<u8>,
+    /// Where the next frame starts in `buf`: taken frames are dropped from the front
+    /// at the next push, once per chunk rather than once per frame.
+    start: usize,
 }
 
 impl Decoder {
@@ -72,27 +75,32 @@ impl Decoder {
     }
 
     pub fn push(&mut self, data: &[u8]) {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
         self.buf.extend_from_slice(data);
     }
 
     /// The next complete frame, if one has arrived.
     pub fn next_frame(&mut self) -> Result<Option<(Stream, Vec<u8>)>, DecodeError> {
-        if self.buf.len() < HEADER_LEN {
+        let b = &self.buf[self.start..];
+        if b.len() < HEADER_LEN {
             return Ok(None);
         }
-        let stream = Stream::from_byte(self.buf[0]).ok_or(DecodeError::BadStream(self.buf[0]))?;
-        let len = u32::from_be_bytes([self.buf[4], self.buf[5], self.buf[6], self.buf[7]]) as usize;
-        if self.buf.len() < HEADER_LEN + len {
+        let stream = Stream::from_byte(b[0]).ok_or(DecodeError::BadStream(b[0]))?;
+        let len = u32::from_be_bytes([b[4], b[5], b[6], b[7]]) as usize;
+        if b.len() < HEADER_LEN + len {
             return Ok(None);
         }
-        let payload = self.buf[HEADER_LEN..HEADER_LEN + len].to_vec();
-        self.buf.drain(..HEADER_LEN + len);
+        let payload = b[HEADER_LEN..HEADER_LEN + len].to_vec();
+        self.start += HEADER_LEN + len;
         Ok(Some((stream, payload)))
     }
 
     /// Bytes received but not yet part of a complete frame.
     pub fn pending(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.start
     }
 }
 

@@ -78,21 +78,27 @@ fn bytes_field(out: &mut Vec<u8>, field: u64, b: &[u8]) {
 
 /// One message as a framed entry: length, `LogEntry`, length.
 pub fn encode(source: &str, time_nano: i64, line: &[u8], partial: bool) -> Vec<u8> {
-    let mut pb = Vec::with_capacity(line.len() + 32);
-    bytes_field(&mut pb, 1, source.as_bytes());
-    varint(&mut pb, 2 << 3);
-    varint(&mut pb, time_nano as u64);
-    bytes_field(&mut pb, 3, line);
-    if partial {
-        varint(&mut pb, 4 << 3);
-        varint(&mut pb, 1);
-    }
-    let n = (pb.len() as u32).to_be_bytes();
-    let mut out = Vec::with_capacity(pb.len() + 8);
-    out.extend_from_slice(&n);
-    out.extend_from_slice(&pb);
-    out.extend_from_slice(&n);
+    let mut out = Vec::with_capacity(line.len() + 40);
+    encode_into(&mut out, source, time_nano, line, partial);
     out
+}
+
+/// [`encode`], appended to `out`: the entry is written in place and its length put
+/// before it afterwards (no buffer per message).
+pub fn encode_into(out: &mut Vec<u8>, source: &str, time_nano: i64, line: &[u8], partial: bool) {
+    let at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    bytes_field(out, 1, source.as_bytes());
+    varint(out, 2 << 3);
+    varint(out, time_nano as u64);
+    bytes_field(out, 3, line);
+    if partial {
+        varint(out, 4 << 3);
+        varint(out, 1);
+    }
+    let n = ((out.len() - at - 4) as u32).to_be_bytes();
+    out[at..at + 4].copy_from_slice(&n);
+    out.extend_from_slice(&n);
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -242,7 +248,11 @@ pub fn read_from(f: &mut File, offset: u64, each: impl FnMut(Entry) -> bool) -> 
 pub struct LocalLog {
     path: PathBuf,
     file: File,
+    /// Bytes in the current file, counting what `out` holds.
     size: u64,
+    /// Entries not yet written: those of one read from the container go out in one
+    /// system call ([`Sink::flush`]), not one per line.
+    out: Vec<u8>,
     rot: Rotation,
     /// The thread gzipping the last rotated file.
     compressing: Option<std::thread::JoinHandle<()>>,
@@ -255,7 +265,7 @@ impl LocalLog {
         }
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         let size = file.metadata()?.len();
-        Ok(LocalLog { path: path.to_path_buf(), file, size, rot, compressing: None })
+        Ok(LocalLog { path: path.to_path_buf(), file, size, out: Vec::new(), rot, compressing: None })
     }
 
     fn rotate(&mut self) -> io::Result<()> {
@@ -301,21 +311,45 @@ fn gzip_in_place(f: &Path) -> io::Result<()> {
     std::fs::remove_file(f)
 }
 
+impl LocalLog {
+    fn write_out(&mut self) -> io::Result<()> {
+        if !self.out.is_empty() {
+            let r = self.file.write_all(&self.out);
+            self.out.clear();
+            r?;
+        }
+        Ok(())
+    }
+}
+
 impl Sink for LocalLog {
     fn log(&mut self, m: &Message) -> io::Result<()> {
         let nanos = m.time.duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
-        let entry = encode(m.source(), nanos, m.line, m.partial);
-        if self.rot.max_size > 0 && self.size > 0 && self.size + entry.len() as u64 > self.rot.max_size {
+        let mark = self.out.len();
+        encode_into(&mut self.out, m.source(), nanos, m.line, m.partial);
+        let len = (self.out.len() - mark) as u64;
+        if self.rot.max_size > 0 && self.size > 0 && self.size + len > self.rot.max_size {
+            // The entry goes to a fresh file: what came before it to the old one.
+            let entry = self.out.split_off(mark);
+            self.write_out()?;
             self.rotate()?;
+            self.out = entry;
         }
-        self.file.write_all(&entry)?;
-        self.size += entry.len() as u64;
+        self.size += len;
+        if self.out.len() >= 256 << 10 {
+            self.write_out()?;
+        }
         Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.write_out()
     }
 }
 
 impl Drop for LocalLog {
     fn drop(&mut self) {
+        let _ = self.write_out();
         if let Some(t) = self.compressing.take() {
             let _ = t.join();
         }

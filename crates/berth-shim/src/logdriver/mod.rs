@@ -70,6 +70,11 @@ pub struct LogInfo {
 /// A driver that takes messages.
 trait Sink {
     fn log(&mut self, m: &Message) -> std::io::Result<()>;
+
+    /// Writes out what `log` held back (after each read from the container).
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Cuts output into messages per stream, keeping incomplete lines until their end.
@@ -87,7 +92,7 @@ impl Splitter {
         let mut start = 0;
         loop {
             let rest = &buf[start..];
-            if let Some(pos) = rest.iter().position(|&b| b == b'\n').filter(|p| *p < MAX_MESSAGE) {
+            if let Some(pos) = memchr::memchr(b'\n', rest).filter(|p| *p < MAX_MESSAGE) {
                 out(Message { stream, line: &rest[..pos], time: now, partial: false });
                 start += pos + 1;
             } else if rest.len() >= MAX_MESSAGE {
@@ -163,6 +168,7 @@ impl Logger {
             Inner::Messages { splitter, sink, cache } => {
                 let mut first_err = None;
                 splitter.feed(stream, data, &mut |m| deliver(sink.as_mut(), cache.as_mut(), &m, &mut first_err));
+                flush_all(sink.as_mut(), cache.as_mut(), &mut first_err);
                 first_err.map_or(Ok(()), Err)
             }
         }
@@ -176,6 +182,7 @@ impl Logger {
             Inner::Messages { splitter, sink, cache } => {
                 let mut first_err = None;
                 splitter.flush(&mut |m| deliver(sink.as_mut(), cache.as_mut(), &m, &mut first_err));
+                flush_all(sink.as_mut(), cache.as_mut(), &mut first_err);
                 first_err.map_or(Ok(()), Err)
             }
         }
@@ -202,6 +209,17 @@ fn deliver(sink: &mut dyn Sink, cache: Option<&mut local::LocalLog>, m: &Message
         err.get_or_insert(e);
     }
     if let Err(e) = sink.log(m) {
+        err.get_or_insert(e);
+    }
+}
+
+fn flush_all(sink: &mut dyn Sink, cache: Option<&mut local::LocalLog>, err: &mut Option<std::io::Error>) {
+    if let Some(c) = cache
+        && let Err(e) = c.flush()
+    {
+        err.get_or_insert(e);
+    }
+    if let Err(e) = sink.flush() {
         err.get_or_insert(e);
     }
 }
