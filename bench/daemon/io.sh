@@ -67,17 +67,21 @@ for h in "$B" "$D"; do
     $docker -H "$h" rm -f logsrc >/dev/null 2>&1 || true
     $docker -H "$h" run --name logsrc --log-opt max-size=1g busybox sh -c "$writer" >/dev/null
 done
-hyperfine -N --warmup 1 --runs "$runs" --export-markdown "$work/logs.md" --export-json "$work/logs.json" \
-    -n berth "sh -c '$docker -H $B logs logsrc >/dev/null'" \
-    -n dockerd "sh -c '$docker -H $D logs logsrc >/dev/null'" >/dev/null
-cat "$work/logs.md" >>"$out"
-python3 - "$work/logs.json" "$mb" >>"$out" <<'EOF'
+# Two commands, berth's and dockerd's, that each read the whole log: their table and
+# their rates in MiB/s.
+rate_row() {
+    hyperfine -N --warmup 1 --runs "$runs" --export-markdown "$work/rate.md" --export-json "$work/rate.json" \
+        -n berth "$1" -n dockerd "$2" >/dev/null
+    cat "$work/rate.md" >>"$out"
+    python3 - "$work/rate.json" "$mb" >>"$out" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1]))["results"]
 mb = int(sys.argv[2])
 print()
 print(" · ".join(f"{x['command']}: {mb * 1e6 / x['mean'] / 2**20:.0f} MiB/s" for x in r))
 EOF
+}
+rate_row "sh -c '$docker -H $B logs logsrc >/dev/null'" "sh -c '$docker -H $D logs logsrc >/dev/null'"
 
 {
 echo
@@ -85,17 +89,8 @@ echo "## The logs endpoint of that container read by curl (no CLI), to /dev/null
 echo
 } >>"$out"
 q="logs?stdout=1&stderr=1"
-hyperfine -N --warmup 1 --runs "$runs" --export-markdown "$work/curl.md" --export-json "$work/curl.json" \
-    -n berth "curl -s -o /dev/null --unix-socket $work/berth.sock http://d/v1.51/containers/logsrc/$q" \
-    -n dockerd "curl -s -o /dev/null --unix-socket $work/docker.sock http://d/v1.41/containers/logsrc/$q" >/dev/null
-cat "$work/curl.md" >>"$out"
-python3 - "$work/curl.json" "$mb" >>"$out" <<'EOF'
-import json, sys
-r = json.load(open(sys.argv[1]))["results"]
-mb = int(sys.argv[2])
-print()
-print(" · ".join(f"{x['command']}: {mb * 1e6 / x['mean'] / 2**20:.0f} MiB/s" for x in r))
-EOF
+rate_row "curl -s -o /dev/null --unix-socket $work/berth.sock http://d/v1.51/containers/logsrc/$q" \
+    "curl -s -o /dev/null --unix-socket $work/docker.sock http://d/v1.41/containers/logsrc/$q"
 
 n=2000
 {

@@ -120,12 +120,7 @@ impl JsonFileLog {
     }
 
     fn write_out(&mut self) -> io::Result<()> {
-        if !self.out.is_empty() {
-            let r = self.file.write_all(&self.out);
-            self.out.clear();
-            r?;
-        }
-        Ok(())
+        write_buffered(&mut self.file, &mut self.out)
     }
 
     fn emit(&mut self, idx: usize, time: &str, chunk: &[u8]) -> io::Result<()> {
@@ -169,6 +164,17 @@ impl JsonFileLog {
         self.size = 0;
         Ok(())
     }
+}
+
+/// Writes out and empties a buffer of whole records (emptied even when the write
+/// fails: a record is never written twice).
+pub(crate) fn write_buffered(file: &mut File, out: &mut Vec<u8>) -> io::Result<()> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    let r = file.write_all(out);
+    out.clear();
+    r
 }
 
 fn memchr(b: u8, s: &[u8]) -> Option<usize> {

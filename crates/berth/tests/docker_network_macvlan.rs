@@ -47,7 +47,10 @@ fn macvlan_containers_on_one_parent_reach_each_other_and_missing_drivers_are_ref
     let link = run_ok(std::process::Command::new("nsenter").args(["-t", pid.trim(), "-n", "ip", "-d", "link", "show", "eth0"]));
     assert!(link.contains("macvlan mode bridge"), "{link}");
     assert!(sh_in(&d, &["--network", "mvnet"], "timeout 3 wget -qO- http://10.77.0.10/index.html").contains("on-macvlan"));
-    assert!(sh_in(&d, &["--network", "mvnet"], "timeout 3 wget -qO- http://mv1/index.html").contains("on-macvlan"), "by name");
+    // By name, with a retry: once in a loaded full run the one 3-second try missed (not
+    // reproduced alone or under CPU load).
+    let by_name = "for i in 1 2 3; do timeout 3 wget -qO- http://mv1/index.html && break; done";
+    assert!(sh_in(&d, &["--network", "mvnet"], by_name).contains("on-macvlan"), "by name");
     // One network per parent, Docker's refusal.
     let err = refused(&d, &["network", "create", "-d", "macvlan", "--subnet", "10.78.0.0/24", "-o", "parent=mvpar", "again"]);
     assert!(err.contains("network mvnet is already using parent interface mvpar"), "{err}");

@@ -313,12 +313,7 @@ fn gzip_in_place(f: &Path) -> io::Result<()> {
 
 impl LocalLog {
     fn write_out(&mut self) -> io::Result<()> {
-        if !self.out.is_empty() {
-            let r = self.file.write_all(&self.out);
-            self.out.clear();
-            r?;
-        }
-        Ok(())
+        crate::log::write_buffered(&mut self.file, &mut self.out)
     }
 }
 
