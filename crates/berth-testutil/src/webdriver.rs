@@ -118,7 +118,12 @@ impl Browser {
                 // What the page held, for whoever reads the failure.
                 let body = self.script("return document.body ? document.body.innerText : ''", vec![]);
                 let text: String = body.as_str().unwrap_or_default().chars().take(1500).collect();
-                panic!("no element {css:?} after {secs}s on {}; the page's text:\n{text}", self.url());
+                // And what it loaded (a script that failed to load or run leaves the page
+                // half drawn): each resource's status and time.
+                let js = "return performance.getEntriesByType('resource').map(e => `${e.name} ${e.responseStatus ?? '?'} ${Math.round(e.duration)}ms`).join('\\n')";
+                let loads = self.cmd("POST", "/execute/sync", Some(json!({"script": js, "args": []}))).unwrap_or(Value::Null);
+                let loads = loads.as_str().unwrap_or_default().to_string();
+                panic!("no element {css:?} after {secs}s on {}; the page's text:\n{text}\nits resources:\n{loads}", self.url());
             }
             std::thread::sleep(Duration::from_millis(100));
         }
