@@ -12,7 +12,6 @@ runs=${1:-30}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 berth=$top/target/release/berth
 docker=${DOCKER:-/usr/local/bin/docker}
-[ -x "$berth" ] || { echo "build first: cargo build --release" >&2; exit 1; }
 for p in dockerd:docker.io hyperfine:hyperfine socat:socat; do
     command -v "${p%%:*}" >/dev/null || apt-get install -y -qq "${p##*:}" >/dev/null
 done

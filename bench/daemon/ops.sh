@@ -9,9 +9,6 @@ runs=${1:-30}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 berth=${BERTH_BIN:-$top/target/release/berth}
 docker=${DOCKER:-/usr/local/bin/docker}
-[ -x "$berth" ] || { echo "build first: cargo build --release" >&2; exit 1; }
-command -v dockerd >/dev/null || { apt-get install -y -qq docker.io >/dev/null; }
-command -v hyperfine >/dev/null || apt-get install -y -qq hyperfine >/dev/null
 work=$(mktemp -d /var/tmp/berth-bench-ops.XXXXXX)
 . "$top/bench/lib/side-by-side.sh"
 

@@ -9,8 +9,6 @@ secs=${1:-10}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 berth=$top/target/release/berth
 docker=${DOCKER:-/usr/local/bin/docker}
-[ -x "$berth" ] || { echo "build first: cargo build --release" >&2; exit 1; }
-command -v dockerd >/dev/null || { apt-get install -y -qq docker.io >/dev/null; }
 command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
 work=$(mktemp -d /var/tmp/berth-bench-ping.XXXXXX)
 pb=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')

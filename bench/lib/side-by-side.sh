@@ -1,4 +1,5 @@
-# Sourced by the side-by-side benchmarks: starts a berth daemon and Debian's dockerd on
+# Sourced by the side-by-side benchmarks: checks $berth is built (installs dockerd and
+# hyperfine when missing), starts a berth daemon and Debian's dockerd on
 # their own roots, sockets, bridges and cgroup parents under $work (dockerd with
 # --iptables=false: no host firewall changes), imports the same busybox image into
 # both, and removes everything on exit. Before sourcing set: top, berth, docker, work.
@@ -26,6 +27,10 @@ side_by_side_cleanup() {
     rm -rf "$work"
 }
 trap side_by_side_cleanup EXIT
+
+[ -x "$berth" ] || { echo "build first: cargo build --release" >&2; exit 1; }
+command -v dockerd >/dev/null || apt-get install -y -qq docker.io >/dev/null
+command -v hyperfine >/dev/null || apt-get install -y -qq hyperfine >/dev/null
 
 "$berth" daemon --data-root "$work/berth-data" --exec-root "$work/berth-run" -H "$B" --bridge benchberth0 \
     --bip 172.27.0.1/16 --default-address-pool base=10.227.0.0/16,size=24 --nft-table benchberth \

@@ -13,8 +13,6 @@ n=${2:-200}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 berth=$top/target/release/berth
 docker=${DOCKER:-/usr/local/bin/docker}
-[ -x "$berth" ] || { echo "build first: cargo build --release" >&2; exit 1; }
-command -v dockerd >/dev/null || apt-get install -y -qq docker.io >/dev/null
 command -v chromedriver >/dev/null || apt-get install -y -qq chromium chromium-driver >/dev/null
 work=$(mktemp -d /var/tmp/berth-bench-ui.XXXXXX)
 dport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
