@@ -433,18 +433,6 @@ pub fn container_inspect(v: ApiVersion, c: &mut Value) {
     }
 }
 
-/// `GET /containers/json` entries.
-/// `GET /containers/json` for `v`, on the summaries themselves: a `Value` of a thousand
-/// of them costs more than making them. (1.48's ImageManifestDescriptor is not in
-/// berth's summaries, so older versions need nothing removed for it.)
-pub fn container_list(v: ApiVersion, list: &mut [berth_types::container::ContainerSummary]) {
-    if v.before(46) {
-        for c in list {
-            c.host_config.annotations = None;
-        }
-    }
-}
-
 /// `GET /system/df`: which object types to compute (`type` is 1.42's) and the shape.
 pub fn disk_usage_types(v: ApiVersion, p: &Params) -> Result<Vec<String>, ApiError> {
     if v.before(42) {

@@ -34,10 +34,9 @@ pub async fn list(State(e): St, req: Request) -> ApiResult {
         size: p.bool("size")?,
         filters: p.filters()?,
     };
-    let v = version(&req);
-    let mut list = e.list_containers(&opts)?;
-    compat::container_list(v, &mut list);
-    ok_json(&list)
+    // Serialised as they are: no version needs a field of the summaries removed (they
+    // carry neither 1.46's HostConfig.Annotations nor 1.48's ImageManifestDescriptor).
+    ok_json(&e.list_containers(&opts)?)
 }
 
 pub async fn create(State(e): St, req: Request) -> ApiResult {

@@ -194,9 +194,10 @@ impl<'a> Batch<'a> {
             self.open_frame = None;
         }
         self.stream = stream;
+        // (A frame is open only when framing with merges.)
         let frame = match self.open_frame {
-            Some(at) if self.framed => at,
-            _ => {
+            Some(at) => at,
+            None => {
                 let at = self.buf.len();
                 if self.framed {
                     self.buf.extend_from_slice(&[0; stdcopy::HEADER_LEN]);
@@ -219,6 +220,14 @@ impl<'a> Batch<'a> {
             self.open_frame = self.merge.then_some(frame);
         }
         self.buf.len() < BATCH || self.flush()
+    }
+
+    /// A line of a log file, if `opts` shows it. False when the client is gone.
+    fn push_line(&mut self, opts: &LogOptions, line: &[u8]) -> bool {
+        match parse_entry(line).and_then(|e| opts.select(&e).map(|t| (e, t))) {
+            Some((e, t)) => self.push(e.stream, t.as_ref(), &e.log, e.newline),
+            None => true,
+        }
     }
 
     fn flush(&mut self) -> bool {
@@ -299,23 +308,22 @@ impl Engine {
             for (i, f) in files.iter().enumerate() {
                 let Ok(mut file) = std::fs::File::open(f) else { continue };
                 let read = scan_lines(&mut file, &mut buf, |line| {
+                    let n = match opts.tail {
+                        None => return out.push_line(&opts, line),
+                        Some(0) => return true,
+                        Some(n) => n,
+                    };
                     let Some(e) = parse_entry(line) else { return true };
                     let Some(t) = opts.select(&e) else { return true };
-                    match opts.tail {
-                        None => out.push(e.stream, t.as_ref(), &e.log, e.newline),
-                        Some(0) => true,
-                        Some(n) => {
-                            if past.len() == n {
-                                past.pop_front();
-                            }
-                            let mut log = e.log.into_owned();
-                            if e.newline {
-                                log.push(b'\n');
-                            }
-                            past.push_back((e.stream, t, log));
-                            true
-                        }
+                    if past.len() == n {
+                        past.pop_front();
                     }
+                    let mut log = e.log.into_owned();
+                    if e.newline {
+                        log.push(b'\n');
+                    }
+                    past.push_back((e.stream, t, log));
+                    true
                 });
                 let Some(n) = read else { return };
                 if i == files.len() - 1 {
@@ -358,13 +366,7 @@ fn follow(path: &Path, mut offset: u64, opts: &LogOptions, mut out: Batch, mut b
         let mut got = false;
         if let Some(f) = file.as_mut()
             && f.seek(SeekFrom::Start(offset)).is_ok() {
-                let read = scan_lines(f, &mut buf, |line| match parse_entry(line) {
-                    Some(e) => match opts.select(&e) {
-                        Some(t) => out.push(e.stream, t.as_ref(), &e.log, e.newline),
-                        None => true,
-                    },
-                    None => true,
-                });
+                let read = scan_lines(f, &mut buf, |line| out.push_line(opts, line));
                 match read {
                     Some(n) if out.flush() => {
                         got = n > 0;

@@ -207,7 +207,7 @@ impl Engine {
         // shows is copied: a copy of a thousand whole records was most of `ps`.
         let mut all: Vec<(String, Arc<crate::container::Container>)> = self.containers.list().into_iter().map(|c| (c.with(|r| r.created.clone()), c)).collect();
         all.sort_by(|a, b| b.0.cmp(&a.0));
-        let created_of = |key: &str| -> Result<String> { Ok(self.container(key)?.snapshot().created) };
+        let created_of = |key: &str| -> Result<String> { Ok(self.container(key)?.with(|r| r.created.clone())) };
         let before = f.get("before").first().map(|k| created_of(k)).transpose()?;
         let since = f.get("since").first().map(|k| created_of(k)).transpose()?;
         let ancestors: Vec<String> = f

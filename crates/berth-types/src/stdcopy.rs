@@ -43,17 +43,6 @@ pub fn encode(stream: Stream, payload: &[u8]) -> Vec<u8> {
     v
 }
 
-/// One frame per line of `payload` (a last piece without its newline is a frame too), as
-/// dockerd frames log lines: clients that read frame by frame see one line each.
-pub fn encode_lines(stream: Stream, payload: &[u8]) -> Vec<u8> {
-    let lines = payload.iter().filter(|&&b| b == b'\n').count() + 1;
-    let mut v = Vec::with_capacity(payload.len() + lines * HEADER_LEN);
-    for line in payload.split_inclusive(|&b| b == b'\n') {
-        encode_into(&mut v, stream, line);
-    }
-    v
-}
-
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
     #[error("unrecognized stdcopy stream id {0}")]
@@ -107,16 +96,6 @@ impl Decoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lines_are_framed_one_by_one() {
-        let wire = encode_lines(Stream::Stderr, b"a\nbc\nrest");
-        let mut want = encode(Stream::Stderr, b"a\n");
-        encode_into(&mut want, Stream::Stderr, b"bc\n");
-        encode_into(&mut want, Stream::Stderr, b"rest");
-        assert_eq!(wire, want);
-        assert_eq!(encode_lines(Stream::Stdout, b"x\n"), encode(Stream::Stdout, b"x\n"));
-    }
 
     #[test]
     fn round_trip_in_pieces() {
