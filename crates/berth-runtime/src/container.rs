@@ -169,13 +169,22 @@ pub(crate) unsafe fn clone_child_into(flags: CloneFlags, cgroup: Option<std::os:
 /// privileges behind for good. So a short-lived helper (forked here) joins it and clones
 /// the init; the helper then exits and the init is re-parented to the caller when it is
 /// a subreaper (the shim), to init otherwise. `pidns`: a pid namespace for the init to join.
+/// `cgroup`: a cgroup for the helper to move itself into while it still has the host's
+/// privileges, so that the init is born there (v1: `Manager::join_self`, which skips the
+/// global lock and RCU grace period of the caller moving the init in afterwards).
 /// Returns the init's pid as this process sees
-/// it (0 in the init itself, which continues from here like a forked child), and the host
-/// uid and gid of the namespace's root, if it maps one.
+/// it (0 in the init itself, which continues from here like a forked child), the host
+/// uid and gid of the namespace's root, if it maps one, and whether the init was born in
+/// `cgroup`.
 ///
 /// # Safety
 /// As [`clone_child_into`]: the caller must be single-threaded.
-pub(crate) unsafe fn clone_in_userns(userns: std::os::fd::BorrowedFd<'_>, pidns: Option<std::os::fd::BorrowedFd<'_>>, flags: CloneFlags) -> Result<(i32, Option<(u32, u32)>)> {
+pub(crate) unsafe fn clone_in_userns(
+    userns: std::os::fd::BorrowedFd<'_>,
+    pidns: Option<std::os::fd::BorrowedFd<'_>>,
+    flags: CloneFlags,
+    cgroup: Option<&dyn crate::cgroups::Manager>,
+) -> Result<(i32, Option<(u32, u32)>, bool)> {
     use std::os::fd::{AsRawFd, FromRawFd};
     let (ours, theirs) = ipc::pair()?;
     // SAFETY: a raw clone with no flags and a null stack is fork; the caller is
@@ -184,13 +193,21 @@ pub(crate) unsafe fn clone_in_userns(userns: std::os::fd::BorrowedFd<'_>, pidns:
     if helper == 0 {
         drop(ours);
         // In the helper: join, clone the init with a pidfd, pass the pidfd back, exit.
-        let code = (|| -> std::result::Result<i32, nix::errno::Errno> {
-            nix::sched::setns(userns, CloneFlags::CLONE_NEWUSER)?;
+        let code = (|| -> std::result::Result<i32, String> {
+            // The cgroup first: inside the user namespace the host's cgroupfs is not ours.
+            let joined = match cgroup {
+                Some(cg) => cg.join_self().map_err(|e| format!("join the container's cgroup: {e}"))?,
+                None => false,
+            };
+            fn errno(what: &'static str) -> impl Fn(nix::errno::Errno) -> String {
+                move |e| format!("{what}: {e}")
+            }
+            nix::sched::setns(userns, CloneFlags::CLONE_NEWUSER).map_err(errno("join user namespace"))?;
             // A pid namespace to join is entered here, not by the caller: the helper must
             // stay in the caller's pid namespace for the init to be re-parented to it
             // (a subreaper only adopts orphans of its own pid namespace).
             if let Some(p) = pidns {
-                nix::sched::setns(p, CloneFlags::CLONE_NEWPID)?;
+                nix::sched::setns(p, CloneFlags::CLONE_NEWPID).map_err(errno("join pid namespace"))?;
             }
             let mut pidfd: libc::c_int = -1;
             // SAFETY: raw clone with a null stack behaves like fork; CLONE_PIDFD stores the
@@ -206,29 +223,30 @@ pub(crate) unsafe fn clone_in_userns(userns: std::os::fd::BorrowedFd<'_>, pidns:
                 )
             };
             if rc < 0 {
-                return Err(nix::errno::Errno::last());
+                return Err(errno("clone the init")(nix::errno::Errno::last()));
             }
             if rc == 0 {
                 return Ok(-1);
             }
-            // Who the namespace's root is on the host, as the namespace maps it.
+            // Who the namespace's root is on the host, as the namespace maps it; the first
+            // byte says whether the init was born in the cgroup.
             let root = |file: &str| std::fs::read_to_string(file).ok().and_then(|m| crate::namespaces::host_root(&m));
+            let tag = if joined { 'c' } else { 'p' };
             let body = match (root("/proc/self/uid_map"), root("/proc/self/gid_map")) {
-                (Some(u), Some(g)) => format!("p{u} {g}"),
-                _ => "p".to_string(),
+                (Some(u), Some(g)) => format!("{tag}{u} {g}"),
+                _ => tag.to_string(),
             };
             let fds = [pidfd];
             let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
             let iov = [std::io::IoSlice::new(body.as_bytes())];
-            nix::sys::socket::sendmsg::<()>(theirs.as_raw_fd(), &iov, &cmsg, nix::sys::socket::MsgFlags::empty(), None)?;
+            nix::sys::socket::sendmsg::<()>(theirs.as_raw_fd(), &iov, &cmsg, nix::sys::socket::MsgFlags::empty(), None).map_err(errno("pass the init's pidfd"))?;
             Ok(0)
         })();
         match code {
             // The init: on with the container, as from any clone.
-            Ok(-1) => return Ok((0, None)),
+            Ok(-1) => return Ok((0, None, false)),
             Ok(_) => unsafe { libc::_exit(0) },
-            Err(e) => {
-                let msg = format!("join user namespace: {e}");
+            Err(msg) => {
                 let _ = nix::unistd::write(&theirs, msg.as_bytes());
                 // SAFETY: _exit ends the helper without running the caller's destructors.
                 unsafe { libc::_exit(1) }
@@ -265,7 +283,7 @@ pub(crate) unsafe fn clone_in_userns(userns: std::os::fd::BorrowedFd<'_>, pidns:
         .filter(|p| *p > 0)
         .ok_or_else(|| Error::Init("the container init is gone before it started".into()))?;
     let ids: Vec<u32> = String::from_utf8_lossy(&buf[1..n]).split_whitespace().filter_map(|x| x.parse().ok()).collect();
-    Ok((pid, (ids.len() == 2).then(|| (ids[0], ids[1]))))
+    Ok((pid, (ids.len() == 2).then(|| (ids[0], ids[1])), buf[0] == b'c'))
 }
 
 pub(crate) fn connect_console(path: Option<&Path>, stream: Option<UnixStream>) -> Result<Option<OwnedFd>> {

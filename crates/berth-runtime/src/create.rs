@@ -230,8 +230,9 @@ impl Runtime {
             preserve_fds,
             personality,
             sync: child_sock,
-            // Inside a user namespace the child's writes to the host's cgroupfs are not
-            // worth reasoning about: the parent moves it there.
+                // Inside a user namespace the child's writes to the host's cgroupfs are not
+            // worth reasoning about: a joined one's helper moves itself there before it
+            // enters (see `clone_in_userns`), else the parent moves the child.
             cgroup: (matches!(layout, Layout::V1 { .. }) && !ns.has_user()).then(|| cgroups::manager(&layout, &cgroup_path)),
             is_exec: false,
         };
@@ -243,8 +244,11 @@ impl Runtime {
         let cloned = match &userns {
             Some(path) => match open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).ctx(|| format!("open user namespace {}", path.display())) {
                 // SAFETY: create/run are documented as single-threaded-caller only.
-                Ok(fd) => unsafe { crate::container::clone_in_userns(std::os::fd::AsFd::as_fd(&fd), helper_pidns.as_ref().map(std::os::fd::AsFd::as_fd), ns.clone_flags) }
-                    .map(|(pid, root)| (pid, false, root)),
+                Ok(fd) => {
+                    let helper_cgroup = matches!(layout, Layout::V1 { .. }).then(|| cgroups::manager(&layout, &cgroup_path));
+                    unsafe { crate::container::clone_in_userns(std::os::fd::AsFd::as_fd(&fd), helper_pidns.as_ref().map(std::os::fd::AsFd::as_fd), ns.clone_flags, helper_cgroup.as_deref()) }
+                        .map(|(pid, root, born)| (pid, born, root))
+                }
                 Err(e) => Err(e),
             },
             // SAFETY: create/run are documented as single-threaded-caller only.

@@ -127,9 +127,27 @@ fn container_root_is_the_first_subordinate_uid_and_owns_its_volume() {
     }
     // A running container: its process on the host is the subordinate uid; exec joins
     // the same namespace; logs work.
-    run_ok(d.docker().args(["run", "-d", "--name", "app", "busybox", "sh", "-c", "echo started; sleep 300"]));
+    run_ok(d.docker().args(["run", "-d", "--name", "app", "--memory", "64m", "--pids-limit", "50", "busybox", "sh", "-c", "echo started; sleep 300"]));
     let pid = run_ok(d.docker().args(["inspect", "-f", "{{.State.Pid}}", "app"]));
     assert_eq!(host_uid(&pid), user.start);
+    // It is in its own cgroup in every hierarchy (the runtime's helper joins it before it
+    // enters the user namespace, so the init is born there), and its limits hold there.
+    let id = run_ok(d.docker().args(["inspect", "-f", "{{.Id}}", "app"]));
+    let groups = std::fs::read_to_string(format!("/proc/{}/cgroup", pid.trim())).unwrap();
+    let mut memory = None;
+    for line in groups.lines() {
+        let f: Vec<&str> = line.splitn(3, ':').collect();
+        if f[1].starts_with("name=") || (f[1].is_empty() && groups.lines().count() > 1) {
+            continue; // named hierarchies (systemd's) and the hybrid layout's empty v2 one
+        }
+        assert!(f[2].ends_with(id.trim()), "{line} is not the container's cgroup:\n{groups}");
+        if f[1].split(',').any(|c| c == "memory") {
+            memory = Some(format!("/sys/fs/cgroup/memory{}/memory.limit_in_bytes", f[2]));
+        }
+    }
+    if let Some(limit) = memory {
+        assert_eq!(std::fs::read_to_string(&limit).unwrap().trim(), "67108864", "{limit}");
+    }
     assert_eq!(run_ok(d.docker().args(["exec", "app", "id", "-u"])).trim(), "0");
     let map = run_ok(d.docker().args(["exec", "app", "cat", "/proc/self/uid_map"]));
     assert_eq!(map.split_whitespace().collect::<Vec<_>>(), ["0", &start, "65536"]);
