@@ -499,6 +499,9 @@ impl Engine {
     /// Starts the container; the caller holds its op lock.
     pub(crate) async fn start_locked(self: &Arc<Self>, c: &Arc<Container>) -> Result<()> {
         let result = self.start_inner(c).await;
+        if let Some(pool) = &self.userns_pool {
+            pool.discard_netns(&crate::userns::path(&self.cfg.exec_root, &c.id));
+        }
         if let Err(e) = &result {
             let code = if e.message.contains("executable file not found") || e.message.contains("no such file or directory") {
                 127
@@ -538,7 +541,14 @@ impl Engine {
                 crate::userns::check_searchable(&[&self.cfg.data_root, &self.cfg.exec_root]).map_err(Error::invalid)?;
                 let owner = u.of.as_deref().unwrap_or(&id);
                 let at = crate::userns::path(&self.cfg.exec_root, owner);
-                if u.of.is_none() {
+                // A ready one from the pool when it has one; it is topped up once this
+                // start is done (making one forks the daemon: not in the middle of it).
+                let pooled = || {
+                    let pool = self.userns_pool.as_ref()?;
+                    let taken = !berth_net::netns::is_netns(&at) && pool.take(&at, u);
+                    Some(taken)
+                };
+                if u.of.is_none() && pooled() != Some(true) {
                     let (at2, u2) = (at.clone(), u.clone());
                     tokio::task::spawn_blocking(move || crate::userns::create(&at2, &u2))
                         .await
@@ -547,6 +557,7 @@ impl Engine {
                 } else if !berth_net::netns::is_netns(&at) {
                     return Err(Error::conflict(format!("the user namespace of container {owner} is gone (is it running?)")));
                 }
+                ph.mark("userns");
                 Some((at, u.root().ok_or_else(|| Error::invalid("a user namespace must map uid and gid 0"))?))
             }
         };
@@ -705,6 +716,9 @@ impl Engine {
         undo.disarm();
         ph.mark("start+record");
         ph.finish();
+        if let (Some(pool), Some(_)) = (&self.userns_pool, &rec.ext.userns) {
+            pool.refill();
+        }
         self.net.started(self, &rec).await;
         self.emit_container(&rec, "start", &[]);
         crate::health::spawn(self.clone(), c.clone(), generation);

@@ -36,6 +36,8 @@ pub struct Engine {
     pub(crate) builder: std::sync::OnceLock<Arc<crate::build::EngineBuilder>>,
     /// `--userns-remap`, resolved: the user namespace Docker's containers run in.
     pub(crate) remap: Option<crate::remap::Remap>,
+    /// User namespaces with the remap's mappings, made ahead of starts.
+    pub(crate) userns_pool: Option<Arc<crate::userns::Pool>>,
 }
 
 impl Engine {
@@ -51,6 +53,10 @@ impl Engine {
         if let Some(r) = &remap {
             open_roots_to(r, &cfg)?;
         }
+        let userns_pool = match &remap {
+            Some(r) => Some(crate::userns::Pool::new(&cfg.exec_root, r.ns.clone())?),
+            None => None,
+        };
         let engine_id = load_engine_id(&cfg.data_root)?;
         let containers = ContainerStore::load(&cfg.data_root)?;
         let images = ImageService::open(&cfg).await?;
@@ -72,8 +78,12 @@ impl Engine {
             log_rotation,
             builder: std::sync::OnceLock::new(),
             remap,
+            userns_pool,
             cfg,
         });
+        if let Some(pool) = &engine.userns_pool {
+            pool.refill();
+        }
         let builder = engine.open_builder().map_err(|e| Error::system(format!("opening the builder's state: {e}")))?;
         let _ = engine.builder.set(builder);
         engine.clone().restore().await;

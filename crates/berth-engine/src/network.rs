@@ -255,9 +255,15 @@ impl Networking {
         match rec.ext.userns.as_ref() {
             // A pod in a user namespace: its network namespace belongs to it (a container
             // that joins another's user namespace but not its network: to that one).
-            Some(u) => crate::userns::create_netns(&crate::userns::path(&engine.cfg.exec_root, u.of.as_deref().unwrap_or(&rec.id)), &netns)
-                .await
-                .map_err(|e| Error::system(format!("create network namespace {}: {e}", netns.display())))?,
+            Some(u) => {
+                let userns = crate::userns::path(&engine.cfg.exec_root, u.of.as_deref().unwrap_or(&rec.id));
+                // One made ahead with a pooled user namespace, else a new one.
+                if !engine.userns_pool.as_ref().is_some_and(|p| p.take_netns(&userns, &netns)) {
+                    crate::userns::create_netns(&userns, &netns)
+                        .await
+                        .map_err(|e| Error::system(format!("create network namespace {}: {e}", netns.display())))?
+                }
+            }
             None => berth_net::netns::create_netns(&netns).await.map_err(net_err)?,
         }
         record.sandbox_key = netns.to_string_lossy().into_owned();

@@ -66,25 +66,144 @@ pub fn create(at: &Path, ns: &UserNs) -> io::Result<()> {
     made
 }
 
+/// User namespaces made ahead of time with one mapping (the daemon's `--userns-remap`),
+/// each with a network namespace inside it (loopback up). Making the two costs two forks
+/// of the daemon and the map writes, about 2 ms of a container's start; a container takes
+/// a ready pair instead. Each is still the container's own: taken once, never shared; the
+/// pool is topped up after the start. Kept as nsfs binds under `<exec-root>/userns-pool/`,
+/// which a daemon's start clears (what a crash left).
+pub struct Pool {
+    ns: UserNs,
+    dir: PathBuf,
+    ready: std::sync::Mutex<Vec<(PathBuf, PathBuf)>>,
+    /// Network namespaces of taken user namespaces, by the path the user namespace was
+    /// put at, until the container's network takes them ([`Pool::take_netns`]).
+    spare: std::sync::Mutex<std::collections::HashMap<PathBuf, PathBuf>>,
+    next: std::sync::atomic::AtomicU64,
+    filling: std::sync::atomic::AtomicBool,
+}
+
+/// How many pairs the pool keeps ready: enough for a burst of two starts.
+const POOL_SIZE: usize = 2;
+
+impl Pool {
+    /// An empty pool for `ns` under `exec_root`; what an earlier daemon left is removed.
+    pub fn new(exec_root: &Path, ns: UserNs) -> io::Result<std::sync::Arc<Pool>> {
+        let dir = exec_root.join("userns-pool");
+        if let Ok(rd) = std::fs::read_dir(&dir) {
+            for e in rd.flatten() {
+                remove(&e.path())?;
+            }
+        }
+        std::fs::create_dir_all(&dir)?;
+        Ok(std::sync::Arc::new(Pool {
+            ns,
+            dir,
+            ready: Default::default(),
+            spare: Default::default(),
+            next: Default::default(),
+            filling: Default::default(),
+        }))
+    }
+
+    /// Puts a ready user namespace with `ns`'s mappings at `at` (a fresh file); its
+    /// network namespace waits for [`Pool::take_netns`]. False when the mappings are not
+    /// the pool's or none is ready: the caller makes one with [`create`].
+    pub fn take(&self, at: &Path, ns: &UserNs) -> bool {
+        if (&ns.uids, &ns.gids) != (&self.ns.uids, &self.ns.gids) {
+            return false;
+        }
+        let Some((user, net)) = self.ready.lock().unwrap().pop() else { return false };
+        let placed = place(&user, at);
+        let _ = remove(&user);
+        if placed {
+            if let Some(old) = self.spare.lock().unwrap().insert(at.to_path_buf(), net) {
+                let _ = remove(&old);
+            }
+        } else {
+            let _ = remove(&net);
+        }
+        placed
+    }
+
+    /// Puts the network namespace made with the user namespace at `userns` (by
+    /// [`Pool::take`]) at `at`. False when there is none: the caller makes one.
+    pub fn take_netns(&self, userns: &Path, at: &Path) -> bool {
+        let Some(net) = self.spare.lock().unwrap().remove(userns) else { return false };
+        let placed = place(&net, at);
+        let _ = remove(&net);
+        placed
+    }
+
+    /// Drops the network namespace kept for the user namespace at `userns`, if the
+    /// container did not take it (its start failed, or it joins another's network).
+    pub fn discard_netns(&self, userns: &Path) {
+        if let Some(net) = self.spare.lock().unwrap().remove(userns) {
+            let _ = remove(&net);
+        }
+    }
+
+    /// Tops the pool up on a thread of its own (one filler at a time).
+    pub fn refill(self: &std::sync::Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        if self.filling.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let pool = self.clone();
+        let spawned = std::thread::Builder::new().name("userns-pool".into()).spawn(move || {
+            while pool.ready.lock().unwrap().len() < POOL_SIZE {
+                let n = pool.next.fetch_add(1, Ordering::Relaxed);
+                let (user, net) = (pool.dir.join(format!("{n}.user")), pool.dir.join(format!("{n}.net")));
+                if let Err(e) = create(&user, &pool.ns).and_then(|_| make_netns(&user, &net)) {
+                    tracing::warn!("making a user namespace ahead of time: {e}");
+                    let _ = remove(&user);
+                    break;
+                }
+                pool.ready.lock().unwrap().push((user, net));
+            }
+            pool.filling.store(false, Ordering::Release);
+        });
+        if spawned.is_err() {
+            self.filling.store(false, Ordering::Release);
+        }
+    }
+}
+
+/// Binds the namespace file `from` at `at` (made here); false (nothing left) on failure.
+fn place(from: &Path, at: &Path) -> bool {
+    let placed = (|| {
+        if let Some(dir) = at.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::File::create(at)?;
+        bind(&from.to_string_lossy(), at)
+    })();
+    if let Err(e) = &placed {
+        tracing::debug!("a pooled namespace could not be placed at {}: {e}", at.display());
+        let _ = remove(at);
+    }
+    placed.is_ok()
+}
+
 /// Makes a network namespace inside the user namespace at `userns`, kept at `at` (as
 /// berth-net keeps its own), with its loopback up.
 pub async fn create_netns(userns: &Path, at: &Path) -> io::Result<()> {
     let (u, a) = (userns.to_path_buf(), at.to_path_buf());
-    tokio::task::spawn_blocking(move || -> io::Result<()> {
-        if let Some(dir) = a.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        std::fs::File::create(&a)?;
-        let ns: OwnedFd = std::fs::File::open(&u)?.into();
-        in_helper(Some(ns), libc::CLONE_NEWNET, |pid| bind(&format!("/proc/{pid}/ns/net"), &a))
-    })
-    .await
-    .map_err(io::Error::other)??;
-    let up = berth_net::netns::run_in_netns(at, loopback_up).await.map_err(|e| io::Error::other(e.to_string()));
-    if up.is_err() {
-        let _ = berth_net::netns::delete_netns(at);
+    tokio::task::spawn_blocking(move || make_netns(&u, &a)).await.map_err(io::Error::other)?
+}
+
+/// [`create_netns`], blocking.
+fn make_netns(userns: &Path, at: &Path) -> io::Result<()> {
+    if let Some(dir) = at.parent() {
+        std::fs::create_dir_all(dir)?;
     }
-    up
+    std::fs::File::create(at)?;
+    let ns: OwnedFd = std::fs::File::open(userns)?.into();
+    let made = in_helper(Some(ns), libc::CLONE_NEWNET, |pid| bind(&format!("/proc/{pid}/ns/net"), at));
+    if made.is_err() {
+        let _ = remove(at);
+    }
+    made
 }
 
 /// Unmounts and removes a namespace file (idempotent).
@@ -159,9 +278,12 @@ fn in_helper(join: Option<OwnedFd>, flags: libc::c_int, with: impl FnOnce(i32) -
     let (ready_r, ready_w) = pipe()?;
     let (done_r, done_w) = pipe()?;
     let join_fd = join.as_ref().map_or(-1, |f| f.as_raw_fd());
-    let (ready_r_fd, done_w_fd) = (ready_r.as_raw_fd(), done_w.as_raw_fd());
+    let (ready_w_fd, done_r_fd) = (ready_w.as_raw_fd(), done_r.as_raw_fd());
+    // SAFETY: getpid cannot fail.
+    let parent = unsafe { libc::getpid() };
     // SAFETY: fork from a multi-threaded process; the child only calls async-signal-safe
-    // functions (setns, unshare, write, read, _exit) on descriptors opened before.
+    // functions (prctl, dup2, close_range, setns, unshare, socket, ioctl, close, write,
+    // read, _exit) on descriptors opened before (or by itself), and allocates nothing.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Err(io::Error::last_os_error());
@@ -169,15 +291,28 @@ fn in_helper(join: Option<OwnedFd>, flags: libc::c_int, with: impl FnOnce(i32) -
     if pid == 0 {
         // SAFETY: as above: raw system calls on valid descriptors, then _exit.
         unsafe {
-            // Our copies of the parent's ends: holding `done`'s write end would keep the
-            // read below from ever seeing the parent close it.
-            libc::close(ready_r_fd);
-            libc::close(done_w_fd);
-            let ok = (join_fd < 0 || libc::setns(join_fd, libc::CLONE_NEWUSER) == 0) && libc::unshare(flags) == 0;
+            // Killed with the daemon: it must not outlive it holding copies of its
+            // descriptors (the stores' locks among them).
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            // Keep only our three descriptors (as 0, 1, 2; the sources are all above 2):
+            // the daemon's others, other helpers' pipes among them, are not ours to hold.
+            // Another helper holding our `done` pipe's write end would keep the read
+            // below from ever seeing the parent close it.
+            let join_at = if join_fd >= 0 { libc::dup2(join_fd, 0) } else { -1 };
+            libc::dup2(ready_w_fd, 1);
+            libc::dup2(done_r_fd, 2);
+            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+            // A new network namespace gets its loopback up here: the helper is in it.
+            let ok = (join_fd < 0 || (join_at == 0 && libc::setns(0, libc::CLONE_NEWUSER) == 0))
+                && libc::unshare(flags) == 0
+                && (flags & libc::CLONE_NEWNET == 0 || loopback_up().is_ok());
             let b: u8 = if ok { b'k' } else { b'e' };
-            libc::write(ready_w.as_raw_fd(), &b as *const u8 as *const libc::c_void, 1);
+            libc::write(1, &b as *const u8 as *const libc::c_void, 1);
             let mut x = 0u8;
-            libc::read(done_r.as_raw_fd(), &mut x as *mut u8 as *mut libc::c_void, 1);
+            libc::read(2, &mut x as *mut u8 as *mut libc::c_void, 1);
             libc::_exit(if ok { 0 } else { 1 });
         }
     }
@@ -190,6 +325,9 @@ fn in_helper(join: Option<OwnedFd>, flags: libc::c_int, with: impl FnOnce(i32) -
         Ok(_) => Err(io::Error::other("the namespace helper could not make the namespace")),
         Err(e) => Err(e),
     };
+    // Released by a byte, not only by the close: on a kernel without close_range another
+    // helper may hold a copy of this end.
+    let _ = rustix::io::write(&done_w, b"x");
     drop(done_w);
     let mut status = 0;
     // SAFETY: waitpid on our own child, into a local.
@@ -201,7 +339,8 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(io::Error::from)
 }
 
-/// `ip link set lo up`, on the current thread's network namespace.
+/// `ip link set lo up`, on the current thread's network namespace. Only system calls:
+/// a forked helper runs it.
 fn loopback_up() -> io::Result<()> {
     // SAFETY: a plain datagram socket and SIOCGIFFLAGS/SIOCSIFFLAGS on a zeroed ifreq
     // naming "lo"; the struct outlives both calls.

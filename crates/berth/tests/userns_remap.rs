@@ -262,6 +262,67 @@ fn the_mapping_survives_a_daemon_sigkill_and_a_restart() {
     assert!(!d.exec_root.join("userns").read_dir().map(|mut r| r.next().is_some()).unwrap_or(false), "a user namespace file was left");
 }
 
+/// Mount points under `dir` (from this process's mountinfo).
+fn mounts_under(dir: &Path) -> Vec<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let prefix = format!("{}/", dir.display());
+    info.lines().filter_map(|l| l.split_whitespace().nth(4)).filter(|m| m.starts_with(&prefix)).map(String::from).collect()
+}
+
+/// Files in `dir` (none if it is not there).
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.path().display().to_string()).collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn each_container_gets_namespaces_of_its_own_from_the_pool_and_nothing_is_left() {
+    let user = RemapUser::new(7, true);
+    let mut d = daemon(&user);
+    let pool = d.exec_root.join("userns-pool");
+    // The pool is made ahead (a user and a network namespace per entry, both mounted).
+    let settled = || {
+        eventually("the pool's namespaces", || {
+            let (files, mounts) = (files_in(&pool), mounts_under(&pool));
+            (files.len() == 4 && mounts.len() == 4).then_some(())
+        });
+    };
+    settled();
+    for n in ["one", "two"] {
+        run_ok(d.docker().args(["run", "-d", "--name", n, "busybox", "sleep", "300"]));
+    }
+    // Two containers, two user and network namespaces, none the host's, none shared.
+    let ns = |name: &str, kind: &str| {
+        let pid = run_ok(d.docker().args(["inspect", "-f", "{{.State.Pid}}", name]));
+        std::fs::read_link(format!("/proc/{}/ns/{kind}", pid.trim())).unwrap()
+    };
+    for kind in ["user", "net"] {
+        let (a, b) = (ns("one", kind), ns("two", kind));
+        let host = std::fs::read_link(format!("/proc/self/ns/{kind}")).unwrap();
+        assert!(a != b && a != host && b != host, "{kind}: {a:?} {b:?} {host:?}");
+    }
+    // Still mapped as the remap says, loopback up, and the network works.
+    let start = user.start.to_string();
+    assert_eq!(run_ok(d.docker().args(["exec", "one", "cat", "/proc/self/uid_map"])).split_whitespace().collect::<Vec<_>>(), ["0", &start, "65536"]);
+    let lo = run_ok(d.docker().args(["exec", "one", "cat", "/sys/class/net/lo/operstate", "/sys/class/net/eth0/operstate"]));
+    assert!(!lo.contains("down"), "{lo}");
+    // A container that joins one's network leaves the network namespace made for it unused:
+    // it is dropped, not left mounted.
+    run_ok(d.docker().args(["run", "--rm", "--network", "container:one", "busybox", "true"]));
+    run_ok(d.docker().args(["run", "--rm", "--network", "none", "busybox", "true"]));
+    settled();
+    assert_eq!(files_in(&d.exec_root.join("netns")).len(), 2, "{:?}", files_in(&d.exec_root.join("netns")));
+    // A SIGKILLed daemon's pool is cleared and made again by the next one.
+    d.restart();
+    settled();
+    run_ok(d.docker().args(["rm", "-f", "one", "two"]));
+    assert_eq!(files_in(&d.exec_root.join("netns")), Vec::<String>::new());
+    assert_eq!(files_in(&d.exec_root.join("userns")), Vec::<String>::new());
+    d.stop();
+    assert_eq!(mounts_under(&d.exec_root).iter().filter(|m| !m.contains("userns-pool")).count(), 0, "{:?}", mounts_under(&d.exec_root));
+}
+
 #[test]
 fn commit_export_and_build_record_owners_as_the_container_saw_them() {
     let user = RemapUser::new(6, true);
