@@ -7,6 +7,8 @@
 berth=$top/target/release/berth
 [ -x "$berth" ] || { echo "build first: cargo build --release" >&2; exit 1; }
 work=$(mktemp -d "/var/tmp/berth-bench-$name.XXXXXX")
+# Searchable by others: a remapped container's root reaches its files through it.
+chmod 711 "$work"
 B="unix://$work/berth.sock"
 one_berth_cleanup() {
     set +e
