@@ -265,9 +265,38 @@ impl Drop for ChannelWriter {
 }
 
 /// A request body as a blocking reader (use it on the blocking pool only).
-pub fn body_reader(body: Body) -> impl io::Read + Send + 'static {
-    let stream = body.into_data_stream().map_err(io::Error::other);
-    tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream))
+pub fn body_reader(body: Body) -> BodyReader {
+    let stream: BodyStream = Box::pin(body.into_data_stream().map_err(io::Error::other));
+    BodyReader(Some(tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream))))
+}
+
+type BodyStream = std::pin::Pin<Box<dyn futures_util::Stream<Item = io::Result<Bytes>> + Send>>;
+
+/// [`body_reader`]'s reader. Dropped before the body's end (the engine stopped at an
+/// error, or a tar reader at the archive's first end block), it has the rest read and
+/// dropped by a task, up to [`DRAIN_CAP`]: a body left unread makes the server close
+/// the connection once the answer is out, and a client still writing its body then
+/// reports a broken pipe instead of the answer.
+pub struct BodyReader(Option<tokio_util::io::SyncIoBridge<tokio_util::io::StreamReader<BodyStream, Bytes>>>);
+
+impl io::Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match &mut self.0 {
+            Some(r) => r.read(buf),
+            None => Ok(0),
+        }
+    }
+}
+
+impl Drop for BodyReader {
+    fn drop(&mut self) {
+        let (Some(bridge), Ok(rt)) = (self.0.take(), tokio::runtime::Handle::try_current()) else { return };
+        let mut rest = bridge.into_inner();
+        rt.spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let _ = tokio::io::copy(&mut (&mut rest).take(DRAIN_CAP as u64), &mut tokio::io::sink()).await;
+        });
+    }
 }
 
 /// A JSON line (Docker's progress streams).

@@ -174,8 +174,11 @@ impl ImageError {
             || msg.contains("failed to read entire block")
         {
             ImageError::InvalidArchive(format!("{context}: unexpected end of data (truncated?)"))
+        } else if msg.contains("when getting cksum") || msg.contains("checksum mismatch") || msg.contains("numeric field") {
+            // The tar crate quotes the header's raw bytes: say what Go's archive/tar says.
+            ImageError::InvalidArchive(format!("{context}: invalid tar header"))
         } else {
-            ImageError::InvalidArchive(format!("{context}: {msg}"))
+            ImageError::InvalidArchive(format!("{context}: {}", printable(&msg)))
         }
     }
 
@@ -206,6 +209,12 @@ impl<T> IoContext<T> for io::Result<T> {
     }
 }
 
+/// `msg` with control characters and undecodable bytes escaped: an archive's bytes that
+/// reach an error message must not reach a terminal as they are.
+fn printable(msg: &str) -> String {
+    msg.chars().map(|c| if c.is_control() || c == char::REPLACEMENT_CHARACTER { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,6 +225,15 @@ mod tests {
         let back = ImageError::from_io_chain("ctx", e);
         assert!(matches!(back, ImageError::LimitExceeded(_)));
         assert_eq!(back.kind(), ErrorKind::ResourceExhausted);
+    }
+
+    #[test]
+    fn a_garbage_header_is_named_without_its_bytes() {
+        let e = io::Error::other("numeric field did not have utf-8 text: \u{fffd}\u{1b}[2J when getting cksum for \u{7}x");
+        assert_eq!(ImageError::from_io_chain("read archive", e).to_string(), "invalid archive: read archive: invalid tar header");
+        let e = io::Error::other("bad entry \u{1b}[31mred");
+        let msg = ImageError::from_io_chain("read archive", e).to_string();
+        assert!(!msg.chars().any(|c| c.is_control()), "{msg}");
     }
 
     #[test]
@@ -234,3 +252,4 @@ mod tests {
         );
     }
 }
+

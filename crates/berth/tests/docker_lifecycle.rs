@@ -49,6 +49,50 @@ fn cp_in_and_out_diff_commit_export() {
     run_ok(d.docker().args(["rm", "-f", "box"]));
 }
 
+/// A copy the daemon refuses is answered with its message, after the archive has been
+/// read: answering first would close the connection on the client still sending it, who
+/// would report a broken pipe.
+#[test]
+fn cp_refused_after_the_archive_is_sent_gets_the_message() {
+    let d = daemon();
+    run_ok(d.docker().args(["run", "-d", "--read-only", "--name", "ro", "busybox", "sleep", "300"]));
+    let big = d.dir.join("big");
+    std::fs::write(&big, vec![7u8; 8 << 20]).unwrap();
+    for _ in 0..3 {
+        let out = d.docker().arg("cp").arg(&big).arg("ro:/tmp/").output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains("marked read-only") && !err.contains("broken pipe"), "{err}");
+    }
+    // The same connection's client can go on: a copy where it may works.
+    run_ok(d.docker().args(["run", "-d", "--name", "rw", "busybox", "sleep", "300"]));
+    run_ok(d.docker().arg("cp").arg(&big).arg("rw:/tmp/"));
+    assert_eq!(run_ok(d.docker().args(["exec", "rw", "wc", "-c", "/tmp/big"])).split_whitespace().next(), Some("8388608"));
+    run_ok(d.docker().args(["rm", "-f", "ro", "rw"]));
+}
+
+/// An archive that is not one, loaded or imported: the daemon's one-line message (no
+/// raw header bytes), never a connection closed on the client still sending it.
+#[test]
+fn load_and_import_of_garbage_get_the_message() {
+    let d = daemon();
+    let junk = d.dir.join("junk.tar");
+    let mut bytes = vec![0u8; 8 << 20];
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b = (i.wrapping_mul(2654435761) >> 13) as u8 | 1;
+    }
+    std::fs::write(&junk, bytes).unwrap();
+    for _ in 0..3 {
+        for args in [&["load", "-i"][..], &["import"][..]] {
+            let out = d.docker().args(args).arg(&junk).output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success() && err.contains("invalid tar header"), "{args:?}: {err}");
+            assert!(!err.chars().any(|c| c.is_control() && c != '\n'), "{args:?}: {err:?}");
+        }
+    }
+    // Nothing was stored.
+    assert_eq!(run_ok(d.docker().args(["images", "-q"])).lines().count(), 1);
+}
+
 #[test]
 fn save_load_import_images() {
     let d = daemon();
