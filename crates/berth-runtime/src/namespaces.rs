@@ -110,11 +110,13 @@ impl NamespacePlan {
         if !plan.has(CloneFlags::CLONE_NEWNS) {
             return Err(Error::InvalidSpec("a mount namespace is required (linux.namespaces has no \"mount\")".into()));
         }
-        if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !plan.clone_flags.contains(CloneFlags::CLONE_NEWUTS) {
-            return Err(Error::InvalidSpec("hostname is set but the container has no new uts namespace".into()));
+        // A uts namespace of its own, new or joined by path (then the names are set in
+        // the joined one, as runc does): never the host's.
+        if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !plan.has(CloneFlags::CLONE_NEWUTS) {
+            return Err(Error::InvalidSpec("hostname is set but the container has no uts namespace of its own".into()));
         }
-        if spec.domainname().as_ref().is_some_and(|h| !h.is_empty()) && !plan.clone_flags.contains(CloneFlags::CLONE_NEWUTS) {
-            return Err(Error::InvalidSpec("domainname is set but the container has no new uts namespace".into()));
+        if spec.domainname().as_ref().is_some_and(|h| !h.is_empty()) && !plan.has(CloneFlags::CLONE_NEWUTS) {
+            return Err(Error::InvalidSpec("domainname is set but the container has no uts namespace of its own".into()));
         }
         plan.uid_mappings = linux.and_then(|l| l.uid_mappings().clone()).unwrap_or_default();
         plan.gid_mappings = linux.and_then(|l| l.gid_mappings().clone()).unwrap_or_default();

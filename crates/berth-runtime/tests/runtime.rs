@@ -415,24 +415,33 @@ fn terminal_through_console_socket_for_init_and_exec() {
 }
 
 #[test]
-fn joins_another_containers_network_namespace_by_path() {
+fn joins_another_containers_network_and_uts_namespaces_by_path() {
     let _s = serial();
     let a = TestBundle::new(&["sleep", "60"]);
     a.write();
     let sa = a.rt.run(&a.id, &a.bundle, CreateOptions::default()).unwrap();
     let ns_path = format!("/proc/{}/ns/net", sa.pid);
-    let mut b = TestBundle::new(&["sh", "-c", "readlink /proc/self/ns/net"]);
+    let uts_path = format!("/proc/{}/ns/uts", sa.pid);
+    // The uts namespace too: the spec's hostname is then set in the joined one (as runc).
+    let mut b = TestBundle::new(&["sh", "-c", "readlink /proc/self/ns/net; readlink /proc/self/ns/uts; hostname"]);
     for ns in b.config["linux"]["namespaces"].as_array_mut().unwrap() {
         if ns["type"] == "network" {
             ns["path"] = json!(ns_path);
         }
+        if ns["type"] == "uts" {
+            ns["path"] = json!(uts_path);
+        }
     }
+    b.config["hostname"] = json!("joined-uts");
     let (code, out) = b.run();
-    let want = std::fs::read_link(&ns_path).unwrap();
+    let want = [std::fs::read_link(&ns_path).unwrap(), std::fs::read_link(&uts_path).unwrap()];
+    let host_uts = std::fs::read_link("/proc/self/ns/uts").unwrap();
     a.rt.kill(&a.id, libc::SIGKILL, false).unwrap();
     wait(sa.pid);
     assert_eq!(code, 0, "{out}");
-    assert_eq!(out.trim(), want.to_string_lossy());
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines, [&*want[0].to_string_lossy(), &*want[1].to_string_lossy(), "joined-uts"], "{out}");
+    assert_ne!(want[1], host_uts);
 }
 
 #[test]
