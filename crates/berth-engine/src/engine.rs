@@ -132,6 +132,9 @@ impl Engine {
     /// no running container needs are removed.
     pub async fn shutdown(&self) {
         self.net.shutdown().await;
+        if let Some(pool) = &self.userns_pool {
+            pool.clear();
+        }
     }
 }
 

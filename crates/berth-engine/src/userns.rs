@@ -71,7 +71,7 @@ pub fn create(at: &Path, ns: &UserNs) -> io::Result<()> {
 /// of the daemon and the map writes, about 2 ms of a container's start; a container takes
 /// a ready pair instead. Each is still the container's own: taken once, never shared; the
 /// pool is topped up after the start. Kept as nsfs binds under `<exec-root>/userns-pool/`,
-/// which a daemon's start clears (what a crash left).
+/// which a stopping daemon clears, and a starting one (what a crash left).
 pub struct Pool {
     ns: UserNs,
     dir: PathBuf,
@@ -81,6 +81,8 @@ pub struct Pool {
     spare: std::sync::Mutex<std::collections::HashMap<PathBuf, PathBuf>>,
     next: std::sync::atomic::AtomicU64,
     filling: std::sync::atomic::AtomicBool,
+    /// Set by [`Pool::clear`] (the daemon is stopping): nothing more is made.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// How many pairs the pool keeps ready: enough for a burst of two starts.
@@ -103,6 +105,7 @@ impl Pool {
             spare: Default::default(),
             next: Default::default(),
             filling: Default::default(),
+            closed: Default::default(),
         }))
     }
 
@@ -143,10 +146,21 @@ impl Pool {
         }
     }
 
+    /// Removes every namespace the pool holds and makes no more (the daemon is
+    /// stopping: what it made ahead is not left mounted behind it).
+    pub fn clear(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::Release);
+        let ready = std::mem::take(&mut *self.ready.lock().unwrap());
+        let spare = std::mem::take(&mut *self.spare.lock().unwrap());
+        for p in ready.into_iter().flat_map(|(u, n)| [u, n]).chain(spare.into_values()) {
+            let _ = remove(&p);
+        }
+    }
+
     /// Tops the pool up on a thread of its own (one filler at a time).
     pub fn refill(self: &std::sync::Arc<Self>) {
         use std::sync::atomic::Ordering;
-        if self.filling.swap(true, Ordering::AcqRel) {
+        if self.closed.load(Ordering::Acquire) || self.filling.swap(true, Ordering::AcqRel) {
             return;
         }
         let pool = self.clone();
@@ -159,7 +173,14 @@ impl Pool {
                     let _ = remove(&user);
                     break;
                 }
-                pool.ready.lock().unwrap().push((user, net));
+                let mut ready = pool.ready.lock().unwrap();
+                if pool.closed.load(Ordering::Acquire) {
+                    drop(ready);
+                    let _ = remove(&user);
+                    let _ = remove(&net);
+                    break;
+                }
+                ready.push((user, net));
             }
             pool.filling.store(false, Ordering::Release);
         });
