@@ -135,21 +135,20 @@ impl Container {
     fn write(&self, exited: bool, durable: bool, f: impl FnOnce(&mut ContainerRecord)) -> Result<ContainerRecord> {
         // The write happens under the lock: concurrent updates (a start finishing while
         // the exit arrives) land on disk in the order they were made.
-        let rec = {
-            let mut r = self.lock();
-            f(&mut r);
-            let rec = r.clone();
-            let path = self.dir.join(RECORD_FILE);
-            let saved = if durable {
-                write_json_atomic(&path, &rec)
-            } else {
-                serde_json::to_vec_pretty(&rec).map_err(std::io::Error::other).and_then(|d| crate::util::write_replace(&path, &d))
-            };
-            (rec, saved.map_err(|e| Error::system(format!("saving container {}: {}", self.id, berth_image::error::io_text(&e)))))
+        let mut r = self.lock();
+        f(&mut r);
+        let rec = r.clone();
+        let path = self.dir.join(RECORD_FILE);
+        let saved = if durable {
+            write_json_atomic(&path, &rec)
+        } else {
+            serde_json::to_vec_pretty(&rec).map_err(std::io::Error::other).and_then(|d| crate::util::write_replace(&path, &d))
         };
-        // The change happened (in memory) even when the disk refused it: waiters must
-        // hear of an exit, or `rm -f` on a full disk waits for one forever.
-        let (rec, saved) = rec;
+        // Waiters hear of it under the same lock, so in the same order: told after the
+        // lock, a start finishing beside a quick exit could overwrite the exit's news with
+        // its own stale "running", and a wait for the exit (a build's RUN step) would
+        // never end. And even when the disk refused the change (it happened in memory):
+        // `rm -f` on a full disk must not wait for an exit forever.
         self.wait_tx.send_modify(|w| {
             w.status = rec.state.status;
             w.exit_code = rec.state.exit_code;
@@ -158,7 +157,8 @@ impl Container {
                 w.exits += 1;
             }
         });
-        saved?;
+        drop(r);
+        saved.map_err(|e| Error::system(format!("saving container {}: {}", self.id, berth_image::error::io_text(&e))))?;
         Ok(rec)
     }
 
