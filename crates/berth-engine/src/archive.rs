@@ -170,22 +170,10 @@ impl Engine {
     }
 
     /// `PUT /containers/{id}/archive`: extracts `input` (a tar) into directory `path`.
+    /// `PUT /containers/{id}/archive`. What of `input` is left unread (tar stops at the
+    /// archive's first end block; an error stops earlier) is the caller's to drain: the
+    /// API's body reader does so when dropped.
     pub async fn archive_put<R: Read + Send + 'static>(self: &Arc<Self>, key: &str, path: &str, input: R, no_overwrite_dir_non_dir: bool, copy_uid_gid: bool) -> Result<()> {
-        let input = Arc::new(std::sync::Mutex::new(input));
-        let result = self.extract_into(key, path, input.clone(), no_overwrite_dir_non_dir, copy_uid_gid).await;
-        // What the client still sends is read before the answer: the archive's end
-        // blocks (tar stops at the first), or, after an error, the rest of it (up to a
-        // cap). An answer given before the body is read closes the connection, and the
-        // client, still writing, sees a broken pipe instead of it.
-        let _ = tokio::task::spawn_blocking(move || {
-            let mut r = input.lock().unwrap_or_else(|p| p.into_inner());
-            std::io::copy(&mut (&mut *r).take(DRAIN_CAP), &mut std::io::sink())
-        })
-        .await;
-        result
-    }
-
-    async fn extract_into<R: Read + Send + 'static>(self: &Arc<Self>, key: &str, path: &str, input: Arc<std::sync::Mutex<R>>, no_overwrite_dir_non_dir: bool, copy_uid_gid: bool) -> Result<()> {
         let path = path.to_string();
         let c = self.container(key)?;
         if c.with(|r| r.host_config.readonly_rootfs) && c.with(|r| !r.mounts.iter().any(|m| clean_abs(&path).starts_with(&m.destination) && m.rw)) {
@@ -210,18 +198,13 @@ impl Engine {
                     (Some(ns), false) => ns.root(),
                 }
             };
-            let mut input = input.lock().unwrap_or_else(|p| p.into_inner());
-            extract(&root, &base_rel, &mut *input, no_overwrite_dir_non_dir, &owner)
+            extract(&root, &base_rel, input, no_overwrite_dir_non_dir, &owner)
         })
         .await?;
         self.emit_container(&c.snapshot(), "extract-to-dir", &[]);
         Ok(())
     }
 }
-
-/// How much of an archive that could not be extracted is still read (and dropped) so
-/// the client sees the error; past this its connection is closed on it.
-const DRAIN_CAP: u64 = 16 << 20;
 
 fn split_last(rel: &str) -> (String, String) {
     let t = rel.trim_end_matches('/');

@@ -543,12 +543,8 @@ impl Engine {
                 let at = crate::userns::path(&self.cfg.exec_root, owner);
                 // A ready one from the pool when it has one; it is topped up once this
                 // start is done (making one forks the daemon: not in the middle of it).
-                let pooled = || {
-                    let pool = self.userns_pool.as_ref()?;
-                    let taken = !berth_net::netns::is_netns(&at) && pool.take(&at, u);
-                    Some(taken)
-                };
-                if u.of.is_none() && pooled() != Some(true) {
+                let pooled = u.of.is_none() && !berth_net::netns::is_netns(&at) && self.userns_pool.as_ref().is_some_and(|p| p.take(&at, u));
+                if u.of.is_none() && !pooled {
                     let (at2, u2) = (at.clone(), u.clone());
                     tokio::task::spawn_blocking(move || crate::userns::create(&at2, &u2))
                         .await

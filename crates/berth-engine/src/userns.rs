@@ -51,10 +51,7 @@ pub fn create(at: &Path, ns: &UserNs) -> io::Result<()> {
     if berth_net::netns::is_netns(at) {
         return Ok(());
     }
-    if let Some(dir) = at.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::File::create(at)?;
+    mount_point(at)?;
     let made = in_helper(None, libc::CLONE_NEWUSER, |pid| {
         std::fs::write(format!("/proc/{pid}/uid_map"), map_text(&ns.uids))?;
         std::fs::write(format!("/proc/{pid}/gid_map"), map_text(&ns.gids))?;
@@ -192,13 +189,7 @@ impl Pool {
 
 /// Binds the namespace file `from` at `at` (made here); false (nothing left) on failure.
 fn place(from: &Path, at: &Path) -> bool {
-    let placed = (|| {
-        if let Some(dir) = at.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        std::fs::File::create(at)?;
-        bind(&from.to_string_lossy(), at)
-    })();
+    let placed = mount_point(at).and_then(|_| bind(&from.to_string_lossy(), at));
     if let Err(e) = &placed {
         tracing::debug!("a pooled namespace could not be placed at {}: {e}", at.display());
         let _ = remove(at);
@@ -215,10 +206,7 @@ pub async fn create_netns(userns: &Path, at: &Path) -> io::Result<()> {
 
 /// [`create_netns`], blocking.
 fn make_netns(userns: &Path, at: &Path) -> io::Result<()> {
-    if let Some(dir) = at.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::File::create(at)?;
+    mount_point(at)?;
     let ns: OwnedFd = std::fs::File::open(userns)?.into();
     let made = in_helper(Some(ns), libc::CLONE_NEWNET, |pid| bind(&format!("/proc/{pid}/ns/net"), at));
     if made.is_err() {
@@ -286,6 +274,14 @@ pub fn release_binds(staging: &Path) {
         let _ = std::fs::remove_dir(&p).or_else(|_| std::fs::remove_file(&p));
     }
     let _ = std::fs::remove_dir(staging);
+}
+
+/// The empty file a namespace is bound at (its directory made if missing).
+fn mount_point(at: &Path) -> io::Result<()> {
+    if let Some(dir) = at.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::File::create(at).map(drop)
 }
 
 fn bind(src: &str, dst: &Path) -> io::Result<()> {

@@ -163,17 +163,21 @@ fn for_each_dir(d: &Path, f: &mut dyn FnMut(&Path)) {
     }
 }
 
+/// Mount points at or below `dir`, as this process's mount namespace has them.
+pub fn mounts_under(dir: &Path) -> Vec<String> {
+    let prefix = dir.to_string_lossy().into_owned();
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|p| p.replace("\\040", " "))
+        .filter(|p| p == &prefix || p.starts_with(&format!("{prefix}/")))
+        .collect()
+}
+
 /// Lazily unmounts every mount at or below `dir`, deepest first.
 pub fn unmount_under(dir: &Path) {
-    let prefix = dir.to_string_lossy().into_owned();
     for _ in 0..3 {
-        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut points: Vec<String> = info
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .map(|p| p.replace("\\040", " "))
-            .filter(|p| p == &prefix || p.starts_with(&format!("{prefix}/")))
-            .collect();
+        let mut points = mounts_under(dir);
         if points.is_empty() {
             return;
         }

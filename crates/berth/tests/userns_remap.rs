@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use berth_testutil::daemon::{TestDaemon, run_ok};
+use berth_testutil::daemon::{TestDaemon, mounts_under, run_ok};
 
 const LOCK: &str = "/run/berth-test-subid.lock";
 
@@ -260,13 +260,6 @@ fn the_mapping_survives_a_daemon_sigkill_and_a_restart() {
     assert_eq!(run_ok(d.docker().args(["exec", "app", "sh", "-c", "touch /data/after && stat -c %u /data/before /data/after"])), "0\n0\n");
     run_ok(d.docker().args(["rm", "-f", "app"]));
     assert!(!d.exec_root.join("userns").read_dir().map(|mut r| r.next().is_some()).unwrap_or(false), "a user namespace file was left");
-}
-
-/// Mount points under `dir` (from this process's mountinfo).
-fn mounts_under(dir: &Path) -> Vec<String> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let prefix = format!("{}/", dir.display());
-    info.lines().filter_map(|l| l.split_whitespace().nth(4)).filter(|m| m.starts_with(&prefix)).map(String::from).collect()
 }
 
 /// Files in `dir` (none if it is not there).
