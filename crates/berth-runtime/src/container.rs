@@ -527,12 +527,11 @@ impl Runtime {
             self.kill_and_wait(&rec, cg.as_ref())?;
         }
         cg.destroy()?;
-        // Poststop failures are reported by runc as warnings only: the container is gone.
+        // Poststop failures are warnings only (hooks::run prints them): the container
+        // is gone.
         let mut st = self.state_of(&rec);
         st.status = Status::Stopped;
-        if let Err(e) = crate::hooks::run(&rec.spec, crate::hooks::Stage::Poststop, &st) {
-            eprintln!("berth runtime: warning: {e}");
-        }
+        let _ = crate::hooks::run(&rec.spec, crate::hooks::Stage::Poststop, &st);
         std::fs::remove_dir_all(self.dir(id)).ctx(|| format!("remove state of {id}"))
     }
 

@@ -144,18 +144,25 @@ fn run(cfg: &mut ChildConfig) -> Result<Infallible> {
     if let Some(domain) = cfg.personality {
         process::apply_personality(domain)?;
     }
+    // The working directory is checked before any filter is loaded: a profile may
+    // refuse getcwd itself (runtime-tools' linux_seccomp test does).
+    let cwd_early = nix::unistd::chdir(&p.cwd);
+    if cwd_early.is_ok() {
+        cwd_inside_root(&p.cwd)?;
+    }
     // Without no_new_privileges, loading a filter needs CAP_SYS_ADMIN: load it before
     // the capabilities go (runc does the same).
     if !p.no_new_privileges
         && let Some(f) = cfg.seccomp.as_ref() {
             f.load()?;
         }
-    let cwd_early = nix::unistd::chdir(&p.cwd);
     process::apply_identity(p)?;
     if cwd_early.is_err() {
+        // Only the user may enter it (root squashed on NFS, a 0700 home): after the
+        // identity change.
         nix::unistd::chdir(&p.cwd).ctx(|| format!("chdir to cwd {}", p.cwd.display()))?;
+        cwd_inside_root(&p.cwd)?;
     }
-    cwd_inside_root(&p.cwd)?;
     nix::sys::stat::umask(Mode::from_bits_truncate(p.umask.unwrap_or(0o022) as _));
     if p.no_new_privileges {
         process::set_no_new_privs()?;
@@ -211,6 +218,11 @@ fn cwd_inside_root(cwd: &Path) -> Result<()> {
     let n = unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) };
     if n > 0 && buf[0] == b'/' {
         return Ok(());
+    }
+    let errno = std::io::Error::last_os_error();
+    if n < 0 && errno.raw_os_error() != Some(libc::ENOENT) {
+        // Refused (a seccomp profile that denies getcwd), not unreachable.
+        return Err(Error::Init(format!("cannot verify that working directory {} is inside the container: getcwd: {errno}", cwd.display())));
     }
     Err(Error::Init(format!(
         "working directory {} is outside of the container's root -- possible container breakout detected",

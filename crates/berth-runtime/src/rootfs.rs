@@ -585,7 +585,14 @@ fn dev_symlinks(sys: &dyn Syscall, plan: &RootfsPlan) -> Result<()> {
 
 /// Everything before pivot_root: propagation, the rootfs bind, spec mounts, /dev.
 pub fn prepare(sys: &dyn Syscall, plan: &RootfsPlan) -> Result<()> {
-    sys.mount(None, Path::new("/"), None, plan.root_propagation, None)?;
+    // An unbindable "/" could not give the rootfs its bind below: the namespace's
+    // mounts become private first, and the new root unbindable once entered.
+    let initial = if plan.root_propagation.contains(MsFlags::MS_UNBINDABLE) {
+        MsFlags::MS_PRIVATE | (plan.root_propagation & MsFlags::MS_REC)
+    } else {
+        plan.root_propagation
+    };
+    sys.mount(None, Path::new("/"), None, initial, None)?;
     // With a shared root (bidirectional mounts), the mount holding the rootfs is shared
     // too, and so would be its bind below: pivot_root refuses that, and the container's
     // own mounts would leak to the host. It becomes private first (as runc does).
@@ -607,10 +614,16 @@ pub fn prepare(sys: &dyn Syscall, plan: &RootfsPlan) -> Result<()> {
 /// Switches to the new root (pivot_root, or MS_MOVE + chroot when asked not to pivot).
 pub fn enter(sys: &dyn Syscall, plan: &RootfsPlan) -> Result<()> {
     if plan.no_pivot {
-        sys.move_root(&plan.rootfs)
+        sys.move_root(&plan.rootfs)?;
     } else {
-        sys.pivot_root(&plan.rootfs)
+        sys.pivot_root(&plan.rootfs)?;
     }
+    // The new root was bound from a private mount (pivot_root wants that): it gets the
+    // propagation asked for once entered (runc applies it after pivot_root too).
+    if plan.root_propagation != MsFlags::MS_PRIVATE | MsFlags::MS_REC {
+        sys.mount(None, Path::new("/"), None, plan.root_propagation, None)?;
+    }
+    Ok(())
 }
 
 /// Inside the new root: sysctls, read-only paths, masked paths, read-only root.

@@ -225,6 +225,40 @@ fn joining_a_user_namespace_makes_the_new_namespaces_its_own() {
     assert!(out.contains("DEV-OK"), "{out}");
 }
 
+/// Two cases of the OCI runtime-tools validation suite that runc 1.1 fails: a profile
+/// that refuses getcwd (the working-directory check runs before the filter is loaded),
+/// and `rootfsPropagation: unbindable` (the rootfs cannot be bound from an unbindable
+/// "/": the new root is made unbindable once entered).
+#[test]
+fn a_profile_refusing_getcwd_and_an_unbindable_root_still_start() {
+    let _s = serial();
+    let mut b = TestBundle::new(&["sh", "-c", "echo ran"]);
+    // Without no_new_privileges the filter is loaded before the identity change.
+    b.config["process"]["noNewPrivileges"] = json!(false);
+    b.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+        "syscalls": [{"names": ["getcwd"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+    });
+    let (code, out) = b.run();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("ran\n"), "{out}");
+
+    for (mode, field) in [("unbindable", "unbindable"), ("private", ""), ("shared", "shared:")] {
+        let mut b = TestBundle::new(&["awk", "$5 == \"/\"", "/proc/self/mountinfo"]);
+        b.config["linux"]["rootfsPropagation"] = json!(mode);
+        let (code, out) = b.run();
+        assert!(code == 0 && out.lines().count() == 1, "{mode}: {out}");
+        // The optional fields sit between the mount options and the " - " separator.
+        let optional = out.split(" - ").next().unwrap_or("").split_whitespace().skip(6).collect::<Vec<_>>().join(" ");
+        if field.is_empty() {
+            assert!(optional.is_empty(), "{mode}: {out}");
+        } else {
+            assert!(optional.contains(field), "{mode}: {out}");
+        }
+    }
+}
+
 #[test]
 fn no_pivot_moves_the_root_instead() {
     let _s = serial();
@@ -546,7 +580,8 @@ fn hooks_get_the_state_and_a_failing_hook_undoes_create() {
     b.config["hooks"] = json!({
         "createRuntime": [hook("create")],
         "poststart": [hook("poststart")],
-        "poststop": [hook("poststop")]
+        // A failing poststop hook is a warning: the ones after it still run.
+        "poststop": [{"path": "/bin/false"}, hook("poststop")]
     });
     b.write();
     let st = b.rt.create(&b.id, &b.bundle, CreateOptions::default()).unwrap();

@@ -79,6 +79,8 @@ impl Browser {
         }
         let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|s| s.to_string()).collect();
         args.push(format!("--user-data-dir={}", profile.path().join("data").display()));
+        // The browser's own record of its network errors, for a failure's message.
+        args.push(format!("--log-net-log={}", profile.path().join("netlog.json").display()));
         let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {"binary": chromium, "args": args}}}});
         let v = call(port, "POST", "/session", Some(&caps)).unwrap_or_else(|e| panic!("new session: {e}"));
         let session = v["sessionId"].as_str().expect("session id").to_string();
@@ -123,10 +125,46 @@ impl Browser {
                 let js = "return performance.getEntriesByType('resource').map(e => `${e.name} ${e.responseStatus ?? '?'} ${Math.round(e.duration)}ms`).join('\\n')";
                 let loads = self.cmd("POST", "/execute/sync", Some(json!({"script": js, "args": []}))).unwrap_or(Value::Null);
                 let loads = loads.as_str().unwrap_or_default().to_string();
-                panic!("no element {css:?} after {secs}s on {}; the page's text:\n{text}\nits resources:\n{loads}", self.url());
+                let errors = self.net_errors();
+                panic!("no element {css:?} after {secs}s on {}; the page's text:\n{text}\nits resources:\n{loads}\nthe browser's network errors:\n{errors}", self.url());
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// The network errors Chromium logged so far for URLs of the current page's origin,
+    /// one line each: the URL and the error's name (its own background requests to
+    /// sites it cannot resolve offline are left out). The net log is written as it goes, one event
+    /// per line after the constants, so it is read line by line before it is closed.
+    pub fn net_errors(&self) -> String {
+        let text = std::fs::read_to_string(self.profile.path().join("netlog.json")).unwrap_or_default();
+        let mut names = std::collections::HashMap::new();
+        let mut urls = std::collections::HashMap::new();
+        let page = self.url();
+        let origin: String = page.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
+        let mut out = Vec::new();
+        for line in text.lines() {
+            let line = line.trim_end_matches(',');
+            if let Some(c) = line.strip_prefix("{\"constants\":")
+                && let Ok(v) = serde_json::from_str::<Value>(c)
+                && let Some(m) = v["netError"].as_object()
+            {
+                names = m.iter().filter_map(|(k, v)| Some((v.as_i64()?, k.clone()))).collect();
+                continue;
+            }
+            let Ok(ev) = serde_json::from_str::<Value>(line) else { continue };
+            let id = ev["source"]["id"].as_i64().unwrap_or(-1);
+            if let Some(u) = ev["params"]["url"].as_str() {
+                urls.insert(id, u.to_string());
+            }
+            if let Some(code) = ev["params"]["net_error"].as_i64().filter(|c| *c != 0) {
+                let Some(url) = urls.get(&id).filter(|u| u.starts_with(&origin)) else { continue };
+                let name = names.get(&code).cloned().unwrap_or_else(|| code.to_string());
+                out.push(format!("{url}: {name}"));
+            }
+        }
+        out.dedup();
+        out.join("\n")
     }
 
     /// Waits (up to `secs`) until `f` holds; panics with `what` otherwise.
