@@ -105,7 +105,7 @@ pub struct Variant {
     pub host: String,
 }
 
-/// Default free-space margin: 5% of the filesystem, clamped to [1 GiB, 20 GiB].
+/// Default free-space margin when the daemon sets none.
 fn default_margin(path: &Path) -> u64 {
     match rustix::fs::statvfs(path) {
         Ok(st) => {
