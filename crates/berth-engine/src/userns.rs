@@ -398,6 +398,54 @@ mod tests {
         assert!(e.contains("/a is 700"), "{e}");
     }
 
+    fn mounted_under(dir: &Path) -> Vec<String> {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        info.lines().filter_map(|l| l.split(' ').nth(4)).filter(|m| Path::new(m).starts_with(dir)).map(str::to_string).collect()
+    }
+
+    /// The pool on the real kernel (root only, as CI runs): each ready pair goes to one
+    /// taker, a network namespace not taken is dropped at once, and nothing stays mounted.
+    #[test]
+    fn the_pool_hands_out_each_pair_once_and_drops_what_is_not_taken() {
+        if !rustix::process::geteuid().is_root() {
+            return;
+        }
+        use std::os::unix::fs::MetadataExt;
+        let t = tempfile::tempdir().unwrap();
+        let map = vec![IdMap { container_id: 0, host_id: 300000, size: 65536 }];
+        let ns = UserNs { uids: map.clone(), gids: map, of: None, remap: true };
+        let pool = Pool::new(t.path(), ns.clone()).unwrap();
+        pool.refill();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while pool.ready.lock().unwrap().len() < POOL_SIZE || pool.filling.load(std::sync::atomic::Ordering::Acquire) {
+            assert!(std::time::Instant::now() < deadline, "the pool was not filled");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let (a, b) = (t.path().join("a.user"), t.path().join("b.user"));
+        assert!(pool.take(&a, &ns) && pool.take(&b, &ns));
+        assert!(!pool.take(&t.path().join("c.user"), &ns), "only {POOL_SIZE} were ready");
+        let other = UserNs { uids: vec![IdMap { container_id: 0, host_id: 400000, size: 1 }], ..ns.clone() };
+        assert!(!pool.take(&t.path().join("d.user"), &other), "another mapping is not the pool's");
+        assert_ne!(std::fs::metadata(&a).unwrap().ino(), std::fs::metadata(&b).unwrap().ino(), "two user namespaces");
+
+        // a's start takes its network namespace; b's start failed before its network.
+        let a_net = t.path().join("a.net");
+        assert!(pool.take_netns(&a, &a_net));
+        assert!(berth_net::netns::is_netns(&a_net));
+        pool.discard_netns(&b);
+        assert!(!pool.take_netns(&b, &t.path().join("b.net")), "a discarded namespace is gone");
+        assert!(!pool.take_netns(&a, &t.path().join("a2.net")), "each is taken once");
+        let held: Vec<_> = std::fs::read_dir(t.path().join("userns-pool")).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert!(held.is_empty(), "the pool still holds {held:?}");
+
+        pool.clear();
+        pool.refill();
+        for p in [&a, &b, &a_net] {
+            remove(p).unwrap();
+        }
+        assert_eq!(mounted_under(t.path()), Vec::<String>::new());
+    }
+
     #[test]
     fn map_lines() {
         let m = [IdMap { container_id: 0, host_id: 100000, size: 65536 }];
