@@ -1,5 +1,5 @@
 //! Chaos: concurrent clients doing everything at once (run, exec, rm -f, import, tag,
-//! rmi, networks, volumes) while the daemon is SIGKILLed at a random moment, again and
+//! rmi, networks, volumes, builds, pulls from a registry on loopback) while the daemon is SIGKILLed at a random moment, again and
 //! again; after each restart the daemon's state must be consistent with the machine's.
 //! Seeded (CHAOS_SEED, CHAOS_ITERATIONS) and bounded. Plus: a SIGKILLed shim, and a
 //! container whose init dies while an exec runs in it.
@@ -53,13 +53,22 @@ fn docker(d: &TestDaemon, secs: u32) -> Command {
 
 /// One client's random operations until `stop`: names are unique per worker so that
 /// collisions come only from the daemon.
-fn worker(d: &TestDaemon, w: usize, iter: usize, mut rng: Rng, stop: &AtomicBool, tar: &Path) {
+/// What the workers share: a small tar to import, a build context, and an image in a
+/// registry (berth's own, on loopback) to pull.
+struct Inputs {
+    tar: PathBuf,
+    context: PathBuf,
+    pullable: String,
+}
+
+fn worker(d: &TestDaemon, w: usize, iter: usize, mut rng: Rng, stop: &AtomicBool, inputs: &Inputs) {
+    let tar = &inputs.tar;
     let mut k = 0;
     while !stop.load(Ordering::Relaxed) {
         k += 1;
         let name = format!("c{iter}-{w}-{k}");
         let mine = |rng: &mut Rng| format!("c{}-{w}-{}", iter, 1 + rng.below(k as u64));
-        let st = match rng.below(11) {
+        let st = match rng.below(14) {
             0 | 1 => docker(d, 20).args(["run", "-d", "--name", &name, "busybox", "sh", "-c", "echo hello; sleep 300"]).status(),
             2 => docker(d, 20).args(["run", "--rm", "busybox", "true"]).status(),
             3 => docker(d, 20).args(["exec", &mine(&mut rng), "sh", "-c", "echo hi"]).status(),
@@ -78,7 +87,14 @@ fn worker(d: &TestDaemon, w: usize, iter: usize, mut rng: Rng, stop: &AtomicBool
                 let _ = docker(d, 20).args(["volume", "create", &vol]).status();
                 docker(d, 20).args(["run", "-d", "--name", &name, "-v", &format!("{vol}:/data"), "busybox", "sleep", "300"]).status()
             }
-            _ => docker(d, 20).args(["volume", "rm", &format!("v{iter}-{w}-{}", 1 + rng.below(k as u64))]).status(),
+            10 => docker(d, 20).args(["volume", "rm", &format!("v{iter}-{w}-{}", 1 + rng.below(k as u64))]).status(),
+            // A build with a RUN step (a container of the builder's own) and a layer.
+            11 => docker(d, 30).args(["build", "-q", "-t", &format!("built{w}:{k}"), "--build-arg", &format!("N={k}")]).arg(&inputs.context).status(),
+            // A pull, after dropping the image so that its layers come again.
+            _ => {
+                let _ = docker(d, 20).args(["rmi", "-f", &inputs.pullable]).status();
+                docker(d, 30).args(["pull", "-q", &inputs.pullable]).status()
+            }
         };
         let _ = st;
     }
@@ -273,6 +289,16 @@ fn sigkill_under_concurrent_load_keeps_state_consistent() {
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("hello"), "hello\n").unwrap();
     run_ok(Command::new("tar").arg("-C").arg(&src).arg("-cf").arg(&tar).arg("."));
+    let context = d.dir.join("context");
+    std::fs::create_dir_all(&context).unwrap();
+    std::fs::write(context.join("Dockerfile"), "FROM busybox\nARG N\nRUN echo $N > /n && sleep 0.2\n").unwrap();
+    // An image with a few layers of its own in a registry, to be pulled again and again.
+    let registry = berth_testutil::registry::Registry::berth(bin());
+    let pullable = format!("{}/chaos/pulled:latest", registry.addr);
+    std::fs::write(context.join("Dockerfile.pulled"), "FROM busybox\nRUN head -c 3000000 /dev/urandom > /a\nRUN head -c 3000000 /dev/urandom > /b\n").unwrap();
+    run_ok(d.docker().args(["build", "-q", "-t", &pullable, "-f"]).arg(context.join("Dockerfile.pulled")).arg(&context));
+    run_ok(d.docker().args(["push", "-q", &pullable]));
+    let inputs = Inputs { tar: tar.clone(), context, pullable };
     // The keeper runs through everything, its log uninterrupted.
     run_ok(d.docker().args(["run", "-d", "--name", "keeper", "busybox", "sh", "-c", "echo start; i=0; while true; do i=$((i+1)); echo $i; sleep 0.1; done"]));
     let keeper_pid = run_ok(d.docker().args(["inspect", "-f", "{{.State.Pid}}", "keeper"])).trim().to_string();
@@ -284,8 +310,8 @@ fn sigkill_under_concurrent_load_keeps_state_consistent() {
         std::thread::scope(|s| {
             for w in 0..3 {
                 let r = Rng(rng.next() | 1);
-                let (d, stop, tar) = (&d, &stop, &tar);
-                s.spawn(move || worker(d, w, iter, r, stop, tar));
+                let (d, stop, inputs) = (&d, &stop, &inputs);
+                s.spawn(move || worker(d, w, iter, r, stop, inputs));
             }
             std::thread::sleep(kill_after);
             // SIGKILL in the middle of whatever the clients are doing.
