@@ -1,5 +1,5 @@
 //! Chaos: concurrent clients doing everything at once (run, exec, rm -f, import, tag,
-//! rmi, networks, volumes, builds, pulls from a registry on loopback) while the daemon is SIGKILLed at a random moment, again and
+//! rmi, networks, volumes, builds, loads, pulls from a registry on loopback) while the daemon is SIGKILLed at a random moment, again and
 //! again; after each restart the daemon's state must be consistent with the machine's.
 //! Seeded (CHAOS_SEED, CHAOS_ITERATIONS) and bounded. Plus: a SIGKILLed shim, and a
 //! container whose init dies while an exec runs in it.
@@ -59,45 +59,96 @@ struct Inputs {
     tar: PathBuf,
     context: PathBuf,
     pullable: String,
+    /// `docker save` of an image with layers of its own, and its name.
+    saved: (PathBuf, String),
 }
 
-fn worker(d: &TestDaemon, w: usize, iter: usize, mut rng: Rng, stop: &AtomicBool, inputs: &Inputs) {
-    let tar = &inputs.tar;
+/// The workers' operations by kind, for the tally: (tried, succeeded) per kind.
+const KINDS: [&str; 13] = ["run -d", "run --rm", "exec", "rm -f", "import", "tag", "rmi", "network", "volume run", "volume rm", "build", "load", "pull"];
+
+/// The kind of `op` (0..15, as `worker` draws it: two draws run -d, two pull).
+fn kind_of(op: u64) -> usize {
+    (op.max(1) as usize - 1).min(KINDS.len() - 1)
+}
+
+/// What one client made (kept across iterations), so that exec, rm, connect, rmi and
+/// volume rm mostly reach something that exists (and sometimes, after a kill, something
+/// that no longer does).
+#[derive(Default)]
+struct Made {
+    containers: Vec<String>,
+    volumes: Vec<(String, String)>,
+    imported: Vec<String>,
+}
+
+fn worker(d: &TestDaemon, w: usize, iter: usize, mut rng: Rng, stop: &AtomicBool, inputs: &Inputs, made: &mut Made) -> Vec<(usize, bool)> {
+    let Made { containers, volumes, imported } = made;
+    let pick = |rng: &mut Rng, v: &Vec<String>| if v.is_empty() { format!("none{w}") } else { v[rng.below(v.len() as u64) as usize].clone() };
+    let mut done = Vec::new();
     let mut k = 0;
     while !stop.load(Ordering::Relaxed) {
         k += 1;
         let name = format!("c{iter}-{w}-{k}");
-        let mine = |rng: &mut Rng| format!("c{}-{w}-{}", iter, 1 + rng.below(k as u64));
-        let st = match rng.below(14) {
-            0 | 1 => docker(d, 20).args(["run", "-d", "--name", &name, "busybox", "sh", "-c", "echo hello; sleep 300"]).status(),
+        let op = rng.below(15);
+        let st = match op {
+            0 | 1 => {
+                containers.push(name.clone());
+                docker(d, 20).args(["run", "-d", "--name", &name, "busybox", "sh", "-c", "echo hello; sleep 300"]).status()
+            }
             2 => docker(d, 20).args(["run", "--rm", "busybox", "true"]).status(),
-            3 => docker(d, 20).args(["exec", &mine(&mut rng), "sh", "-c", "echo hi"]).status(),
-            4 => docker(d, 20).args(["rm", "-f", &mine(&mut rng)]).status(),
-            5 => docker(d, 20).args(["import", &tar.display().to_string(), &format!("imp{w}:{k}")]).status(),
+            3 => docker(d, 20).args(["exec", &pick(&mut rng, containers), "sh", "-c", "echo hi"]).status(),
+            4 => {
+                let victim = pick(&mut rng, containers);
+                containers.retain(|c| *c != victim);
+                docker(d, 20).args(["rm", "-f", &victim]).status()
+            }
+            5 => {
+                let tag = format!("imp{w}:{k}");
+                imported.push(tag.clone());
+                docker(d, 20).args(["import", &inputs.tar.display().to_string(), &tag]).status()
+            }
             6 => docker(d, 20).args(["tag", "busybox", &format!("tagged{w}:{k}")]).status(),
-            7 => docker(d, 20).args(["rmi", &format!("imp{w}:{}", 1 + rng.below(k as u64))]).status(),
+            7 => {
+                let tag = pick(&mut rng, imported);
+                imported.retain(|t| *t != tag);
+                docker(d, 20).args(["rmi", &tag]).status()
+            }
             8 => {
                 let net = format!("n{iter}-{w}-{k}");
                 let _ = docker(d, 20).args(["network", "create", &net]).status();
-                let _ = docker(d, 20).args(["network", "connect", &net, &mine(&mut rng)]).status();
+                let _ = docker(d, 20).args(["network", "connect", &net, &pick(&mut rng, containers)]).status();
                 if rng.below(2) == 0 { docker(d, 20).args(["network", "rm", &net]).status() } else { Ok(Default::default()) }
             }
             9 => {
                 let vol = format!("v{iter}-{w}-{k}");
+                volumes.push((vol.clone(), name.clone()));
                 let _ = docker(d, 20).args(["volume", "create", &vol]).status();
                 docker(d, 20).args(["run", "-d", "--name", &name, "-v", &format!("{vol}:/data"), "busybox", "sleep", "300"]).status()
             }
-            10 => docker(d, 20).args(["volume", "rm", &format!("v{iter}-{w}-{}", 1 + rng.below(k as u64))]).status(),
+            // A volume and the container using it.
+            10 => match volumes.pop() {
+                Some((vol, user)) => {
+                    let _ = docker(d, 20).args(["rm", "-f", &user]).status();
+                    docker(d, 20).args(["volume", "rm", &vol]).status()
+                }
+                None => docker(d, 20).args(["volume", "rm", &format!("none{w}")]).status(),
+            },
             // A build with a RUN step (a container of the builder's own) and a layer.
             11 => docker(d, 30).args(["build", "-q", "-t", &format!("built{w}:{k}"), "--build-arg", &format!("N={k}")]).arg(&inputs.context).status(),
+            // A load, after dropping the image so that its layers are unpacked again.
+            12 => {
+                let _ = docker(d, 20).args(["rmi", "-f", &inputs.saved.1]).status();
+                docker(d, 30).args(["load", "-q", "-i"]).arg(&inputs.saved.0).status()
+            }
             // A pull, after dropping the image so that its layers come again.
             _ => {
                 let _ = docker(d, 20).args(["rmi", "-f", &inputs.pullable]).status();
                 docker(d, 30).args(["pull", "-q", &inputs.pullable]).status()
             }
         };
-        let _ = st;
+        done.push((kind_of(op), st.is_ok_and(|s| s.success())));
     }
+    done
 }
 
 fn json(d: &TestDaemon, args: &[&str]) -> Value {
@@ -298,27 +349,42 @@ fn sigkill_under_concurrent_load_keeps_state_consistent() {
     std::fs::write(context.join("Dockerfile.pulled"), "FROM busybox\nRUN head -c 3000000 /dev/urandom > /a\nRUN head -c 3000000 /dev/urandom > /b\n").unwrap();
     run_ok(d.docker().args(["build", "-q", "-t", &pullable, "-f"]).arg(context.join("Dockerfile.pulled")).arg(&context));
     run_ok(d.docker().args(["push", "-q", &pullable]));
-    let inputs = Inputs { tar: tar.clone(), context, pullable };
+    let saved_name = "chaos/loaded:latest".to_string();
+    std::fs::write(context.join("Dockerfile.loaded"), "FROM busybox\nRUN head -c 4000000 /dev/urandom > /c\n").unwrap();
+    run_ok(d.docker().args(["build", "-q", "-t", &saved_name, "-f"]).arg(context.join("Dockerfile.loaded")).arg(&context));
+    let saved = d.dir.join("loaded.tar");
+    run_ok(d.docker().args(["save", "-o"]).arg(&saved).arg(&saved_name));
+    let inputs = Inputs { tar: tar.clone(), context, pullable, saved: (saved, saved_name) };
     // The keeper runs through everything, its log uninterrupted.
     run_ok(d.docker().args(["run", "-d", "--name", "keeper", "busybox", "sh", "-c", "echo start; i=0; while true; do i=$((i+1)); echo $i; sleep 0.1; done"]));
     let keeper_pid = run_ok(d.docker().args(["inspect", "-f", "{{.State.Pid}}", "keeper"])).trim().to_string();
 
     let started = Instant::now();
+    let mut tally = [(0usize, 0usize); KINDS.len()];
+    let mut made: Vec<Made> = (0..3).map(|_| Made::default()).collect();
     for iter in 0..iterations {
         let stop = Arc::new(AtomicBool::new(false));
         let kill_after = Duration::from_millis(300 + rng.below(2200));
         std::thread::scope(|s| {
-            for w in 0..3 {
-                let r = Rng(rng.next() | 1);
-                let (d, stop, inputs) = (&d, &stop, &inputs);
-                s.spawn(move || worker(d, w, iter, r, stop, inputs));
-            }
+            let workers: Vec<_> = made
+                .iter_mut()
+                .enumerate()
+                .map(|(w, made)| {
+                    let r = Rng(rng.next() | 1);
+                    let (d, stop, inputs) = (&d, &stop, &inputs);
+                    s.spawn(move || worker(d, w, iter, r, stop, inputs, made))
+                })
+                .collect();
             std::thread::sleep(kill_after);
             // SIGKILL in the middle of whatever the clients are doing.
             // SAFETY: SIGKILL to the daemon this test started.
             unsafe { libc::kill(d.pid().expect("daemon pid") as i32, libc::SIGKILL) };
             std::thread::sleep(Duration::from_millis(rng.below(300)));
             stop.store(true, Ordering::Relaxed);
+            for (kind, ok) in workers.into_iter().flat_map(|w| w.join().unwrap()) {
+                tally[kind].0 += 1;
+                tally[kind].1 += ok as usize;
+            }
         });
         d.restart();
         check_settled(&d, iter);
@@ -326,6 +392,12 @@ fn sigkill_under_concurrent_load_keeps_state_consistent() {
         assert_eq!(now.trim(), format!("running {keeper_pid}"), "iteration {iter}: the keeper did not keep running");
         eprintln!("chaos: iteration {iter} (killed after {kill_after:?}) consistent at {:?}", started.elapsed());
     }
+    let counts: Vec<String> = KINDS.iter().zip(tally).map(|(k, (n, ok))| format!("{k} {ok}/{n}")).collect();
+    eprintln!("chaos: operations that succeeded / were tried: {}", counts.join(", "));
+    // The slow operations did run for real, not only fail (as a bad command line would).
+    // Many of each fail, cut by a kill; all of them failing is not chance.
+    let slow: usize = ["build", "load", "pull"].iter().map(|kind| tally[KINDS.iter().position(|k| k == kind).unwrap()].1).sum();
+    assert!(slow > 0, "no build, load or pull succeeded in {iterations} iterations: {counts:?}");
     // The keeper's log is whole: it starts with its first line and counts up without a gap.
     std::thread::sleep(Duration::from_millis(300));
     let logs = run_ok(d.docker().args(["logs", "keeper"]));
