@@ -1,7 +1,8 @@
 //! Property tests for the parsers that read untrusted text (API query parameters and
-//! bodies, CLI flags, Dockerfiles): image references (berth-image and berth-registry),
-//! `filters` JSON, `-p` port specs (berth-cli and berth-net), `--mount` specs and
-//! Dockerfile `RUN --mount` flags. Each never panics, on arbitrary text and on text made
+//! bodies, CLI flags, Dockerfiles, archives): image references (berth-image and
+//! berth-registry), `filters` JSON, `-p` port specs (berth-cli and berth-net), `--mount`
+//! specs, Dockerfile `RUN --mount` flags, Go templates (the CLI's `--format`, the
+//! daemon's log `tag`) and tar headers (layers and archives as the daemon unpacks them). Each never panics, on arbitrary text and on text made
 //! of pieces that reach deeper; where there is a formatter, parse ∘ format ∘ parse is
 //! parse. (The Dockerfile parser's own properties are in crates/berth-build/tests.)
 //! Pure functions: no root, no daemon. (berth publishes no sctp ports, so valid specs
@@ -188,5 +189,130 @@ proptest! {
     #[test]
     fn dockerignore_never_panics(s in ".{0,200}") {
         let _ = berth_build::ignore::parse_dockerignore(&s);
+    }
+}
+
+const TEMPLATE_PIECES: &[&str] = &[
+    "{{", "}}", "{{-", "-}}", "{{.", ".ID", ".Names", ".Name", ".Config.Labels", ".State.Pid", ".Ports", ".Image", ".FullID",
+    ".ImageName", "json", "join", "index", "printf", "\"%s\"", "\"%d\"", "\"%-10.3q\"", "range", "end", "if", "else", "with",
+    "$", "$x", ":=", "=", "|", "(", ")", " ", "table", "\\t", "\"", "`", "'a'", "len", "upper", "lower", "title", "split",
+    "println", "pad", "truncate", "eq", "ne", "lt", "and", "or", "not", "nil", "true", "0", "-1", "1e309", "0x", "99999999999999999999",
+    "\n", "é", "\0", "/*", "*/", ".", "..",
+];
+
+/// What `--format` templates run against: a container as `docker ps` gives it.
+fn template_data() -> berth_cli::format::Value {
+    berth_cli::format::Value::from_json_str(
+        r#"{"ID":"0123456789ab","Names":"web","Image":"busybox","Ports":"","Labels":{"a":"b"},"Config":{"Labels":{"a":"b"}},
+            "State":{"Pid":42,"Running":true},"List":[1,"two",null,{"x":[]}],"Float":1.5,"Neg":-3}"#,
+    )
+    .unwrap()
+}
+
+/// A tar of `n` entries with generated names, kinds and link targets (`..`, absolute,
+/// long, whiteouts...), then some of its first header's bytes changed and its checksum
+/// made right again (a header that passes the check but lies about its size, type, mode,
+/// ids or names), or any bytes changed (checksums that fail), or none.
+fn tar_bytes() -> impl Strategy<Value = Vec<u8>> {
+    const NAMES: &[&str] = &["a", "d/", "d/f", "../x", "/abs", "d/../../y", ".wh.a", "d/.wh..wh..opq", ".wh..wh.plnk", "\u{e9}", "", "./", "a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q/r/s/t/u/v/w/x/y/z/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"];
+    let entry = (prop::sample::select(NAMES), 0u8..5, prop::sample::select(NAMES), 0usize..600);
+    let flips = prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..12);
+    let how = prop_oneof![Just((0u8, Vec::new())), flips.clone().prop_map(|f| (1u8, f)), flips.prop_map(|f| (2u8, f))];
+    (prop::collection::vec(entry, 0..6), how).prop_map(|(entries, (how, flips))| {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, kind, target, size) in entries {
+            let mut h = tar::Header::new_gnu();
+            let _ = h.set_path(name).or_else(|_| h.set_path("x"));
+            h.set_mode(0o644);
+            let data = vec![b'z'; size];
+            match kind {
+                0 => {
+                    h.set_size(size as u64);
+                    h.set_cksum();
+                    let _ = b.append(&h, &data[..]);
+                }
+                1 => {
+                    h.set_entry_type(tar::EntryType::Directory);
+                    h.set_size(0);
+                    h.set_cksum();
+                    let _ = b.append(&h, &[][..]);
+                }
+                2 | 3 => {
+                    h.set_entry_type(if kind == 2 { tar::EntryType::Symlink } else { tar::EntryType::Link });
+                    h.set_size(0);
+                    let _ = b.append_link(&mut h, name, target);
+                }
+                _ => {
+                    h.set_entry_type(tar::EntryType::Fifo);
+                    h.set_size(0);
+                    h.set_cksum();
+                    let _ = b.append(&h, &[][..]);
+                }
+            }
+        }
+        let mut bytes = b.into_inner().unwrap_or_default();
+        let span = if how == 1 { bytes.len().min(512) } else { bytes.len() };
+        for (at, v) in flips {
+            let i = if span == 0 { continue } else { at.index(span) };
+            // The checksum field itself is left to the recomputation below.
+            if how != 1 || !(148..156).contains(&i) {
+                bytes[i] = v;
+            }
+        }
+        if how == 1 && bytes.len() >= 512 {
+            // The sum of the header's bytes with its checksum field read as spaces.
+            let sum: u32 = bytes[..512].iter().enumerate().map(|(i, b)| if (148..156).contains(&i) { 32 } else { *b as u32 }).sum();
+            bytes[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        }
+        bytes
+    })
+}
+
+/// Unpacks `bytes` into a fresh directory, as a layer and as a plain archive; returns
+/// the names found beside that directory afterwards (there must be none).
+fn unpack_both_ways(bytes: &[u8]) -> Vec<String> {
+    let t = tempfile::tempdir().unwrap();
+    let (layer, archive) = (t.path().join("layer"), t.path().join("archive"));
+    std::fs::create_dir(&layer).unwrap();
+    std::fs::create_dir(&archive).unwrap();
+    let limit = berth_image::UnpackLimit { max_layer_bytes: Some(1 << 20), ..berth_image::UnpackLimit::keep_free(0) };
+    let mut fs = berth_image::layer::fsops::RealLayerFs::new(&layer).unwrap();
+    let _ = berth_image::layer::unpack::unpack_layer(bytes, &mut fs, &limit, &|| Ok(u64::MAX), true);
+    let _ = berth_image::layer::unpack::extract_archive(bytes, &archive, &limit);
+    std::fs::read_dir(t.path()).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n != "layer" && n != "archive").collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1500, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// `--format`: parsing never panics, and neither does running what parsed.
+    #[test]
+    fn templates_never_panic(s in prop_oneof![".{0,80}", pieces(TEMPLATE_PIECES, 24)]) {
+        if let Ok(t) = berth_cli::format::Template::parse(&s) {
+            let data = template_data();
+            let _ = t.execute(&data);
+            let _ = t.execute_header(&data);
+        }
+    }
+
+    /// The daemon's `--log-opt tag=` template (a container create's LogConfig).
+    #[test]
+    fn log_tags_never_panic(s in prop_oneof![".{0,80}", pieces(TEMPLATE_PIECES, 24)]) {
+        let info = berth_shim::logdriver::LogInfo { id: "0123456789abcdef".into(), name: "web".into(), image_id: "sha256:ab".into(), ..Default::default() };
+        let _ = berth_engine::logconfig::render_tag(&s, &info);
+    }
+}
+
+proptest! {
+    // Each case unpacks twice into real directories: fewer cases.
+    #![proptest_config(ProptestConfig { cases: 400, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Tar headers as a pulled layer, a loaded image or a `docker cp` upload bring them:
+    /// unpacking never panics and writes nothing outside its directory, whatever the
+    /// headers say.
+    #[test]
+    fn tar_headers_never_panic_nor_escape(bytes in prop_oneof![prop::collection::vec(any::<u8>(), 0..2048), tar_bytes()]) {
+        let outside = unpack_both_ways(&bytes);
+        prop_assert!(outside.is_empty(), "written outside: {:?}", outside);
     }
 }
