@@ -412,6 +412,8 @@ impl Engine {
     pub async fn commit_container(self: &Arc<Self>, key: &str, repo_tag: Option<String>, author: String, comment: String, changes: Vec<String>, config: Option<berth_types::container::Config>, pause: bool) -> Result<String> {
         let c = self.container(key)?;
         let rec = c.snapshot();
+        let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let _cancel_on_drop = CancelOnDrop(cancel.clone());
         let paused_here = pause && rec.state.status == Status::Running;
         if paused_here {
             let _ = self.runtime_of(&rec)?.pause(&rec.id);
@@ -439,14 +441,38 @@ impl Engine {
             tag: repo_tag,
             container_id: rec.id.clone(),
             unmap: rec.ext.userns.as_ref().map(|u| u.unmap()),
+            cancel: Some(cancel.clone()),
         };
-        let r = self.images.commit(&rec.id, opts).await;
-        if paused_here {
-            let _ = self.runtime_of(&rec)?.resume(&rec.id);
-        }
-        let id = r?;
-        self.emit_container(&rec, "commit", &[]);
-        Ok(id)
+        let cancel = cancel.clone();
+        // The commit and the resume run to their end on a task of their own: a client
+        // that goes away drops this future (and sets `cancel` through the guard), which
+        // must neither leave the container paused nor keep writing an image nobody waits
+        // for. The image store's error path keeps nothing of a cancelled commit.
+        let engine = self.clone();
+        let task = tokio::spawn(async move {
+            let r = engine.images.commit(&rec.id, opts).await;
+            if let Err(e) = &r
+                && cancel.load(std::sync::atomic::Ordering::Relaxed)
+            {
+                tracing::info!("commit of {} stopped, its client went away: {}", rec.id, e.message);
+            }
+            if paused_here && let Ok(rt) = engine.runtime_of(&rec) {
+                let _ = rt.resume(&rec.id);
+            }
+            let id = r?;
+            engine.emit_container(&rec, "commit", &[]);
+            Ok(id)
+        });
+        task.await.map_err(|e| Error::system(format!("commit: {e}")))?
+    }
+}
+
+/// Sets its flag when dropped: with the future that holds it when that is dropped.
+struct CancelOnDrop(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -71,6 +71,29 @@ pub struct CommitOptions {
     /// The container ran in a user namespace: its files' owners are written as it saw
     /// them (`--userns-remap`).
     pub unmap: Option<crate::layer::diff::IdUnmap>,
+    /// Set (by the caller, from another thread) to stop the commit at its next write:
+    /// its client went away. Nothing of it is kept.
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+}
+
+/// A writer that fails once `cancel` is set, so that a long tar of the upper directory
+/// stops where it is and takes the commit's error path (which keeps nothing).
+struct Cancellable<'a, W> {
+    inner: W,
+    cancel: Option<&'a std::sync::atomic::AtomicBool>,
+}
+
+impl<W: Write> Write for Cancellable<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.cancel.is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed)) {
+            return Err(std::io::Error::other("commit cancelled"));
+        }
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Docker's init layer entries: directories, empty files, and `/etc/mtab`.
@@ -399,8 +422,14 @@ impl ImageStore {
 
         self.with_lease(|lease| {
             let mut lw = self.anonymous_layer_writer(lease)?;
-            diff::write_tree_tar_unmapped(&snap.upper, &mut lw, TreeKind::OverlayUpper, opts.unmap.as_ref())
-                .map_err(|e| ImageError::from_io_chain("commit", e))?;
+            let out = Cancellable { inner: &mut lw, cancel: opts.cancel.as_deref() };
+            diff::write_tree_tar_unmapped(&snap.upper, out, TreeKind::OverlayUpper, opts.unmap.as_ref()).map_err(|e| {
+                if opts.cancel.as_ref().is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed)) {
+                    ImageError::System("commit cancelled".into())
+                } else {
+                    ImageError::from_io_chain("commit", e)
+                }
+            })?;
             let layer = lw.finish()?;
             let empty = layer.diff_id == digest::empty_layer_diff_id();
             let now = config::format_time(&chrono::Utc::now());

@@ -276,3 +276,45 @@ fn prepare_refuses_what_exists_and_touches_nothing() {
     assert_eq!(list_files(&s.init), Vec::<String>::new());
     assert_eq!(ts.store().changes("f").unwrap(), vec![]);
 }
+
+/// Every file under `dir` (relative paths), sorted.
+fn files_under(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A commit whose client went away (`cancel` set) stops at its next write and keeps
+/// nothing: no image, no blob, nothing staged; the same commit then works.
+#[test]
+fn a_cancelled_commit_keeps_nothing() {
+    let ts = TestStore::new("bi-cancel");
+    busybox_image(&ts);
+    let cdir = ts.dir.path().join("c1");
+    let snap = ts.store().prepare_snapshot("c1", "busybox:test", &cdir, &SnapshotOptions::default()).unwrap();
+    fs::write(snap.upper.join("big"), vec![7u8; 4 << 20]).unwrap();
+    let images = ts.store().list().unwrap().len();
+    let content = ts.dir.path().join("root");
+    let before: Vec<String> = files_under(&content).into_iter().filter(|f| !f.starts_with("snapshots") && !f.contains("/c1/")).collect();
+    let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let opts = CommitOptions { tag: Some("cancelled:1".into()), cancel: Some(cancel.clone()), ..Default::default() };
+    let e = ts.store().commit("c1", &opts).unwrap_err();
+    assert!(e.to_string().contains("commit cancelled"), "{e}");
+    assert_eq!(ts.store().list().unwrap().len(), images);
+    let after: Vec<String> = files_under(&content).into_iter().filter(|f| !f.starts_with("snapshots") && !f.contains("/c1/")).collect();
+    assert_eq!(before, after, "a cancelled commit left files");
+    cancel.store(false, std::sync::atomic::Ordering::Relaxed);
+    ts.store().commit("c1", &opts).unwrap();
+    assert_eq!(ts.store().list().unwrap().len(), images + 1);
+}

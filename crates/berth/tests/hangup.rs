@@ -132,3 +132,46 @@ fn a_load_cut_off_midway_leaves_nothing() {
     assert!(out.contains("Loaded image: cutoff:1"), "{out}");
     assert_eq!(run_ok(d.docker().args(["run", "--rm", "cutoff:1", "sh", "-c", "wc -c < /big"])).trim(), "8000000");
 }
+
+/// `docker commit` of a big container whose client goes away: the commit stops (no
+/// image, nothing staged or stored), and the container it paused runs again, as it
+/// would after a commit that finished.
+#[test]
+fn a_commit_whose_client_goes_away_is_cancelled_and_the_container_resumed() {
+    let d = TestDaemon::start(bin());
+    d.busybox_image("busybox:latest");
+    // Half a gigabyte in the container's upper directory: seconds of tar and sha256.
+    run_ok(d.docker().args(["run", "-d", "--name", "big", "busybox", "sh", "-c", "head -c 600000000 /dev/urandom > /big && touch /done && sleep 300"]));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while d.docker().args(["exec", "big", "test", "-e", "/done"]).status().map(|s| !s.success()).unwrap_or(true) {
+        assert!(Instant::now() < deadline, "the container did not write its file");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let blobs = |d: &TestDaemon| std::fs::read_dir(d.data_root.join("content/blobs/sha256")).map(|r| r.count()).unwrap_or(0);
+    let before = blobs(&d);
+    let mut s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+    write!(s, "POST /v1.51/commit?container=big&repo=cut&tag=1&pause=true HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}").unwrap();
+    // The commit pauses the container in the freezer (not in its record, as dockerd's
+    // does not show either).
+    let id = run_ok(d.docker().args(["inspect", "-f", "{{.Id}}", "big"])).trim().to_string();
+    let freezer = std::path::PathBuf::from("/sys/fs/cgroup/freezer").join(berth_testutil::daemon::cgroup_parent(d.slot).trim_start_matches('/')).join(&id).join("freezer.state");
+    let state = || std::fs::read_to_string(&freezer).unwrap_or_default().trim().to_string();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(state(), "FROZEN", "the commit was not under way");
+    drop(s);
+    // The container is resumed once the commit has stopped.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while state() != "THAWED" {
+        assert!(Instant::now() < deadline, "the container stayed paused:\n{}", d.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(run_ok(d.docker().args(["images", "-q", "cut:1"])).trim(), "", "the abandoned commit made an image");
+    assert_eq!(blobs(&d), before, "the abandoned commit stored a blob");
+    let ingest = std::fs::read_dir(d.data_root.join("content/ingest")).map(|r| r.count()).unwrap_or(0);
+    assert_eq!(ingest, 0, "the abandoned commit left a partial blob");
+    assert!(d.log().contains("stopped, its client went away: commit cancelled"), "{}", d.log());
+    // And a commit that is waited for works.
+    run_ok(d.docker().args(["exec", "big", "rm", "/big"]));
+    run_ok(d.docker().args(["commit", "big", "cut:2"]));
+}
