@@ -125,6 +125,29 @@ async fn version_and_headers(axum::extract::State(engine): axum::extract::State<
     resp
 }
 
+/// Changes run to their end even when their client goes away mid-way (a `docker run`
+/// interrupted by Ctrl-C): hyper drops a request's future when its connection closes,
+/// and a start dropped between two of its steps left a mounted rootfs, a network
+/// namespace, a veth, a cgroup and a shim behind (`hangup.rs`). As with dockerd, the
+/// change is made and its answer goes nowhere. Reads, and the requests whose client's
+/// hang-up is meant to stop them (pull, push, load, build, commit) or that only wait
+/// (attach, wait, exec start), still end with their connection.
+async fn run_to_completion(req: Request, next: Next) -> Response {
+    use axum::http::Method;
+    let route = req.extensions().get::<axum::extract::MatchedPath>().map(|m| m.as_str()).unwrap_or("");
+    let push = route == "/images/{*name}" && req.method() == Method::POST && req.uri().path().ends_with("/push");
+    let stops_with_its_client = push
+        || matches!(req.method(), &Method::GET | &Method::HEAD)
+        || matches!(route, "/images/create" | "/images/load" | "/build" | "/commit" | "/containers/{id}/attach" | "/containers/{id}/wait" | "/exec/{id}/start");
+    if stops_with_its_client {
+        return next.run(req).await;
+    }
+    match tokio::spawn(next.run(req)).await {
+        Ok(resp) => resp,
+        Err(e) => util::ApiError(berth_engine::Error::system(format!("the request's task failed: {e}"))).into_response(),
+    }
+}
+
 async fn not_found(req: Request) -> Response {
     util::ApiError(berth_engine::Error::not_found(format!("page not found: {} {}", req.method(), req.uri().path()))).into_response()
 }
@@ -206,6 +229,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/configs", swarm.clone())
         .route("/configs/{*rest}", swarm)
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(run_to_completion))
         .layer(axum::middleware::from_fn_with_state(authz::plugins(&engine.cfg.authorization_plugins), authz::check))
         .layer(axum::middleware::from_fn_with_state(engine.clone(), version_and_headers))
         .with_state(engine)

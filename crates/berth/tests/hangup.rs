@@ -175,3 +175,45 @@ fn a_commit_whose_client_goes_away_is_cancelled_and_the_container_resumed() {
     run_ok(d.docker().args(["exec", "big", "rm", "/big"]));
     run_ok(d.docker().args(["commit", "big", "cut:2"]));
 }
+
+/// A `docker start` (or the start of a `docker run`) whose client goes away at any
+/// moment: the start runs to its end, as with dockerd. Before, the dropped request
+/// stopped it between two steps and left the rootfs mounted, a network namespace, a
+/// veth, a cgroup and a shim behind, for a container still `created`.
+#[test]
+fn a_start_whose_client_goes_away_still_finishes_and_leaves_nothing_half_made() {
+    let d = TestDaemon::start(bin());
+    d.busybox_image("busybox:latest");
+    let mut ids = Vec::new();
+    for delay_us in [0u64, 500, 1000, 2000, 3000, 4000, 6000, 8000, 12000] {
+        let id = run_ok(d.docker().args(["create", "busybox", "sleep", "300"])).trim().to_string();
+        let mut s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+        write!(s, "POST /v1.51/containers/{id}/start HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n").unwrap();
+        std::thread::sleep(Duration::from_micros(delay_us));
+        drop(s);
+        ids.push((delay_us, id));
+    }
+    for (delay_us, id) in &ids {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let st = run_ok(d.docker().args(["inspect", "-f", "{{.State.Status}}", id])).trim().to_string();
+            if st == "running" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "client gone after {delay_us} µs: the container is {st}\n{}", d.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(run_ok(d.docker().args(["exec", id, "echo", "up"])), "up\n");
+    }
+    let all: Vec<&str> = ids.iter().map(|(_, id)| id.as_str()).collect();
+    run_ok(d.docker().args(["rm", "-f"]).args(&all));
+    // Nothing of them is left: no mount under the data or exec root, no network
+    // namespace, no container cgroup.
+    let mounts: Vec<String> = berth_testutil::daemon::mounts_under(&d.data_root).into_iter().chain(berth_testutil::daemon::mounts_under(&d.exec_root)).collect();
+    assert!(mounts.is_empty(), "left mounted: {mounts:?}");
+    let netns: Vec<_> = std::fs::read_dir(d.exec_root.join("netns")).map(|r| r.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+    assert!(netns.is_empty(), "network namespaces left: {netns:?}");
+    let cgroups = std::path::PathBuf::from("/sys/fs/cgroup/pids").join(berth_testutil::daemon::cgroup_parent(d.slot).trim_start_matches('/'));
+    let left: Vec<_> = std::fs::read_dir(&cgroups).map(|r| r.flatten().filter(|e| e.path().is_dir()).map(|e| e.file_name()).collect()).unwrap_or_default();
+    assert!(left.is_empty(), "cgroups left: {left:?}");
+}
