@@ -28,6 +28,18 @@ fn ok<T>(t: T) -> R<T> {
     Ok(Response::new(t))
 }
 
+/// Runs a change on a task of its own, so that it finishes even when its call does not
+/// (a deadline passed, the kubelet or crictl gone): a call's future is dropped then, and
+/// a pod or container start dropped between two steps would leave mounts, namespaces
+/// and processes of a sandbox that is not recorded as running. The caller gets its
+/// error; the next call sees the finished change.
+async fn to_the_end<T: Send + 'static>(change: impl std::future::Future<Output = Result<T, Status>> + Send + 'static) -> Result<T, Status> {
+    match tokio::spawn(change).await {
+        Ok(r) => r,
+        Err(e) => Err(Status::internal(format!("the change's task failed: {e}"))),
+    }
+}
+
 pub(crate) async fn serve(cri: Arc<Cri>, socket: &Path) -> Result<(), CriError> {
     if let Some(dir) = socket.parent() {
         std::fs::create_dir_all(dir).map_err(|e| CriError::Io(format!("{}: {e}", dir.display())))?;
@@ -69,17 +81,20 @@ impl RuntimeService for Service {
     }
 
     async fn run_pod_sandbox(&self, r: Request<RunPodSandboxRequest>) -> R<RunPodSandboxResponse> {
-        let id = self.0.run_pod_sandbox(r.into_inner()).await?;
+        let cri = self.0.clone();
+        let id = to_the_end(async move { cri.run_pod_sandbox(r.into_inner()).await }).await?;
         ok(RunPodSandboxResponse { pod_sandbox_id: id })
     }
 
     async fn stop_pod_sandbox(&self, r: Request<StopPodSandboxRequest>) -> R<StopPodSandboxResponse> {
-        self.0.stop_pod_sandbox(&r.into_inner().pod_sandbox_id).await?;
+        let cri = self.0.clone();
+        to_the_end(async move { cri.stop_pod_sandbox(&r.into_inner().pod_sandbox_id).await }).await?;
         ok(StopPodSandboxResponse {})
     }
 
     async fn remove_pod_sandbox(&self, r: Request<RemovePodSandboxRequest>) -> R<RemovePodSandboxResponse> {
-        self.0.remove_pod_sandbox(&r.into_inner().pod_sandbox_id).await?;
+        let cri = self.0.clone();
+        to_the_end(async move { cri.remove_pod_sandbox(&r.into_inner().pod_sandbox_id).await }).await?;
         ok(RemovePodSandboxResponse {})
     }
 
@@ -93,22 +108,25 @@ impl RuntimeService for Service {
     }
 
     async fn create_container(&self, r: Request<CreateContainerRequest>) -> R<CreateContainerResponse> {
-        ok(CreateContainerResponse { container_id: self.0.create_container(r.into_inner()).await? })
+        let cri = self.0.clone();
+        ok(CreateContainerResponse { container_id: to_the_end(async move { cri.create_container(r.into_inner()).await }).await? })
     }
 
     async fn start_container(&self, r: Request<StartContainerRequest>) -> R<StartContainerResponse> {
-        self.0.start_container(&r.into_inner().container_id).await?;
+        let cri = self.0.clone();
+        to_the_end(async move { cri.start_container(&r.into_inner().container_id).await }).await?;
         ok(StartContainerResponse {})
     }
 
     async fn stop_container(&self, r: Request<StopContainerRequest>) -> R<StopContainerResponse> {
-        let r = r.into_inner();
-        self.0.stop_container(&r.container_id, r.timeout).await?;
+        let (r, cri) = (r.into_inner(), self.0.clone());
+        to_the_end(async move { cri.stop_container(&r.container_id, r.timeout).await }).await?;
         ok(StopContainerResponse {})
     }
 
     async fn remove_container(&self, r: Request<RemoveContainerRequest>) -> R<RemoveContainerResponse> {
-        self.0.remove_container(&r.into_inner().container_id).await?;
+        let cri = self.0.clone();
+        to_the_end(async move { cri.remove_container(&r.into_inner().container_id).await }).await?;
         ok(RemoveContainerResponse {})
     }
 
@@ -122,7 +140,8 @@ impl RuntimeService for Service {
     }
 
     async fn update_container_resources(&self, r: Request<UpdateContainerResourcesRequest>) -> R<UpdateContainerResourcesResponse> {
-        self.0.update_container_resources(r.into_inner()).await?;
+        let cri = self.0.clone();
+        to_the_end(async move { cri.update_container_resources(r.into_inner()).await }).await?;
         ok(UpdateContainerResourcesResponse {})
     }
 

@@ -529,3 +529,56 @@ fn walk_find(dir: &Path, name: &str) -> Option<std::path::PathBuf> {
     }
     None
 }
+
+/// Calls whose deadline passes mid-way (as a kubelet's runtime request timeout): the
+/// caller gets its error, the pod and the container are made and started all the same
+/// (the next call sees them whole), and stopping and removing them leaves nothing.
+/// Before, the call's future was dropped at the deadline, between two steps of the start.
+/// (A gRPC client of its own: on a connection already made, a 2 ms deadline is sure to
+/// reach the server and pass during the call.)
+#[test]
+fn changes_whose_deadline_passes_still_finish_whole() {
+    use berth_cri::api::runtime_service_client::RuntimeServiceClient;
+    use berth_cri::api::*;
+    let d = daemon();
+    let socket = d.cri_socket();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let mut client = rt.block_on(async {
+        let channel = tonic::transport::Endpoint::try_from("http://[::]:50051")
+            .unwrap()
+            .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+                let socket = socket.clone();
+                async move { tokio::net::UnixStream::connect(socket).await.map(hyper_util::rt::TokioIo::new) }
+            }))
+            .await
+            .unwrap();
+        let mut c = RuntimeServiceClient::new(channel);
+        c.version(VersionRequest::default()).await.unwrap();
+        c
+    });
+    fn hurried<T>(message: T) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(message);
+        r.set_timeout(Duration::from_millis(2));
+        r
+    }
+    let config = PodSandboxConfig {
+        metadata: Some(PodSandboxMetadata { name: "late".into(), namespace: "default".into(), uid: "uid-late".into(), attempt: 0 }),
+        ..Default::default()
+    };
+    let r = rt.block_on(client.run_pod_sandbox(hurried(RunPodSandboxRequest { config: Some(config), ..Default::default() })));
+    assert!(r.is_err(), "RunPodSandbox finished within 2 ms");
+    let pod_id = eventually("the pod to be ready", || {
+        let id = run_ok(d.crictl().args(["pods", "-q", "--state", "ready", "--name", "late"])).trim().to_string();
+        (!id.is_empty()).then_some(id)
+    });
+    let pod = write(&d, "pod.json", serde_json::json!({"metadata": {"name": "late", "namespace": "default", "uid": "uid-late"}}));
+    let ctr = write(&d, "ctr.json", serde_json::json!({"metadata": {"name": "c"}, "image": {"image": "busybox:latest"}, "command": ["sleep", "300"]}));
+    let cid = run_ok(d.crictl().args(["create", &pod_id, &ctr, &pod])).trim().to_string();
+    let r = rt.block_on(client.start_container(hurried(StartContainerRequest { container_id: cid.clone() })));
+    assert!(r.is_err(), "StartContainer finished within 2 ms");
+    eventually("the container to run", || (run_ok(d.crictl().args(["inspect", "-o", "go-template", "--template", "{{.status.state}}", &cid])).trim() == "CONTAINER_RUNNING").then_some(()));
+    assert_eq!(run_ok(d.crictl().args(["exec", &cid, "echo", "whole"])).trim(), "whole");
+    run_ok(d.crictl().args(["stopp", &pod_id]));
+    run_ok(d.crictl().args(["rmp", &pod_id]));
+    eventually("nothing left", || leftovers(&d).is_empty().then_some(()));
+}
