@@ -398,11 +398,6 @@ mod tests {
         assert!(e.contains("/a is 700"), "{e}");
     }
 
-    fn mounted_under(dir: &Path) -> Vec<String> {
-        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        info.lines().filter_map(|l| l.split(' ').nth(4)).filter(|m| Path::new(m).starts_with(dir)).map(str::to_string).collect()
-    }
-
     /// The pool on the real kernel (root only, as CI runs): each ready pair goes to one
     /// taker, a network namespace not taken is dropped at once, and nothing stays mounted.
     #[test]
@@ -443,7 +438,7 @@ mod tests {
         for p in [&a, &b, &a_net] {
             remove(p).unwrap();
         }
-        assert_eq!(mounted_under(t.path()), Vec::<String>::new());
+        assert_eq!(berth_testutil::daemon::mounts_under(t.path()), Vec::<String>::new());
     }
 
     #[test]
