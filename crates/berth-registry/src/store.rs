@@ -34,7 +34,8 @@ pub struct BlobSource {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("content store I/O error: {0}")]
+    /// In Go's words for what users grep for (`no space left on device`).
+    #[error("content store I/O error: {}", berth_image::error::io_text(.0))]
     Io(#[from] io::Error),
     #[error("blob {0} not found in content store")]
     NotFound(Digest),

@@ -246,3 +246,53 @@ fn commit_that_does_not_fit_fails_cleanly_then_fits() {
     run_ok(d.docker().args(["commit", "writer", "committed:1"]));
     assert_eq!(run_ok(d.docker().args(["run", "--rm", "committed:1", "sh", "-c", "wc -c < /blob"])).trim(), (24u64 << 20).to_string());
 }
+
+#[test]
+fn pull_that_does_not_fit_fails_cleanly_then_fits() {
+    // The image is pushed to a registry on loopback from a daemon with room.
+    let reg = berth_testutil::registry::Registry::berth(bin());
+    let src = TestDaemon::start(bin());
+    let tar = random_tar(&src.dir, "big", 40);
+    let name = format!("{}/big/pulled:1", reg.addr);
+    let out = import(&src, &tar, &name);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    run_ok(src.docker().args(["push", &name]));
+
+    let (d, disk) = daemon_on_small_disk(128, &["--min-free-space", "0"]);
+    let before = store_state(&d);
+    let ballast = ballast(&disk, 30 << 20);
+    let out = d.docker().args(["pull", &name]).output().unwrap();
+    assert_enospc(&out, "pull");
+    assert!(ping(&d.socket), "daemon stopped answering:\n{}", d.log());
+    assert_eq!(store_state(&d), before, "a failed pull left something behind");
+    assert_no_leftovers(&d);
+
+    std::fs::remove_file(&ballast).unwrap();
+    run_ok(d.docker().args(["pull", &name]));
+    let size: u64 = run_ok(d.docker().args(["image", "inspect", "-f", "{{.Size}}", &name])).trim().parse().unwrap();
+    assert!(size >= 40 << 20, "the pulled image is {size} bytes");
+    assert!(!d.log().contains("panicked"), "{}", d.log());
+}
+
+#[test]
+fn build_that_does_not_fit_fails_cleanly_then_fits() {
+    let (d, disk) = daemon_on_small_disk(128, &["--min-free-space", "0"]);
+    d.busybox_image("busybox:latest");
+    let ctx = d.dir.join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    // The RUN step's 24 MiB fit in the container; its layer (24 MiB more) does not.
+    std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nRUN head -c 24m /dev/urandom > /blob\n").unwrap();
+    let before = store_state(&d);
+    let ballast = ballast(&disk, 36 << 20);
+    let out = d.docker().args(["build", "-q", "-t", "built:1"]).arg(&ctx).output().unwrap();
+    assert_enospc(&out, "build");
+    assert!(ping(&d.socket), "daemon stopped answering:\n{}", d.log());
+    assert_eq!(store_state(&d), before, "a failed build left an image, layer or blob behind");
+    assert_no_leftovers(&d);
+    assert_eq!(run_ok(d.docker().args(["ps", "-aq"])).trim(), "", "the build's step container is left");
+
+    std::fs::remove_file(&ballast).unwrap();
+    run_ok(d.docker().args(["build", "-q", "-t", "built:1"]).arg(&ctx));
+    assert_eq!(run_ok(d.docker().args(["run", "--rm", "built:1", "sh", "-c", "wc -c < /blob"])).trim(), (24u64 << 20).to_string());
+    assert!(!d.log().contains("panicked"), "{}", d.log());
+}

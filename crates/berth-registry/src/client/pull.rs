@@ -390,9 +390,7 @@ impl RegistryClient {
                             }));
                         }
                         if tx.send(WriterMsg::Data(chunk)).await.is_err() {
-                            return Err(Attempt::Fatal(RegistryError::Store(StoreError::Other(
-                                "content store writer stopped".to_string(),
-                            ))));
+                            return Err(Attempt::Fatal(RegistryError::Store(StoreError::Other(WRITER_STOPPED.to_string()))));
                         }
                         offset += len;
                         if offset - last_emit >= PROGRESS_STEP || offset == size {
@@ -433,7 +431,13 @@ impl RegistryClient {
             // Let the writer settle (flush what arrived) before reporting, so the
             // partial data is on disk for the next attempt.
             drop(tx);
-            let _ = worker.await;
+            let settled = worker.await;
+            // The writer stopped first: its error (a full disk...) is the cause.
+            if let (RegistryError::Store(StoreError::Other(m)), Ok(Err(cause))) = (&e, settled)
+                && m == WRITER_STOPPED
+            {
+                return Err(cause);
+            }
             return Err(e);
         }
         drop(slot);
@@ -615,7 +619,17 @@ async fn start_writer(store: Arc<dyn ContentStore>, desc: Descriptor, kind: Blob
         let _ = ev_tx.send(WorkerEvent::Offset(writer.offset()));
         while let Some(msg) = rx.blocking_recv() {
             match msg {
-                WriterMsg::Data(b) => writer.write(&b).map_err(StoreError::Io)?,
+                WriterMsg::Data(b) => {
+                    if let Err(e) = writer.write(&b) {
+                        // A full disk: what arrived is dropped, not kept for a resume
+                        // (it holds the very space the user must free). Other errors
+                        // keep it, as a broken connection does.
+                        if matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded) {
+                            let _ = writer.abort();
+                        }
+                        return Err(StoreError::Io(e).into());
+                    }
+                }
                 WriterMsg::Abort => {
                     writer.abort()?;
                     return Ok(());
@@ -639,6 +653,10 @@ async fn start_writer(store: Arc<dyn ContentStore>, desc: Descriptor, kind: Blob
         Err(_) => Err(worker_failure(handle).await),
     }
 }
+
+/// What a download says when its content store writer has gone (its own error is
+/// reported instead when there is one).
+const WRITER_STOPPED: &str = "content store writer stopped";
 
 async fn worker_failure(handle: tokio::task::JoinHandle<Result<(), RegistryError>>) -> RegistryError {
     match handle.await {
