@@ -15,7 +15,12 @@ fn sh_in(d: &TestDaemon, args: &[&str], script: &str) -> String {
     let script = format!("{script}; exit $?");
     all.extend_from_slice(&["busybox", "sh", "-c", &script]);
     let out = d.docker().args(&all).output().unwrap();
-    if out.status.success() { String::from_utf8_lossy(&out.stdout).into_owned() } else { String::new() }
+    if out.status.success() {
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    } else {
+        // What went wrong, for an assertion's message (it never contains what is looked for).
+        format!("failed ({}): {}{}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    }
 }
 
 fn refused(d: &TestDaemon, args: &[&str]) -> String {
@@ -50,7 +55,8 @@ fn macvlan_containers_on_one_parent_reach_each_other_and_missing_drivers_are_ref
     // By name, with a retry: once in a loaded full run the one 3-second try missed (not
     // reproduced alone or under CPU load).
     let by_name = "for i in 1 2 3; do timeout 3 wget -qO- http://mv1/index.html && break; done";
-    assert!(sh_in(&d, &["--network", "mvnet"], by_name).contains("on-macvlan"), "by name");
+    let out = sh_in(&d, &["--network", "mvnet"], &format!("{by_name}; cat /etc/resolv.conf; nslookup mv1 2>&1"));
+    assert!(out.contains("on-macvlan"), "by name: {out}\n{}", d.log());
     // One network per parent, Docker's refusal.
     let err = refused(&d, &["network", "create", "-d", "macvlan", "--subnet", "10.78.0.0/24", "-o", "parent=mvpar", "again"]);
     assert!(err.contains("network mvnet is already using parent interface mvpar"), "{err}");
