@@ -152,7 +152,7 @@ impl Backend for EngineBackend {
             tokio::task::spawn_blocking(move || {
                 std::fs::create_dir_all(&dir)?;
                 let r = (|| {
-                    store.prepare_snapshot_of(&k, parent.as_deref(), &dir, &SnapshotOptions { init_layer: false })?;
+                    store.prepare_snapshot_of(&k, parent.as_deref(), &dir, &SnapshotOptions { init_layer: false, volatile: true })?;
                     let rootfs = dir.join("rootfs");
                     if let Err(e) = store.mount_snapshot(&k, &rootfs) {
                         let _ = store.remove_snapshot(&k);

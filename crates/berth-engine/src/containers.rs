@@ -369,7 +369,7 @@ impl Engine {
             ext,
         };
         ph.mark("validate");
-        let snapshot = if rec.ext.pause { Ok(()) } else { self.images.prepare_snapshot(&id, &image.id).await };
+        let snapshot = if rec.ext.pause { Ok(()) } else { self.images.prepare_snapshot(&id, &image.id, rec.host_config.auto_remove).await };
         if let Err(e) = snapshot {
             self.discard_volumes(&created_vols);
             return Err(e);
@@ -389,7 +389,7 @@ impl Engine {
         let c = match added {
             Ok(c) => c,
             Err(e) => {
-                let _ = self.images.remove_snapshot(&id).await;
+                let _ = self.images.remove_snapshot(&id, false).await;
                 self.discard_volumes(&created_vols);
                 let _ = std::fs::remove_dir_all(&dir);
                 return Err(e);
@@ -1028,7 +1028,11 @@ impl Engine {
         let mut ph = crate::timing::Phases::new("rm", &rec.id);
         full_disk_ok(c.update_state(false, |r| r.state.status = Status::Removing))?;
         ph.mark("mark");
-        if let Err(e) = self.images.remove_snapshot(&rec.id).await {
+        // A `--rm` container's `docker run` waits for this removal: its directories go
+        // to the trash and are deleted just after. An explicit `docker rm` deletes them
+        // before it returns, so the space is free when it does.
+        let discard = rec.host_config.auto_remove;
+        if let Err(e) = self.images.remove_snapshot(&rec.id, discard).await {
             let _ = c.update_state(false, |r| {
                 r.state.status = Status::Dead;
                 r.state.error = e.message.clone();
@@ -1044,7 +1048,8 @@ impl Engine {
         if rec.ext.userns.is_some() {
             crate::userns::release_binds(&crate::userns::staging(&self.cfg.exec_root, &rec.id));
         }
-        self.containers.remove(c)?;
+        let trash = discard.then(|| self.images.trash());
+        self.containers.remove(c, trash.as_deref())?;
         ph.mark("record");
         let _ = std::fs::remove_dir_all(self.state_dir_of(&rec.id));
         if remove_volumes {

@@ -123,9 +123,16 @@ impl ImageService {
         ContainerRecord::dir(&self.data_root, id)
     }
 
-    pub async fn prepare_snapshot(&self, key: &str, image_id: &str) -> Result<()> {
+    /// A container's snapshot; `volatile` for one that is thrown away at exit (`--rm`).
+    pub async fn prepare_snapshot(&self, key: &str, image_id: &str, volatile: bool) -> Result<()> {
         let (k, img, dir) = (key.to_string(), image_id.to_string(), self.container_dir(key));
-        self.blocking(move |s| s.prepare_snapshot(&k, &img, &dir, &SnapshotOptions::default()).map(|_| ())).await
+        let opts = SnapshotOptions { volatile, ..SnapshotOptions::default() };
+        self.blocking(move |s| s.prepare_snapshot(&k, &img, &dir, &opts).map(|_| ())).await
+    }
+
+    /// The data root's trash (see [`berth_image::fsutil::Trash`]).
+    pub fn trash(&self) -> Arc<berth_image::fsutil::Trash> {
+        self.store().trash()
     }
 
     pub async fn mount_snapshot(&self, key: &str, target: &Path) -> Result<()> {
@@ -159,9 +166,11 @@ impl ImageService {
         }
     }
 
-    pub async fn remove_snapshot(&self, key: &str) -> Result<()> {
+    /// Removes a container's snapshot; `discard`: its directories go to the trash
+    /// (deleted in the background) instead of being deleted before this returns.
+    pub async fn remove_snapshot(&self, key: &str, discard: bool) -> Result<()> {
         let k = key.to_string();
-        match self.blocking(move |s| s.remove_snapshot(&k)).await {
+        match self.blocking(move |s| if discard { s.discard_snapshot(&k) } else { s.remove_snapshot(&k) }).await {
             Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
             r => r,
         }
@@ -171,7 +180,7 @@ impl ImageService {
     pub async fn remove_orphan_snapshots(&self, live: &std::collections::HashSet<String>) {
         let keys: Vec<String> = self.store.snapshots().into_iter().map(|s| s.key).filter(|k| !live.contains(k)).collect();
         for k in keys {
-            let _ = self.remove_snapshot(&k).await;
+            let _ = self.remove_snapshot(&k, false).await;
         }
     }
 

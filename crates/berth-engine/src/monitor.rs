@@ -189,6 +189,11 @@ impl Engine {
             let c = c.clone();
             tokio::spawn(async move {
                 let _op = c.op.lock().await;
+                // A `docker restart` (which held the lock) started it again: it stays, as
+                // with dockerd, until that run ends.
+                if c.status().is_alive() {
+                    return;
+                }
                 if let Err(e) = engine.remove_locked(&c, true, true).await {
                     tracing::warn!("auto-removing {}: {e}", c.id);
                 }
@@ -241,6 +246,19 @@ impl Engine {
                         r.state.manually_stopped = false;
                         if r.state.started_at == crate::util::ZERO_TIME {
                             r.state.started_at = crate::util::now_rfc3339();
+                        }
+                    });
+                }
+                _ if rec.host_config.auto_remove && matches!(rec.state.status, Status::Exited | Status::Dead) => {
+                    // A `--rm` container that ended while the daemon was down (or whose
+                    // removal a crash prevented): remove it, as dockerd's restore does.
+                    self.unmount_stale_rootfs(&rec.id).await;
+                    let engine = self.clone();
+                    let c = c.clone();
+                    tokio::spawn(async move {
+                        let _op = c.op.lock().await;
+                        if let Err(e) = engine.remove_locked(&c, true, true).await {
+                            tracing::warn!("auto-removing {}: {e}", c.id);
                         }
                     });
                 }

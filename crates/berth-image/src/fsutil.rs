@@ -193,3 +193,66 @@ mod tests {
         assert!(l.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()));
     }
 }
+
+/// A directory where trees to delete are moved with one `rename` and deleted by a
+/// thread of its own, so that a removal on a latency path (the exit of a `--rm`
+/// container, which its `docker run` waits for) costs a rename instead of an unlink
+/// per file. It must be on the same filesystem as what is discarded (the data root);
+/// anything else is deleted in place. What a crash leaves in it is deleted when it is
+/// opened again.
+#[derive(Debug)]
+pub struct Trash {
+    dir: PathBuf,
+    worker: std::sync::Mutex<Option<std::sync::mpsc::Sender<PathBuf>>>,
+}
+
+impl Trash {
+    /// Opens (creates) the trash at `dir` and schedules the deletion of its leftovers.
+    pub fn open(dir: &Path) -> Result<Trash> {
+        fs::create_dir_all(dir).ctx("create", dir)?;
+        let trash = Trash { dir: dir.to_path_buf(), worker: std::sync::Mutex::new(None) };
+        for entry in fs::read_dir(dir).ctx("read", dir)?.flatten() {
+            trash.delete_later(entry.path());
+        }
+        Ok(trash)
+    }
+
+    /// Takes `path` (a file or a tree) out of sight at once and deletes it soon. Nothing
+    /// there is fine. A tree holding a mount point must be unmounted first, as for
+    /// [`remove_all`].
+    pub fn discard(&self, path: &Path) -> io::Result<()> {
+        let dest = self.dir.join(random_id(20));
+        match fs::rename(path, &dest) {
+            Ok(()) => {
+                self.delete_later(dest);
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            // Another filesystem (EXDEV), or the trash itself is gone: delete in place.
+            Err(_) => remove_all(path),
+        }
+    }
+
+    fn delete_later(&self, path: PathBuf) {
+        let mut worker = self.worker.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = worker.get_or_insert_with(|| {
+            let (tx, rx) = std::sync::mpsc::channel::<PathBuf>();
+            // The thread ends when the trash (its sender) is dropped and the queue is
+            // done; what is still queued then is found by the next `open`.
+            let spawned = std::thread::Builder::new().name("trash".into()).spawn(move || {
+                for p in rx {
+                    if let Err(e) = remove_all(&p) {
+                        tracing::warn!("deleting {}: {e}", p.display());
+                    }
+                }
+            });
+            if let Err(e) = spawned {
+                tracing::warn!("no trash thread ({e}): deleting in place");
+            }
+            tx
+        });
+        if let Err(std::sync::mpsc::SendError(p)) = tx.send(path) {
+            let _ = remove_all(&p);
+        }
+    }
+}

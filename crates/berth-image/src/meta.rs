@@ -67,6 +67,10 @@ pub struct SnapshotRecord {
     pub dir: PathBuf,
     /// Where its rootfs is mounted, if it is.
     pub mounted_at: Option<PathBuf>,
+    /// Mounted with overlay's `volatile`: no sync of the upper filesystem, ever (see
+    /// [`crate::SnapshotOptions::volatile`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub volatile: bool,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]

@@ -25,6 +25,8 @@ pub struct OverlaySpec {
     pub upper: PathBuf,
     pub work: PathBuf,
     pub target: PathBuf,
+    /// Overlay's `volatile`: no syncs of the upper filesystem (Linux 5.10+).
+    pub volatile: bool,
 }
 
 /// How a spec will be mounted.
@@ -72,6 +74,9 @@ pub fn plan(spec: &OverlaySpec) -> io::Result<MountPlan> {
         ("workdir".to_string(), escape(&spec.work)),
     ];
     options.extend(EXTRA_OPTIONS.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    if spec.volatile {
+        options.push(("volatile".to_string(), String::new()));
+    }
     // Rootless: inside a user namespace overlay must keep its whiteout/opaque markers in
     // `user.overlay.*` xattrs (`trusted.*` is out of reach); an empty value is a flag.
     // There `redirect_dir=off` is refused too ("conflicting options"): `nofollow` also
@@ -376,6 +381,7 @@ mod tests {
             upper: "/var/lib/berth/containers/abc/upper".into(),
             work: "/var/lib/berth/containers/abc/work".into(),
             target: "/var/lib/berth/containers/abc/rootfs".into(),
+            volatile: false,
         }
     }
 

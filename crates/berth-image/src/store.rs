@@ -73,6 +73,9 @@ pub struct ImageStore {
     /// Garbage collection takes it exclusively; making new content visible and
     /// leasing it (or checking and leasing existing content) takes it shared.
     pub(crate) gc_lock: Arc<RwLock<()>>,
+    /// Where discarded snapshots (and, through [`ImageStore::trash`], the engine's
+    /// container directories) wait for deletion.
+    pub(crate) trash: Arc<fsutil::Trash>,
     _lock: File,
 }
 
@@ -170,6 +173,7 @@ impl ImageStore {
             docker_version: opts.docker_version,
             mounter: opts.mounter,
             gc_lock: Arc::new(RwLock::new(())),
+            trash: Arc::new(fsutil::Trash::open(&data_root.join("trash"))?),
             _lock: lock,
         };
         {

@@ -271,7 +271,7 @@ fn prepare_refuses_what_exists_and_touches_nothing() {
     // Without the init layer the snapshot's only lower dirs are the image's layers.
     let s = ts
         .store()
-        .prepare_snapshot("f", "fixture/base:1.0", &ts.dir.path().join("f"), &SnapshotOptions { init_layer: false })
+        .prepare_snapshot("f", "fixture/base:1.0", &ts.dir.path().join("f"), &SnapshotOptions { init_layer: false, volatile: false })
         .unwrap();
     assert_eq!(list_files(&s.init), Vec::<String>::new());
     assert_eq!(ts.store().changes("f").unwrap(), vec![]);

@@ -163,7 +163,7 @@ fn write_entry(dir: &Path, path: &Path, key: &[u8], p: &Program) -> Result<()> {
     data.extend_from_slice(key);
     data.extend_from_slice(&p.flags.to_le_bytes());
     data.extend_from_slice(&p.bpf);
-    crate::state::write_atomic(path, &data)
+    crate::state::write_atomic_durable(path, &data)
 }
 
 /// Keeps at most `keep` entries, removing the oldest by modification time.

@@ -287,7 +287,9 @@ impl ContainerStore {
     }
 
     /// Forgets the container and deletes its directory.
-    pub fn remove(&self, c: &Container) -> Result<()> {
+    /// Forgets a container and deletes its directory: at once, or (`trash`) by moving
+    /// it to the trash in one rename, which also takes the record away atomically.
+    pub fn remove(&self, c: &Container, trash: Option<&berth_image::fsutil::Trash>) -> Result<()> {
         {
             let mut inner = self.write();
             let name = c.with(|r| r.bare_name().to_string());
@@ -296,9 +298,14 @@ impl ContainerStore {
             }
             inner.by_id.remove(&c.id);
         }
-        // The record goes first, so a crash mid-way leaves a directory that load() cleans.
-        let _ = std::fs::remove_file(c.dir.join(RECORD_FILE));
-        std::fs::remove_dir_all(&c.dir).or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) })?;
+        match trash {
+            Some(t) => t.discard(&c.dir)?,
+            None => {
+                // The record goes first, so a crash mid-way leaves a directory that load() cleans.
+                let _ = std::fs::remove_file(c.dir.join(RECORD_FILE));
+                std::fs::remove_dir_all(&c.dir).or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) })?;
+            }
+        }
         c.mark_removed();
         Ok(())
     }
@@ -354,7 +361,7 @@ mod tests {
         assert_eq!(c.snapshot().state.exit_code, 3);
         assert!(s.get("web").is_err());
         assert!(!tmp.path().join("containers/half").exists());
-        s.remove(&c).unwrap();
+        s.remove(&c, None).unwrap();
         assert!(s.get("web2").is_err());
         assert!(c.watch().borrow().removed);
     }

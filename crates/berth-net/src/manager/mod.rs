@@ -159,8 +159,9 @@ impl<D: Dataplane> NetworkManager<D> {
         let claim = dp.claim_table(&config.nft_table)?;
         let stores = Stores {
             networks: JsonDir::open(config.data_dir.join("networks"))?,
-            endpoints: JsonDir::open(config.data_dir.join("endpoints"))?,
-            sandboxes: JsonDir::open(config.data_dir.join("sandboxes"))?,
+            // The state of running containers: a reboot ends it (see persist.rs).
+            endpoints: JsonDir::open_runtime(config.data_dir.join("endpoints"))?,
+            sandboxes: JsonDir::open_runtime(config.data_dir.join("sandboxes"))?,
         };
         let networks: BTreeMap<String, NetworkRecord> = stores.networks.load_all()?.into_iter().collect();
         let endpoints: BTreeMap<String, EndpointRecord> = stores.endpoints.load_all()?.into_iter().collect();
