@@ -241,6 +241,45 @@ fn snapshots_survive_a_reopen_and_keep_their_layers() {
 }
 
 #[test]
+fn a_volatile_snapshot_mounts_again_and_is_discarded_through_the_trash() {
+    let ts = TestStore::new("bi-vol");
+    busybox_image(&ts);
+    let cdir = ts.dir.path().join("c");
+    let opts = SnapshotOptions { volatile: true, ..SnapshotOptions::default() };
+    ts.store().prepare_snapshot("c", "busybox:test", &cdir, &opts).unwrap();
+    let rootfs = cdir.join("rootfs");
+    let options = || {
+        let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let t = rootfs.to_str().unwrap().to_string();
+        info.lines().find(|l| l.split(' ').nth(4) == Some(t.as_str())).map(|l| l.rsplit(' ').next().unwrap().to_string())
+    };
+    for round in 0..2 {
+        ts.store().mount_snapshot("c", &rootfs).unwrap();
+        let o = options().expect("mounted");
+        assert!(o.contains("volatile"), "round {round}: {o}");
+        fs::write(rootfs.join("tmp/x"), round.to_string()).unwrap();
+        // The kernel leaves its marker in the work directory: without its removal the
+        // second mount would be refused.
+        ts.store().unmount_snapshot("c").unwrap();
+        assert!(cdir.join("work/work/incompat/volatile").exists());
+    }
+    assert_eq!(fs::read_to_string(cdir.join("upper/tmp/x")).unwrap(), "1");
+    // Discarded: the directories leave at once, the trash thread deletes them.
+    ts.store().discard_snapshot("c").unwrap();
+    for n in ["upper", "work", "init"] {
+        assert!(!cdir.join(n).exists(), "{n}");
+    }
+    let trash = ts.root().join("trash");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while fs::read_dir(&trash).unwrap().next().is_some() {
+        assert!(std::time::Instant::now() < deadline, "trash not emptied");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(ts.store().layers().list().unwrap().len() == 1, "the image keeps its layer");
+    assert!(ts.store().snapshot("c").is_err());
+}
+
+#[test]
 fn prepare_refuses_what_exists_and_touches_nothing() {
     let ts = TestStore::new("bi-snap3");
     ts.load_fixture("base-docker-save.tar");

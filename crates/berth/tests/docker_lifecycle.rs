@@ -180,3 +180,54 @@ fn daemon_killed_with_sigkill_comes_back_with_running_containers() {
     let ps = run_ok(d.docker().args(["ps", "-a", "--format", "{{.Names}} {{.Status}}"]));
     assert!(ps.contains("live Exited (137)"), "{ps}");
 }
+
+/// The superblock options of the mount at `target` (the last field of its mountinfo line).
+fn mount_options(target: &Path) -> Option<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let t = target.to_str().unwrap();
+    info.lines().find(|l| l.split(' ').nth(4) == Some(t)).map(|l| l.rsplit(' ').next().unwrap().to_string())
+}
+
+#[test]
+fn rm_containers_are_volatile_survive_restart_and_go_to_the_trash() {
+    let mut d = daemon();
+    let rootfs = |id: &str| d.data_root.join("containers").join(id.trim()).join("rootfs");
+    let trash = d.data_root.join("trash");
+    // A --rm container's overlay is volatile (no sync of the data root at its unmount);
+    // any other's is not.
+    let gone = run_ok(d.docker().args(["run", "-d", "--rm", "--name", "gone", "busybox", "sleep", "300"]));
+    let keep = run_ok(d.docker().args(["run", "-d", "--name", "keep", "busybox", "sleep", "300"]));
+    let opts = mount_options(&rootfs(&gone)).expect("the --rm container's rootfs is mounted");
+    assert!(opts.contains("volatile"), "{opts}");
+    let opts = mount_options(&rootfs(&keep)).expect("the other rootfs is mounted");
+    assert!(!opts.contains("volatile"), "{opts}");
+    // docker restart keeps it, and its files (the volatile overlay mounts again).
+    run_ok(d.docker().args(["exec", "gone", "sh", "-c", "echo kept > /x"]));
+    run_ok(d.docker().args(["restart", "-t", "0", "gone"]));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(run_ok(d.docker().args(["exec", "gone", "cat", "/x"])), "kept\n");
+    assert!(mount_options(&rootfs(&gone)).unwrap().contains("volatile"));
+    // Once it ends it is removed; its directory leaves at once, the trash empties.
+    run_ok(d.docker().args(["stop", "-t", "0", "gone"]));
+    wait_for("the --rm container's removal", || !d.docker().args(["inspect", "gone"]).output().unwrap().status.success());
+    assert!(!d.data_root.join("containers").join(gone.trim()).exists());
+    wait_for("the trash to empty", || std::fs::read_dir(&trash).unwrap().next().is_none());
+    // A foreground `run --rm` returns with its directory gone.
+    assert_eq!(run_ok(d.docker().args(["run", "--rm", "busybox", "echo", "ok"])), "ok\n");
+    let left: Vec<_> = std::fs::read_dir(d.data_root.join("containers")).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(left, vec![std::ffi::OsString::from(keep.trim())]);
+    // A --rm container that ends while the daemon is down is removed when it is back,
+    // and what a crash left in the trash is deleted.
+    let short = run_ok(d.docker().args(["run", "-d", "--rm", "busybox", "sh", "-c", "sleep 1"]));
+    d.kill9();
+    std::fs::create_dir_all(trash.join("leftover/sub")).unwrap();
+    std::fs::write(trash.join("leftover/sub/f"), b"x").unwrap();
+    std::thread::sleep(Duration::from_millis(1800));
+    d.restart();
+    wait_for("the --rm container that ended meanwhile to be removed", || {
+        !d.docker().args(["inspect", short.trim()]).output().unwrap().status.success()
+    });
+    assert!(!d.data_root.join("containers").join(short.trim()).exists());
+    wait_for("the trash to empty after the restart", || std::fs::read_dir(&trash).unwrap().next().is_none());
+    assert_eq!(run_ok(d.docker().args(["inspect", "-f", "{{.State.Status}}", "keep"])).trim(), "running");
+}
