@@ -252,6 +252,7 @@ impl Networking {
         }
         let netns = self.netns_path(&rec.id);
         let _ = berth_net::netns::delete_netns(&netns);
+        let t0 = std::time::Instant::now();
         match rec.ext.userns.as_ref() {
             // A pod in a user namespace: its network namespace belongs to it (a container
             // that joins another's user namespace but not its network: to that one).
@@ -270,7 +271,9 @@ impl Networking {
         if self.rootless {
             return self.attach_rootless(rec, netns, record, files_req).await;
         }
+        let t_netns = t0.elapsed();
         let result = self.connect_all(rec, &netns, &mut record, &legacy.ports).await;
+        let t_connect = t0.elapsed() - t_netns;
         if let Err(e) = result {
             let _ = self.mgr.unpublish(&rec.id).await;
             let _ = self.mgr.release(&rec.id).await;
@@ -285,6 +288,7 @@ impl Networking {
                 return Err(net_err(e));
             }
         };
+        tracing::debug!("attach {}: netns {t_netns:?} connect {t_connect:?} files {:?}", rec.short_id(), t0.elapsed() - t_netns - t_connect);
         Ok(Attachment { record, netns: Some(netns), files, slirp: None, publish: mode != "none" })
     }
 

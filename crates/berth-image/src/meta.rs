@@ -197,8 +197,17 @@ impl Meta {
                 continue;
             }
             let b = fs::read(&p).ctx("read", &p)?;
-            let rec: SnapshotRecord = serde_json::from_slice(&b)
-                .map_err(|e| ImageError::System(format!("corrupt {}: {e}", p.display())))?;
+            let rec: SnapshotRecord = match serde_json::from_slice(&b) {
+                Ok(r) => r,
+                // Written unflushed (a volatile snapshot's record, a mount hint), a record
+                // can be left empty by a power loss: it is dropped (its directories are the
+                // container's) rather than keeping the daemon from starting.
+                Err(e) => {
+                    tracing::warn!("dropping unreadable snapshot record {}: {e}", p.display());
+                    let _ = fs::remove_file(&p);
+                    continue;
+                }
+            };
             meta.snapshots.insert(rec.key.clone(), rec);
         }
         Ok(meta)
@@ -237,7 +246,8 @@ impl Meta {
     }
 
     /// [`Meta::save_snapshot`] for where a snapshot is mounted, a hint the next
-    /// start checks against the mount table: replaced atomically, not flushed.
+    /// start checks against the mount table, and for a volatile snapshot's record:
+    /// replaced atomically, not flushed.
     pub fn save_snapshot_mount(&self, rec: &SnapshotRecord) -> Result<()> {
         let bytes = serde_json::to_vec(rec).map_err(|e| ImageError::System(format!("encode snapshot record: {e}")))?;
         fsutil::replace_unsynced(&self.dir.join("snapshots").join(key_file(&rec.key)), &bytes)

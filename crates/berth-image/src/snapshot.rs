@@ -211,9 +211,11 @@ impl ImageStore {
             mounted_at: None,
             volatile: opts.volatile,
         };
+        // A volatile snapshot's record is not flushed either: it is not to outlive a
+        // machine crash (Meta::load drops a record a power loss left unreadable).
         let res = res
-            .and_then(|_| if self.layers.durable() { fsutil::syncfs(dir) } else { Ok(()) })
-            .and_then(|_| meta.save_snapshot(&rec));
+            .and_then(|_| if self.layers.durable() && !opts.volatile { fsutil::syncfs(dir) } else { Ok(()) })
+            .and_then(|_| if opts.volatile { meta.save_snapshot_mount(&rec) } else { meta.save_snapshot(&rec) });
         if let Err(e) = res {
             for p in &created {
                 let _ = fsutil::remove_all(p);

@@ -233,7 +233,15 @@ impl ContainerStore {
         }
         let dir = self.dir_of(&record.id);
         std::fs::create_dir_all(&dir)?;
-        write_json_atomic(&dir.join(RECORD_FILE), &record)?;
+        if record.host_config.auto_remove {
+            // A `--rm` container does not outlive a machine crash anyway (the restarted
+            // daemon removes it), so its creation is not flushed; load() drops a record
+            // a power loss left unreadable. The rename still makes it whole or absent.
+            let data = serde_json::to_vec_pretty(&record).map_err(std::io::Error::other)?;
+            crate::util::write_replace(&dir.join(RECORD_FILE), &data)?;
+        } else {
+            write_json_atomic(&dir.join(RECORD_FILE), &record)?;
+        }
         let c = Arc::new(Container::new(record, dir));
         inner.names.insert(name, c.id.clone());
         inner.by_id.insert(c.id.clone(), c.clone());
