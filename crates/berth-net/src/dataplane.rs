@@ -726,11 +726,6 @@ impl Dataplane for LinuxDataplane {
         use std::os::fd::AsRawFd;
         // The peer is created directly inside the container's namespace under its final
         // name, so no temporary name can clash with a host interface.
-        // The host end is created up, with its alias and bridge: every netlink change
-        // takes the kernel's rtnl lock, which a container's namespace being torn down
-        // (the one before, in back-to-back runs) holds for milliseconds at a time, so
-        // each request saved is a wait saved. (The peer cannot be: the kernel opens it
-        // before the two are linked, and refuses with ENOTCONN.)
         let peer = LinkMessageBuilder::<LinkUnspec>::new()
             .name(spec.ifname.clone())
             .address(spec.mac.to_vec())
@@ -742,7 +737,6 @@ impl Dataplane for LinuxDataplane {
             .mtu(spec.mtu)
             .controller(bridge)
             .alias(spec.alias.clone())
-            .up()
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
             .build();
         h.link().add(msg).execute().await.map_err(|e| match nl_errno(&e) {
@@ -755,6 +749,13 @@ impl Dataplane for LinuxDataplane {
         drop(ns);
         let finish = async {
             let idx = Self::index_of(h, &spec.host_name).await?;
+            // The alias (how a restart finds its endpoints' veths) is set again here: the
+            // kernel ignores IFLA_IFALIAS in a link's creation.
+            h.link()
+                .set(LinkUnspec::new_with_index(idx).alias(spec.alias.clone()).up().build())
+                .execute()
+                .await
+                .map_err(nl_err(format!("set {} up", spec.host_name)))?;
             // Hairpin: with br_netfilter a DNATed packet whose new destination is on
             // the same bridge is bridged, not routed, and may have to leave by the
             // port it came in on (a container reaching its own published port).
