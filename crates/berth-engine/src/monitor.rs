@@ -249,9 +249,10 @@ impl Engine {
                         }
                     });
                 }
-                _ if rec.host_config.auto_remove && matches!(rec.state.status, Status::Exited | Status::Dead) => {
-                    // A `--rm` container that ended while the daemon was down (or whose
-                    // removal a crash prevented): remove it, as dockerd's restore does.
+                _ if rec.host_config.auto_remove && matches!(rec.state.status, Status::Created | Status::Exited | Status::Dead) => {
+                    // A `--rm` container that is not running (it ended while the daemon
+                    // was down, a crash prevented its removal, or it was only created):
+                    // removed, as dockerd's restore does.
                     self.unmount_stale_rootfs(&rec.id).await;
                     let engine = self.clone();
                     let c = c.clone();

@@ -219,6 +219,8 @@ fn rm_containers_are_volatile_survive_restart_and_go_to_the_trash() {
     // A --rm container that ends while the daemon is down is removed when it is back,
     // and what a crash left in the trash is deleted.
     let short = run_ok(d.docker().args(["run", "-d", "--rm", "busybox", "sh", "-c", "sleep 1"]));
+    // (Only created, it goes too, as with dockerd.)
+    run_ok(d.docker().args(["create", "--rm", "--name", "made", "busybox", "true"]));
     d.kill9();
     std::fs::create_dir_all(trash.join("leftover/sub")).unwrap();
     std::fs::write(trash.join("leftover/sub/f"), b"x").unwrap();
@@ -228,6 +230,7 @@ fn rm_containers_are_volatile_survive_restart_and_go_to_the_trash() {
         !d.docker().args(["inspect", short.trim()]).output().unwrap().status.success()
     });
     assert!(!d.data_root.join("containers").join(short.trim()).exists());
+    wait_for("the created --rm container to be removed", || !d.docker().args(["inspect", "made"]).output().unwrap().status.success());
     wait_for("the trash to empty after the restart", || std::fs::read_dir(&trash).unwrap().next().is_none());
     assert_eq!(run_ok(d.docker().args(["inspect", "-f", "{{.State.Status}}", "keep"])).trim(), "running");
 }
