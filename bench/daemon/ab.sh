@@ -1,0 +1,81 @@
+#!/bin/bash
+# Two berth builds, A and B, on the same machine in one run: `docker run --rm busybox
+# true` (default network and --network none) in alternating rounds, each round on a
+# freshly started daemon of that build over the same data root, so a change is measured
+# against the build before it under the same load (this machine's figures drift by a
+# third between hours: compare within a run, not across runs).
+# With IO_LOAD=1 a writer keeps rewriting a 256 MB file beside the data root while the
+# runs go (dirty pages on the same filesystem, as a build or a database would leave):
+# what every sync of that filesystem then has to flush.
+# Usage (root): [IO_LOAD=1] bench/daemon/ab.sh A-binary B-binary [runs per round] [rounds]
+#   results → bench/results/ab.md (ab-io-load.md with IO_LOAD=1)
+set -euo pipefail
+a=$1 b=$2 runs=${3:-20} rounds=${4:-3}
+top=$(cd "$(dirname "$0")/../.." && pwd)
+docker=${DOCKER:-/usr/local/bin/docker}
+work=$(mktemp -d /var/tmp/berth-bench-ab.XXXXXX)
+B="unix://$work/berth.sock"
+bpid=
+stop() { [ -n "$bpid" ] && kill "$bpid" 2>/dev/null && wait "$bpid" 2>/dev/null || true; bpid=; }
+writer=
+cleanup() {
+    set +e
+    [ -n "$writer" ] && kill "$writer" 2>/dev/null
+    $docker -H "$B" rm -f $($docker -H "$B" ps -aq 2>/dev/null) >/dev/null 2>&1
+    stop
+    ip link del abberth0 2>/dev/null; nft delete table inet abberth 2>/dev/null
+    grep " $work" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
+    for d in /sys/fs/cgroup/*/abberth; do [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+start() {
+    "$1" daemon --data-root "$work/data" --exec-root "$work/run" -H "$B" --bridge abberth0 --bip 172.23.0.1/16 \
+        --default-address-pool base=10.223.0.0/16,size=24 --nft-table abberth --cgroup-parent /abberth >>"$work/berth.log" 2>&1 &
+    bpid=$!
+    for i in $(seq 100); do $docker -H "$B" version >/dev/null 2>&1 && return; sleep 0.1; done
+    echo "daemon $1 did not start" >&2; exit 1
+}
+start "$a"
+sh "$top/scripts/mkrootfs-busybox.sh" "$work/rootfs"
+tar -C "$work/rootfs" -cf - . | $docker -H "$B" import -c 'CMD ["sh"]' - busybox:latest >/dev/null
+stop
+if [ "${IO_LOAD:-0}" = 1 ]; then
+    (while true; do dd if=/dev/zero of="$work/ballast" bs=1M count=256 status=none; done) &
+    writer=$!
+fi
+out=$top/bench/results/ab.md
+[ "${IO_LOAD:-0}" = 1 ] && out=$top/bench/results/ab-io-load.md
+for r in $(seq "$rounds"); do
+    for which in A B; do
+        bin=$a; [ $which = B ] && bin=$b
+        start "$bin"
+        for args in "" "--network none"; do
+            for i in 1 2 3; do $docker -H "$B" run --rm $args busybox true; done
+            for i in $(seq "$runs"); do
+                s=$(date +%s%N); $docker -H "$B" run --rm $args busybox true; e=$(date +%s%N)
+                echo "$which|${args:-default}|$(( (e - s) / 1000 ))" >>"$work/times"
+            done
+        done
+        stop
+    done
+done
+python3 - "$work/times" "$a" "$b" "$runs" "$rounds" "${IO_LOAD:-0}" >"$out" <<'PY'
+import statistics, sys, datetime, os
+f, a, b, runs, rounds, io = sys.argv[1:7]
+t = {}
+for line in open(f):
+    w, v, us = line.strip().split("|")
+    t.setdefault((w, v), []).append(int(us) / 1000)
+print("# Two berth builds side by side: `docker run --rm busybox true`\n")
+print(f"{datetime.datetime.utcnow():%Y-%m-%dT%H:%MZ}, {os.uname().release}, {os.cpu_count()} cores; A = `{a}`, B = `{b}`; {rounds} alternating rounds of {runs} runs each, a fresh daemon per round.\n")
+if io == "1":
+    print("Under I/O load: a writer rewrites a 256 MB file on the data root's filesystem throughout.\n")
+print(f"Command: `{'IO_LOAD=1 ' if io == '1' else ''}bench/daemon/ab.sh {a} {b} {runs} {rounds}`\n")
+print("| network | A median ms | B median ms | B / A |")
+print("|---|---:|---:|---:|")
+for v in ["default", "--network none"]:
+    ma, mb = statistics.median(t[("A", v)]), statistics.median(t[("B", v)])
+    print(f"| {v} | {ma:.1f} | {mb:.1f} | {mb / ma:.2f} |")
+PY
+cat "$out"
