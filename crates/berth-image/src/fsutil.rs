@@ -194,12 +194,13 @@ mod tests {
     }
 }
 
-/// A directory where trees to delete are moved with one `rename` and deleted by a
-/// thread of its own, so that a removal on a latency path (the exit of a `--rm`
-/// container, which its `docker run` waits for) costs a rename instead of an unlink
-/// per file. It must be on the same filesystem as what is discarded (the data root);
-/// anything else is deleted in place. What a crash leaves in it is deleted when it is
-/// opened again.
+/// A directory where trees to delete are moved with one `rename`, so that they vanish
+/// at once and whole (a crash never leaves half a tree where it was): deleted then by
+/// the caller ([`Trash::remove_now`], the layer store's removals) or by a thread of the
+/// trash's own ([`Trash::discard`]: a removal on a latency path, such as the exit of a
+/// `--rm` container, which its `docker run` waits for, costs a rename instead of an
+/// unlink per file). It must be on the same filesystem as what it takes (the data
+/// root). What a crash leaves in it is deleted when it is opened again.
 #[derive(Debug)]
 pub struct Trash {
     dir: PathBuf,
@@ -207,14 +208,25 @@ pub struct Trash {
 }
 
 impl Trash {
-    /// Opens (creates) the trash at `dir` and schedules the deletion of its leftovers.
+    /// Opens (creates) the trash at `dir` and deletes what a crash left in it.
     pub fn open(dir: &Path) -> Result<Trash> {
         fs::create_dir_all(dir).ctx("create", dir)?;
-        let trash = Trash { dir: dir.to_path_buf(), worker: std::sync::Mutex::new(None) };
-        for entry in fs::read_dir(dir).ctx("read", dir)?.flatten() {
-            trash.delete_later(entry.path());
+        for entry in fs::read_dir(dir).ctx("read", dir)? {
+            let p = entry.ctx("read", dir)?.path();
+            remove_all(&p).ctx("remove", &p)?;
         }
-        Ok(trash)
+        Ok(Trash { dir: dir.to_path_buf(), worker: std::sync::Mutex::new(None) })
+    }
+
+    /// Takes `path` out of sight at once (a rename), then deletes it before returning.
+    /// Nothing there is fine; a rename that fails is the error.
+    pub fn remove_now(&self, path: &Path) -> io::Result<()> {
+        let dest = self.dir.join(random_id(20));
+        match fs::rename(path, &dest) {
+            Ok(()) => remove_all(&dest),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Takes `path` (a file or a tree) out of sight at once and deletes it soon. Nothing

@@ -100,6 +100,8 @@ pub struct LayerStore {
     /// syncfs before an image record refers to new layers, so a power loss cannot
     /// leave a referenced layer with missing file data.
     durable: bool,
+    /// `.trash/`: a removed layer is renamed there, then deleted.
+    trash: fsutil::Trash,
 }
 
 impl LayerStore {
@@ -108,15 +110,15 @@ impl LayerStore {
         let s = LayerStore {
             root: root.to_path_buf(),
             durable,
+            trash: fsutil::Trash::open(&root.join(".trash"))?,
         };
-        for d in [s.links_dir(), s.staging_dir(), s.trash_dir()] {
+        for d in [s.links_dir(), s.staging_dir()] {
             fsutil::ensure_dir(&d)?;
         }
-        for d in [s.staging_dir(), s.trash_dir()] {
-            for e in fs::read_dir(&d).ctx("read", &d)? {
-                let e = e.ctx("read", &d)?;
-                fsutil::remove_all(&e.path()).ctx("remove", &e.path())?;
-            }
+        let staging = s.staging_dir();
+        for e in fs::read_dir(&staging).ctx("read", &staging)? {
+            let e = e.ctx("read", &staging)?;
+            fsutil::remove_all(&e.path()).ctx("remove", &e.path())?;
         }
         // Short links whose layer never got renamed into place.
         for e in fs::read_dir(s.links_dir()).ctx("read", &s.links_dir())? {
@@ -144,9 +146,6 @@ impl LayerStore {
         self.root.join(".staging")
     }
 
-    fn trash_dir(&self) -> PathBuf {
-        self.root.join(".trash")
-    }
 
     fn layer_dir(&self, chain: &Digest) -> PathBuf {
         self.root.join(chain.hex())
@@ -299,10 +298,10 @@ impl LayerStore {
     pub fn remove(&self, chain: &Digest) -> Result<()> {
         let info = self.get(chain)?;
         let dir = self.layer_dir(chain);
-        let trash = self.trash_dir().join(fsutil::random_id(16));
-        fs::rename(&dir, &trash).ctx("remove layer", &dir)?;
+        // (A crash before the link's removal leaves it dangling: open() drops those.)
+        self.trash.remove_now(&dir).ctx("remove layer", &dir)?;
         let _ = fs::remove_file(self.links_dir().join(&info.link));
-        fsutil::remove_all(&trash).ctx("remove", &trash)
+        Ok(())
     }
 
     /// The short-link path (relative to the layers root) used in overlay's lowerdir.
