@@ -185,20 +185,25 @@ impl Engine {
                 }
             });
         } else if rec.host_config.auto_remove {
-            let engine = self.clone();
-            let c = c.clone();
-            tokio::spawn(async move {
-                let _op = c.op.lock().await;
-                // A `docker restart` (which held the lock) started it again: it stays, as
-                // with dockerd, until that run ends.
-                if c.status().is_alive() {
-                    return;
-                }
-                if let Err(e) = engine.remove_locked(&c, true, true).await {
-                    tracing::warn!("auto-removing {}: {e}", c.id);
-                }
-            });
+            self.spawn_auto_remove(c);
         }
+    }
+
+    /// Removes an `--rm` container on a task of its own, once its lock is free.
+    fn spawn_auto_remove(self: &Arc<Self>, c: &Arc<Container>) {
+        let engine = self.clone();
+        let c = c.clone();
+        tokio::spawn(async move {
+            let _op = c.op.lock().await;
+            // A `docker restart` (which held the lock) started it again: it stays, as
+            // with dockerd, until that run ends.
+            if c.status().is_alive() {
+                return;
+            }
+            if let Err(e) = engine.remove_locked(&c, true, true).await {
+                tracing::warn!("auto-removing {}: {e}", c.id);
+            }
+        });
     }
 
     fn should_restart(&self, rec: &crate::container::ContainerRecord) -> bool {
@@ -254,14 +259,7 @@ impl Engine {
                     // was down, a crash prevented its removal, or it was only created):
                     // removed, as dockerd's restore does.
                     self.unmount_stale_rootfs(&rec.id).await;
-                    let engine = self.clone();
-                    let c = c.clone();
-                    tokio::spawn(async move {
-                        let _op = c.op.lock().await;
-                        if let Err(e) = engine.remove_locked(&c, true, true).await {
-                            tracing::warn!("auto-removing {}: {e}", c.id);
-                        }
-                    });
+                    self.spawn_auto_remove(&c);
                 }
                 _ => {
                     // Nothing runs: a start the daemon's death cut short (between mounting

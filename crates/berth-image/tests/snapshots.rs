@@ -248,11 +248,7 @@ fn a_volatile_snapshot_mounts_again_and_is_discarded_through_the_trash() {
     let opts = SnapshotOptions { volatile: true, ..SnapshotOptions::default() };
     ts.store().prepare_snapshot("c", "busybox:test", &cdir, &opts).unwrap();
     let rootfs = cdir.join("rootfs");
-    let options = || {
-        let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
-        let t = rootfs.to_str().unwrap().to_string();
-        info.lines().find(|l| l.split(' ').nth(4) == Some(t.as_str())).map(|l| l.rsplit(' ').next().unwrap().to_string())
-    };
+    let options = || berth_testutil::daemon::mount_options(&rootfs);
     for round in 0..2 {
         ts.store().mount_snapshot("c", &rootfs).unwrap();
         let o = options().expect("mounted");

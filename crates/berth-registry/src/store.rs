@@ -39,6 +39,10 @@ pub enum StoreError {
     Io(#[from] io::Error),
     #[error("blob {0} not found in content store")]
     NotFound(Digest),
+    /// A download's writer ended before the data did (its own error, when it has one, is
+    /// what the download reports).
+    #[error("content store writer stopped")]
+    WriterStopped,
     #[error("content digest mismatch: expected {expected}, got {actual}")]
     DigestMismatch { expected: Digest, actual: Digest },
     #[error("content size mismatch for {digest}: expected {expected} bytes, got {actual}")]

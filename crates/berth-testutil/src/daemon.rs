@@ -163,6 +163,14 @@ fn for_each_dir(d: &Path, f: &mut dyn FnMut(&Path)) {
     }
 }
 
+/// The superblock options of the mount at `target` (the last field of its mountinfo
+/// line), if something is mounted there.
+pub fn mount_options(target: &Path) -> Option<String> {
+    let t = target.to_string_lossy().into_owned();
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    info.lines().find(|l| l.split(' ').nth(4) == Some(t.as_str())).and_then(|l| l.rsplit(' ').next()).map(str::to_string)
+}
+
 /// Mount points at or below `dir`, as this process's mount namespace has them.
 pub fn mounts_under(dir: &Path) -> Vec<String> {
     let prefix = dir.to_string_lossy().into_owned();

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use berth_testutil::daemon::{TestDaemon, run_ok};
+use berth_testutil::daemon::{TestDaemon, mount_options, run_ok};
 
 fn daemon() -> TestDaemon {
     let d = TestDaemon::start(Path::new(env!("CARGO_BIN_EXE_berth")));
@@ -179,13 +179,6 @@ fn daemon_killed_with_sigkill_comes_back_with_running_containers() {
     assert!(!out.stdout.is_empty(), "attach after restart got no output");
     let ps = run_ok(d.docker().args(["ps", "-a", "--format", "{{.Names}} {{.Status}}"]));
     assert!(ps.contains("live Exited (137)"), "{ps}");
-}
-
-/// The superblock options of the mount at `target` (the last field of its mountinfo line).
-fn mount_options(target: &Path) -> Option<String> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let t = target.to_str().unwrap();
-    info.lines().find(|l| l.split(' ').nth(4) == Some(t)).map(|l| l.rsplit(' ').next().unwrap().to_string())
 }
 
 #[test]

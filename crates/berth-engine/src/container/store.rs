@@ -139,11 +139,7 @@ impl Container {
         f(&mut r);
         let rec = r.clone();
         let path = self.dir.join(RECORD_FILE);
-        let saved = if durable {
-            write_json_atomic(&path, &rec)
-        } else {
-            serde_json::to_vec_pretty(&rec).map_err(std::io::Error::other).and_then(|d| crate::util::write_replace(&path, &d))
-        };
+        let saved = save_record(&path, &rec, durable);
         // Waiters hear of it under the same lock, so in the same order: told after the
         // lock, a start finishing beside a quick exit could overwrite the exit's news with
         // its own stale "running", and a wait for the exit (a build's RUN step) would
@@ -233,15 +229,10 @@ impl ContainerStore {
         }
         let dir = self.dir_of(&record.id);
         std::fs::create_dir_all(&dir)?;
-        if record.host_config.auto_remove {
-            // A `--rm` container does not outlive a machine crash anyway (the restarted
-            // daemon removes it), so its creation is not flushed; load() drops a record
-            // a power loss left unreadable. The rename still makes it whole or absent.
-            let data = serde_json::to_vec_pretty(&record).map_err(std::io::Error::other)?;
-            crate::util::write_replace(&dir.join(RECORD_FILE), &data)?;
-        } else {
-            write_json_atomic(&dir.join(RECORD_FILE), &record)?;
-        }
+        // A `--rm` container does not outlive a machine crash anyway (the restarted
+        // daemon removes it), so its creation is not flushed; load() drops a record a
+        // power loss left unreadable.
+        save_record(&dir.join(RECORD_FILE), &record, !record.host_config.auto_remove)?;
         let c = Arc::new(Container::new(record, dir));
         inner.names.insert(name, c.id.clone());
         inner.by_id.insert(c.id.clone(), c.clone());
@@ -322,6 +313,16 @@ impl ContainerStore {
 impl std::fmt::Debug for Container {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Container").field("id", &self.id).finish()
+    }
+}
+
+/// Writes a record atomically (whole or absent after a crash); `durable`: flushed too,
+/// so that it survives a power loss.
+fn save_record(path: &Path, rec: &ContainerRecord, durable: bool) -> std::io::Result<()> {
+    if durable {
+        write_json_atomic(path, rec)
+    } else {
+        serde_json::to_vec_pretty(rec).map_err(std::io::Error::other).and_then(|d| crate::util::write_replace(path, &d))
     }
 }
 

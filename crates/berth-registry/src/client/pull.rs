@@ -390,7 +390,7 @@ impl RegistryClient {
                             }));
                         }
                         if tx.send(WriterMsg::Data(chunk)).await.is_err() {
-                            return Err(Attempt::Fatal(RegistryError::Store(StoreError::Other(WRITER_STOPPED.to_string()))));
+                            return Err(Attempt::Fatal(RegistryError::Store(StoreError::WriterStopped)));
                         }
                         offset += len;
                         if offset - last_emit >= PROGRESS_STEP || offset == size {
@@ -433,9 +433,7 @@ impl RegistryClient {
             drop(tx);
             let settled = worker.await;
             // The writer stopped first: its error (a full disk...) is the cause.
-            if let (RegistryError::Store(StoreError::Other(m)), Ok(Err(cause))) = (&e, settled)
-                && m == WRITER_STOPPED
-            {
+            if let (RegistryError::Store(StoreError::WriterStopped), Ok(Err(cause))) = (&e, settled) {
                 return Err(cause);
             }
             return Err(e);
@@ -653,10 +651,6 @@ async fn start_writer(store: Arc<dyn ContentStore>, desc: Descriptor, kind: Blob
         Err(_) => Err(worker_failure(handle).await),
     }
 }
-
-/// What a download says when its content store writer has gone (its own error is
-/// reported instead when there is one).
-const WRITER_STOPPED: &str = "content store writer stopped";
 
 async fn worker_failure(handle: tokio::task::JoinHandle<Result<(), RegistryError>>) -> RegistryError {
     match handle.await {
