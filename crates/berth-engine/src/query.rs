@@ -141,6 +141,11 @@ impl Engine {
         let running = rec.state.status.is_alive();
         let mut graph = BTreeMap::new();
         let cdir = ContainerRecord::dir(&self.cfg.data_root, &rec.id);
+        // Docker's LowerDir: the init layer, then the image's layers, topmost first.
+        if let Ok(snap) = self.images.store().snapshot(&rec.id) {
+            let lowers: Vec<String> = snap.lowers.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+            graph.insert("LowerDir".to_string(), lowers.join(":"));
+        }
         graph.insert("MergedDir".to_string(), self.rootfs_of(&rec.id).to_string_lossy().into_owned());
         graph.insert("UpperDir".to_string(), cdir.join("upper").to_string_lossy().into_owned());
         graph.insert("WorkDir".to_string(), cdir.join("work").to_string_lossy().into_owned());
@@ -412,8 +417,8 @@ impl Engine {
     pub async fn commit_container(self: &Arc<Self>, key: &str, repo_tag: Option<String>, author: String, comment: String, changes: Vec<String>, config: Option<berth_types::container::Config>, pause: bool) -> Result<String> {
         let c = self.container(key)?;
         let rec = c.snapshot();
-        let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let _cancel_on_drop = CancelOnDrop(cancel.clone());
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let _cancel_on_drop = cancel.clone().drop_guard();
         let paused_here = pause && rec.state.status == Status::Running;
         if paused_here {
             let _ = self.runtime_of(&rec)?.pause(&rec.id);
@@ -452,7 +457,7 @@ impl Engine {
         let task = tokio::spawn(async move {
             let r = engine.images.commit(&rec.id, opts).await;
             if let Err(e) = &r
-                && cancel.load(std::sync::atomic::Ordering::Relaxed)
+                && cancel.is_cancelled()
             {
                 tracing::info!("commit of {} stopped, its client went away: {}", rec.id, e.message);
             }
@@ -464,15 +469,6 @@ impl Engine {
             Ok(id)
         });
         task.await.map_err(|e| Error::system(format!("commit: {e}")))?
-    }
-}
-
-/// Sets its flag when dropped: with the future that holds it when that is dropped.
-struct CancelOnDrop(Arc<std::sync::atomic::AtomicBool>);
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

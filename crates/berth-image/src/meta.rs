@@ -63,14 +63,38 @@ pub struct SnapshotRecord {
     pub image: Option<Digest>,
     /// Chain IDs, bottom first (kept here so a force-removed image's layers stay).
     pub chain: Vec<Digest>,
-    /// The container directory holding `upper/`, `work/`, `init/`.
+    /// The container directory holding `upper/` and `work/` (and `init/`, for
+    /// [`InitLayer::Own`]).
     pub dir: PathBuf,
+    /// Which directory is its init layer.
+    #[serde(default, skip_serializing_if = "InitLayer::is_own")]
+    pub init: InitLayer,
     /// Where its rootfs is mounted, if it is.
     pub mounted_at: Option<PathBuf>,
     /// Mounted with overlay's `volatile`: no sync of the upper filesystem, ever (see
     /// [`crate::SnapshotOptions::volatile`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub volatile: bool,
+}
+
+/// Which directory is a snapshot's init layer, its topmost lower.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InitLayer {
+    /// `init/` in the snapshot's own directory: snapshots made before the shared
+    /// layers (their records have no `init`).
+    #[default]
+    Own,
+    /// The store's shared layer of Docker's placeholders (`init/docker`).
+    Shared,
+    /// The store's shared empty directory (`init/empty`): no placeholders.
+    Empty,
+}
+
+impl InitLayer {
+    fn is_own(&self) -> bool {
+        *self == InitLayer::Own
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]

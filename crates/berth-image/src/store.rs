@@ -153,6 +153,7 @@ impl ImageStore {
         let content = Arc::new(ContentStore::open(&data_root.join("content"))?);
         let layers = Arc::new(LayerStore::open(&data_root.join("layers"), opts.durable_layers)?);
         let meta = Meta::load(&data_root.join("image"), &content)?;
+        crate::snapshot::ensure_shared_init_layers(&data_root.join(crate::snapshot::SHARED_INIT_DIR))?;
         let threads = if opts.unpack_threads == 0 {
             std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
         } else {

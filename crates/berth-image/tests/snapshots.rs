@@ -342,14 +342,88 @@ fn a_cancelled_commit_keeps_nothing() {
     let images = ts.store().list().unwrap().len();
     let content = ts.dir.path().join("root");
     let before: Vec<String> = files_under(&content).into_iter().filter(|f| !f.starts_with("snapshots") && !f.contains("/c1/")).collect();
-    let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let opts = CommitOptions { tag: Some("cancelled:1".into()), cancel: Some(cancel.clone()), ..Default::default() };
+    let cancel = tokio_util::sync::CancellationToken::new();
+    cancel.cancel();
+    let mut opts = CommitOptions { tag: Some("cancelled:1".into()), cancel: Some(cancel), ..Default::default() };
     let e = ts.store().commit("c1", &opts).unwrap_err();
     assert!(e.to_string().contains("commit cancelled"), "{e}");
     assert_eq!(ts.store().list().unwrap().len(), images);
     let after: Vec<String> = files_under(&content).into_iter().filter(|f| !f.starts_with("snapshots") && !f.contains("/c1/")).collect();
     assert_eq!(before, after, "a cancelled commit left files");
-    cancel.store(false, std::sync::atomic::Ordering::Relaxed);
+    // A token not cancelled lets the same commit through.
+    opts.cancel = Some(tokio_util::sync::CancellationToken::new());
     ts.store().commit("c1", &opts).unwrap();
     assert_eq!(ts.store().list().unwrap().len(), images + 1);
+}
+
+#[test]
+fn snapshots_share_one_init_layer_and_older_ones_keep_their_own() {
+    let mut ts = TestStore::new("bi-init");
+    busybox_image(&ts);
+    let opts = SnapshotOptions::default();
+    let (a, b) = (ts.dir.path().join("a"), ts.dir.path().join("b"));
+    let sa = ts.store().prepare_snapshot("a", "busybox:test", &a, &opts).unwrap();
+    let sb = ts.store().prepare_snapshot("b", "busybox:test", &b, &opts).unwrap();
+    // One init layer for both, made with the store; a container directory holds only
+    // its own layer.
+    assert_eq!(sa.init, sb.init);
+    assert_eq!(sa.init, ts.root().join("init/docker"));
+    assert_eq!(sa.lowers[0], sa.init);
+    let mut own: Vec<String> = fs::read_dir(&a).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    own.sort();
+    assert_eq!(own, ["upper", "work"]);
+    // Docker's placeholders show in the container's root, and a container's writes over
+    // them stay its own.
+    let ra = a.join("rootfs");
+    ts.store().mount_snapshot("a", &ra).unwrap();
+    assert!(ra.join(".dockerenv").is_file());
+    assert_eq!(fs::read_link(ra.join("etc/mtab")).unwrap(), std::path::Path::new("/proc/mounts"));
+    fs::write(ra.join("etc/hostname"), "mine\n").unwrap();
+    ts.store().unmount_snapshot("a").unwrap();
+    assert_eq!(fs::read(sa.init.join("etc/hostname")).unwrap(), b"");
+    assert_eq!(fs::read(a.join("upper/etc/hostname")).unwrap(), b"mine\n");
+    let rb = b.join("rootfs");
+    ts.store().mount_snapshot("b", &rb).unwrap();
+    assert_eq!(fs::read(rb.join("etc/hostname")).unwrap(), b"");
+    ts.store().unmount_snapshot("b").unwrap();
+    // Removing a snapshot leaves the shared layer.
+    ts.store().remove_snapshot("b").unwrap();
+    assert!(sa.init.join(".dockerenv").is_file());
+
+    // A snapshot recorded before the shared layer (no `init` in its record, its own
+    // `init/`) still mounts with it, survives a reopen and removes it.
+    let records: Vec<_> = fs::read_dir(ts.root().join("image/snapshots")).unwrap().map(|e| e.unwrap().path()).collect();
+    let [record] = &records[..] else { panic!("one snapshot record: {records:?}") };
+    let mut rec: serde_json::Value = serde_json::from_slice(&fs::read(record).unwrap()).unwrap();
+    assert_eq!(rec["init"], "shared");
+    rec.as_object_mut().unwrap().remove("init");
+    fs::write(record, serde_json::to_vec(&rec).unwrap()).unwrap();
+    fs::create_dir_all(a.join("init/etc")).unwrap();
+    fs::write(a.join("init/etc/legacy"), "old\n").unwrap();
+    ts.reopen();
+    let old = ts.store().snapshot("a").unwrap();
+    assert_eq!(old.init, a.join("init"));
+    ts.store().mount_snapshot("a", &ra).unwrap();
+    assert_eq!(fs::read(ra.join("etc/legacy")).unwrap(), b"old\n");
+    assert!(!ra.join(".dockerenv").exists());
+    ts.store().remove_snapshot("a").unwrap();
+    assert!(!a.join("init").exists() && !a.join("upper").exists());
+    assert!(ts.root().join("init/docker/.dockerenv").is_file());
+}
+
+#[test]
+fn a_shared_init_layer_cut_short_is_made_again() {
+    let mut ts = TestStore::new("bi-init2");
+    busybox_image(&ts);
+    // A crash while the layer was being made leaves only its temporary directory.
+    let init = ts.root().join("init");
+    fs::remove_dir_all(init.join("docker")).unwrap();
+    fs::create_dir_all(init.join(".docker.tmp/etc")).unwrap();
+    ts.reopen();
+    assert!(!init.join(".docker.tmp").exists());
+    assert_eq!(
+        list_files(&init.join("docker")),
+        [".dockerenv", "dev", "dev/console", "dev/pts", "dev/shm", "etc", "etc/hostname", "etc/hosts", "etc/mtab", "etc/resolv.conf", "proc", "sys"]
+    );
+    assert!(init.join("empty").is_dir() && list_files(&init.join("empty")).is_empty());
 }

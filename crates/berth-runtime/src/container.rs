@@ -527,11 +527,14 @@ impl Runtime {
             self.kill_and_wait(&rec, cg.as_ref())?;
         }
         cg.destroy()?;
-        // Poststop failures are warnings only (hooks::run prints them): the container
-        // is gone.
+        // Poststop hooks' failures are warnings only (hooks::run prints them); what is
+        // left is the state's encoding, which must not keep the container's state from
+        // going either.
         let mut st = self.state_of(&rec);
         st.status = Status::Stopped;
-        let _ = crate::hooks::run(&rec.spec, crate::hooks::Stage::Poststop, &st);
+        if let Err(e) = crate::hooks::run(&rec.spec, crate::hooks::Stage::Poststop, &st) {
+            eprintln!("berth runtime: warning: poststop hooks of {id}: {e}");
+        }
         std::fs::remove_dir_all(self.dir(id)).ctx(|| format!("remove state of {id}"))
     }
 

@@ -54,21 +54,18 @@ pub(crate) fn run(spec: &Spec, stage: Stage, state: &State) -> Result<()> {
     };
     let input = serde_json::to_vec(state).map_err(|e| Error::io("encode state", std::io::Error::other(e)))?;
     // A failing poststop hook is a warning and the next ones still run (the container
-    // is already gone); any other failing hook stops the lifecycle (runtime-spec 1.1+).
-    let mut failed = None;
+    // is already gone): poststop never fails. Any other failing hook stops the
+    // lifecycle (runtime-spec 1.1+).
     for (name, list) in lists {
         for hook in list.iter().flatten() {
             match run_one(name, hook, &input) {
                 Ok(()) => {}
-                Err(e) if matches!(stage, Stage::Poststop) => {
-                    eprintln!("berth runtime: warning: {e}");
-                    failed.get_or_insert(e);
-                }
+                Err(e) if matches!(stage, Stage::Poststop) => eprintln!("berth runtime: warning: {e}"),
                 Err(e) => return Err(e),
             }
         }
     }
-    failed.map_or(Ok(()), Err)
+    Ok(())
 }
 
 fn run_one(stage: &str, hook: &Hook, input: &[u8]) -> Result<()> {
