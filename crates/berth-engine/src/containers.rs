@@ -364,6 +364,7 @@ impl Engine {
             resolv_conf_path: dir.join("resolv.conf").to_string_lossy().into_owned(),
             hostname_path: dir.join("hostname").to_string_lossy().into_owned(),
             hosts_path: dir.join("hosts").to_string_lossy().into_owned(),
+            generated_digests: Default::default(),
             runtime,
             foreign_platform: if !have.architecture.is_empty() && !berth_registry::manifest::Platform::host().matches(&have) { have.to_string() } else { String::new() },
             ext,
@@ -586,7 +587,7 @@ impl Engine {
         undo.network = true;
         let mut rec = rec;
         rec.network = net.record.clone();
-        crate::network::write_files(&rec, &net)?;
+        crate::network::write_files(&mut rec, &net)?;
 
         let caps = spec::capabilities(&rec.host_config)?;
         let seccomp = self.seccomp_profile(&rec.host_config, &caps)?;
@@ -695,8 +696,10 @@ impl Engine {
             return Err(Error::system(format!("starting container: {}", r.error)));
         }
         let network = net.record.clone();
+        let digests = std::mem::take(&mut rec.generated_digests);
         let rec = c.update_state(false, |r| {
             r.network = network;
+            r.generated_digests = digests;
             r.state.manually_stopped = false;
             r.state.started_at = now_rfc3339();
             r.state.error.clear();
@@ -715,6 +718,7 @@ impl Engine {
         if let (Some(pool), Some(_)) = (&self.userns_pool, &rec.ext.userns) {
             pool.refill();
         }
+        self.net.refill();
         self.net.started(self, &rec).await;
         self.emit_container(&rec, "start", &[]);
         crate::health::spawn(self.clone(), c.clone(), generation);

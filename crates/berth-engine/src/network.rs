@@ -29,7 +29,14 @@ pub struct Networking {
     rootless: bool,
     exec_root: PathBuf,
     slirps: crate::slirp::Slirps,
+    /// Network namespaces made ahead for starts (none rootless, where slirp4netns's
+    /// namespaces are made otherwise, or with `--userns-remap`, whose pool makes each
+    /// with its user namespace).
+    netns_pool: Option<Arc<berth_net::netns::NetnsPool>>,
 }
+
+/// How many network namespaces are kept ready: enough for a burst of two starts.
+const NETNS_POOL_SIZE: usize = 2;
 
 /// What start needs from the network: the namespace to join and the files' contents.
 pub struct Attachment {
@@ -107,6 +114,13 @@ impl Networking {
         let mgr = NetworkManager::open(nc).await.map_err(net_err)?;
         let netns_dir = cfg.exec_root.join("netns");
         std::fs::create_dir_all(&netns_dir)?;
+        let netns_pool = if cfg.rootless || !cfg.userns_remap.is_empty() {
+            None
+        } else {
+            let pool = berth_net::netns::NetnsPool::open(&cfg.exec_root.join("netns-pool"), NETNS_POOL_SIZE).map_err(net_err)?;
+            pool.refill();
+            Some(pool)
+        };
         let warnings = mgr.host_warnings().await;
         for w in &warnings {
             tracing::warn!("{w}");
@@ -124,6 +138,7 @@ impl Networking {
             rootless: cfg.rootless,
             exec_root: cfg.exec_root.clone(),
             slirps: Default::default(),
+            netns_pool,
         })
     }
 
@@ -141,6 +156,9 @@ impl Networking {
     /// The daemon is stopping: rules no running container needs go (see
     /// [`NetworkManager::shutdown`]).
     pub async fn shutdown(&self) {
+        if let Some(pool) = &self.netns_pool {
+            pool.clear();
+        }
         if let Err(e) = self.mgr.shutdown().await {
             tracing::warn!("removing network rules at shutdown: {e}");
         }
@@ -265,6 +283,8 @@ impl Networking {
                         .map_err(|e| Error::system(format!("create network namespace {}: {e}", netns.display())))?
                 }
             }
+            // One made ahead, else a new one.
+            None if self.netns_pool.as_ref().is_some_and(|p| p.take(&netns)) => {}
             None => berth_net::netns::create_netns(&netns).await.map_err(net_err)?,
         }
         record.sandbox_key = netns.to_string_lossy().into_owned();
@@ -496,11 +516,19 @@ impl Networking {
                 return;
             }
         };
+        let mut written = Vec::new();
         for (path, text) in [(&rec.resolv_conf_path, &files.resolv_conf), (&rec.hosts_path, &files.hosts)] {
-            match update_generated(path, text) {
-                Ok(true) => {}
-                Ok(false) => tracing::info!("{path} was edited in the container: left as it is"),
+            match update_generated(path, text, rec.generated_digests.get(path).map(String::as_str)) {
+                Ok(Some(d)) => written.push((path.clone(), d)),
+                Ok(None) => tracing::info!("{path} was edited in the container: left as it is"),
                 Err(e) => tracing::warn!("updating {path}: {e}"),
+            }
+        }
+        let changed = written.iter().any(|(p, d)| rec.generated_digests.get(p) != Some(d));
+        if changed && let Ok(c) = engine.container(&rec.id) {
+            let r = c.update_state(false, |r| r.generated_digests.extend(written));
+            if let Err(e) = r {
+                tracing::warn!("recording the resolver files of {}: {e}", rec.short_id());
             }
         }
     }
@@ -525,6 +553,14 @@ impl Networking {
             if links_to_it {
                 self.refresh_files(engine, &parent).await;
             }
+        }
+    }
+
+    /// A start is done: the namespace it took from the pool is made again, now that the
+    /// kernel's work for it is out of the start's way.
+    pub fn refill(&self) {
+        if let Some(pool) = &self.netns_pool {
+            pool.refill();
         }
     }
 
@@ -662,21 +698,24 @@ fn to_net_portmap(pm: &PortMap) -> Result<berth_net::PortMap> {
     serde_json::from_value(serde_json::to_value(pm).map_err(|e| Error::system(e.to_string()))?).map_err(|e| Error::invalid(format!("invalid port bindings: {e}")))
 }
 
-/// Writes hostname, hosts and resolv.conf into the container's directory, with the
-/// digest of each, so that later updates can tell whether the user edited them.
-pub fn write_files(rec: &ContainerRecord, att: &Attachment) -> Result<()> {
+/// Writes hostname, hosts and resolv.conf into the container's directory, and the
+/// digest of each into the record (`generated_digests`, saved with the start), so that
+/// later updates can tell whether the user edited them.
+pub fn write_files(rec: &mut ContainerRecord, att: &Attachment) -> Result<()> {
     for (path, text) in [
         (&rec.hostname_path, &att.files.hostname),
         (&rec.hosts_path, &att.files.hosts),
         (&rec.resolv_conf_path, &att.files.resolv_conf),
     ] {
         crate::util::write_replace(std::path::Path::new(path), text.as_bytes())?;
-        crate::util::write_replace(&digest_path(path), digest(text.as_bytes()).as_bytes())?;
+        rec.generated_digests.insert(path.clone(), digest(text.as_bytes()));
     }
     Ok(())
 }
 
-fn digest_path(path: &str) -> PathBuf {
+/// Where an earlier berth kept a generated file's digest: a file beside it. Still read
+/// for a container that such a version started.
+fn legacy_digest_path(path: &str) -> PathBuf {
     PathBuf::from(format!("{path}.hash"))
 }
 
@@ -687,23 +726,22 @@ fn digest(data: &[u8]) -> String {
 }
 
 /// Rewrites a generated file of a running container in place (it is bind-mounted: a
-/// rename would not be seen inside), unless the user edited it since berth wrote it —
-/// as Docker, berth then leaves it alone. Returns whether the file now says `text`.
-fn update_generated(path: &str, text: &str) -> Result<bool> {
+/// rename would not be seen inside), unless the user edited it since berth wrote it
+/// (`recorded`: the digest of what berth wrote) — as Docker, berth then leaves it
+/// alone. Returns the digest of the file's new content, `None` if it was left.
+fn update_generated(path: &str, text: &str, recorded: Option<&str>) -> Result<Option<String>> {
     use std::io::Write;
     let current = std::fs::read(path)?;
-    if let Ok(recorded) = std::fs::read_to_string(digest_path(path))
-        && recorded.trim() != digest(&current)
-    {
-        return Ok(false);
+    let recorded = recorded.map(str::to_string).or_else(|| std::fs::read_to_string(legacy_digest_path(path)).ok());
+    if recorded.is_some_and(|r| r.trim() != digest(&current)) {
+        return Ok(None);
     }
     if current != text.as_bytes() {
         let mut f = std::fs::OpenOptions::new().write(true).truncate(true).open(path)?;
         f.write_all(text.as_bytes())?;
         f.sync_all()?;
     }
-    crate::util::write_replace(&digest_path(path), digest(text.as_bytes()).as_bytes())?;
-    Ok(true)
+    Ok(Some(digest(text.as_bytes())))
 }
 
 impl Engine {

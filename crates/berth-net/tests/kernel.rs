@@ -718,6 +718,58 @@ async fn netns_create_and_delete() {
     berth_net::netns::delete_netns(&p).unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_netns_pool_hands_out_fresh_namespaces_and_leaves_nothing() {
+    use berth_net::netns::{NetnsPool, create_netns, is_netns};
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new(165);
+    let dir = env.dir.path().join("pool");
+    // What a killed daemon left in the pool's directory goes at open.
+    create_netns(&dir.join("7")).await.unwrap();
+    let pool = NetnsPool::open(&dir, 2).unwrap();
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    let mounted = |d: &std::path::Path| std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().filter(|l| l.contains(&*d.to_string_lossy())).count();
+    let wait_ready = |pool: std::sync::Arc<NetnsPool>| async move {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while pool.ready() < 2 {
+            assert!(std::time::Instant::now() < deadline, "the pool is not filled");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    };
+    assert!(!pool.take(&env.dir.path().join("none")), "an empty pool hands out nothing");
+    pool.refill();
+    wait_ready(pool.clone()).await;
+    // Each taken namespace is bound at its place, has only lo (up), is a namespace of
+    // its own, and leaves the pool.
+    let (a, b) = (env.dir.path().join("a"), env.dir.path().join("b"));
+    assert!(pool.take(&a) && pool.take(&b));
+    assert_eq!(pool.ready(), 0);
+    for p in [&a, &b] {
+        assert!(is_netns(p));
+        let links = env.ip_in(p, &["link"]);
+        assert_eq!(links.lines().count(), 1, "only lo: {links}");
+        assert!(links.contains("lo:") && links.contains("UP"), "{links}");
+    }
+    let ino = |p: &std::path::Path| std::fs::metadata(p).unwrap().ino();
+    assert_ne!(ino(&a), ino(&b));
+    assert_ne!(ino(&a), std::fs::metadata("/proc/self/ns/net").unwrap().ino());
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    assert_eq!(mounted(&dir), 0);
+    // Refilled with new ones; cleared, nothing stays mounted and nothing more is made.
+    pool.refill();
+    wait_ready(pool.clone()).await;
+    assert_eq!(mounted(&dir), 2);
+    pool.clear();
+    pool.refill();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(pool.ready(), 0);
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    assert_eq!(mounted(&dir), 0);
+    for p in [&a, &b] {
+        berth_net::netns::delete_netns(p).unwrap();
+    }
+}
+
 /// Accepts one TCP connection on `addr` inside `netns` (within 5 s) and returns the
 /// peer's address: what the far end sees as the source.
 async fn peer_seen_in(netns: std::path::PathBuf, addr: SocketAddr) -> tokio::task::JoinHandle<Option<Ipv4Addr>> {

@@ -276,4 +276,12 @@ fn dns_follows_a_container_as_it_joins_and_leaves_user_networks() {
     run_ok(d.docker().args(["network", "connect", "mynet", "c1"]));
     let rc = run_ok(d.docker().args(["exec", "c1", "cat", "/etc/resolv.conf"]));
     assert!(rc.contains("# mine") && !rc.contains("127.0.0.11"), "{rc}");
+    // What berth wrote is known by the digests in the container's record: no file of
+    // digests beside the generated ones.
+    let hosts_path = run_ok(d.docker().args(["inspect", "-f", "{{.HostsPath}}", "c1"]));
+    let cdir = Path::new(hosts_path.trim()).parent().unwrap().to_path_buf();
+    let hashes: Vec<_> = std::fs::read_dir(&cdir).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".hash")).collect();
+    assert!(hashes.is_empty(), "{hashes:?}");
+    let record = std::fs::read_to_string(cdir.join("config.v2.json")).unwrap();
+    assert!(record.contains("generated_digests"), "{record}");
 }

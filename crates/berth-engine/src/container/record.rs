@@ -146,6 +146,12 @@ pub struct ContainerRecord {
     pub resolv_conf_path: String,
     pub hostname_path: String,
     pub hosts_path: String,
+    /// The digest of what berth last wrote to each of the three files above (by path):
+    /// an update can then tell whether the user edited one, and leaves it alone if so,
+    /// as Docker does. (Kept here, not in a file beside each: a start makes three
+    /// fewer files.)
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub generated_digests: std::collections::BTreeMap<String, String>,
     /// The runtime this container runs on ("berth", "runc", ...).
     pub runtime: String,
     /// The image's platform (`os/arch[/variant]`) when it is not the host's: such a
