@@ -8,7 +8,8 @@
 # runs go (dirty pages on the same filesystem, as a build or a database would leave):
 # what every sync of that filesystem then has to flush.
 # Usage (root): [IO_LOAD=1] bench/daemon/ab.sh A-binary B-binary [runs per round] [rounds]
-#   results → bench/results/ab.md (ab-io-load.md with IO_LOAD=1)
+#   results → bench/results/ab.md (ab-io-load.md with IO_LOAD=1); OUT=name.md writes
+#   bench/results/name.md instead
 set -euo pipefail
 a=$1 b=$2 runs=${3:-20} rounds=${4:-3}
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -31,7 +32,7 @@ cleanup() {
 trap cleanup EXIT
 start() {
     "$1" daemon --data-root "$work/data" --exec-root "$work/run" -H "$B" --bridge abberth0 --bip 172.23.0.1/16 \
-        --default-address-pool base=10.223.0.0/16,size=24 --nft-table abberth --cgroup-parent /abberth >>"$work/berth.log" 2>&1 &
+        --default-address-pool base=10.223.0.0/16,size=24 --nft-table abberth --cgroup-parent /abberth --trace-phases >>"$work/berth.log" 2>&1 &
     bpid=$!
     for i in $(seq 100); do $docker -H "$B" version >/dev/null 2>&1 && return; sleep 0.1; done
     echo "daemon $1 did not start" >&2; exit 1
@@ -46,29 +47,38 @@ if [ "${IO_LOAD:-0}" = 1 ]; then
 fi
 out=$top/bench/results/ab.md
 [ "${IO_LOAD:-0}" = 1 ] && out=$top/bench/results/ab-io-load.md
+[ -n "${OUT:-}" ] && out=$top/bench/results/$OUT
 for r in $(seq "$rounds"); do
-    for which in A B; do
+    # A first in odd rounds, B first in even ones: what one build's runs leave behind
+    # (freed inodes that later allocations on ext4 scan past, dirty pages) weighs on
+    # both alike.
+    order="A B"; [ $((r % 2)) = 0 ] && order="B A"
+    for which in $order; do
         bin=$a; [ $which = B ] && bin=$b
         start "$bin"
         for args in "" "--network none"; do
             for i in 1 2 3; do $docker -H "$B" run --rm $args busybox true; done
+            # The daemon appends to its log: cut it, and keep what these runs add.
+            : >"$work/berth.log"
             for i in $(seq "$runs"); do
                 s=$(date +%s%N); $docker -H "$B" run --rm $args busybox true; e=$(date +%s%N)
                 echo "$which|${args:-default}|$(( (e - s) / 1000 ))" >>"$work/times"
             done
+            sleep 0.2
+            grep -a "phases " "$work/berth.log" | sed "s/^/$which|${args:-default}|/" >>"$work/phases" || true
         done
         stop
     done
 done
-python3 - "$work/times" "$a" "$b" "$runs" "$rounds" "${IO_LOAD:-0}" >"$out" <<'PY'
-import statistics, sys, datetime, os
-f, a, b, runs, rounds, io = sys.argv[1:7]
+python3 - "$work/times" "$a" "$b" "$runs" "$rounds" "${IO_LOAD:-0}" "$work/phases" >"$out" <<'PY'
+import re, statistics, sys, datetime, os
+f, a, b, runs, rounds, io, phases = sys.argv[1:8]
 t = {}
 for line in open(f):
     w, v, us = line.strip().split("|")
     t.setdefault((w, v), []).append(int(us) / 1000)
 print("# Two berth builds side by side: `docker run --rm busybox true`\n")
-print(f"{datetime.datetime.utcnow():%Y-%m-%dT%H:%MZ}, {os.uname().release}, {os.cpu_count()} cores; A = `{a}`, B = `{b}`; {rounds} alternating rounds of {runs} runs each, a fresh daemon per round.\n")
+print(f"{datetime.datetime.utcnow():%Y-%m-%dT%H:%MZ}, {os.uname().release}, {os.cpu_count()} cores; A = `{a}`, B = `{b}`; {rounds} rounds of {runs} runs each (A then B, then B then A, ...), a fresh daemon per round.\n")
 if io == "1":
     print("Under I/O load: a writer rewrites a 256 MB file on the data root's filesystem throughout.\n")
 print(f"Command: `{'IO_LOAD=1 ' if io == '1' else ''}bench/daemon/ab.sh {a} {b} {runs} {rounds}`\n")
@@ -77,5 +87,27 @@ print("|---|---:|---:|---:|")
 for v in ["default", "--network none"]:
     ma, mb = statistics.median(t[("A", v)]), statistics.median(t[("B", v)])
     print(f"| {v} | {ma:.1f} | {mb:.1f} | {mb / ma:.2f} |")
+# The daemon's own part (its --trace-phases lines, crates/berth-engine/src/timing.rs).
+ph = {}
+for line in open(phases, errors="replace"):
+    w, v, rest = line.split("|", 2)
+    m = re.search(r"phases (\w+) \S+ ([\d.]+) ms:(.*)", rest)
+    if not m:
+        continue
+    ph.setdefault((w, v, m.group(1), "total"), []).append(float(m.group(2)))
+    for kv in m.group(3).split('"')[0].split():
+        k, val = kv.split("=")
+        ph.setdefault((w, v, m.group(1), k), []).append(float(val))
+print("\nThe daemon's part, medians in ms (A / B):\n")
+print("| network | operation | total | phases |")
+print("|---|---|---:|---|")
+for v in ["default", "--network none"]:
+    for op in ["create", "start", "exit", "rm"]:
+        if ("A", v, op, "total") not in ph or ("B", v, op, "total") not in ph:
+            continue
+        keys = [k for (w, vv, o, k) in ph if w == "B" and vv == v and o == op and k != "total"]
+        med = lambda w, k: statistics.median(ph[(w, v, op, k)]) if (w, v, op, k) in ph else float("nan")
+        parts = ", ".join(f"{k} {med('A', k):.2f} / {med('B', k):.2f}" for k in keys)
+        print(f"| {v} | {op} | {med('A', 'total'):.2f} / {med('B', 'total'):.2f} | {parts} |")
 PY
 cat "$out"

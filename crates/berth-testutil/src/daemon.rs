@@ -182,6 +182,12 @@ pub fn mounts_under(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// [`mounts_under`] less the network namespaces a running daemon keeps made ahead for
+/// starts (`<exec-root>/netns-pool/`): what containers left, not the daemon's own.
+pub fn container_mounts_under(dir: &Path) -> Vec<String> {
+    mounts_under(dir).into_iter().filter(|p| !p.contains("/netns-pool/")).collect()
+}
+
 /// Lazily unmounts every mount at or below `dir`, deepest first.
 pub fn unmount_under(dir: &Path) {
     for _ in 0..3 {

@@ -58,12 +58,8 @@ fn leftovers(d: &TestDaemon) -> Vec<String> {
     for e in std::fs::read_dir(d.exec_root.join("userns")).into_iter().flatten().flatten() {
         out.push(format!("userns {}", e.path().display()));
     }
-    let dir = d.dir.to_string_lossy().into_owned();
-    for l in std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines() {
-        let point = l.split(' ').nth(4).unwrap_or("");
-        if point.starts_with(&dir) {
-            out.push(format!("mount {point}"));
-        }
+    for point in berth_testutil::daemon::container_mounts_under(&d.dir) {
+        out.push(format!("mount {point}"));
     }
     let parent = berth_testutil::daemon::cgroup_parent(d.slot);
     for h in ["memory", "pids", "cpu,cpuacct", "freezer"] {

@@ -194,6 +194,16 @@ fn rm_containers_are_volatile_survive_restart_and_go_to_the_trash() {
     assert!(opts.contains("volatile"), "{opts}");
     let opts = mount_options(&rootfs(&keep)).expect("the other rootfs is mounted");
     assert!(!opts.contains("volatile"), "{opts}");
+    // Both share the data root's init layer (shown first in LowerDir, as Docker shows
+    // its per-container one); their own directories hold only their layers.
+    let init = d.data_root.join("init/docker");
+    for c in [&gone, &keep] {
+        let lower = run_ok(d.docker().args(["inspect", "-f", "{{.GraphDriver.Data.LowerDir}}", c.trim()]));
+        assert!(lower.starts_with(&format!("{}:", init.display())), "{lower}");
+        let own = d.data_root.join("containers").join(c.trim());
+        assert!(own.join("upper").is_dir() && !own.join("init").exists());
+    }
+    assert_eq!(run_ok(d.docker().args(["exec", "keep", "sh", "-c", "test -f /.dockerenv && readlink /etc/mtab"])), "/proc/mounts\n");
     // docker restart keeps it, and its files (the volatile overlay mounts again).
     run_ok(d.docker().args(["exec", "gone", "sh", "-c", "echo kept > /x"]));
     run_ok(d.docker().args(["restart", "-t", "0", "gone"]));

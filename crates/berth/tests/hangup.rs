@@ -223,7 +223,7 @@ fn a_start_whose_client_goes_away_still_finishes_and_leaves_nothing_half_made() 
     run_ok(d.docker().args(["rm", "-f"]).args(&all));
     // Nothing of them is left: no mount under the data or exec root, no network
     // namespace, no container cgroup.
-    let mounts: Vec<String> = berth_testutil::daemon::mounts_under(&d.data_root).into_iter().chain(berth_testutil::daemon::mounts_under(&d.exec_root)).collect();
+    let mounts: Vec<String> = berth_testutil::daemon::container_mounts_under(&d.data_root).into_iter().chain(berth_testutil::daemon::container_mounts_under(&d.exec_root)).collect();
     assert!(mounts.is_empty(), "left mounted: {mounts:?}");
     let netns: Vec<_> = std::fs::read_dir(d.exec_root.join("netns")).map(|r| r.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
     assert!(netns.is_empty(), "network namespaces left: {netns:?}");
