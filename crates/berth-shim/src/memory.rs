@@ -3,9 +3,11 @@
 /// Gives back what past work left resident: freed heap to the kernel, and clean
 /// read-only file pages (code, constants) out of this process's page tables. Those stay
 /// in the page cache, shared by the daemon and every shim (one binary), and are faulted
-/// back in when next run. A shim calls it once the container is created (the runtime
-/// and seccomp compilation never run again) and when it goes quiet; the daemon when no
-/// request came for a while. Safe with other threads running: their code just faults in.
+/// back in when next run. A shim calls it when it goes quiet (3 s without activity: the
+/// runtime's create and seccomp compilation never run again), the zygote 1 s after its
+/// last spawn, the daemon when no request came for a while — never on a start's path,
+/// where reading smaps (~1 ms) would be waited for. Safe with other threads running:
+/// their code just faults in.
 pub fn give_back() {
     // SAFETY: malloc_trim only returns free heap memory to the kernel.
     unsafe { libc::malloc_trim(0) };

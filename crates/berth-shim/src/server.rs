@@ -121,7 +121,8 @@ pub fn run(cfg: ShimConfig, ready: Option<OwnedFd>) -> i32 {
             let pid = shim.procs.get(&ProcKey::Init).map(|p| p.pid).unwrap_or(0);
             report(&mut ready, &Ready { ok: true, error: String::new(), pid });
             drop(ready);
-            crate::memory::give_back();
+            // No memory::give_back here: the daemon's attach and start come next and
+            // would wait for it (reading smaps, ~1 ms). The first idle poll trims.
             shim.serve();
             0
         }

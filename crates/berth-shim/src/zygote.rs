@@ -83,17 +83,37 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
     set_title("berth", &format!("berth shim-zygote {}", socket.display()));
     let identity = exe_identity(Path::new("/proc/self/exe"));
     crate::memory::give_back();
-    for conn in listener.incoming() {
-        let Ok(conn) = conn else { continue };
+    let mut trimmed = true;
+    loop {
+        // What a spawn touched goes back once no request came for a while, not after
+        // each one: on two cores that work would run beside the new shim's create.
+        if !trimmed && !readable_within(&listener, ZYGOTE_TRIM_AFTER_IDLE_MS) {
+            crate::memory::give_back();
+            trimmed = true;
+            continue;
+        }
+        let Ok((conn, _)) = listener.accept() else { continue };
+        trimmed = false;
         match serve_one(&listener, conn, &identity) {
             Ok(true) => {}
             Ok(false) => break,
             Err(e) => eprintln!("berth shim-zygote: {e}"),
         }
-        crate::memory::give_back();
     }
     let _ = std::fs::remove_file(&socket);
     0
+}
+
+/// How long the zygote waits without a request before giving memory back.
+const ZYGOTE_TRIM_AFTER_IDLE_MS: i32 = 1000;
+
+/// Whether `listener` has a connection waiting within `timeout_ms`.
+fn readable_within(listener: &UnixListener, timeout_ms: i32) -> bool {
+    let mut fds = [libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+    // SAFETY: fds is a valid, exclusively borrowed array of one pollfd.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), 1, timeout_ms) };
+    // An interrupted or failed poll counts as readable: accept then decides.
+    n != 0
 }
 
 /// One request; false to stop serving.
