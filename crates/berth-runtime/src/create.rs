@@ -101,7 +101,7 @@ impl Runtime {
         let layout = match &self.layout {
             Some(l) => l.clone(),
             None if rootless && linux.cgroups_path().as_ref().is_none_or(|p| p.as_os_str().is_empty()) => Layout::Disabled,
-            None => Layout::detect()?,
+            None => Layout::detect_once()?,
         };
         let cgroup_path = if layout == Layout::Disabled { String::new() } else { cgroups::normalize_path(linux.cgroups_path().as_deref(), id)? };
         let cgroup = cgroups::manager(&layout, &cgroup_path);

@@ -82,6 +82,8 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
     // The spare argument (room for the shims' titles) is not for `ps` to show.
     set_title("berth", &format!("berth shim-zygote {}", socket.display()));
     let identity = exe_identity(Path::new("/proc/self/exe"));
+    // Known once here, inherited by every shim forked from now on.
+    let _ = berth_runtime::cgroups::Layout::detect_once();
     crate::memory::give_back();
     let mut trimmed = true;
     loop {

@@ -48,6 +48,19 @@ impl Layout {
         Layout::from_mountinfo(&text)
     }
 
+    /// [`Layout::detect`] once per process: what a create uses. The shim zygote calls it
+    /// before its first fork, so every shim inherits the answer instead of reading a
+    /// mountinfo that grows with each running container's mounts. (A hierarchy mounted
+    /// while the daemon runs is seen by containers created after its restart.)
+    pub fn detect_once() -> Result<Layout> {
+        static LAYOUT: std::sync::OnceLock<Layout> = std::sync::OnceLock::new();
+        if let Some(l) = LAYOUT.get() {
+            return Ok(l.clone());
+        }
+        let l = Layout::detect()?;
+        Ok(LAYOUT.get_or_init(|| l).clone())
+    }
+
     /// Picks v2 when /sys/fs/cgroup itself is cgroup2, v1 when controllers are mounted as
     /// v1 hierarchies.
     pub fn from_mountinfo(text: &str) -> Result<Layout> {
