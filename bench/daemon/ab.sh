@@ -70,9 +70,10 @@ for r in $(seq "$rounds"); do
         stop
     done
 done
-python3 - "$work/times" "$a" "$b" "$runs" "$rounds" "${IO_LOAD:-0}" "$work/phases" >"$out" <<'PY'
-import re, statistics, sys, datetime, os
-f, a, b, runs, rounds, io, phases = sys.argv[1:8]
+PYTHONPATH="$top/bench/lib" python3 - "$work/times" "$a" "$b" "$runs" "$rounds" "${IO_LOAD:-0}" "$work/phases" >"$out" <<'PY'
+import statistics, sys, datetime, os
+import phases
+f, a, b, runs, rounds, io, phase_log = sys.argv[1:8]
 t = {}
 for line in open(f):
     w, v, us = line.strip().split("|")
@@ -89,15 +90,14 @@ for v in ["default", "--network none"]:
     print(f"| {v} | {ma:.1f} | {mb:.1f} | {mb / ma:.2f} |")
 # The daemon's own part (its --trace-phases lines, crates/berth-engine/src/timing.rs).
 ph = {}
-for line in open(phases, errors="replace"):
+for line in open(phase_log, errors="replace"):
     w, v, rest = line.split("|", 2)
-    m = re.search(r"phases (\w+) \S+ ([\d.]+) ms:(.*)", rest)
-    if not m:
+    p = phases.parse(rest)
+    if not p:
         continue
-    ph.setdefault((w, v, m.group(1), "total"), []).append(float(m.group(2)))
-    for kv in m.group(3).split('"')[0].split():
-        k, val = kv.split("=")
-        ph.setdefault((w, v, m.group(1), k), []).append(float(val))
+    ph.setdefault((w, v, p[0], "total"), []).append(p[1])
+    for k, val in p[2].items():
+        ph.setdefault((w, v, p[0], k), []).append(val)
 print("\nThe daemon's part, medians in ms (A / B):\n")
 print("| network | operation | total | phases |")
 print("|---|---|---:|---|")

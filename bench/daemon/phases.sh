@@ -26,8 +26,9 @@ for v in default none publish; do
     sleep 0.5
     cp "$work/berth.log" "$work/log-$v"
 done
-python3 - "$work" "$runs" "$(git -C "$top" rev-parse --short HEAD)" >"$top/bench/results/phases.md" <<'PY'
-import re, statistics, sys
+PYTHONPATH="$top/bench/lib" python3 - "$work" "$runs" "$(git -C "$top" rev-parse --short HEAD)" >"$top/bench/results/phases.md" <<'PY'
+import statistics, sys
+import phases
 work, runs, rev = sys.argv[1], sys.argv[2], sys.argv[3]
 print("# Where `docker run --rm busybox true` spends its time in berth's daemon\n")
 print(f"berth {rev} (release), {runs} runs per variant, medians in ms; the phases come from the daemon's")
@@ -38,15 +39,13 @@ for v in ["default", "none", "publish"]:
     print(f"## {v}: end to end {statistics.median(e2e):.1f} ms\n")
     ops = {}
     for line in open(f"{work}/log-{v}"):
-        m = re.search(r"phases (\w+) \S+ ([\d.]+) ms:(.*)", line)
-        if not m:
+        p = phases.parse(line)
+        if not p:
             continue
-        op = ops.setdefault(m.group(1), {"total": [], "phases": {}})
-        op["total"].append(float(m.group(2)))
-        # (The daemon's text log quotes the message: stop at the quote.)
-        for kv in m.group(3).split('"')[0].split():
-            k, val = kv.split("=")
-            op["phases"].setdefault(k, []).append(float(val))
+        op = ops.setdefault(p[0], {"total": [], "phases": {}})
+        op["total"].append(p[1])
+        for k, val in p[2].items():
+            op["phases"].setdefault(k, []).append(val)
     print("| operation | total | phases |")
     print("|---|---:|---|")
     for name in ["create", "start", "exit", "rm"]:
