@@ -324,9 +324,14 @@ fn run_it_in_a_pty_sizes_the_tty_and_follows_resizes() {
     pty.type_keys(b"stty size\r");
     assert!(pty.wait_output("33 111"), "output: {:?}\n{}", pty.text(), d.log());
     pty.resize(40, 120);
-    std::thread::sleep(Duration::from_millis(300));
-    pty.type_keys(b"stty size\r");
-    assert!(pty.wait_output("40 120"), "output: {:?}", pty.text());
+    // The resize travels CLI -> daemon -> shim; on a loaded machine that can take a while,
+    // so ask again until it shows (a lost SIGWINCH never does).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !pty.text().contains("40 120") && Instant::now() < deadline {
+        pty.type_keys(b"stty size\r");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(pty.text().contains("40 120"), "output: {:?}", pty.text());
     pty.type_keys(b"echo typed-$((6*7))\r");
     assert!(pty.wait_output("typed-42"), "output: {:?}", pty.text());
     pty.type_keys(b"exit 5\r");

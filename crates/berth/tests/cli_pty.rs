@@ -43,6 +43,8 @@ struct MockDaemon {
     log: Log,
     /// What reached the container's stdin over the attach connection.
     stdin: Arc<Mutex<Vec<u8>>>,
+    /// While set, the first resize is answered only when this sender is dropped.
+    hold_first_resize: Arc<Mutex<Option<Receiver<()>>>>,
 }
 
 fn read_request(s: &mut UnixStream) -> Option<(String, Vec<u8>)> {
@@ -73,11 +75,12 @@ fn start_mock() -> MockDaemon {
     let stdin: Arc<Mutex<Vec<u8>>> = Arc::default();
     let (exit_tx, exit_rx): (Sender<i32>, Receiver<i32>) = channel();
     let exit_rx = Arc::new(Mutex::new(exit_rx));
-    let (log2, stdin2) = (log.clone(), stdin.clone());
+    let hold_first_resize: Arc<Mutex<Option<Receiver<()>>>> = Arc::default();
+    let (log2, stdin2, hold2) = (log.clone(), stdin.clone(), hold_first_resize.clone());
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(mut s) = conn else { break };
-            let (log, stdin, exit_tx, exit_rx) = (log2.clone(), stdin2.clone(), exit_tx.clone(), exit_rx.clone());
+            let (log, stdin, exit_tx, exit_rx, hold) = (log2.clone(), stdin2.clone(), exit_tx.clone(), exit_rx.clone(), hold2.clone());
             std::thread::spawn(move || {
                 let Some((line, body)) = read_request(&mut s) else { return };
                 log.0.lock().unwrap().push((line.clone(), body));
@@ -117,12 +120,18 @@ fn start_mock() -> MockDaemon {
                     // SIGTERM forwarded: the container "dies" of it.
                     let _ = exit_tx.send(143);
                 } else {
+                    if line.contains("/resize") {
+                        let held = hold.lock().unwrap().take();
+                        if let Some(rx) = held {
+                            let _ = rx.recv_timeout(Duration::from_secs(20));
+                        }
+                    }
                     ok(&mut s, "204 No Content", "");
                 }
             });
         }
     });
-    MockDaemon { host: format!("unix://{}", sock.display()), _dir: dir, log, stdin }
+    MockDaemon { host: format!("unix://{}", sock.display()), _dir: dir, log, stdin, hold_first_resize }
 }
 
 /// Starts `berth args` with a new pty as its controlling terminal and stdio.
@@ -168,6 +177,22 @@ fn run_it_is_raw_sized_and_returns_the_exit_code() {
             format!("POST /v1.51/containers/{ID}/start"),
         ]
     );
+}
+
+#[test]
+fn a_window_change_while_the_first_resize_is_on_its_way_is_not_lost() {
+    let mock = start_mock();
+    let (release, held) = channel::<()>();
+    *mock.hold_first_resize.lock().unwrap() = Some(held);
+    let mut pty = spawn_in_pty(&["-H", &mock.host, "run", "-it", "--rm", "busybox", "sh"], 30, 100);
+    assert!(mock.log.wait_for("/resize?h=30&w=100", Duration::from_secs(10)), "{:?}", mock.log.lines());
+    // The first resize is not answered yet: the window changes now.
+    pty.resize(40, 120);
+    std::thread::sleep(Duration::from_millis(200));
+    drop(release);
+    assert!(mock.log.wait_for("/resize?h=40&w=120", Duration::from_secs(10)), "the window change was lost: {:?}", mock.log.lines());
+    pty.type_keys(b"exit\r");
+    assert_eq!(pty.wait_exit(), 3);
 }
 
 #[test]

@@ -176,6 +176,9 @@ fn forward_signals(c: Client, id: String) -> tokio::task::JoinHandle<()> {
 /// Keeps the remote TTY at our terminal's size: once now (retrying while the
 /// process starts), then on every SIGWINCH.
 fn monitor_tty_size(c: Client, path: String) -> tokio::task::JoinHandle<()> {
+    // Listen before the first resize: SIGWINCH is ignored by default, so a window change
+    // that came while that request was on its way would otherwise be lost for good.
+    let winch = signal(SignalKind::window_change());
     tokio::spawn(async move {
         let resize = |c: Client, path: String| async move {
             let Some((h, w)) = term::stdout_size() else { return Ok(()) };
@@ -187,7 +190,7 @@ fn monitor_tty_size(c: Client, path: String) -> tokio::task::JoinHandle<()> {
             }
             tokio::time::sleep(Duration::from_millis(10 * (attempt + 1))).await;
         }
-        let Ok(mut winch) = signal(SignalKind::window_change()) else { return };
+        let Ok(mut winch) = winch else { return };
         while winch.recv().await.is_some() {
             let _ = resize(c.clone(), path.clone()).await;
         }
