@@ -652,7 +652,7 @@ impl Engine {
             log: crate::logconfig::for_shim(&rec, &self.cfg.data_root, self.log_rotation),
             console_size: rec.host_config.console_size.filter(|[h, w]| *h > 0 && *w > 0).map(|[h, w]| (h as u16, w as u16)),
         };
-        let exe = self.exe.clone();
+        let exe = self.shim_exe.clone();
         let zygote = self.cfg.exec_root.join(berth_shim::zygote::SOCKET);
         // The ports are published while the shim creates the container (both wait on
         // processes of their own); the process starts after both.

@@ -17,8 +17,10 @@ use crate::volumes::VolumeStore;
 
 pub struct Engine {
     pub cfg: EngineConfig,
-    /// The berth binary, re-executed as `berth shim`.
+    /// The berth binary (`berth runtime` is named after it in /info).
     pub(crate) exe: PathBuf,
+    /// What shims are run from: `berth-shim` beside `exe`, or `exe` itself.
+    pub(crate) shim_exe: PathBuf,
     pub(crate) containers: ContainerStore,
     pub(crate) images: ImageService,
     pub(crate) volumes: VolumeStore,
@@ -63,8 +65,11 @@ impl Engine {
         let volumes = VolumeStore::open(&cfg.data_root)?;
         let net = Networking::open(&cfg).await?;
         let registry = crate::registry::RegistryService::new(&cfg)?;
+        let shim_exe = berth_shim::spawn::shim_binary(&exe);
+        tracing::info!(shim = %shim_exe.display(), "shims run from");
         let engine = Arc::new(Engine {
             exe,
+            shim_exe,
             containers,
             images,
             volumes,

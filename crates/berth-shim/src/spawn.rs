@@ -22,6 +22,18 @@ pub enum SpawnError {
     NoReport,
 }
 
+/// The binary to run shims from, for a daemon that is `berth_exe`: `berth-shim` beside it
+/// when there is one (built and installed together; each shim then carries only the
+/// shim's code and data), else `berth_exe` itself, which has the same `shim` and
+/// `shim-zygote` sub-commands.
+pub fn shim_binary(berth_exe: &Path) -> std::path::PathBuf {
+    let beside = berth_exe.with_file_name("berth-shim");
+    match std::fs::metadata(&beside) {
+        Ok(m) if m.is_file() => beside,
+        _ => berth_exe.to_path_buf(),
+    }
+}
+
 /// Writes `shim.json` into the config's state dir, starts the shim and waits until the
 /// container is created. With `zygote` (the socket of a [`crate::zygote`]; started here
 /// when none answers), the shim is forked from the zygote and shares its relocated
@@ -163,4 +175,23 @@ fn read_ready(fd: OwnedFd) -> Result<Ready, SpawnError> {
         return Err(SpawnError::NoReport);
     }
     serde_json::from_str(&line).map_err(|e| SpawnError::Io(io::Error::other(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shim_binary;
+
+    #[test]
+    fn shims_run_from_berth_shim_beside_berth_else_from_berth() {
+        let dir = tempfile::tempdir().unwrap();
+        let berth = dir.path().join("berth");
+        std::fs::write(&berth, b"").unwrap();
+        assert_eq!(shim_binary(&berth), berth);
+        // A directory of that name is not a binary.
+        std::fs::create_dir(dir.path().join("berth-shim")).unwrap();
+        assert_eq!(shim_binary(&berth), berth);
+        std::fs::remove_dir(dir.path().join("berth-shim")).unwrap();
+        std::fs::write(dir.path().join("berth-shim"), b"").unwrap();
+        assert_eq!(shim_binary(&berth), dir.path().join("berth-shim"));
+    }
 }

@@ -138,7 +138,7 @@ fn holder(exec_root: &Path, uid: u32) -> Option<i32> {
         let pid: i32 = e.file_name().to_str()?.parse().ok()?;
         let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
         let argv: Vec<String> = cmd.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-        let ours = argv.len() >= 3 && (argv[0] == "berth" || argv[0].ends_with("/berth")) && argv[1].starts_with("shim") && argv[2].starts_with(&format!("{needle}/"));
+        let ours = argv.len() >= 3 && ["berth", "berth-shim"].iter().any(|b| argv[0] == *b || argv[0].ends_with(&format!("/{b}"))) && argv[1].starts_with("shim") && argv[2].starts_with(&format!("{needle}/"));
         if !ours {
             return None;
         }

@@ -169,6 +169,17 @@ fn shims_are_reaped_without_a_thread_each() {
     for i in 0..4 {
         run_ok(d.docker().args(["run", "--rm", "--name", &format!("q{i}"), "busybox", "true"]));
     }
+    // The shims (and their zygote) run from the small `berth-shim` beside `berth`.
+    let prefix = format!("berth shim {}/", d.exec_root.display());
+    let shims: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())))
+        .filter(|e| String::from_utf8_lossy(&std::fs::read(e.path().join("cmdline")).unwrap_or_default()).replace('\0', " ").starts_with(&prefix))
+        .map(|e| std::fs::read_link(e.path().join("exe")).unwrap().display().to_string())
+        .collect();
+    assert_eq!(shims.len(), 6, "{shims:?}");
+    assert!(shims.iter().all(|exe| exe == &bin().with_file_name("berth-shim").display().to_string()), "{shims:?}");
     let pid = d.pid().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

@@ -66,8 +66,9 @@ fn fixture(builtin: bool, args: &[&str], tty: bool) -> Fixture {
     Fixture { _tmp: tmp, cfg }
 }
 
+/// The shims' own binary, as the daemon runs them (`berth shim` is the same code).
 fn exe() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_berth"))
+    Path::new(env!("CARGO_BIN_EXE_berth-shim"))
 }
 
 fn write_stdin(stream: &mut std::os::unix::net::UnixStream, data: &[u8]) {
