@@ -500,9 +500,13 @@ impl Engine {
     /// Starts the container; the caller holds its op lock.
     pub(crate) async fn start_locked(self: &Arc<Self>, c: &Arc<Container>) -> Result<()> {
         let result = self.start_inner(c).await;
+        // What the start took from the pools is made again (also after a failed start,
+        // which may have taken some), now out of the start's way; a no-op for full pools.
         if let Some(pool) = &self.userns_pool {
             pool.discard_netns(&crate::userns::path(&self.cfg.exec_root, &c.id));
+            pool.refill();
         }
+        self.net.refill();
         if let Err(e) = &result {
             let code = if e.message.contains("executable file not found") || e.message.contains("no such file or directory") {
                 127
@@ -715,10 +719,6 @@ impl Engine {
         undo.disarm();
         ph.mark("start+record");
         ph.finish();
-        if let (Some(pool), Some(_)) = (&self.userns_pool, &rec.ext.userns) {
-            pool.refill();
-        }
-        self.net.refill();
         self.net.started(self, &rec).await;
         self.emit_container(&rec, "start", &[]);
         crate::health::spawn(self.clone(), c.clone(), generation);

@@ -117,7 +117,7 @@ impl Networking {
         let netns_pool = if cfg.rootless || !cfg.userns_remap.is_empty() {
             None
         } else {
-            let pool = berth_net::netns::NetnsPool::open(&cfg.exec_root.join("netns-pool"), NETNS_POOL_SIZE).map_err(net_err)?;
+            let pool = berth_net::netns::open_netns_pool(&cfg.exec_root.join("netns-pool"), NETNS_POOL_SIZE).map_err(net_err)?;
             pool.refill();
             Some(pool)
         };

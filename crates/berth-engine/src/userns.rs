@@ -67,19 +67,14 @@ pub fn create(at: &Path, ns: &UserNs) -> io::Result<()> {
 /// each with a network namespace inside it (loopback up). Making the two costs two forks
 /// of the daemon and the map writes, about 2 ms of a container's start; a container takes
 /// a ready pair instead. Each is still the container's own: taken once, never shared; the
-/// pool is topped up after the start. Kept as nsfs binds under `<exec-root>/userns-pool/`,
-/// which a stopping daemon clears, and a starting one (what a crash left).
+/// pool is topped up after the start. Kept as nsfs binds under `<exec-root>/userns-pool/`
+/// (the filling, clearing and leftovers are [`berth_net::nspool::Pool`]'s).
 pub struct Pool {
     ns: UserNs,
-    dir: PathBuf,
-    ready: std::sync::Mutex<Vec<(PathBuf, PathBuf)>>,
+    ahead: std::sync::Arc<berth_net::nspool::Pool<(PathBuf, PathBuf)>>,
     /// Network namespaces of taken user namespaces, by the path the user namespace was
     /// put at, until the container's network takes them ([`Pool::take_netns`]).
     spare: std::sync::Mutex<std::collections::HashMap<PathBuf, PathBuf>>,
-    next: std::sync::atomic::AtomicU64,
-    filling: std::sync::atomic::AtomicBool,
-    /// Set by [`Pool::clear`] (the daemon is stopping): nothing more is made.
-    closed: std::sync::atomic::AtomicBool,
 }
 
 /// How many pairs the pool keeps ready: enough for a burst of two starts.
@@ -88,22 +83,24 @@ const POOL_SIZE: usize = 2;
 impl Pool {
     /// An empty pool for `ns` under `exec_root`; what an earlier daemon left is removed.
     pub fn new(exec_root: &Path, ns: UserNs) -> io::Result<std::sync::Arc<Pool>> {
-        let dir = exec_root.join("userns-pool");
-        if let Ok(rd) = std::fs::read_dir(&dir) {
-            for e in rd.flatten() {
-                remove(&e.path())?;
-            }
-        }
-        std::fs::create_dir_all(&dir)?;
-        Ok(std::sync::Arc::new(Pool {
-            ns,
-            dir,
-            ready: Default::default(),
-            spare: Default::default(),
-            next: Default::default(),
-            filling: Default::default(),
-            closed: Default::default(),
-        }))
+        let for_maker = ns.clone();
+        let make: berth_net::nspool::Maker<(PathBuf, PathBuf)> = Box::new(move |stem: PathBuf| {
+            let ns = for_maker.clone();
+            Box::pin(async move {
+                tokio::task::spawn_blocking(move || {
+                    let (user, net) = (stem.with_extension("user"), stem.with_extension("net"));
+                    if let Err(e) = create(&user, &ns).and_then(|_| make_netns(&user, &net)) {
+                        let _ = remove(&user);
+                        return Err(e);
+                    }
+                    Ok((user, net))
+                })
+                .await
+                .map_err(io::Error::other)?
+            })
+        });
+        let ahead = berth_net::nspool::Pool::open(&exec_root.join("userns-pool"), POOL_SIZE, "a user namespace", make)?;
+        Ok(std::sync::Arc::new(Pool { ns, ahead, spare: Default::default() }))
     }
 
     /// Puts a ready user namespace with `ns`'s mappings at `at` (a fresh file); its
@@ -113,8 +110,8 @@ impl Pool {
         if (&ns.uids, &ns.gids) != (&self.ns.uids, &self.ns.gids) {
             return false;
         }
-        let Some((user, net)) = self.ready.lock().unwrap().pop() else { return false };
-        let placed = place(&user, at);
+        let Some((user, net)) = self.ahead.pop() else { return false };
+        let placed = berth_net::nspool::place(&user, at);
         let _ = remove(&user);
         if placed {
             if let Some(old) = self.spare.lock().unwrap().insert(at.to_path_buf(), net) {
@@ -130,7 +127,7 @@ impl Pool {
     /// [`Pool::take`]) at `at`. False when there is none: the caller makes one.
     pub fn take_netns(&self, userns: &Path, at: &Path) -> bool {
         let Some(net) = self.spare.lock().unwrap().remove(userns) else { return false };
-        let placed = place(&net, at);
+        let placed = berth_net::nspool::place(&net, at);
         let _ = remove(&net);
         placed
     }
@@ -146,55 +143,16 @@ impl Pool {
     /// Removes every namespace the pool holds and makes no more (the daemon is
     /// stopping: what it made ahead is not left mounted behind it).
     pub fn clear(&self) {
-        self.closed.store(true, std::sync::atomic::Ordering::Release);
-        let ready = std::mem::take(&mut *self.ready.lock().unwrap());
-        let spare = std::mem::take(&mut *self.spare.lock().unwrap());
-        for p in ready.into_iter().flat_map(|(u, n)| [u, n]).chain(spare.into_values()) {
+        self.ahead.clear();
+        for p in std::mem::take(&mut *self.spare.lock().unwrap()).into_values() {
             let _ = remove(&p);
         }
     }
 
-    /// Tops the pool up on a thread of its own (one filler at a time).
-    pub fn refill(self: &std::sync::Arc<Self>) {
-        use std::sync::atomic::Ordering;
-        if self.closed.load(Ordering::Acquire) || self.filling.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let pool = self.clone();
-        let spawned = std::thread::Builder::new().name("userns-pool".into()).spawn(move || {
-            while pool.ready.lock().unwrap().len() < POOL_SIZE {
-                let n = pool.next.fetch_add(1, Ordering::Relaxed);
-                let (user, net) = (pool.dir.join(format!("{n}.user")), pool.dir.join(format!("{n}.net")));
-                if let Err(e) = create(&user, &pool.ns).and_then(|_| make_netns(&user, &net)) {
-                    tracing::warn!("making a user namespace ahead of time: {e}");
-                    let _ = remove(&user);
-                    break;
-                }
-                let mut ready = pool.ready.lock().unwrap();
-                if pool.closed.load(Ordering::Acquire) {
-                    drop(ready);
-                    let _ = remove(&user);
-                    let _ = remove(&net);
-                    break;
-                }
-                ready.push((user, net));
-            }
-            pool.filling.store(false, Ordering::Release);
-        });
-        if spawned.is_err() {
-            self.filling.store(false, Ordering::Release);
-        }
+    /// Tops the pool up on a task of its own (one filler at a time).
+    pub fn refill(&self) {
+        self.ahead.refill();
     }
-}
-
-/// Binds the namespace file `from` at `at` (made here); false (nothing left) on failure.
-fn place(from: &Path, at: &Path) -> bool {
-    let placed = mount_point(at).and_then(|_| bind(&from.to_string_lossy(), at));
-    if let Err(e) = &placed {
-        tracing::debug!("a pooled namespace could not be placed at {}: {e}", at.display());
-        let _ = remove(at);
-    }
-    placed.is_ok()
 }
 
 /// Makes a network namespace inside the user namespace at `userns`, kept at `at` (as
@@ -216,16 +174,7 @@ fn make_netns(userns: &Path, at: &Path) -> io::Result<()> {
 }
 
 /// Unmounts and removes a namespace file (idempotent).
-pub fn remove(at: &Path) -> io::Result<()> {
-    match rustix::mount::unmount(at, rustix::mount::UnmountFlags::DETACH) {
-        Ok(()) | Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::NOENT) => {}
-        Err(e) => return Err(e.into()),
-    }
-    match std::fs::remove_file(at) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
-}
+pub use berth_net::nspool::remove_ns_file as remove;
 
 /// Id-mapped copies, under `staging`, of what a container in the user namespace at
 /// `userns` (whose root is `root` on the host) binds from the host: `(source, recursive)`
@@ -400,8 +349,8 @@ mod tests {
 
     /// The pool on the real kernel (root only, as CI runs): each ready pair goes to one
     /// taker, a network namespace not taken is dropped at once, and nothing stays mounted.
-    #[test]
-    fn the_pool_hands_out_each_pair_once_and_drops_what_is_not_taken() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_pool_hands_out_each_pair_once_and_drops_what_is_not_taken() {
         if !rustix::process::geteuid().is_root() {
             return;
         }
@@ -412,9 +361,9 @@ mod tests {
         let pool = Pool::new(t.path(), ns.clone()).unwrap();
         pool.refill();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while pool.ready.lock().unwrap().len() < POOL_SIZE || pool.filling.load(std::sync::atomic::Ordering::Acquire) {
+        while pool.ahead.ready() < POOL_SIZE || pool.ahead.filling() {
             assert!(std::time::Instant::now() < deadline, "the pool was not filled");
-            std::thread::sleep(std::time::Duration::from_millis(10));
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         let (a, b) = (t.path().join("a.user"), t.path().join("b.user"));
         assert!(pool.take(&a, &ns) && pool.take(&b, &ns));

@@ -5,7 +5,8 @@
 //!   endpoints (veth pairs into container namespaces via rtnetlink), published ports
 //!   (in-kernel DNAT in the daemon's own nftables table), outbound NAT, isolation
 //!   between networks, and the embedded DNS server at 127.0.0.11.
-//! - [`netns`] creates and deletes network namespaces bound to paths.
+//! - [`netns`] creates and deletes network namespaces bound to paths; [`nspool`] keeps
+//!   namespaces made ahead of time for starts to take.
 //! - [`files`] renders a container's resolv.conf, hosts and hostname like Docker.
 //! - [`ports`] parses `-p`/`-P` and the Engine API's PortMap.
 //!
@@ -27,6 +28,7 @@ pub mod ipam6;
 mod manager;
 pub mod model;
 pub mod netns;
+pub mod nspool;
 mod persist;
 pub mod ports;
 pub mod proxy;

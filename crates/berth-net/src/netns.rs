@@ -10,7 +10,7 @@ use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use futures_util::TryStreamExt;
-use nix::mount::{MntFlags, MsFlags};
+use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
 
 use crate::error::{NetError, Result};
@@ -145,15 +145,7 @@ pub async fn create_netns(path: &Path) -> Result<()> {
 /// Unmounts and removes a namespace created by [`create_netns`]. The namespace itself
 /// (and every interface in it) goes away once no process uses it. Idempotent.
 pub fn delete_netns(path: &Path) -> Result<()> {
-    match nix::mount::umount2(path, MntFlags::MNT_DETACH) {
-        Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
-        Err(e) => return Err(NetError::system(format!("unmount {}", path.display()), e)),
-    }
-    match fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(NetError::system(format!("remove {}", path.display()), e)),
-    }
+    crate::nspool::remove_ns_file(path).map_err(|e| NetError::system(format!("remove {}", path.display()), e))
 }
 
 /// The path of a process's network namespace (for `--network container:<id>`, whose
@@ -162,99 +154,22 @@ pub fn netns_of_pid(pid: u32) -> PathBuf {
     PathBuf::from(format!("/proc/{pid}/ns/net"))
 }
 
-/// Network namespaces made ahead of time, each with its loopback up and nothing else,
-/// so a container's start binds a ready one at its path instead of making one (an
-/// `unshare`, the kernel's setup of every per-namespace subsystem, a netlink request:
-/// ~1 ms). Only never-used namespaces are kept: one a container has had is never
-/// handed to another, which would inherit its sockets, conntrack and neighbours.
-#[derive(Debug)]
-pub struct NetnsPool {
-    dir: PathBuf,
-    size: usize,
-    ready: std::sync::Mutex<Vec<PathBuf>>,
-    next: std::sync::atomic::AtomicU64,
-    filling: std::sync::atomic::AtomicBool,
-    /// Set by [`NetnsPool::clear`] (the daemon is stopping): nothing more is made.
-    closed: std::sync::atomic::AtomicBool,
-}
+/// Fresh network namespaces made ahead of time, each with its loopback up and nothing
+/// else, so a container's start binds a ready one at its path ([`crate::nspool::Pool::take`])
+/// instead of making one (an `unshare`, the kernel's setup of every per-namespace
+/// subsystem, a netlink request: ~1 ms). Only never-used namespaces are pooled: one a
+/// container has had is never handed to another, which would inherit its sockets,
+/// conntrack and neighbours.
+pub type NetnsPool = crate::nspool::Pool<PathBuf>;
 
-impl NetnsPool {
-    /// An empty pool of `size` namespaces kept under `dir`; what an earlier daemon left
-    /// there is removed.
-    pub fn open(dir: &Path, size: usize) -> Result<std::sync::Arc<NetnsPool>> {
-        if let Ok(rd) = fs::read_dir(dir) {
-            for e in rd.flatten() {
-                delete_netns(&e.path())?;
-            }
-        }
-        fs::create_dir_all(dir).map_err(|e| NetError::system(format!("create {}", dir.display()), e))?;
-        Ok(std::sync::Arc::new(NetnsPool {
-            dir: dir.to_path_buf(),
-            size,
-            ready: Default::default(),
-            next: Default::default(),
-            filling: Default::default(),
-            closed: Default::default(),
-        }))
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<PathBuf>> {
-        self.ready.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Binds a ready namespace at `at` (made here, like [`create_netns`]'s). False when
-    /// none is ready or it could not be placed: the caller makes one.
-    pub fn take(&self, at: &Path) -> bool {
-        let Some(from) = self.lock().pop() else { return false };
-        let placed = File::create(at).and_then(|_| {
-            nix::mount::mount(Some(&from), at, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(std::io::Error::from)
-        });
-        if let Err(e) = &placed {
-            tracing::debug!("a namespace made ahead could not be placed at {}: {e}", at.display());
-            let _ = delete_netns(at);
-        }
-        let _ = delete_netns(&from);
-        placed.is_ok()
-    }
-
-    /// Tops the pool up on a task of its own (one at a time). Called after a start, so
-    /// the kernel's work for the next namespace is not in the way of this one.
-    pub fn refill(self: &std::sync::Arc<Self>) {
-        use std::sync::atomic::Ordering;
-        if self.closed.load(Ordering::Acquire) || self.filling.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let pool = self.clone();
-        tokio::spawn(async move {
-            while pool.lock().len() < pool.size {
-                let path = pool.dir.join(pool.next.fetch_add(1, Ordering::Relaxed).to_string());
-                if let Err(e) = create_netns(&path).await {
-                    tracing::warn!("making a network namespace ahead of time: {e}");
-                    break;
-                }
-                let mut ready = pool.lock();
-                if pool.closed.load(Ordering::Acquire) {
-                    drop(ready);
-                    let _ = delete_netns(&path);
-                    break;
-                }
-                ready.push(path);
-            }
-            pool.filling.store(false, Ordering::Release);
-        });
-    }
-
-    /// Removes every namespace the pool holds and makes no more (the daemon is
-    /// stopping: nothing it made ahead stays mounted behind it).
-    pub fn clear(&self) {
-        self.closed.store(true, std::sync::atomic::Ordering::Release);
-        for p in std::mem::take(&mut *self.lock()) {
-            let _ = delete_netns(&p);
-        }
-    }
-
-    /// How many are ready (for tests).
-    pub fn ready(&self) -> usize {
-        self.lock().len()
-    }
+/// A [`NetnsPool`] of `size` kept under `dir` (what an earlier daemon left there is
+/// removed); it fills on [`crate::nspool::Pool::refill`].
+pub fn open_netns_pool(dir: &Path, size: usize) -> Result<std::sync::Arc<NetnsPool>> {
+    let make: crate::nspool::Maker<PathBuf> = Box::new(|stem: PathBuf| {
+        Box::pin(async move {
+            create_netns(&stem).await.map_err(std::io::Error::other)?;
+            Ok(stem)
+        })
+    });
+    NetnsPool::open(dir, size, "a network namespace", make).map_err(|e| NetError::system(format!("open {}", dir.display()), e))
 }

@@ -720,13 +720,13 @@ async fn netns_create_and_delete() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_netns_pool_hands_out_fresh_namespaces_and_leaves_nothing() {
-    use berth_net::netns::{NetnsPool, create_netns, is_netns};
+    use berth_net::netns::{NetnsPool, create_netns, is_netns, open_netns_pool};
     use std::os::unix::fs::MetadataExt;
     let env = Env::new(165);
     let dir = env.dir.path().join("pool");
     // What a killed daemon left in the pool's directory goes at open.
     create_netns(&dir.join("7")).await.unwrap();
-    let pool = NetnsPool::open(&dir, 2).unwrap();
+    let pool = open_netns_pool(&dir, 2).unwrap();
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
     let mounted = |d: &std::path::Path| std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().filter(|l| l.contains(&*d.to_string_lossy())).count();
     let wait_ready = |pool: std::sync::Arc<NetnsPool>| async move {

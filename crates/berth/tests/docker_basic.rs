@@ -129,4 +129,12 @@ fn init_runs_as_pid_1_and_exit_codes_follow() {
     assert!(!String::from_utf8_lossy(&out.stderr).contains("Error waiting"), "{}", String::from_utf8_lossy(&out.stderr));
     let out = d.docker().args(["run", "--rm", "busybox", "/no/such"]).output().unwrap();
     assert_eq!(out.status.code(), Some(127), "{}", String::from_utf8_lossy(&out.stderr));
+    // The two failed starts took network namespaces made ahead: the pool is made full
+    // again without waiting for a start that succeeds.
+    let pool = d.exec_root.join("netns-pool");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_dir(&pool).map(|r| r.count()).unwrap_or(0) < 2 {
+        assert!(std::time::Instant::now() < deadline, "the namespace pool was not refilled after failed starts");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
