@@ -105,9 +105,11 @@ for v in ["default", "--network none"]:
     for op in ["create", "start", "exit", "rm"]:
         if ("A", v, op, "total") not in ph or ("B", v, op, "total") not in ph:
             continue
+        # B's phases in B's order, then any only A has (a phase renamed or split).
         keys = [k for (w, vv, o, k) in ph if w == "B" and vv == v and o == op and k != "total"]
-        med = lambda w, k: statistics.median(ph[(w, v, op, k)]) if (w, v, op, k) in ph else float("nan")
-        parts = ", ".join(f"{k} {med('A', k):.2f} / {med('B', k):.2f}" for k in keys)
-        print(f"| {v} | {op} | {med('A', 'total'):.2f} / {med('B', 'total'):.2f} | {parts} |")
+        keys += [k for (w, vv, o, k) in ph if w == "A" and vv == v and o == op and k != "total" and k not in keys]
+        med = lambda w, k: f"{statistics.median(ph[(w, v, op, k)]):.2f}" if (w, v, op, k) in ph else "–"
+        parts = ", ".join(f"{k} {med('A', k)} / {med('B', k)}" for k in keys)
+        print(f"| {v} | {op} | {med('A', 'total')} / {med('B', 'total')} | {parts} |")
 PY
 cat "$out"

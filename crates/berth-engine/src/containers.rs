@@ -562,20 +562,33 @@ impl Engine {
                 Some((at, u.root().ok_or_else(|| Error::invalid("a user namespace must map uid and gid 0"))?))
             }
         };
-        if rec.ext.pause {
-            std::fs::create_dir_all(&rootfs)?;
-            if let Some((_, (uid, gid))) = &userns {
-                // The runtime makes its mount points there as the namespace's root.
-                std::os::unix::fs::chown(&rootfs, Some(*uid), Some(*gid))?;
+        // The root filesystem's mount (a blocking thread: the kernel's overlay setup) and
+        // the network's attach (namespace, veth, addresses, routes) need nothing of each
+        // other: they run at once.
+        let rootfs_ready = async {
+            if rec.ext.pause {
+                std::fs::create_dir_all(&rootfs)?;
+                if let Some((_, (uid, gid))) = &userns {
+                    // The runtime makes its mount points there as the namespace's root.
+                    std::os::unix::fs::chown(&rootfs, Some(*uid), Some(*gid))?;
+                }
+                Ok::<bool, Error>(false)
+            } else {
+                match &userns {
+                    Some((at, root)) => self.images.mount_snapshot_idmapped(&id, &rootfs, at, *root).await?,
+                    None => self.images.mount_snapshot(&id, &rootfs).await?,
+                }
+                Ok(true)
             }
-        } else {
-            match &userns {
-                Some((at, root)) => self.images.mount_snapshot_idmapped(&id, &rootfs, at, *root).await?,
-                None => self.images.mount_snapshot(&id, &rootfs).await?,
-            }
-            undo.rootfs = true;
-        }
-        ph.mark("rootfs");
+        };
+        let (mounted, attached) = tokio::join!(rootfs_ready, self.net.attach(self, &rec));
+        undo.rootfs = matches!(mounted, Ok(true));
+        undo.network = attached.is_ok();
+        let mut net = match (mounted, attached) {
+            (Ok(_), Ok(net)) => net,
+            (Err(e), _) | (_, Err(e)) => return Err(e),
+        };
+        ph.mark("rootfs+net");
         for m in rec.mounts.iter().filter(|m| m.kind == "volume") {
             let data = self.volumes.acquire(&m.name)?;
             undo.volumes.push(m.name.clone());
@@ -586,9 +599,6 @@ impl Engine {
         self.copy_up_volumes(c, &rootfs).await?;
 
         ph.mark("volumes");
-        let mut net = self.net.attach(self, &rec).await?;
-        ph.mark("net");
-        undo.network = true;
         let mut rec = rec;
         rec.network = net.record.clone();
         crate::network::write_files(&mut rec, &net)?;
