@@ -86,7 +86,15 @@ fn wait_condition_and_logs_and_stats_by_version() {
     assert_eq!(st, 400);
     assert_eq!(v["message"], "invalid condition: \"bogus\"");
     // logs: without a TTY the stream is announced multiplexed from 1.42 (framed either way).
-    let (_, head, body) = http(&d, "GET", &format!("/v1.41/containers/{id}/logs?stdout=1"), "");
+    // (The container's echo reaches its log a moment after `run -d` returns: wait for it.)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (head, body) = loop {
+        let (_, head, body) = http(&d, "GET", &format!("/v1.41/containers/{id}/logs?stdout=1"), "");
+        if body.len() >= 8 || std::time::Instant::now() > deadline {
+            break (head, body);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     assert!(head.contains("application/vnd.docker.raw-stream"), "{head}");
     assert_eq!(&body[..8], &[1, 0, 0, 0, 0, 0, 0, 4]);
     let (_, head, _) = http(&d, "GET", &format!("/v1.42/containers/{id}/logs?stdout=1"), "");
