@@ -14,33 +14,10 @@ set -euo pipefail
 a=$1 b=$2 runs=${3:-20} rounds=${4:-3}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 docker=${DOCKER:-/usr/local/bin/docker}
-work=$(mktemp -d /var/tmp/berth-bench-ab.XXXXXX)
-B="unix://$work/berth.sock"
-bpid=
-stop() { [ -n "$bpid" ] && kill "$bpid" 2>/dev/null && wait "$bpid" 2>/dev/null || true; bpid=; }
 writer=
-cleanup() {
-    set +e
-    [ -n "$writer" ] && kill "$writer" 2>/dev/null
-    $docker -H "$B" rm -f $($docker -H "$B" ps -aq 2>/dev/null) >/dev/null 2>&1
-    stop
-    ip link del abberth0 2>/dev/null; nft delete table inet abberth 2>/dev/null
-    grep " $work" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
-    for d in /sys/fs/cgroup/*/abberth; do [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-start() {
-    "$1" daemon --data-root "$work/data" --exec-root "$work/run" -H "$B" --bridge abberth0 --bip 172.23.0.1/16 \
-        --default-address-pool base=10.223.0.0/16,size=24 --nft-table abberth --cgroup-parent /abberth --trace-phases >>"$work/berth.log" 2>&1 &
-    bpid=$!
-    for i in $(seq 100); do $docker -H "$B" version >/dev/null 2>&1 && return; sleep 0.1; done
-    echo "daemon $1 did not start" >&2; exit 1
-}
-start "$a"
-sh "$top/scripts/mkrootfs-busybox.sh" "$work/rootfs"
-tar -C "$work/rootfs" -cf - . | $docker -H "$B" import -c 'CMD ["sh"]' - busybox:latest >/dev/null
-stop
+stop_writer() { [ -z "$writer" ] || kill "$writer" 2>/dev/null; }
+name=abberth net=23 first=$a berth_extra=--trace-phases on_exit=stop_writer
+. "$top/bench/lib/two-berths.sh"
 if [ "${IO_LOAD:-0}" = 1 ]; then
     (while true; do dd if=/dev/zero of="$work/ballast" bs=1M count=256 status=none; done) &
     writer=$!

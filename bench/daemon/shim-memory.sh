@@ -11,33 +11,9 @@ set -euo pipefail
 a=$1 b=$2 n=${3:-10} rounds=${4:-2}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 docker=${DOCKER:-/usr/local/bin/docker}
-work=$(mktemp -d /var/tmp/berth-bench-shm.XXXXXX)
-B="unix://$work/berth.sock"
-bpid=
-stop() { [ -n "$bpid" ] && kill "$bpid" 2>/dev/null && wait "$bpid" 2>/dev/null || true; bpid=; }
-cleanup() {
-    set +e
-    $docker -H "$B" rm -f $($docker -H "$B" ps -aq 2>/dev/null) >/dev/null 2>&1
-    stop
-    pkill -f "shim-zygote $work/" 2>/dev/null
-    ip link del smberth0 2>/dev/null; nft delete table inet smberth 2>/dev/null
-    grep " $work" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
-    for d in /sys/fs/cgroup/*/smberth; do [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-start() {
-    "$1" daemon --data-root "$work/data" --exec-root "$work/run" -H "$B" --bridge smberth0 --bip 172.22.0.1/16 \
-        --default-address-pool base=10.222.0.0/16,size=24 --nft-table smberth --cgroup-parent /smberth >>"$work/berth.log" 2>&1 &
-    bpid=$!
-    for i in $(seq 100); do $docker -H "$B" version >/dev/null 2>&1 && return; sleep 0.1; done
-    echo "daemon $1 did not start" >&2; exit 1
-}
+name=smberth net=22 first=$a
+. "$top/bench/lib/two-berths.sh"
 kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
-start "$a"
-sh "$top/scripts/mkrootfs-busybox.sh" "$work/rootfs"
-tar -C "$work/rootfs" -cf - . | $docker -H "$B" import -c 'CMD ["sh"]' - busybox:latest >/dev/null
-stop
 rows=
 for r in $(seq "$rounds"); do
     for which in A B; do
