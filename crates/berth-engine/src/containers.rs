@@ -677,7 +677,7 @@ impl Engine {
         // Created (or not): the container holds its mounts, the staged copies can go.
         crate::userns::release_binds(&idmap_staging);
         let spawned = spawned.map_err(|e| Error::system(format!("shim: {e}")))?;
-        let (child, init_pid) = spawned.map_err(|e| match e {
+        let berth_shim::spawn::Spawned { child, pid: init_pid, phases: shim_phases } = spawned.map_err(|e| match e {
             berth_shim::spawn::SpawnError::Create(msg) => Error::invalid(format!("failed to create task for container: {msg}")),
             other => Error::system(other.to_string()),
         })?;
@@ -689,6 +689,8 @@ impl Engine {
         }
         published?;
         ph.mark("shim");
+        // Inside "shim": the shim's own report of where its create went.
+        ph.detail("shim", shim_phases);
 
         let socket = self.shim_socket_of(&id);
         let open_stdin = rec.config.open_stdin;

@@ -26,12 +26,15 @@ pub struct Phases {
     start: Instant,
     last: Instant,
     marks: Vec<(&'static str, f64)>,
+    /// Parts of a phase, reported by whoever did its work (the shim: `shim.clone` …);
+    /// printed after the phases, not counted in the total twice.
+    details: Vec<(String, f64)>,
 }
 
 impl Phases {
     pub fn new(op: &'static str, id: &str) -> Phases {
         let now = Instant::now();
-        Phases { op, id: id.chars().take(12).collect(), start: now, last: now, marks: Vec::with_capacity(12) }
+        Phases { op, id: id.chars().take(12).collect(), start: now, last: now, marks: Vec::with_capacity(12), details: Vec::new() }
     }
 
     /// Ends the phase called `name` (the time since the previous mark).
@@ -39,6 +42,11 @@ impl Phases {
         let now = Instant::now();
         self.marks.push((name, (now - self.last).as_secs_f64() * 1000.0));
         self.last = now;
+    }
+
+    /// Records the parts of phase `of` (`of.name=ms` in the line), as measured elsewhere.
+    pub fn detail(&mut self, of: &str, parts: Vec<(String, f64)>) {
+        self.details.extend(parts.into_iter().map(|(name, ms)| (format!("{of}.{name}"), ms)));
     }
 
     /// Logs the breakdown (info with `--trace-phases`, else debug).
@@ -49,7 +57,7 @@ impl Phases {
         }
         let total = self.last.duration_since(self.start).as_secs_f64() * 1000.0;
         let mut line = format!("phases {} {} {total:.2} ms:", self.op, self.id);
-        for (name, ms) in &self.marks {
+        for (name, ms) in self.marks.iter().map(|(n, ms)| (*n, ms)).chain(self.details.iter().map(|(n, ms)| (n.as_str(), ms))) {
             line.push_str(&format!(" {name}={ms:.2}"));
         }
         if on {
@@ -73,6 +81,8 @@ mod tests {
         assert_eq!(p.id, "0123456789ab");
         assert_eq!(p.marks.len(), 2);
         assert!(p.marks[0].1 >= 2.0 && p.marks[1].1 < p.marks[0].1);
+        p.detail("b", vec![("x".to_string(), 0.5)]);
+        assert_eq!(p.details, vec![("b.x".to_string(), 0.5)]);
         p.finish();
     }
 }

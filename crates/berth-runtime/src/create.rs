@@ -151,6 +151,7 @@ impl Runtime {
             resources.set_devices(Some(without_repeated_allows(all)));
         }
 
+        crate::phases::mark("plan");
         // From here on every step is undone if a later one fails.
         std::fs::create_dir_all(self.root()).ctx(|| format!("create state root {}", self.root().display()))?;
         let dir = self.dir(id);
@@ -167,6 +168,7 @@ impl Runtime {
         cgroup.create()?;
         guard.cgroup = Some(cgroup.as_ref());
         cgroup.set(&resources)?;
+        crate::phases::mark("cgroup");
 
         let fifo = if wait_start {
             let p = dir.join(EXEC_FIFO);
@@ -267,6 +269,7 @@ impl Runtime {
         }
         guard.child = Some(pid);
         drop(child_cfg);
+        crate::phases::mark("clone");
 
         if ns.new_user() {
             std::fs::write(format!("/proc/{pid}/uid_map"), namespaces::id_map_text(&ns.uid_mappings))
@@ -295,6 +298,8 @@ impl Runtime {
         if !await_child(&parent_sock, Error::Init)? {
             return Err(Error::Init("the container init exited during setup".into()));
         }
+        // The init's own setup: its namespaces' mounts, devices, pivot_root, seccomp.
+        crate::phases::mark("init");
         let start_time = state::proc_stat(pid)
             .map(|s| s.start_time)
             .ok_or_else(|| Error::Init("the container init exited during setup".into()))?;
@@ -318,6 +323,7 @@ impl Runtime {
             write_pid_file(p, pid)?;
         }
         guard.disarm();
+        crate::phases::mark("record");
         let mut state = self.state_of(&record);
         // A process that already exited still has its pid for the caller to reap (state()
         // reports 0 for a stopped container, as runc does, but the creator needs it).

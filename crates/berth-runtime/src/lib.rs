@@ -38,6 +38,7 @@ mod hooks;
 mod init;
 pub mod ipc;
 pub mod pause;
+pub mod phases;
 pub mod pid1;
 pub mod namespaces;
 pub mod process;

@@ -80,6 +80,10 @@ pub struct Ready {
     pub error: String,
     #[serde(default)]
     pub pid: i32,
+    /// Where the create's time went (`berth_runtime::phases`: the shim's setup, the
+    /// runtime's plan, cgroup, clone, the init's own setup, ...), in ms.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<(String, f64)>,
 }
 
 pub fn frame_header(kind: u8, len: usize) -> [u8; HEADER_LEN] {

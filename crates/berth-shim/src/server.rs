@@ -119,7 +119,7 @@ pub fn run(cfg: ShimConfig, ready: Option<OwnedFd>) -> i32 {
     match Shim::create(cfg) {
         Ok(mut shim) => {
             let pid = shim.procs.get(&ProcKey::Init).map(|p| p.pid).unwrap_or(0);
-            report(&mut ready, &Ready { ok: true, error: String::new(), pid });
+            report(&mut ready, &Ready { ok: true, error: String::new(), pid, phases: berth_runtime::phases::take() });
             drop(ready);
             // No memory::give_back here: the daemon's attach and start come next and
             // would wait for it (reading smaps, ~1 ms). The first idle poll trims.
@@ -127,7 +127,7 @@ pub fn run(cfg: ShimConfig, ready: Option<OwnedFd>) -> i32 {
             0
         }
         Err(e) => {
-            report(&mut ready, &Ready { ok: false, error: e, pid: 0 });
+            report(&mut ready, &Ready { ok: false, error: e, pid: 0, phases: berth_runtime::phases::take() });
             1
         }
     }
@@ -135,6 +135,8 @@ pub fn run(cfg: ShimConfig, ready: Option<OwnedFd>) -> i32 {
 
 impl Shim {
     fn create(cfg: ShimConfig) -> Result<Shim, String> {
+        // Where this create's time goes, reported with "ready" (`Ready::phases`).
+        berth_runtime::phases::begin();
         // Orphaned exec processes (runc exec --detach) and the init itself must be
         // reaped here, whoever forked them.
         // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes an integer flag only.
@@ -157,6 +159,7 @@ impl Shim {
         let pid_file = cfg.init_pid_file();
         let _ = std::fs::remove_file(&pid_file);
         let console_path = short_sibling(&cfg.socket, "c");
+        berth_runtime::phases::mark("setup");
         let created = launch(&mut init, cfg.tty, cfg.open_stdin, &console_path, cfg.console_size, |stdio, console| {
             runtime.create(&cfg.id, &cfg.bundle, &pid_file, console, stdio)
         });
@@ -170,6 +173,7 @@ impl Shim {
             .and_then(|s| s.trim().parse().ok())
             .ok_or_else(|| "runtime did not write the init pid".to_string())?;
         let _ = std::fs::write(cfg.pid_file(), std::process::id().to_string());
+        berth_runtime::phases::mark("done");
         let mut procs = HashMap::new();
         procs.insert(ProcKey::Init, init);
         Ok(Shim { cfg, runtime, listener, sigfd, log, procs, conns: HashMap::new(), next_conn: 1, cgroups_path, done_at: None, trimmed: false })

@@ -34,14 +34,24 @@ pub fn shim_binary(berth_exe: &Path) -> std::path::PathBuf {
     }
 }
 
+/// A shim that reported its container created.
+#[derive(Debug)]
+pub struct Spawned {
+    /// For the caller to reap: the exec'd shim, or the zygote when this call started it
+    /// (a forked shim is the zygote's child).
+    pub child: Option<Child>,
+    /// The container's init.
+    pub pid: i32,
+    /// Where the shim's create went (see [`Ready::phases`]).
+    pub phases: Vec<(String, f64)>,
+}
+
 /// Writes `shim.json` into the config's state dir, starts the shim and waits until the
 /// container is created. With `zygote` (the socket of a [`crate::zygote`]; started here
 /// when none answers), the shim is forked from the zygote and shares its relocated
-/// pages; otherwise, or if no zygote can be had, `exe shim <state-dir>` is exec'd. Returns
-/// a child for the caller to reap (the exec'd shim, or the zygote when this call started
-/// it; a forked shim is the zygote's child) and the container's init pid. The shim's own
-/// stderr goes to `<state-dir>/shim.log`.
-pub fn spawn(exe: &Path, cfg: &ShimConfig, zygote: Option<&Path>) -> Result<(Option<Child>, i32), SpawnError> {
+/// pages; otherwise, or if no zygote can be had, `exe shim <state-dir>` is exec'd. The
+/// shim's own stderr goes to `<state-dir>/shim.log`.
+pub fn spawn(exe: &Path, cfg: &ShimConfig, zygote: Option<&Path>) -> Result<Spawned, SpawnError> {
     std::fs::create_dir_all(&cfg.state_dir)?;
     crate::server::write_atomic(&cfg.state_dir.join(ShimConfig::FILE), &serde_json::to_vec_pretty(cfg).map_err(io::Error::other)?)?;
     let _ = std::fs::remove_file(cfg.exit_file());
@@ -54,7 +64,7 @@ pub fn spawn(exe: &Path, cfg: &ShimConfig, zygote: Option<&Path>) -> Result<(Opt
             Err(SpawnError::Io(_)) => {}
         }
     }
-    spawn_exec(exe, cfg).map(|(c, pid)| (Some(c), pid))
+    spawn_exec(exe, cfg).map(|(c, r)| Spawned { child: Some(c), pid: r.pid, phases: r.phases })
 }
 
 /// Only one zygote is started at a time, even when containers start in parallel.
@@ -104,10 +114,10 @@ fn ensure_zygote(exe: &Path, socket: &Path) -> io::Result<Option<Child>> {
     Err(io::Error::other("the shim zygote did not start"))
 }
 
-/// The shim's pid, and the zygote if this call started it.
-fn spawn_forked(exe: &Path, socket: &Path, cfg: &ShimConfig) -> Result<(Option<Child>, i32), SpawnError> {
+/// The shim's report, and the zygote if this call started it.
+fn spawn_forked(exe: &Path, socket: &Path, cfg: &ShimConfig) -> Result<Spawned, SpawnError> {
     let zygote = ensure_zygote(exe, socket)?;
-    let fork = || -> Result<i32, SpawnError> {
+    let fork = || -> Result<Ready, SpawnError> {
         let (ready_r, ready_w) = crate::fdio::pipe()?;
         let resp = crate::zygote::call(socket, &crate::zygote::ZygoteRequest::Spawn { state_dir: cfg.state_dir.clone() }, Some(ready_w.as_raw_fd()))?;
         drop(ready_w);
@@ -115,12 +125,12 @@ fn spawn_forked(exe: &Path, socket: &Path, cfg: &ShimConfig) -> Result<(Option<C
             return Err(SpawnError::Io(io::Error::other(resp.error)));
         }
         match read_ready(ready_r)? {
-            r if r.ok => Ok(r.pid),
+            r if r.ok => Ok(r),
             r => Err(SpawnError::Create(r.error)),
         }
     };
     match fork() {
-        Ok(pid) => Ok((zygote, pid)),
+        Ok(r) => Ok(Spawned { child: zygote, pid: r.pid, phases: r.phases }),
         Err(e) => {
             if let Some(mut z) = zygote {
                 // Rare (a new zygote and a failed start): a thread reaps it.
@@ -132,7 +142,7 @@ fn spawn_forked(exe: &Path, socket: &Path, cfg: &ShimConfig) -> Result<(Option<C
 }
 
 /// `exe shim <state-dir>` in its own session, reporting on fd 3.
-fn spawn_exec(exe: &Path, cfg: &ShimConfig) -> Result<(Child, i32), SpawnError> {
+fn spawn_exec(exe: &Path, cfg: &ShimConfig) -> Result<(Child, Ready), SpawnError> {
     let (ready_r, ready_w) = crate::fdio::pipe()?;
     let log = std::fs::OpenOptions::new().create(true).append(true).open(cfg.state_dir.join("shim.log"))?;
     let ready_raw = ready_w.as_raw_fd();
@@ -155,7 +165,7 @@ fn spawn_exec(exe: &Path, cfg: &ShimConfig) -> Result<(Child, i32), SpawnError> 
     let mut child = cmd.spawn()?;
     drop(ready_w);
     match read_ready(ready_r) {
-        Ok(r) if r.ok => Ok((child, r.pid)),
+        Ok(r) if r.ok => Ok((child, r)),
         Ok(r) => {
             let _ = child.wait();
             Err(SpawnError::Create(r.error))

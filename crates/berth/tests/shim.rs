@@ -91,7 +91,7 @@ fn shim_log(cfg: &ShimConfig) -> String {
 
 fn attach_stdin_output_exit_code_and_log(builtin: bool) {
     let f = fixture(builtin, &["sh", "-c", "read x; echo got $x; echo oops >&2; exit 3"], false);
-    let (child, pid) = berth_shim::spawn::spawn(exe(), &f.cfg, None).unwrap();
+    let berth_shim::spawn::Spawned { child, pid, .. } = berth_shim::spawn::spawn(exe(), &f.cfg, None).unwrap();
     let mut child = child.expect("an exec'd shim is our child");
     assert!(pid > 0);
     let (resp, mut attach) = client::open(&f.cfg.socket, &Request::Attach { stdin: true, stdout: true, stderr: true }).unwrap();
@@ -119,7 +119,7 @@ fn attach_stdin_output_exit_code_and_log(builtin: bool) {
 
 fn exec_runs_in_the_container_and_kill_reports_the_signal(builtin: bool) {
     let f = fixture(builtin, &["sh", "-c", "echo ready; sleep 1000"], false);
-    let (child, _) = berth_shim::spawn::spawn(exe(), &f.cfg, None).unwrap();
+    let child = berth_shim::spawn::spawn(exe(), &f.cfg, None).unwrap().child;
     let mut child = child.expect("an exec'd shim is our child");
     let (_, mut attach) = client::open(&f.cfg.socket, &Request::Attach { stdin: false, stdout: true, stderr: true }).unwrap();
     assert!(client::call(&f.cfg.socket, &Request::Start).unwrap().ok);
@@ -155,7 +155,7 @@ fn exec_runs_in_the_container_and_kill_reports_the_signal(builtin: bool) {
 
 fn tty_container_with_resize(builtin: bool) {
     let f = fixture(builtin, &["sh", "-c", "stty size; read x; echo you said $x"], true);
-    let (child, _) = berth_shim::spawn::spawn(exe(), &f.cfg, None).unwrap();
+    let child = berth_shim::spawn::spawn(exe(), &f.cfg, None).unwrap().child;
     let mut child = child.expect("an exec'd shim is our child");
     let (_, mut attach) = client::open(&f.cfg.socket, &Request::Attach { stdin: true, stdout: true, stderr: true }).unwrap();
     assert!(client::call(&f.cfg.socket, &Request::Start).unwrap().ok);
@@ -253,7 +253,12 @@ fn parent_of(pid: i32) -> i32 {
 fn shims_forked_from_the_zygote_behave_as_exec_d_ones() {
     let f = fixture(true, &["sh", "-c", "read x; echo got $x; exit 4"], false);
     let zsock = f.cfg.bundle.join("zygote.sock");
-    let (child, _) = berth_shim::spawn::spawn(exe(), &f.cfg, Some(&zsock)).unwrap();
+    let spawned = berth_shim::spawn::spawn(exe(), &f.cfg, Some(&zsock)).unwrap();
+    // The shim reports where its create went, step by step, for --trace-phases.
+    let steps: Vec<&str> = spawned.phases.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(steps, ["setup", "plan", "cgroup", "clone", "init", "record", "done"], "{:?}", spawned.phases);
+    assert!(spawned.phases.iter().all(|(_, ms)| *ms >= 0.0) && spawned.phases.iter().any(|(_, ms)| *ms > 0.0));
+    let child = spawned.child;
     let hello = berth_shim::zygote::call(&zsock, &berth_shim::zygote::ZygoteRequest::Hello, None).unwrap();
     // Forked, not exec'd: the child handed back to be reaped is the zygote just started.
     assert_eq!(child.as_ref().map(|c| c.id() as i32), Some(hello.pid));
