@@ -305,15 +305,21 @@ pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
 
 /// Waits for the child's verdict on the sync socket.
 pub(crate) fn await_child(sync: &OwnedFd, what: fn(String) -> Error) -> Result<bool> {
+    await_child_report(sync, what).map(|r| r.is_some())
+}
+
+/// [`await_child`], with what the child sent along with "ready" (its phases, for
+/// [`crate::phases::add_reported`]); `None` when it exited first.
+pub(crate) fn await_child_report(sync: &OwnedFd, what: fn(String) -> Error) -> Result<Option<Vec<u8>>> {
     match ipc::recv(sync)? {
-        Some((ipc::MSG_READY, _)) => Ok(true),
+        Some((ipc::MSG_READY, body)) => Ok(Some(body)),
         Some((ipc::MSG_ERROR, msg)) => Err(what(String::from_utf8_lossy(&msg).into_owned())),
         Some((ipc::MSG_COMMAND, body)) => Err(match serde_json::from_slice(&body) {
             Ok(c) => Error::Command(c),
             Err(_) => what(String::from_utf8_lossy(&body).into_owned()),
         }),
         Some((other, _)) => Err(what(format!("unexpected message {other:?} from the child"))),
-        None => Ok(false),
+        None => Ok(None),
     }
 }
 

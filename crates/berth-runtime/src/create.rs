@@ -9,7 +9,7 @@ use nix::sys::stat::Mode;
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType};
 
 use crate::cgroups::{self, Layout};
-use crate::container::{CreateGuard, CreateOptions, await_child, clone_child_into, connect_console, write_pid_file};
+use crate::container::{CreateGuard, CreateOptions, await_child_report, clone_child_into, connect_console, write_pid_file};
 use crate::error::{Context, Error, Result};
 use crate::init::{ChildConfig, ContainerInit, child_main};
 use crate::ipc;
@@ -295,11 +295,13 @@ impl Runtime {
             })?;
         }
         ipc::send(&parent_sock, ipc::MSG_GO, b"")?;
-        if !await_child(&parent_sock, Error::Init)? {
+        let Some(report) = await_child_report(&parent_sock, Error::Init)? else {
             return Err(Error::Init("the container init exited during setup".into()));
-        }
-        // The init's own setup: its namespaces' mounts, devices, pivot_root, seccomp.
+        };
+        // The init's own setup: its namespaces' mounts, devices, pivot_root, seccomp;
+        // then its own account of it (`init.*`).
         crate::phases::mark("init");
+        crate::phases::add_reported("init", &report);
         let start_time = state::proc_stat(pid)
             .map(|s| s.start_time)
             .ok_or_else(|| Error::Init("the container init exited during setup".into()))?;

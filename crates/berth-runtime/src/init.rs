@@ -102,6 +102,8 @@ fn run(cfg: &mut ChildConfig) -> Result<Infallible> {
         Some((ipc::MSG_GO, _)) => {}
         _ => return Err(Error::Init("runtime went away before the container was set up".into())),
     }
+    // Where this setup's time goes, sent with "ready" (`crate::phases`).
+    let mut marks = crate::phases::ChildMarks::new();
     // Before anything else, and while cgroup paths still mean the host's (exec enters
     // the container's mount namespace below).
     if let Some(cg) = cfg.cgroup.take() {
@@ -111,13 +113,15 @@ fn run(cfg: &mut ChildConfig) -> Result<Infallible> {
     for (flag, fd) in cfg.join.drain(..) {
         setns(&fd, flag).ctx(|| format!("join {} namespace", crate::namespaces::proc_name(flag)))?;
     }
+    marks.mark("join");
     if let Some(c) = cfg.container.as_ref() {
-        setup_container(&sys, c)?;
+        setup_container(&sys, c, &mut marks)?;
         // Like runc, a missing cwd is made (before the root may become read-only).
         if !cfg.process.cwd.exists() {
             sys.mkdir_all(&cfg.process.cwd, 0o755)?;
         }
     }
+    marks.mark("cwd");
     if let Some(stdio) = cfg.stdio.take() {
         for (i, fd) in stdio.iter().enumerate() {
             dup2(fd.as_raw_fd(), i as RawFd).ctx(|| format!("dup2 stdio {i}"))?;
@@ -133,6 +137,7 @@ fn run(cfg: &mut ChildConfig) -> Result<Infallible> {
     if let Some(c) = cfg.container.as_ref() {
         rootfs::finalize(&sys, &c.rootfs)?;
     }
+    marks.mark("finalize");
     let p = &cfg.process;
     process::apply_rlimits(&p.rlimits)?;
     if let Some(io) = p.io_priority {
@@ -194,8 +199,9 @@ fn run(cfg: &mut ChildConfig) -> Result<Infallible> {
     if pid1 {
         crate::pid1::prepare(&p.args)?;
     }
+    marks.mark("process");
     if !cfg.is_exec {
-        ipc::send(&cfg.sync, ipc::MSG_READY, b"")?;
+        ipc::send(&cfg.sync, ipc::MSG_READY, marks.encode())?;
     }
     if let Some(fifo) = cfg.container.as_ref().and_then(|c| c.fifo.as_ref()) {
         wait_for_start(fifo)?;
@@ -230,7 +236,7 @@ fn cwd_inside_root(cwd: &Path) -> Result<()> {
     )))
 }
 
-fn setup_container(sys: &dyn Syscall, c: &ContainerInit) -> Result<()> {
+fn setup_container(sys: &dyn Syscall, c: &ContainerInit, marks: &mut crate::phases::ChildMarks) -> Result<()> {
     if c.ns.has_user() {
         // The parent has written our id maps (a new namespace), or we were cloned inside
         // the joined one: become the namespace's root.
@@ -256,8 +262,11 @@ fn setup_container(sys: &dyn Syscall, c: &ContainerInit) -> Result<()> {
     }
     // Device nodes and mount points get exactly the modes we ask for.
     nix::sys::stat::umask(Mode::empty());
+    marks.mark("namespaces");
     rootfs::prepare(sys, &c.rootfs)?;
+    marks.mark("mounts");
     rootfs::enter(sys, &c.rootfs)?;
+    marks.mark("pivot");
     if let Some(h) = c.hostname.as_deref().filter(|h| !h.is_empty()) {
         sys.sethostname(h)?;
     }

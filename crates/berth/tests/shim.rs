@@ -256,7 +256,15 @@ fn shims_forked_from_the_zygote_behave_as_exec_d_ones() {
     let spawned = berth_shim::spawn::spawn(exe(), &f.cfg, Some(&zsock)).unwrap();
     // The shim reports where its create went, step by step, for --trace-phases.
     let steps: Vec<&str> = spawned.phases.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(steps, ["setup", "plan", "cgroup", "clone", "init", "record", "done"], "{:?}", spawned.phases);
+    assert_eq!(
+        steps,
+        [
+            "setup", "plan", "cgroup", "clone", "init", "init.join", "init.namespaces", "init.mounts", "init.pivot", "init.cwd", "init.finalize",
+            "init.process", "record", "done"
+        ],
+        "{:?}",
+        spawned.phases
+    );
     assert!(spawned.phases.iter().all(|(_, ms)| *ms >= 0.0) && spawned.phases.iter().any(|(_, ms)| *ms > 0.0));
     let child = spawned.child;
     let hello = berth_shim::zygote::call(&zsock, &berth_shim::zygote::ZygoteRequest::Hello, None).unwrap();
