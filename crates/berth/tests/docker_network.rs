@@ -285,3 +285,22 @@ fn dns_follows_a_container_as_it_joins_and_leaves_user_networks() {
     let record = std::fs::read_to_string(cdir.join("config.v2.json")).unwrap();
     assert!(record.contains("generated_digests"), "{record}");
 }
+
+#[test]
+fn a_start_whose_network_is_gone_fails_and_leaves_nothing_mounted() {
+    // The rootfs is mounted while the network is attached (at once): when the attach
+    // fails, the mount made meanwhile is undone too.
+    let d = daemon();
+    run_ok(d.docker().args(["network", "create", "gone-net"]));
+    let id = run_ok(d.docker().args(["create", "--name", "orphan", "--network", "gone-net", "busybox", "true"])).trim().to_string();
+    run_ok(d.docker().args(["network", "rm", "gone-net"]));
+    let out = d.docker().args(["start", "orphan"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("network gone-net not found"), "{}", String::from_utf8_lossy(&out.stderr));
+    std::thread::sleep(Duration::from_millis(300));
+    let left = berth_testutil::daemon::container_mounts_under(&d.dir);
+    assert!(left.iter().all(|m| !m.contains(&id)), "{left:?}");
+    assert_eq!(std::fs::read_dir(d.exec_root.join("netns")).map(|r| r.count()).unwrap_or(0), 0);
+    assert_eq!(run_ok(d.docker().args(["inspect", "-f", "{{.State.Status}}", "orphan"])).trim(), "created");
+    run_ok(d.docker().args(["rm", "orphan"]));
+}
