@@ -103,7 +103,7 @@ fn run(cfg: &mut ChildConfig) -> Result<Infallible> {
         _ => return Err(Error::Init("runtime went away before the container was set up".into())),
     }
     // Where this setup's time goes, sent with "ready" (`crate::phases`).
-    let mut marks = crate::phases::ChildMarks::new();
+    let mut marks = crate::phases::Marks::new();
     // Before anything else, and while cgroup paths still mean the host's (exec enters
     // the container's mount namespace below).
     if let Some(cg) = cfg.cgroup.take() {
@@ -201,7 +201,7 @@ fn run(cfg: &mut ChildConfig) -> Result<Infallible> {
     }
     marks.mark("process");
     if !cfg.is_exec {
-        ipc::send(&cfg.sync, ipc::MSG_READY, marks.encode())?;
+        ipc::send(&cfg.sync, ipc::MSG_READY, &marks.encode())?;
     }
     if let Some(fifo) = cfg.container.as_ref().and_then(|c| c.fifo.as_ref()) {
         wait_for_start(fifo)?;
@@ -236,7 +236,7 @@ fn cwd_inside_root(cwd: &Path) -> Result<()> {
     )))
 }
 
-fn setup_container(sys: &dyn Syscall, c: &ContainerInit, marks: &mut crate::phases::ChildMarks) -> Result<()> {
+fn setup_container(sys: &dyn Syscall, c: &ContainerInit, marks: &mut crate::phases::Marks) -> Result<()> {
     if c.ns.has_user() {
         // The parent has written our id maps (a new namespace), or we were cloned inside
         // the joined one: become the namespace's root.

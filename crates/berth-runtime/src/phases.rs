@@ -3,79 +3,69 @@
 //! ends the phase since the previous one), then [`take`]. Between `take` and the next
 //! `begin` a mark does nothing, so the runtime's own CLI collects nothing. A mark is a
 //! clock read and a push onto a short list. The container's init, a forked child, keeps
-//! its own [`ChildMarks`] (no lock: it must not take one another thread of its parent
-//! may have held at the fork) and sends them with its "ready".
+//! [`Marks`] of its own (no lock: it must not take one another thread of its parent may
+//! have held at the fork) and sends them with its "ready".
 
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
-type Marks = (Option<Instant>, Vec<(String, f64)>);
+/// Consecutive phases: each mark ends the one since the previous mark.
+pub(crate) struct Marks {
+    last: Instant,
+    list: Vec<(String, f64)>,
+}
 
-static MARKS: Mutex<Marks> = Mutex::new((None, Vec::new()));
+impl Marks {
+    pub(crate) fn new() -> Marks {
+        Marks { last: Instant::now(), list: Vec::with_capacity(16) }
+    }
 
-fn lock() -> MutexGuard<'static, Marks> {
-    MARKS.lock().unwrap_or_else(|p| p.into_inner())
+    pub(crate) fn mark(&mut self, name: &str) {
+        let now = Instant::now();
+        self.list.push((name.to_string(), (now - self.last).as_secs_f64() * 1000.0));
+        self.last = now;
+    }
+
+    /// `name=ms name=ms …`: what the init sends with "ready", for [`add_reported`].
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let text: Vec<String> = self.list.iter().map(|(n, ms)| format!("{n}={ms:.3}")).collect();
+        text.join(" ").into_bytes()
+    }
+}
+
+/// This process's collection, between [`begin`] and [`take`].
+static COLLECTING: Mutex<Option<Marks>> = Mutex::new(None);
+
+fn lock() -> MutexGuard<'static, Option<Marks>> {
+    COLLECTING.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Starts collecting (and forgets what an earlier collection left).
 pub fn begin() {
-    let mut m = lock();
-    m.0 = Some(Instant::now());
-    m.1.clear();
+    *lock() = Some(Marks::new());
 }
 
 /// Ends the phase called `name`: the time since [`begin`] or the previous mark.
 pub fn mark(name: &'static str) {
-    let mut m = lock();
-    if let Some(last) = m.0 {
-        let now = Instant::now();
-        m.1.push((name.to_string(), (now - last).as_secs_f64() * 1000.0));
-        m.0 = Some(now);
+    if let Some(m) = lock().as_mut() {
+        m.mark(name);
     }
 }
 
 /// The phases collected since [`begin`], in milliseconds; collecting stops.
 pub fn take() -> Vec<(String, f64)> {
-    let mut m = lock();
-    m.0 = None;
-    std::mem::take(&mut m.1)
+    lock().take().map(|m| m.list).unwrap_or_default()
 }
 
 /// Adds the parts of phase `of` that another process measured and sent as
-/// [`ChildMarks::encode`] text, as `of.name` (not counted again in the clock).
+/// [`Marks::encode`] text, as `of.name` (not counted again in the clock).
 pub fn add_reported(of: &str, report: &[u8]) {
     let mut m = lock();
-    if m.0.is_none() {
-        return;
-    }
+    let Some(m) = m.as_mut() else { return };
     for (name, ms) in String::from_utf8_lossy(report).split_whitespace().filter_map(|kv| kv.split_once('=')) {
         if let Ok(ms) = ms.parse::<f64>() {
-            m.1.push((format!("{of}.{name}"), ms));
+            m.list.push((format!("{of}.{name}"), ms));
         }
-    }
-}
-
-/// Phases kept by one process for itself (the init between its fork and its "ready").
-pub(crate) struct ChildMarks {
-    last: Instant,
-    text: String,
-}
-
-impl ChildMarks {
-    pub(crate) fn new() -> ChildMarks {
-        ChildMarks { last: Instant::now(), text: String::with_capacity(128) }
-    }
-
-    pub(crate) fn mark(&mut self, name: &str) {
-        let now = Instant::now();
-        use std::fmt::Write;
-        let _ = write!(self.text, "{name}={:.3} ", (now - self.last).as_secs_f64() * 1000.0);
-        self.last = now;
-    }
-
-    /// `name=ms name=ms …`, for [`add_reported`].
-    pub(crate) fn encode(&self) -> &[u8] {
-        self.text.trim_end().as_bytes()
     }
 }
 
@@ -102,14 +92,14 @@ mod tests {
     #[test]
     fn a_childs_marks_are_added_under_the_phase_they_belong_to() {
         let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-        let mut child = super::ChildMarks::new();
+        let mut child = super::Marks::new();
         child.mark("mounts");
         child.mark("exec");
-        super::add_reported("init", child.encode());
+        super::add_reported("init", &child.encode());
         assert!(super::take().is_empty(), "nothing is added outside a collection");
         super::begin();
         super::mark("init");
-        super::add_reported("init", child.encode());
+        super::add_reported("init", &child.encode());
         super::add_reported("init", b"junk x=notanumber");
         let got = super::take();
         assert_eq!(got.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["init", "init.mounts", "init.exec"]);

@@ -107,15 +107,14 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
 }
 
 /// How long the zygote waits without a request before giving memory back.
-const ZYGOTE_TRIM_AFTER_IDLE_MS: i32 = 1000;
+const ZYGOTE_TRIM_AFTER_IDLE_MS: u16 = 1000;
 
 /// Whether `listener` has a connection waiting within `timeout_ms`.
-fn readable_within(listener: &UnixListener, timeout_ms: i32) -> bool {
-    let mut fds = [libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
-    // SAFETY: fds is a valid, exclusively borrowed array of one pollfd.
-    let n = unsafe { libc::poll(fds.as_mut_ptr(), 1, timeout_ms) };
+fn readable_within(listener: &UnixListener, timeout_ms: u16) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let mut fds = [PollFd::new(std::os::fd::AsFd::as_fd(listener), PollFlags::POLLIN)];
     // An interrupted or failed poll counts as readable: accept then decides.
-    n != 0
+    !matches!(poll(&mut fds, PollTimeout::from(timeout_ms)), Ok(0))
 }
 
 /// One request; false to stop serving.

@@ -182,10 +182,11 @@ pub fn mounts_under(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// [`mounts_under`] less the network namespaces a running daemon keeps made ahead for
-/// starts (`<exec-root>/netns-pool/`): what containers left, not the daemon's own.
+/// [`mounts_under`] less the namespaces a running daemon keeps made ahead for starts
+/// (`<exec-root>/netns-pool/`, and `userns-pool/` with `--userns-remap`): what
+/// containers left, not the daemon's own.
 pub fn container_mounts_under(dir: &Path) -> Vec<String> {
-    mounts_under(dir).into_iter().filter(|p| !p.contains("/netns-pool/")).collect()
+    mounts_under(dir).into_iter().filter(|p| !p.contains("/netns-pool/") && !p.contains("/userns-pool/")).collect()
 }
 
 /// Lazily unmounts every mount at or below `dir`, deepest first.
