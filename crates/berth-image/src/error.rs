@@ -107,11 +107,7 @@ pub enum ImageError {
 /// Go's "no space left on device" (what scripts and the docker CLI's users grep for),
 /// not Rust's "No space left on device (os error 28)". Other errors keep Rust's text.
 pub fn io_text(e: &io::Error) -> String {
-    match e.raw_os_error() {
-        Some(libc::ENOSPC) => "no space left on device".to_string(),
-        Some(libc::EDQUOT) => "disk quota exceeded".to_string(),
-        _ => e.to_string(),
-    }
+    berth_types::iotext::io_text(e)
 }
 
 impl ImageError {

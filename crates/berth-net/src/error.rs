@@ -77,7 +77,12 @@ impl NetError {
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
         let context = context.into();
-        let message = format!("{context}: {source}");
+        // An I/O error in dockerd's words (a full disk reads as users match it).
+        let cause = match (&source as &dyn std::error::Error).downcast_ref::<std::io::Error>() {
+            Some(io) => berth_types::iotext::io_text(io),
+            None => source.to_string(),
+        };
+        let message = format!("{context}: {cause}");
         NetError { kind: ErrorKind::System, message, source: Some(Box::new(source)) }
     }
 

@@ -13,6 +13,7 @@ pub mod exec;
 pub mod filters;
 pub mod gofmt;
 pub mod image;
+pub mod iotext;
 pub mod json;
 pub mod network;
 pub mod paths;
